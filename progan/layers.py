@@ -1,0 +1,176 @@
+"""Building blocks shared by both generator families.
+
+Progressive Growing of GANs (Karras et al., ICLR 2018):
+- section 4.1, *equalized learning rate*: weights are initialised N(0, 1) and scaled at run time by
+  the He constant ``gain / sqrt(fan_in)``, so every layer learns at the same speed under Adam.
+- section 4.2, *pixelwise feature vector normalization* (``PixelNorm``).
+- section 3, *minibatch standard deviation* (``MinibatchStdDev``).
+
+The run-time scale is a plain float attribute, never a parameter or a buffer, so saved keys stay
+``blocks.3.conv1.weight`` and exported weights are the raw N(0, 1)-scale tensors.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "EqualizedLinear",
+    "EqualizedConv2d",
+    "PixelNorm",
+    "MinibatchStdDev",
+    "Blur",
+    "upsample2x",
+    "downsample2x",
+    "LEAKY_SLOPE",
+]
+
+LEAKY_SLOPE = 0.2  # ProGAN section 4.2 / appendix A: leaky ReLU with leakiness 0.2 everywhere
+HE_GAIN = math.sqrt(2.0)
+
+
+class EqualizedLinear(nn.Module):
+    """Fully connected layer with equalized learning rate.
+
+    Input ``[N, in_features]`` -> output ``[N, out_features]``.
+    ``lr_multiplier`` slows the layer down (StyleGAN's mapping network uses 0.01): the stored weight is
+    initialised with std ``1 / lr_multiplier`` and multiplied back at run time.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        bias_init: float = 0.0,
+        gain: float = HE_GAIN,
+        lr_multiplier: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.lr_multiplier = lr_multiplier
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full((out_features,), bias_init / lr_multiplier)) if bias else None
+        self.weight_scale = gain / math.sqrt(in_features) * lr_multiplier  # He constant, applied per call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias * self.lr_multiplier
+        return F.linear(x, self.weight * self.weight_scale, bias)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, lr_multiplier={self.lr_multiplier}, "
+                f"weight_scale={self.weight_scale:.4g}")
+
+
+class EqualizedConv2d(nn.Module):
+    """2-D convolution with equalized learning rate; 'same' padding for odd kernels.
+
+    Input ``[N, in_channels, H, W]`` -> output ``[N, out_channels, H, W]``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        bias: bool = True,
+        gain: float = HE_GAIN,
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_scale = gain / math.sqrt(in_channels * kernel_size * kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.weight_scale, self.bias, padding=self.padding)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"bias={self.bias is not None}, weight_scale={self.weight_scale:.4g}")
+
+
+class PixelNorm(nn.Module):
+    """Normalize each pixel's feature vector to unit RMS over channels (ProGAN section 4.2).
+
+    ``b = a / sqrt(mean_c(a^2) + eps)``, any shape ``[N, C, ...]``.
+    """
+
+    def __init__(self, *, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}"
+
+
+class MinibatchStdDev(nn.Module):
+    """Append the minibatch standard deviation as extra feature maps (ProGAN section 3).
+
+    Input ``[N, C, H, W]`` -> output ``[N, C + num_features, H, W]``. The batch is split into groups of
+    ``group_size`` samples (sample ``i`` joins group ``i % (N // group_size)``); for every group, the
+    std over its samples of each feature at each pixel is averaged over features and pixels, giving
+    one number per group (per feature slice when ``num_features > 1``) that is replicated over the
+    group's samples and pixels. If ``N`` is not a multiple of ``group_size``, the largest group size
+    that divides ``N`` is used, so any batch works.
+    """
+
+    def __init__(self, *, group_size: int = 4, num_features: int = 1, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.group_size = group_size
+        self.num_features = num_features
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = next(s for s in range(min(self.group_size, n), 0, -1) if n % s == 0)
+        f = self.num_features
+        y = x.reshape(g, n // g, f, c // f, h, w).float()                 # [G, M, F, C/F, H, W]
+        y = (y.var(dim=0, unbiased=False) + self.eps).sqrt()             # [M, F, C/F, H, W]
+        y = y.mean(dim=(2, 3, 4))                                         # [M, F]
+        y = y.to(x.dtype).reshape(-1, f, 1, 1).repeat(g, 1, h, w)         # [N, F, H, W]
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_features={self.num_features}"
+
+
+class Blur(nn.Module):
+    """Depthwise [1, 2, 1] x [1, 2, 1] low-pass filter (StyleGAN section 2, after Zhang 2019).
+
+    StyleGAN filters after every upsampling and before every downsampling to reduce aliasing.
+    Shape-preserving: ``[N, C, H, W]`` -> ``[N, C, H, W]``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16.0)[None, None], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        kernel = self.kernel.to(x.dtype).expand(c, 1, 3, 3)
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
+
+
+def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour 2x upsampling, as ProGAN's generator (appendix A)."""
+    return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
+def downsample2x(x: torch.Tensor) -> torch.Tensor:
+    """2x2 average pooling, as ProGAN's discriminator (appendix A)."""
+    return F.avg_pool2d(x, kernel_size=2)

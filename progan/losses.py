@@ -1,0 +1,124 @@
+"""GAN losses as pure functions of networks and tensors.
+
+- WGAN-GP (Gulrajani et al. 2017, section 4, algorithm 1): ``D(fake) - D(real) + lambda * (||grad D(x_hat)|| - 1)^2``
+  on random interpolates ``x_hat``, lambda = 10, as ProGAN uses (Karras et al. 2018, section 6 / appendix A).
+- Drift (ProGAN appendix A.1): ``epsilon * D(real)^2`` with epsilon = 0.001 keeps scores near zero.
+- Non-saturating logistic loss (Goodfellow et al. 2014, section 3) with the R1 penalty
+  ``gamma / 2 * ||grad D(real)||^2`` (Mescheder et al. 2018, section 4.1), as StyleGAN (section 5 / appendix C).
+
+Each function takes ``discriminator`` as a callable ``images -> scores [N, 1]`` (already bound to the
+active stage/alpha), returns a scalar loss and a dict of detached terms for logging. Penalties run in
+float32 even under autocast: squared gradient norms overflow fp16 easily.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "wgan_generator_loss",
+    "wgan_gp_discriminator_loss",
+    "gradient_penalty",
+    "logistic_generator_loss",
+    "logistic_r1_discriminator_loss",
+    "r1_penalty",
+    "generator_loss",
+    "discriminator_loss",
+    "LOSSES",
+]
+
+Critic = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _input_gradients(scores: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    (grad,) = torch.autograd.grad(scores.float().sum(), inputs, create_graph=True)
+    return grad.float().flatten(1)                                       # [N, C*H*W]
+
+
+def gradient_penalty(discriminator: Critic, real: torch.Tensor, fake: torch.Tensor, *, target: float = 1.0) -> torch.Tensor:
+    """WGAN-GP: mean over the batch of ``(||grad D(x_hat)||_2 - target)^2``; x_hat on real-fake lines."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    mixed = torch.lerp(real.detach(), fake.detach(), eps).requires_grad_(True)
+    grad = _input_gradients(discriminator(mixed), mixed)
+    return (grad.norm(2, dim=1) - target).square().mean()
+
+
+def r1_penalty(discriminator: Critic, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """R1: mean of ``||grad D(real)||^2``. Returns (penalty, real scores) so the scores are reused."""
+    real = real.detach().requires_grad_(True)
+    scores = discriminator(real)
+    grad = _input_gradients(scores, real)
+    return grad.square().sum(dim=1).mean(), scores
+
+
+def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    return -fake_scores.float().mean()
+
+
+def wgan_gp_discriminator_loss(
+    discriminator: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    *,
+    gp_lambda: float = 10.0,
+    drift_epsilon: float = 0.001,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    real_scores = discriminator(real).float()
+    fake_scores = discriminator(fake.detach()).float()
+    wasserstein = fake_scores.mean() - real_scores.mean()
+    penalty = gradient_penalty(discriminator, real, fake)
+    drift = real_scores.square().mean()
+    loss = wasserstein + gp_lambda * penalty + drift_epsilon * drift
+    return loss, {"d_wasserstein": wasserstein.detach(), "d_gp": penalty.detach(), "d_drift": drift.detach(),
+                  "real_score": real_scores.mean().detach(), "fake_score": fake_scores.mean().detach()}
+
+
+def logistic_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """Non-saturating: ``-log sigmoid(D(G(z)))`` = ``softplus(-D(G(z)))``."""
+    return F.softplus(-fake_scores.float()).mean()
+
+
+def logistic_r1_discriminator_loss(
+    discriminator: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    *,
+    r1_gamma: float = 10.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    fake_scores = discriminator(fake.detach()).float()
+    penalty, real_scores = r1_penalty(discriminator, real)
+    real_scores = real_scores.float()
+    adversarial = F.softplus(fake_scores).mean() + F.softplus(-real_scores).mean()
+    loss = adversarial + r1_gamma / 2 * penalty
+    return loss, {"d_logistic": adversarial.detach(), "d_r1": penalty.detach(),
+                  "real_score": real_scores.mean().detach(), "fake_score": fake_scores.mean().detach()}
+
+
+LOSSES = ("wgan_gp", "logistic_r1")
+
+
+def generator_loss(name: str, fake_scores: torch.Tensor) -> torch.Tensor:
+    if name == "wgan_gp":
+        return wgan_generator_loss(fake_scores)
+    if name == "logistic_r1":
+        return logistic_generator_loss(fake_scores)
+    raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+
+
+def discriminator_loss(
+    name: str,
+    discriminator: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    *,
+    gp_lambda: float = 10.0,
+    drift_epsilon: float = 0.001,
+    r1_gamma: float = 10.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    if name == "wgan_gp":
+        return wgan_gp_discriminator_loss(discriminator, real, fake, gp_lambda=gp_lambda, drift_epsilon=drift_epsilon)
+    if name == "logistic_r1":
+        return logistic_r1_discriminator_loss(discriminator, real, fake, r1_gamma=r1_gamma)
+    raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")

@@ -1,0 +1,116 @@
+"""Property tests of ProGAN's tricks (Karras et al. 2018, sections 3, 4.1, 4.2) and StyleGAN's AdaIN."""
+import math
+
+import pytest
+import torch
+
+from progan.layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
+from stylegan_lite.layers import AdaIN, MappingNetwork, NoiseInjection
+
+
+def test_equalized_linear_applies_he_constant_at_runtime():
+    torch.manual_seed(0)
+    layer = EqualizedLinear(256, 64)
+    # stored weights are N(0, 1): the scale is not baked into the parameter
+    assert abs(layer.weight.std().item() - 1.0) < 0.02
+    x = torch.randn(8, 256)
+    expected = x @ (layer.weight * math.sqrt(2) / math.sqrt(256)).T + layer.bias
+    torch.testing.assert_close(layer(x), expected)
+    assert "weight_scale" not in dict(layer.named_buffers()) and len(list(layer.parameters())) == 2
+
+
+def test_equalized_linear_lr_multiplier_keeps_effective_init_and_slows_learning():
+    torch.manual_seed(0)
+    slow = EqualizedLinear(512, 512, lr_multiplier=0.01)
+    # effective weight has He std regardless of the multiplier
+    effective = slow.weight * slow.weight_scale
+    assert abs(effective.std().item() - math.sqrt(2 / 512)) / math.sqrt(2 / 512) < 0.02
+    # a unit step on the stored weight moves the effective weight 100x less than at lr_multiplier=1
+    fast = EqualizedLinear(512, 512)
+    assert math.isclose(slow.weight_scale / fast.weight_scale, 0.01, rel_tol=1e-9)
+
+
+def test_equalized_conv_effective_output_scale():
+    torch.manual_seed(0)
+    conv = EqualizedConv2d(64, 64, 3, bias=False)
+    x = torch.randn(16, 64, 16, 16)
+    y = conv(x)[:, :, 1:-1, 1:-1]  # interior pixels: no padding effects
+    # He init keeps the second moment of a linear layer's output at gain^2 = 2 times the input's
+    assert abs(y.square().mean().item() / x.square().mean().item() - 2.0) < 0.15
+    assert conv.weight_scale == pytest.approx(math.sqrt(2) / math.sqrt(64 * 9))
+
+
+def test_pixel_norm_gives_unit_rms_per_pixel():
+    x = torch.randn(4, 32, 8, 8) * torch.rand(4, 1, 8, 8) * 10
+    y = PixelNorm()(x)
+    rms = y.square().mean(dim=1).sqrt()
+    torch.testing.assert_close(rms, torch.ones_like(rms), atol=1e-4, rtol=0)
+    # direction is preserved
+    torch.testing.assert_close(y / y.norm(dim=1, keepdim=True), x / x.norm(dim=1, keepdim=True))
+
+
+@pytest.mark.parametrize("num_features", [1, 2])
+def test_minibatch_stddev_adds_channels_that_depend_on_the_batch(num_features):
+    torch.manual_seed(0)
+    layer = MinibatchStdDev(group_size=4, num_features=num_features)
+    x = torch.randn(8, 6, 4, 4)
+    y = layer(x)
+    assert y.shape == (8, 6 + num_features, 4, 4)
+    torch.testing.assert_close(y[:, :6], x)
+    stat = y[:, 6:]
+    # constant over pixels; groups are samples i % 2: {0,2,4,6} and {1,3,5,7}
+    assert torch.all(stat == stat[:, :, :1, :1])
+    torch.testing.assert_close(stat[0], stat[2])
+    g = x[0::2].reshape(4, num_features, 6 // num_features, 4, 4)
+    expected = (g.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))
+    torch.testing.assert_close(stat[0, :, 0, 0], expected)
+    # changing another sample of the group changes this sample's feature: it sees the batch
+    x2 = x.clone()
+    x2[4] *= 5
+    assert not torch.allclose(layer(x2)[0, 6:], stat[0])
+    # identical samples have zero spread (up to eps)
+    same = layer(x[:1].repeat(4, 1, 1, 1))[:, 6:]
+    assert same.abs().max() < 1e-3
+
+
+def test_minibatch_stddev_handles_batches_not_divisible_by_group():
+    y = MinibatchStdDev(group_size=4)(torch.randn(6, 4, 4, 4))
+    assert y.shape == (6, 5, 4, 4) and torch.isfinite(y).all()
+
+
+def test_adain_output_has_style_mean_and_std_per_channel():
+    torch.manual_seed(0)
+    adain = AdaIN(8, 16)
+    with torch.no_grad():
+        adain.affine.weight.normal_()
+        adain.affine.bias.normal_()
+    x = torch.randn(3, 8, 16, 16) * 4 + 2
+    w = torch.randn(3, 16)
+    y = adain(x, w)
+    style = adain.affine(w)
+    scale, bias = style[:, :8], style[:, 8:]
+    torch.testing.assert_close(y.mean(dim=(2, 3)), bias, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(y.std(dim=(2, 3), unbiased=False), scale.abs(), atol=1e-3, rtol=1e-3)
+
+
+def test_adain_starts_as_identity_style():
+    adain = AdaIN(4, 8)
+    style = adain.affine(torch.zeros(2, 8))
+    torch.testing.assert_close(style, torch.cat([torch.ones(2, 4), torch.zeros(2, 4)], dim=1))
+
+
+def test_noise_injection_is_per_channel_and_starts_at_zero():
+    layer = NoiseInjection(3)
+    x, noise = torch.randn(2, 3, 4, 4), torch.randn(2, 1, 4, 4)
+    torch.testing.assert_close(layer(x, noise), x)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([0.0, 1.0, 2.0]))
+    y = layer(x, noise)
+    torch.testing.assert_close(y - x, torch.cat([0 * noise, noise, 2 * noise], dim=1))
+
+
+def test_mapping_network_normalizes_z():
+    torch.manual_seed(0)
+    mapping = MappingNetwork(16, 16, num_layers=2)
+    z = torch.randn(4, 16)
+    torch.testing.assert_close(mapping(z), mapping(z * 37.0), atol=1e-5, rtol=1e-5)

@@ -1,0 +1,174 @@
+"""Generators and discriminator of both families: shapes, fade-in, StyleGAN controls, determinism."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from families import FAMILIES, count_parameters
+from progan.layers import downsample2x, upsample2x
+
+STYLE = FAMILIES["stylegan_lite"]
+
+
+def _gen(generator, z, **kw):
+    if isinstance(generator, STYLE.generator_cls):
+        kw.setdefault("noise_mode", "const")  # deterministic across calls
+    return generator(z, **kw)
+
+
+def test_output_shapes_at_every_stage(family, tiny_generator):
+    config = family.presets["tiny"]
+    disc = family.discriminator_cls(config)
+    z = torch.randn(4, config.latent_dim)
+    for stage, res in enumerate(config.resolutions):
+        for alpha in (0.0, 0.5, 1.0):
+            images = tiny_generator(z, stage=stage, alpha=alpha)
+            assert images.shape == (4, 3, res, res)
+            assert disc(images, stage=stage, alpha=alpha).shape == (4, 1)
+    assert tiny_generator(z).shape == (4, 3, config.resolution, config.resolution)
+
+
+def test_fade_in_endpoints(family, tiny_generator):
+    config = family.presets["tiny"]
+    z = torch.randn(3, config.latent_dim)
+    for stage in range(1, config.num_stages):
+        previous = _gen(tiny_generator, z, stage=stage - 1)
+        start = _gen(tiny_generator, z, stage=stage, alpha=0.0)
+        end = _gen(tiny_generator, z, stage=stage, alpha=1.0)
+        half = _gen(tiny_generator, z, stage=stage, alpha=0.5)
+        torch.testing.assert_close(start, upsample2x(previous))       # alpha=0: the previous stage, upsampled
+        assert not torch.allclose(start, end)
+        torch.testing.assert_close(half, (start + end) / 2, atol=1e-5, rtol=1e-5)  # continuous blend
+        # alpha=1 equals the new stage on its own: later blocks and their ToRGB are not involved
+        torch.testing.assert_close(end, _gen(tiny_generator, z, stage=stage))
+
+
+def test_discriminator_fade_in_endpoints(family):
+    config = family.presets["tiny"]
+    torch.manual_seed(0)
+    disc = family.discriminator_cls(config)
+    images = torch.randn(4, 3, 16, 16)
+    low = disc(downsample2x(images), stage=1)
+    # alpha=0 sees only the downsampled image through the previous stage's FromRGB
+    assert torch.allclose(disc(images, stage=2, alpha=0.0), low, atol=1e-6)
+    assert not torch.allclose(disc(images, stage=2, alpha=1.0), low)
+    with pytest.raises(ValueError, match="expects 8x8"):
+        disc(images, stage=1)
+
+
+def test_invalid_stage_is_a_clear_error(tiny_generator, family):
+    with pytest.raises(ValueError, match="stage must be in"):
+        tiny_generator(torch.randn(1, family.presets["tiny"].latent_dim), stage=7)
+
+
+def test_backward_reaches_only_active_parameters(family, tiny_generator):
+    config = family.presets["tiny"]
+    tiny_generator.train()
+    out = tiny_generator(torch.randn(2, config.latent_dim), stage=1, alpha=0.5)
+    out.square().mean().backward()
+    grads = {n: p.grad for n, p in tiny_generator.named_parameters()}
+    assert all(g is None for n, g in grads.items() if "to_rgb.2" in n)  # stage-2 ToRGB is inactive
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if "to_rgb.1" in n)
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if "to_rgb.0" in n)
+
+
+def test_same_seed_same_weights_and_images(family):
+    config = family.presets["tiny"]
+    def build():
+        torch.manual_seed(123)
+        return family.generator_cls(config)
+    a, b = build(), build()
+    z = torch.randn(2, config.latent_dim)
+    kw = {"noise_mode": "const"} if family.name == "stylegan_lite" else {}
+    torch.testing.assert_close(a(z, **kw), b(z, **kw), rtol=0, atol=0)
+
+
+def test_paper_parameter_counts_within_three_percent():
+    published = {("progan", "G"): 23.1e6, ("progan", "D"): 23.1e6, ("stylegan_lite", "G"): 26.2e6}
+    for (name, net), target in published.items():
+        family = FAMILIES[name]
+        config = family.presets["paper-1024"]
+        with torch.device("meta"):
+            module = family.generator_cls(config) if net == "G" else family.discriminator_cls(config)
+        count = count_parameters(module)
+        print(f"{name} {net} paper-1024: {count / 1e6:.2f}M (published {target / 1e6:.1f}M)")
+        assert abs(count - target) / target < 0.03
+
+
+# --- StyleGAN-lite controls -------------------------------------------------------------------
+
+@pytest.fixture
+def style_gen():
+    torch.manual_seed(0)
+    g = STYLE.generator_cls(STYLE.presets["tiny"]).eval()
+    with torch.no_grad():
+        g.w_avg.normal_()  # a non-trivial tracked mean
+        g.synthesis.input.weight.normal_()  # a learned-like constant (all-ones has no spatial content)
+        for layer in g.synthesis.layers:
+            layer.noise.weight.fill_(0.1)  # trained-like noise strength, so noise changes pixels
+    return g
+
+
+def test_truncation_psi_zero_gives_w_avg_and_psi_one_is_identity(style_gen):
+    ws = style_gen.broadcast(style_gen.mapping(torch.randn(3, 16)))
+    torch.testing.assert_close(style_gen.truncate(ws, psi=0.0), style_gen.w_avg.expand_as(ws))
+    assert style_gen.truncate(ws, psi=1.0) is ws
+    half = style_gen.truncate(ws, psi=0.5)
+    torch.testing.assert_close(half, (ws + style_gen.w_avg) / 2)
+    # psi=0 images are identical for every z: all collapse onto the average
+    imgs = style_gen(torch.randn(3, 16), psi=0.0, noise_mode="const")
+    torch.testing.assert_close(imgs[0], imgs[1])
+
+
+def test_truncation_cutoff_leaves_later_layers_untouched(style_gen):
+    ws = style_gen.broadcast(style_gen.mapping(torch.randn(2, 16)))
+    out = style_gen.truncate(ws, psi=0.0, cutoff=2)
+    torch.testing.assert_close(out[:, :2], style_gen.w_avg.expand(2, 2, -1))
+    torch.testing.assert_close(out[:, 2:], ws[:, 2:], rtol=0, atol=0)
+
+
+def _styles_seen(gen, **forward_kwargs):
+    seen = []
+    hooks = [layer.adain.register_forward_hook(lambda m, args, out: seen.append(args[1].clone()))
+             for layer in gen.synthesis.layers]
+    gen(**forward_kwargs)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def test_style_mixing_uses_each_w_where_it_should(style_gen):
+    z1, z2 = torch.randn(2, 16), torch.randn(2, 16)
+    w1, w2 = style_gen.mapping(z1), style_gen.mapping(z2)
+    crossover = 3
+    seen = _styles_seen(style_gen, z=z1, mix_z=z2, crossover=crossover, noise_mode="const")
+    assert len(seen) == style_gen.num_ws
+    for i, w in enumerate(seen):
+        torch.testing.assert_close(w, w1 if i < crossover else w2)
+    with pytest.raises(ValueError, match="crossover"):
+        style_gen(z1, mix_z=z2)
+
+
+def test_fixed_noise_gives_identical_images_and_new_noise_changes_only_detail(style_gen):
+    z = torch.randn(2, 16)
+    noise = style_gen.synthesis.make_noise(2, generator=torch.Generator().manual_seed(5))
+    a = style_gen(z, noise=noise)
+    b = style_gen(z, noise=noise)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    other = style_gen.synthesis.make_noise(2, generator=torch.Generator().manual_seed(6))
+    c = style_gen(z, noise=other)
+    assert not torch.allclose(a, c)
+    # noise changes detail, not content: coarse structure (4x4 means) of the same z moves far less
+    # under new noise than under a new z
+    d = style_gen(torch.randn(2, 16), noise=noise)
+    coarse = lambda x: F.avg_pool2d(x, 4)  # noqa: E731
+    assert (coarse(a) - coarse(c)).abs().mean() < 0.25 * (coarse(a) - coarse(d)).abs().mean()
+    # const mode is reproducible, and random mode differs call to call
+    torch.testing.assert_close(style_gen(z, noise_mode="const"), style_gen(z, noise_mode="const"))
+    assert not torch.allclose(style_gen(z, noise_mode="random"), style_gen(z, noise_mode="random"))
+
+
+def test_w_avg_tracks_mean_w(style_gen):
+    style_gen.w_avg.zero_()
+    w = torch.randn(8, 16) + 3
+    style_gen.update_w_avg(w)
+    torch.testing.assert_close(style_gen.w_avg, (1 - style_gen.config.w_avg_beta) * w.mean(0))
