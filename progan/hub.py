@@ -27,6 +27,7 @@ Nothing here is unpickled: the result is meant for ``safetensors`` loaders only.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import struct
@@ -235,7 +236,7 @@ def _download(url: str, out, *, progress: bool, timeout: float) -> str:
         raise DownloadError(f"HTTP {exc.code} {exc.reason} for {url}") from exc
     except urllib.error.URLError as exc:
         raise DownloadError(f"cannot reach {url}: {exc.reason}") from exc
-    except (OSError, ValueError) as exc:  # timeouts, resets, http.client.IncompleteRead (chunked)
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, resets, IncompleteRead
         raise DownloadError(f"download of {url} interrupted after {written} bytes: "
                             f"{type(exc).__name__}: {exc}") from exc
     # http.client returns a short body silently when the server closes early; catch it here.
