@@ -122,8 +122,11 @@ def resolve_weights(
     """
     expected = _normalize_sha256(sha256)
     text = os.fspath(source)
+    remote = isinstance(source, str) and text.startswith(("hf://", "http://", "https://"))
+    if remote and force_download and _offline():
+        raise DownloadError(f"GAN_STUDIO_OFFLINE=1 forbids force_download of {text}")
     if isinstance(source, str) and text.startswith("hf://"):
-        path = _resolve_hf(text, cache_dir=cache_dir, force_download=force_download)
+        path = _resolve_hf(text, cache_dir=cache_dir, force_download=force_download, timeout=timeout)
     elif isinstance(source, str) and text.startswith(("http://", "https://")):
         return _resolve_url(text, expected, Path(cache_dir) if cache_dir else default_cache_dir(),
                             force_download=force_download, progress=progress, timeout=timeout)
@@ -156,10 +159,9 @@ def _resolve_local(path: Path) -> Path:
     return candidate.resolve()
 
 
-def _resolve_hf(uri: str, *, cache_dir: str | os.PathLike | None, force_download: bool) -> Path:
+def _resolve_hf(uri: str, *, cache_dir: str | os.PathLike | None, force_download: bool,
+                timeout: float) -> Path:
     location = parse_hf_uri(uri)
-    if force_download and _offline():
-        raise DownloadError(f"GAN_STUDIO_OFFLINE=1 forbids force_download of {uri}")
     # Imported here: only hf:// sources pay for the Hub client's import time.
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError,
@@ -169,7 +171,7 @@ def _resolve_hf(uri: str, *, cache_dir: str | os.PathLike | None, force_download
         return Path(hf_hub_download(
             repo_id=location.repo_id, filename=location.filename, revision=location.revision,
             cache_dir=Path(cache_dir) / "huggingface" if cache_dir else None,
-            force_download=force_download, local_files_only=_offline(),
+            force_download=force_download, local_files_only=_offline(), etag_timeout=timeout,
         ))
     # LocalEntryNotFoundError first: it subclasses EntryNotFoundError but means "offline cache miss".
     except LocalEntryNotFoundError as exc:
@@ -201,6 +203,7 @@ def _resolve_url(url: str, expected: str | None, cache_dir: Path, *, force_downl
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".part")
     try:
+        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; a shared GAN_STUDIO_CACHE must be readable
         with os.fdopen(fd, "wb") as out:
             got = _download(url, out, progress=progress, timeout=timeout)
             out.flush()
@@ -255,14 +258,12 @@ def _check_safetensors_header(path: Path, url: str) -> None:
 
 
 def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, so best effort.
+    # Makes the rename itself durable; directories cannot be opened/fsynced everywhere: best effort.
     try:
         fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError:
         pass
-    finally:
-        os.close(fd)

@@ -140,6 +140,12 @@ def test_sha256_file_matches_hashlib(tmp_path):
 
 # --- http(s) downloads ---------------------------------------------------------------------------
 
+def test_cached_file_is_readable_by_others(server, tmp_path, payload):
+    server.routes["/model.safetensors"] = ("ok", payload)
+    path = resolve_weights(server.url("/model.safetensors"), cache_dir=tmp_path, progress=False)
+    assert path.stat().st_mode & 0o044 == 0o044  # not mkstemp's owner-only 0600
+
+
 def test_download_then_cache_hit_offline(server, tmp_path, payload):
     server.routes["/m/model.safetensors"] = ("ok", payload)
     url, cache = server.url("/m/model.safetensors"), tmp_path / "cache"
@@ -261,7 +267,10 @@ def test_offline_env_cache_miss_and_hit(server, tmp_path, payload, monkeypatch):
     assert resolve_weights(url, cache_dir=tmp_path, sha256=_sha(payload)) == path
     with pytest.raises(WeightsNotFoundError, match="wrong sha256"):
         resolve_weights(url, cache_dir=tmp_path, sha256="0" * 64)
+    with pytest.raises(DownloadError, match="force_download"):
+        resolve_weights(url, cache_dir=tmp_path, force_download=True)
     assert len(server.hits) == 1
+    assert _files(tmp_path) == [path.name]  # the offline refusals did not touch the good copy
 
 
 # --- hf:// ---------------------------------------------------------------------------------------
@@ -312,6 +321,7 @@ def test_hf_download_arguments_and_checksum(fake_hub, payload):
     assert calls[0]["filename"] == "ema/g.safetensors"
     assert calls[0]["revision"] == "v2"
     assert calls[0]["local_files_only"] is False and calls[0]["cache_dir"] is None
+    assert calls[0]["etag_timeout"] == 30.0 and calls[0]["force_download"] is False
     with pytest.raises(ChecksumMismatchError):
         resolve_weights("hf://org/repo", sha256="0" * 64)
 
