@@ -47,7 +47,7 @@ __all__ = [
 
 WEIGHTS_NAME = "model.safetensors"
 _CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough for a smooth progress bar
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -89,7 +89,7 @@ def default_cache_dir() -> Path:
 
 def parse_hf_uri(uri: str) -> HfLocation:
     """Split ``hf://org/repo[@revision][/path]`` into repo id, file name and revision."""
-    if not uri.startswith("hf://"):
+    if uri[:5].lower() != "hf://":
         raise ValueError(f"not an hf:// URI: {uri!r}")
     parts = uri[len("hf://"):].strip("/").split("/")
     if len(parts) < 2 or not parts[0] or not parts[1]:
@@ -122,16 +122,17 @@ def resolve_weights(
     """
     expected = _normalize_sha256(sha256)
     text = os.fspath(source)
-    remote = isinstance(source, str) and text.startswith(("hf://", "http://", "https://"))
-    if remote and force_download and _offline():
+    match = _SCHEME.match(text) if isinstance(source, str) else None  # a PathLike is always local
+    scheme = match.group(1).lower() if match else ""
+    if scheme not in ("", "hf", "http", "https"):
+        raise ValueError(f"unsupported weights source scheme: {text!r} (use a path, http(s):// or hf://)")
+    if scheme and force_download and _offline():
         raise DownloadError(f"GAN_STUDIO_OFFLINE=1 forbids force_download of {text}")
-    if isinstance(source, str) and text.startswith("hf://"):
+    if scheme == "hf":
         path = _resolve_hf(text, cache_dir=cache_dir, force_download=force_download, timeout=timeout)
-    elif isinstance(source, str) and text.startswith(("http://", "https://")):
+    elif scheme:
         return _resolve_url(text, expected, Path(cache_dir) if cache_dir else default_cache_dir(),
                             force_download=force_download, progress=progress, timeout=timeout)
-    elif isinstance(source, str) and _SCHEME.match(text):
-        raise ValueError(f"unsupported weights source scheme: {text!r} (use a path, http(s):// or hf://)")
     else:
         path = _resolve_local(Path(text).expanduser())
     if expected is not None and (got := sha256_file(path)) != expected:

@@ -119,6 +119,14 @@ def test_local_missing_and_empty_directory(tmp_path):
         resolve_weights(tmp_path)
 
 
+def test_local_path_object_is_never_a_url(tmp_path, monkeypatch, payload):
+    # A Path object is always local, even when its text starts like a URL.
+    monkeypatch.chdir(tmp_path)
+    Path("http:", "host").mkdir(parents=True)
+    Path("http:", "host", "model.safetensors").write_bytes(payload)
+    assert resolve_weights(Path("http://host")).read_bytes() == payload
+
+
 def test_local_checksum_mismatch(tmp_path, payload):
     (tmp_path / "model.safetensors").write_bytes(payload)
     with pytest.raises(ChecksumMismatchError, match=f"expected {'0' * 64}, got {_sha(payload)}"):
@@ -284,6 +292,7 @@ def test_offline_env_cache_miss_and_hit(server, tmp_path, payload, monkeypatch):
     ("hf://org/repo@main/ema", HfLocation("org/repo", "ema/model.safetensors", "main")),
     ("hf://org/repo@refs%2Fpr%2F3/x.safetensors", HfLocation("org/repo", "x.safetensors", "refs/pr/3")),
     ("hf://org/repo@0123abc", HfLocation("org/repo", "model.safetensors", "0123abc")),
+    ("HF://Org/Repo", HfLocation("Org/Repo", "model.safetensors", None)),
 ])
 def test_parse_hf_uri(uri, expected):
     assert parse_hf_uri(uri) == expected
