@@ -204,8 +204,8 @@ def _resolve_url(url: str, expected: str | None, cache_dir: Path, *, force_downl
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".part")
     try:
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; a shared GAN_STUDIO_CACHE must be readable
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out:  # owns fd from here on, so nothing can leak it
+            os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; a shared GAN_STUDIO_CACHE must be readable
             got = _download(url, out, progress=progress, timeout=timeout)
             out.flush()
             os.fsync(out.fileno())  # the bytes are on disk before the rename makes them visible
