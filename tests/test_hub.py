@@ -1,0 +1,373 @@
+"""Tests for progan.hub: local paths, downloads from a local HTTP server, hf:// parsing.
+
+No test touches the internet: URLs point at a ThreadingHTTPServer on 127.0.0.1 (ephemeral port)
+that each test stops on teardown; hf_hub_download is monkeypatched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from progan import hub
+from progan.hub import (ChecksumMismatchError, DownloadError, HfLocation, WeightsNotFoundError,
+                        parse_hf_uri, resolve_weights, sha256_file)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    # A developer's own offline flag or cache must not change what these tests see.
+    monkeypatch.delenv("GAN_STUDIO_OFFLINE", raising=False)
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "default-cache"))
+
+
+@pytest.fixture(scope="module")
+def payload(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("payload") / "model.safetensors"
+    save_file({"w": torch.arange(12, dtype=torch.float32).reshape(3, 4)}, str(path),
+              metadata={"family": "progan"})
+    return path.read_bytes()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.routes[path] = (mode, body)``; modes simulate good and broken servers."""
+
+    protocol_version = "HTTP/1.1"  # needed for the chunked-encoding case
+    timeout = 5  # a stuck client can never hang the server thread forever
+
+    def do_GET(self):  # noqa: N802 (http.server naming)
+        self.server.hits.append(self.path)
+        mode, body = self.server.routes.get(self.path, ("404", b""))
+        if mode == "404":
+            self.send_error(404, "Not Found")
+            return
+        self.send_response(200)
+        self.send_header("Connection", "close")
+        if mode == "chunked-raise":
+            # Chunked body whose terminating chunk never comes: the handler dies mid-stream.
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            half = body[: len(body) // 2]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
+            self.wfile.flush()
+            raise ConnectionAbortedError("simulated server crash mid-stream")
+        declared = len(body) + 1000 if mode == "short" else len(body)
+        self.send_header("Content-Length", str(declared))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if mode == "short" else body)
+        self.close_connection = True
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # the crash above is intended
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = _Server(("127.0.0.1", 0), _Handler)
+    srv.routes, srv.hits = {}, []
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    srv.url = lambda path: f"http://127.0.0.1:{srv.server_address[1]}{path}"
+
+    def stop():
+        if thread.is_alive():
+            srv.shutdown()
+            srv.server_close()
+            thread.join(timeout=5)
+
+    srv.stop = stop
+    yield srv
+    stop()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+# --- local paths ---------------------------------------------------------------------------------
+
+def test_local_file_and_directory(tmp_path, payload):
+    (tmp_path / "model.safetensors").write_bytes(payload)
+    assert resolve_weights(tmp_path / "model.safetensors") == (tmp_path / "model.safetensors").resolve()
+    assert resolve_weights(str(tmp_path)) == (tmp_path / "model.safetensors").resolve()
+    assert resolve_weights(tmp_path, sha256=_sha(payload)).read_bytes() == payload
+
+
+def test_local_missing_and_empty_directory(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="no weights at"):
+        resolve_weights(tmp_path / "nope.safetensors")
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):  # subclass contract
+        resolve_weights(tmp_path)
+
+
+def test_local_path_object_is_never_a_url(tmp_path, monkeypatch, payload):
+    # A Path object is always local, even when its text starts like a URL.
+    monkeypatch.chdir(tmp_path)
+    Path("http:", "host").mkdir(parents=True)
+    Path("http:", "host", "model.safetensors").write_bytes(payload)
+    assert resolve_weights(Path("http://host")).read_bytes() == payload
+
+
+def test_local_checksum_mismatch(tmp_path, payload):
+    (tmp_path / "model.safetensors").write_bytes(payload)
+    with pytest.raises(ChecksumMismatchError, match=f"expected {'0' * 64}, got {_sha(payload)}"):
+        resolve_weights(tmp_path, sha256="0" * 64)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="64 hex"):
+        resolve_weights("x", sha256="abc")
+    with pytest.raises(ValueError, match="unsupported"):
+        resolve_weights("s3://bucket/model.safetensors")
+
+
+def test_sha256_file_matches_hashlib(tmp_path):
+    data = bytes(range(256)) * 9000  # > 1 MiB chunk, so the loop runs more than once
+    (tmp_path / "f").write_bytes(data)
+    assert sha256_file(tmp_path / "f") == _sha(data)
+
+
+# --- http(s) downloads ---------------------------------------------------------------------------
+
+def test_cached_file_is_readable_by_others(server, tmp_path, payload):
+    server.routes["/model.safetensors"] = ("ok", payload)
+    path = resolve_weights(server.url("/model.safetensors"), cache_dir=tmp_path, progress=False)
+    assert path.stat().st_mode & 0o044 == 0o044  # not mkstemp's owner-only 0600
+
+
+def test_download_then_cache_hit_offline(server, tmp_path, payload):
+    server.routes["/m/model.safetensors"] = ("ok", payload)
+    url, cache = server.url("/m/model.safetensors"), tmp_path / "cache"
+    path = resolve_weights(url, cache_dir=cache, sha256=_sha(payload), progress=False)
+    assert path.parent == cache and path.name.endswith("-model.safetensors")
+    assert path.read_bytes() == payload
+    assert _files(cache) == [path.name]  # no temp file left next to it
+
+    server.stop()  # any network access now fails, so a hit proves the cache was used
+    assert resolve_weights(url, cache_dir=cache, sha256=_sha(payload)) == path
+    assert resolve_weights(url, cache_dir=cache) == path
+    assert server.hits == ["/m/model.safetensors"]
+
+
+def test_default_cache_dir_from_env(server, tmp_path, payload):
+    server.routes["/model.safetensors"] = ("ok", payload)
+    path = resolve_weights(server.url("/model.safetensors"), progress=False)
+    assert path.parent == tmp_path / "default-cache" / "weights"
+
+
+def test_same_basename_different_urls_do_not_collide(server, tmp_path, payload):
+    other = payload.replace(b"progan", b"styleg")  # same length header, different bytes
+    server.routes.update({"/a/model.safetensors": ("ok", payload), "/b/model.safetensors": ("ok", other)})
+    a = resolve_weights(server.url("/a/model.safetensors"), cache_dir=tmp_path, progress=False)
+    b = resolve_weights(server.url("/b/model.safetensors"), cache_dir=tmp_path, progress=False)
+    assert a != b and a.read_bytes() == payload and b.read_bytes() == other
+
+
+def test_checksum_mismatch_leaves_nothing(server, tmp_path, payload):
+    server.routes["/model.safetensors"] = ("ok", payload)
+    with pytest.raises(ChecksumMismatchError) as info:
+        resolve_weights(server.url("/model.safetensors"), cache_dir=tmp_path, sha256="ab" * 32)
+    assert f"expected {'ab' * 32}, got {_sha(payload)}" in str(info.value)
+    assert _files(tmp_path) == []
+
+
+def test_stale_cached_file_is_redownloaded(server, tmp_path, payload):
+    server.routes["/model.safetensors"] = ("ok", payload)
+    url = server.url("/model.safetensors")
+    path = resolve_weights(url, cache_dir=tmp_path, progress=False)
+    path.write_bytes(b"corrupted")
+    assert resolve_weights(url, cache_dir=tmp_path, sha256=_sha(payload)).read_bytes() == payload
+    assert len(server.hits) == 2
+
+
+def test_force_download_ignores_cache(server, tmp_path, payload):
+    server.routes["/model.safetensors"] = ("ok", payload)
+    url = server.url("/model.safetensors")
+    resolve_weights(url, cache_dir=tmp_path, progress=False)
+    resolve_weights(url, cache_dir=tmp_path, progress=False, force_download=True)
+    assert len(server.hits) == 2
+
+
+@pytest.mark.parametrize("mode, message", [("short", "truncated"), ("chunked-raise", "interrupted")])
+def test_interrupted_download_leaves_nothing_then_recovers(server, tmp_path, payload, mode, message):
+    server.routes["/model.safetensors"] = (mode, payload)
+    url = server.url("/model.safetensors")
+    with pytest.raises(DownloadError, match=message):
+        resolve_weights(url, cache_dir=tmp_path, progress=False, timeout=5)
+    assert _files(tmp_path) == []
+
+    server.routes["/model.safetensors"] = ("ok", payload)
+    assert resolve_weights(url, cache_dir=tmp_path, progress=False).read_bytes() == payload
+
+
+def test_keyboard_interrupt_mid_download_leaves_nothing(server, tmp_path, payload, monkeypatch):
+    class _CtrlC:  # stands in for tqdm: the first progress update is "the user pressed Ctrl-C"
+        def __init__(self, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(hub, "tqdm", _CtrlC)
+    server.routes["/model.safetensors"] = ("ok", payload)
+    with pytest.raises(KeyboardInterrupt):
+        resolve_weights(server.url("/model.safetensors"), cache_dir=tmp_path)
+    assert _files(tmp_path) == []
+
+
+def test_http_404_is_one_line_download_error(server, tmp_path):
+    with pytest.raises(DownloadError) as info:
+        resolve_weights(server.url("/missing.safetensors"), cache_dir=tmp_path)
+    assert "404" in str(info.value) and "\n" not in str(info.value)
+    assert _files(tmp_path) == []
+
+
+def test_unreachable_host_is_download_error(server, tmp_path):
+    url = server.url("/model.safetensors")
+    server.stop()
+    with pytest.raises(DownloadError, match="cannot reach"):
+        resolve_weights(url, cache_dir=tmp_path, timeout=5)
+
+
+def test_non_safetensors_body_is_not_cached(server, tmp_path):
+    server.routes["/model.safetensors"] = ("ok", b"<html>please log in</html>")
+    with pytest.raises(DownloadError, match="not return a safetensors"):
+        resolve_weights(server.url("/model.safetensors"), cache_dir=tmp_path)
+    assert _files(tmp_path) == []
+
+
+def test_offline_env_cache_miss_and_hit(server, tmp_path, payload, monkeypatch):
+    server.routes["/model.safetensors"] = ("ok", payload)
+    url = server.url("/model.safetensors")
+    monkeypatch.setenv("GAN_STUDIO_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError, match="GAN_STUDIO_OFFLINE=1"):
+        resolve_weights(url, cache_dir=tmp_path)
+    assert server.hits == []
+
+    monkeypatch.delenv("GAN_STUDIO_OFFLINE")
+    path = resolve_weights(url, cache_dir=tmp_path, progress=False)
+    monkeypatch.setenv("GAN_STUDIO_OFFLINE", "1")
+    assert resolve_weights(url, cache_dir=tmp_path, sha256=_sha(payload)) == path
+    with pytest.raises(WeightsNotFoundError, match="wrong sha256"):
+        resolve_weights(url, cache_dir=tmp_path, sha256="0" * 64)
+    with pytest.raises(DownloadError, match="force_download"):
+        resolve_weights(url, cache_dir=tmp_path, force_download=True)
+    assert len(server.hits) == 1
+    assert _files(tmp_path) == [path.name]  # the offline refusals did not touch the good copy
+
+
+# --- hf:// ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("uri, expected", [
+    ("hf://org/repo", HfLocation("org/repo", "model.safetensors", None)),
+    ("hf://org/repo/", HfLocation("org/repo", "model.safetensors", None)),
+    ("hf://org/repo@v1.0", HfLocation("org/repo", "model.safetensors", "v1.0")),
+    ("hf://org/repo/g.safetensors", HfLocation("org/repo", "g.safetensors", None)),
+    ("hf://org/repo/ema/256/g.safetensors", HfLocation("org/repo", "ema/256/g.safetensors", None)),
+    ("hf://org/repo@main/ema", HfLocation("org/repo", "ema/model.safetensors", "main")),
+    ("hf://org/repo@refs%2Fpr%2F3/x.safetensors", HfLocation("org/repo", "x.safetensors", "refs/pr/3")),
+    ("hf://org/repo@0123abc", HfLocation("org/repo", "model.safetensors", "0123abc")),
+    ("HF://Org/Repo", HfLocation("Org/Repo", "model.safetensors", None)),
+])
+def test_parse_hf_uri(uri, expected):
+    assert parse_hf_uri(uri) == expected
+
+
+@pytest.mark.parametrize("uri", [
+    "hf://", "hf://org", "hf://org/", "hf:///repo", "hf://org/@v1", "hf://org/repo@",
+    "hf://org/repo//x.safetensors", "hf://org/repo/../x.safetensors", "https://org/repo",
+])
+def test_parse_hf_uri_rejects(uri):
+    with pytest.raises(ValueError):
+        parse_hf_uri(uri)
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path, payload):
+    calls: list[dict] = []
+    file = tmp_path / "hf-cache" / "model.safetensors"
+    file.parent.mkdir()
+    file.write_bytes(payload)
+
+    def fake_hf_hub_download(**kwargs):
+        calls.append(kwargs)
+        return str(file)
+
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hf_hub_download)
+    return calls, file
+
+
+def test_hf_download_arguments_and_checksum(fake_hub, payload):
+    calls, file = fake_hub
+    assert resolve_weights("hf://org/repo@v2/ema/g.safetensors", sha256=_sha(payload)) == file
+    assert calls[0]["repo_id"] == "org/repo"
+    assert calls[0]["filename"] == "ema/g.safetensors"
+    assert calls[0]["revision"] == "v2"
+    assert calls[0]["local_files_only"] is False and calls[0]["cache_dir"] is None
+    assert calls[0]["etag_timeout"] == 30.0 and calls[0]["force_download"] is False
+    with pytest.raises(ChecksumMismatchError):
+        resolve_weights("hf://org/repo", sha256="0" * 64)
+
+
+def test_hf_offline_and_cache_dir(fake_hub, monkeypatch, tmp_path):
+    calls, _ = fake_hub
+    monkeypatch.setenv("GAN_STUDIO_OFFLINE", "1")
+    resolve_weights("hf://org/repo", cache_dir=tmp_path / "c")
+    assert calls[0]["local_files_only"] is True
+    assert calls[0]["cache_dir"] == tmp_path / "c" / "huggingface"
+    with pytest.raises(DownloadError, match="force_download"):
+        resolve_weights("hf://org/repo", force_download=True)
+
+
+def test_hf_errors_are_mapped(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline_miss(**kwargs):
+        raise LocalEntryNotFoundError("not cached")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline_miss)
+    with pytest.raises(WeightsNotFoundError, match="local Hugging Face cache"):
+        resolve_weights("hf://org/repo")
+
+    def broken(**kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", broken)
+    with pytest.raises(DownloadError) as info:
+        resolve_weights("hf://org/repo")
+    assert "boom" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_hub_imports_nothing_above_progan():
+    code = ("import sys, progan.hub; bad = sorted(m for m in sys.modules "
+            "if m.split('.')[0] in {'stylegan_lite', 'app', 'data_prep'}); print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert out.stdout.strip() == "[]"
