@@ -1,0 +1,103 @@
+"""save_pretrained / from_pretrained: bit-exact round trip and one clear error per bad file."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from families import FAMILIES, load_generator
+from progan.export import CONFIG_NAME, WEIGHTS_NAME, PretrainedError, read_metadata
+
+
+def _images(generator, z):
+    kw = {"noise_mode": "const"} if generator.config.family == "stylegan_lite" else {}
+    return generator(z, **kw)
+
+
+def test_save_load_is_bit_exact(family, tiny_generator, tmp_path):
+    if family.name == "stylegan_lite":
+        tiny_generator.w_avg.normal_()  # the tracked mean must survive the round trip
+    path = tiny_generator.save_pretrained(tmp_path / "out", summary={"kimg": 12.5, "preset": "tiny"})
+    assert path == tmp_path / "out" / WEIGHTS_NAME
+    loaded = family.generator_cls.from_pretrained(tmp_path / "out")
+    for (ka, va), (kb, vb) in zip(tiny_generator.state_dict().items(), loaded.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    z = torch.randn(3, family.presets["tiny"].latent_dim)
+    torch.testing.assert_close(_images(loaded, z), _images(tiny_generator, z), rtol=0, atol=0)
+    meta = read_metadata(path)
+    assert meta["family"] == family.name and meta["summary"] == {"kimg": 12.5, "preset": "tiny"}
+    on_disk = json.loads((tmp_path / "out" / CONFIG_NAME).read_text())
+    assert on_disk["config"] == meta["config"] and on_disk["family"] == family.name
+    # no stray temp files from the atomic write
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
+    # the family-agnostic loader picks the right class from the header
+    assert type(load_generator(path)) is family.generator_cls
+
+
+def test_w_avg_is_saved(tmp_path):
+    family = FAMILIES["stylegan_lite"]
+    g = family.generator_cls(family.presets["tiny"])
+    g.w_avg.fill_(0.25)
+    g.save_pretrained(tmp_path)
+    assert torch.all(family.generator_cls.from_pretrained(tmp_path).w_avg == 0.25)
+
+
+def test_wrong_family_is_refused(tmp_path):
+    FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"]).save_pretrained(tmp_path)
+    with pytest.raises(PretrainedError, match="holds a 'progan' generator, not 'stylegan_lite'"):
+        FAMILIES["stylegan_lite"].generator_cls.from_pretrained(tmp_path)
+
+
+def _rewrite(path, tensors_fn):
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors_fn(tensors), str(path), metadata=meta)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda t: {k: v for k, v in t.items() if "to_rgb.0" not in k}, "missing keys"),
+    (lambda t: {**t, "extra.weight": torch.zeros(2)}, "unexpected keys"),
+    (lambda t: {k: (torch.zeros(v.numel() + 1) if k == next(iter(t)) else v) for k, v in t.items()}, "has shape"),
+])
+def test_mismatched_weights_are_refused(family, tiny_generator, tmp_path, damage, message):
+    path = tiny_generator.save_pretrained(tmp_path)
+    _rewrite(path, damage)
+    with pytest.raises(PretrainedError, match=message) as info:
+        family.generator_cls.from_pretrained(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_file_is_refused(family, tiny_generator, tmp_path):
+    path = tiny_generator.save_pretrained(tmp_path)
+    data = path.read_bytes()
+    for cut in (len(data) // 2, 20, 4):
+        path.write_bytes(data[:cut])
+        with pytest.raises(PretrainedError, match="truncated or corrupt"):
+            family.generator_cls.from_pretrained(path)
+
+
+def test_non_safetensors_and_foreign_files_are_refused(tmp_path):
+    cls = FAMILIES["progan"].generator_cls
+    bad = tmp_path / "bad" / WEIGHTS_NAME
+    bad.parent.mkdir()
+    bad.write_bytes(b"PK\x03\x04 this is a zip, not safetensors" * 10)
+    with pytest.raises(PretrainedError, match="truncated or corrupt"):
+        cls.from_pretrained(bad)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))  # valid safetensors, not ours
+    with pytest.raises(PretrainedError, match="not a gan-studio generator"):
+        cls.from_pretrained(foreign)
+
+
+def test_invalid_config_in_header_is_refused(tmp_path):
+    g = FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"])
+    path = g.save_pretrained(tmp_path)
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    meta["config"] = json.dumps({**json.loads(meta["config"]), "resolution": 17})
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(PretrainedError, match="invalid config: resolution must be a power of two"):
+        FAMILIES["progan"].generator_cls.from_pretrained(path)
