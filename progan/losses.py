@@ -32,24 +32,27 @@ __all__ = [
 Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _input_gradients(scores: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    (grad,) = torch.autograd.grad(scores.float().sum(), inputs, create_graph=True)
-    return grad.float().flatten(1)                                       # [N, C*H*W]
+def _input_gradients(scores: torch.Tensor, inputs: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
+    # Under fp16 the backward pass through D runs in half precision: scale the scores up (by the
+    # GradScaler's factor) so small gradients do not flush to zero, then unscale in float32.
+    (grad,) = torch.autograd.grad(scores.float().sum() * grad_scale, inputs, create_graph=True)
+    return grad.float().flatten(1) / grad_scale                          # [N, C*H*W]
 
 
-def gradient_penalty(discriminator: Critic, real: torch.Tensor, fake: torch.Tensor, *, target: float = 1.0) -> torch.Tensor:
+def gradient_penalty(discriminator: Critic, real: torch.Tensor, fake: torch.Tensor, *, target: float = 1.0,
+                     grad_scale: float = 1.0) -> torch.Tensor:
     """WGAN-GP: mean over the batch of ``(||grad D(x_hat)||_2 - target)^2``; x_hat on real-fake lines."""
     eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
     mixed = torch.lerp(real.detach(), fake.detach(), eps).requires_grad_(True)
-    grad = _input_gradients(discriminator(mixed), mixed)
+    grad = _input_gradients(discriminator(mixed), mixed, grad_scale)
     return (grad.norm(2, dim=1) - target).square().mean()
 
 
-def r1_penalty(discriminator: Critic, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def r1_penalty(discriminator: Critic, real: torch.Tensor, *, grad_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """R1: mean of ``||grad D(real)||^2``. Returns (penalty, real scores) so the scores are reused."""
     real = real.detach().requires_grad_(True)
     scores = discriminator(real)
-    grad = _input_gradients(scores, real)
+    grad = _input_gradients(scores, real, grad_scale)
     return grad.square().sum(dim=1).mean(), scores
 
 
@@ -64,11 +67,12 @@ def wgan_gp_discriminator_loss(
     *,
     gp_lambda: float = 10.0,
     drift_epsilon: float = 0.001,
+    grad_scale: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     real_scores = discriminator(real).float()
     fake_scores = discriminator(fake.detach()).float()
     wasserstein = fake_scores.mean() - real_scores.mean()
-    penalty = gradient_penalty(discriminator, real, fake)
+    penalty = gradient_penalty(discriminator, real, fake, grad_scale=grad_scale)
     drift = real_scores.square().mean()
     loss = wasserstein + gp_lambda * penalty + drift_epsilon * drift
     return loss, {"d_wasserstein": wasserstein.detach(), "d_gp": penalty.detach(), "d_drift": drift.detach(),
@@ -86,9 +90,10 @@ def logistic_r1_discriminator_loss(
     fake: torch.Tensor,
     *,
     r1_gamma: float = 10.0,
+    grad_scale: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     fake_scores = discriminator(fake.detach()).float()
-    penalty, real_scores = r1_penalty(discriminator, real)
+    penalty, real_scores = r1_penalty(discriminator, real, grad_scale=grad_scale)
     real_scores = real_scores.float()
     adversarial = F.softplus(fake_scores).mean() + F.softplus(-real_scores).mean()
     loss = adversarial + r1_gamma / 2 * penalty
@@ -116,9 +121,11 @@ def discriminator_loss(
     gp_lambda: float = 10.0,
     drift_epsilon: float = 0.001,
     r1_gamma: float = 10.0,
+    grad_scale: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     if name == "wgan_gp":
-        return wgan_gp_discriminator_loss(discriminator, real, fake, gp_lambda=gp_lambda, drift_epsilon=drift_epsilon)
+        return wgan_gp_discriminator_loss(discriminator, real, fake, gp_lambda=gp_lambda, drift_epsilon=drift_epsilon,
+                                          grad_scale=grad_scale)
     if name == "logistic_r1":
-        return logistic_r1_discriminator_loss(discriminator, real, fake, r1_gamma=r1_gamma)
+        return logistic_r1_discriminator_loss(discriminator, real, fake, r1_gamma=r1_gamma, grad_scale=grad_scale)
     raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")

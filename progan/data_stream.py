@@ -1,0 +1,48 @@
+"""A resumable, deterministic stream of training images shared out between processes.
+
+The global stream is epoch after epoch of seeded permutations of the dataset; process ``r`` of
+``W`` takes global positions ``r, r + W, r + 2W, ...``. A process that has consumed ``c`` images
+restarts at global position ``c * W + r``, so resuming (or changing the batch size at a new
+resolution) continues the exact same sequence. Images arrive as uint8 and are converted on device.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+__all__ = ["StreamSampler", "make_loader", "to_float_images"]
+
+
+class StreamSampler(Sampler[int]):
+    def __init__(self, size: int, *, seed: int, rank: int, world_size: int, consumed: int = 0) -> None:
+        if size < 1:
+            raise ValueError("the dataset is empty")
+        self.size, self.seed, self.rank, self.world_size, self.consumed = size, seed, rank, world_size, consumed
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
+
+    def __iter__(self) -> Iterator[int]:
+        position = self.consumed * self.world_size + self.rank
+        epoch, perm = -1, None
+        while True:
+            e, i = divmod(position, self.size)
+            if e != epoch:
+                epoch, perm = e, self._permutation(e)
+            yield int(perm[i])
+            position += self.world_size
+
+
+def make_loader(dataset: Dataset, *, batch_size: int, seed: int, rank: int, world_size: int, consumed: int,
+                workers: int, pin_memory: bool) -> Iterator[torch.Tensor]:
+    sampler = StreamSampler(len(dataset), seed=seed, rank=rank, world_size=world_size, consumed=consumed)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                        drop_last=True, pin_memory=pin_memory, persistent_workers=False)
+    return iter(loader)
+
+
+def to_float_images(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 ``[N, 3, H, W]`` -> float32 in [-1, 1] on ``device`` (the division happens there)."""
+    return batch.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)

@@ -1,0 +1,108 @@
+"""One optimisation step of D and of G, shared by both families.
+
+ProGAN (appendix A.1) alternates one D step and one G step per minibatch. While G trains, D's
+parameters are frozen (``requires_grad_(False)``) so no gradient reaches them, and vice versa (G's
+fakes are detached for the D step). Gradients are averaged across processes explicitly (one flat
+all-reduce of the *active* parameters, as stylegan2-ada does) rather than through DDP's reducer:
+the set of parameters with gradients changes with the stage, and DDP's hooks do not support the
+double backward of gradient penalties. Every process runs the same stage, so the sets agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .losses import discriminator_loss, generator_loss
+from .layers import downsample2x, upsample2x
+
+__all__ = ["StepContext", "all_reduce_gradients", "fade_reals", "discriminator_step", "generator_step"]
+
+
+@dataclass
+class StepContext:
+    generator: nn.Module
+    discriminator: nn.Module
+    loss: str
+    stage: int
+    alpha: float
+    latent_dim: int
+    device: torch.device
+    autocast: Callable[[], Any]             # accelerator.autocast
+    backward: Callable[[torch.Tensor], None]  # accelerator.backward (applies the fp16 loss scale)
+    reduce_mean: Callable[[torch.Tensor], torch.Tensor]
+    grad_scale: float = 1.0
+    mixing_prob: float = 0.0                # StyleGAN style-mixing regularization (section 3.1)
+    gp_lambda: float = 10.0
+    drift_epsilon: float = 0.001
+    r1_gamma: float = 10.0
+
+
+def all_reduce_gradients(module: nn.Module, reduce_mean: Callable[[torch.Tensor], torch.Tensor], world_size: int) -> None:
+    if world_size == 1:
+        return
+    params = [p for p in module.parameters() if p.grad is not None]
+    if not params:
+        return
+    flat = reduce_mean(torch.cat([p.grad.flatten() for p in params]))
+    for p, g in zip(params, flat.split([p.numel() for p in params])):
+        p.grad.copy_(g.view_as(p.grad))
+
+
+def fade_reals(reals: torch.Tensor, alpha: float) -> torch.Tensor:
+    """During a fade-in D sees reals blended like G's output (ProGAN section 2 / reference code)."""
+    if alpha >= 1.0:
+        return reals
+    return torch.lerp(upsample2x(downsample2x(reals)), reals, alpha)
+
+
+def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool) -> torch.Tensor:
+    z = torch.randn(batch_size, ctx.latent_dim, device=ctx.device)
+    kwargs: dict[str, Any] = {"stage": ctx.stage, "alpha": ctx.alpha}
+    if ctx.mixing_prob > 0:
+        kwargs["update_w_avg"] = training_w_avg
+        active_ws = 2 * ctx.stage + 2
+        # one crossover per minibatch, uniform over the active layers (reference implementation)
+        if active_ws > 1 and torch.rand(()).item() < ctx.mixing_prob:  # torch RNG: saved per rank
+            kwargs["mix_z"] = torch.randn(batch_size, ctx.latent_dim, device=ctx.device)
+            kwargs["crossover"] = int(torch.randint(1, active_ws, ()))
+    elif hasattr(ctx.generator, "update_w_avg"):
+        kwargs["update_w_avg"] = training_w_avg
+    return ctx.generator(z, **kwargs)
+
+
+def _critic(ctx: StepContext) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda images: ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha)
+
+
+def discriminator_step(ctx: StepContext, reals: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Accumulate D's gradients over the micro-batches in ``reals``; returns averaged log terms."""
+    ctx.generator.requires_grad_(False)
+    terms: dict[str, torch.Tensor] = {}
+    for real in reals:
+        with torch.no_grad(), ctx.autocast():
+            fake = _generate(ctx, real.shape[0], training_w_avg=False)
+        with ctx.autocast():
+            loss, parts = discriminator_loss(ctx.loss, _critic(ctx), fade_reals(real, ctx.alpha), fake.float(),
+                                             gp_lambda=ctx.gp_lambda, drift_epsilon=ctx.drift_epsilon,
+                                             r1_gamma=ctx.r1_gamma, grad_scale=ctx.grad_scale)
+        ctx.backward(loss / len(reals))
+        for k, v in {"d_loss": loss.detach(), **parts}.items():
+            terms[k] = terms.get(k, 0) + v.float() / len(reals)
+    ctx.generator.requires_grad_(True)
+    return terms
+
+
+def generator_step(ctx: StepContext, batch_size: int, micro_batches: int) -> dict[str, torch.Tensor]:
+    ctx.discriminator.requires_grad_(False)
+    total = torch.zeros((), device=ctx.device)
+    for _ in range(micro_batches):
+        with ctx.autocast():
+            fake = _generate(ctx, batch_size, training_w_avg=True)
+            loss = generator_loss(ctx.loss, _critic(ctx)(fake))
+        ctx.backward(loss / micro_batches)
+        total += loss.detach().float() / micro_batches
+    ctx.discriminator.requires_grad_(True)
+    return {"g_loss": total}

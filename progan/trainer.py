@@ -1,0 +1,247 @@
+"""The training loop behind ``accelerate launch train.py`` (ProGAN appendix A.1, StyleGAN appendix C).
+
+One ``Accelerator``; models are placed on the device and the two optimizers go through ``prepare``
+once (mixed precision, GradScaler). Gradients are synchronised by ``train_step.all_reduce_gradients``.
+Every decision (stage, alpha, batch size, data order, latents) derives from the images seen and RNG
+streams that are saved per process, so a resumed run continues bit for bit. SIGTERM/SIGUSR1 and
+non-finite losses are agreed on by all processes at the same step.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import Family
+from .data_stream import make_loader, to_float_images
+from .ema import ema_beta, update_ema
+from .samples import save_sample_grid
+from .schedule import GrowthSchedule
+from .train_config import TrainConfig, parse_batch_sizes
+from .train_step import StepContext, all_reduce_gradients, discriminator_step, generator_step
+
+__all__ = ["Trainer", "TrainingDiverged"]
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN/inf; nothing was saved after it."""
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, family: Family, open_dataset: Callable[[int], Dataset], *,
+                 accelerator: Accelerator | None = None) -> None:
+        self.config, self.family, self.open_dataset = config, family, open_dataset
+        self.out = Path(config.out)
+        self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision,
+                                                      log_with="tensorboard", project_dir=str(self.out))
+        acc = self.accelerator
+        self.model_config = family.preset(config.preset)
+        self.loss = config.loss or family.default_loss
+        by_res = parse_batch_sizes(config.batch_sizes)
+        self.schedule = GrowthSchedule(
+            num_stages=self.model_config.num_stages, fade_kimg=config.fade_kimg, stable_kimg=config.stable_kimg,
+            progressive=config.progressive,
+            batch_sizes=tuple(by_res.get(r, config.batch_size) for r in self.model_config.resolutions))
+        torch.manual_seed(config.seed)  # identical initial weights on every process
+        self.generator = family.generator_cls(self.model_config).to(acc.device).train()
+        self.discriminator = family.discriminator_cls(self.model_config).to(acc.device).train()
+        self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        betas = (config.adam_beta1, config.adam_beta2)
+        self.opt_g, self.opt_d = acc.prepare(
+            torch.optim.Adam(self.generator.parameters(), lr=config.g_lr, betas=betas, eps=1e-8),
+            torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr, betas=betas, eps=1e-8))
+        self.sample_z = torch.randn(config.sample_count, self.model_config.latent_dim,
+                                    generator=torch.Generator().manual_seed(config.seed))
+        self.images_seen, self.step, self.consumed = 0, 0, 0
+        torch.manual_seed(config.seed * 1000 + 1 + acc.process_index)  # per-rank streams: latents, noise
+        self._stop_requested = False
+        self._datasets: dict[int, Dataset] = {}
+
+    # --- state ------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        scaler = self.accelerator.scaler
+        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+                "generator_ema": self.generator_ema.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(), "scaler": scaler.state_dict() if scaler is not None else {},
+                "images_seen": self.images_seen, "step": self.step, "consumed": self.consumed,
+                "sample_z": self.sample_z, "world_size": self.accelerator.num_processes,
+                "train_config": self.config.to_json(), "family": self.family.name}
+
+    def _rank_state(self) -> dict[str, Any]:
+        state = {"torch_rng": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.accelerator.device)
+        return state
+
+    def save(self) -> Path:
+        acc = self.accelerator
+        return save_checkpoint(self.out / "checkpoints", images_seen=self.images_seen,
+                               state=self._state() if acc.is_main_process else None,
+                               rank_state=self._rank_state(), rank=acc.process_index,
+                               barrier=acc.wait_for_everyone, keep=self.config.keep_checkpoints)
+
+    def try_resume(self) -> Path | None:
+        path = latest_checkpoint(self.out / "checkpoints") if self.config.resume else None
+        if path is None:
+            return None
+        state, rank_state = load_checkpoint(path, rank=self.accelerator.process_index)
+        if state.get("family") != self.family.name:
+            raise ValueError(f"{path} holds a {state.get('family')} run; use another --out or the same --family")
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.generator_ema.load_state_dict(state["generator_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        if self.accelerator.scaler is not None and state["scaler"]:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        self.images_seen, self.step, self.consumed = state["images_seen"], state["step"], state["consumed"]
+        self.sample_z = state["sample_z"]
+        if rank_state is not None and state["world_size"] == self.accelerator.num_processes:
+            torch.set_rng_state(rank_state["torch_rng"])
+            if "cuda_rng" in rank_state and torch.cuda.is_available():
+                torch.cuda.set_rng_state(rank_state["cuda_rng"], self.accelerator.device)
+        else:
+            self.accelerator.print("warning: process count changed since the checkpoint; "
+                                   "training continues but is no longer bit-identical")
+        return path
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _request_stop(self, signum: int, _frame: Any) -> None:
+        if self._stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without a checkpoint
+        self._stop_requested = True
+
+    def _dataset(self, resolution: int) -> Dataset:
+        if resolution not in self._datasets:
+            self._datasets = {resolution: self.open_dataset(resolution)}  # keep one open at a time
+        return self._datasets[resolution]
+
+    def _agree(self, stop: bool, finite: bool) -> tuple[bool, bool]:
+        flags = torch.tensor([float(stop), float(not finite)], device=self.accelerator.device)
+        flags = self.accelerator.reduce(flags, reduction="sum")
+        return bool(flags[0] > 0), bool(flags[1] > 0)
+
+    def _crossed(self, before: int, interval_kimg: float) -> bool:
+        if interval_kimg <= 0:
+            return False
+        every = interval_kimg * 1000
+        return math.floor(before / every) != math.floor(self.images_seen / every)
+
+    def _samples(self, phase) -> None:
+        if self.accelerator.is_main_process:
+            save_sample_grid(self.generator_ema, self.sample_z,
+                             self.out / "samples" / f"grid-{self.images_seen / 1000:09.3f}kimg.png",
+                             stage=phase.stage, alpha=phase.alpha, full_resolution=self.model_config.resolution)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.accelerator.is_main_process:
+            self.accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))},
+                                 step=self.images_seen)
+            with open(self.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def summary(self, seconds: float) -> dict[str, Any]:
+        return {"preset": self.config.preset, "family": self.family.name, "images_seen": self.images_seen,
+                "kimg": round(self.images_seen / 1000, 3), "steps": self.step, "train_seconds": round(seconds, 1),
+                "processes": self.accelerator.num_processes, "device": str(self.accelerator.device),
+                "loss": self.loss, "data": self.config.data or "openmoji"}
+
+    # --- the loop ---------------------------------------------------------------------------
+    def train(self) -> Path:
+        acc, cfg = self.accelerator, self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        resumed = self.try_resume()
+        if acc.is_main_process:
+            acc.init_trackers("train", config={k: v for k, v in asdict(cfg).items()})
+            (self.out / "train_config.json").write_text(cfg.to_json() + "\n")
+        acc.print(f"resumed from {resumed} at {self.images_seen / 1000:.3f} kimg" if resumed else
+                  f"starting {self.family.name}/{cfg.preset} at {self.model_config.resolution}px, {cfg.kimg} kimg")
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+            signal.signal(sig, self._request_stop)
+        total = int(cfg.kimg * 1000)
+        world, accum = acc.num_processes, cfg.grad_accum
+        bar = tqdm(total=round(cfg.kimg, 3), initial=round(self.images_seen / 1000, 3), unit="kimg",
+                   disable=not acc.is_local_main_process, dynamic_ncols=True)
+        loader, loader_key, start, t_log, n_log = None, None, time.time(), time.time(), self.images_seen
+        if not resumed:
+            self._samples(self.schedule.phase(0))
+        while self.images_seen < total:
+            phase = self.schedule.phase(self.images_seen)
+            key = (phase.resolution, phase.batch_size)
+            if key != loader_key:
+                loader = make_loader(self._dataset(phase.resolution), batch_size=phase.batch_size, seed=cfg.seed,
+                                     rank=acc.process_index, world_size=world, consumed=self.consumed,
+                                     workers=cfg.workers, pin_memory=acc.device.type == "cuda")
+                loader_key = key
+            reals = [to_float_images(next(loader), acc.device) for _ in range(accum)]
+            self.consumed += phase.batch_size * accum
+            scaler = acc.scaler
+            ctx = StepContext(
+                generator=self.generator, discriminator=self.discriminator, loss=self.loss, stage=phase.stage,
+                alpha=phase.alpha, latent_dim=self.model_config.latent_dim, device=acc.device,
+                autocast=acc.autocast, backward=acc.backward,
+                reduce_mean=lambda t: acc.reduce(t, reduction="mean"),
+                grad_scale=scaler.get_scale() if scaler is not None else 1.0,
+                mixing_prob=cfg.mixing_prob if self.family.name == "stylegan_lite" else 0.0,
+                gp_lambda=cfg.gp_lambda, drift_epsilon=cfg.drift_epsilon, r1_gamma=cfg.r1_gamma)
+            d_terms = discriminator_step(ctx, reals)
+            all_reduce_gradients(self.discriminator, ctx.reduce_mean, world)
+            self.opt_d.step()
+            self.opt_d.zero_grad(set_to_none=True)
+            g_terms = generator_step(ctx, phase.batch_size, accum)
+            all_reduce_gradients(self.generator, ctx.reduce_mean, world)
+            self.opt_g.step()
+            self.opt_g.zero_grad(set_to_none=True)
+            finite = bool(torch.isfinite(d_terms["d_loss"]) and torch.isfinite(g_terms["g_loss"]))
+            stop, diverged = self._agree(self._stop_requested, finite)
+            if diverged:
+                raise TrainingDiverged(
+                    f"non-finite loss at {self.images_seen / 1000:.3f} kimg (D {d_terms['d_loss'].item():.4g}, "
+                    f"G {g_terms['g_loss'].item():.4g}); nothing saved after the last checkpoint; "
+                    "try lower learning rates or --mixed-precision bf16")
+            before = self.images_seen
+            batch_images = phase.batch_size * accum * world
+            self.images_seen += batch_images
+            self.step += 1
+            update_ema(self.generator_ema, self.generator,
+                       beta=ema_beta(batch_images, half_life_images=cfg.ema_half_life_kimg * 1000,
+                                     images_seen=self.images_seen, rampup=cfg.ema_rampup))
+            bar.update(round(self.images_seen / 1000, 3) - bar.n)
+            if self.step % cfg.log_every == 0 or self.images_seen >= total:
+                terms = {k: acc.reduce(v.detach(), reduction="mean").item() for k, v in {**d_terms, **g_terms}.items()}
+                now = time.time()
+                speed = (self.images_seen - n_log) / max(now - t_log, 1e-9)
+                t_log, n_log = now, self.images_seen
+                record = {"kimg": self.images_seen / 1000, "step": self.step, "stage": phase.stage,
+                          "resolution": phase.resolution, "alpha": round(phase.alpha, 4), "img_per_s": speed, **terms}
+                bar.set_postfix(res=phase.resolution, alpha=f"{phase.alpha:.2f}", d=f"{terms['d_loss']:.3f}",
+                                g=f"{terms['g_loss']:.3f}", ips=f"{speed:.0f}")
+                self._log(record)
+            if self._crossed(before, cfg.sample_kimg) or self.images_seen >= total:
+                self._samples(phase)
+            if stop or self._crossed(before, cfg.checkpoint_kimg) or self.images_seen >= total:
+                self.save()
+            if stop:
+                bar.close()
+                acc.print(f"stop requested: saved checkpoint at {self.images_seen / 1000:.3f} kimg; "
+                          "rerun the same command to resume")
+                acc.end_training()
+                return self.out / "checkpoints"
+        bar.close()
+        export = self.out / "export"
+        if acc.is_main_process:
+            self.generator_ema.save_pretrained(export, summary=self.summary(time.time() - start))
+        acc.wait_for_everyone()
+        acc.end_training()
+        return export

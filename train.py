@@ -1,0 +1,71 @@
+"""Train a ProGAN or StyleGAN-lite generator: ``accelerate launch train.py [options]``.
+
+Also runs as ``python train.py`` (one process). Restarting the same command resumes from the latest
+checkpoint in ``--out``; SIGTERM/SIGUSR1/Ctrl-C save a checkpoint and exit cleanly.
+See ``python train.py --help`` and the README.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from families import FAMILIES, count_parameters, get_family
+from progan.train_config import TrainConfig, add_arguments, from_namespace
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    return parser
+
+
+def dataset_opener(config: TrainConfig, accelerator):
+    """Returns ``open(resolution) -> Dataset`` for --data, or the built-in OpenMoji set."""
+    import data_prep
+
+    path = config.data
+    if not path:
+        resolution = get_family(config.family).preset(config.preset).resolution
+        if accelerator.is_main_process:  # one process renders the set; the others find it cached
+            data_prep.builtin_openmoji(resolution)
+        accelerator.wait_for_everyone()
+        path = str(data_prep.builtin_openmoji(resolution, progress=False))
+    return lambda resolution: data_prep.open_dataset(path, resolution, xflip=config.xflip)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = from_namespace(args)
+        family = get_family(config.family)
+        model_config = family.preset(config.preset)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        g, d = family.generator_cls(model_config), family.discriminator_cls(model_config)
+        print(json.dumps({"train": json.loads(config.to_json()), "model": model_config.__dict__,
+                          "loss": config.loss or family.default_loss,
+                          "parameters": {"generator": count_parameters(g), "discriminator": count_parameters(d)}},
+                         indent=2))
+        return 0
+
+    from accelerate import Accelerator
+
+    from progan.trainer import Trainer, TrainingDiverged
+
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with="tensorboard", project_dir=config.out)
+    try:
+        trainer = Trainer(config, FAMILIES[config.family], dataset_opener(config, accelerator), accelerator=accelerator)
+        result = trainer.train()
+    except (TrainingDiverged, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    accelerator.print(f"done: {result}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
