@@ -232,3 +232,11 @@ def test_cli_builds_a_dataset(photos, tmp_path):
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert manifest["settings"]["background"] == [0, 255, 0]
     assert manifest["settings"]["crop"] == "pad" and manifest["resolutions"] == [16]
+
+
+def test_imports_no_model_code_and_cli_skips_torch():
+    code = ("import sys, data_prep.pipeline, data_prep.__main__; assert 'torch' not in sys.modules;"
+            "import data_prep.dataset; bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('progan', 'stylegan_lite', 'app', 'train')]; assert not bad, bad")
+    env = {**os.environ, "PYTHONPATH": str(Path(data_prep.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
