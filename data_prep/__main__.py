@@ -1,0 +1,86 @@
+"""Command line: `python -m data_prep SOURCE --out DIR --resolution 256 [...]`.
+
+SOURCE is a folder (searched recursively), a .zip, a .tar(.gz/.bz2/.xz), or the word `openmoji`
+for the built-in emoji set (write `./openmoji` for a folder of that name). User errors print one
+line `error: ...` and exit with status 2; bad images never stop the run, they are listed in
+DIR/manifest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import DataPrepError
+from .pipeline import prepare
+from .resize import is_power_of_two
+
+
+def _resolution(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not is_power_of_two(value):
+        raise argparse.ArgumentTypeError(f"must be a power of two >= 4 (4, 8, ..., 1024), got {text}")
+    return value
+
+
+def _color(text: str) -> tuple[int, int, int]:
+    """'255,255,255', '#ffffff' or 'ffffff'."""
+    try:
+        if "," in text:
+            rgb = tuple(int(part) for part in text.split(","))
+        else:
+            hex_text = text.removeprefix("#")
+            rgb = tuple(int(hex_text[i:i + 2], 16) for i in (0, 2, 4)) if len(hex_text) == 6 else ()
+    except ValueError:
+        rgb = ()
+    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+        raise argparse.ArgumentTypeError(f"expected R,G,B (0..255) or #rrggbb, got {text}")
+    return rgb  # type: ignore[return-value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m data_prep", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("source", help="folder, .zip, .tar(.gz) or 'openmoji'")
+    parser.add_argument("--out", required=True, help="dataset directory to create")
+    parser.add_argument("--resolution", type=_resolution, required=True,
+                        help="largest resolution in pixels (power of two)")
+    parser.add_argument("--crop", choices=("center", "pad"), default="center",
+                        help="center: largest centred square; pad: letterbox onto --background")
+    parser.add_argument("--background", type=_color, default=(255, 255, 255),
+                        help="colour under transparent pixels and padding")
+    parser.add_argument("--no-pyramid", dest="pyramid", action="store_false",
+                        help="store only --resolution, not every power of two down to 4")
+    parser.add_argument("--dedupe", action="store_true",
+                        help="drop images whose final pixels equal an earlier image's")
+    parser.add_argument("--upscale", action="store_true",
+                        help="upsample images smaller than --resolution instead of skipping them")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        prepare(args.source, args.out, resolution=args.resolution, pyramid=args.pyramid,
+                crop=args.crop, background=args.background, dedupe=args.dedupe,
+                upscale=args.upscale, workers=args.workers, progress=not args.quiet,
+                overwrite=args.overwrite, limit=args.limit)
+    except DataPrepError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

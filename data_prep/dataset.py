@@ -1,0 +1,182 @@
+"""The torch Dataset train.py reads: uint8 [3, R, R] tensors from a prepared dataset or a folder.
+
+A prepared directory is read through numpy memory maps opened lazily, on first access in each
+process: nothing is held open across fork/spawn, every DataLoader worker and every rank on every
+node maps the same read-only files, and the OS page cache shares them. Pixels stay uint8 all the
+way to the device, where the training step converts to float (4x less host memory and PCIe).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .errors import DataPrepError, SkipImage
+from .resize import is_power_of_two
+from .writer import FORMAT_VERSION
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    """Load and check `<path>/manifest.json`; one clear error if it is not our format."""
+    file = Path(path) / "manifest.json"
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DataPrepError(f"cannot read dataset manifest {file}: {error}") from None
+    if manifest.get("format") != "gan-studio-dataset" or manifest.get("format_version") != FORMAT_VERSION:
+        raise DataPrepError(f"{file} is not a gan-studio dataset of format version {FORMAT_VERSION}")
+    return manifest
+
+
+class _Prepared:
+    """Random access into images_<R>.npy; the memmap is opened per process on first use."""
+
+    def __init__(self, path: Path, resolution: int) -> None:
+        self.manifest = read_manifest(path)
+        self.resolutions = tuple(self.manifest["resolutions"])
+        if resolution not in self.resolutions:
+            raise DataPrepError(f"resolution {resolution} not in dataset {path}; "
+                                f"available: {sorted(self.resolutions)}")
+        entry = self.manifest["files"][str(resolution)]
+        self.file = path / entry["file"]
+        self.length = entry["shape"][0]
+        self._array: np.ndarray | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def array(self) -> np.ndarray:
+        # Re-open after fork: a mapping inherited from the parent works, but reopening per pid
+        # keeps file handles and readahead state private to each worker.
+        if self._array is None or self._pid != os.getpid():
+            self._array = np.load(self.file, mmap_mode="r")
+            self._pid = os.getpid()
+        return self._array  # [N, 3, R, R] uint8
+
+    def load(self, index: int) -> np.ndarray:
+        return np.array(self.array()[index])  # copy out of the page cache: [3, R, R]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_array": None, "_pid": None}  # never pickle a mapping
+
+
+class _Folder:
+    """Unprepared folder: decode + crop + resize on the fly with the same code as prepare()."""
+
+    def __init__(self, path: Path, resolution: int, **options) -> None:
+        from .pipeline import Settings
+        from .sources import open_source
+
+        source = open_source(path)
+        self.items = list(source.items)
+        if not self.items:
+            raise DataPrepError(f"no images found in {path}")
+        self.settings = Settings(resolution, pyramid=False, **options)
+        self.resolutions = (resolution,)
+        self.manifest = {"format": "raw-folder", "source": {"kind": "folder", "location": str(path)},
+                         "resolutions": [resolution], "counts": {"found": len(self.items)}}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> np.ndarray:
+        from .pipeline import load_square
+
+        # A bad file cannot be dropped from the index any more, so the next good one stands in
+        # (deterministically); prepare() the folder to get a clean, listed set of skips.
+        for offset in range(len(self.items)):
+            item = self.items[(index + offset) % len(self.items)]
+            try:
+                return np.ascontiguousarray(load_square(item, self.settings).transpose(2, 0, 1))
+            except SkipImage as skip:
+                warnings.warn(f"skipping {item.name}: {skip}", stacklevel=2)
+        raise RuntimeError("no decodable image in the folder")
+
+
+class ImageDataset(Dataset):
+    """uint8 images at one resolution from a prepared dataset directory or a plain folder.
+
+    Args:
+        path: a directory written by `prepare()` (has manifest.json) or a folder of images.
+        resolution: one of `self.resolutions` for a prepared dataset; any power of two >= 4
+            for a folder.
+        xflip: also return each image mirrored left-right: indices N..2N-1 are the mirrors of
+            0..N-1, so the length doubles and samplers/resume stay deterministic.
+        crop, background, upscale: decode options for a plain folder (see `prepare`).
+
+    `ds[i]` is a contiguous uint8 tensor [3, R, R]; convert on the device:
+    `x = batch.to(device).float() / 127.5 - 1`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        resolution: int,
+        *,
+        xflip: bool = False,
+        crop: str = "center",
+        background: tuple[int, int, int] = (255, 255, 255),
+        upscale: bool = False,
+    ) -> None:
+        self.path = Path(path).expanduser().resolve()
+        if not self.path.is_dir():
+            raise DataPrepError(f"dataset not found: {path}")
+        if not is_power_of_two(resolution):
+            raise DataPrepError(f"resolution must be a power of two >= 4, got {resolution}")
+        self.resolution = resolution
+        self.xflip = xflip
+        if (self.path / "manifest.json").exists():
+            self._backend = _Prepared(self.path, resolution)
+        else:
+            self._backend = _Folder(self.path, resolution, crop=crop,
+                                    background=tuple(background), upscale=upscale)
+        self.resolutions: tuple[int, ...] = self._backend.resolutions
+        self.manifest: dict = self._backend.manifest
+        self.num_images = len(self._backend)
+
+    def __len__(self) -> int:
+        return self.num_images * (2 if self.xflip else 1)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        index %= len(self)
+        image = self._backend.load(index % self.num_images)  # [3, R, R]
+        if index >= self.num_images:
+            image = np.ascontiguousarray(image[:, :, ::-1])
+        return torch.from_numpy(image)
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        # DataLoader's batched fetch: one sorted fancy-index read from the memmap instead of
+        # `batch_size` small ones.
+        if not isinstance(self._backend, _Prepared):
+            return [self[i] for i in indices]
+        total = len(self)
+        if any(not -total <= i < total for i in indices):
+            raise IndexError(f"an index in the batch is out of range for {total} images")
+        wrapped = np.asarray(indices, dtype=np.int64) % total
+        base = wrapped % self.num_images
+        order = np.argsort(base, kind="stable")
+        block = np.empty((len(indices), 3, self.resolution, self.resolution), dtype=np.uint8)
+        block[order] = self._backend.array()[base[order]]  # [B, 3, R, R]
+        flip = wrapped >= self.num_images
+        block[flip] = block[flip][..., ::-1]
+        return list(torch.from_numpy(block).unbind(0))
+
+    def extra_repr(self) -> str:
+        return f"{self.path}, resolution={self.resolution}, images={self.num_images}, xflip={self.xflip}"
+
+    def __repr__(self) -> str:
+        return f"ImageDataset({self.extra_repr()})"
+
+
+def open_dataset(path: str | os.PathLike, resolution: int, *, xflip: bool = False) -> ImageDataset:
+    """The Dataset for `path`, prepared directory or plain folder alike (see ImageDataset)."""
+    return ImageDataset(path, resolution, xflip=xflip)

