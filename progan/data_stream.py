@@ -38,8 +38,11 @@ class StreamSampler(Sampler[int]):
 def make_loader(dataset: Dataset, *, batch_size: int, seed: int, rank: int, world_size: int, consumed: int,
                 workers: int, pin_memory: bool) -> Iterator[torch.Tensor]:
     sampler = StreamSampler(len(dataset), seed=seed, rank=rank, world_size=world_size, consumed=consumed)
+    # A private generator: creating an iterator must not draw from the global RNG, or a resumed run
+    # (which creates its iterator at a different moment) would diverge from an uninterrupted one.
+    base = torch.Generator().manual_seed(seed * 7919 + consumed * 31 + rank)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                        drop_last=True, pin_memory=pin_memory, persistent_workers=False)
+                        drop_last=True, pin_memory=pin_memory, persistent_workers=False, generator=base)
     return iter(loader)
 
 

@@ -9,6 +9,7 @@ non-finite losses are agreed on by all processes at the same step.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import signal
@@ -78,8 +79,16 @@ class Trainer:
                 "sample_z": self.sample_z, "world_size": self.accelerator.num_processes,
                 "train_config": self.config.to_json(), "family": self.family.name}
 
+    def weights_digest(self) -> str:
+        """Hash of G, D and G_ema weights: equal on every process of a healthy run (saved per rank)."""
+        digest = hashlib.sha256()
+        for module in (self.generator, self.discriminator, self.generator_ema):
+            for tensor in module.state_dict().values():
+                digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
     def _rank_state(self) -> dict[str, Any]:
-        state = {"torch_rng": torch.get_rng_state()}
+        state: dict[str, Any] = {"torch_rng": torch.get_rng_state(), "weights_digest": self.weights_digest()}
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state(self.accelerator.device)
         return state

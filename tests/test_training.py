@@ -1,0 +1,176 @@
+"""Training: exact resume after SIGKILL, clean SIGTERM stop, stop-gradients, NaN guard, schedule, EMA."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from families import FAMILIES
+from progan.checkpoint import latest_checkpoint, list_checkpoints
+from progan.ema import ema_beta
+from progan.export import read_pretrained
+from progan.schedule import GrowthSchedule
+from progan.train_step import StepContext, discriminator_step, generator_step
+
+from train_utils import ROOT, assert_states_equal, load_state, make_image_folder, run_train, train_args, train_env
+
+
+# --- unit level -----------------------------------------------------------------------------------
+
+def test_schedule_fades_then_stabilizes_each_resolution():
+    s = GrowthSchedule(num_stages=3, fade_kimg=1, stable_kimg=2, batch_sizes=(16, 8))
+    assert (s.phase(0).stage, s.phase(1999).stage) == (0, 0)
+    assert s.phase(2000).stage == 1 and s.phase(2000).alpha == 0.0
+    assert s.phase(2500).alpha == pytest.approx(0.5)
+    assert s.phase(3000).alpha == 1.0 and s.phase(4999).stage == 1
+    assert s.phase(5000).stage == 2 and s.phase(10**9).stage == 2 and s.phase(10**9).alpha == 1.0
+    assert s.phase(0).batch_size == 16 and s.phase(5000).batch_size == 8
+    fixed = GrowthSchedule(num_stages=3, progressive=False)
+    assert fixed.phase(0).stage == 2 and fixed.phase(0).alpha == 1.0
+
+
+def test_ema_half_life_and_rampup():
+    assert ema_beta(100, half_life_images=100, images_seen=10**9) == pytest.approx(0.5)
+    assert ema_beta(10, half_life_images=1000, images_seen=10**9) ** 100 == pytest.approx(0.5)
+    # early on the half-life is capped by images_seen * rampup, so the average forgets the init fast
+    assert ema_beta(10, half_life_images=1000, images_seen=200, rampup=0.05) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("loss", ["wgan_gp", "logistic_r1"])
+def test_steps_only_touch_their_own_network(family, loss):
+    torch.manual_seed(0)
+    config = family.presets["tiny"]
+    g, d = family.generator_cls(config), family.discriminator_cls(config)
+    ctx = StepContext(generator=g, discriminator=d, loss=loss, stage=2, alpha=0.5, latent_dim=config.latent_dim,
+                      device=torch.device("cpu"), autocast=torch.autocast("cpu", enabled=False).__class__ and
+                      (lambda: torch.autocast("cpu", enabled=False)), backward=lambda l: l.backward(),
+                      reduce_mean=lambda t: t, mixing_prob=0.9 if family.name == "stylegan_lite" else 0.0)
+    reals = [torch.rand(4, 3, 16, 16) * 2 - 1]
+    terms = discriminator_step(ctx, reals)
+    assert all(p.grad is None for p in g.parameters())                 # D step: nothing reaches G
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in d.parameters())
+    assert all(p.requires_grad for p in g.parameters())                # G unfrozen afterwards
+    d.zero_grad(set_to_none=True)
+    g_terms = generator_step(ctx, 4, 1)
+    assert all(p.grad is None for p in d.parameters())                 # G step: nothing reaches D
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
+    assert torch.isfinite(terms["d_loss"]) and torch.isfinite(g_terms["g_loss"])
+
+
+def test_nan_loss_stops_without_poisoning_checkpoints(tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    import progan.train_step as train_step
+    from data_prep import open_dataset
+    from progan.train_config import TrainConfig
+    from progan.trainer import Trainer, TrainingDiverged
+
+    data = make_image_folder(tmp_path / "data")
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), kimg=0.2,
+                         batch_size=4, fade_kimg=0.04, stable_kimg=0.04, checkpoint_kimg=0.02, workers=0)
+    calls = {"n": 0}
+    real_loss = train_step.generator_loss
+
+    def poisoned(name, scores):
+        calls["n"] += 1
+        loss = real_loss(name, scores)
+        return loss * float("nan") if calls["n"] > 7 else loss
+
+    monkeypatch.setattr(train_step, "generator_loss", poisoned)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r),
+                      accelerator=Accelerator(cpu=True))
+    with pytest.raises(TrainingDiverged, match="non-finite loss at 0.028 kimg"):
+        trainer.train()
+    kimgs = [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")]
+    assert kimgs == ["ckpt-000000.020"]  # the one before the NaN; nothing written at or after it
+    assert not (tmp_path / "run" / "export").exists()
+
+
+# --- end to end: real processes -------------------------------------------------------------------
+
+def _wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process ended early:\n{proc.stderr.read()[-3000:]}")
+        time.sleep(0.005)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family_name", ["progan", "stylegan_lite"])
+def test_resume_after_sigkill_is_bit_exact(tmp_path, family_name):
+    data = make_image_folder(tmp_path / "data")
+    straight = run_train(train_args(family_name, data, tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    args = train_args(family_name, data, tmp_path / "killed")
+    ckpts = tmp_path / "killed" / "checkpoints"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=train_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: latest_checkpoint(ckpts) is not None, 120, proc)
+    proc.kill()  # SIGKILL: no handler runs, no cleanup
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "export").exists(), "the run finished before the kill"
+    assert [p.name for p in list_checkpoints(ckpts)] == ["ckpt-000000.100"]
+
+    resumed = run_train(args)  # the same command again
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout + resumed.stderr
+    final_straight = load_state(latest_checkpoint(tmp_path / "straight" / "checkpoints"))
+    final_resumed = load_state(latest_checkpoint(ckpts))
+    assert final_straight["images_seen"] == 200 and final_straight["step"] == 50
+    # the run crossed from stage 1 into stage 2 after the resume point; everything matches bit for bit
+    log = (tmp_path / "killed" / "log.jsonl").read_text()
+    assert '"stage": 2' in log
+    assert final_straight.pop("train_config") != final_resumed.pop("train_config")  # only --out differs
+    assert_states_equal(final_straight, final_resumed)
+    meta_a, tensors_a = read_pretrained(tmp_path / "straight" / "export")
+    meta_b, tensors_b = read_pretrained(tmp_path / "killed" / "export")
+    assert meta_a["config"] == meta_b["config"] and meta_b["summary"]["images_seen"] == 200
+    assert_states_equal(tensors_a, tensors_b)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_resume_continues(tmp_path):
+    data = make_image_folder(tmp_path / "data")
+    args = train_args("stylegan_lite", data, tmp_path / "run", kimg=2.0, **{"checkpoint-kimg": 10})
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=train_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (tmp_path / "run" / "log.jsonl").exists(), 120, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    assert "stop requested" in out + err
+    ckpt = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    state = load_state(ckpt)
+    assert 0 < state["images_seen"] < 2000 and (ckpt / "rng-rank0.pt").exists()
+    stopped_at = state["images_seen"]
+    resumed = run_train(train_args("stylegan_lite", data, tmp_path / "run", kimg=stopped_at / 1000 + 0.02,
+                                   **{"checkpoint-kimg": 10}))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {ckpt}" in resumed.stdout + resumed.stderr
+    assert load_state(latest_checkpoint(tmp_path / "run" / "checkpoints"))["images_seen"] == stopped_at + 20
+
+
+def test_bad_options_are_one_line_errors(tmp_path):
+    result = run_train(["--preset", "nope", "--out", str(tmp_path)])
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "unknown progan preset 'nope'" in result.stderr
+    result = run_train(["--batch-size", "0"])
+    assert result.returncode == 2 and "--batch-size must be > 0" in result.stderr
+
+
+def test_dry_run_prints_resolved_config():
+    import json
+    result = run_train(["--family", "stylegan_lite", "--preset", "tiny", "--dry-run"])
+    assert result.returncode == 0, result.stderr
+    resolved = json.loads(result.stdout)
+    assert resolved["loss"] == "logistic_r1" and resolved["model"]["resolution"] == 16
+    assert resolved["parameters"]["generator"] > 0 and resolved["train"]["mixing_prob"] == 0.9
