@@ -28,7 +28,7 @@ def dataset_opener(config: TrainConfig, accelerator):
     path = config.data
     if not path:
         resolution = get_family(config.family).preset(config.preset).resolution
-        if accelerator.is_main_process:  # one process renders the set; the others find it cached
+        if accelerator.is_local_main_process:  # one process per node renders the set; the others find it cached
             data_prep.builtin_openmoji(resolution)
         accelerator.wait_for_everyone()
         path = str(data_prep.builtin_openmoji(resolution, progress=False))
@@ -52,11 +52,14 @@ def main(argv: list[str] | None = None) -> int:
                          indent=2))
         return 0
 
+    import torch
     from accelerate import Accelerator
 
     from progan.trainer import Trainer, TrainingDiverged
 
-    accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with="tensorboard", project_dir=config.out)
+    # cpu=True without CUDA makes Accelerate form a gloo process group when launched with several processes
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
+                              log_with="tensorboard", project_dir=config.out)
     try:
         trainer = Trainer(config, FAMILIES[config.family], dataset_opener(config, accelerator), accelerator=accelerator)
         result = trainer.train()

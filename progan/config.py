@@ -79,7 +79,8 @@ def config_from_dict(config_cls: type, values: Mapping[str, Any]) -> Any:
 PRESETS: dict[str, ProGANConfig] = {
     # tests: every stage in milliseconds on CPU
     "tiny": ProGANConfig(resolution=16, latent_dim=16, channel_base=128, channel_max=16),
-    # CPU-trainable demos
+    # CPU-trainable demos (the bundled weights use demo-32)
+    "demo-32": ProGANConfig(resolution=32, latent_dim=64, channel_base=1024, channel_max=64),
     "small-32": ProGANConfig(resolution=32, latent_dim=128, channel_base=2048, channel_max=128),
     "small-64": ProGANConfig(resolution=64, latent_dim=128, channel_base=4096, channel_max=128),
     # one-GPU sizes with the paper's channel formula

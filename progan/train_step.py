@@ -18,7 +18,7 @@ from torch import nn
 from .losses import discriminator_loss, generator_loss
 from .layers import downsample2x, upsample2x
 
-__all__ = ["StepContext", "all_reduce_gradients", "fade_reals", "discriminator_step", "generator_step"]
+__all__ = ["StepContext", "all_reduce_gradients", "all_reduce_buffers", "fade_reals", "discriminator_step", "generator_step"]
 
 
 @dataclass
@@ -49,6 +49,16 @@ def all_reduce_gradients(module: nn.Module, reduce_mean: Callable[[torch.Tensor]
     flat = reduce_mean(torch.cat([p.grad.flatten() for p in params]))
     for p, g in zip(params, flat.split([p.numel() for p in params])):
         p.grad.copy_(g.view_as(p.grad))
+
+
+def all_reduce_buffers(module: nn.Module, reduce_mean: Callable[[torch.Tensor], torch.Tensor], world_size: int) -> None:
+    """Average floating buffers (StyleGAN's ``w_avg``): each process tracked it on its own latents, and
+    since the update is linear, the mean equals one update with the global batch."""
+    if world_size == 1:
+        return
+    for buffer in module.buffers():
+        if buffer.is_floating_point():
+            buffer.copy_(reduce_mean(buffer.detach().clone()))
 
 
 def fade_reals(reals: torch.Tensor, alpha: float) -> torch.Tensor:

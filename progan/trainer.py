@@ -30,7 +30,7 @@ from .ema import ema_beta, update_ema
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
 from .train_config import TrainConfig, parse_batch_sizes
-from .train_step import StepContext, all_reduce_gradients, discriminator_step, generator_step
+from .train_step import StepContext, all_reduce_buffers, all_reduce_gradients, discriminator_step, generator_step
 
 __all__ = ["Trainer", "TrainingDiverged"]
 
@@ -210,6 +210,7 @@ class Trainer:
             self.opt_d.zero_grad(set_to_none=True)
             g_terms = generator_step(ctx, phase.batch_size, accum)
             all_reduce_gradients(self.generator, ctx.reduce_mean, world)
+            all_reduce_buffers(self.generator, ctx.reduce_mean, world)
             self.opt_g.step()
             self.opt_g.zero_grad(set_to_none=True)
             finite = bool(torch.isfinite(d_terms["d_loss"]) and torch.isfinite(g_terms["g_loss"]))

@@ -44,6 +44,8 @@ class StyleGANConfig(ProGANConfig):
 PRESETS: dict[str, StyleGANConfig] = {
     "tiny": StyleGANConfig(resolution=16, latent_dim=16, w_dim=16, mapping_layers=2,
                            channel_base=128, channel_max=16),
+    "demo-32": StyleGANConfig(resolution=32, latent_dim=64, w_dim=64, mapping_layers=4,
+                              channel_base=1024, channel_max=64),
     "small-32": StyleGANConfig(resolution=32, latent_dim=128, w_dim=128, mapping_layers=4,
                                channel_base=2048, channel_max=128),
     "small-64": StyleGANConfig(resolution=64, latent_dim=128, w_dim=128, mapping_layers=4,

@@ -1,0 +1,53 @@
+"""The real `accelerate launch` with 2 CPU processes: checkpoint, identical ranks, resume, export."""
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from progan.checkpoint import list_checkpoints
+from progan.export import read_pretrained
+
+from train_utils import ROOT, make_image_folder, train_args, train_env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(args: list[str]) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(_free_port()), str(ROOT / "train.py"), *args]
+    return subprocess.run(command, cwd=ROOT, env=train_env(), capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family_name", ["stylegan_lite"])
+def test_accelerate_launch_two_cpu_processes(tmp_path, family_name):
+    data = make_image_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    first = _launch(train_args(family_name, data, out, kimg=0.096, **{"checkpoint-kimg": 0.048}))
+    assert first.returncode == 0, first.stderr[-4000:]
+    ckpts = list_checkpoints(out / "checkpoints")
+    # 2 processes x batch 4 = 8 images per step: checkpoints land on multiples of 8 images
+    assert [p.name for p in ckpts] == ["ckpt-000000.048", "ckpt-000000.096"]
+    for ckpt in ckpts:
+        ranks = [torch.load(ckpt / f"rng-rank{r}.pt", weights_only=True) for r in (0, 1)]
+        assert ranks[0]["weights_digest"] == ranks[1]["weights_digest"]      # both ranks hold identical weights
+        assert not torch.equal(ranks[0]["torch_rng"], ranks[1]["torch_rng"])  # but draw different latents
+        state = torch.load(ckpt / "state.pt", weights_only=True)
+        assert state["world_size"] == 2
+    meta, _ = read_pretrained(out / "export")
+    assert meta["summary"]["processes"] == 2 and meta["summary"]["images_seen"] == 96
+
+    second = _launch(train_args(family_name, data, out, kimg=0.144, **{"checkpoint-kimg": 0.048}))
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert "resumed from" in second.stdout + second.stderr
+    assert read_pretrained(out / "export")[0]["summary"]["images_seen"] == 144
+    last = list_checkpoints(out / "checkpoints")[-1]
+    ranks = [torch.load(last / f"rng-rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["weights_digest"] == ranks[1]["weights_digest"]
