@@ -153,23 +153,6 @@ class ImageDataset(Dataset):
             image = np.ascontiguousarray(image[:, :, ::-1])
         return torch.from_numpy(image)
 
-    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
-        # DataLoader's batched fetch: one sorted fancy-index read from the memmap instead of
-        # `batch_size` small ones.
-        if not isinstance(self._backend, _Prepared):
-            return [self[i] for i in indices]
-        total = len(self)
-        if any(not -total <= i < total for i in indices):
-            raise IndexError(f"an index in the batch is out of range for {total} images")
-        wrapped = np.asarray(indices, dtype=np.int64) % total
-        base = wrapped % self.num_images
-        order = np.argsort(base, kind="stable")
-        block = np.empty((len(indices), 3, self.resolution, self.resolution), dtype=np.uint8)
-        block[order] = self._backend.array()[base[order]]  # [B, 3, R, R]
-        flip = wrapped >= self.num_images
-        block[flip] = block[flip][..., ::-1]
-        return list(torch.from_numpy(block).unbind(0))
-
     def extra_repr(self) -> str:
         return f"{self.path}, resolution={self.resolution}, images={self.num_images}, xflip={self.xflip}"
 

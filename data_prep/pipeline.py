@@ -85,6 +85,13 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _start_method() -> str:
+    # fork where the OS has it: workers start instantly and, unlike spawn, never re-run the
+    # caller's __main__ (a script without a main guard, a notebook or stdin would break or loop).
+    # Workers touch only PIL/numpy, never torch, so a parent's torch threads do not matter.
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
 def ordered_map(
     fn: Callable[[list[Item], Settings], list[Result]],
     items: Iterable[Item], settings: Settings, *, workers: int, chunk: int,
@@ -96,8 +103,7 @@ def ordered_map(
         for part in chunks:
             yield from fn(part, settings)
         return
-    # spawn, not fork: the parent may hold torch/OpenMP threads, and fork with threads can hang.
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(_start_method())
     with context.Pool(workers, initializer=_ignore_sigint) as pool:  # exit => terminate()
         pending: deque = deque()
         for part in chunks:

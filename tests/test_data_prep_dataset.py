@@ -74,14 +74,6 @@ def test_dataloader_with_two_workers_matches_direct_reads(prepared):
     assert torch.equal(batches, torch.stack([dataset[i] for i in range(20)]))
 
 
-def test_batched_getitems_matches_single_reads(prepared):
-    dataset = ImageDataset(prepared, 16, xflip=True)
-    indices = [17, 3, 3, 12, 0, -1]
-    batch = dataset.__getitems__(indices)
-    for index, image in zip(indices, batch):
-        assert torch.equal(image, dataset[index])
-
-
 def test_plain_folder_decodes_on_the_fly_like_prepare(folder, prepared):
     raw, ready = open_dataset(folder, 16, xflip=True), open_dataset(prepared, 16, xflip=True)
     assert len(raw) == len(ready) and raw.manifest["format"] == "raw-folder"
