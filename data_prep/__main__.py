@@ -9,6 +9,7 @@ DIR/manifest.json.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .errors import DataPrepError
@@ -66,8 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    # SIGTERM (kill, a job scheduler's time limit) would end Python without unwinding; raising
+    # KeyboardInterrupt instead runs the writer's cleanup, so no tmp directory is left behind.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         prepare(args.source, args.out, resolution=args.resolution, pyramid=args.pyramid,
                 crop=args.crop, background=args.background, dedupe=args.dedupe,

@@ -80,9 +80,12 @@ def _process_chunk(chunk: list[Item], settings: Settings) -> list[Result]:
     return [process_item(item, settings) for item in chunk]
 
 
-def _ignore_sigint() -> None:
+def _init_worker() -> None:
     # Ctrl-C goes to the whole process group; only the parent should react (and clean up).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Pool.terminate() stops workers with SIGTERM; a handler inherited from the CLI must not
+    # turn that into an exception inside a worker.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _start_method() -> str:
@@ -104,7 +107,7 @@ def ordered_map(
             yield from fn(part, settings)
         return
     context = multiprocessing.get_context(_start_method())
-    with context.Pool(workers, initializer=_ignore_sigint) as pool:  # exit => terminate()
+    with context.Pool(workers, initializer=_init_worker) as pool:  # exit => terminate()
         pending: deque = deque()
         for part in chunks:
             pending.append(pool.apply_async(fn, (part, settings)))

