@@ -108,7 +108,8 @@ def main() -> None:
         rows.append(row)
         for resolution in (64, 256):
             for workers in (0, min(2, args.workers)):
-                rows.append(bench_load(ds256, resolution, workers, epochs=20 if resolution == 64 else 5))
+                epochs = 20 if resolution == 64 else 5  # similar seconds per row
+                rows.append(bench_load(ds256, resolution, workers, epochs))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nDevice: {cpu_name()}, {os.cpu_count()} cores visible, {default_workers()} usable; "
           f"load average {load:.1f} at the end; Python {platform.python_version()}; "

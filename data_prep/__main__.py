@@ -23,7 +23,8 @@ def _resolution(text: str) -> int:
     except ValueError:
         value = -1
     if not is_power_of_two(value):
-        raise argparse.ArgumentTypeError(f"must be a power of two >= 4 (4, 8, ..., 1024), got {text}")
+        raise argparse.ArgumentTypeError(
+            f"must be a power of two >= 4 (4, 8, ..., 1024), got {text}")
     return value
 
 

@@ -31,7 +31,8 @@ def read_manifest(path: str | os.PathLike) -> dict:
         raise DataPrepError(f"cannot read dataset manifest {file}: {error}") from None
     if (manifest.get("format"), manifest.get("format_version")) != ("gan-studio-dataset",
                                                                      FORMAT_VERSION):
-        raise DataPrepError(f"{file} is not a gan-studio dataset of format version {FORMAT_VERSION}")
+        raise DataPrepError(f"{file} is not a gan-studio dataset "
+                            f"of format version {FORMAT_VERSION}")
     return manifest
 
 
@@ -90,7 +91,8 @@ class _Folder:
             raise DataPrepError(f"no images found in {path}")
         self.settings = Settings(resolution, pyramid=False, **options)
         self.resolutions = (resolution,)
-        self.manifest = {"format": "raw-folder", "source": {"kind": "folder", "location": str(path)},
+        self.manifest = {"format": "raw-folder",
+                         "source": {"kind": "folder", "location": str(path)},
                          "resolutions": [resolution], "counts": {"found": len(self.items)}}
 
     def __len__(self) -> int:
@@ -163,7 +165,8 @@ class ImageDataset(Dataset):
         return torch.from_numpy(image)  # [3, R, R] uint8, contiguous
 
     def extra_repr(self) -> str:
-        return f"{self.path}, resolution={self.resolution}, images={self.num_images}, xflip={self.xflip}"
+        return (f"{self.path}, resolution={self.resolution}, images={self.num_images}, "
+                f"xflip={self.xflip}")
 
     def __repr__(self) -> str:
         return f"ImageDataset({self.extra_repr()})"

@@ -132,7 +132,8 @@ def open_source(source: str | os.PathLike, *, limit: int | None = None) -> Sourc
         return _zip(path, limit)
     if lowered.endswith(TAR_SUFFIXES):
         return _tar(path, limit)
-    raise DataPrepError(f"source must be a folder, .zip, .tar(.gz/.bz2/.xz) or 'openmoji': {source}")
+    raise DataPrepError(
+        f"source must be a folder, .zip, .tar(.gz/.bz2/.xz) or 'openmoji': {source}")
 
 
 # Workers keep zip archives open between items: reopening per image would re-read the directory.
