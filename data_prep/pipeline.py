@@ -166,6 +166,8 @@ def prepare(
         raise DataPrepError(f"crop must be 'center' or 'pad', got {crop!r}")
     if len(background) != 3 or not all(isinstance(c, int) and 0 <= c <= 255 for c in background):
         raise DataPrepError(f"background must be three integers 0..255, got {background!r}")
+    if limit is not None and limit < 1:
+        raise DataPrepError(f"limit must be >= 1, got {limit}")
     settings = Settings(resolution, pyramid, crop, tuple(background), upscale, dedupe, max_pixels)
     workers = default_workers() if workers is None else max(1, int(workers))
     start = time.perf_counter()
