@@ -106,7 +106,8 @@ def _tar_items(path: Path, limit: int | None, ignored: Counter) -> Iterator[Item
                     yield Item(name, error=f"{type(error).__name__}: {error}")
     except (OSError, tarfile.TarError, EOFError) as error:
         # A truncated archive ends the listing; what came before is kept and this is recorded.
-        yield Item(f"{path.name}!", error=f"archive ends early: {type(error).__name__}: {error}")
+        yield Item(f"{path.name}: rest of archive",
+                   error=f"archive ends early: {type(error).__name__}: {error}")
 
 
 def _tar(path: Path, limit: int | None) -> Source:
