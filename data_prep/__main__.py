@@ -9,6 +9,7 @@ DIR/manifest.json.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .errors import DataPrepError
@@ -22,7 +23,8 @@ def _resolution(text: str) -> int:
     except ValueError:
         value = -1
     if not is_power_of_two(value):
-        raise argparse.ArgumentTypeError(f"must be a power of two >= 4 (4, 8, ..., 1024), got {text}")
+        raise argparse.ArgumentTypeError(
+            f"must be a power of two >= 4 (4, 8, ..., 1024), got {text}")
     return value
 
 
@@ -41,33 +43,62 @@ def _color(text: str) -> tuple[int, int, int]:
     return rgb  # type: ignore[return-value]
 
 
+_EXAMPLES = """examples:
+  python -m data_prep ~/photos --out data/photos-256 --resolution 256
+  python -m data_prep faces.zip --out data/faces-1024 --resolution 1024 --dedupe
+  python -m data_prep openmoji --out data/openmoji-64 --resolution 64
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        # One line like every other user error, instead of the usage block plus the message.
+        print(f"error: {message} (see python -m data_prep --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("source", help="folder, .zip, .tar(.gz) or 'openmoji'")
-    parser.add_argument("--out", required=True, help="dataset directory to create")
-    parser.add_argument("--resolution", type=_resolution, required=True,
-                        help="largest resolution in pixels (power of two)")
+    parser = _Parser(
+        prog="python -m data_prep", epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Turn an image collection into a uint8 dataset directory for train.py. "
+                    "Bad files are skipped and listed in DIR/manifest.json.")
+    parser.add_argument("source", help="folder (recursive), .zip, .tar(.gz/.bz2/.xz), or "
+                                       "'openmoji' (write ./openmoji for a folder of that name)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="dataset directory to create")
+    parser.add_argument("--resolution", type=_resolution, required=True, metavar="R",
+                        help="largest resolution in pixels, a power of two >= 4")
     parser.add_argument("--crop", choices=("center", "pad"), default="center",
-                        help="center: largest centred square; pad: letterbox onto --background")
+                        help="center: largest centred square (default); "
+                             "pad: letterbox onto --background")
     parser.add_argument("--background", type=_color, default=(255, 255, 255),
-                        help="colour under transparent pixels and padding")
+                        metavar="COLOR", help="R,G,B or #rrggbb under transparent pixels and "
+                                              "padding (default: white)")
     parser.add_argument("--no-pyramid", dest="pyramid", action="store_false",
-                        help="store only --resolution, not every power of two down to 4")
+                        help="store only R, not every power of two from R down to 4")
     parser.add_argument("--dedupe", action="store_true",
                         help="drop images whose final pixels equal an earlier image's")
     parser.add_argument("--upscale", action="store_true",
-                        help="upsample images smaller than --resolution instead of skipping them")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+                        help="upsample images smaller than R instead of skipping them")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="worker processes (default: all usable cores)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="use only the first N images, in the stable order")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing dataset at DIR (never a non-dataset directory)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return parser
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    # SIGTERM (kill, a job scheduler's time limit) would end Python without unwinding; raising
+    # KeyboardInterrupt instead runs the writer's cleanup, so no tmp directory is left behind.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         prepare(args.source, args.out, resolution=args.resolution, pyramid=args.pyramid,
                 crop=args.crop, background=args.background, dedupe=args.dedupe,

@@ -29,8 +29,10 @@ def read_manifest(path: str | os.PathLike) -> dict:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise DataPrepError(f"cannot read dataset manifest {file}: {error}") from None
-    if manifest.get("format") != "gan-studio-dataset" or manifest.get("format_version") != FORMAT_VERSION:
-        raise DataPrepError(f"{file} is not a gan-studio dataset of format version {FORMAT_VERSION}")
+    if (manifest.get("format"), manifest.get("format_version")) != ("gan-studio-dataset",
+                                                                     FORMAT_VERSION):
+        raise DataPrepError(f"{file} is not a gan-studio dataset "
+                            f"of format version {FORMAT_VERSION}")
     return manifest
 
 
@@ -45,7 +47,8 @@ class _Prepared:
                                 f"available: {sorted(self.resolutions)}")
         entry = self.manifest["files"][str(resolution)]
         self.file = path / entry["file"]
-        self.length = entry["shape"][0]
+        self.shape = tuple(entry["shape"])  # [N, 3, R, R]
+        self.length = self.shape[0]
         self._array: np.ndarray | None = None
         self._pid: int | None = None
 
@@ -56,12 +59,20 @@ class _Prepared:
         # Re-open after fork: a mapping inherited from the parent works, but reopening per pid
         # keeps file handles and readahead state private to each worker.
         if self._array is None or self._pid != os.getpid():
-            self._array = np.load(self.file, mmap_mode="r")
-            self._pid = os.getpid()
+            try:
+                array = np.load(self.file, mmap_mode="r")
+            except (OSError, ValueError) as error:
+                raise DataPrepError(f"cannot open {self.file}: {error}") from None
+            if array.shape != self.shape or array.dtype != np.uint8:
+                raise DataPrepError(f"{self.file} holds {array.dtype} {array.shape}, the manifest "
+                                    f"says uint8 {self.shape}: the dataset is damaged")
+            self._array, self._pid = array, os.getpid()
         return self._array  # [N, 3, R, R] uint8
 
-    def load(self, index: int) -> np.ndarray:
-        return np.array(self.array()[index])  # copy out of the page cache: [3, R, R]
+    def load(self, index: int, *, flip: bool = False) -> np.ndarray:
+        image = self.array()[index]  # [3, R, R], a view into the page cache
+        # np.array always copies into a private, writable, contiguous array (mirrored or not).
+        return np.array(image[:, :, ::-1] if flip else image, order="C")
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_array": None, "_pid": None}  # never pickle a mapping
@@ -80,13 +91,14 @@ class _Folder:
             raise DataPrepError(f"no images found in {path}")
         self.settings = Settings(resolution, pyramid=False, **options)
         self.resolutions = (resolution,)
-        self.manifest = {"format": "raw-folder", "source": {"kind": "folder", "location": str(path)},
+        self.manifest = {"format": "raw-folder",
+                         "source": {"kind": "folder", "location": str(path)},
                          "resolutions": [resolution], "counts": {"found": len(self.items)}}
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def load(self, index: int) -> np.ndarray:
+    def load(self, index: int, *, flip: bool = False) -> np.ndarray:
         from .pipeline import load_square
 
         # A bad file cannot be dropped from the index any more, so the next good one stands in
@@ -94,7 +106,8 @@ class _Folder:
         for offset in range(len(self.items)):
             item = self.items[(index + offset) % len(self.items)]
             try:
-                return np.ascontiguousarray(load_square(item, self.settings).transpose(2, 0, 1))
+                image = load_square(item, self.settings).transpose(2, 0, 1)  # [3, R, R]
+                return np.array(image[:, :, ::-1] if flip else image, order="C")
             except SkipImage as skip:
                 warnings.warn(f"skipping {item.name}: {skip}", stacklevel=2)
         raise RuntimeError("no decodable image in the folder")
@@ -148,30 +161,12 @@ class ImageDataset(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
         index %= len(self)
-        image = self._backend.load(index % self.num_images)  # [3, R, R]
-        if index >= self.num_images:
-            image = np.ascontiguousarray(image[:, :, ::-1])
-        return torch.from_numpy(image)
-
-    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
-        # DataLoader's batched fetch: one sorted fancy-index read from the memmap instead of
-        # `batch_size` small ones.
-        if not isinstance(self._backend, _Prepared):
-            return [self[i] for i in indices]
-        total = len(self)
-        if any(not -total <= i < total for i in indices):
-            raise IndexError(f"an index in the batch is out of range for {total} images")
-        wrapped = np.asarray(indices, dtype=np.int64) % total
-        base = wrapped % self.num_images
-        order = np.argsort(base, kind="stable")
-        block = np.empty((len(indices), 3, self.resolution, self.resolution), dtype=np.uint8)
-        block[order] = self._backend.array()[base[order]]  # [B, 3, R, R]
-        flip = wrapped >= self.num_images
-        block[flip] = block[flip][..., ::-1]
-        return list(torch.from_numpy(block).unbind(0))
+        image = self._backend.load(index % self.num_images, flip=index >= self.num_images)
+        return torch.from_numpy(image)  # [3, R, R] uint8, contiguous
 
     def extra_repr(self) -> str:
-        return f"{self.path}, resolution={self.resolution}, images={self.num_images}, xflip={self.xflip}"
+        return (f"{self.path}, resolution={self.resolution}, images={self.num_images}, "
+                f"xflip={self.xflip}")
 
     def __repr__(self) -> str:
         return f"ImageDataset({self.extra_repr()})"

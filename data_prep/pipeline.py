@@ -80,9 +80,19 @@ def _process_chunk(chunk: list[Item], settings: Settings) -> list[Result]:
     return [process_item(item, settings) for item in chunk]
 
 
-def _ignore_sigint() -> None:
+def _init_worker() -> None:
     # Ctrl-C goes to the whole process group; only the parent should react (and clean up).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Pool.terminate() stops workers with SIGTERM; a handler inherited from the CLI must not
+    # turn that into an exception inside a worker.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _start_method() -> str:
+    # fork where the OS has it: workers start instantly and, unlike spawn, never re-run the
+    # caller's __main__ (a script without a main guard, a notebook or stdin would break or loop).
+    # Workers touch only PIL/numpy, never torch, so a parent's torch threads do not matter.
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def ordered_map(
@@ -96,9 +106,8 @@ def ordered_map(
         for part in chunks:
             yield from fn(part, settings)
         return
-    # spawn, not fork: the parent may hold torch/OpenMP threads, and fork with threads can hang.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_ignore_sigint) as pool:  # exit => terminate()
+    context = multiprocessing.get_context(_start_method())
+    with context.Pool(workers, initializer=_init_worker) as pool:  # exit => terminate()
         pending: deque = deque()
         for part in chunks:
             pending.append(pool.apply_async(fn, (part, settings)))
@@ -157,6 +166,8 @@ def prepare(
         raise DataPrepError(f"crop must be 'center' or 'pad', got {crop!r}")
     if len(background) != 3 or not all(isinstance(c, int) and 0 <= c <= 255 for c in background):
         raise DataPrepError(f"background must be three integers 0..255, got {background!r}")
+    if limit is not None and limit < 1:
+        raise DataPrepError(f"limit must be >= 1, got {limit}")
     settings = Settings(resolution, pyramid, crop, tuple(background), upscale, dedupe, max_pixels)
     workers = default_workers() if workers is None else max(1, int(workers))
     start = time.perf_counter()

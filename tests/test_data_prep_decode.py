@@ -23,7 +23,7 @@ RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
 
 def build(tmp_path, files: dict[str, bytes], resolution: int, **options):
-    """Write `files` into a folder, prepare it, return (images [N,H,W,3] at `resolution`, manifest)."""
+    """Write `files` into a folder, prepare it; return (images [N, H, W, 3], manifest)."""
     import json
 
     source = tmp_path / "src"
