@@ -18,9 +18,10 @@ class Limits:
     """Upper bounds for one request. ``max_pixels`` caps grid size for high-resolution models."""
 
     max_images: int = 64              # images in a sampling grid
-    max_pixels: int = 64 * 256 * 256  # output pixels per request: 64 images at 256 px, 4 at 1024 px
+    max_pixels: int = 96 * 256 * 256  # output pixels per request: an 8x8 mixing figure at 256 px, 6 images at 1024 px
     max_keyframes: int = 16           # seeds an interpolation passes through
     max_frames: int = 240             # frames of one video (10 s at 24 fps)
+    max_video_pixels: int = 240 * 256 * 256  # frames x pixels: 240 frames at 256 px, 15 at 1024 px
     min_fps: int = 1
     max_fps: int = 60
     max_mix_seeds: int = 8            # rows and columns of the style-mixing grid, each
@@ -32,11 +33,15 @@ class Limits:
         """How many ``resolution``-sized images one request may produce (at least one)."""
         return max(1, min(self.max_images, self.max_pixels // (resolution * resolution)))
 
+    def frames_allowed(self, resolution: int) -> int:
+        """How many frames one video of a ``resolution``-sized model may have (at least two)."""
+        return max(2, min(self.max_frames, self.max_video_pixels // (resolution * resolution)))
+
 
 DEFAULT_LIMITS = Limits()
 # the CLI runs on the user's own machine: same safety checks, roomier bounds
-CLI_LIMITS = Limits(max_images=1024, max_pixels=1024 * 1024 * 1024, max_keyframes=256,
-                    max_frames=10_000, max_mix_seeds=32)
+CLI_LIMITS = Limits(max_images=1024, max_pixels=2**32, max_keyframes=256, max_frames=10_000,
+                    max_video_pixels=2**36, max_mix_seeds=32, max_resolution=2**16)
 
 
 def check_range(name: str, value: object, low: float, high: float) -> float:
@@ -64,3 +69,16 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def check_truncation(config, psi: object, cutoff: object, limits: Limits) -> tuple[float, int | None]:
+    """Validate ``psi`` against the limits and ``cutoff`` against the model's style layers.
+
+    ``cutoff`` None/"" means every layer. ProGAN ignores both, but they are still checked so a
+    malformed request is refused the same way for every model.
+    """
+    psi = check_range("psi", psi, limits.psi_min, limits.psi_max)
+    if cutoff is None or cutoff == "":
+        return psi, None
+    layers = 2 * config.num_stages  # StyleGAN-lite's num_ws; the same bound for ProGAN
+    return psi, check_int("cutoff", cutoff, 0, layers)
