@@ -24,3 +24,53 @@ def tiny_generator(family):
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # downloads and dataset caches never touch the user's ~/.cache during tests
     monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_launcher(tmp_path_factory):
+    """Start ``python -m app`` in subprocesses: ``launch(*args) -> base URL``; all are killed afterwards."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    processes = []
+
+    def launch(*args: str, timeout: float = 180.0) -> str:
+        port = _free_port()
+        log = tmp_path_factory.mktemp("app-log") / "app.log"
+        env = {**os.environ, "GAN_STUDIO_CACHE": str(tmp_path_factory.mktemp("app-cache")),
+               "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        with open(log, "w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port), *args], cwd=root,
+                                    stdout=out, stderr=subprocess.STDOUT, env=env)
+        processes.append(proc)
+        url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"app exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    return url
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"app did not start within {timeout} s: {log.read_text()[-2000:]}")
+
+    yield launch
+    for proc in processes:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,147 @@
+"""``python -m app.generate``: the app's operations, written to files.
+
+    python -m app.generate grid --seeds 0-15 --psi 0.7 --out grid.png
+    python -m app.generate interpolate --seeds 1,2,3 --frames 96 --fps 24 --method slerp --out walk.mp4
+    python -m app.generate mix --rows 10-12 --cols 1-4 --styles coarse --out mix.png
+
+``grid`` is the default command (``python -m app.generate --seeds 0-15 --out grid.png``). Without
+``--weights`` the bundled weights are used. The same seeds give the same pixels as in the app.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .interpolation import METHODS, SPACES
+from .limits import CLI_LIMITS, check_int, check_truncation
+from .mixing import STYLE_RANGES
+from .sampling import NOISE_MODES
+
+COMMANDS = ("grid", "interpolate", "mix")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--weights", metavar="PATH|URL|hf://org/repo[/file]",
+                        help="generator to use (default: the bundled StyleGAN-lite weights, else ProGAN)")
+    common.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    common.add_argument("--psi", type=float, default=1.0, help="truncation psi in [-1, 2] (StyleGAN-lite; 1 = off)")
+    common.add_argument("--cutoff", type=int, default=None, help="truncate style layers below this one (default: all)")
+    common.add_argument("--noise", choices=NOISE_MODES, default=None,
+                        help="random: drawn from each seed; fixed: the model's constant noise; none "
+                             "(default: random for grid, fixed for videos and mixing)")
+    common.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
+    common.add_argument("--out", type=Path, required=True, help="output file")
+    parser = argparse.ArgumentParser(prog="python -m app.generate", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    grid = commands.add_parser("grid", parents=[common], help="one image per seed, tiled (.png/.jpg/.webp)")
+    grid.add_argument("--seeds", default="0-15", help='"3", "0-15", "1,5,9" or "random:8" (default: 0-15)')
+    grid.add_argument("--columns", type=int, default=None, help="grid columns (default: ceil(sqrt(N)))")
+    grid.add_argument("--padding", type=int, default=0, help="pixels between images")
+    walk = commands.add_parser("interpolate", parents=[common], help="a walk through seeds (.mp4 or .gif)")
+    walk.add_argument("--seeds", default="1,2,3", help="two or more seeds to pass through")
+    walk.add_argument("--frames", type=int, default=96, help="total frames")
+    walk.add_argument("--fps", type=int, default=24, help="frames per second")
+    walk.add_argument("--space", choices=SPACES, default="z", help="z, or w (StyleGAN-lite, lerp only)")
+    walk.add_argument("--method", choices=METHODS, default="slerp", help="lerp or slerp (z only)")
+    walk.add_argument("--loop", action="store_true", help="return to the first seed (seamless loop)")
+    walk.add_argument("--min-size", type=int, default=256, help="enlarge frames (nearest) to at least this side")
+    mix = commands.add_parser("mix", parents=[common], help="StyleGAN style-mixing figure (.png/.jpg/.webp)")
+    mix.add_argument("--rows", default="10-12", help="row seeds: source B, whose styles are copied")
+    mix.add_argument("--cols", default="1-4", help="column seeds: source A, which keeps the other styles")
+    mix.add_argument("--styles", choices=tuple(STYLE_RANGES), default="coarse",
+                     help="layers copied from B: coarse 4-8 px, middle 16-32 px, fine 64 px and up")
+    mix.add_argument("--padding", type=int, default=0, help="pixels between images")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "grid")  # `python -m app.generate --seeds 0-15 --out grid.png`
+    parser = _parser()
+    args = parser.parse_args(argv)
+    suffixes = (".mp4", ".gif") if args.command == "interpolate" else _IMAGE_SUFFIXES
+    if args.out.suffix.lower() not in suffixes:
+        parser.error(f"--out must end in {', '.join(suffixes)} for {args.command}, got {str(args.out)!r}")
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    return args
+
+
+def _progress_bar(desc: str):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="img", disable=None)  # disable=None: no bar when not a terminal
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+    return update
+
+
+def run(args: argparse.Namespace) -> str:
+    """Do the work; returns a one-line summary. Raises ValueError/OSError for bad input or weights."""
+    import torch
+
+    from families import load_generator
+
+    from .interpolation import render_interpolation
+    from .mixing import mixing_figure, render_mixing
+    from .models import default_device, launch_sources
+    from .sampling import generate_images, is_stylegan, make_grid, parse_seeds
+    from .video import write_video
+
+    source = args.weights or next(iter(launch_sources(None).values()))
+    torch.device(args.device or default_device())
+    generator = load_generator(source, device=args.device or default_device())
+    config, limits = generator.config, CLI_LIMITS
+    psi, cutoff = check_truncation(config, args.psi, args.cutoff, limits)
+    if not is_stylegan(generator) and (args.psi != 1.0 or args.cutoff is not None):
+        print("note: ProGAN has no W space; --psi and --cutoff are ignored", file=sys.stderr)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if args.command == "grid":
+        seeds = parse_seeds(args.seeds, max_count=limits.images_allowed(config.resolution))
+        images = generate_images(generator, seeds, psi=psi, cutoff=cutoff, noise=args.noise or "random",
+                                 batch_size=args.batch_size, progress=_progress_bar("generating"))
+        columns = check_int("--columns", args.columns, 1, len(seeds)) if args.columns else None
+        make_grid(images, columns=columns, padding=max(0, args.padding)).save(args.out)
+        what = f"{len(seeds)} images"
+    elif args.command == "interpolate":
+        seeds = parse_seeds(args.seeds, max_count=limits.max_keyframes)
+        frames = check_int("--frames", args.frames, 2, limits.frames_allowed(config.resolution))
+        fps = check_int("--fps", args.fps, limits.min_fps, limits.max_fps)
+        clip = render_interpolation(generator, seeds, frames=frames, space=args.space, method=args.method,
+                                    loop=args.loop, psi=psi, cutoff=cutoff, noise=args.noise or "fixed",
+                                    batch_size=args.batch_size, progress=_progress_bar("rendering"))
+        write_video(clip, args.out, fps=fps, min_size=check_int("--min-size", args.min_size, 1, 4096))
+        what = f"{frames} frames through seeds {','.join(map(str, seeds))}"
+    else:
+        rows = parse_seeds(args.rows, max_count=limits.max_mix_seeds)
+        cols = parse_seeds(args.cols, max_count=limits.max_mix_seeds)
+        row_images, col_images, cells = render_mixing(generator, rows, cols, styles=args.styles, psi=psi,
+                                                      cutoff=cutoff, noise=args.noise or "fixed",
+                                                      progress=_progress_bar("mixing"))
+        mixing_figure(row_images, col_images, cells, padding=max(0, args.padding)).save(args.out)
+        what = f"{len(rows)}x{len(cols)} style-mixing grid ({args.styles} styles from the rows)"
+    return f"wrote {args.out}: {what} in {time.perf_counter() - start:.2f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        print(run(args))
+    except (ValueError, OSError, RuntimeError) as exc:  # weights, input and device errors: one line, no traceback
+        print(f"error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""The Gradio Blocks app: Sampling, Interpolation, Style mixing and Model tabs.
+
+Every event re-validates its inputs on the server (``app.limits``) because the HTTP API can be
+called without the browser's slider bounds; a bad request raises ``gr.Error`` with one line, so the
+visitor sees why and the server keeps serving. The model dropdown is an input of every event, so
+switching models is per visitor (no global state changes) and ``gradio_client`` callers name the
+model explicitly. Outputs are written under a temp dir the app owns; Gradio copies them into its
+own cache to serve them, and no other path is exposed.
+"""
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from .interpolation import METHODS, SPACES, render_interpolation
+from .limits import DEFAULT_LIMITS, Limits, check_choice, check_int, check_truncation
+from .mixing import STYLE_RANGES, mixing_figure, render_mixing
+from .models import LOAD_ERRORS, ModelStore, describe_model
+from .sampling import NOISE_MODES, generate_images, is_stylegan, make_grid, parse_seeds
+from .video import write_gif, write_mp4
+
+__all__ = ["build_demo", "API_NAMES"]
+
+API_NAMES = ("sample", "interpolate", "mix", "model_info", "switch_model", "load_weights")
+_OUTPUT_MAX_AGE_S = 900  # request folders older than this are deleted; Gradio has its own copy by then
+_MAX_LAYERS = 2 * (DEFAULT_LIMITS.max_resolution.bit_length() - 2)  # style layers of the largest allowed model
+_INTRO = """# GAN Studio
+Sample, interpolate and mix styles with ProGAN / StyleGAN-lite generators. The same seed gives the
+same image on every run and device."""
+
+
+def _user_errors(fn: Callable) -> Callable:
+    """Turn the ValueError/OSError a bad request or bad weights raise into a one-line ``gr.Error``."""
+    @functools.wraps(fn)  # keeps the signature, so Gradio still injects gr.Progress
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except LOAD_ERRORS as exc:
+            raise gr.Error(str(exc).strip().splitlines()[0] or type(exc).__name__, print_exception=False) from None
+    return wrapper
+
+
+def _seed_text(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds[:12])) + (f", ... ({len(seeds)} seeds)" if len(seeds) > 12 else "")
+
+
+def _tracker(progress: gr.Progress, desc: str) -> Callable[[int, int], None]:
+    return lambda done, total: progress((done, total), desc=desc)
+
+
+def _num_layers(generator) -> int:
+    return 2 * generator.config.num_stages
+
+
+class _Outputs:
+    """Fresh per-request folders under one app-owned temp dir, pruned by age."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def new(self) -> Path:
+        now = time.time()
+        for old in self.root.iterdir():
+            if old.is_dir() and now - old.stat().st_mtime > _OUTPUT_MAX_AGE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=self.root))
+
+
+def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir: Path | None = None) -> gr.Blocks:
+    """Build (not launch) the app around ``store``; call ``.queue(...)`` and ``.launch(...)`` on the result."""
+    outputs = _Outputs(output_dir or Path(tempfile.mkdtemp(prefix="gan-studio-app-")))
+
+    @_user_errors
+    def sample(model: str, seeds: str, psi: float, cutoff: int, noise: str, progress=gr.Progress()):
+        generator = store.get(model)
+        psi, cutoff = check_truncation(generator.config, psi, cutoff, limits)
+        noise = check_choice("noise", noise, NOISE_MODES)
+        seed_list = parse_seeds(seeds, max_count=limits.images_allowed(generator.config.resolution))
+        start = time.perf_counter()
+        images = generate_images(generator, seed_list, psi=psi, cutoff=cutoff, noise=noise,
+                                 progress=_tracker(progress, "generating"))
+        grid_path = outputs.new() / "grid.png"
+        make_grid(images).save(grid_path)
+        note = "" if is_stylegan(generator) else " (ProGAN: psi, cutoff and noise do not apply)"
+        status = f"{len(images)} images in {time.perf_counter() - start:.2f} s; seeds {_seed_text(seed_list)}{note}"
+        return [(image, f"seed {s}") for image, s in zip(images, seed_list)], str(grid_path), status
+
+    @_user_errors
+    def interpolate(model: str, seeds: str, frames: int, fps: int, method: str, space: str, loop: bool,
+                    psi: float, noise: str, progress=gr.Progress()):
+        generator = store.get(model)
+        psi, _ = check_truncation(generator.config, psi, None, limits)
+        frames = check_int("frames", frames, 2, limits.frames_allowed(generator.config.resolution))
+        fps = check_int("fps", fps, limits.min_fps, limits.max_fps)
+        method = check_choice("method", method, METHODS)
+        space = check_choice("space", space, SPACES)
+        noise = check_choice("noise", noise, NOISE_MODES)
+        seed_list = parse_seeds(seeds, max_count=limits.max_keyframes)
+        if len(seed_list) < 2:
+            raise ValueError('interpolation needs at least two seeds, e.g. "1,2,3"')
+        start = time.perf_counter()
+        clip = render_interpolation(generator, seed_list, frames=frames, space=space, method=method,
+                                    loop=bool(loop), psi=psi, noise=noise, progress=_tracker(progress, "rendering"))
+        folder = outputs.new()
+        mp4 = write_mp4(clip, folder / "interpolation.mp4", fps=fps)
+        gif = write_gif(clip, folder / "interpolation.gif", fps=fps)
+        status = (f"{frames} frames through seeds {_seed_text(seed_list)} ({method} in {space}) "
+                  f"in {time.perf_counter() - start:.2f} s")
+        return str(mp4), str(gif), status
+
+    @_user_errors
+    def mix(model: str, row_seeds: str, col_seeds: str, styles: str, psi: float, noise: str, progress=gr.Progress()):
+        generator = store.get(model)
+        psi, _ = check_truncation(generator.config, psi, None, limits)
+        styles = check_choice("styles", styles, tuple(STYLE_RANGES))
+        noise = check_choice("noise", noise, NOISE_MODES)
+        rows = parse_seeds(row_seeds, max_count=limits.max_mix_seeds)
+        cols = parse_seeds(col_seeds, max_count=limits.max_mix_seeds)
+        cells = (len(rows) + 1) * (len(cols) + 1)
+        if cells > limits.max_pixels // generator.config.resolution ** 2:
+            raise ValueError(f"a {len(rows)}x{len(cols)} mixing grid is too large for this model; use fewer seeds")
+        start = time.perf_counter()
+        row_images, col_images, mixed = render_mixing(generator, rows, cols, styles=styles, psi=psi, noise=noise,
+                                                      progress=_tracker(progress, "mixing"))
+        path = outputs.new() / "style-mixing.png"
+        mixing_figure(row_images, col_images, mixed).save(path)
+        status = (f"rows (source B): {_seed_text(rows)}; columns (source A): {_seed_text(cols)}; "
+                  f"{styles} styles from B, in {time.perf_counter() - start:.2f} s")
+        return str(path), str(path), status
+
+    def _model_outputs(label: str):
+        generator = store.get(label)
+        info, config = describe_model(label, store.sources[label], generator)
+        layers = _num_layers(generator)
+        cutoff = gr.update(maximum=layers, value=layers, interactive=is_stylegan(generator))
+        return info, config, cutoff
+
+    @_user_errors
+    def model_info(model: str):
+        info, config, _ = _model_outputs(model)
+        return info, config
+
+    def switch_model(model: str, current: str):
+        # a failed switch must keep the old model: revert the dropdown instead of raising
+        try:
+            info, config, cutoff = _model_outputs(model)
+        except LOAD_ERRORS as exc:
+            message = str(exc).strip().splitlines()[0]
+            gr.Warning(f"could not load {model}: {message}")
+            info, config, cutoff = _model_outputs(current)
+            return gr.update(value=current), current, info, config, cutoff, f"⚠️ could not load **{model}**: " \
+                f"{message}. Still using **{current}**."
+        return gr.update(value=model), model, info, config, cutoff, f"Loaded **{model}**."
+
+    @_user_errors
+    def load_weights(source: str, current: str):
+        label = store.add_remote(source)
+        info, config, cutoff = _model_outputs(label)
+        return gr.update(choices=store.labels, value=label), label, info, config, cutoff, f"Loaded **{label}**."
+
+    first = store.get(store.default)
+    first_info, first_config = describe_model(store.default, store.sources[store.default], first)
+    layers = _num_layers(first)
+    with gr.Blocks(title="GAN Studio", delete_cache=(900, 3600)) as demo:
+        gr.Markdown(_INTRO)
+        current = gr.State(store.default)
+        with gr.Row():
+            model = gr.Dropdown(store.labels, value=store.default, label="Model", allow_custom_value=True, scale=2)
+            model_status = gr.Markdown(f"Loaded **{store.default}**.")
+        with gr.Tab("Sampling"):
+            with gr.Row():
+                seeds = gr.Textbox("0-15", label="Seeds", info='"3", "0-15", "1,5,9" or "random:8"', scale=2)
+                noise = gr.Radio(list(NOISE_MODES), value="random", label="Noise",
+                                 info="random: drawn from each seed; fixed: the model's constant noise")
+            with gr.Row():
+                psi = gr.Slider(limits.psi_min, limits.psi_max, value=0.7, step=0.05, label="Truncation psi",
+                                info="StyleGAN-lite: 1 = off, 0 = the average image")
+                # the component's bound must admit every model's layers (API calls skip the per-visitor
+                # update below); check_truncation holds each request to its own model's count
+                cutoff = gr.Slider(0, _MAX_LAYERS, value=layers, step=1, label="Truncation cutoff",
+                                   info="truncate style layers below this one (coarse layers first)",
+                                   interactive=is_stylegan(first))
+            sample_button = gr.Button("Generate", variant="primary", elem_id="generate")
+            gallery = gr.Gallery(label="Images", columns=8, format="png", elem_id="gallery")
+            with gr.Row():
+                grid_file = gr.File(label="Grid (PNG)")
+                sample_status = gr.Markdown()
+        with gr.Tab("Interpolation"):
+            with gr.Row():
+                i_seeds = gr.Textbox("1,2,3", label="Seeds (two or more)", scale=2)
+                i_method = gr.Radio(list(METHODS), value="slerp", label="Method", info="slerp: z only")
+                i_space = gr.Radio(list(SPACES), value="z", label="Space", info="w: StyleGAN-lite, lerp only")
+            with gr.Row():
+                i_frames = gr.Slider(2, limits.max_frames, value=48, step=1, label="Frames")
+                i_fps = gr.Slider(limits.min_fps, limits.max_fps, value=24, step=1, label="fps")
+                i_psi = gr.Slider(limits.psi_min, limits.psi_max, value=0.7, step=0.05, label="Truncation psi")
+            with gr.Row():
+                i_noise = gr.Radio(list(NOISE_MODES), value="fixed", label="Noise")
+                i_loop = gr.Checkbox(False, label="Loop back to the first seed")
+            i_button = gr.Button("Render", variant="primary")
+            with gr.Row():
+                i_video = gr.Video(label="MP4", autoplay=True, loop=True)
+                i_gif = gr.Image(label="GIF", type="filepath", format="gif")
+            i_status = gr.Markdown()
+        with gr.Tab("Style mixing"):
+            gr.Markdown("Top row: source A (columns); left column: source B (rows). Each cell takes the chosen "
+                        "styles from B and the rest from A (Karras et al. 2019, figure 3).")
+            with gr.Row():
+                m_cols = gr.Textbox("1-4", label="Column seeds (source A)")
+                m_rows = gr.Textbox("10-12", label="Row seeds (source B)")
+                m_styles = gr.Radio(list(STYLE_RANGES), value="coarse", label="Styles from B",
+                                    info="coarse 4-8 px, middle 16-32 px, fine 64 px and up")
+            with gr.Row():
+                m_psi = gr.Slider(limits.psi_min, limits.psi_max, value=0.7, step=0.05, label="Truncation psi")
+                m_noise = gr.Radio(list(NOISE_MODES), value="fixed", label="Noise")
+            m_button = gr.Button("Mix", variant="primary")
+            m_image = gr.Image(label="Style mixing", type="filepath", format="png")
+            m_file = gr.File(label="Figure (PNG)")
+            m_status = gr.Markdown()
+        with gr.Tab("Model"):
+            info = gr.Markdown(first_info)
+            config = gr.JSON(first_config, label="Config")
+            if store.allow_remote:
+                with gr.Row():
+                    url = gr.Textbox(label="Load weights from a URL", placeholder="https://... or hf://org/repo", scale=3)
+                    url_button = gr.Button("Load")
+
+        sample_button.click(sample, [model, seeds, psi, cutoff, noise], [gallery, grid_file, sample_status],
+                            api_name="sample")
+        seeds.submit(sample, [model, seeds, psi, cutoff, noise], [gallery, grid_file, sample_status],
+                     api_visibility="private")
+        i_button.click(interpolate, [model, i_seeds, i_frames, i_fps, i_method, i_space, i_loop, i_psi, i_noise],
+                       [i_video, i_gif, i_status], api_name="interpolate")
+        m_button.click(mix, [model, m_rows, m_cols, m_styles, m_psi, m_noise], [m_image, m_file, m_status],
+                       api_name="mix")
+        switch_outputs = [model, current, info, config, cutoff, model_status]
+        model.change(switch_model, [model, current], switch_outputs, api_name="switch_model")
+        demo.load(lambda: gr.update(maximum=layers), None, cutoff, api_visibility="private")
+        info_button = gr.Button("Refresh model info", visible=False)
+        info_button.click(model_info, [model], [info, config], api_name="model_info")
+        if store.allow_remote:
+            url_button.click(load_weights, [url, current], switch_outputs, api_name="load_weights")
+    return demo

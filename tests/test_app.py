@@ -1,0 +1,190 @@
+"""Fast tests of the app's pure sampling code: seeds, reproducibility, interpolation, style mixing, bounds."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from app.interpolation import keyframe_path, lerp, render_interpolation, slerp
+from app.limits import DEFAULT_LIMITS, check_int, check_range, check_truncation
+from app.mixing import mix_styles, mixing_figure, render_mixing, style_layers
+from app.models import ModelStore, launch_sources
+from app.sampling import generate_images, make_grid, parse_seeds, seed_latents, seed_noise, styles_from_z
+from app.video import upscale_nearest, write_gif, write_mp4
+from families import FAMILIES
+from stylegan_lite.layers import NoiseInjection
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("3", [3]), ("0-3", [0, 1, 2, 3]), ("1,5,9", [1, 5, 9]), (" 2 , 10-12 ", [2, 10, 11, 12]), ("7-7", [7]),
+])
+def test_parse_seeds(text, expected):
+    assert parse_seeds(text, max_count=64) == expected
+
+
+def test_parse_random_seeds_are_returned_and_counted():
+    seeds = parse_seeds("random:5", max_count=64)
+    assert len(seeds) == 5 and all(0 <= s < 2**31 for s in seeds)
+    assert len(parse_seeds("random", max_count=64)) == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"), ("abc", "cannot read seed"), ("5-1", "backwards"), ("0-64", "too many"),
+    ("0-999999999999", "between 0 and"), ("-3", "cannot read"), ("1,,2", "cannot read"), ("random:0", "no seeds"),
+    ("random:65", "too many"), ("1.5", "cannot read"),
+])
+def test_parse_seeds_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_seeds(text, max_count=64)
+
+
+def test_bounds_checks():
+    assert check_range("psi", "0.5", -1, 2) == 0.5
+    for bad in (3, -1.5, float("nan"), float("inf"), "x", None):
+        with pytest.raises(ValueError):
+            check_range("psi", bad, -1, 2)
+    assert check_int("frames", 5.0, 2, 240) == 5
+    for bad in (1, 241, 2.5, True):
+        with pytest.raises(ValueError):
+            check_int("frames", bad, 2, 240)
+    config = FAMILIES["stylegan_lite"].presets["tiny"]                        # 3 resolutions -> 6 ws
+    assert check_truncation(config, 0.7, None, DEFAULT_LIMITS) == (0.7, None)
+    assert check_truncation(config, 0.7, 6, DEFAULT_LIMITS) == (0.7, 6)
+    with pytest.raises(ValueError, match="cutoff"):
+        check_truncation(config, 0.7, 7, DEFAULT_LIMITS)
+    assert DEFAULT_LIMITS.images_allowed(1024) < DEFAULT_LIMITS.images_allowed(256) == 64
+
+
+def test_seed_latents_are_per_seed_cpu_draws():
+    z = seed_latents([7, 3], 16)
+    expected = torch.randn(1, 16, generator=torch.Generator("cpu").manual_seed(3))
+    assert torch.equal(z[1:], expected)
+
+
+def test_same_seed_same_image_regardless_of_grid(tiny_generator):
+    a = generate_images(tiny_generator, [4, 11, 5], psi=0.7, noise="random")
+    b = generate_images(tiny_generator, [11], psi=0.7, noise="random")
+    c = generate_images(tiny_generator, [0, 1, 2, 11], psi=0.7, noise="random", batch_size=3)
+    assert a.shape == (3, 16, 16, 3) and a.dtype == np.uint8
+    # batch size may change float rounding in the last bit; never more than one uint8 step
+    assert np.abs(a[1].astype(int) - b[0]).max() <= 1
+    assert np.abs(c[3].astype(int) - b[0]).max() <= 1
+    assert not np.array_equal(a[0], a[1])                                     # different seeds differ
+
+
+def test_random_noise_is_reproducible_and_differs_from_fixed(family):
+    if family.name != "stylegan_lite":
+        pytest.skip("ProGAN has no noise inputs")
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"]).eval()
+    first = generate_images(g, [3], noise="random")
+    assert np.array_equal(first, generate_images(g, [3], noise="random"))
+    with torch.no_grad():  # noise strengths are initialised to zero: make the noise visible
+        for module in g.modules():
+            if isinstance(module, NoiseInjection):
+                module.weight.fill_(1.0)
+    assert not np.array_equal(generate_images(g, [3], noise="random"), generate_images(g, [3], noise="fixed"))
+
+
+def test_make_grid_dimensions():
+    images = np.zeros((10, 8, 6, 3), np.uint8)
+    assert make_grid(images).size == (4 * 6, 3 * 8)                            # ceil(sqrt(10)) = 4 columns
+    assert make_grid(images, columns=5, padding=2).size == (5 * 6 + 4 * 2, 2 * 8 + 2)
+
+
+def test_slerp_endpoints_and_unit_norm():
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 32, generator=gen)
+    a, b = a / a.norm(), b / b.norm()
+    assert torch.allclose(slerp(a, b, 0.0), a, atol=1e-6) and torch.allclose(slerp(a, b, 1.0), b, atol=1e-6)
+    t = torch.linspace(0, 1, 11).view(-1, 1)
+    path = slerp(a.expand(11, -1), b.expand(11, -1), t)
+    assert torch.allclose(path.norm(dim=-1), torch.ones(11), atol=1e-5)
+    assert torch.allclose(slerp(a, a, 0.3), a, atol=1e-6)                     # parallel inputs: no NaN
+    assert torch.allclose(lerp(a, b, 0.25), 0.75 * a + 0.25 * b)
+
+
+def test_keyframe_path_passes_through_keys():
+    keys = torch.randn(3, 8, generator=torch.Generator().manual_seed(1))
+    path = keyframe_path(keys, 5, method="slerp")                             # positions 0, .5, 1, 1.5, 2
+    assert torch.allclose(path[0], keys[0]) and torch.allclose(path[2], keys[1], atol=1e-5)
+    assert torch.allclose(path[4], keys[2], atol=1e-5)
+    looped = keyframe_path(keys, 6, method="lerp", loop=True)                 # positions 0, .5, ..., 2.5
+    assert torch.allclose(looped[0], keys[0]) and torch.allclose(looped[5], (keys[2] + keys[0]) / 2)
+
+
+def test_render_interpolation(tiny_generator):
+    clip = render_interpolation(tiny_generator, [1, 2], frames=6, method="slerp")
+    assert clip.shape == (6, 16, 16, 3)
+    single = generate_images(tiny_generator, [1, 2], noise="fixed")
+    assert np.abs(clip[0].astype(int) - single[0]).max() <= 1                  # endpoints are the seeds' images
+    assert np.abs(clip[-1].astype(int) - single[1]).max() <= 1
+    if tiny_generator.config.family == "stylegan_lite":
+        assert render_interpolation(tiny_generator, [1, 2], frames=4, space="w").shape[0] == 4
+        with pytest.raises(ValueError, match="slerp in W"):
+            render_interpolation(tiny_generator, [1, 2], frames=4, space="w", method="slerp")
+    else:
+        with pytest.raises(ValueError, match="no W space"):
+            render_interpolation(tiny_generator, [1, 2], frames=4, space="w")
+
+
+def test_style_layers_follow_the_paper_ranges():
+    paper = FAMILIES["stylegan_lite"].presets["paper-256"]                     # 4..256 px: 14 ws
+    assert style_layers(paper, "coarse") == [0, 1, 2, 3]
+    assert style_layers(paper, "middle") == [4, 5, 6, 7]
+    assert style_layers(paper, "fine") == list(range(8, 14))
+    with pytest.raises(ValueError, match="no fine layers"):
+        style_layers(FAMILIES["stylegan_lite"].presets["tiny"], "fine")
+
+
+def test_mixing_grid_copies_row_styles_on_the_chosen_layers():
+    fam = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = fam.generator_cls(fam.presets["tiny"]).eval()
+    with torch.no_grad():
+        ws_a = styles_from_z(g, seed_latents([1, 2, 3], 16))                   # columns: source A
+        ws_b = styles_from_z(g, seed_latents([7, 8], 16))                      # rows: source B
+    mixed = mix_styles(ws_a, ws_b, style_layers(g.config, "coarse"))          # layers 0-3 from B
+    assert mixed.shape == (2, 3, 6, 16)
+    assert torch.equal(mixed[1, 2], g.mix(ws_b[1:2], ws_a[2:3], 4)[0])        # G.mix: layers < 4 from B
+    middle = mix_styles(ws_a, ws_b, style_layers(g.config, "middle"))          # layers 4-5 (16 px) from B
+    assert torch.equal(middle[0, 1], g.mix(ws_a[1:2], ws_b[0:1], 4)[0])
+    rows, cols, cells = render_mixing(g, [7, 8], [1, 2, 3], styles="coarse", noise="fixed")
+    assert cells.shape == (2, 3, 16, 16, 3) and rows.shape[0] == 2 and cols.shape[0] == 3
+    with torch.no_grad():
+        expected = g.synthesis(mixed[1], noise_mode="const")
+    assert np.abs(cells[1].astype(int) - ((expected * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+                                         .permute(0, 2, 3, 1).numpy())).max() <= 1
+    assert mixing_figure(rows, cols, cells).size == (4 * 16, 3 * 16)
+
+
+def test_video_writers(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+    assert upscale_nearest(frames).shape == (5, 256, 256, 3)
+    assert upscale_nearest(np.zeros((1, 5, 7, 3), np.uint8), min_size=5).shape == (1, 6, 8, 3)
+    mp4 = write_mp4(frames, tmp_path / "a.mp4", fps=10)
+    assert mp4.read_bytes()[4:8] == b"ftyp"
+    from PIL import Image
+    with Image.open(write_gif(frames, tmp_path / "a.gif", fps=10)) as gif:
+        assert gif.n_frames == 5 and gif.size == (256, 256)
+
+
+def test_launch_sources_and_store(tmp_path):
+    fam = FAMILIES["progan"]
+    fam.generator_cls(fam.presets["tiny"]).save_pretrained(tmp_path / "run")
+    (tmp_path / "bad.safetensors").write_bytes(b"not weights")
+    sources = launch_sources([str(tmp_path / "run"), str(tmp_path / "run" / "model.safetensors"),
+                              str(tmp_path / "bad.safetensors")])
+    assert list(sources) == ["run", "run (2)", "bad"]
+    store = ModelStore(sources)
+    assert store.get("run") is store.get("run")                               # loaded once
+    with pytest.raises(ValueError, match="not a valid safetensors"):
+        store.get("bad")
+    with pytest.raises(ValueError, match="unknown model"):
+        store.get("/etc/passwd")
+    with pytest.raises(ValueError, match="--allow-remote-weights"):
+        store.add_remote("https://example.invalid/model.safetensors")
+    remote = ModelStore(sources, allow_remote=True)
+    with pytest.raises(ValueError, match="local paths are not accepted"):
+        remote.add_remote(str(tmp_path / "run"))
+    assert "bad" in remote.labels and str(tmp_path / "run") not in remote.labels

@@ -1,0 +1,177 @@
+"""The real app in a subprocess, driven endpoint by endpoint through ``gradio_client``.
+
+Every endpoint gets valid, out-of-range and malformed inputs; each bad call must come back as a
+clear error and the next valid call must still work (the server keeps serving).
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from families import FAMILIES
+
+pytestmark = pytest.mark.slow
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client.exceptions import AppError  # noqa: E402
+
+SG, PG, BAD = "stylegan_lite-tiny", "progan-tiny", "bad"
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    for name, family in FAMILIES.items():
+        torch.manual_seed(0)
+        family.generator_cls(family.presets["tiny"]).save_pretrained(
+            root / f"{name}-tiny", summary={"images_seen": 1234, "hardware": "test"})
+    (root / f"{BAD}.safetensors").write_bytes(b"this is not a safetensors file")
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(app_launcher, weights_dir):
+    url = app_launcher("--weights", str(weights_dir / SG), "--weights", str(weights_dir / PG),
+                       "--weights", str(weights_dir / f"{BAD}.safetensors"), "--allow-remote-weights")
+    return gradio_client.Client(url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def http_weights(weights_dir):
+    """A local HTTP server for the remote-weights path (no internet needed)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(weights_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _refused(client, *args, api_name: str, match: str = "") -> str:
+    with pytest.raises(AppError) as info:
+        client.predict(*args, api_name=api_name)
+    message = str(info.value)
+    assert match.lower() in message.lower(), message
+    return message
+
+
+def _sample_ok(client, seeds="0-3"):
+    gallery, grid, status = client.predict(SG, seeds, 0.7, 6, "random", api_name="/sample")
+    assert len(gallery) == len(status.split("seeds")[1].split(","))
+    return gallery, grid, status
+
+
+def test_api_names(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/sample", "/interpolate", "/mix", "/model_info", "/switch_model", "/load_weights"} <= names
+
+
+def test_sample(client):
+    gallery, grid, status = client.predict(SG, "0-15", 0.7, 6, "random", api_name="/sample")
+    assert len(gallery) == 16 and gallery[3]["caption"] == "seed 3"
+    with Image.open(grid) as image:
+        assert image.size == (64, 64)
+    again, _, _ = client.predict(SG, "3", 0.7, 6, "random", api_name="/sample")
+    # same seed, same image, whatever else is in the grid (batch size may move a pixel by one level)
+    alone, in_grid = (np.asarray(Image.open(g), dtype=int) for g in (again[0]["image"], gallery[3]["image"]))
+    assert np.abs(alone - in_grid).max() <= 1
+    gallery, _, status = client.predict(PG, "random:3", 1.0, 6, "fixed", api_name="/sample")
+    assert len(gallery) == 3 and "ProGAN" in status
+
+
+@pytest.mark.parametrize("args, match", [
+    ((SG, "abc", 0.7, 6, "random"), "cannot read seed"),
+    ((SG, "0-100", 0.7, 6, "random"), "too many seeds"),
+    ((SG, "", 0.7, 6, "random"), "empty"),
+    ((SG, "1", 5.0, 6, "random"), "maximum"),
+    ((SG, "1", -3.0, 6, "random"), "minimum"),
+    ((SG, "1", 0.7, 7, "random"), "cutoff must be between 0 and 6"),
+    ((SG, "1", 0.7, 6, "loud"), "loud"),
+    (("../../etc/passwd", "1", 0.7, 6, "random"), "unknown model"),
+    ((BAD, "1", 0.7, 6, "random"), "not a valid safetensors"),
+])
+def test_sample_refuses_bad_input(client, args, match):
+    _refused(client, *args, api_name="/sample", match=match)
+    _sample_ok(client)
+
+
+def test_interpolate(client):
+    video, gif, status = client.predict(SG, "1,2,3", 12, 12, "lerp", "w", True, 0.7, "random",
+                                        api_name="/interpolate")
+    video_path = video["video"] if isinstance(video, dict) else video
+    with open(video_path, "rb") as f:
+        assert f.read(12)[4:8] == b"ftyp"
+    with Image.open(gif) as image:
+        assert image.n_frames == 12
+    assert "12 frames" in status
+    client.predict(PG, "4,5", 4, 8, "slerp", "z", False, 1.0, "fixed", api_name="/interpolate")
+
+
+@pytest.mark.parametrize("args, match", [
+    ((SG, "1,2", 1000, 12, "lerp", "z", False, 0.7, "fixed"), "maximum"),
+    ((SG, "1,2", 1, 12, "lerp", "z", False, 0.7, "fixed"), "minimum"),
+    ((SG, "1,2", 10, 0, "lerp", "z", False, 0.7, "fixed"), "minimum"),
+    ((SG, "1", 10, 12, "lerp", "z", False, 0.7, "fixed"), "at least two seeds"),
+    ((SG, "0-40", 10, 12, "lerp", "z", False, 0.7, "fixed"), "too many seeds"),
+    ((SG, "1,2", 10, 12, "slerp", "w", False, 0.7, "fixed"), "slerp in W"),
+    ((PG, "1,2", 10, 12, "lerp", "w", False, 0.7, "fixed"), "no W space"),
+    ((SG, "1,2", 10, 12, "cubic", "z", False, 0.7, "fixed"), "cubic"),
+])
+def test_interpolate_refuses_bad_input(client, args, match):
+    _refused(client, *args, api_name="/interpolate", match=match)
+    _sample_ok(client)
+
+
+def test_mix(client):
+    figure, download, status = client.predict(SG, "1,2", "3-5", "middle", 0.7, "random", api_name="/mix")
+    with Image.open(figure) as image:
+        assert image.size == (4 * 16, 3 * 16)
+    assert "middle" in status
+
+
+@pytest.mark.parametrize("args, match", [
+    ((SG, "1,2", "3", "fine", 0.7, "fixed"), "no fine layers"),
+    ((PG, "1,2", "3", "coarse", 0.7, "fixed"), "StyleGAN-lite"),
+    ((SG, "0-20", "3", "coarse", 0.7, "fixed"), "too many seeds"),
+    ((SG, "1;2", "3", "coarse", 0.7, "fixed"), "cannot read seed"),
+    ((SG, "1", "3", "everything", 0.7, "fixed"), "everything"),
+])
+def test_mix_refuses_bad_input(client, args, match):
+    _refused(client, *args, api_name="/mix", match=match)
+    _sample_ok(client)
+
+
+def test_model_info_and_switching(client):
+    info, config = client.predict(PG, api_name="/model_info")
+    assert "ProGAN" in info and "16×16" in info and "1234" in info and config["resolution"] == 16
+    _refused(client, BAD, api_name="/model_info", match="not a valid safetensors")
+    # a failed switch keeps the current model and says why
+    value, *_rest, status = client.predict(BAD, api_name="/switch_model")
+    assert "could not load" in status and SG in status
+    value, *_rest, status = client.predict(PG, api_name="/switch_model")
+    assert "Loaded" in status and PG in status
+
+
+def test_remote_weights(client, http_weights, weights_dir):
+    _refused(client, str(weights_dir / PG), api_name="/load_weights", match="local paths are not accepted")
+    _refused(client, f"{http_weights}/missing/model.safetensors", api_name="/load_weights", match="HTTP 404")
+    _refused(client, f"{http_weights}/{BAD}.safetensors", api_name="/load_weights", match="safetensors")
+    url = f"{http_weights}/{SG}/model.safetensors"
+    *_outputs, status = client.predict(url, api_name="/load_weights")
+    assert url in status
+    gallery, _, _ = client.predict(url, "0", 1.0, 6, "random", api_name="/sample")
+    assert len(gallery) == 1
+
+
+def test_no_files_outside_the_app(client):
+    for path in ("gradio_api/file=/etc/passwd", "file=/etc/passwd", "gradio_api/file=app/ui.py"):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(client.src + path, timeout=10)
+        assert info.value.code in (403, 404)
+    _sample_ok(client)
