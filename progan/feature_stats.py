@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
@@ -135,7 +135,7 @@ def _load_cache(path: Path, fields: dict[str, str]) -> RealStatistics | None:
                 mu=handle.get_tensor("mu").numpy(),
                 sigma=handle.get_tensor("sigma").numpy(),
             )
-    except (OSError, ValueError, RuntimeError):  # missing or corrupt: recompute
+    except (OSError, SafetensorError):  # missing or corrupt: recompute
         return None
 
 
@@ -213,13 +213,15 @@ def latents_for_indices(
     indices: Sequence[int], latent_dim: int, *, seed: int
 ) -> torch.Tensor:
     """z [n, latent_dim] float32; row i depends only on (seed, indices[i]), not on batching."""
-    if not 0 <= seed < 2**31:
-        raise ValueError(f"seed must be in [0, 2**31), got {seed}")
+    # torch's CPU generator (mt19937) keeps only the low 32 bits of a seed, so (seed, index) is
+    # mixed into 32 bits: index times an odd constant is a bijection mod 2**32 (no two samples of
+    # a run share a latent), xor-ed with a hash of `seed` so that each seed gives another set.
+    run = int.from_bytes(hashlib.blake2b(str(int(seed)).encode(), digest_size=4).digest(), "little")
     rng = torch.Generator(device="cpu")
     rows = []
     for index in indices:
-        # One CPU generator per sample: the same latent on any device or number of processes.
-        rng.manual_seed((seed << 32) | int(index))
+        # One CPU generator seed per sample: the same latent on any device or number of processes.
+        rng.manual_seed(((int(index) * 0x9E3779B1) & 0xFFFFFFFF) ^ run)
         rows.append(torch.randn(latent_dim, generator=rng, dtype=torch.float32))
     return torch.stack(rows)
 

@@ -21,6 +21,8 @@ The features themselves come from `progan.inception` / `progan.feature_stats`.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 import torch
@@ -72,10 +74,14 @@ def frechet_distance(
             f"sigma1 {sigma1.shape}, sigma2 {sigma2.shape}"
         )
     diff = mu1 - mu2
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * 1e-6
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    with warnings.catch_warnings():
+        # Fewer samples than dimensions (any evaluation under 2048 images) makes the product
+        # singular; scipy then warns on every call. The finiteness check below is what matters.
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(sigma1.shape[0]) * 1e-6
+            covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         max_imag = np.max(np.abs(np.diagonal(covmean).imag))
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
