@@ -12,13 +12,14 @@ Public API (a "network" is any callable mapping uint8 images [N, 3, H, W] to fea
     compute_features(images, network, *, batch_size=64, device=None, num=None,
                      num_workers=0, progress=False) -> Tensor [N, D] float32 (CPU)
     real_statistics(dataset, network, *, dataset_key, num=None, cache_dir=None,
-                    batch_size=64, device=None, progress=False) -> RealStatistics
+                    batch_size=64, device=None, num_workers=0, progress=False) -> RealStatistics
     generated_features(generator, network, *, num, batch_size=64, seed=0, device=None,
                        truncation_psi=1.0, indices=None, progress=False) -> Tensor [n, D]
     images_to_uint8(images) -> uint8 Tensor          # [-1, 1] floats -> PNG-equivalent bytes
     latents_for_indices(indices, latent_dim, *, seed) -> Tensor [n, latent_dim]
     compute_metrics(real_features, fake_features, *, metrics=("fid", "kid", "pr"),
-                    real_stats=None, seed=0, kid_subsets=100, kid_subset_size=1000, pr_k=3)
+                    real_stats=None, seed=0, kid_subsets=100, kid_subset_size=1000, pr_k=3,
+                    device=None)
         -> dict with keys among "fid", "kid", "precision", "recall"
 
 Multi-process evaluation: pass each rank a disjoint `indices` (e.g. range(rank, num, world)) to
@@ -166,6 +167,7 @@ def real_statistics(
     cache_dir: str | Path | None = None,
     batch_size: int = 64,
     device: torch.device | str | None = None,
+    num_workers: int = 0,
     progress: bool = False,
 ) -> RealStatistics:
     """Features and statistics of the first `num` images (all if None) of a uint8 dataset.
@@ -195,7 +197,13 @@ def real_statistics(
         if cached is not None:
             return cached
     features = compute_features(
-        dataset, network, batch_size=batch_size, device=device, num=count, progress=progress
+        dataset,
+        network,
+        batch_size=batch_size,
+        device=device,
+        num=count,
+        num_workers=num_workers,
+        progress=progress,
     )
     mu, sigma = M.feature_statistics(features)
     stats = RealStatistics(features=features, mu=mu, sigma=sigma)
@@ -271,10 +279,12 @@ def compute_metrics(
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
     pr_k: int = 3,
+    device: torch.device | str | None = None,
 ) -> dict[str, float]:
     """The requested metrics as {"fid", "kid", "precision", "recall"} (subset by `metrics`).
 
     `real_stats` = (mu, sigma) skips recomputing the real covariance (e.g. from the cache).
+    `device` runs the precision/recall distance batches there (50k x 50k wants a GPU).
     """
     unknown = set(metrics) - {"fid", "kid", "pr"}
     if unknown:
@@ -294,6 +304,6 @@ def compute_metrics(
         )
     if "pr" in metrics:
         results["precision"], results["recall"] = M.precision_recall(
-            real_features, fake_features, k=pr_k
+            real_features, fake_features, k=pr_k, device=device
         )
     return results
