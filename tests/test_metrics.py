@@ -17,34 +17,45 @@ from progan.metrics import (
 # ---------------------------------------------------------------------------------------- FID
 
 
-def test_frechet_diagonal_gaussians_closed_form():
+@pytest.mark.parametrize("method", ["eigh", "sqrtm"])
+def test_frechet_diagonal_gaussians_closed_form(method):
     rng = np.random.default_rng(0)
     mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
     s1, s2 = rng.uniform(0.1, 3.0, size=6), rng.uniform(0.1, 3.0, size=6)
     expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
-    got = frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2))
+    got = frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2), method=method)
     assert got == pytest.approx(expected, rel=1e-10)
 
 
-def test_frechet_full_covariances_match_symmetric_formula():
-    # Independent route: Tr((S1 S2)^1/2) = Tr((S1^1/2 S2 S1^1/2)^1/2), whose argument is
-    # symmetric PSD, so its root comes from an eigendecomposition rather than sqrtm.
+def test_frechet_full_covariances_both_routes_agree_with_each_other():
+    # Each method checked against the other's route computed independently here:
+    # sqrtm of the (non-symmetric) product vs eigenvalues of the symmetric S1^1/2 S2 S1^1/2.
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(5, 5)), rng.normal(size=(5, 5))
     s1, s2 = a @ a.T + 0.1 * np.eye(5), b @ b.T + 0.1 * np.eye(5)
     mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+    base = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)
 
-    def psd_sqrt(m):
-        w, v = np.linalg.eigh(m)
-        return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    w, v = np.linalg.eigh(s1)
+    r1 = (v * np.sqrt(w)) @ v.T
+    by_eigh = base - 2 * np.sum(np.sqrt(np.linalg.eigvalsh(r1 @ s2 @ r1)))
+    by_sqrtm = base - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
+    assert by_eigh == pytest.approx(by_sqrtm, rel=1e-10)
+    assert frechet_distance(mu1, s1, mu2, s2, method="sqrtm") == pytest.approx(by_eigh, rel=1e-8)
+    assert frechet_distance(mu1, s1, mu2, s2, method="eigh") == pytest.approx(by_sqrtm, rel=1e-8)
+    t = torch.from_numpy  # torch inputs give the same number
+    assert frechet_distance(t(mu1), t(s1), t(mu2), t(s2)) == pytest.approx(by_sqrtm, rel=1e-8)
 
-    r1 = psd_sqrt(s1)
-    trace_cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(r1 @ s2 @ r1), 0, None)))
-    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * trace_cross
-    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
-    # torch inputs give the same number
-    t = lambda x: torch.from_numpy(x).float().double()  # noqa: E731
-    assert frechet_distance(t(mu1), t(s1), t(mu2), t(s2)) == pytest.approx(expected, rel=1e-8)
+
+def test_frechet_methods_agree_on_feature_covariances():
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(400, 24)) @ rng.normal(size=(24, 24))
+    y = rng.normal(size=(400, 24)) @ rng.normal(size=(24, 24)) + 0.3
+    stats = (*feature_statistics(x), *feature_statistics(y))
+    eigh = frechet_distance(*stats, method="eigh")
+    assert eigh == pytest.approx(frechet_distance(*stats, method="sqrtm"), rel=1e-6)
+    with pytest.raises(ValueError, match="method"):
+        frechet_distance(*stats, method="svd")
 
 
 def test_frechet_identical_feature_sets_is_zero():
@@ -57,8 +68,10 @@ def test_frechet_singular_covariances_are_handled():
     # Fewer samples than dimensions: rank-deficient covariances, as with small evaluation sets.
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(10, 32)), rng.normal(size=(10, 32)) + 1.0
-    value = frechet_distance(*feature_statistics(x), *feature_statistics(y))
+    stats = (*feature_statistics(x), *feature_statistics(y))
+    value = frechet_distance(*stats)
     assert np.isfinite(value) and value > 0
+    assert value == pytest.approx(frechet_distance(*stats, method="sqrtm"), rel=1e-4)
 
 
 def test_feature_statistics_match_numpy():
