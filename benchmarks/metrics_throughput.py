@@ -3,7 +3,7 @@
 Measures `progan.inception.load_feature_network()` end to end -- uint8 -> resize to 299 -> network
 -> [N, 2048] -- the cost that dominates FID/KID/PR evaluation (Heusel et al. 2017 features).
 
-    python benchmarks/metrics_throughput.py [--batch-size 64] [--batches 3] [--resolution 64 256]
+    python -m benchmarks.metrics_throughput [--batch-size 64] [--batches 3] [--resolution 64 256]
 """
 
 from __future__ import annotations
