@@ -1,0 +1,214 @@
+"""Feature extraction, the real-statistics cache and network loading, with a tiny stand-in network."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from progan import inception
+from progan.feature_stats import (
+    compute_features,
+    compute_metrics,
+    generated_features,
+    images_to_uint8,
+    latents_for_indices,
+    real_statistics,
+)
+
+
+class StandInFeatures(nn.Module):
+    """Fixed random conv + global average pool: uint8 [N, 3, H, W] -> [N, 16]; counts its calls."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, 16, 3)
+        self.sha256 = hashlib.sha256(f"stand-in-{seed}".encode()).hexdigest()
+        self.calls = 0
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        x = images.float() / 127.5 - 1  # [N, 3, H, W]
+        return torch.relu(self.conv(x)).mean(dim=(2, 3))  # [N, 16]
+
+
+def _image_dataset(n: int = 20, resolution: int = 8, seed: int = 0) -> TensorDataset:
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, resolution, resolution), generator=gen, dtype=torch.uint8)
+    return TensorDataset(images)
+
+
+@dataclass(frozen=True)
+class _Config:
+    latent_dim: int = 6
+
+
+class ToyGenerator(nn.Module):
+    """z [N, 6] -> images [N, 3, 8, 8] in [-1, 1]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = _Config()
+        torch.manual_seed(1)
+        self.linear = nn.Linear(6, 3 * 8 * 8)
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
+        return torch.tanh(self.linear(z * truncation_psi)).view(-1, 3, 8, 8)
+
+
+# ------------------------------------------------------------------------------------ features
+
+
+def test_compute_features_dataset_and_batches_agree():
+    dataset, network = _image_dataset(), StandInFeatures()
+    from_dataset = compute_features(dataset, network, batch_size=7)
+    batches = [dataset.tensors[0][i : i + 5] for i in range(0, 20, 5)]
+    from_batches = compute_features(iter(batches), network)
+    assert from_dataset.shape == (20, 16) and from_dataset.dtype == torch.float32
+    torch.testing.assert_close(from_dataset, from_batches)
+    assert compute_features(dataset, network, num=9, batch_size=4).shape == (9, 16)
+    assert compute_features(iter(batches), network, num=7).shape == (7, 16)
+
+
+def test_images_to_uint8_matches_png_rounding():
+    x = torch.tensor([-1.0, -0.999, 0.0, 0.5, 1.0, 1.5, -2.0])
+    expected = torch.tensor([0, 0, 128, 191, 255, 255, 0], dtype=torch.uint8)
+    assert torch.equal(images_to_uint8(x), expected)
+
+
+def test_latents_depend_only_on_seed_and_index():
+    all_z = latents_for_indices(range(10), 6, seed=3)
+    odd = latents_for_indices(range(1, 10, 2), 6, seed=3)
+    assert torch.equal(all_z[1::2], odd)
+    assert not torch.equal(all_z, latents_for_indices(range(10), 6, seed=4))
+
+
+def test_generated_features_same_for_any_sharding_and_batch_size():
+    generator, network = ToyGenerator(), StandInFeatures()
+    whole = generated_features(generator, network, num=12, batch_size=5, seed=2)
+    # Two "ranks" with interleaved indices, as the evaluate CLI shards them, then gathered.
+    rank0 = generated_features(generator, network, num=12, batch_size=3, seed=2, indices=range(0, 12, 2))
+    rank1 = generated_features(generator, network, num=12, batch_size=4, seed=2, indices=range(1, 12, 2))
+    gathered = torch.empty_like(whole)
+    gathered[0::2], gathered[1::2] = rank0, rank1
+    torch.testing.assert_close(gathered, whole, rtol=0, atol=1e-6)
+    truncated = generated_features(generator, network, num=12, seed=2, truncation_psi=0.5)
+    assert not torch.allclose(truncated, whole)
+
+
+# --------------------------------------------------------------------------------------- cache
+
+
+def test_real_statistics_cache_hits_and_misses(tmp_path):
+    dataset, network = _image_dataset(), StandInFeatures()
+    first = real_statistics(dataset, network, dataset_key="abc", cache_dir=tmp_path, batch_size=8)
+    calls = network.calls
+    assert calls == 3  # 20 images in batches of 8
+    second = real_statistics(dataset, network, dataset_key="abc", cache_dir=tmp_path, batch_size=8)
+    assert network.calls == calls  # served from the cache
+    torch.testing.assert_close(first.features, second.features)
+    np.testing.assert_array_equal(first.mu, second.mu)
+    np.testing.assert_array_equal(first.sigma, second.sigma)
+    # Any change of the key recomputes: dataset checksum, image count, network.
+    real_statistics(dataset, network, dataset_key="abd", cache_dir=tmp_path, batch_size=8)
+    assert network.calls == calls + 3
+    real_statistics(dataset, network, dataset_key="abc", num=10, cache_dir=tmp_path, batch_size=8)
+    assert network.calls == calls + 5
+    other = StandInFeatures(seed=1)
+    real_statistics(dataset, other, dataset_key="abc", cache_dir=tmp_path, batch_size=8)
+    assert other.calls == 3
+    assert len(list(tmp_path.glob("*.safetensors"))) == 4
+
+
+def test_real_statistics_cache_is_plain_safetensors(tmp_path):
+    dataset, network = _image_dataset(resolution=8), StandInFeatures()
+    stats = real_statistics(dataset, network, dataset_key="k", cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.safetensors")
+    raw = path.read_bytes()
+    assert b"\x80\x04" not in raw[:16] and b"PK\x03\x04" not in raw[:4]  # no pickle, no zip
+    with safe_open(str(path), framework="pt") as handle:
+        assert set(handle.keys()) == {"features", "mu", "sigma"}
+        meta = handle.metadata()
+        torch.testing.assert_close(handle.get_tensor("features"), stats.features)
+    assert meta["dataset_key"] == "k" and meta["resolution"] == "8x8"
+    assert meta["num_images"] == "20" and meta["network_sha256"] == network.sha256
+
+
+def test_corrupt_cache_is_recomputed(tmp_path):
+    dataset, network = _image_dataset(), StandInFeatures()
+    real_statistics(dataset, network, dataset_key="k", cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.safetensors")
+    path.write_bytes(b"garbage")
+    before = network.calls
+    real_statistics(dataset, network, dataset_key="k", cache_dir=tmp_path)
+    assert network.calls > before
+
+
+def test_compute_metrics_on_stand_in_features():
+    network = StandInFeatures()
+    real = compute_features(_image_dataset(n=60, seed=0), network)
+    same = compute_features(_image_dataset(n=60, seed=1), network)
+    dark = compute_features(TensorDataset(_image_dataset(n=60, seed=2).tensors[0] // 4), network)
+    close = compute_metrics(real, same, metrics=("fid", "kid", "pr"), kid_subset_size=50)
+    far = compute_metrics(real, dark, kid_subset_size=50)
+    assert set(close) == {"fid", "kid", "precision", "recall"}
+    assert far["fid"] > 10 * close["fid"] and far["kid"] > close["kid"]
+    assert far["precision"] == 0.0 and close["precision"] > 0.5
+    assert compute_metrics(real, same, metrics=("fid",)).keys() == {"fid"}
+    with pytest.raises(ValueError, match="unknown metrics"):
+        compute_metrics(real, same, metrics=("is",))
+
+
+# ----------------------------------------------------------------------------- network loading
+
+
+def test_sha256_mismatch_is_a_clear_error(tmp_path):
+    fake = tmp_path / "default_1.pt"
+    fake.write_bytes(b"not the inception network")
+    with pytest.raises(inception.FeatureNetworkError, match="sha256 mismatch") as info:
+        inception.load_feature_network(fake)
+    assert "\n" not in str(info.value) and str(fake) in str(info.value)
+
+
+def test_env_var_is_used_and_checked(tmp_path, monkeypatch):
+    fake = tmp_path / "env.pt"
+    fake.write_bytes(b"x")
+    monkeypatch.setenv(inception.ENV_VAR, str(fake))
+    assert inception.find_feature_network_file() == fake
+    explicit = tmp_path / "explicit.pt"
+    explicit.write_bytes(b"y")
+    assert inception.find_feature_network_file(explicit) == explicit  # explicit path wins
+    with pytest.raises(inception.FeatureNetworkError, match="sha256 mismatch"):
+        inception.load_feature_network()
+
+
+def test_missing_network_names_the_extra_and_env_var(monkeypatch):
+    monkeypatch.delenv(inception.ENV_VAR, raising=False)
+    monkeypatch.setattr(inception, "_installed_extra_file", lambda: None)
+    with pytest.raises(inception.FeatureNetworkError) as info:
+        inception.load_feature_network()
+    message = str(info.value)
+    assert '.[metrics]' in message and inception.ENV_VAR in message and "\n" not in message
+
+
+def test_explicit_missing_path_is_a_clear_error(tmp_path):
+    with pytest.raises(inception.FeatureNetworkError, match="not found at"):
+        inception.load_feature_network(tmp_path / "nope.pt")
+
+
+def test_resize_samples_like_tf_legacy_bilinear():
+    # TF1 resize_bilinear(align_corners=False): output pixel j reads source j * in / out.
+    x = torch.arange(4.0).view(1, 1, 1, 4).expand(1, 1, 4, 4).contiguous()  # columns 0,1,2,3
+    out = inception._resize_like_nvidia(x, 8)  # scale 1/2: sources 0, .5, 1, ..., 3, 3.5
+    expected = torch.tensor([0, 0.5, 1, 1.5, 2, 2.5, 3, 3]).expand(8, 8)  # border clamps 3.5
+    torch.testing.assert_close(out[0, 0], expected, atol=1e-5, rtol=0)
+    same = inception._resize_like_nvidia(torch.rand(2, 3, 5, 5), 5)
+    assert same.shape == (2, 3, 5, 5)
