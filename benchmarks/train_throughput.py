@@ -1,0 +1,110 @@
+"""Training throughput: images/s and peak memory per family, preset and resolution.
+
+Runs real D+G steps (the same ``train_step`` functions train.py uses, default loss per family) at
+the final resolution of each preset, one configuration per subprocess so peak memory is clean.
+Prints a markdown table naming the device. Usage::
+
+    python benchmarks/train_throughput.py [--presets tiny,demo-32,small-64] [--batch 16] [--steps 10]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def device_name() -> str:
+    import torch
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                 platform.processor())
+    return f"CPU: {model}, {os.cpu_count()} cores, {__import__('torch').get_num_threads()} threads"
+
+
+def measure(family_name: str, preset: str, batch: int, steps: int, precision: str) -> dict:
+    import torch
+
+    from families import FAMILIES
+    from progan.train_step import StepContext, discriminator_step, generator_step
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    family = FAMILIES[family_name]
+    config = family.preset(preset)
+    torch.manual_seed(0)
+    g = family.generator_cls(config).to(device)
+    d = family.discriminator_cls(config).to(device)
+    opt_g = torch.optim.Adam(g.parameters(), lr=1e-3, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(d.parameters(), lr=1e-3, betas=(0.0, 0.99))
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    ctx = StepContext(generator=g, discriminator=d, loss=family.default_loss, stage=config.num_stages - 1, alpha=1.0,
+                      latent_dim=config.latent_dim, device=device,
+                      autocast=lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
+                      backward=lambda loss: loss.backward(), reduce_mean=lambda t: t,
+                      mixing_prob=0.9 if family_name == "stylegan_lite" else 0.0)
+    reals = [torch.rand(batch, 3, config.resolution, config.resolution, device=device) * 2 - 1]
+
+    def step() -> None:
+        discriminator_step(ctx, reals)
+        opt_d.step()
+        opt_d.zero_grad(set_to_none=True)
+        generator_step(ctx, batch, 1)
+        opt_g.step()
+        opt_g.zero_grad(set_to_none=True)
+
+    for _ in range(3):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB, whole process
+    seconds = time.perf_counter() - start
+    return {"family": family_name, "preset": preset, "resolution": config.resolution, "batch": batch,
+            "precision": precision, "img_per_s": batch * steps / seconds, "peak_mib": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", default="tiny,demo-32,small-64")
+    parser.add_argument("--families", default="progan,stylegan_lite")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--precision", default="no", choices=["no", "bf16", "fp16"])
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: family:preset in a subprocess
+    args = parser.parse_args()
+    if args.one:
+        family, preset = args.one.split(":")
+        print(json.dumps(measure(family, preset, args.batch, args.steps, args.precision)))
+        return
+    print(f"device: {device_name()}\n")
+    peak_label = "peak GPU MiB" if __import__("torch").cuda.is_available() else "peak RSS MiB"
+    print(f"| family | preset | resolution | batch | precision | img/s | {peak_label} |")
+    print("|---|---|---:|---:|---|---:|---:|")
+    for family in args.families.split(","):
+        for preset in args.presets.split(","):
+            out = subprocess.run([sys.executable, __file__, "--one", f"{family}:{preset}", "--batch", str(args.batch),
+                                  "--steps", str(args.steps), "--precision", args.precision],
+                                 capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"| {r['family']} | {r['preset']} | {r['resolution']} | {r['batch']} | {r['precision']} | "
+                  f"{r['img_per_s']:.1f} | {r['peak_mib']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
