@@ -174,3 +174,19 @@ class PretrainedMixin:
         load_state_strict(model, tensors, source=str(path))
         model.pretrained_metadata = meta
         return model.to(device).eval().requires_grad_(False)
+
+
+def truncate_to_resolution(generator: nn.Module, resolution: int) -> nn.Module:
+    """A generator of the same family whose output is ``resolution``: the blocks a progressive run
+    has trained so far. Channel counts depend only on the resolution, so the kept weights fit as-is."""
+    import dataclasses
+
+    config = dataclasses.replace(generator.config, resolution=resolution)
+    smaller = type(generator)(config)
+    source = generator.state_dict()
+    wanted = smaller.state_dict()
+    for key, value in wanted.items():
+        if key not in source or source[key].shape != value.shape:
+            raise PretrainedError(f"cannot truncate: {key} has no matching weight at {resolution}px")
+    smaller.load_state_dict({k: source[k] for k in wanted}, strict=True)
+    return smaller.to(next(generator.parameters()).device).eval().requires_grad_(False)

@@ -101,3 +101,13 @@ def test_invalid_config_in_header_is_refused(tmp_path):
     save_file(tensors, str(path), metadata=meta)
     with pytest.raises(PretrainedError, match="invalid config: resolution must be a power of two"):
         FAMILIES["progan"].generator_cls.from_pretrained(path)
+
+
+def test_truncate_to_trained_resolution_matches_the_stage_output(family, tiny_generator):
+    from progan.export import truncate_to_resolution
+
+    small = truncate_to_resolution(tiny_generator, 8)
+    assert small.config.resolution == 8
+    z = torch.randn(2, family.presets["tiny"].latent_dim)
+    kw = {"noise_mode": "const"} if family.name == "stylegan_lite" else {}
+    torch.testing.assert_close(small(z, **kw), tiny_generator(z, stage=1, **kw), rtol=0, atol=0)
