@@ -7,6 +7,7 @@ resolution) continues the exact same sequence. Images arrive as uint8 and are co
 """
 from __future__ import annotations
 
+import signal
 from typing import Iterator
 
 import torch
@@ -35,6 +36,13 @@ class StreamSampler(Sampler[int]):
             position += self.world_size
 
 
+def _ignore_stop_signals(_worker_id: int) -> None:
+    # Schedulers signal the whole process group on preemption; workers must not die before the
+    # main process has agreed with the other ranks on a step and saved a checkpoint.
+    for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def make_loader(dataset: Dataset, *, batch_size: int, seed: int, rank: int, world_size: int, consumed: int,
                 workers: int, pin_memory: bool) -> Iterator[torch.Tensor]:
     sampler = StreamSampler(len(dataset), seed=seed, rank=rank, world_size=world_size, consumed=consumed)
@@ -42,7 +50,8 @@ def make_loader(dataset: Dataset, *, batch_size: int, seed: int, rank: int, worl
     # (which creates its iterator at a different moment) would diverge from an uninterrupted one.
     base = torch.Generator().manual_seed(seed * 7919 + consumed * 31 + rank)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                        drop_last=True, pin_memory=pin_memory, persistent_workers=False, generator=base)
+                        drop_last=True, pin_memory=pin_memory, persistent_workers=False, generator=base,
+                        worker_init_fn=_ignore_stop_signals)
     return iter(loader)
 
 

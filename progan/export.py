@@ -49,6 +49,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; exported files are meant to be shared
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -76,6 +77,7 @@ def save_pretrained(generator: nn.Module, directory: str | os.PathLike, *, summa
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=header)
+        os.chmod(tmp, 0o644)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, directory / WEIGHTS_NAME)
