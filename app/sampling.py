@@ -25,6 +25,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from progan.samples import to_uint8 as progan_to_uint8
+
 __all__ = [
     "MAX_SEED", "NOISE_MODES", "Progress", "parse_seeds", "seed_latents", "seed_noise", "is_stylegan",
     "model_device", "to_uint8", "styles_from_z", "synthesize", "generate_images", "make_grid",
@@ -105,8 +107,7 @@ def seed_noise(generator: nn.Module, seeds: Sequence[int]) -> list[torch.Tensor]
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """``[N, 3, H, W]`` floats in ~[-1, 1] -> ``[N, H, W, 3]`` uint8 numpy (round to nearest, clamp)."""
-    x = (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+    return progan_to_uint8(images).numpy()
 
 
 def styles_from_z(generator: nn.Module, z: torch.Tensor, *, psi: float = 1.0, cutoff: int | None = None) -> torch.Tensor:

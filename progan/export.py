@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from .config import config_from_dict, config_to_dict
@@ -72,18 +72,7 @@ def save_pretrained(generator: nn.Module, directory: str | os.PathLike, *, summa
         "summary": json.dumps(summary or {}, sort_keys=True, default=str),
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.chmod(tmp, 0o644)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, directory / WEIGHTS_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(directory / WEIGHTS_NAME, save_safetensors(tensors, metadata=header))
     readable = {"family": config.family, "format_version": FORMAT_VERSION,
                 "config": config_to_dict(config), "summary": summary or {}}
     atomic_write_bytes(directory / CONFIG_NAME, (json.dumps(readable, indent=2, default=str) + "\n").encode())

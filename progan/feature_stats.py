@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from progan import metrics as M
+from progan.samples import images_to_uint8
 
 FeatureNetwork = Callable[[torch.Tensor], torch.Tensor]
 CACHE_FORMAT_VERSION = "1"
@@ -210,11 +211,6 @@ def real_statistics(
     if cache_path is not None:
         _save_cache(cache_path, stats, fields)
     return stats
-
-
-def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float images -> uint8, the same bytes a saved PNG would hold (NVIDIA's rounding)."""
-    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 def latents_for_indices(

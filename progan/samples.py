@@ -11,12 +11,20 @@ from PIL import Image
 
 from .export import atomic_write_bytes
 
-__all__ = ["to_uint8", "make_grid", "save_sample_grid"]
+__all__ = ["images_to_uint8", "to_uint8", "make_grid", "save_sample_grid"]
+
+
+def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float images -> uint8, the same bytes a saved PNG would hold (NVIDIA's rounding).
+
+    The one definition used by sample grids, the metrics and the app, so all see identical pixels.
+    """
+    return (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """``[N, 3, H, W]`` floats in [-1, 1] -> uint8 ``[N, H, W, 3]`` on CPU."""
-    return (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+    return images_to_uint8(images).permute(0, 2, 3, 1).cpu()
 
 
 def make_grid(images: torch.Tensor, *, columns: int | None = None) -> Image.Image:
