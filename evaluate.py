@@ -1,32 +1,51 @@
-"""Evaluate a generator: FID, KID and precision/recall against a dataset (section refs in progan/metrics.py).
+"""Evaluate a generator: FID, KID and precision/recall against a dataset (papers: progan/evaluation.py).
 
     python evaluate.py --weights weights/stylegan_lite-openmoji --num 1000 [--data DIR] [--out metrics.json]
-    accelerate launch evaluate.py ...      # each process generates its share; features are gathered
+    accelerate launch evaluate.py ...      # each process embeds its share; features are gathered
 
-Real-image statistics are cached per dataset (checksum, resolution, count, network). The feature
-network comes from --inception, $GAN_STUDIO_INCEPTION or the `metrics` extra; nothing is downloaded.
+Real images: the first --num of the dataset at the generator's resolution (all of them with
+--num 0). Real-image statistics are cached under $GAN_STUDIO_CACHE/fid-stats (default
+~/.cache/gan-studio/fid-stats), keyed by dataset contents, resolution, count and network. The
+feature network comes from --inception, $GAN_STUDIO_INCEPTION or the `metrics` extra; nothing is
+downloaded unless --weights is a URL and --allow-remote-weights is given.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True, help="dir, .safetensors, URL or hf://")
+    parser.add_argument("--weights", required=True, help="exported model: dir, .safetensors, URL or hf://")
     parser.add_argument("--data", default="", help="dataset dir or image folder; empty = built-in OpenMoji")
-    parser.add_argument("--num", type=int, default=10000, help="generated (and real) images")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--psi", type=float, default=1.0, help="truncation psi (StyleGAN-lite)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num", type=int, default=10000,
+                        help="generated images, and real images (capped at the dataset size); 0 = dataset size")
+    parser.add_argument("--batch", type=int, default=64, help="images per feature-network batch")
+    parser.add_argument("--psi", type=float, default=1.0, help="truncation psi (StyleGAN-lite only)")
+    parser.add_argument("--metrics", default="fid,kid,pr", help="comma list of fid, kid, pr")
+    parser.add_argument("--seed", type=int, default=0, help="latent seed: sample i uses latent i of this seed")
     parser.add_argument("--inception", default=None, help="path to the Inception TorchScript file")
-    parser.add_argument("--out", default="", help="write the results as JSON here")
-    args = parser.parse_args(argv)
-    if args.num < 2 or args.batch < 1:
-        print("error: --num must be >= 2 and --batch >= 1", file=sys.stderr)
+    parser.add_argument("--allow-remote-weights", action="store_true", help="allow URL / hf:// weights")
+    parser.add_argument("--out", default="", help="also write the results as JSON here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    if args.num < 0 or args.num == 1 or args.batch < 1:
+        print("error: --num must be 0 or >= 2, and --batch >= 1", file=sys.stderr)
+        return 2
+    if not metrics or set(metrics) - {"fid", "kid", "pr"}:
+        print(f"error: --metrics must be a comma list of fid, kid, pr; got {args.metrics!r}", file=sys.stderr)
+        return 2
+    remote = args.weights.startswith(("http://", "https://", "hf://"))
+    if remote and not args.allow_remote_weights:
+        print("error: --weights is remote; pass --allow-remote-weights to download it", file=sys.stderr)
         return 2
 
     import torch
@@ -34,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import data_prep
     from families import load_generator
-    from progan.feature_stats import compute_metrics, generated_features, real_statistics
+    from progan.evaluation import dataset_key, evaluate_generator
+    from progan.export import PretrainedError
+    from progan.hub import cache_root
     from progan.inception import FeatureNetworkError, load_feature_network
 
     acc = Accelerator(cpu=not torch.cuda.is_available())
@@ -42,36 +63,39 @@ def main(argv: list[str] | None = None) -> int:
         generator = load_generator(args.weights, device=acc.device)
         network = load_feature_network(args.inception, device=acc.device)
         resolution = generator.config.resolution
-        data = args.data or str(data_prep.builtin_openmoji(resolution, progress=acc.is_main_process))
+        if args.data:
+            data = args.data
+        else:
+            if acc.is_local_main_process:  # one process per node renders the set; the others find it cached
+                data_prep.builtin_openmoji(resolution)
+            acc.wait_for_everyone()
+            data = str(data_prep.builtin_openmoji(resolution, progress=False))
         dataset = data_prep.open_dataset(data, resolution)
-    except (FeatureNetworkError, ValueError, OSError) as exc:
+    except (FeatureNetworkError, PretrainedError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    num = min(args.num, len(dataset))
-    manifest = getattr(dataset, "manifest", None) or {}
-    key = json.dumps({"data": str(Path(data).resolve()), "checksums": manifest.get("checksums")}, sort_keys=True)
-    real = None
-    if acc.is_main_process:
-        real = real_statistics(dataset, network, dataset_key=key, num=num, batch_size=args.batch,
-                               device=acc.device, progress=True)
-    indices = list(range(acc.process_index, num, acc.num_processes))
-    fake = generated_features(generator, network, num=num, batch_size=args.batch, seed=args.seed,
-                              device=acc.device, truncation_psi=args.psi, indices=indices,
-                              progress=acc.is_local_main_process)
-    # pad to equal length so gather works, then restore the global order i = rank + k * world
-    per_rank = -(-num // acc.num_processes)
-    padded = torch.zeros(per_rank, fake.shape[1], device=acc.device)
-    padded[: fake.shape[0]] = fake.to(acc.device)
-    gathered = acc.gather(padded).view(acc.num_processes, per_rank, -1).transpose(0, 1).reshape(-1, fake.shape[1])
+    num = min(args.num or len(dataset), len(dataset))
+    family = type(generator).__module__.split(".")[0]
+    kwargs = {"psi": args.psi} if args.psi != 1.0 else {}
+    if kwargs and family != "stylegan_lite":
+        print("error: --psi applies to StyleGAN-lite generators only", file=sys.stderr)
+        return 2
+    start = time.time()
+    results = evaluate_generator(generator, dataset, network, accelerator=acc, num=num,
+                                 dataset_key=dataset_key(args.data, dataset), cache_dir=cache_root() / "fid-stats",
+                                 batch_size=args.batch, seed=args.seed, generator_kwargs=kwargs, metrics=metrics,
+                                 progress=acc.is_local_main_process)
     if not acc.is_main_process:
         return 0
-    fake_all = gathered[:num].cpu()
-    results = compute_metrics(real.features, fake_all, real_stats=(real.mu, real.sigma), seed=args.seed)
-    summary = {"weights": str(args.weights), "data": data, "num": num, "psi": args.psi,
-               "resolution": resolution, **{k: float(v) for k, v in results.items()}}
-    print(json.dumps(summary, indent=2))
+    summary = {"weights": str(args.weights), "family": family, "data": data, "resolution": resolution,
+               "num_generated": num, "num_real": num, "psi": args.psi, "seed": args.seed,
+               "processes": acc.num_processes, "device": str(acc.device), "seconds": round(time.time() - start, 1),
+               **{k: float(v) for k, v in results.items()}}
+    text = json.dumps(summary, indent=2)
+    print(text)
     if args.out:
-        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
     return 0
 
 

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from accelerate import Accelerator
 
+    from progan.inception import FeatureNetworkError
     from progan.trainer import Trainer, TrainingDiverged
 
     # cpu=True without CUDA makes Accelerate form a gloo process group when launched with several processes
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trainer = Trainer(config, FAMILIES[config.family], dataset_opener(config, accelerator), accelerator=accelerator)
         result = trainer.train()
-    except (TrainingDiverged, ValueError, FileNotFoundError) as exc:
+    except (TrainingDiverged, FeatureNetworkError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     accelerator.print(f"done: {result}")

@@ -14,7 +14,9 @@ Public API (a "network" is any callable mapping uint8 images [N, 3, H, W] to fea
     real_statistics(dataset, network, *, dataset_key, num=None, cache_dir=None,
                     batch_size=64, device=None, num_workers=0, progress=False) -> RealStatistics
     generated_features(generator, network, *, num, batch_size=64, seed=0, device=None,
-                       truncation_psi=1.0, indices=None, progress=False) -> Tensor [n, D]
+                       generator_kwargs=None, indices=None, progress=False) -> Tensor [n, D]
+    real_cache(dataset, network, *, dataset_key, num, cache_dir) -> RealCache  # .load() / .save()
+    statistics_of(features) -> RealStatistics
     images_to_uint8(images) -> uint8 Tensor          # [-1, 1] floats -> PNG-equivalent bytes
     latents_for_indices(indices, latent_dim, *, seed) -> Tensor [n, latent_dim]
     compute_metrics(real_features, fake_features, *, metrics=("fid", "kid", "pr"),
@@ -33,9 +35,10 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -159,6 +162,51 @@ def _save_cache(path: Path, stats: RealStatistics, fields: dict[str, str]) -> No
             os.remove(tmp)
 
 
+@dataclass(frozen=True)
+class RealCache:
+    """Where the statistics of one (dataset, resolution, count, network) live; `path` None = no cache."""
+
+    path: Path | None
+    fields: dict[str, str]
+
+    def load(self) -> RealStatistics | None:
+        return None if self.path is None else _load_cache(self.path, self.fields)
+
+    def save(self, stats: RealStatistics) -> None:
+        if self.path is not None:
+            _save_cache(self.path, stats, self.fields)
+
+
+def real_cache(
+    dataset: Dataset,
+    network: FeatureNetwork,
+    *,
+    dataset_key: str,
+    num: int,
+    cache_dir: str | Path | None,
+) -> RealCache:
+    """The cache entry keyed by (dataset_key, resolution, num, network sha256); no file is touched."""
+    if cache_dir is None:
+        return RealCache(None, {})
+    network_sha = getattr(network, "sha256", None)
+    if not network_sha:
+        raise ValueError("caching real statistics needs a network with a `sha256` attribute")
+    resolution = tuple(_first_tensor(dataset[0]).shape[-2:])
+    fields = {
+        "format": CACHE_FORMAT_VERSION,
+        "dataset_key": str(dataset_key),
+        "resolution": "x".join(map(str, resolution)),
+        "num_images": str(num),
+        "network_sha256": str(network_sha),
+    }
+    return RealCache(Path(cache_dir) / f"real-{_cache_key(fields)[:24]}.safetensors", fields)
+
+
+def statistics_of(features: torch.Tensor) -> RealStatistics:
+    mu, sigma = M.feature_statistics(features)
+    return RealStatistics(features=features, mu=mu, sigma=sigma)
+
+
 def real_statistics(
     dataset: Dataset,
     network: FeatureNetwork,
@@ -180,23 +228,10 @@ def real_statistics(
     count = len(dataset) if num is None else min(num, len(dataset))
     if count < 2:
         raise ValueError(f"need at least 2 real images, got {count}")
-    cache_path, fields = None, {}
-    if cache_dir is not None:
-        network_sha = getattr(network, "sha256", None)
-        if not network_sha:
-            raise ValueError("caching real statistics needs a network with a `sha256` attribute")
-        resolution = tuple(_first_tensor(dataset[0]).shape[-2:])
-        fields = {
-            "format": CACHE_FORMAT_VERSION,
-            "dataset_key": str(dataset_key),
-            "resolution": "x".join(map(str, resolution)),
-            "num_images": str(count),
-            "network_sha256": str(network_sha),
-        }
-        cache_path = Path(cache_dir) / f"real-{_cache_key(fields)[:24]}.safetensors"
-        cached = _load_cache(cache_path, fields)
-        if cached is not None:
-            return cached
+    cache = real_cache(dataset, network, dataset_key=dataset_key, num=count, cache_dir=cache_dir)
+    cached = cache.load()
+    if cached is not None:
+        return cached
     features = compute_features(
         dataset,
         network,
@@ -206,10 +241,8 @@ def real_statistics(
         num_workers=num_workers,
         progress=progress,
     )
-    mu, sigma = M.feature_statistics(features)
-    stats = RealStatistics(features=features, mu=mu, sigma=sigma)
-    if cache_path is not None:
-        _save_cache(cache_path, stats, fields)
+    stats = statistics_of(features)
+    cache.save(stats)
     return stats
 
 
@@ -239,22 +272,22 @@ def generated_features(
     batch_size: int = 64,
     seed: int = 0,
     device: torch.device | str | None = None,
-    truncation_psi: float = 1.0,
+    generator_kwargs: Mapping[str, Any] | None = None,
     indices: Sequence[int] | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
     """Features [len(indices), D] (float32, CPU) of generated samples `indices` (default 0..num-1).
 
-    `generator(z)` maps z [B, generator.config.latent_dim] to images [B, 3, R, R] in [-1, 1];
-    `truncation_psi` is passed as a keyword only when it is not 1, so generators without
-    truncation work. Put the generator in eval mode first; this function does not change it.
+    `generator(z, **generator_kwargs)` maps z [B, generator.config.latent_dim] to images
+    [B, 3, R, R] in [-1, 1] (kwargs such as `psi=0.7` or `stage=2, alpha=0.5`). Put the generator
+    in eval mode first; this function does not change it.
     """
     indices = range(num) if indices is None else indices
     if any(not 0 <= i < num for i in indices):
         raise ValueError(f"indices must lie in [0, {num})")
     latent_dim = generator.config.latent_dim
     device = torch.device(device) if device is not None else _module_device(generator)
-    kwargs = {} if truncation_psi == 1.0 else {"truncation_psi": truncation_psi}
+    kwargs = dict(generator_kwargs or {})
 
     def batches() -> Iterable[torch.Tensor]:
         for start in range(0, len(indices), batch_size):

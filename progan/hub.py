@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "ChecksumMismatchError", "DownloadError", "HfLocation", "WeightsNotFoundError",
-    "default_cache_dir", "parse_hf_uri", "resolve_weights", "sha256_file",
+    "cache_root", "default_cache_dir", "parse_hf_uri", "resolve_weights", "sha256_file",
 ]
 
 WEIGHTS_NAME = "model.safetensors"
@@ -79,12 +79,17 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def cache_root() -> Path:
+    """``$GAN_STUDIO_CACHE``, else ``$XDG_CACHE_HOME/gan-studio``, else ``~/.cache/gan-studio``."""
+    if root := os.environ.get("GAN_STUDIO_CACHE"):
+        return Path(root).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(xdg).expanduser() / "gan-studio"
+
+
 def default_cache_dir() -> Path:
     """Where URL downloads are cached when ``cache_dir`` is not given."""
-    if root := os.environ.get("GAN_STUDIO_CACHE"):
-        return Path(root).expanduser() / "weights"
-    xdg = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(xdg).expanduser() / "gan-studio" / "weights"
+    return cache_root() / "weights"
 
 
 def parse_hf_uri(uri: str) -> HfLocation:

@@ -55,7 +55,8 @@ class TrainConfig:
     sample_count: int = _opt(16, "images in each sample grid (fixed latents)")
     log_every: int = _opt(10, "log losses every N steps")
     eval_kimg: float = _opt(0.0, "FID evaluation interval in kimg (0 = off)")
-    eval_num: int = _opt(1000, "generated images per periodic FID evaluation")
+    eval_num: int = _opt(1000, "generated (and real) images per periodic evaluation")
+    eval_network: str = _opt("", "Inception TorchScript file for --eval-kimg; empty = $GAN_STUDIO_INCEPTION or the metrics extra")
     resume: bool = _opt(True, "resume from the latest checkpoint in --out if there is one")
 
     def __post_init__(self) -> None:
@@ -74,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"--mixing-prob must be in [0, 1], got {self.mixing_prob}")
         if self.fade_kimg < 0 or self.workers < 0 or self.eval_kimg < 0:
             raise ValueError("--fade-kimg, --workers and --eval-kimg must be >= 0")
+        if self.eval_num < 2:
+            raise ValueError(f"--eval-num must be >= 2, got {self.eval_num}")
         parse_batch_sizes(self.batch_sizes)
 
     def to_json(self) -> str:

@@ -27,6 +27,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import Family
 from .data_stream import make_loader, to_float_images
 from .ema import ema_beta, update_ema
+from .evaluation import PeriodicEvaluator
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
 from .train_config import TrainConfig, parse_batch_sizes
@@ -41,7 +42,7 @@ class TrainingDiverged(RuntimeError):
 
 class Trainer:
     def __init__(self, config: TrainConfig, family: Family, open_dataset: Callable[[int], Dataset], *,
-                 accelerator: Accelerator | None = None) -> None:
+                 accelerator: Accelerator | None = None, evaluator: PeriodicEvaluator | None = None) -> None:
         self.config, self.family, self.open_dataset = config, family, open_dataset
         self.out = Path(config.out)
         self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision,
@@ -65,6 +66,14 @@ class Trainer:
         self.sample_z = torch.randn(config.sample_count, self.model_config.latent_dim,
                                     generator=torch.Generator().manual_seed(config.seed))
         self.images_seen, self.step, self.consumed = 0, 0, 0
+        self.best_fid = math.inf  # lowest FID at the full resolution so far (exported to best/)
+        if evaluator is None and config.eval_kimg > 0:
+            from .hub import cache_root
+
+            evaluator = PeriodicEvaluator(acc, num=config.eval_num, data_label=config.data,
+                                          network_path=config.eval_network or None,
+                                          cache_dir=cache_root() / "fid-stats", seed=config.seed)
+        self.evaluator = evaluator
         torch.manual_seed(config.seed * 1000 + 1 + acc.process_index)  # per-rank streams: latents, noise
         self._stop_requested = False
         self._datasets: dict[int, Dataset] = {}
@@ -76,7 +85,7 @@ class Trainer:
                 "generator_ema": self.generator_ema.state_dict(), "opt_g": self.opt_g.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "scaler": scaler.state_dict() if scaler is not None else {},
                 "images_seen": self.images_seen, "step": self.step, "consumed": self.consumed,
-                "sample_z": self.sample_z, "world_size": self.accelerator.num_processes,
+                "sample_z": self.sample_z, "world_size": self.accelerator.num_processes, "best_fid": self.best_fid,
                 "train_config": self.config.to_json(), "family": self.family.name}
 
     def weights_digest(self) -> str:
@@ -116,6 +125,7 @@ class Trainer:
             self.accelerator.scaler.load_state_dict(state["scaler"])
         self.images_seen, self.step, self.consumed = state["images_seen"], state["step"], state["consumed"]
         self.sample_z = state["sample_z"]
+        self.best_fid = state.get("best_fid", math.inf)  # absent in checkpoints older than --eval-kimg
         if rank_state is not None and state["world_size"] == self.accelerator.num_processes:
             torch.set_rng_state(rank_state["torch_rng"])
             if "cuda_rng" in rank_state and torch.cuda.is_available():
@@ -160,6 +170,23 @@ class Trainer:
             with open(self.out / "log.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
+    def _evaluate(self, phase, seconds: float) -> None:
+        """Metrics of the EMA generator at the current stage; a new best FID at full resolution is exported."""
+        assert self.evaluator is not None
+        results = self.evaluator(self.generator_ema, self._dataset(phase.resolution), stage=phase.stage,
+                                 alpha=phase.alpha)
+        if results is None:  # not the main process
+            return
+        self._log({"kimg": self.images_seen / 1000, "step": self.step, "resolution": phase.resolution,
+                   "alpha": round(phase.alpha, 4), "eval_num": self.evaluator.num, **results})
+        self.accelerator.print(f"\neval at {self.images_seen / 1000:.3f} kimg, {phase.resolution}px: "
+                               + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+        final = phase.resolution == self.model_config.resolution and phase.alpha >= 1.0
+        if final and "fid" in results and results["fid"] < self.best_fid:
+            self.best_fid = results["fid"]
+            summary = {**self.summary(seconds), "fid": results["fid"], "fid_num": self.evaluator.num}
+            self.generator_ema.save_pretrained(self.out / "best", summary=summary)
+
     def summary(self, seconds: float) -> dict[str, Any]:
         return {"preset": self.config.preset, "family": self.family.name, "images_seen": self.images_seen,
                 "kimg": round(self.images_seen / 1000, 3), "steps": self.step, "train_seconds": round(seconds, 1),
@@ -176,6 +203,8 @@ class Trainer:
             (self.out / "train_config.json").write_text(cfg.to_json() + "\n")
         acc.print(f"resumed from {resumed} at {self.images_seen / 1000:.3f} kimg" if resumed else
                   f"starting {self.family.name}/{cfg.preset} at {self.model_config.resolution}px, {cfg.kimg} kimg")
+        if self.evaluator is not None:
+            self.evaluator.load()  # a missing Inception file fails now, not at the first evaluation
         for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
             signal.signal(sig, self._request_stop)
         total = int(cfg.kimg * 1000)
@@ -240,6 +269,8 @@ class Trainer:
                 self._log(record)
             if self._crossed(before, cfg.sample_kimg) or self.images_seen >= total:
                 self._samples(phase)
+            if self.evaluator is not None and (self._crossed(before, cfg.eval_kimg) or self.images_seen >= total):
+                self._evaluate(phase, time.time() - start)
             if stop or self._crossed(before, cfg.checkpoint_kimg) or self.images_seen >= total:
                 self.save()
             if stop:

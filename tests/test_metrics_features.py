@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from progan import inception
+from metric_utils import StandInFeatures
 from progan.feature_stats import (
     compute_features,
     compute_metrics,
@@ -21,23 +22,6 @@ from progan.feature_stats import (
     latents_for_indices,
     real_statistics,
 )
-
-
-class StandInFeatures(nn.Module):
-    """Fixed random conv + global average pool: uint8 [N, 3, H, W] -> [N, 16]; counts its calls."""
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__()
-        torch.manual_seed(seed)
-        self.conv = nn.Conv2d(3, 16, 3)
-        self.sha256 = hashlib.sha256(f"stand-in-{seed}".encode()).hexdigest()
-        self.calls = 0
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        x = images.float() / 127.5 - 1  # [N, 3, H, W]
-        return torch.relu(self.conv(x)).mean(dim=(2, 3))  # [N, 16]
 
 
 def _image_dataset(n: int = 20, resolution: int = 8, seed: int = 0) -> TensorDataset:
@@ -60,8 +44,8 @@ class ToyGenerator(nn.Module):
         torch.manual_seed(1)
         self.linear = nn.Linear(6, 3 * 8 * 8)
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
-        return torch.tanh(self.linear(z * truncation_psi)).view(-1, 3, 8, 8)
+    def forward(self, z: torch.Tensor, psi: float = 1.0) -> torch.Tensor:
+        return torch.tanh(self.linear(z * psi)).view(-1, 3, 8, 8)
 
 
 # ------------------------------------------------------------------------------------ features
@@ -100,7 +84,7 @@ def test_generated_features_same_for_any_sharding_and_batch_size():
     gathered = torch.empty_like(whole)
     gathered[0::2], gathered[1::2] = rank0, rank1
     torch.testing.assert_close(gathered, whole, rtol=0, atol=1e-6)
-    truncated = generated_features(generator, network, num=12, seed=2, truncation_psi=0.5)
+    truncated = generated_features(generator, network, num=12, seed=2, generator_kwargs={"psi": 0.5})
     assert not torch.allclose(truncated, whole)
 
 

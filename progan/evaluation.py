@@ -1,0 +1,181 @@
+"""Metrics of a generator on one or many processes, and the periodic evaluation used during training.
+
+Papers: FID (Heusel et al. 2017, section 3), KID (Binkowski et al. 2018, section 3) and improved
+precision/recall (Kynkaanniemi et al. 2019, section 2); the formulas are in `progan.metrics`, the
+features in `progan.feature_stats`. As in NVIDIA's stylegan2-ada metrics, the real images are the
+first `num` of the dataset and generated sample i always uses latent i, so a result does not depend
+on the number of processes (StyleGAN's per-pixel noise aside, which is drawn per process).
+
+Work is split by index: process r embeds samples r, r + world, r + 2 * world, ...; the features are
+gathered and put back into sample order; only the main process computes the metrics. Real-image
+statistics are cached (safetensors) by the main process, which tells the others whether the cache
+hit, so a second evaluation of the same data costs only the generated samples.
+
+Public API:
+    dataset_key(label, dataset) -> str               # cache key: path + manifest file list + length
+    gather_in_order(accelerator, local, num) -> Tensor [num, D] (every process)
+    distributed_real_statistics(accelerator, dataset, network, *, num, dataset_key, cache_dir=None,
+                                batch_size=64, progress=False) -> RealStatistics | None (main only)
+    evaluate_generator(generator, dataset, network, *, accelerator, num, dataset_key, ...)
+        -> {"fid", "kid", "precision", "recall"} on the main process, None on the others
+    PeriodicEvaluator: the trainer's evaluation every N kimg, loading the network once.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast
+from torch.utils.data import Dataset, Subset
+
+from .feature_stats import (
+    FeatureNetwork,
+    RealStatistics,
+    compute_features,
+    compute_metrics,
+    generated_features,
+    real_cache,
+    statistics_of,
+)
+
+__all__ = ["dataset_key", "gather_in_order", "distributed_real_statistics", "evaluate_generator",
+           "PeriodicEvaluator"]
+
+
+def dataset_key(label: str, dataset: Dataset) -> str:
+    """What identifies a dataset's contents for the statistics cache.
+
+    A data_prep dataset carries a manifest whose `files` entry lists every array with its checksum;
+    a plain image folder has none, so its key is its path and length only (edit the folder in place
+    and the cache is stale: delete `$GAN_STUDIO_CACHE/fid-stats` then).
+    """
+    manifest = getattr(dataset, "manifest", None) or {}
+    path = str(Path(label).resolve()) if label else "builtin-openmoji"
+    return json.dumps({"data": path, "files": manifest.get("files"), "length": len(dataset)}, sort_keys=True)
+
+
+def gather_in_order(accelerator: Accelerator, local: torch.Tensor, num: int) -> torch.Tensor:
+    """Rows i = rank + k * world from every process -> [num, D] in sample order, on every process."""
+    world = accelerator.num_processes
+    if world == 1:
+        return local.cpu()
+    per_rank = -(-num // world)
+    padded = torch.zeros(per_rank, local.shape[1], device=accelerator.device, dtype=local.dtype)
+    padded[: local.shape[0]] = local.to(accelerator.device)  # equal lengths, so gather works
+    gathered = accelerator.gather(padded)  # [world * per_rank, D], rank-major
+    by_sample = gathered.view(world, per_rank, -1).transpose(0, 1).reshape(world * per_rank, -1)
+    return by_sample[:num].cpu()  # row k * world + r is sample r + k * world; padding falls off the end
+
+
+def _agree(accelerator: Accelerator, flag: bool) -> bool:
+    """The main process's `flag`, on every process."""
+    if accelerator.num_processes == 1:
+        return flag
+    return bool(broadcast(torch.tensor([float(flag)], device=accelerator.device), from_process=0)[0] > 0)
+
+
+def _shard(accelerator: Accelerator, num: int) -> range:
+    if num < accelerator.num_processes:
+        raise ValueError(f"need at least one image per process: {num} images for {accelerator.num_processes}")
+    return range(accelerator.process_index, num, accelerator.num_processes)
+
+
+def distributed_real_statistics(
+    accelerator: Accelerator,
+    dataset: Dataset,
+    network: FeatureNetwork,
+    *,
+    num: int,
+    dataset_key: str,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> RealStatistics | None:
+    """Statistics of the first `num` real images (cached); returned on the main process only."""
+    cache = real_cache(dataset, network, dataset_key=dataset_key, num=num, cache_dir=cache_dir)
+    cached = cache.load() if accelerator.is_main_process else None
+    if _agree(accelerator, cached is not None):
+        return cached
+    local = compute_features(Subset(dataset, _shard(accelerator, num)), network, batch_size=batch_size,
+                             device=accelerator.device, progress=progress)
+    features = gather_in_order(accelerator, local, num)
+    if not accelerator.is_main_process:
+        return None
+    stats = statistics_of(features)
+    cache.save(stats)
+    return stats
+
+
+def evaluate_generator(
+    generator: torch.nn.Module,
+    dataset: Dataset,
+    network: FeatureNetwork,
+    *,
+    accelerator: Accelerator,
+    num: int,
+    dataset_key: str,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    generator_kwargs: Mapping[str, Any] | None = None,
+    metrics: Sequence[str] = ("fid", "kid", "pr"),
+    progress: bool = False,
+) -> dict[str, float] | None:
+    """FID/KID/precision/recall of `num` generated samples against the first `num` real images.
+
+    Every process must call this (collective). The caller's RNG state is left untouched, so
+    evaluating in the middle of training does not change the training run.
+    """
+    num = min(num, len(dataset))
+    if num < 2:
+        raise ValueError(f"need at least 2 images to evaluate, got {num}")
+    devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+    # fork_rng: DataLoaders and StyleGAN's noise draw from the global generator; training must not notice.
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed * 1000 + 7 + accelerator.process_index)  # StyleGAN noise: fixed per process
+        real = distributed_real_statistics(accelerator, dataset, network, num=num, dataset_key=dataset_key,
+                                           cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+        local = generated_features(generator, network, num=num, batch_size=batch_size, seed=seed,
+                                   device=accelerator.device, generator_kwargs=generator_kwargs,
+                                   indices=_shard(accelerator, num), progress=progress)
+    fake = gather_in_order(accelerator, local, num)
+    if not accelerator.is_main_process:
+        return None
+    return compute_metrics(real.features, fake, metrics=metrics, real_stats=(real.mu, real.sigma), seed=seed,
+                           kid_subset_size=min(1000, num))
+
+
+class PeriodicEvaluator:
+    """FID & co. of the EMA generator every N kimg of training, at the stage being trained.
+
+    The feature network is loaded on first use (from `network_path`, $GAN_STUDIO_INCEPTION or the
+    `metrics` extra), so a run without `--eval-kimg` never needs it. `network` injects another
+    feature network (tests use a tiny stand-in).
+    """
+
+    def __init__(self, accelerator: Accelerator, *, num: int, data_label: str, network_path: str | None = None,
+                 network: FeatureNetwork | None = None, cache_dir: str | Path | None = None,
+                 batch_size: int = 64, seed: int = 0) -> None:
+        self.accelerator, self.num, self.data_label = accelerator, num, data_label
+        self.network_path, self.network, self.cache_dir = network_path, network, cache_dir
+        self.batch_size, self.seed = batch_size, seed
+
+    def load(self) -> FeatureNetwork:
+        """Load the feature network now (the trainer does so at start, to fail before training)."""
+        if self.network is None:
+            from .inception import load_feature_network
+
+            self.network = load_feature_network(self.network_path or None, device=self.accelerator.device)
+        return self.network
+
+    def __call__(self, generator: torch.nn.Module, dataset: Dataset, *, stage: int, alpha: float) -> dict[str, float] | None:
+        """Metrics at (stage, alpha) against reals at that stage's resolution; main process only."""
+        network = self.load()
+        return evaluate_generator(generator, dataset, network, accelerator=self.accelerator, num=self.num,
+                                  dataset_key=dataset_key(self.data_label, dataset), cache_dir=self.cache_dir,
+                                  batch_size=self.batch_size, seed=self.seed,
+                                  generator_kwargs={"stage": stage, "alpha": alpha})

@@ -1,0 +1,24 @@
+"""A tiny stand-in for the Inception feature network, for fast metric tests."""
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from torch import nn
+
+
+class StandInFeatures(nn.Module):
+    """Fixed random conv + global average pool: uint8 [N, 3, H, W] -> [N, 16]; counts its calls."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, 16, 3)
+        self.sha256 = hashlib.sha256(f"stand-in-{seed}".encode()).hexdigest()
+        self.calls = 0
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        x = images.float() / 127.5 - 1  # [N, 3, H, W]
+        return torch.relu(self.conv(x)).mean(dim=(2, 3))  # [N, 16]

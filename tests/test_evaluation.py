@@ -1,0 +1,124 @@
+"""Evaluation: periodic metrics during training (stand-in network) and the evaluate CLI (real Inception)."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+import data_prep
+from families import FAMILIES
+from metric_utils import StandInFeatures
+from progan.evaluation import PeriodicEvaluator, dataset_key
+from progan.export import read_metadata, read_pretrained
+from progan.inception import FeatureNetworkError, find_feature_network_file
+from progan.train_config import TrainConfig
+from progan.trainer import Trainer
+from train_utils import ROOT, load_state, make_image_folder, train_env
+
+
+@pytest.fixture
+def restore_signals():
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def _train(tmp_path, name: str, family: str, *, evaluate: bool) -> tuple[Trainer, object]:
+    data = make_image_folder(tmp_path / "images")
+    config = TrainConfig(family=family, preset="tiny", data=str(data), out=str(tmp_path / name), kimg=0.2,
+                         batch_size=4, fade_kimg=0.04, stable_kimg=0.04, checkpoint_kimg=0.1, sample_kimg=0.1,
+                         workers=0, log_every=5, eval_kimg=0.1 if evaluate else 0.0, eval_num=12)
+    accelerator = Accelerator(cpu=True, log_with="tensorboard", project_dir=config.out)
+    evaluator = (PeriodicEvaluator(accelerator, num=12, data_label=str(data), network=StandInFeatures(),
+                                   cache_dir=tmp_path / "fid-stats", batch_size=5) if evaluate else None)
+    trainer = Trainer(config, FAMILIES[family], lambda r: data_prep.open_dataset(str(data), r),
+                      accelerator=accelerator, evaluator=evaluator)
+    return trainer, trainer.train()
+
+
+def test_periodic_evaluation_logs_exports_best_and_leaves_training_unchanged(tmp_path, family, restore_signals):
+    with_eval, export = _train(tmp_path, "with-eval", family.name, evaluate=True)
+    records = [json.loads(line) for line in (tmp_path / "with-eval" / "log.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "fid" in r]
+    # tiny: 4px, then 8px fading in at 0.04 kimg, 16px at 0.12 kimg, stable from 0.16 kimg
+    assert [(r["kimg"], r["resolution"]) for r in evals] == [(0.1, 8), (0.2, 16)]
+    for r in evals:
+        assert r["fid"] > 0 and 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1 and r["eval_num"] == 12
+    # Only the full-resolution, fully faded-in evaluation counts for best/; it holds that model.
+    best = read_metadata(tmp_path / "with-eval" / "best")["summary"]
+    assert best["fid"] == evals[-1]["fid"] and best["kimg"] == 0.2
+    _, best_tensors = read_pretrained(tmp_path / "with-eval" / "best")
+    _, final_tensors = read_pretrained(export)
+    assert best_tensors.keys() == final_tensors.keys()
+    assert all(torch.equal(best_tensors[k], final_tensors[k]) for k in best_tensors)
+    assert load_state(tmp_path / "with-eval" / "checkpoints" / "ckpt-000000.200")["best_fid"] == evals[-1]["fid"]
+    # Real statistics were cached once per resolution evaluated.
+    assert len(list((tmp_path / "fid-stats").glob("real-*.safetensors"))) == 2
+    # Evaluating draws no training randomness: the run is bit-identical to one without it.
+    without_eval, _ = _train(tmp_path, "without-eval", family.name, evaluate=False)
+    assert with_eval.weights_digest() == without_eval.weights_digest()
+    assert not (tmp_path / "without-eval" / "best").exists()
+
+
+def test_dataset_key_follows_contents(tmp_path):
+    first = make_image_folder(tmp_path / "a", count=6)
+    key = dataset_key(str(first), data_prep.open_dataset(str(first), 16))
+    assert key == dataset_key(str(first), data_prep.open_dataset(str(first), 16))
+    more = make_image_folder(tmp_path / "b", count=8)
+    assert key != dataset_key(str(more), data_prep.open_dataset(str(more), 16))
+
+
+def test_bad_eval_options_are_one_line_errors(tmp_path):
+    with pytest.raises(ValueError, match="--eval-num must be >= 2"):
+        TrainConfig(eval_num=1)
+    result = subprocess.run([sys.executable, "evaluate.py", "--weights", str(tmp_path / "missing")], cwd=ROOT,
+                            env=train_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+    result = subprocess.run([sys.executable, "evaluate.py", "--weights", "weights/progan-openmoji",
+                             "--metrics", "fid,is"], cwd=ROOT, env=train_env(), capture_output=True, text=True)
+    assert result.returncode == 2 and "--metrics" in result.stderr
+
+
+def _has_inception() -> bool:
+    try:
+        find_feature_network_file()
+    except FeatureNetworkError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_inception(), reason="Inception network not installed (pip install -e '.[metrics]')")
+def test_evaluate_cli_gives_the_same_result_on_one_and_two_processes(tmp_path):
+    torch.manual_seed(0)
+    # ProGAN: no per-pixel noise, so sample i is the same image however the work is split
+    model = FAMILIES["progan"].generator_cls(FAMILIES["progan"].preset("tiny"))
+    model.save_pretrained(tmp_path / "model")
+    data = make_image_folder(tmp_path / "images", count=10)
+    env = {**train_env(), "GAN_STUDIO_CACHE": str(tmp_path / "cache")}
+    common = ["evaluate.py", "--weights", str(tmp_path / "model"), "--data", str(data), "--num", "6",
+              "--batch", "4"]
+    one = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one.json")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                          "--main_process_port", "29517", *common, "--out", str(tmp_path / "two.json")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert (a["processes"], b["processes"]) == (1, 2) and a["num_generated"] == b["num_generated"] == 6
+    # Same latents for every sample and the same reals, gathered back in sample order: the same
+    # numbers up to float noise of the feature network's batch sizes (a wrong order or a lost
+    # sample would change precision/recall and KID outright).
+    for metric in ("fid", "kid", "precision", "recall"):
+        assert a[metric] == pytest.approx(b[metric], rel=1e-3, abs=1e-6), metric
+    # The second run found the real statistics in the cache written by the first.
+    assert len(list((tmp_path / "cache" / "fid-stats").glob("real-*.safetensors"))) == 1
