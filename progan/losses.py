@@ -33,10 +33,14 @@ Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _input_gradients(scores: torch.Tensor, inputs: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
-    # Under fp16 the backward pass through D runs in half precision: scale the scores up (by the
-    # GradScaler's factor) so small gradients do not flush to zero, then unscale in float32.
-    (grad,) = torch.autograd.grad(scores.float().sum() * grad_scale, inputs, create_graph=True)
-    return grad.float().flatten(1) / grad_scale                          # [N, C*H*W]
+    # Under fp16 the backward pass through D runs in half precision: scale it up so small gradients
+    # do not flush to zero, then unscale in float32. The factor is the GradScaler's scale applied to
+    # the *mean* score, the quantity that scale is tuned for: applied to the sum, 2**16 itself
+    # overflows fp16 (max 65504) at the first cast and the penalty is NaN. If the scale grows too
+    # far the penalty overflows anyway; the scaler then skips the step and halves its scale.
+    scale = grad_scale / scores.shape[0]
+    (grad,) = torch.autograd.grad(scores.float().sum() * scale, inputs, create_graph=True)
+    return grad.float().flatten(1) / scale                               # [N, C*H*W]
 
 
 def gradient_penalty(discriminator: Critic, real: torch.Tensor, fake: torch.Tensor, *, target: float = 1.0,

@@ -243,6 +243,8 @@ class Trainer:
             self.opt_g.step()
             self.opt_g.zero_grad(set_to_none=True)
             finite = bool(torch.isfinite(d_terms["d_loss"]) and torch.isfinite(g_terms["g_loss"]))
+            if not finite and scaler is not None and acc.optimizer_step_was_skipped and scaler.get_scale() >= 1:
+                finite = True  # an fp16 overflow: the GradScaler skipped the update and lowered its scale
             stop, diverged = self._agree(self._stop_requested, finite)
             if diverged:
                 raise TrainingDiverged(
