@@ -3,8 +3,8 @@
     python evaluate.py --weights weights/stylegan_lite-openmoji --num 1000 [--data DIR] [--out metrics.json]
     accelerate launch evaluate.py ...      # each process embeds its share; features are gathered
 
-Real images: the first --num of the dataset at the generator's resolution (all of them with
---num 0). Real-image statistics are cached under $GAN_STUDIO_CACHE/fid-stats (default
+Generated sample i uses latent i of --seed; the real images are the first --num-real of the
+dataset at the generator's resolution (default: all of them, like NVIDIA's fid50k_full). Real-image statistics are cached under $GAN_STUDIO_CACHE/fid-stats (default
 ~/.cache/gan-studio/fid-stats), keyed by dataset contents, resolution, count and network. The
 feature network comes from --inception, $GAN_STUDIO_INCEPTION or the `metrics` extra; nothing is
 downloaded unless --weights is a URL and --allow-remote-weights is given.
@@ -22,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="exported model: dir, .safetensors, URL or hf://")
     parser.add_argument("--data", default="", help="dataset dir or image folder; empty = built-in OpenMoji")
-    parser.add_argument("--num", type=int, default=10000,
-                        help="generated images, and real images (capped at the dataset size); 0 = dataset size")
+    parser.add_argument("--num", type=int, default=10000, help="generated images")
+    parser.add_argument("--num-real", type=int, default=0, help="real images (first N of the dataset); 0 = all")
     parser.add_argument("--batch", type=int, default=64, help="images per feature-network batch")
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi (StyleGAN-lite only)")
     parser.add_argument("--metrics", default="fid,kid,pr", help="comma list of fid, kid, pr")
@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    if args.num < 0 or args.num == 1 or args.batch < 1:
-        print("error: --num must be 0 or >= 2, and --batch >= 1", file=sys.stderr)
+    if args.num < 2 or args.num_real < 0 or args.num_real == 1 or args.batch < 1:
+        print("error: --num must be >= 2, --num-real 0 or >= 2, and --batch >= 1", file=sys.stderr)
         return 2
     if not metrics or set(metrics) - {"fid", "kid", "pr"}:
         print(f"error: --metrics must be a comma list of fid, kid, pr; got {args.metrics!r}", file=sys.stderr)
@@ -74,21 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     except (FeatureNetworkError, PretrainedError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    num = min(args.num or len(dataset), len(dataset))
+    num_real = min(args.num_real or len(dataset), len(dataset))
     family = type(generator).__module__.split(".")[0]
     kwargs = {"psi": args.psi} if args.psi != 1.0 else {}
     if kwargs and family != "stylegan_lite":
         print("error: --psi applies to StyleGAN-lite generators only", file=sys.stderr)
         return 2
     start = time.time()
-    results = evaluate_generator(generator, dataset, network, accelerator=acc, num=num,
+    results = evaluate_generator(generator, dataset, network, accelerator=acc, num=args.num, num_real=num_real,
                                  dataset_key=dataset_key(args.data, dataset), cache_dir=cache_root() / "fid-stats",
                                  batch_size=args.batch, seed=args.seed, generator_kwargs=kwargs, metrics=metrics,
                                  progress=acc.is_local_main_process)
     if not acc.is_main_process:
         return 0
     summary = {"weights": str(args.weights), "family": family, "data": data, "resolution": resolution,
-               "num_generated": num, "num_real": num, "psi": args.psi, "seed": args.seed,
+               "num_generated": args.num, "num_real": num_real, "psi": args.psi, "seed": args.seed,
                "processes": acc.num_processes, "device": str(acc.device), "seconds": round(time.time() - start, 1),
                **{k: float(v) for k, v in results.items()}}
     text = json.dumps(summary, indent=2)

@@ -1,10 +1,11 @@
 """Training throughput: images/s and peak memory per family, preset and resolution.
 
 Runs real D+G steps (the same ``train_step`` functions train.py uses, default loss per family) at
-the final resolution of each preset, one configuration per subprocess so peak memory is clean.
-Prints a markdown table naming the device. Usage::
+every resolution of each preset (as progressive growing visits them; ``--final-only`` for the last),
+one configuration per subprocess so peak memory is clean. Prints a markdown table naming the device::
 
     python benchmarks/train_throughput.py [--presets tiny,demo-32,small-64] [--batch 16] [--steps 10]
+    python benchmarks/train_throughput.py --presets paper-256 --batch 32 --precision bf16 --final-only
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def device_name() -> str:
     return f"CPU: {model}, {os.cpu_count()} cores, {__import__('torch').get_num_threads()} threads"
 
 
-def measure(family_name: str, preset: str, batch: int, steps: int, precision: str) -> dict:
+def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, precision: str) -> dict:
     import torch
 
     from families import FAMILIES
@@ -46,12 +47,14 @@ def measure(family_name: str, preset: str, batch: int, steps: int, precision: st
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-3, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(d.parameters(), lr=1e-3, betas=(0.0, 0.99))
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    ctx = StepContext(generator=g, discriminator=d, loss=family.default_loss, stage=config.num_stages - 1, alpha=1.0,
+    stage = stage % config.num_stages  # -1 = the final resolution
+    resolution = config.resolutions[stage]
+    ctx = StepContext(generator=g, discriminator=d, loss=family.default_loss, stage=stage, alpha=1.0,
                       latent_dim=config.latent_dim, device=device,
                       autocast=lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
                       backward=lambda loss: loss.backward(), reduce_mean=lambda t: t,
                       mixing_prob=0.9 if family_name == "stylegan_lite" else 0.0)
-    reals = [torch.rand(batch, 3, config.resolution, config.resolution, device=device) * 2 - 1]
+    reals = [torch.rand(batch, 3, resolution, resolution, device=device) * 2 - 1]
 
     def step() -> None:
         discriminator_step(ctx, reals)
@@ -75,7 +78,7 @@ def measure(family_name: str, preset: str, batch: int, steps: int, precision: st
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB, whole process
     seconds = time.perf_counter() - start
-    return {"family": family_name, "preset": preset, "resolution": config.resolution, "batch": batch,
+    return {"family": family_name, "preset": preset, "resolution": resolution, "batch": batch,
             "precision": precision, "img_per_s": batch * steps / seconds, "peak_mib": peak}
 
 
@@ -86,24 +89,29 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--precision", default="no", choices=["no", "bf16", "fp16"])
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: family:preset in a subprocess
+    parser.add_argument("--final-only", action="store_true", help="only each preset's final resolution")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: family:preset:stage in a subprocess
     args = parser.parse_args()
     if args.one:
-        family, preset = args.one.split(":")
-        print(json.dumps(measure(family, preset, args.batch, args.steps, args.precision)))
+        family, preset, stage = args.one.split(":")
+        print(json.dumps(measure(family, preset, int(stage), args.batch, args.steps, args.precision)))
         return
+    from families import FAMILIES
+
     print(f"device: {device_name()}\n")
     peak_label = "peak GPU MiB" if __import__("torch").cuda.is_available() else "peak RSS MiB"
     print(f"| family | preset | resolution | batch | precision | img/s | {peak_label} |")
     print("|---|---|---:|---:|---|---:|---:|")
     for family in args.families.split(","):
         for preset in args.presets.split(","):
-            out = subprocess.run([sys.executable, __file__, "--one", f"{family}:{preset}", "--batch", str(args.batch),
-                                  "--steps", str(args.steps), "--precision", args.precision],
-                                 capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"| {r['family']} | {r['preset']} | {r['resolution']} | {r['batch']} | {r['precision']} | "
-                  f"{r['img_per_s']:.1f} | {r['peak_mib']:.0f} |", flush=True)
+            num_stages = FAMILIES[family].preset(preset).num_stages
+            for stage in [num_stages - 1] if args.final_only else range(num_stages):
+                out = subprocess.run([sys.executable, __file__, "--one", f"{family}:{preset}:{stage}",
+                                      "--batch", str(args.batch), "--steps", str(args.steps),
+                                      "--precision", args.precision], capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"| {r['family']} | {r['preset']} | {r['resolution']} | {r['batch']} | {r['precision']} | "
+                      f"{r['img_per_s']:.1f} | {r['peak_mib']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -123,21 +123,23 @@ def evaluate_generator(
     seed: int = 0,
     generator_kwargs: Mapping[str, Any] | None = None,
     metrics: Sequence[str] = ("fid", "kid", "pr"),
+    num_real: int | None = None,
     progress: bool = False,
 ) -> dict[str, float] | None:
-    """FID/KID/precision/recall of `num` generated samples against the first `num` real images.
+    """FID/KID/precision/recall of `num` generated samples against the first `num_real` real
+    images (default `num`; capped at the dataset size; NVIDIA's "*_full" metrics use them all).
 
     Every process must call this (collective). The caller's RNG state is left untouched, so
     evaluating in the middle of training does not change the training run.
     """
-    num = min(num, len(dataset))
-    if num < 2:
-        raise ValueError(f"need at least 2 images to evaluate, got {num}")
+    num_real = min(num if num_real is None else num_real, len(dataset))
+    if num < 2 or num_real < 2:
+        raise ValueError(f"need at least 2 generated and 2 real images, got {num} and {num_real}")
     devices = [accelerator.device] if accelerator.device.type == "cuda" else []
     # fork_rng: DataLoaders and StyleGAN's noise draw from the global generator; training must not notice.
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed * 1000 + 7 + accelerator.process_index)  # StyleGAN noise: fixed per process
-        real = distributed_real_statistics(accelerator, dataset, network, num=num, dataset_key=dataset_key,
+        real = distributed_real_statistics(accelerator, dataset, network, num=num_real, dataset_key=dataset_key,
                                            cache_dir=cache_dir, batch_size=batch_size, progress=progress)
         local = generated_features(generator, network, num=num, batch_size=batch_size, seed=seed,
                                    device=accelerator.device, generator_kwargs=generator_kwargs,
@@ -146,7 +148,7 @@ def evaluate_generator(
     if not accelerator.is_main_process:
         return None
     return compute_metrics(real.features, fake, metrics=metrics, real_stats=(real.mu, real.sigma), seed=seed,
-                           kid_subset_size=min(1000, num))
+                           kid_subset_size=min(1000, num, num_real))
 
 
 class PeriodicEvaluator:

@@ -104,7 +104,7 @@ def test_evaluate_cli_gives_the_same_result_on_one_and_two_processes(tmp_path):
     data = make_image_folder(tmp_path / "images", count=10)
     env = {**train_env(), "GAN_STUDIO_CACHE": str(tmp_path / "cache")}
     common = ["evaluate.py", "--weights", str(tmp_path / "model"), "--data", str(data), "--num", "6",
-              "--batch", "4"]
+              "--num-real", "7", "--batch", "4"]
     one = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one.json")], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-2000:]
@@ -115,6 +115,7 @@ def test_evaluate_cli_gives_the_same_result_on_one_and_two_processes(tmp_path):
     assert two.returncode == 0, two.stderr[-2000:]
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert (a["processes"], b["processes"]) == (1, 2) and a["num_generated"] == b["num_generated"] == 6
+    assert a["num_real"] == b["num_real"] == 7
     # Same latents for every sample and the same reals, gathered back in sample order: the same
     # numbers up to float noise of the feature network's batch sizes (a wrong order or a lost
     # sample would change precision/recall and KID outright).
