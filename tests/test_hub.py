@@ -59,6 +59,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
             self.wfile.flush()
             raise ConnectionAbortedError("simulated server crash mid-stream")
+        if mode == "chunked":  # a complete body with no Content-Length
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(body), 4096):
+                piece = body[start:start + 4096]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+            self.close_connection = True
+            return
         declared = len(body) + 1000 if mode == "short" else len(body)
         self.send_header("Content-Length", str(declared))
         self.end_headers()
@@ -217,6 +226,16 @@ def test_interrupted_download_leaves_nothing_then_recovers(server, tmp_path, pay
 
     server.routes["/model.safetensors"] = ("ok", payload)
     assert resolve_weights(url, cache_dir=tmp_path, progress=False).read_bytes() == payload
+
+
+@pytest.mark.parametrize("mode", ["ok", "chunked"])  # refused from Content-Length, or while streaming
+def test_download_size_cap(server, tmp_path, payload, mode):
+    server.routes["/model.safetensors"] = (mode, payload)
+    url = server.url("/model.safetensors")
+    with pytest.raises(DownloadError, match="download limit"):
+        resolve_weights(url, cache_dir=tmp_path, progress=False, max_bytes=len(payload) - 1)
+    assert _files(tmp_path) == []
+    assert resolve_weights(url, cache_dir=tmp_path, progress=False, max_bytes=len(payload)).read_bytes() == payload
 
 
 def test_keyboard_interrupt_mid_download_leaves_nothing(server, tmp_path, payload, monkeypatch):
