@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     from progan.inception import FeatureNetworkError
     from progan.trainer import Trainer, TrainingDiverged
 
+    if config.mixed_precision == "fp16" and not torch.cuda.is_available():
+        # Accelerate would silently train in fp32 here (no autocast, no GradScaler on CPU)
+        print("error: --mixed-precision fp16 needs a CUDA GPU; on CPU use bf16 or no", file=sys.stderr)
+        return 2
     # cpu=True without CUDA makes Accelerate form a gloo process group when launched with several processes
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
                               log_with="tensorboard", project_dir=config.out)

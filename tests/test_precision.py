@@ -127,6 +127,14 @@ def test_train_bf16_with_accumulation_end_to_end(tmp_path, family):
     assert all(t.dtype == torch.float32 for t in tensors.values())  # exported in full precision
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
+def test_fp16_without_cuda_is_refused_not_silently_fp32(tmp_path):
+    data = make_image_folder(tmp_path / "images", count=4)
+    result = run_train(train_args("progan", data, tmp_path / "run", **{"mixed-precision": "fp16"}))
+    assert result.returncode == 2 and "fp16 needs a CUDA GPU" in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_train_fp16_on_gpu_end_to_end(tmp_path, family):
