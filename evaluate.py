@@ -63,19 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         generator = load_generator(args.weights, device=acc.device)
         network = load_feature_network(args.inception, device=acc.device)
         resolution = generator.config.resolution
-        if args.data:
-            data = args.data
-        else:
-            if acc.is_local_main_process:  # one process per node renders the set; the others find it cached
-                data_prep.builtin_openmoji(resolution)
-            acc.wait_for_everyone()
-            data = str(data_prep.builtin_openmoji(resolution, progress=False))
+        data = args.data or str(data_prep.builtin_openmoji_for_processes(resolution, acc))
         dataset = data_prep.open_dataset(data, resolution)
     except (FeatureNetworkError, PretrainedError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     num_real = min(args.num_real or len(dataset), len(dataset))
-    family = type(generator).__module__.split(".")[0]
+    family = generator.config.family
     kwargs = {"psi": args.psi} if args.psi != 1.0 else {}
     if kwargs and family != "stylegan_lite":
         print("error: --psi applies to StyleGAN-lite generators only", file=sys.stderr)

@@ -28,10 +28,7 @@ def dataset_opener(config: TrainConfig, accelerator):
     path = config.data
     if not path:
         resolution = get_family(config.family).preset(config.preset).resolution
-        if accelerator.is_local_main_process:  # one process per node renders the set; the others find it cached
-            data_prep.builtin_openmoji(resolution)
-        accelerator.wait_for_everyone()
-        path = str(data_prep.builtin_openmoji(resolution, progress=False))
+        path = str(data_prep.builtin_openmoji_for_processes(resolution, accelerator))
     return lambda resolution: data_prep.open_dataset(path, resolution, xflip=config.xflip)
 
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import REASONS, DataPrepError, OutputExists
-from .openmoji import builtin_openmoji
+from .openmoji import builtin_openmoji, builtin_openmoji_for_processes
 from .pipeline import prepare
 
 if TYPE_CHECKING:
     from .dataset import ImageDataset, open_dataset, read_manifest
 
-__all__ = ["prepare", "builtin_openmoji", "ImageDataset", "open_dataset", "read_manifest",
-           "DataPrepError", "OutputExists", "REASONS"]
+__all__ = ["prepare", "builtin_openmoji", "builtin_openmoji_for_processes", "ImageDataset", "open_dataset",
+           "read_manifest", "DataPrepError", "OutputExists", "REASONS"]
 
 
 def __getattr__(name: str):

@@ -85,3 +85,17 @@ def builtin_openmoji(
         # Another process finished first; its dataset is just as good as ours.
         read_manifest(out)
         return out
+
+
+def builtin_openmoji_for_processes(resolution: int, accelerator) -> Path:
+    """`builtin_openmoji` for a multi-process launch: one process per node renders the set (with a
+    progress bar) while the others wait, then every process gets the cached path.
+
+    `accelerator` is anything with `is_local_main_process` and `wait_for_everyone()` (an
+    `accelerate.Accelerator`); data_prep does not import Accelerate itself.
+    """
+    if accelerator.is_local_main_process:
+        builtin_openmoji(resolution)
+    accelerator.wait_for_everyone()
+    return builtin_openmoji(resolution, progress=False)
+

