@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import data_prep
     from families import load_generator
-    from progan.evaluation import dataset_key, evaluate_generator
-    from progan.export import PretrainedError
+    from progan.metrics.evaluation import dataset_key, evaluate_generator
+    from progan.hub.export import PretrainedError
     from progan.hub import cache_root
-    from progan.inception import FeatureNetworkError, load_feature_network
+    from progan.metrics.inception import FeatureNetworkError, load_feature_network
 
     acc = Accelerator(cpu=not torch.cuda.is_available())
     try:

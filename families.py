@@ -15,7 +15,7 @@ from torch import nn
 import progan
 import stylegan_lite
 from progan.config import Family
-from progan.export import PretrainedError, read_metadata
+from progan.hub.export import PretrainedError, read_metadata
 
 __all__ = ["FAMILIES", "get_family", "load_generator", "count_parameters", "parameter_table"]
 

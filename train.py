@@ -11,7 +11,7 @@ import json
 import sys
 
 from families import FAMILIES, count_parameters, get_family
-from progan.train_config import TrainConfig, add_arguments, from_namespace
+from progan.training.options import TrainConfig, add_arguments, from_namespace
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from accelerate import Accelerator
 
-    from progan.inception import FeatureNetworkError
-    from progan.trainer import Trainer, TrainingDiverged
+    from progan.metrics.inception import FeatureNetworkError
+    from progan.training.trainer import Trainer, TrainingDiverged
 
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
         # Accelerate would silently train in fp32 here (no autocast, no GradScaler on CPU)

@@ -4,7 +4,7 @@ The store maps a short label to a source the *operator* chose at launch (path, U
 Visitors pick among those labels; they can add a source only when the operator started the app
 with ``--allow-remote-weights``, and then only ``http(s)://`` or ``hf://``, never a local path, so a
 visitor cannot make the server read its files. Loaded generators stay in a small LRU cache; every
-load error is a ``ValueError``/``OSError`` with one line (``progan.export`` / ``progan.hub``), which
+load error is a ``ValueError``/``OSError`` with one line (``progan.hub.export`` / ``progan.hub``), which
 the UI shows while the old model keeps serving.
 """
 from __future__ import annotations

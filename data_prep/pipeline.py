@@ -25,7 +25,8 @@ import PIL
 from .decode import DEFAULT_MAX_PIXELS, decode
 from .errors import DataPrepError, SkipImage
 from .resize import build_pyramid, is_power_of_two, pyramid_resolutions, square
-from .sources import Item, open_source, read_item
+from .items import Item
+from .sources import open_source, read_item
 from .writer import DatasetWriter
 
 

@@ -13,40 +13,16 @@ import os
 import tarfile
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from .errors import DataPrepError, SkipImage
+from .items import Item, Source
 
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .gif .bmp .webp .tif .tiff .ppm .pgm .pbm .pnm".split()
 )
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
-
-
-@dataclass(frozen=True)
-class Item:
-    """One candidate image. Exactly one of `path` (maybe with `member`), `data`, `error` is set."""
-
-    name: str                    # stable relative name, written to the manifest
-    kind: str = "raster"         # "raster" (PIL decodes it) or "svg" (resvg renders it)
-    path: str | None = None      # file on disk, or the zip archive when `member` is set
-    member: str | None = None    # member name inside the zip at `path`
-    data: bytes | None = None    # bytes already read (tar members)
-    error: str | None = None     # reading failed in the main process (broken tar)
-
-
-@dataclass
-class Source:
-    """An opened source: its items (a one-shot iterator) plus what the manifest says about it."""
-
-    kind: str
-    location: str
-    items: Iterator[Item]
-    total: int | None                  # known up front for folders/zips; None for tars
-    ignored: Counter = field(default_factory=Counter)  # files left out, by extension
-    info: dict = field(default_factory=dict)           # extra manifest fields (package version)
 
 
 def _wanted(name: str, ignored: Counter) -> bool:

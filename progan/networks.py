@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ProGANConfig
-from .export import PretrainedMixin
+from .hub.export import PretrainedMixin
 from .layers import (
     LEAKY_SLOPE,
     EqualizedConv2d,

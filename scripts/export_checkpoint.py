@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from families import get_family  # noqa: E402
-from progan.export import truncate_to_resolution  # noqa: E402
+from progan.hub.export import truncate_to_resolution  # noqa: E402
 
 
 def main() -> int:

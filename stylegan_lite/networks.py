@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from progan.export import PretrainedMixin
+from progan.hub.export import PretrainedMixin
 from progan.layers import LEAKY_SLOPE, Blur, EqualizedConv2d, upsample2x
 from progan.networks import resolve_stage
 

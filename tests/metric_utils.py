@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from progan.inception import FeatureNetworkError, find_feature_network_file
+from progan.metrics.inception import FeatureNetworkError, find_feature_network_file
 
 
 class StandInFeatures(nn.Module):

@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from progan.checkpoint import list_checkpoints
-from progan.export import read_pretrained
+from progan.training.checkpoint import list_checkpoints
+from progan.hub.export import read_pretrained
 
 from metric_utils import needs_inception
 from train_utils import ROOT, make_image_folder, train_args, train_env

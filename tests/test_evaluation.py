@@ -13,10 +13,10 @@ from accelerate import Accelerator
 import data_prep
 from families import FAMILIES
 from metric_utils import StandInFeatures, needs_inception
-from progan.evaluation import PeriodicEvaluator, dataset_key
-from progan.export import read_metadata, read_pretrained
-from progan.train_config import TrainConfig
-from progan.trainer import Trainer
+from progan.metrics.evaluation import PeriodicEvaluator, dataset_key
+from progan.hub.export import read_metadata, read_pretrained
+from progan.training.options import TrainConfig
+from progan.training.trainer import Trainer
 from train_utils import ROOT, load_state, make_image_folder, train_env
 
 

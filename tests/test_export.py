@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from families import FAMILIES, load_generator
-from progan.export import CONFIG_NAME, WEIGHTS_NAME, PretrainedError, read_metadata
+from progan.hub.export import CONFIG_NAME, WEIGHTS_NAME, PretrainedError, read_metadata
 
 
 def _images(generator, z):
@@ -104,7 +104,7 @@ def test_invalid_config_in_header_is_refused(tmp_path):
 
 
 def test_truncate_to_trained_resolution_matches_the_stage_output(family, tiny_generator):
-    from progan.export import truncate_to_resolution
+    from progan.hub.export import truncate_to_resolution
 
     small = truncate_to_resolution(tiny_generator, 8)
     assert small.config.resolution == 8

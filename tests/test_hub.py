@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from progan import hub
+from progan.hub import download as hub
 from progan.hub import (ChecksumMismatchError, DownloadError, HfLocation, WeightsNotFoundError,
                         parse_hf_uri, resolve_weights, sha256_file)
 

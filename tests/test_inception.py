@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from progan import inception
-from progan.feature_stats import compute_features
-from progan.metrics import feature_statistics, frechet_distance
+from progan.metrics import inception
+from progan.metrics.features import compute_features
+from progan.metrics.scores import feature_statistics, frechet_distance
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from progan.metrics import (
+from progan.metrics.scores import (
     feature_statistics,
     frechet_distance,
     kernel_inception_distance,

@@ -11,9 +11,9 @@ from safetensors import safe_open
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from progan import inception
+from progan.metrics import inception
 from metric_utils import StandInFeatures
-from progan.feature_stats import (
+from progan.metrics.features import (
     compute_features,
     compute_metrics,
     generated_features,

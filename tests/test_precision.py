@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from progan.export import read_pretrained
-from progan.train_step import StepContext, discriminator_step, generator_step
+from progan.hub.export import read_pretrained
+from progan.training.step import StepContext, discriminator_step, generator_step
 from train_utils import make_image_folder, run_train, train_args
 
 

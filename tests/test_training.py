@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from families import FAMILIES
-from progan.checkpoint import latest_checkpoint, list_checkpoints
-from progan.ema import ema_beta
-from progan.export import read_pretrained
-from progan.schedule import GrowthSchedule
-from progan.train_step import StepContext, discriminator_step, generator_step
+from progan.training.checkpoint import latest_checkpoint, list_checkpoints
+from progan.training.ema import ema_beta
+from progan.hub.export import read_pretrained
+from progan.training.schedule import GrowthSchedule
+from progan.training.step import StepContext, discriminator_step, generator_step
 
 from train_utils import ROOT, assert_states_equal, load_state, make_image_folder, run_train, train_args, train_env
 
@@ -63,10 +63,10 @@ def test_steps_only_touch_their_own_network(family, loss):
 def test_nan_loss_stops_without_poisoning_checkpoints(tmp_path, monkeypatch):
     from accelerate import Accelerator
 
-    import progan.train_step as train_step
+    import progan.training.step as train_step
     from data_prep import open_dataset
-    from progan.train_config import TrainConfig
-    from progan.trainer import Trainer, TrainingDiverged
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer, TrainingDiverged
 
     data = make_image_folder(tmp_path / "data")
     config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), kimg=0.2,

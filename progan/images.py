@@ -1,17 +1,16 @@
-"""Sample grids from fixed latents, written as PNG (uint8 exactly as saved images elsewhere)."""
+"""Generator output as pixels: [-1, 1] floats -> the uint8 bytes a saved PNG holds, and grids of them.
+
+The one conversion used by the training sample grids, the metrics and the app, so all see identical
+pixels.
+"""
 from __future__ import annotations
 
-import io
 import math
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from .export import atomic_write_bytes
-
-__all__ = ["images_to_uint8", "to_uint8", "make_grid", "save_sample_grid"]
+__all__ = ["images_to_uint8", "to_uint8", "make_grid"]
 
 
 def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -37,16 +36,3 @@ def make_grid(images: torch.Tensor, *, columns: int | None = None) -> Image.Imag
         r, c = divmod(i, columns)
         canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = images[i]
     return Image.fromarray(canvas.numpy())
-
-
-@torch.no_grad()
-def save_sample_grid(generator: torch.nn.Module, z: torch.Tensor, path: Path, *, stage: int, alpha: float,
-                     full_resolution: int) -> None:
-    device = next(generator.parameters()).device
-    kwargs = {"noise_mode": "const"} if hasattr(generator, "synthesis") else {}
-    images = generator(z.to(device), stage=stage, alpha=alpha, **kwargs)
-    if images.shape[-1] != full_resolution:  # early stages shown at the final size, blocky on purpose
-        images = F.interpolate(images, size=full_resolution, mode="nearest")
-    buffer = io.BytesIO()
-    make_grid(to_uint8(images)).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())

@@ -19,7 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from .config import config_from_dict, config_to_dict
+from ..config import config_from_dict, config_to_dict
 
 __all__ = [
     "FORMAT",
@@ -150,7 +150,7 @@ class PretrainedMixin:
     def from_pretrained(cls, source: str | os.PathLike, *, sha256: str | None = None,
                         device: str | torch.device = "cpu", **resolve_options: Any):
         """Load from a directory, a ``.safetensors`` file, an http(s) URL or ``hf://org/repo[/file]``."""
-        from .hub import resolve_weights  # deferred: downloading pulls in urllib/huggingface_hub
+        from .download import resolve_weights  # deferred: downloading pulls in urllib/huggingface_hub
 
         path = resolve_weights(source, sha256=sha256, **resolve_options)
         meta, tensors = read_pretrained(path)

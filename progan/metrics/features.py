@@ -1,13 +1,13 @@
 """Features of real and generated images, the on-disk cache of real ones, and the metric bundle.
 
 Papers: the features are Inception pool_3 activations as in Heusel et al. 2017 (FID), section 3;
-the metrics themselves live in `progan.metrics` (FID, KID of Binkowski et al. 2018, improved
+the metrics themselves live in `progan.metrics.scores` (FID, KID of Binkowski et al. 2018, improved
 precision/recall of Kynkaanniemi et al. 2019, section 2). Sampling mirrors NVIDIA's stylegan2-ada
 metrics: real images are the first `num` of the dataset; generated images are converted to uint8
 exactly like saving a PNG before they reach the feature network.
 
 Public API (a "network" is any callable mapping uint8 images [N, 3, H, W] to features [N, D];
-`progan.inception.load_feature_network()` returns the real one, tests use a tiny stand-in):
+`progan.metrics.inception.load_feature_network()` returns the real one, tests use a tiny stand-in):
 
     compute_features(images, network, *, batch_size=64, device=None, num=None,
                      num_workers=0, progress=False) -> Tensor [N, D] float32 (CPU)
@@ -47,8 +47,8 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from progan import metrics as M
-from progan.samples import images_to_uint8
+from . import scores as M
+from ..images import images_to_uint8
 
 FeatureNetwork = Callable[[torch.Tensor], torch.Tensor]
 CACHE_FORMAT_VERSION = "1"

@@ -16,7 +16,7 @@ except precision/recall, whose pairwise distances run in float32 batches as NVID
     kernel_inception_distance(real, fake, *, num_subsets=100, max_subset_size=1000, seed=0) -> float
     precision_recall(real, fake, *, k=3, batch_size=10000, device=None) -> (precision, recall)
 
-The features themselves come from `progan.inception` / `progan.feature_stats`.
+The features themselves come from `progan.metrics.inception` / `progan.metrics.features`.
 """
 
 from __future__ import annotations

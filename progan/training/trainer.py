@@ -24,14 +24,14 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import Family
+from ..config import Family
 from .data_stream import make_loader, to_float_images
 from .ema import ema_beta, update_ema
-from .evaluation import PeriodicEvaluator
+from ..metrics.evaluation import PeriodicEvaluator
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
-from .train_config import TrainConfig, parse_batch_sizes
-from .train_step import StepContext, all_reduce_buffers, all_reduce_gradients, discriminator_step, generator_step
+from .options import TrainConfig, parse_batch_sizes
+from .step import StepContext, all_reduce_buffers, all_reduce_gradients, discriminator_step, generator_step
 
 __all__ = ["Trainer", "TrainingDiverged"]
 
@@ -68,7 +68,7 @@ class Trainer:
         self.images_seen, self.step, self.consumed = 0, 0, 0
         self.best_fid = math.inf  # lowest FID at the full resolution so far (exported to best/)
         if evaluator is None and config.eval_kimg > 0:
-            from .hub import cache_root
+            from ..hub import cache_root
 
             evaluator = PeriodicEvaluator(acc, num=config.eval_num, data_label=config.data,
                                           network_path=config.eval_network or None,

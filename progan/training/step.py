@@ -15,8 +15,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .losses import discriminator_loss, generator_loss
-from .layers import downsample2x, upsample2x
+from ..losses import discriminator_loss, generator_loss
+from ..layers import downsample2x, upsample2x
 
 __all__ = ["StepContext", "all_reduce_gradients", "all_reduce_buffers", "fade_reals", "discriminator_step", "generator_step"]
 

@@ -1,8 +1,8 @@
 """Metrics of a generator on one or many processes, and the periodic evaluation used during training.
 
 Papers: FID (Heusel et al. 2017, section 3), KID (Binkowski et al. 2018, section 3) and improved
-precision/recall (Kynkaanniemi et al. 2019, section 2); the formulas are in `progan.metrics`, the
-features in `progan.feature_stats`. As in NVIDIA's stylegan2-ada metrics, the real images are the
+precision/recall (Kynkaanniemi et al. 2019, section 2); the formulas are in `progan.metrics.scores`, the
+features in `progan.metrics.features`. As in NVIDIA's stylegan2-ada metrics, the real images are the
 first `num` of the dataset and generated sample i always uses latent i, so a result does not depend
 on the number of processes (StyleGAN's per-pixel noise aside, which is drawn per process).
 
@@ -32,7 +32,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast
 from torch.utils.data import Dataset, Subset
 
-from .feature_stats import (
+from .features import (
     FeatureNetwork,
     RealStatistics,
     compute_features,

@@ -1,0 +1,62 @@
+"""The built-in dataset: OpenMoji prepared once per resolution into a cache, ready for train.py.
+
+The source itself (listing and rendering the SVGs) is `data_prep.openmoji`; this module only runs
+the ordinary `prepare` pipeline on it into `$GAN_STUDIO_CACHE/datasets` and hands back the path,
+also under a multi-process launch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import OutputExists
+from .openmoji import svg_folder
+
+__all__ = ["default_cache_root", "builtin_openmoji", "builtin_openmoji_for_processes"]
+
+
+def default_cache_root() -> Path:
+    """`$GAN_STUDIO_CACHE/datasets`, else `~/.cache/gan-studio/datasets`."""
+    root = os.environ.get("GAN_STUDIO_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "gan-studio"
+    return base / "datasets"
+
+
+def builtin_openmoji(
+    resolution: int, *, cache_dir: Path | None = None, progress: bool = True
+) -> Path:
+    """Prepare OpenMoji at `resolution` (with the pyramid) once; later calls are cache hits.
+
+    Returns `<cache_dir or default_cache_root()>/openmoji-<resolution>`. Safe when several
+    processes call it at once: each builds privately and the first atomic rename wins.
+    """
+    from .dataset import read_manifest  # late imports: `import data_prep` stays free of torch
+    from .pipeline import prepare
+
+    svg_folder()  # fail with the install hint before anything else
+    out = Path(cache_dir).expanduser() if cache_dir else default_cache_root()
+    out = out / f"openmoji-{resolution}"
+    if (out / "manifest.json").exists():
+        read_manifest(out)  # validates the format version; raises if the cache is foreign
+        return out
+    try:
+        return prepare("openmoji", out, resolution=resolution, pyramid=True, progress=progress)
+    except OutputExists:
+        # Another process finished first; its dataset is just as good as ours.
+        read_manifest(out)
+        return out
+
+
+def builtin_openmoji_for_processes(resolution: int, accelerator) -> Path:
+    """`builtin_openmoji` for a multi-process launch: one process per node renders the set (with a
+    progress bar) while the others wait, then every process gets the cached path.
+
+    `accelerator` is anything with `is_local_main_process` and `wait_for_everyone()` (an
+    `accelerate.Accelerator`); data_prep does not import Accelerate itself.
+    """
+    if accelerator.is_local_main_process:
+        builtin_openmoji(resolution)
+    accelerator.wait_for_everyone()
+    return builtin_openmoji(resolution, progress=False)
+
