@@ -11,7 +11,7 @@ import json
 import sys
 
 from families import FAMILIES, count_parameters, get_family
-from progan.training.options import TrainConfig, add_arguments, from_namespace
+from progan.training.options import TrainConfig, add_arguments, from_namespace, recipe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +32,16 @@ def dataset_opener(config: TrainConfig, accelerator):
     return lambda resolution: data_prep.open_dataset(path, resolution, xflip=config.xflip)
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Flags over the preset's recipe over the TrainConfig defaults."""
+    parser = build_parser()
+    first, _ = parser.parse_known_args(argv)
+    parser.set_defaults(**recipe(first.family, first.preset))
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         config = from_namespace(args)
         family = get_family(config.family)

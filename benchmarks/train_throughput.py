@@ -6,6 +6,11 @@ one configuration per subprocess so peak memory is clean. Prints a markdown tabl
 
     python benchmarks/train_throughput.py [--presets tiny,demo-32,small-64] [--batch 16] [--steps 10]
     python benchmarks/train_throughput.py --presets paper-256 --batch 32 --precision bf16 --final-only
+    python benchmarks/train_throughput.py --presets demo-64 --batch 32 --final-only --channels-last \
+        --augment none,diffaugment,ada --reg-every 1,16
+
+``--augment ada`` runs at p = 0.5 (each transform on half the images, plus the mask draws);
+``--reg-every K`` is lazy regularization: the penalty as its own D step every K steps, as train.py does.
 """
 from __future__ import annotations
 
@@ -32,11 +37,13 @@ def device_name() -> str:
     return f"CPU: {model}, {os.cpu_count()} cores, {__import__('torch').get_num_threads()} threads"
 
 
-def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, precision: str) -> dict:
+def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, precision: str, *,
+            augment: str = "none", reg_every: int = 1, channels_last: bool = False) -> dict:
     import torch
 
     from families import FAMILIES
-    from progan.training.step import StepContext, discriminator_step, generator_step
+    from progan.training.augment import Augment, parse_policy
+    from progan.training.step import StepContext, discriminator_step, generator_step, regularization_step
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     family = FAMILIES[family_name]
@@ -44,6 +51,8 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
     torch.manual_seed(0)
     g = family.generator_cls(config).to(device)
     d = family.discriminator_cls(config).to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    g, d = g.to(memory_format=memory_format), d.to(memory_format=memory_format)
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-3, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(d.parameters(), lr=1e-3, betas=(0.0, 0.99))
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -53,19 +62,30 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
                       latent_dim=config.latent_dim, device=device,
                       autocast=lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
                       backward=lambda loss: loss.backward(), reduce_mean=lambda t: t,
-                      mixing_prob=0.9 if family_name == "stylegan_lite" else 0.0)
-    reals = [torch.rand(batch, 3, resolution, resolution, device=device) * 2 - 1]
+                      mixing_prob=0.9 if family_name == "stylegan_lite" else 0.0,
+                      augment=None if augment == "none" else
+                      Augment(parse_policy("color,translation,cutout"), p=0.5 if augment == "ada" else 1.0),
+                      penalty=reg_every == 1)
+    reals = [(torch.rand(batch, 3, resolution, resolution, device=device) * 2 - 1).contiguous(
+        memory_format=memory_format)]
+    count = [0]
 
     def step() -> None:
         discriminator_step(ctx, reals)
         opt_d.step()
         opt_d.zero_grad(set_to_none=True)
+        if reg_every > 1 and count[0] % reg_every == 0:
+            regularization_step(ctx, reals, reg_every)
+            opt_d.step()
+            opt_d.zero_grad(set_to_none=True)
+        count[0] += 1
         generator_step(ctx, batch, 1)
         opt_g.step()
         opt_g.zero_grad(set_to_none=True)
 
     for _ in range(3):
         step()
+    count[0] = 0  # the timed steps include their share of regularization steps
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -79,7 +99,8 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB, whole process
     seconds = time.perf_counter() - start
     return {"family": family_name, "preset": preset, "resolution": resolution, "batch": batch,
-            "precision": precision, "img_per_s": batch * steps / seconds, "peak_mib": peak}
+            "precision": precision, "augment": augment, "reg_every": reg_every, "channels_last": channels_last,
+            "img_per_s": batch * steps / seconds, "peak_mib": peak}
 
 
 def main() -> None:
@@ -90,28 +111,39 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--precision", default="no", choices=["no", "bf16", "fp16"])
     parser.add_argument("--final-only", action="store_true", help="only each preset's final resolution")
+    parser.add_argument("--augment", default="none", help="comma-separated: none, diffaugment, ada (p=0.5)")
+    parser.add_argument("--reg-every", default="1", help="comma-separated lazy-regularization intervals")
+    parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: family:preset:stage in a subprocess
     args = parser.parse_args()
     if args.one:
         family, preset, stage = args.one.split(":")
-        print(json.dumps(measure(family, preset, int(stage), args.batch, args.steps, args.precision)))
+        print(json.dumps(measure(family, preset, int(stage), args.batch, args.steps, args.precision,
+                                 augment=args.augment, reg_every=int(args.reg_every),
+                                 channels_last=args.channels_last)))
         return
     from families import FAMILIES
 
     print(f"device: {device_name()}\n")
     peak_label = "peak GPU MiB" if __import__("torch").cuda.is_available() else "peak RSS MiB"
-    print(f"| family | preset | resolution | batch | precision | img/s | {peak_label} |")
-    print("|---|---|---:|---:|---|---:|---:|")
+    layout = "channels_last" if args.channels_last else "contiguous"
+    print(f"| family | preset | resolution | batch | precision | layout | augment | reg every | img/s | {peak_label} |")
+    print("|---|---|---:|---:|---|---|---|---:|---:|---:|")
     for family in args.families.split(","):
         for preset in args.presets.split(","):
             num_stages = FAMILIES[family].preset(preset).num_stages
             for stage in [num_stages - 1] if args.final_only else range(num_stages):
-                out = subprocess.run([sys.executable, __file__, "--one", f"{family}:{preset}:{stage}",
-                                      "--batch", str(args.batch), "--steps", str(args.steps),
-                                      "--precision", args.precision], capture_output=True, text=True, check=True)
-                r = json.loads(out.stdout.strip().splitlines()[-1])
-                print(f"| {r['family']} | {r['preset']} | {r['resolution']} | {r['batch']} | {r['precision']} | "
-                      f"{r['img_per_s']:.1f} | {r['peak_mib']:.0f} |", flush=True)
+                for augment in args.augment.split(","):
+                    for reg_every in args.reg_every.split(","):
+                        command = [sys.executable, __file__, "--one", f"{family}:{preset}:{stage}",
+                                   "--batch", str(args.batch), "--steps", str(args.steps),
+                                   "--precision", args.precision, "--augment", augment, "--reg-every", reg_every]
+                        out = subprocess.run(command + (["--channels-last"] if args.channels_last else []),
+                                             capture_output=True, text=True, check=True)
+                        r = json.loads(out.stdout.strip().splitlines()[-1])
+                        print(f"| {r['family']} | {r['preset']} | {r['resolution']} | {r['batch']} | "
+                              f"{r['precision']} | {layout} | {augment} | {reg_every} | {r['img_per_s']:.1f} | "
+                              f"{r['peak_mib']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
 - Drift (ProGAN appendix A.1): ``epsilon * D(real)^2`` with epsilon = 0.001 keeps scores near zero.
 - Non-saturating logistic loss (Goodfellow et al. 2014, section 3) with the R1 penalty
   ``gamma / 2 * ||grad D(real)||^2`` (Mescheder et al. 2018, section 4.1), as StyleGAN (section 5 / appendix C).
+- Lazy regularization (StyleGAN2, Karras et al. 2020, section 3.1 / appendix B): ``penalty=False``
+  leaves the penalty out of the D loss; ``discriminator_penalty`` computes it alone, to be applied
+  every k-th step, multiplied by k, as an optimizer step of its own.
 
 Each function takes ``discriminator`` as a callable ``images -> scores [N, 1]`` (already bound to the
 active stage/alpha), returns a scalar loss and a dict of detached terms for logging. Penalties run in
@@ -26,6 +29,7 @@ __all__ = [
     "r1_penalty",
     "generator_loss",
     "discriminator_loss",
+    "discriminator_penalty",
     "LOSSES",
 ]
 
@@ -72,15 +76,25 @@ def wgan_gp_discriminator_loss(
     gp_lambda: float = 10.0,
     drift_epsilon: float = 0.001,
     grad_scale: float = 1.0,
+    penalty: bool = True,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     real_scores = discriminator(real).float()
     fake_scores = discriminator(fake.detach()).float()
     wasserstein = fake_scores.mean() - real_scores.mean()
-    penalty = gradient_penalty(discriminator, real, fake, grad_scale=grad_scale)
     drift = real_scores.square().mean()
-    loss = wasserstein + gp_lambda * penalty + drift_epsilon * drift
-    return loss, {"d_wasserstein": wasserstein.detach(), "d_gp": penalty.detach(), "d_drift": drift.detach(),
-                  "real_score": real_scores.mean().detach(), "fake_score": fake_scores.mean().detach()}
+    loss = wasserstein + drift_epsilon * drift
+    parts = {"d_wasserstein": wasserstein.detach(), "d_drift": drift.detach(), **_score_terms(real_scores, fake_scores)}
+    if penalty:
+        gp = gradient_penalty(discriminator, real, fake, grad_scale=grad_scale)
+        loss = loss + gp_lambda * gp
+        parts["d_gp"] = gp.detach()
+    return loss, parts
+
+
+def _score_terms(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Logged score means, and ``real_sign`` = mean sign(D(real)), ADA's overfitting heuristic r_t."""
+    return {"real_score": real_scores.mean().detach(), "fake_score": fake_scores.mean().detach(),
+            "real_sign": real_scores.detach().sign().mean()}
 
 
 def logistic_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
@@ -95,14 +109,21 @@ def logistic_r1_discriminator_loss(
     *,
     r1_gamma: float = 10.0,
     grad_scale: float = 1.0,
+    penalty: bool = True,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     fake_scores = discriminator(fake.detach()).float()
-    penalty, real_scores = r1_penalty(discriminator, real, grad_scale=grad_scale)
+    if penalty:
+        r1, real_scores = r1_penalty(discriminator, real, grad_scale=grad_scale)
+    else:
+        real_scores = discriminator(real.detach())
     real_scores = real_scores.float()
     adversarial = F.softplus(fake_scores).mean() + F.softplus(-real_scores).mean()
-    loss = adversarial + r1_gamma / 2 * penalty
-    return loss, {"d_logistic": adversarial.detach(), "d_r1": penalty.detach(),
-                  "real_score": real_scores.mean().detach(), "fake_score": fake_scores.mean().detach()}
+    loss = adversarial
+    parts = {"d_logistic": adversarial.detach(), **_score_terms(real_scores, fake_scores)}
+    if penalty:
+        loss = loss + r1_gamma / 2 * r1
+        parts["d_r1"] = r1.detach()
+    return loss, parts
 
 
 LOSSES = ("wgan_gp", "logistic_r1")
@@ -126,10 +147,32 @@ def discriminator_loss(
     drift_epsilon: float = 0.001,
     r1_gamma: float = 10.0,
     grad_scale: float = 1.0,
+    penalty: bool = True,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     if name == "wgan_gp":
         return wgan_gp_discriminator_loss(discriminator, real, fake, gp_lambda=gp_lambda, drift_epsilon=drift_epsilon,
-                                          grad_scale=grad_scale)
+                                          grad_scale=grad_scale, penalty=penalty)
     if name == "logistic_r1":
-        return logistic_r1_discriminator_loss(discriminator, real, fake, r1_gamma=r1_gamma, grad_scale=grad_scale)
+        return logistic_r1_discriminator_loss(discriminator, real, fake, r1_gamma=r1_gamma, grad_scale=grad_scale,
+                                              penalty=penalty)
+    raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+
+
+def discriminator_penalty(
+    name: str,
+    discriminator: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    *,
+    gp_lambda: float = 10.0,
+    r1_gamma: float = 10.0,
+    grad_scale: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The weighted penalty alone (lazy regularization): ``lambda * GP`` or ``gamma / 2 * R1``."""
+    if name == "wgan_gp":
+        gp = gradient_penalty(discriminator, real, fake, grad_scale=grad_scale)
+        return gp_lambda * gp, {"d_gp": gp.detach()}
+    if name == "logistic_r1":
+        r1, _ = r1_penalty(discriminator, real, grad_scale=grad_scale)
+        return r1_gamma / 2 * r1, {"d_r1": r1.detach()}
     raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")

@@ -1,4 +1,5 @@
 """Training: exact resume after SIGKILL, clean SIGTERM stop, stop-gradients, NaN guard, schedule, EMA."""
+import json
 import os
 import signal
 import subprocess
@@ -102,14 +103,23 @@ def _wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None) -
     raise AssertionError("timed out")
 
 
+SMALL_DATA = {  # augmentation and lazy regularization as the demo-64 recipe uses them, at test scale
+    "progan": {"augment": "diffaugment", "gp-every": 3, "channels-last": True},
+    "stylegan_lite": {"augment": "ada", "ada-kimg": 0.05, "ada-interval": 3, "r1-every": 4, "channels-last": True,
+                      "log-every": 1},
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("family_name", ["progan", "stylegan_lite"])
-def test_resume_after_sigkill_is_bit_exact(tmp_path, family_name):
+@pytest.mark.parametrize("family_name,small_data", [("progan", False), ("stylegan_lite", False),
+                                                    ("progan", True), ("stylegan_lite", True)])
+def test_resume_after_sigkill_is_bit_exact(tmp_path, family_name, small_data):
     data = make_image_folder(tmp_path / "data")
-    straight = run_train(train_args(family_name, data, tmp_path / "straight"))
+    extra = SMALL_DATA[family_name] if small_data else {}
+    straight = run_train(train_args(family_name, data, tmp_path / "straight", **extra))
     assert straight.returncode == 0, straight.stderr[-3000:]
 
-    args = train_args(family_name, data, tmp_path / "killed")
+    args = train_args(family_name, data, tmp_path / "killed", **extra)
     ckpts = tmp_path / "killed" / "checkpoints"
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=train_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -130,7 +140,13 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path, family_name):
     log = (tmp_path / "killed" / "log.jsonl").read_text()
     assert '"stage": 2' in log
     assert final_straight.pop("train_config") != final_resumed.pop("train_config")  # only --out differs
+    if extra.get("augment") == "ada":  # ADA was active: p moved away from 0 during the run
+        assert max(json.loads(line).get("augment_p", 0) for line in log.splitlines()) > 0
     assert_states_equal(final_straight, final_resumed)
+    for rank_file in ("rng-rank0.pt",):  # ADA's running sign sums and the RNG state too
+        assert_states_equal(torch.load(latest_checkpoint(tmp_path / "straight" / "checkpoints") / rank_file,
+                                       weights_only=True),
+                            torch.load(latest_checkpoint(ckpts) / rank_file, weights_only=True))
     meta_a, tensors_a = read_pretrained(tmp_path / "straight" / "export")
     meta_b, tensors_b = read_pretrained(tmp_path / "killed" / "export")
     assert meta_a["config"] == meta_b["config"] and meta_b["summary"]["images_seen"] == 200

@@ -35,7 +35,8 @@ def train_args(family: str, data: Path, out: Path, **overrides) -> list[str]:
     options = {"family": family, "preset": "tiny", "data": str(data), "out": str(out), "kimg": 0.2,
                "batch-size": 4, "fade-kimg": 0.04, "stable-kimg": 0.04, "checkpoint-kimg": 0.1,
                "sample-kimg": 0.1, "workers": 0, "log-every": 5, **overrides}
-    return [item for k, v in options.items() for item in (f"--{k}", str(v))]
+    # True is a bare switch (--channels-last); anything else is "--flag value"
+    return [item for k, v in options.items() for item in ((f"--{k}",) if v is True else (f"--{k}", str(v)))]
 
 
 def run_train(args: list[str], *, timeout: float = 300) -> subprocess.CompletedProcess:

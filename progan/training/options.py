@@ -12,9 +12,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig", "add_arguments", "from_namespace", "parse_batch_sizes"]
+from .augment import parse_policy
+
+__all__ = ["TrainConfig", "RECIPES", "recipe", "add_arguments", "from_namespace", "parse_batch_sizes"]
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
+AUGMENT = ("none", "diffaugment", "ada")
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -49,6 +52,15 @@ class TrainConfig:
     seed: int = _opt(0, "random seed (per-rank streams derive from it)")
     workers: int = _opt(2, "DataLoader worker processes per rank")
     xflip: bool = _opt(False, "horizontal-flip augmentation (doubles the dataset)")
+    augment: str = _opt("none", "augmentation of every image D sees: none, diffaugment (always on) or ada "
+                        "(probability steered by r_t = E[sign D(real)])", choices=AUGMENT)
+    augment_policy: str = _opt("color,translation,cutout", "transforms for --augment, comma-separated, in order")
+    ada_target: float = _opt(0.6, "ADA: target of r_t = E[sign(D(real))]")
+    ada_interval: int = _opt(4, "ADA: steps between adjustments of p")
+    ada_kimg: float = _opt(100.0, "ADA: kimg for p to go from 0 to 1 at most (ADA paper: 500)")
+    r1_every: int = _opt(1, "lazy R1 (StyleGAN2 section 3.1): apply R1 every K steps, times K; 1 = every step")
+    gp_every: int = _opt(1, "lazy WGAN-GP: the gradient penalty every K steps, times K; 1 = every step")
+    channels_last: bool = _opt(False, "channels_last memory format for models and images (faster on many CPUs/GPUs)")
     checkpoint_kimg: float = _opt(50.0, "checkpoint interval in kimg")
     keep_checkpoints: int = _opt(3, "how many recent checkpoints to keep")
     sample_kimg: float = _opt(20.0, "sample-grid interval in kimg")
@@ -75,12 +87,38 @@ class TrainConfig:
             raise ValueError(f"--mixing-prob must be in [0, 1], got {self.mixing_prob}")
         if self.fade_kimg < 0 or self.workers < 0 or self.eval_kimg < 0:
             raise ValueError("--fade-kimg, --workers and --eval-kimg must be >= 0")
+        if self.augment not in AUGMENT:
+            raise ValueError(f"--augment must be one of {AUGMENT}, got {self.augment!r}")
+        parse_policy(self.augment_policy)
+        if not 0.0 <= self.ada_target <= 1.0:
+            raise ValueError(f"--ada-target must be in [0, 1], got {self.ada_target}")
+        if not self.ada_kimg > 0:
+            raise ValueError(f"--ada-kimg must be > 0, got {self.ada_kimg}")
+        for name in ("ada_interval", "r1_every", "gp_every"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.eval_num < 2:
             raise ValueError(f"--eval-num must be >= 2, got {self.eval_num}")
         parse_batch_sizes(self.batch_sizes)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+# Training defaults per (family, preset), applied by train.py as flag defaults (explicit flags win).
+# Paper presets keep the papers' settings (the TrainConfig defaults). The CPU recipe for demo-64 and
+# the measurements that chose it are in the README ("A CPU recipe for 64x64").
+_DEMO_64 = {"batch_size": 32, "fade_kimg": 30.0, "stable_kimg": 30.0, "channels_last": True,
+            "checkpoint_kimg": 10.0, "sample_kimg": 10.0, "eval_kimg": 20.0, "workers": 1}
+RECIPES: dict[tuple[str, str], dict[str, Any]] = {
+    ("progan", "demo-64"): {**_DEMO_64, "augment": "diffaugment", "gp_every": 4},
+    ("stylegan_lite", "demo-64"): {**_DEMO_64, "augment": "ada", "r1_gamma": 0.05, "r1_every": 16},
+}
+
+
+def recipe(family: str, preset: str) -> dict[str, Any]:
+    """The recommended flag defaults for ``family``/``preset`` ({} where the TrainConfig defaults apply)."""
+    return dict(RECIPES.get((family, preset), {}))
 
 
 def parse_batch_sizes(spec: str) -> dict[int, int]:

@@ -6,6 +6,12 @@ fakes are detached for the D step). Gradients are averaged across processes expl
 all-reduce of the *active* parameters, as stylegan2-ada does) rather than through DDP's reducer:
 the set of parameters with gradients changes with the stage, and DDP's hooks do not support the
 double backward of gradient penalties. Every process runs the same stage, so the sets agree.
+
+Augmentation (``training.augment``) is applied by the one function that calls D, ``_critic``: every
+image D sees -- reals, fakes, WGAN-GP interpolates, R1's reals, in the D and the G step -- is augmented
+exactly once, and penalties differentiate through the augmentation to the un-augmented input
+(as stylegan2-ada). With lazy regularization (StyleGAN2 section 3.1) the D step leaves the penalty
+out (``penalty=False``) and ``regularization_step`` applies it every k-th step, times k.
 """
 from __future__ import annotations
 
@@ -15,10 +21,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..losses import discriminator_loss, generator_loss
+from ..losses import discriminator_loss, discriminator_penalty, generator_loss
 from ..layers import downsample2x, upsample2x
 
-__all__ = ["StepContext", "all_reduce_gradients", "all_reduce_buffers", "fade_reals", "discriminator_step", "generator_step"]
+__all__ = ["StepContext", "all_reduce_gradients", "all_reduce_buffers", "fade_reals", "discriminator_step",
+           "regularization_step", "generator_step"]
 
 
 @dataclass
@@ -38,6 +45,8 @@ class StepContext:
     gp_lambda: float = 10.0
     drift_epsilon: float = 0.001
     r1_gamma: float = 10.0
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # applied to every image D sees
+    penalty: bool = True                    # penalty inside the D loss (False: lazy, see regularization_step)
 
 
 def all_reduce_gradients(module: nn.Module, reduce_mean: Callable[[torch.Tensor], torch.Tensor], world_size: int) -> None:
@@ -84,7 +93,11 @@ def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool) -> tor
 
 
 def _critic(ctx: StepContext) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda images: ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha)
+    """D bound to the stage, behind the augmentation: the only place D is called from."""
+    augment = ctx.augment
+    if augment is None:
+        return lambda images: ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha)
+    return lambda images: ctx.discriminator(augment(images), stage=ctx.stage, alpha=ctx.alpha)
 
 
 def discriminator_step(ctx: StepContext, reals: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -97,9 +110,30 @@ def discriminator_step(ctx: StepContext, reals: list[torch.Tensor]) -> dict[str,
         with ctx.autocast():
             loss, parts = discriminator_loss(ctx.loss, _critic(ctx), fade_reals(real, ctx.alpha), fake.float(),
                                              gp_lambda=ctx.gp_lambda, drift_epsilon=ctx.drift_epsilon,
-                                             r1_gamma=ctx.r1_gamma, grad_scale=ctx.grad_scale)
+                                             r1_gamma=ctx.r1_gamma, grad_scale=ctx.grad_scale, penalty=ctx.penalty)
         ctx.backward(loss / len(reals))
         for k, v in {"d_loss": loss.detach(), **parts}.items():
+            terms[k] = terms.get(k, 0) + v.float() / len(reals)
+    ctx.generator.requires_grad_(True)
+    return terms
+
+
+def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int) -> dict[str, torch.Tensor]:
+    """Lazy regularization (StyleGAN2 section 3.1): D's penalty alone, multiplied by ``every`` so its
+    average strength is unchanged, accumulated over ``reals``; the caller steps D's optimizer."""
+    ctx.generator.requires_grad_(False)
+    terms: dict[str, torch.Tensor] = {}
+    for real in reals:
+        fake = real
+        if ctx.loss == "wgan_gp":  # interpolates need fakes; R1 looks at reals only
+            with torch.no_grad(), ctx.autocast():
+                fake = _generate(ctx, real.shape[0], training_w_avg=False).float()
+        with ctx.autocast():
+            loss, parts = discriminator_penalty(ctx.loss, _critic(ctx), fade_reals(real, ctx.alpha), fake,
+                                                gp_lambda=ctx.gp_lambda, r1_gamma=ctx.r1_gamma,
+                                                grad_scale=ctx.grad_scale)
+        ctx.backward(loss * every / len(reals))
+        for k, v in parts.items():
             terms[k] = terms.get(k, 0) + v.float() / len(reals)
     ctx.generator.requires_grad_(True)
     return terms

@@ -5,6 +5,11 @@ once (mixed precision, GradScaler). Gradients are synchronised by ``train_step.a
 Every decision (stage, alpha, batch size, data order, latents) derives from the images seen and RNG
 streams that are saved per process, so a resumed run continues bit for bit. SIGTERM/SIGUSR1 and
 non-finite losses are agreed on by all processes at the same step.
+
+Small-data options: ``--augment diffaugment|ada`` (``training.augment``; ADA's p and its running
+sign sums are checkpointed) and lazy regularization ``--r1-every/--gp-every K`` (StyleGAN2 section 3.1,
+appendix B): the penalty becomes its own D optimizer step every K minibatches, so D takes K + 1 steps
+per K minibatches and its Adam runs with ``lr * c`` and ``beta ** c``, ``c = K / (K + 1)``.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from accelerate import Accelerator
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from .augment import AdaptiveController, Augment, parse_policy
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ..config import Family
 from .data_stream import make_loader, to_float_images
@@ -31,7 +37,8 @@ from ..metrics.evaluation import PeriodicEvaluator
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
 from .options import TrainConfig, parse_batch_sizes
-from .step import StepContext, all_reduce_buffers, all_reduce_gradients, discriminator_step, generator_step
+from .step import (StepContext, all_reduce_buffers, all_reduce_gradients, discriminator_step, generator_step,
+                   regularization_step)
 
 __all__ = ["Trainer", "TrainingDiverged"]
 
@@ -58,11 +65,22 @@ class Trainer:
         torch.manual_seed(config.seed)  # identical initial weights on every process
         self.generator = family.generator_cls(self.model_config).to(acc.device).train()
         self.discriminator = family.discriminator_cls(self.model_config).to(acc.device).train()
+        if config.channels_last:
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
         self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         betas = (config.adam_beta1, config.adam_beta2)
+        self.reg_every = config.gp_every if self.loss == "wgan_gp" else config.r1_every
+        c = self.reg_every / (self.reg_every + 1) if self.reg_every > 1 else 1.0  # StyleGAN2 appendix B
         self.opt_g, self.opt_d = acc.prepare(
             torch.optim.Adam(self.generator.parameters(), lr=config.g_lr, betas=betas, eps=1e-8),
-            torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr, betas=betas, eps=1e-8))
+            torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr * c,
+                             betas=(config.adam_beta1 ** c, config.adam_beta2 ** c), eps=1e-8))
+        self.ada = (AdaptiveController(target=config.ada_target, interval=config.ada_interval,
+                                       speed_kimg=config.ada_kimg) if config.augment == "ada" else None)
+        self.augment = (None if config.augment == "none" else
+                        Augment(parse_policy(config.augment_policy), p=0.0 if self.ada else 1.0))
+        self._ada_signs = torch.zeros(2, dtype=torch.float64, device=acc.device)  # this rank: sum sign(D(real)), count
         self.sample_z = torch.randn(config.sample_count, self.model_config.latent_dim,
                                     generator=torch.Generator().manual_seed(config.seed))
         self.images_seen, self.step, self.consumed = 0, 0, 0
@@ -86,6 +104,7 @@ class Trainer:
                 "opt_d": self.opt_d.state_dict(), "scaler": scaler.state_dict() if scaler is not None else {},
                 "images_seen": self.images_seen, "step": self.step, "consumed": self.consumed,
                 "sample_z": self.sample_z, "world_size": self.accelerator.num_processes, "best_fid": self.best_fid,
+                "augment_p": self.augment.p if self.augment is not None else 0.0,
                 "train_config": self.config.to_json(), "family": self.family.name}
 
     def weights_digest(self) -> str:
@@ -93,11 +112,12 @@ class Trainer:
         digest = hashlib.sha256()
         for module in (self.generator, self.discriminator, self.generator_ema):
             for tensor in module.state_dict().values():
-                digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return digest.hexdigest()
 
     def _rank_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"torch_rng": torch.get_rng_state(), "weights_digest": self.weights_digest()}
+        state: dict[str, Any] = {"torch_rng": torch.get_rng_state(), "weights_digest": self.weights_digest(),
+                                 "ada_signs": self._ada_signs.cpu()}
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state(self.accelerator.device)
         return state
@@ -126,8 +146,12 @@ class Trainer:
         self.images_seen, self.step, self.consumed = state["images_seen"], state["step"], state["consumed"]
         self.sample_z = state["sample_z"]
         self.best_fid = state.get("best_fid", math.inf)  # absent in checkpoints older than --eval-kimg
+        if self.ada is not None:
+            self.ada.p = self.augment.p = float(state.get("augment_p", 0.0))
         if rank_state is not None and state["world_size"] == self.accelerator.num_processes:
             torch.set_rng_state(rank_state["torch_rng"])
+            if "ada_signs" in rank_state:
+                self._ada_signs = rank_state["ada_signs"].to(self.accelerator.device)
             if "cuda_rng" in rank_state and torch.cuda.is_available():
                 torch.cuda.set_rng_state(rank_state["cuda_rng"], self.accelerator.device)
         else:
@@ -193,6 +217,17 @@ class Trainer:
                 "processes": self.accelerator.num_processes, "device": str(self.accelerator.device),
                 "loss": self.loss, "data": self.config.data or "openmoji"}
 
+    def _adapt(self, real_sign: torch.Tensor, count: int) -> None:
+        """ADA: add this step's sign(D(real)) to the running sums; every interval, agree on p across ranks."""
+        self._ada_signs += torch.stack([real_sign.detach().double() * count,
+                                        torch.tensor(float(count), dtype=torch.float64, device=real_sign.device)])
+        if (self.step + 1) % self.ada.interval:
+            return
+        totals = self.accelerator.reduce(self._ada_signs, reduction="sum")
+        self.ada.adjust(float(totals[0]), int(totals[1]))
+        self.augment.p = self.ada.p
+        self._ada_signs.zero_()
+
     # --- the loop ---------------------------------------------------------------------------
     def train(self) -> Path:
         acc, cfg = self.accelerator, self.config
@@ -223,6 +258,8 @@ class Trainer:
                                      workers=cfg.workers, pin_memory=acc.device.type == "cuda")
                 loader_key = key
             reals = [to_float_images(next(loader), acc.device) for _ in range(accum)]
+            if cfg.channels_last:
+                reals = [r.contiguous(memory_format=torch.channels_last) for r in reals]
             self.consumed += phase.batch_size * accum
             scaler = acc.scaler
             ctx = StepContext(
@@ -232,11 +269,19 @@ class Trainer:
                 reduce_mean=lambda t: acc.reduce(t, reduction="mean"),
                 grad_scale=scaler.get_scale() if scaler is not None else 1.0,
                 mixing_prob=cfg.mixing_prob if self.family.name == "stylegan_lite" else 0.0,
-                gp_lambda=cfg.gp_lambda, drift_epsilon=cfg.drift_epsilon, r1_gamma=cfg.r1_gamma)
+                gp_lambda=cfg.gp_lambda, drift_epsilon=cfg.drift_epsilon, r1_gamma=cfg.r1_gamma,
+                augment=self.augment, penalty=self.reg_every == 1)
             d_terms = discriminator_step(ctx, reals)
             all_reduce_gradients(self.discriminator, ctx.reduce_mean, world)
             self.opt_d.step()
             self.opt_d.zero_grad(set_to_none=True)
+            if self.reg_every > 1 and self.step % self.reg_every == 0:  # lazy regularization: its own D step
+                d_terms.update(regularization_step(ctx, reals, self.reg_every))
+                all_reduce_gradients(self.discriminator, ctx.reduce_mean, world)
+                self.opt_d.step()
+                self.opt_d.zero_grad(set_to_none=True)
+            if self.ada is not None:
+                self._adapt(d_terms["real_sign"], phase.batch_size * accum)
             g_terms = generator_step(ctx, phase.batch_size, accum)
             all_reduce_gradients(self.generator, ctx.reduce_mean, world)
             all_reduce_buffers(self.generator, ctx.reduce_mean, world)
@@ -266,8 +311,12 @@ class Trainer:
                 t_log, n_log = now, self.images_seen
                 record = {"kimg": self.images_seen / 1000, "step": self.step, "stage": phase.stage,
                           "resolution": phase.resolution, "alpha": round(phase.alpha, 4), "img_per_s": speed, **terms}
-                bar.set_postfix(res=phase.resolution, alpha=f"{phase.alpha:.2f}", d=f"{terms['d_loss']:.3f}",
-                                g=f"{terms['g_loss']:.3f}", ips=f"{speed:.0f}")
+                postfix = {"res": phase.resolution, "alpha": f"{phase.alpha:.2f}", "d": f"{terms['d_loss']:.3f}",
+                           "g": f"{terms['g_loss']:.3f}", "ips": f"{speed:.0f}"}
+                if self.augment is not None:
+                    record["augment_p"] = self.augment.p
+                    postfix["p"] = f"{self.augment.p:.3f}"
+                bar.set_postfix(postfix)
                 self._log(record)
             if self._crossed(before, cfg.sample_kimg) or self.images_seen >= total:
                 self._samples(phase)

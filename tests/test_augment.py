@@ -1,0 +1,324 @@
+"""Augmentation (DiffAugment, ADA) and lazy regularization: properties derived independently of the code.
+
+- p = 0 is the identity; each transform matches a direct per-pixel construction of its definition;
+- gradients: numerical gradcheck through every transform, and G receives gradients through them;
+- D sees every image augmented exactly once, in the D, G and regularization steps;
+- the ADA controller follows its closed form, and p rises when a discriminator overfits;
+- lazy regularization: the penalty step's gradient on a linear critic equals K times the closed form,
+  and D's Adam gets lr * c and beta ** c, c = K / (K + 1) (StyleGAN2 appendix B).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from families import FAMILIES
+from progan.training.augment import (POLICIES, AdaptiveController, Augment, brightness, contrast, cutout,
+                                     parse_policy, saturation, translate)
+from progan.training.step import StepContext, discriminator_step, generator_step, regularization_step
+
+ALL = ("color", "translation", "cutout")
+TRANSFORMS = [brightness, saturation, contrast, translate, cutout]
+
+
+def _ctx(g, d, loss, **extra) -> StepContext:
+    return StepContext(generator=g, discriminator=d, loss=loss, stage=extra.pop("stage", 0), alpha=1.0,
+                       latent_dim=extra.pop("latent_dim", 4), device=torch.device("cpu"),
+                       autocast=lambda: torch.autocast("cpu", enabled=False), backward=lambda l: l.backward(),
+                       reduce_mean=lambda t: t, **extra)
+
+
+# --- the transforms ---------------------------------------------------------------------------------
+
+def test_p_zero_is_the_identity_and_an_all_false_mask_changes_nothing():
+    x = torch.randn(5, 3, 8, 8)
+    assert Augment(ALL, p=0.0)(x) is x
+    none = torch.zeros(5, dtype=torch.bool)
+    for transform in TRANSFORMS:
+        assert torch.equal(transform(x, none), x), transform.__name__
+
+
+def test_each_transform_applies_to_a_fraction_p_of_the_images():
+    """Cutout always changes an all-ones image, so the changed fraction estimates p (2000 draws: sigma ~ 0.01)."""
+    torch.manual_seed(0)
+    for p in (0.3, 0.8):
+        out = Augment(("cutout",), p=p)(torch.ones(2000, 1, 8, 8))
+        changed = (out != 1).flatten(1).any(dim=1).float().mean().item()
+        assert abs(changed - p) < 0.04, (p, changed)
+
+
+def test_translation_and_cutout_match_a_pixel_loop():
+    """Rebuild each output pixel from the definition: shifted source pixel or 0; a zeroed square."""
+    x = torch.randn(6, 2, 8, 8)
+    torch.manual_seed(3)
+    out = translate(x)
+    torch.manual_seed(3)
+    dy = torch.randint(-1, 2, (6, 1, 1)).flatten().tolist()  # ratio 1/8 of 8 px: shifts in [-1, 1]
+    dx = torch.randint(-1, 2, (6, 1, 1)).flatten().tolist()
+    expected = torch.zeros_like(x)
+    for n in range(6):
+        for i in range(8):
+            for j in range(8):
+                si, sj = i - dy[n], j - dx[n]
+                if 0 <= si < 8 and 0 <= sj < 8:
+                    expected[n, :, i, j] = x[n, :, si, sj]
+    assert torch.equal(out, expected)
+    holes = (cutout(torch.ones(200, 1, 8, 8)) == 0).float()
+    side = holes.sum(dim=(1, 2, 3))
+    assert side.max() == 16 and side.min() >= 4       # a 4x4 square, clipped at the borders at most to 2x2
+    assert (holes.sum(dim=0) > 0).all()                # over many draws every pixel gets cut somewhere
+
+
+def test_color_transforms_follow_their_definitions():
+    x = torch.rand(4, 3, 5, 5) * 2 - 1
+    torch.manual_seed(0)
+    shift = torch.rand(4, 1, 1, 1) - 0.5
+    torch.manual_seed(0)
+    assert torch.allclose(brightness(x), x + shift)
+    torch.manual_seed(1)
+    factor = torch.rand(4, 1, 1, 1) * 2                # DiffAugment: saturation factor in [0, 2)
+    torch.manual_seed(1)
+    mean = x.mean(dim=1, keepdim=True)
+    assert torch.allclose(saturation(x), (x - mean) * factor + mean, atol=1e-6)
+    torch.manual_seed(2)
+    factor = torch.rand(4, 1, 1, 1) + 0.5              # contrast factor in [0.5, 1.5)
+    torch.manual_seed(2)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    assert torch.allclose(contrast(x), (x - mean) * factor + mean, atol=1e-6)
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS, ids=lambda t: t.__name__)
+def test_gradcheck_through_each_transform(transform):
+    """Analytic gradients equal finite differences (the random draw is fixed by reseeding)."""
+    x = torch.randn(3, 2, 8, 8, dtype=torch.double, requires_grad=True)
+    mask = torch.tensor([True, False, True])
+
+    def fixed(inp):
+        torch.manual_seed(7)
+        return transform(inp, mask)
+
+    assert torch.autograd.gradcheck(fixed, (x,))
+
+
+def test_policy_parsing_is_strict():
+    assert parse_policy("translation, color") == ("translation", "color")
+    for bad in ("", "colour", "color,color"):
+        with pytest.raises(ValueError, match="--augment-policy"):
+            parse_policy(bad)
+    assert set(POLICIES) == set(ALL)
+
+
+# --- through the training step ----------------------------------------------------------------------
+
+class _Tagging:
+    """Wraps an Augment: marks its outputs and refuses to augment an already-augmented tensor."""
+
+    def __init__(self, augment):
+        self.augment, self.outputs, self.kept, self.calls = augment, set(), [], 0
+
+    def __call__(self, x):
+        assert id(x) not in self.outputs, "an augmented image was augmented again"
+        self.calls += 1
+        out = self.augment(x)
+        self.outputs.add(id(out))
+        self.kept += [x, out]  # alive until the test ends, so no other tensor can reuse their ids
+        return out
+
+
+class _CheckedD(nn.Module):
+    def __init__(self, inner, tagging):
+        super().__init__()
+        self.inner, self.tagging, self.calls = inner, tagging, 0
+
+    def forward(self, x, **kwargs):
+        assert id(x) in self.tagging.outputs, "D saw an image that was not augmented"
+        self.calls += 1
+        return self.inner(x, **kwargs)
+
+
+@pytest.mark.parametrize("loss", ["wgan_gp", "logistic_r1"])
+def test_every_d_input_is_augmented_exactly_once(family, loss):
+    torch.manual_seed(0)
+    config = family.presets["tiny"]
+    g = family.generator_cls(config)
+    tagging = _Tagging(Augment(ALL, p=1.0))
+    d = _CheckedD(family.discriminator_cls(config), tagging)
+    ctx = _ctx(g, d, loss, stage=2, latent_dim=config.latent_dim, augment=tagging)
+    reals = [torch.rand(4, 3, 16, 16) * 2 - 1]
+    discriminator_step(ctx, reals)
+    regularization_step(ctx, reals, 4)
+    generator_step(ctx, 4, 1)
+    # D step: reals, fakes (+ interpolates for WGAN-GP); penalty step: 1 input; G step: 1 input
+    assert d.calls == tagging.calls == (3 if loss == "wgan_gp" else 2) + 1 + 1
+
+
+def test_generator_gets_gradients_through_the_augmentation(family):
+    torch.manual_seed(0)
+    config = family.presets["tiny"]
+    g, d = family.generator_cls(config), family.discriminator_cls(config)
+    for policy in ALL:
+        g.zero_grad(set_to_none=True)
+        ctx = _ctx(g, d, family.default_loss, stage=2, latent_dim=config.latent_dim, augment=Augment((policy,)))
+        generator_step(ctx, 4, 1)
+        grads = [p.grad for p in g.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(gr).all() for gr in grads), policy
+        assert sum(gr.abs().sum() for gr in grads) > 0, policy
+
+
+# --- ADA ----------------------------------------------------------------------------------------------
+
+def test_controller_closed_form():
+    c = AdaptiveController(target=0.6, interval=4, speed_kimg=1.0)
+    for _ in range(5):                                   # r_t = 1 > 0.6: +128 / 1000 each time
+        assert c.adjust(128.0, 128) == 1.0
+    assert c.p == pytest.approx(5 * 0.128)
+    c.adjust(0.6 * 100, 100)                             # exactly on target: no change
+    assert c.p == pytest.approx(0.64)
+    for _ in range(10):                                  # r_t = -1: down, clamped at 0
+        c.adjust(-128.0, 128)
+    assert c.p == 0.0
+    c.p = 0.99
+    c.adjust(500.0, 500)
+    assert c.p == 1.0                                    # clamped at 1
+
+
+def test_p_rises_when_the_discriminator_overfits():
+    """D trained alone on 8 fixed reals against an untrained G learns to call every real real:
+    r_t -> 1 > 0.6, so p must rise; the same controller fed a D that cannot tell (r_t ~ 0) lets p fall."""
+    torch.manual_seed(0)
+    family = FAMILIES["stylegan_lite"]
+    config = family.presets["tiny"]
+    g, d = family.generator_cls(config), family.discriminator_cls(config)
+    opt = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    augment = Augment(ALL, p=0.0)
+    ctx = _ctx(g, d, "logistic_r1", stage=1, latent_dim=config.latent_dim, augment=augment)
+    reals = [torch.rand(8, 3, 8, 8) * 2 - 1]
+    controller = AdaptiveController(interval=4, speed_kimg=0.5)
+    signs, history = [], []
+    for step in range(1, 81):
+        terms = discriminator_step(ctx, reals)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        signs.append(float(terms["real_sign"]) * 8)
+        if step % controller.interval == 0:
+            controller.adjust(sum(signs), 8 * len(signs))
+            augment.p = controller.p
+            signs.clear()
+            history.append(controller.p)
+    assert history[-1] > 0.2 and history[-1] == max(history)
+    falling = AdaptiveController(p=0.5, speed_kimg=0.5)
+    falling.adjust(0.0, 32)
+    assert falling.p < 0.5
+
+
+# --- lazy regularization --------------------------------------------------------------------------
+
+class _LinearCritic(nn.Module):
+    """D(x) = <w, x>: its input gradient is w everywhere, so both penalties have closed forms."""
+
+    def __init__(self, numel: int):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(numel) * 0.1)
+
+    def forward(self, x, **_):
+        return (x.flatten(1) * self.w).sum(dim=1, keepdim=True)
+
+
+class _ConstantG(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.shape, self.dummy = shape, nn.Parameter(torch.zeros(()))
+
+    def forward(self, z, **_):
+        return torch.ones(z.shape[0], *self.shape) * 0.3 + self.dummy
+
+
+@pytest.mark.parametrize("every", [1, 4, 16])
+def test_lazy_penalty_gradient_is_k_times_the_closed_form(every):
+    torch.manual_seed(0)
+    d, g = _LinearCritic(3 * 4 * 4), _ConstantG((3, 4, 4))
+    reals = [torch.rand(5, 3, 4, 4)]
+    w = d.w.detach().clone()
+    # R1 = ||w||^2 -> d/dw (gamma / 2 * R1) = gamma * w
+    regularization_step(_ctx(g, d, "logistic_r1", r1_gamma=0.7), reals, every)
+    assert torch.allclose(d.w.grad, every * 0.7 * w, rtol=1e-5, atol=1e-7)
+    d.w.grad = None
+    # WGAN-GP = (||w|| - 1)^2 -> d/dw (lambda * GP) = lambda * 2 (||w|| - 1) w / ||w||
+    regularization_step(_ctx(g, d, "wgan_gp", gp_lambda=10.0), reals, every)
+    norm = w.norm()
+    assert torch.allclose(d.w.grad, every * 10.0 * 2 * (norm - 1) * w / norm, rtol=1e-5, atol=1e-6)
+
+
+def test_penalty_false_leaves_the_penalty_out():
+    torch.manual_seed(0)
+    d, g = _LinearCritic(3 * 4 * 4), _ConstantG((3, 4, 4))
+    reals = [torch.rand(5, 3, 4, 4)]
+    with_penalty = discriminator_step(_ctx(g, d, "logistic_r1", r1_gamma=3.0), reals)
+    grad_with = d.w.grad.clone()
+    d.w.grad = None
+    without = discriminator_step(_ctx(g, d, "logistic_r1", r1_gamma=3.0, penalty=False), reals)
+    assert "d_r1" in with_penalty and "d_r1" not in without
+    assert torch.allclose(grad_with - d.w.grad, 3.0 * d.w.detach(), rtol=1e-5, atol=1e-6)  # the difference is gamma * w
+
+
+@pytest.mark.parametrize("loss,flag", [("logistic_r1", "r1_every"), ("wgan_gp", "gp_every")])
+def test_lazy_regularization_adjusts_adam_and_runs_every_k_steps(tmp_path, monkeypatch, loss, flag):
+    from accelerate import Accelerator
+
+    import progan.training.trainer as trainer_module
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data")
+    base = dict(family="progan", preset="tiny", data=str(data), kimg=0.048, batch_size=4, loss=loss,
+                progressive=False, checkpoint_kimg=10, sample_kimg=10, workers=0, d_lr=0.002,
+                adam_beta1=0.5, adam_beta2=0.99)
+    calls, current = [], {}
+    real_step = trainer_module.regularization_step
+    monkeypatch.setattr(trainer_module, "regularization_step",
+                        lambda ctx, reals, every: calls.append((current["t"].step, every)) or real_step(ctx, reals, every))
+    current["t"] = lazy = Trainer(TrainConfig(**base, out=str(tmp_path / "lazy"), **{flag: 4}), FAMILIES["progan"],
+                   lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
+    group = lazy.opt_d.param_groups[0]
+    assert group["lr"] == pytest.approx(0.002 * 0.8)
+    assert group["betas"] == pytest.approx((0.5 ** 0.8, 0.99 ** 0.8))
+    assert lazy.opt_g.param_groups[0]["lr"] == pytest.approx(0.001)  # G is not regularized here
+    lazy.train()
+    assert calls == [(0, 4), (4, 4), (8, 4)]           # steps 0, 4, 8 of 12, each times 4
+    calls.clear()
+    current["t"] = eager = Trainer(TrainConfig(**base, out=str(tmp_path / "eager")), FAMILIES["progan"],
+                    lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
+    assert eager.opt_d.param_groups[0]["lr"] == pytest.approx(0.002)
+    assert eager.opt_d.param_groups[0]["betas"] == pytest.approx((0.5, 0.99))
+    eager.train()
+    assert calls == []                                 # K = 1: the penalty stays inside the D loss
+
+
+def test_checkpoint_restores_ada_p_and_its_running_sums(tmp_path):
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data")
+    config = TrainConfig(family="stylegan_lite", preset="tiny", data=str(data), out=str(tmp_path / "run"),
+                         batch_size=4, workers=0, augment="ada")
+
+    def build():
+        return Trainer(config, FAMILIES["stylegan_lite"], lambda r: open_dataset(str(data), r),
+                       accelerator=Accelerator(cpu=True))
+
+    first = build()
+    first.ada.p = first.augment.p = 0.37
+    first._ada_signs += torch.tensor([5.0, 12.0], dtype=torch.float64)
+    first.save()
+    second = build()
+    assert second.augment.p == 0.0
+    assert second.try_resume() is not None
+    assert second.ada.p == second.augment.p == 0.37
+    assert second._ada_signs.tolist() == [5.0, 12.0]
