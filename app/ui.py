@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from .display import figure_for_display, for_display
 from .interpolation import METHODS, SPACES, render_interpolation
 from .limits import DEFAULT_LIMITS, Limits, check_choice, check_int, check_truncation
 from .mixing import STYLE_RANGES, mixing_figure, render_mixing
@@ -92,7 +93,8 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         make_grid(images).save(grid_path)
         note = "" if is_stylegan(generator) else " (ProGAN: psi, cutoff and noise do not apply)"
         status = f"{len(images)} images in {time.perf_counter() - start:.2f} s; seeds {_seed_text(seed_list)}{note}"
-        return [(image, f"seed {s}") for image, s in zip(images, seed_list)], str(grid_path), status
+        # the gallery shows enlarged copies (nearest-neighbour); the grid download keeps native pixels
+        return [(for_display(image), f"seed {s}") for image, s in zip(images, seed_list)], str(grid_path), status
 
     @_user_errors
     def interpolate(model: str, seeds: str, frames: int, fps: int, method: str, space: str, loop: bool,
@@ -131,11 +133,14 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         start = time.perf_counter()
         row_images, col_images, mixed = render_mixing(generator, rows, cols, styles=styles, psi=psi, noise=noise,
                                                       progress=_tracker(progress, "mixing"))
-        path = outputs.new() / "style-mixing.png"
-        mixing_figure(row_images, col_images, mixed).save(path)
+        folder = outputs.new()
+        figure, path = mixing_figure(row_images, col_images, mixed), folder / "style-mixing.png"
+        figure.save(path)  # the download: native pixels
+        shown = folder / "style-mixing-display.png"
+        figure_for_display(figure, cell=generator.config.resolution).save(shown)
         status = (f"rows (source B): {_seed_text(rows)}; columns (source A): {_seed_text(cols)}; "
                   f"{styles} styles from B, in {time.perf_counter() - start:.2f} s")
-        return str(path), str(path), status
+        return str(shown), str(path), status
 
     def _model_outputs(label: str):
         generator = store.get(label)

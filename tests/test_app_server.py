@@ -76,7 +76,12 @@ def test_sample(client):
     gallery, grid, status = client.predict(SG, "0-15", 0.7, 6, "random", api_name="/sample")
     assert len(gallery) == 16 and gallery[3]["caption"] == "seed 3"
     with Image.open(grid) as image:
-        assert image.size == (64, 64)
+        assert image.size == (64, 64)                  # the download: 4x4 tiles of 16 px, native
+        native = np.asarray(image)[16:32, 48:64]       # seed 7: row 1, column 3
+    shown = np.asarray(Image.open(gallery[7]["image"]))
+    assert shown.shape[:2] == (256, 256)               # the display copy: 16 px enlarged 16x
+    assert (shown == shown[::16, ::16].repeat(16, 0).repeat(16, 1)).all()  # 16x16 blocks of one colour
+    assert np.abs(shown[::16, ::16].astype(int) - native).max() <= 1       # ... holding the native pixels
     again, _, _ = client.predict(SG, "3", 0.7, 6, "random", api_name="/sample")
     # same seed, same image, whatever else is in the grid (batch size may move a pixel by one level)
     alone, in_grid = (np.asarray(Image.open(g), dtype=int) for g in (again[0]["image"], gallery[3]["image"]))
@@ -130,8 +135,12 @@ def test_interpolate_refuses_bad_input(client, args, match):
 
 def test_mix(client):
     figure, download, status = client.predict(SG, "1,2", "3-5", "middle", 0.7, "random", api_name="/mix")
-    with Image.open(figure) as image:
-        assert image.size == (4 * 16, 3 * 16)
+    with Image.open(download) as image:
+        assert image.size == (4 * 16, 3 * 16)          # native pixels
+        native = np.asarray(image.convert("RGB"))
+    with Image.open(figure) as image:                  # shown 4x larger, nearest-neighbour
+        assert image.size == (4 * 64, 3 * 64)
+        assert (np.asarray(image.convert("RGB"))[::4, ::4] == native).all()
     assert "middle" in status
 
 
