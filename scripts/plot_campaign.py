@@ -1,0 +1,67 @@
+"""FID against images seen for training runs, from their ``log.jsonl`` (``--eval-kimg`` records).
+
+    python scripts/plot_campaign.py campaign/progan-demo64 campaign/stylegan_lite-demo64 --out docs/campaign/fid.png
+
+Each evaluation is scored at the resolution being trained then (progressive growing), against real
+images at that resolution; points are marked by resolution, and only same-resolution points are
+comparable. Needs matplotlib (``pip install -e ".[docs]"``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+MARKERS = {4: "v", 8: "<", 16: "s", 32: "D", 64: "o", 128: "p", 256: "h"}
+
+
+def read_evals(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    return [r for r in rows if "fid" in r]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories (--out of train.py)")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--title", default="FID (1,000 generated vs 1,000 real) during training, 2-core CPU")
+    args = parser.parse_args(argv)
+    try:
+        import matplotlib
+    except ImportError:
+        print('error: plotting needs matplotlib: pip install -e ".[docs]"', file=sys.stderr)
+        return 2
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    for run in args.runs:
+        evals = read_evals(run)
+        if not evals:
+            print(f"error: {run}/log.jsonl has no evaluations (train with --eval-kimg)", file=sys.stderr)
+            return 2
+        kimg = [r["kimg"] for r in evals]
+        fid = [r["fid"] for r in evals]
+        line, = ax.plot(kimg, fid, "-", alpha=0.5, label=run.name)
+        for resolution in sorted({r["resolution"] for r in evals}):
+            points = [(r["kimg"], r["fid"]) for r in evals if r["resolution"] == resolution]
+            ax.plot(*zip(*points), MARKERS.get(resolution, "o"), color=line.get_color(), markersize=5)
+    for resolution, marker in MARKERS.items():  # legend entries for the markers actually used
+        if any(r["resolution"] == resolution for run in args.runs for r in read_evals(run)):
+            ax.plot([], [], marker, color="gray", label=f"{resolution} px")
+    ax.set_xlabel("images seen (kimg)")
+    ax.set_ylabel("FID (lower is better)")
+    ax.set_title(args.title, fontsize=10)
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
