@@ -190,3 +190,23 @@ def test_dry_run_prints_resolved_config():
     resolved = json.loads(result.stdout)
     assert resolved["loss"] == "logistic_r1" and resolved["model"]["resolution"] == 16
     assert resolved["parameters"]["generator"] > 0 and resolved["train"]["mixing_prob"] == 0.9
+
+
+def test_preset_recipe_sets_defaults_and_flags_override_it():
+    import json
+
+    from progan.training.options import RECIPES
+
+    result = run_train(["--family", "stylegan_lite", "--preset", "demo-64", "--dry-run"])
+    assert result.returncode == 0, result.stderr
+    train = json.loads(result.stdout)["train"]
+    for key, value in RECIPES[("stylegan_lite", "demo-64")].items():
+        assert train[key] == value, key
+    assert train["augment"] == "ada" and train["r1_every"] == 16       # not the TrainConfig defaults
+    result = run_train(["--family", "stylegan_lite", "--preset", "demo-64", "--augment", "none", "--r1-every", "1",
+                        "--no-channels-last", "--dry-run"])
+    train = json.loads(result.stdout)["train"]
+    assert (train["augment"], train["r1_every"], train["channels_last"]) == ("none", 1, False)
+    assert train["batch_size"] == 32                                   # the rest of the recipe still applies
+    tiny = json.loads(run_train(["--family", "stylegan_lite", "--preset", "tiny", "--dry-run"]).stdout)["train"]
+    assert (tiny["augment"], tiny["r1_every"], tiny["batch_size"]) == ("none", 1, 16)  # no recipe: defaults

@@ -1,0 +1,76 @@
+"""Write a model card (README.md) beside exported weights, from its config and measured metrics.
+
+    python scripts/model_card.py weights/stylegan_lite-openmoji --metrics metrics.json --floor floor.json \
+        --run campaign/stylegan_lite-demo64 --title "StyleGAN-lite on OpenMoji (64x64, CPU)"
+
+Every number comes from a file: the weights' own training summary, `evaluate.py --out` and
+`scripts/real_floor.py --out` JSON, and the run's log.jsonl (train time, img/s, ADA p).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _run_facts(run: Path) -> dict:
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    steps = [r for r in rows if "img_per_s" in r]
+    evals = [r for r in rows if "fid" in r]
+    facts = {"evals": evals}
+    if steps and "augment_p" in steps[-1]:
+        facts["augment_p"] = steps[-1]["augment_p"]
+    return facts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("weights", type=Path)
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--floor", type=Path, required=True)
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--title", required=True)
+    parser.add_argument("--hours", type=float, required=True, help="wall-clock training hours (both runs shared the CPU)")
+    parser.add_argument("--command", required=True, help="the training command")
+    args = parser.parse_args(argv)
+    config = json.loads((args.weights / "config.json").read_text())
+    summary, model = config["summary"], config["config"]
+    metrics, floor = json.loads(args.metrics.read_text()), json.loads(args.floor.read_text())
+    facts = _run_facts(args.run)
+    family = config["family"]
+    lines = [
+        f"# {args.title}",
+        "",
+        f"- Family / preset: `{family}` / `{summary['preset']}`, {model['resolution']}x{model['resolution']}; "
+        f"the EMA generator of the latest checkpoint.",
+        "- Data: the 4,495 OpenMoji colour emoji (CC BY-SA 4.0, \"All emojis designed by OpenMoji – the "
+        "open-source emoji and icon project\"), the built-in set of `train.py` (rendered by resvg at each resolution).",
+        f"- Command: `{args.command}` (resumed across stops with the same command; see campaign/README.md).",
+        f"- Images seen: {summary['images_seen']:,} ({summary['steps']:,} steps of 32). Wall clock: "
+        f"{args.hours:.1f} h on this project's 2-core AMD EPYC VM (CPU only), one thread, shared with the other "
+        "family's run, evaluations and tests.",
+        f"- Loss: {summary['loss']}" + (f"; ADA p at the end {facts['augment_p']:.3f}" if "augment_p" in facts else "")
+        + ".",
+        f"- FID **{metrics['fid']:.1f}**, KID {metrics['kid']:.4f}, precision {metrics['precision']:.3f}, recall "
+        f"{metrics['recall']:.3f}: {metrics['num_generated']:,} generated (psi 1) vs all {metrics['num_real']:,} real "
+        f"images at {metrics['resolution']} px, `python evaluate.py --weights {args.weights} --num "
+        f"{metrics['num_generated']}`.",
+        f"- Floor at this sample size: {floor['num_held_out']:,} held-out real images vs the other "
+        f"{floor['num_reference']:,} score FID {floor['fid']:.1f}, KID {floor['kid']:.4f}, precision "
+        f"{floor['precision']:.3f}, recall {floor['recall']:.3f} (`python scripts/real_floor.py --resolution "
+        f"{floor['resolution']}`).",
+        f"- Load: `families.load_generator(\"{args.weights}\")`; sample: `python -m app.generate --weights "
+        f"{args.weights} --seeds 0-15 --out grid.png`.",
+    ]
+    if facts["evals"]:
+        lines += ["", "FID during training (1,000 generated vs 1,000 real, at the resolution being trained then):", "",
+                  "| kimg | resolution | FID |", "|---:|---:|---:|"]
+        lines += [f"| {r['kimg']:.0f} | {r['resolution']} | {r['fid']:.1f} |" for r in facts["evals"]]
+    (args.weights / "README.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.weights / 'README.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
