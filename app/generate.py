@@ -3,6 +3,7 @@
     python -m app.generate grid --seeds 0-15 --psi 0.7 --out grid.png
     python -m app.generate interpolate --seeds 1,2,3 --frames 96 --fps 24 --method slerp --out walk.mp4
     python -m app.generate mix --rows 10-12 --cols 1-4 --styles coarse --out mix.png
+    python -m app.generate --onnx model.onnx --seeds 0-15 --psi 0.7 --out grid.png   # from app.export_onnx
 
 ``grid`` is the default command (``python -m app.generate --seeds 0-15 --out grid.png``). Without
 ``--weights`` the bundled weights are used. The same seeds give the same pixels as in the app.
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     grid.add_argument("--seeds", default="0-15", help='"3", "0-15", "1,5,9" or "random:8" (default: 0-15)')
     grid.add_argument("--columns", type=int, default=None, help="grid columns (default: ceil(sqrt(N)))")
     grid.add_argument("--padding", type=int, default=0, help="pixels between images")
+    grid.add_argument("--onnx", type=Path, default=None,
+                      help="sample from this ONNX file (app.export_onnx) with onnxruntime instead of --weights")
     walk = commands.add_parser("interpolate", parents=[common], help="a walk through seeds (.mp4 or .gif)")
     walk.add_argument("--seeds", default="1,2,3", help="two or more seeds to pass through")
     walk.add_argument("--frames", type=int, default=96, help="total frames")
@@ -97,6 +100,8 @@ def run(args: argparse.Namespace) -> str:
     from .sampling import generate_images, is_stylegan, make_grid, parse_seeds
     from .video import write_video
 
+    if getattr(args, "onnx", None) is not None:
+        return _run_onnx(args)
     source = args.weights or next(iter(launch_sources(None).values()))
     torch.device(args.device or default_device())
     generator = load_generator(source, device=args.device or default_device())
@@ -131,6 +136,33 @@ def run(args: argparse.Namespace) -> str:
         mixing_figure(row_images, col_images, cells, padding=max(0, args.padding)).save(args.out)
         what = f"{len(rows)}x{len(cols)} style-mixing grid ({args.styles} styles from the rows)"
     return f"wrote {args.out}: {what} in {time.perf_counter() - start:.2f} s"
+
+
+def _run_onnx(args: argparse.Namespace) -> str:
+    from .onnx_sampling import OnnxModel
+    from .sampling import make_grid, parse_seeds
+
+    if args.weights:
+        raise ValueError("give --onnx or --weights, not both")
+    model = OnnxModel(args.onnx)
+    limits = CLI_LIMITS
+    psi = check_truncation(_OnnxConfig(), args.psi, None, limits)[0]
+    if "psi" not in model.inputs and args.psi != 1.0:
+        print("note: this graph has no psi input (ProGAN); --psi is ignored", file=sys.stderr)
+    if args.cutoff is not None or args.noise is not None:
+        print(f"note: --cutoff and --noise were fixed at export ({model.metadata.get('noise')} noise); ignored",
+              file=sys.stderr)
+    seeds = parse_seeds(args.seeds, max_count=limits.images_allowed(model.resolution))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    images = model.images(seeds, psi=psi, batch_size=args.batch_size)
+    columns = check_int("--columns", args.columns, 1, len(seeds)) if args.columns else None
+    make_grid(images, columns=columns, padding=max(0, args.padding)).save(args.out)
+    return f"wrote {args.out}: {len(seeds)} images from {args.onnx} (onnxruntime) in {time.perf_counter() - start:.2f} s"
+
+
+class _OnnxConfig:
+    num_stages = 0  # psi is checked against the limits only; the cutoff was fixed at export
 
 
 def main(argv: list[str] | None = None) -> int:

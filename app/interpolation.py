@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .keys import Key, has_image, key_latents, key_noise, key_styles
 from .sampling import (NOISE_MODES, Progress, _check_truncation, is_stylegan, model_device, seed_latents,
                        seed_noise, synthesize, to_uint8)
 
@@ -68,10 +69,10 @@ def keyframe_path(keys: torch.Tensor, frames: int, *, method: str = "lerp", loop
 
 
 @torch.inference_mode()
-def render_interpolation(generator: nn.Module, seeds: Sequence[int], *, frames: int, space: str = "z",
+def render_interpolation(generator: nn.Module, seeds: Sequence[Key], *, frames: int, space: str = "z",
                          method: str = "lerp", loop: bool = False, psi: float = 1.0, cutoff: int | None = None,
                          noise: str = "fixed", batch_size: int = 16, progress: Progress | None = None) -> np.ndarray:
-    """Render the walk through ``seeds``: ``[frames, R, R, 3]`` uint8."""
+    """Render the walk through ``seeds`` (ints, or projected images: ``app.keys``): ``[frames, R, R, 3]`` uint8."""
     if space not in SPACES:
         raise ValueError(f"space must be one of {', '.join(SPACES)}; got {space!r}")
     if noise not in NOISE_MODES:
@@ -82,6 +83,9 @@ def render_interpolation(generator: nn.Module, seeds: Sequence[int], *, frames: 
     if space == "w" and method == "slerp":
         raise ValueError("slerp in W is not meaningful (W is not a Gaussian sphere): use lerp in W or slerp in z")
     _check_truncation(generator, psi, cutoff)
+    if has_image(seeds):
+        return _render_through_image(generator, seeds, frames=frames, space=space, method=method, loop=loop,
+                                     psi=psi, cutoff=cutoff, noise=noise, batch_size=batch_size, progress=progress)
     device = model_device(generator)
     z_keys = seed_latents(seeds, generator.config.latent_dim).to(device)      # [K, latent_dim]
     if space == "w":
@@ -98,6 +102,36 @@ def render_interpolation(generator: nn.Module, seeds: Sequence[int], *, frames: 
             ws = generator.truncate(generator.broadcast(w), psi=psi, cutoff=cutoff)
             noise_tensors = [n.expand(len(chunk), -1, -1, -1) for n in noise_one] if noise_one else None
             images = synthesize(generator, ws, noise=noise, noise_tensors=noise_tensors)
+        else:
+            images = generator(chunk)
+        out.append(to_uint8(images))
+        if progress is not None:
+            progress(min(start + batch_size, frames), frames)
+    return np.concatenate(out)
+
+
+def _render_through_image(generator: nn.Module, keys: Sequence[Key], *, frames: int, space: str, method: str,
+                          loop: bool, psi: float, cutoff: int | None, noise: str, batch_size: int,
+                          progress: Progress | None) -> np.ndarray:
+    """A walk whose keys include a projected image: in W(+) for StyleGAN-lite, in z for ProGAN.
+
+    The clip uses the first projected image's noise maps for every frame (no flicker, and the
+    image's own frame reproduces its reconstruction).
+    """
+    stylegan = is_stylegan(generator)
+    if stylegan and (space != "w" or method != "lerp"):
+        raise ValueError("your image is a point in W: interpolate with lerp in space w")
+    if stylegan:
+        path = keyframe_path(key_styles(generator, keys, psi=psi, cutoff=cutoff), frames, method="lerp", loop=loop)
+        first = next(i for i, k in enumerate(keys) if not isinstance(k, int))
+        noise_one = key_noise(generator, keys[first:first + 1], noise)
+    else:
+        path = keyframe_path(key_latents(generator, keys), frames, method=method, loop=loop)
+    out = []
+    for start in range(0, frames, batch_size):
+        chunk = path[start:start + batch_size]
+        if stylegan:
+            images = generator.synthesis(chunk, noise=[n.expand(len(chunk), -1, -1, -1) for n in noise_one])
         else:
             images = generator(chunk)
         out.append(to_uint8(images))

@@ -28,6 +28,10 @@ class Limits:
     psi_min: float = -1.0             # truncation psi: 0 = w_avg, 1 = off, < 0 mirrors around w_avg
     psi_max: float = 2.0
     max_resolution: int = 1024        # largest model the app will load from a visitor's URL
+    max_upload_bytes: int = 8 * 2**20       # an uploaded image for projection
+    max_upload_pixels: int = 40_000_000     # its decoded size (a 40 Mpx photo); data_prep refuses more
+    max_projection_steps: int = 300         # optimiser steps of one projection ...
+    projection_budget: int = 300 * 64 * 64  # ... and steps x pixels: 300 at 64 px, 75 at 128 px, 10 at 1024 px
 
     def images_allowed(self, resolution: int) -> int:
         """How many ``resolution``-sized images one request may produce (at least one)."""
@@ -36,6 +40,11 @@ class Limits:
     def frames_allowed(self, resolution: int) -> int:
         """How many frames one video of a ``resolution``-sized model may have (at least two)."""
         return max(2, min(self.max_frames, self.max_video_pixels // (resolution * resolution)))
+
+
+    def projection_steps_allowed(self, resolution: int) -> int:
+        """How many projection steps one request may run on a ``resolution``-sized model (at least 10)."""
+        return max(10, min(self.max_projection_steps, self.projection_budget // (resolution * resolution)))
 
 
 DEFAULT_LIMITS = Limits()

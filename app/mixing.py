@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .keys import Key, has_image, key_noise, key_styles
 from .sampling import (NOISE_MODES, Progress, _check_truncation, is_stylegan, make_grid, model_device,
                        seed_latents, seed_noise, styles_from_z, synthesize, to_uint8)
 
@@ -59,7 +60,7 @@ def mix_styles(ws_a: torch.Tensor, ws_b: torch.Tensor, layers: Sequence[int]) ->
 
 
 @torch.inference_mode()
-def render_mixing(generator: nn.Module, row_seeds: Sequence[int], col_seeds: Sequence[int], *, styles: str = "coarse",
+def render_mixing(generator: nn.Module, row_seeds: Sequence[Key], col_seeds: Sequence[Key], *, styles: str = "coarse",
                   psi: float = 1.0, cutoff: int | None = None, noise: str = "fixed",
                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return uint8 ``(row_images [R, H, W, 3], col_images [C, H, W, 3], cells [R, C, H, W, 3])``."""
@@ -71,13 +72,19 @@ def render_mixing(generator: nn.Module, row_seeds: Sequence[int], col_seeds: Seq
         raise ValueError("style mixing needs at least one row seed and one column seed")
     _check_truncation(generator, psi, cutoff)
     layers = style_layers(generator.config, styles)
-    device = model_device(generator)
-    latent_dim = generator.config.latent_dim
-    ws_rows = styles_from_z(generator, seed_latents(row_seeds, latent_dim).to(device), psi=psi, cutoff=cutoff)
-    ws_cols = styles_from_z(generator, seed_latents(col_seeds, latent_dim).to(device), psi=psi, cutoff=cutoff)
-    random = noise == "random"
-    noise_rows = seed_noise(generator, row_seeds) if random else None
-    noise_cols = seed_noise(generator, col_seeds) if random else None
+    if has_image(row_seeds) or has_image(col_seeds):  # a projected image brings its own noise maps
+        ws_rows = key_styles(generator, row_seeds, psi=psi, cutoff=cutoff)
+        ws_cols = key_styles(generator, col_seeds, psi=psi, cutoff=cutoff)
+        noise_rows, noise_cols = key_noise(generator, row_seeds, noise), key_noise(generator, col_seeds, noise)
+        noise = "random"  # synthesize() uses the explicit maps in this mode
+    else:
+        device = model_device(generator)
+        latent_dim = generator.config.latent_dim
+        ws_rows = styles_from_z(generator, seed_latents(row_seeds, latent_dim).to(device), psi=psi, cutoff=cutoff)
+        ws_cols = styles_from_z(generator, seed_latents(col_seeds, latent_dim).to(device), psi=psi, cutoff=cutoff)
+        random = noise == "random"
+        noise_rows = seed_noise(generator, row_seeds) if random else None
+        noise_cols = seed_noise(generator, col_seeds) if random else None
     total, done = len(row_seeds) + 1, 0
     row_images = to_uint8(synthesize(generator, ws_rows, noise=noise, noise_tensors=noise_rows))
     col_images = to_uint8(synthesize(generator, ws_cols, noise=noise, noise_tensors=noise_cols))

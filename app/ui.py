@@ -1,11 +1,13 @@
-"""The Gradio Blocks app: Sampling, Interpolation, Style mixing and Model tabs.
+"""The Gradio Blocks app: Sampling, Interpolation, Style mixing, Your image and Model tabs.
 
 Every event re-validates its inputs on the server (``app.limits``) because the HTTP API can be
 called without the browser's slider bounds; a bad request raises ``gr.Error`` with one line, so the
 visitor sees why and the server keeps serving. The model dropdown is an input of every event, so
 switching models is per visitor (no global state changes) and ``gradio_client`` callers name the
 model explicitly. Outputs are written under a temp dir the app owns; Gradio copies them into its
-own cache to serve them, and no other path is exposed.
+own cache to serve them, and no other path is exposed. The "Your image" tab (``app.ui_project``)
+keeps the visitor's projected latent in a per-session ``gr.State``; the seed boxes of the
+interpolation and mixing tabs accept ``image`` for it (``app.keys``).
 """
 from __future__ import annotations
 
@@ -20,15 +22,18 @@ import gradio as gr
 
 from .display import figure_for_display, for_display
 from .interpolation import METHODS, SPACES, render_interpolation
+from .keys import parse_keys
 from .limits import DEFAULT_LIMITS, Limits, check_choice, check_int, check_truncation
 from .mixing import STYLE_RANGES, mixing_figure, render_mixing
 from .models import LOAD_ERRORS, ModelStore, describe_model
 from .sampling import NOISE_MODES, generate_images, is_stylegan, make_grid, parse_seeds
+from .ui_project import UPLOAD_SUFFIXES, read_upload, run_projection
 from .video import write_gif, write_mp4
 
 __all__ = ["build_demo", "API_NAMES"]
 
-API_NAMES = ("sample", "interpolate", "mix", "model_info", "switch_model", "load_weights")
+API_NAMES = ("sample", "interpolate", "mix", "project", "model_info", "switch_model", "load_weights")
+_LATENT_TTL_S = 3600  # a visitor's projected latent is forgotten after an hour
 _OUTPUT_MAX_AGE_S = 900  # request folders older than this are deleted; Gradio has its own copy by then
 _MAX_LAYERS = 2 * (DEFAULT_LIMITS.max_resolution.bit_length() - 2)  # style layers of the largest allowed model
 _INTRO = """# GAN Studio
@@ -49,8 +54,8 @@ def _user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def _seed_text(seeds: list[int]) -> str:
-    return ", ".join(map(str, seeds[:12])) + (f", ... ({len(seeds)} seeds)" if len(seeds) > 12 else "")
+def _seed_text(seeds: list) -> str:
+    return ", ".join(str(s) if isinstance(s, int) else "image" for s in seeds[:12]) + (f", ... ({len(seeds)} seeds)" if len(seeds) > 12 else "")
 
 
 def _tracker(progress: gr.Progress, desc: str) -> Callable[[int, int], None]:
@@ -96,9 +101,14 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         # the gallery shows enlarged copies (nearest-neighbour); the grid download keeps native pixels
         return [(for_display(image), f"seed {s}") for image, s in zip(images, seed_list)], str(grid_path), status
 
+    def _projection_for(model: str, mine):
+        if mine is not None and mine.metadata.get("model") not in (None, model):
+            raise ValueError(f'your image was projected with {mine.metadata["model"]}: switch back or project it again')
+        return mine
+
     @_user_errors
     def interpolate(model: str, seeds: str, frames: int, fps: int, method: str, space: str, loop: bool,
-                    psi: float, noise: str, progress=gr.Progress()):
+                    psi: float, noise: str, mine=None, progress=gr.Progress()):
         generator = store.get(model)
         psi, _ = check_truncation(generator.config, psi, None, limits)
         frames = check_int("frames", frames, 2, limits.frames_allowed(generator.config.resolution))
@@ -106,7 +116,7 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         method = check_choice("method", method, METHODS)
         space = check_choice("space", space, SPACES)
         noise = check_choice("noise", noise, NOISE_MODES)
-        seed_list = parse_seeds(seeds, max_count=limits.max_keyframes)
+        seed_list = parse_keys(seeds, max_count=limits.max_keyframes, projection=_projection_for(model, mine))
         if len(seed_list) < 2:
             raise ValueError('interpolation needs at least two seeds, e.g. "1,2,3"')
         start = time.perf_counter()
@@ -120,13 +130,14 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         return str(mp4), str(gif), status
 
     @_user_errors
-    def mix(model: str, row_seeds: str, col_seeds: str, styles: str, psi: float, noise: str, progress=gr.Progress()):
+    def mix(model: str, row_seeds: str, col_seeds: str, styles: str, psi: float, noise: str, mine=None,
+            progress=gr.Progress()):
         generator = store.get(model)
         psi, _ = check_truncation(generator.config, psi, None, limits)
         styles = check_choice("styles", styles, tuple(STYLE_RANGES))
         noise = check_choice("noise", noise, NOISE_MODES)
-        rows = parse_seeds(row_seeds, max_count=limits.max_mix_seeds)
-        cols = parse_seeds(col_seeds, max_count=limits.max_mix_seeds)
+        rows = parse_keys(row_seeds, max_count=limits.max_mix_seeds, projection=_projection_for(model, mine))
+        cols = parse_keys(col_seeds, max_count=limits.max_mix_seeds, projection=_projection_for(model, mine))
         cells = (len(rows) + 1) * (len(cols) + 1)
         if cells > limits.max_pixels // generator.config.resolution ** 2:
             raise ValueError(f"a {len(rows)}x{len(cols)} mixing grid is too large for this model; use fewer seeds")
@@ -141,6 +152,20 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         status = (f"rows (source B): {_seed_text(rows)}; columns (source A): {_seed_text(cols)}; "
                   f"{styles} styles from B, in {time.perf_counter() - start:.2f} s")
         return str(shown), str(path), status
+
+    def project_image(model: str, upload, steps: int, space: str, mine=None, progress=gr.Progress()):
+        try:
+            data, name = read_upload(upload, limits)  # deleted from the server here, whatever follows
+            generator = store.get(model)
+            yield gr.update(), None, "reading the image...", mine
+            for picture, latent, status, projection in run_projection(generator, data, name, label=model, steps=steps,
+                                                                      space=space, limits=limits):
+                if projection is None:
+                    done, total = (int(x) for x in status.split(",")[0].split()[1].split("/"))
+                    progress((done, total), desc="projecting")
+                yield picture, latent, status, projection if projection is not None else mine
+        except LOAD_ERRORS as exc:
+            raise gr.Error(str(exc).strip().splitlines()[0] or type(exc).__name__, print_exception=False) from None
 
     def _model_outputs(label: str):
         generator = store.get(label)
@@ -231,6 +256,23 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
             m_image = gr.Image(label="Style mixing", type="filepath", format="png")
             m_file = gr.File(label="Figure (PNG)")
             m_status = gr.Markdown()
+        with gr.Tab("Your image"):
+            gr.Markdown("Upload a picture: the model searches for the latent that draws it (Karras et al. 2020, "
+                        "section 5). Then type **image** among the seeds in Interpolation (space w) or Style "
+                        "mixing. Your file is deleted from the server as soon as it has been read.")
+            mine = gr.State(None, time_to_live=_LATENT_TTL_S)
+            with gr.Row():
+                p_file = gr.File(label="Image", file_types=list(UPLOAD_SUFFIXES), type="filepath", elem_id="upload")
+                with gr.Column():
+                    p_steps = gr.Slider(10, limits.max_projection_steps, value=min(200, limits.max_projection_steps),
+                                        step=10, label="Steps", info="capped lower for large models")
+                    p_space = gr.Radio(["w", "w+"], value="w", label="Latent space (StyleGAN-lite)",
+                                       info="w+: one w per layer, closer fit; ProGAN always uses z")
+                    p_button = gr.Button("Project", variant="primary", elem_id="project")
+            p_image = gr.Image(label="Your image | its projection", type="numpy", format="png", elem_id="projection")
+            with gr.Row():
+                p_latent = gr.File(label="Latent (safetensors)")
+                p_status = gr.Markdown(elem_id="project-status")
         with gr.Tab("Model"):
             info = gr.Markdown(first_info)
             config = gr.JSON(first_config, label="Config")
@@ -243,10 +285,13 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
                             api_name="sample")
         seeds.submit(sample, [model, seeds, psi, cutoff, noise], [gallery, grid_file, sample_status],
                      api_visibility="private")
-        i_button.click(interpolate, [model, i_seeds, i_frames, i_fps, i_method, i_space, i_loop, i_psi, i_noise],
+        i_button.click(interpolate, [model, i_seeds, i_frames, i_fps, i_method, i_space, i_loop, i_psi, i_noise, mine],
                        [i_video, i_gif, i_status], api_name="interpolate")
-        m_button.click(mix, [model, m_rows, m_cols, m_styles, m_psi, m_noise], [m_image, m_file, m_status],
+        m_button.click(mix, [model, m_rows, m_cols, m_styles, m_psi, m_noise, mine], [m_image, m_file, m_status],
                        api_name="mix")
+        # one projection at a time: it is the heaviest event; others wait in the queue
+        p_button.click(project_image, [model, p_file, p_steps, p_space, mine], [p_image, p_latent, p_status, mine],
+                       api_name="project", concurrency_limit=1)
         switch_outputs = [model, current, info, config, cutoff, model_status]
         model.change(switch_model, [model, current], switch_outputs, api_name="switch_model")
         demo.load(lambda: gr.update(maximum=layers), None, cutoff, api_visibility="private")

@@ -143,9 +143,13 @@ class Generator(PretrainedMixin, nn.Module):
         """``[N, w_dim] -> [N, num_ws, w_dim]``: the same style for every layer."""
         return w.unsqueeze(1).repeat(1, self.num_ws, 1)
 
-    def truncate(self, ws: torch.Tensor, *, psi: float = 1.0, cutoff: int | None = None) -> torch.Tensor:
-        """Pull ``ws [N, num_ws, w_dim]`` towards ``w_avg`` on layers ``< cutoff`` (all when None)."""
-        if psi == 1.0:
+    def truncate(self, ws: torch.Tensor, *, psi: float | torch.Tensor = 1.0, cutoff: int | None = None) -> torch.Tensor:
+        """Pull ``ws [N, num_ws, w_dim]`` towards ``w_avg`` on layers ``< cutoff`` (all when None).
+
+        ``psi`` may be a tensor (a scalar, or ``[N, 1, 1]`` per sample): then the graph keeps it as an
+        input, which is how the ONNX export takes psi at run time.
+        """
+        if not isinstance(psi, torch.Tensor) and psi == 1.0:
             return ws
         cutoff = self.num_ws if cutoff is None else cutoff
         if not 0 <= cutoff <= self.num_ws:

@@ -50,8 +50,9 @@ def app_launcher(tmp_path_factory):
     def launch(*args: str, timeout: float = 180.0) -> str:
         port = _free_port()
         log = tmp_path_factory.mktemp("app-log") / "app.log"
+        gradio_tmp = tmp_path_factory.mktemp("gradio-tmp")  # uploads and served outputs: tests look inside
         env = {**os.environ, "GAN_STUDIO_CACHE": str(tmp_path_factory.mktemp("app-cache")),
-               "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+               "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", "GRADIO_TEMP_DIR": str(gradio_tmp)}
         with open(log, "w") as out:
             proc = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port), *args], cwd=root,
                                     stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -62,11 +63,13 @@ def app_launcher(tmp_path_factory):
                 raise RuntimeError(f"app exited with {proc.returncode}: {log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(url, timeout=2):
+                    launch.gradio_tmp[url] = gradio_tmp
                     return url
             except OSError:
                 time.sleep(0.5)
         raise RuntimeError(f"app did not start within {timeout} s: {log.read_text()[-2000:]}")
 
+    launch.gradio_tmp = {}
     yield launch
     for proc in processes:
         proc.terminate()

@@ -69,7 +69,7 @@ def _sample_ok(client, seeds="0-3"):
 
 def test_api_names(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/sample", "/interpolate", "/mix", "/model_info", "/switch_model", "/load_weights"} <= names
+    assert {"/sample", "/interpolate", "/mix", "/project", "/model_info", "/switch_model", "/load_weights"} <= names
 
 
 def test_sample(client):
@@ -184,3 +184,53 @@ def test_no_files_outside_the_app(client):
             urllib.request.urlopen(client.src + path, timeout=10)
         assert info.value.code in (403, 404)
     _sample_ok(client)
+
+
+def _upload(tmp_path, name="visitor-secret.png", size=(40, 30)):
+    path = tmp_path / name
+    Image.new("RGB", size, (230, 180, 30)).save(path)
+    return path
+
+
+def test_project_then_use_the_image_in_other_tabs(client, app_launcher, tmp_path):
+    picture, latent, status = client.predict(SG, gradio_client.handle_file(str(_upload(tmp_path))), 20, "w+",
+                                             api_name="/project")
+    assert "projected into w+ in 20 steps" in status and "deleted" in status
+    with Image.open(picture) as image:
+        assert image.size == (2 * 256 + 8, 256)
+    from app.projection import Projection
+
+    assert Projection.load(latent).space == "w+"
+    # the visitor's file is gone from the server: no copy of it anywhere under Gradio's folder
+    assert not list(app_launcher.gradio_tmp[client.src.rstrip("/") + "/"].rglob("visitor-secret*"))
+    video, gif, status = client.predict(SG, "image,1", 6, 12, "lerp", "w", False, 0.7, "fixed",
+                                        api_name="/interpolate")
+    assert "image, 1" in status
+    figure, _, status = client.predict(SG, "image,2", "3", "coarse", 0.7, "fixed", api_name="/mix")
+    with Image.open(figure) as image:
+        assert image.size == (2 * 16, 3 * 16)
+    _refused(client, SG, "image,1", 6, 12, "slerp", "z", False, 0.7, "fixed", api_name="/interpolate",
+             match="point in W")
+    _refused(client, PG, "image,1", 6, 12, "lerp", "z", False, 0.7, "fixed", api_name="/interpolate",
+             match="projected with")
+
+
+@pytest.mark.parametrize("name, content, steps, match", [
+    ("notes.txt", b"hello", 10, "not accepted"),
+    ("fake.png", b"this is not a png", 10, "cannot use this image"),
+    ("ok.png", None, 10_000, "maximum"),
+])
+def test_project_refuses_bad_uploads(client, tmp_path, name, content, steps, match):
+    path = tmp_path / name
+    if content is None:
+        _upload(tmp_path, name)
+    else:
+        path.write_bytes(content)
+    _refused(client, SG, gradio_client.handle_file(str(path)), steps, "w", api_name="/project", match=match)
+    _sample_ok(client)
+
+
+def test_image_token_without_projection_is_explained(app_launcher, weights_dir):
+    fresh = gradio_client.Client(app_launcher("--weights", str(weights_dir / SG)), verbose=False)
+    with pytest.raises(AppError, match="Your image"):
+        fresh.predict(SG, "image,1", 6, 12, "lerp", "w", False, 0.7, "fixed", api_name="/interpolate")

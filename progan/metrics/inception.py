@@ -110,7 +110,8 @@ class InceptionFeatures(nn.Module):
     """Inception-v3 pool_3 features with NVIDIA's preprocessing.
 
     Input: images [N, 3, H, W] (or [N, 1, H, W], repeated to RGB), uint8 or float in [0, 255].
-    Output: float32 features [N, 2048]. No gradients; the weights are frozen.
+    Output: float32 features [N, 2048]. ``forward`` takes no gradients; ``embed`` lets them reach the
+    images (the weights stay frozen either way).
     """
 
     def __init__(self, network: torch.jit.ScriptModule, *, sha256: str) -> None:
@@ -121,6 +122,10 @@ class InceptionFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.embed(images)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """``forward`` without ``no_grad``: gradients flow to ``images`` (projection uses it as a loss)."""
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected images [N, 3, H, W], got shape {tuple(images.shape)}")
         device = next(self.network.parameters()).device

@@ -1,0 +1,152 @@
+"""``python -m app.project IMAGE --weights W --out DIR``: find the latent of your own picture.
+
+    python -m app.project photo.jpg --out runs/me                     # bundled StyleGAN-lite, w
+    python -m app.project photo.jpg --w-plus --steps 500 --out runs/me  # one w per layer
+    python -m app.project emoji.png --weights weights/progan-openmoji --out runs/me-progan   # z
+
+The image goes through data_prep's decoding (EXIF orientation, alpha composited on
+``--background``, palette/16-bit/CMYK, first frame of animations; ``data_prep.decode``) and its
+square crop + Lanczos resize (``data_prep.resize``) to the model's resolution. Then the projector
+(``app.projection``, after Karras et al. 2020, section 5) runs ``--steps`` Adam steps. Written to
+``--out``: ``latent.safetensors`` (use it with ``app.generate --latent``), ``target.png`` (the
+input as the model sees it), ``reconstruction.png`` and ``before_after.png`` (both, enlarged).
+A file that is not a usable image gives one ``error:`` line and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .video import upscale_nearest
+
+__all__ = ["load_target", "before_after", "main"]
+
+MAX_FILE_BYTES = 64 * 2**20          # the CLI reads your own files; the app has its own, smaller cap
+_VECTOR = (".svg",)
+
+
+def load_target(data: bytes, resolution: int, *, name: str = "image", crop: str = "center",
+                background: tuple[int, int, int] = (255, 255, 255), max_pixels: int | None = None,
+                allow_svg: bool = False) -> np.ndarray:
+    """Image bytes -> uint8 ``[R, R, 3]`` exactly as data_prep would store it. Raises ValueError (one line)."""
+    from data_prep.decode import DEFAULT_MAX_PIXELS, decode
+    from data_prep.errors import DataPrepError, SkipImage
+    from data_prep.resize import square
+
+    try:
+        if allow_svg and data.lstrip()[:5] in (b"<svg ", b"<?xml") and b"<svg" in data[:4096]:
+            from data_prep.openmoji import render_svg
+
+            data = render_svg(data, resolution)
+        image = decode(data, background=background, crop=crop, draft_square=2 * resolution,
+                       max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+        return square(image, resolution, crop=crop, background=background, upscale=True)
+    except SkipImage as skip:
+        raise ValueError(f"{name}: cannot use this image ({skip.reason}: {skip.detail or 'no detail'})") from None
+    except DataPrepError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def before_after(target: np.ndarray, reconstruction: np.ndarray, *, min_size: int = 256, gap: int = 8) -> Image.Image:
+    """Side by side, enlarged with nearest-neighbour so small models stay crisp."""
+    pair = upscale_nearest(np.stack([target, reconstruction]), min_size=min_size)
+    h, w = pair.shape[1:3]
+    canvas = Image.new("RGB", (2 * w + gap, h), (255, 255, 255))
+    canvas.paste(Image.fromarray(pair[0]), (0, 0))
+    canvas.paste(Image.fromarray(pair[1]), (w + gap, 0))
+    return canvas
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .projection import ProjectionOptions
+    from .projection_loss import LOSSES
+
+    defaults = ProjectionOptions()
+    parser = argparse.ArgumentParser(prog="python -m app.project", description=__doc__.splitlines()[0])
+    parser.add_argument("image", type=Path, help="image file (PNG, JPEG, WebP, GIF, TIFF, BMP, SVG with the openmoji extra)")
+    parser.add_argument("--weights", metavar="PATH|URL|hf://org/repo[/file]",
+                        help="generator (default: the bundled StyleGAN-lite weights, else ProGAN)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory (created)")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help=f"optimiser steps (default {defaults.steps})")
+    parser.add_argument("--w-plus", action="store_true", help="StyleGAN-lite: one w per layer (W+) instead of one w")
+    parser.add_argument("--loss", choices=LOSSES, default=defaults.loss,
+                        help=f"image distance (default {defaults.loss}; lap+inception needs the metrics extra)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial noise maps and w-noise")
+    parser.add_argument("--crop", choices=("center", "pad"), default="center",
+                        help="center: largest centred square; pad: whole image on --background")
+    parser.add_argument("--background", default="255,255,255", help="R,G,B behind transparent pixels")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    return parser
+
+
+def _background(text: str) -> tuple[int, int, int]:
+    parts = text.split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() and 0 <= int(p) <= 255 for p in parts):
+        raise ValueError(f"--background must be R,G,B with values 0-255, got {text!r}")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def run(args: argparse.Namespace) -> str:
+    """Project ``args.image``; returns a one-line summary. Raises ValueError/OSError for bad input."""
+    from tqdm.auto import tqdm
+
+    from families import load_generator
+    from progan.metrics.reconstruction import psnr, ssim
+
+    from .models import default_device, launch_sources
+    from .projection import ProjectionOptions, image_to_target, project, reconstruction_pixels
+
+    if not args.image.is_file():
+        raise ValueError(f"{args.image}: no such file")
+    if args.image.stat().st_size > MAX_FILE_BYTES:
+        raise ValueError(f"{args.image}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+    background = _background(args.background)
+    source = args.weights or next(iter(launch_sources(None).values()))
+    generator = load_generator(source, device=args.device or default_device())
+    stylegan = generator.config.family == "stylegan_lite"
+    if args.w_plus and not stylegan:
+        raise ValueError("--w-plus needs a StyleGAN-lite model (ProGAN has no W space)")
+    options = ProjectionOptions(steps=args.steps, space=("w+" if args.w_plus else "w") if stylegan else "z",
+                                loss=args.loss, seed=args.seed)
+    target = load_target(args.image.read_bytes(), generator.config.resolution, name=str(args.image),
+                         crop=args.crop, background=background, allow_svg=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    bar = tqdm(total=options.steps, desc="projecting", unit="step", disable=None)
+
+    def progress(state) -> None:
+        bar.update(1)
+        if state.step % 10 == 0 or state.step == state.steps:
+            bar.set_postfix(loss=f"{state.loss:.4f}")
+
+    with bar:
+        projection = project(generator, image_to_target(target), options, progress=progress)
+    seconds = time.perf_counter() - start
+    projection.metadata.update({"image": args.image.name, "weights": str(source)})
+    projection.save(args.out / "latent.safetensors")
+    reconstruction = reconstruction_pixels(projection.render(generator))
+    Image.fromarray(target).save(args.out / "target.png")
+    Image.fromarray(reconstruction).save(args.out / "reconstruction.png")
+    before_after(target, reconstruction).save(args.out / "before_after.png")
+    return (f"wrote {args.out}/latent.safetensors ({projection.space}), reconstruction.png, before_after.png: "
+            f"PSNR {psnr(reconstruction, target):.2f} dB, SSIM {ssim(reconstruction, target):.3f}, "
+            f"{options.steps} steps in {seconds:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        print(run(args))
+    except (ValueError, OSError, RuntimeError) as exc:  # bad image, weights or device: one line, no traceback
+        print(f"error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The "Your image" tab's server code in-process (fast): upload bounds, deletion, streamed steps, ``image`` keys."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from app.keys import parse_keys
+from app.interpolation import render_interpolation
+from app.limits import DEFAULT_LIMITS, Limits
+from app.mixing import render_mixing
+from app.projection import Projection
+from app.ui_project import read_upload, run_projection
+from families import FAMILIES
+
+
+def _png(path, size=(40, 30)):
+    Image.new("RGB", size, (230, 180, 30)).save(path)
+    return path
+
+
+def test_upload_is_read_once_and_deleted(tmp_path):
+    folder = tmp_path / "upload-hash"
+    folder.mkdir()
+    path = _png(folder / "secret.png")
+    data, name = read_upload(str(path), DEFAULT_LIMITS)
+    assert data[:4] == b"\x89PNG" and name == "secret.png"
+    assert not path.exists() and not folder.exists()
+    with pytest.raises(ValueError, match="upload it again"):
+        read_upload(str(path), DEFAULT_LIMITS)
+
+
+@pytest.mark.parametrize("name, limits, match", [
+    ("notes.txt", DEFAULT_LIMITS, "not accepted"), ("big.png", Limits(max_upload_bytes=10), "limit is"),
+])
+def test_upload_bounds_delete_too(tmp_path, name, limits, match):
+    path = _png(tmp_path / "x.png").rename(tmp_path / name)
+    with pytest.raises(ValueError, match=match):
+        read_upload(str(path), limits)
+    assert not path.exists()
+
+
+def test_streamed_projection_then_keys(tmp_path):
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"]).eval()
+    data = _png(tmp_path / "a.png").read_bytes()
+    updates = list(run_projection(g, data, "a.png", label="sg", steps=24, space="w+", limits=DEFAULT_LIMITS))
+    assert len(updates) >= 10 and all(u[3] is None for u in updates[:-1])
+    picture, latent, status, projection = updates[-1]
+    assert picture.shape == (256, 2 * 256 + 8, 3) and "w+" in status and isinstance(projection, Projection)
+    keys = parse_keys("image, 1", max_count=16, projection=projection)
+    assert keys[0] is projection and keys[1] == 1
+    clip = render_interpolation(g, keys, frames=4, space="w", method="lerp")
+    rec = (projection.render(g) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    assert np.array_equal(clip[0], rec)                          # the walk starts at the reconstruction
+    rows, cols, cells = render_mixing(g, [3], keys, styles="coarse", noise="fixed")
+    assert np.array_equal(cols[0], rec) and cells.shape == (1, 2, 16, 16, 3)
+    with pytest.raises(ValueError, match="point in W"):
+        render_interpolation(g, keys, frames=4, space="z", method="slerp")
+    with pytest.raises(ValueError, match="Your image"):
+        parse_keys("image,1", max_count=16, projection=None)
+    with pytest.raises(ValueError, match="steps must be between"):
+        list(run_projection(g, data, "a.png", label="sg", steps=10_000, space="w", limits=DEFAULT_LIMITS))

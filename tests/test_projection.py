@@ -1,0 +1,117 @@
+"""Projection (``app.projection``, ``python -m app.project``) on tiny generators: a few steps each."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from app.project import before_after, load_target, main as project_main
+from app.projection import Projection, ProjectionOptions, image_to_target, project, projection_steps
+from app.projection_loss import lap1_distance, laplacian_pyramid, make_distance
+from app.sampling import to_uint8
+from families import FAMILIES
+from progan.metrics.reconstruction import psnr, ssim
+
+
+def test_laplacian_pyramid_reconstructs_and_lap1_is_a_distance():
+    x = torch.rand(2, 3, 16, 16)
+    levels = laplacian_pyramid(x)
+    assert [lv.shape[-1] for lv in levels] == [16, 8, 4]
+    assert float(lap1_distance(x, x)) == 0.0 and float(lap1_distance(x, x.flip(-1))) > 0.0
+    with pytest.raises(ValueError, match="loss must be one of"):
+        make_distance("vgg")
+
+
+def test_psnr_and_ssim():
+    a = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert psnr(a, a) == float("inf") and ssim(a, a) == pytest.approx(1.0)
+    b = np.clip(a.astype(int) + 8, 0, 255).astype(np.uint8)
+    assert 25 < psnr(a, b) < 35 and ssim(a, b) < 1.0
+
+
+def test_projection_recovers_a_generated_image_and_does_not_touch_weights(tiny_generator):
+    g = tiny_generator
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    z = torch.randn(1, g.config.latent_dim, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        target = g(z, noise_mode="const") if g.config.family == "stylegan_lite" else g(z)
+    steps = list(projection_steps(g, target[0], ProjectionOptions(steps=60, w_avg_samples=500), result=(out := [])))
+    projection = out[0]
+    assert len(steps) == 60 and steps[-1].loss < steps[0].loss
+    assert projection.space == ("w" if g.config.family == "stylegan_lite" else "z")
+    rec, tgt = to_uint8(projection.render(g))[0], to_uint8(target)[0]
+    start = to_uint8(steps[0].image)[0]
+    assert psnr(rec, tgt) > psnr(start, tgt)
+    assert all(torch.equal(v, g.state_dict()[k]) for k, v in before.items())
+    assert all(p.grad is None for p in g.parameters())
+
+
+def test_w_plus_and_save_load_roundtrip(tmp_path):
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"]).eval()
+    target = torch.rand(3, 16, 16) * 2 - 1
+    projection = project(g, target, ProjectionOptions(steps=5, space="w+", w_avg_samples=100))
+    assert projection.latent.shape == (1, g.num_ws, g.config.w_dim) and len(projection.noise) == 6
+    path = projection.save(tmp_path / "latent.safetensors")
+    again = Projection.load(path)
+    assert again.space == "w+" and torch.equal(again.latent, projection.latent)
+    assert torch.equal(again.render(g), projection.render(g))
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a projection file"):
+        Projection.load(tmp_path / "junk.safetensors")
+    with pytest.raises(ValueError, match="ProGAN has no W space"):
+        project(FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"]), target,
+                ProjectionOptions(steps=1, space="w"))
+
+
+def test_load_target_uses_data_prep_decoding():
+    rgba = Image.new("RGBA", (40, 20), (255, 0, 0, 0))                       # transparent, wide
+    rgba.paste((0, 0, 255, 255), (15, 5, 25, 15))
+    import io
+
+    buffer = io.BytesIO()
+    rgba.save(buffer, format="PNG")
+    pixels = load_target(buffer.getvalue(), 16)
+    assert pixels.shape == (16, 16, 3) and tuple(pixels[0, 0]) == (255, 255, 255)   # alpha on white
+    assert pixels[8, 8, 2] > 200 and pixels[8, 8, 0] < 50                             # centre crop kept the square
+    with pytest.raises(ValueError, match="cannot use this image"):
+        load_target(b"GIF89a broken", 16)
+    assert image_to_target(pixels).shape == (3, 16, 16)
+    assert before_after(pixels, pixels).size == (2 * 256 + 8, 256)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    out = {}
+    for name, family in FAMILIES.items():
+        torch.manual_seed(0)
+        path = tmp_path_factory.mktemp(name)
+        family.generator_cls(family.presets["tiny"]).save_pretrained(path)
+        out[name] = path
+    return out
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_cli_writes_latent_and_pictures(weights, tmp_path, name, capsys):
+    image = tmp_path / "in.jpg"
+    Image.new("RGB", (30, 24), (200, 120, 40)).save(image)
+    out = tmp_path / "out"
+    extra = ["--w-plus"] if name == "stylegan_lite" else []
+    assert project_main([str(image), "--weights", str(weights[name]), "--out", str(out), "--steps", "3", *extra]) == 0
+    assert "PSNR" in capsys.readouterr().out
+    for file in ("latent.safetensors", "target.png", "reconstruction.png", "before_after.png"):
+        assert (out / file).is_file()
+    assert Projection.load(out / "latent.safetensors").space == ("w+" if extra else "z")
+
+
+def test_cli_bad_file_is_one_line(weights, tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    code = project_main([str(bad), "--weights", str(weights["progan"]), "--out", str(tmp_path / "o"), "--steps", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "cannot use this image" in err and len(err.splitlines()) == 1
+    assert project_main([str(tmp_path / "missing.png"), "--weights", str(weights["progan"]),
+                         "--out", str(tmp_path / "o")]) == 2
+    assert project_main([str(bad), "--weights", str(weights["progan"]), "--out", str(tmp_path / "o"), "--w-plus"]) == 2
