@@ -206,9 +206,11 @@ def test_project_then_use_the_image_in_other_tabs(client, app_launcher, tmp_path
     video, gif, status = client.predict(SG, "image,1", 6, 12, "lerp", "w", False, 0.7, "fixed",
                                         api_name="/interpolate")
     assert "image, 1" in status
-    figure, _, status = client.predict(SG, "image,2", "3", "coarse", 0.7, "fixed", api_name="/mix")
+    figure, download, status = client.predict(SG, "image,2", "3", "coarse", 0.7, "fixed", api_name="/mix")
+    with Image.open(download) as image:
+        assert image.size == (2 * 16, 3 * 16)          # native; the displayed figure is enlarged 4x
     with Image.open(figure) as image:
-        assert image.size == (2 * 16, 3 * 16)
+        assert image.size == (2 * 64, 3 * 64)
     _refused(client, SG, "image,1", 6, 12, "slerp", "z", False, 0.7, "fixed", api_name="/interpolate",
              match="point in W")
     _refused(client, PG, "image,1", 6, 12, "lerp", "z", False, 0.7, "fixed", api_name="/interpolate",
@@ -216,7 +218,7 @@ def test_project_then_use_the_image_in_other_tabs(client, app_launcher, tmp_path
 
 
 @pytest.mark.parametrize("name, content, steps, match", [
-    ("notes.txt", b"hello", 10, "not accepted"),
+    ("notes.txt", b"hello", 10, "file type"),  # refused by Gradio's own file_types check first
     ("fake.png", b"this is not a png", 10, "cannot use this image"),
     ("ok.png", None, 10_000, "maximum"),
 ])
