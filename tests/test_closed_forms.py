@@ -179,3 +179,18 @@ def test_w_avg_is_tracked_in_the_generator_step_only(mixing_prob):
     with torch.no_grad():
         expected = (1 - generator.config.w_avg_beta) * generator.mapping(z).mean(0)
     torch.testing.assert_close(generator.w_avg, expected)
+
+
+def test_gradient_penalty_is_taken_on_the_real_fake_line():
+    # D(x) = ||x||^2 / 2 has gradient x, so with real = 0 the penalty is mean((eps_i ||fake_i|| - 1)^2)
+    # for the eps_i the function draws: the interpolates, not the reals or the fakes, are penalised.
+    def quadratic(x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x.flatten(1).square().sum(1, keepdim=True)
+
+    fake = _batch(10) * 3
+    torch.manual_seed(42)
+    gp = losses.gradient_penalty(quadratic, torch.zeros_like(fake), fake)
+    torch.manual_seed(42)
+    eps = torch.rand(SHAPE[0])
+    expected = (eps * fake.flatten(1).norm(dim=1) - 1).square().mean()
+    assert gp.item() == pytest.approx(expected.item(), rel=1e-5)

@@ -103,3 +103,11 @@ def test_trainer_prunes_with_keep_checkpoints(tmp_path):
             signal.signal(sig, handler)
     assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["ckpt-000000.016",
                                                                                       "ckpt-000000.024"]
+
+
+def test_to_float_images_maps_uint8_onto_minus_one_one():
+    from progan.training.data_stream import to_float_images
+
+    batch = torch.tensor([0, 127, 128, 255], dtype=torch.uint8).view(1, 1, 2, 2)
+    out = to_float_images(batch, torch.device("cpu"))
+    torch.testing.assert_close(out.flatten(), torch.tensor([-1.0, 127 / 127.5 - 1, 128 / 127.5 - 1, 1.0]))

@@ -75,6 +75,14 @@ def test_range_endpoints():
     assert values == [-1.0, 0.0, 127 / 128]  # 0 -> -1, 128 -> 0, 255 -> 127/128
 
 
+def test_grey_images_are_repeated_to_rgb():
+    grey = torch.from_numpy(_fixed_images(20, n=1)[:, :1])  # [1, 1, 20, 20]
+    capture = _Capture()
+    InceptionFeatures(capture, sha256="test")(grey)
+    expected = reference_input(grey.repeat(1, 3, 1, 1).numpy())
+    np.testing.assert_allclose(capture.inputs[0].double().numpy(), expected, atol=2e-5, rtol=0)
+
+
 @pytest.mark.slow
 @needs_inception
 def test_real_features_of_a_fixed_input_match_the_reference_pipeline():
