@@ -15,6 +15,17 @@ import sys
 from .errors import DataPrepError
 from .pipeline import prepare
 from .resize import is_power_of_two
+from .sources import DEFAULT_MAX_BYTES
+
+
+def _positive_mib(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 MiB, got {value}")
+    return value
 
 
 def _resolution(text: str) -> int:
@@ -84,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="worker processes (default: all usable cores)")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use only the first N images, in the stable order")
+    parser.add_argument("--max-mib", type=_positive_mib, default=DEFAULT_MAX_BYTES >> 20, metavar="MIB",
+                        help="skip any file or archive member larger than this (default %(default)s MiB); "
+                             "the manifest lists each with reason too_many_bytes")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing dataset at DIR (never a non-dataset directory)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -103,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare(args.source, args.out, resolution=args.resolution, pyramid=args.pyramid,
                 crop=args.crop, background=args.background, dedupe=args.dedupe,
                 upscale=args.upscale, workers=args.workers, progress=not args.quiet,
-                overwrite=args.overwrite, limit=args.limit)
+                overwrite=args.overwrite, limit=args.limit, max_bytes=args.max_mib << 20)
     except DataPrepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ REASONS = (
     "unsupported",  # decoded but in a pixel mode we cannot turn into RGB
     "too_small",    # smaller than the target resolution and upscaling was not asked for
     "too_large",    # beyond the decompression-bomb pixel limit
+    "too_many_bytes",  # the file or archive member is bigger than max_bytes (zip bomb, multi-GB member)
 )
 
 

@@ -21,6 +21,7 @@ class Item:
     member: str | None = None    # member name inside the zip at `path`
     data: bytes | None = None    # bytes already read (tar members)
     error: str | None = None     # reading failed in the main process (broken tar)
+    reason: str = "unreadable"   # the SkipImage reason that goes with `error`
 
 
 @dataclass

@@ -26,7 +26,7 @@ from .decode import DEFAULT_MAX_PIXELS, decode
 from .errors import DataPrepError, SkipImage
 from .resize import build_pyramid, is_power_of_two, pyramid_resolutions, square
 from .items import Item
-from .sources import open_source, read_item
+from .sources import DEFAULT_MAX_BYTES, open_source, read_item
 from .writer import DatasetWriter
 
 
@@ -41,6 +41,7 @@ class Settings:
     upscale: bool = False
     dedupe: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES  # per file or archive member, before decoding
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Result:
 
 def load_square(item: Item, settings: Settings) -> np.ndarray:
     """One item -> uint8 [R, R, 3] at settings.resolution; raises SkipImage."""
-    data = read_item(item)
+    data = read_item(item, max_bytes=settings.max_bytes)
     if item.kind == "svg":
         from .openmoji import render_svg
 
@@ -154,6 +155,7 @@ def prepare(
     overwrite: bool = False,
     limit: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Path:
     """Turn `source` (folder, .zip, .tar*, or "openmoji") into a dataset directory at `out`.
 
@@ -169,11 +171,13 @@ def prepare(
         raise DataPrepError(f"background must be three integers 0..255, got {background!r}")
     if limit is not None and limit < 1:
         raise DataPrepError(f"limit must be >= 1, got {limit}")
-    settings = Settings(resolution, pyramid, crop, tuple(background), upscale, dedupe, max_pixels)
+    if max_bytes < 1:
+        raise DataPrepError(f"max_bytes must be >= 1, got {max_bytes}")
+    settings = Settings(resolution, pyramid, crop, tuple(background), upscale, dedupe, max_pixels, max_bytes)
     workers = default_workers() if workers is None else max(1, int(workers))
     start = time.perf_counter()
 
-    src = open_source(source, limit=limit)
+    src = open_source(source, limit=limit, max_bytes=max_bytes)
     first = next(src.items, None)
     if first is None:
         found = f"; ignored {sum(src.ignored.values())} non-image files" if src.ignored else ""

@@ -2,9 +2,15 @@
 
 Every endpoint gets valid, out-of-range and malformed inputs; each bad call must come back as a
 clear error and the next valid call must still work (the server keeps serving).
+
+A 512 px model (narrow, so it renders in milliseconds) is served too: at that size the app's own
+per-resolution caps (24 images, 60 frames, 24 mixing cells under the default ``Limits``) sit below
+what Gradio's components accept, so those requests reach ``app/ui.py``'s checks and must be
+refused there.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import http.server
 import threading
@@ -22,7 +28,7 @@ pytestmark = pytest.mark.slow
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client.exceptions import AppError  # noqa: E402
 
-SG, PG, BAD = "stylegan_lite-tiny", "progan-tiny", "bad"
+SG, PG, BAD, BIG = "stylegan_lite-tiny", "progan-tiny", "bad", "stylegan_lite-512"
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +39,18 @@ def weights_dir(tmp_path_factory):
         family.generator_cls(family.presets["tiny"]).save_pretrained(
             root / f"{name}-tiny", summary={"images_seen": 1234, "hardware": "test"})
     (root / f"{BAD}.safetensors").write_bytes(b"this is not a safetensors file")
+    family = FAMILIES["stylegan_lite"]
+    big = dataclasses.replace(family.presets["tiny"], resolution=512, channel_base=512, channel_max=8)
+    torch.manual_seed(0)
+    family.generator_cls(big).save_pretrained(root / BIG)
     return root
 
 
 @pytest.fixture(scope="module")
 def client(app_launcher, weights_dir):
     url = app_launcher("--weights", str(weights_dir / SG), "--weights", str(weights_dir / PG),
-                       "--weights", str(weights_dir / f"{BAD}.safetensors"), "--allow-remote-weights")
+                       "--weights", str(weights_dir / f"{BAD}.safetensors"), "--weights", str(weights_dir / BIG),
+                       "--allow-remote-weights")
     return gradio_client.Client(url, verbose=False)
 
 
@@ -236,3 +247,16 @@ def test_image_token_without_projection_is_explained(app_launcher, weights_dir):
     fresh = gradio_client.Client(app_launcher("--weights", str(weights_dir / SG)), verbose=False)
     with pytest.raises(AppError, match="Your image"):
         fresh.predict(SG, "image,1", 6, 12, "lerp", "w", False, 0.7, "fixed", api_name="/interpolate")
+
+
+@pytest.mark.parametrize("api_name, args, match", [
+    ("/sample", (BIG, "0-24", 0.7, 16, "fixed"), "at most 24"),                           # 25 images at 512 px
+    ("/interpolate", (BIG, "1,2", 61, 12, "lerp", "z", False, 0.7, "fixed"), "between 2 and 60"),
+    ("/mix", (BIG, "1-4", "5-8", "coarse", 0.7, "fixed"), "too large for this model"),    # 5 x 5 cells
+    ("/sample", (SG, "1", 0.7, 7, "random"), "cutoff must be between 0 and 6"),           # slider allows 18
+])
+def test_server_side_caps_refuse_what_gradio_lets_through(client, api_name, args, match):
+    _refused(client, *args, api_name=api_name, match=match)
+    gallery, _, _ = client.predict(BIG, "0", 0.7, 16, "fixed", api_name="/sample")
+    with Image.open(gallery[0]["image"]) as image:
+        assert image.size == (512, 512)

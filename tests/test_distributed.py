@@ -10,7 +10,7 @@ from progan.training.checkpoint import list_checkpoints
 from progan.hub.export import read_pretrained
 
 from metric_utils import needs_inception
-from train_utils import ROOT, make_image_folder, train_args, train_env
+from train_utils import ROOT, make_image_folder, run_train, train_args, train_env
 
 
 def _free_port() -> int:
@@ -52,6 +52,15 @@ def test_accelerate_launch_two_cpu_processes(tmp_path, family_name):
     last = list_checkpoints(out / "checkpoints")[-1]
     ranks = [torch.load(last / f"rng-rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0]["weights_digest"] == ranks[1]["weights_digest"]
+
+    # Resume the 2-process run on 1 process: a warning, not a failure; the stream continues at the
+    # global position (2 x 72 images per rank -> 144), so the run ends at the requested kimg.
+    third = run_train(train_args(family_name, data, out, kimg=0.176, **{"checkpoint-kimg": 0.016}))
+    assert third.returncode == 0, third.stderr[-4000:]
+    assert "process count changed" in third.stdout + third.stderr
+    state = torch.load(list_checkpoints(out / "checkpoints")[-1] / "state.pt", weights_only=True)
+    assert state["world_size"] == 1 and state["images_seen"] == 176
+    assert state["consumed"] == 144 + 32  # rescaled from 72 per process, then 8 steps of 4
 
 
 @pytest.mark.slow

@@ -20,6 +20,14 @@ from progan.training.trainer import Trainer
 from train_utils import ROOT, load_state, make_image_folder, train_env
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def restore_signals():
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)}
@@ -101,15 +109,15 @@ def test_evaluate_cli_gives_the_same_result_on_one_and_two_processes(tmp_path):
     assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                          "--main_process_port", "29517", *common, "--out", str(tmp_path / "two.json")],
+                          "--main_process_port", str(_free_port()), *common, "--out", str(tmp_path / "two.json")],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-2000:]
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert (a["processes"], b["processes"]) == (1, 2) and a["num_generated"] == b["num_generated"] == 6
     assert a["num_real"] == b["num_real"] == 7
-    # Same latents for every sample and the same reals, gathered back in sample order: the same
-    # numbers up to float noise of the feature network's batch sizes (a wrong order or a lost
-    # sample would change precision/recall and KID outright).
+    # Same latents for every sample and the same reals: the same numbers up to float noise of the
+    # feature network's batch sizes. A lost or duplicated sample would change them; a reordering
+    # would not (every metric treats samples as a set), so test_evaluation_order.py checks the order.
     for metric in ("fid", "kid", "precision", "recall"):
         assert a[metric] == pytest.approx(b[metric], rel=1e-3, abs=1e-6), metric
     # The second run found the real statistics in the cache written by the first.

@@ -89,6 +89,8 @@ def test_bad_weights_file(tmp_path, capsys):
     assert "not a valid safetensors" in capsys.readouterr().err
 
 
-def test_out_suffix_is_checked(tmp_path):
-    with pytest.raises(SystemExit):
+def test_out_suffix_is_checked(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
         main(["interpolate", "--out", str(tmp_path / "x.png")])
+    assert info.value.code == 2  # argparse's usage error, not any exit
+    assert "--out must end in .mp4, .gif for interpolate" in capsys.readouterr().err

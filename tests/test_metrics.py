@@ -177,6 +177,13 @@ def test_precision_recall_batching_does_not_change_result():
     assert precision_recall(real, fake, k=3, batch_size=17) == full
 
 
+def test_duplicated_samples_are_inside_their_zero_radius_spheres():
+    # Each point 4 times with k=3: every k-th-neighbour radius is 0, and a probe at distance 0 is
+    # inside (distance <= radius, as in Kynkaanniemi et al. and NVIDIA's code).
+    points = np.repeat(np.random.default_rng(3).normal(size=(5, 4)), 4, axis=0)
+    assert precision_recall(points, points, k=3) == (1.0, 1.0)
+
+
 def test_precision_recall_needs_more_than_k_samples():
     with pytest.raises(ValueError, match="more than k"):
         precision_recall(np.zeros((3, 2)), np.zeros((10, 2)), k=3)

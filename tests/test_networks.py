@@ -82,7 +82,9 @@ def test_same_seed_same_weights_and_images(family):
     torch.testing.assert_close(a(z, **kw), b(z, **kw), rtol=0, atol=0)
 
 
-def test_paper_parameter_counts_within_three_percent():
+def test_paper_parameter_counts_match_the_published_figures():
+    # The papers give counts rounded to 0.1M, so an exact architecture lies within 0.05M of them
+    # (0.2%); one missing mapping layer (0.26M, 1%) or conv is far outside.
     published = {("progan", "G"): 23.1e6, ("progan", "D"): 23.1e6, ("stylegan_lite", "G"): 26.2e6}
     for (name, net), target in published.items():
         family = FAMILIES[name]
@@ -91,7 +93,7 @@ def test_paper_parameter_counts_within_three_percent():
             module = family.generator_cls(config) if net == "G" else family.discriminator_cls(config)
         count = count_parameters(module)
         print(f"{name} {net} paper-1024: {count / 1e6:.2f}M (published {target / 1e6:.1f}M)")
-        assert abs(count - target) / target < 0.03
+        assert abs(count - target) <= 0.05e6, f"{name} {net}: {count} vs published {target / 1e6:.1f}M"
 
 
 # --- StyleGAN-lite controls -------------------------------------------------------------------

@@ -3,7 +3,9 @@
 The global stream is epoch after epoch of seeded permutations of the dataset; process ``r`` of
 ``W`` takes global positions ``r, r + W, r + 2W, ...``. A process that has consumed ``c`` images
 restarts at global position ``c * W + r``, so resuming (or changing the batch size at a new
-resolution) continues the exact same sequence. Images arrive as uint8 and are converted on device.
+resolution) continues the exact same sequence. A run resumed on a different number of processes
+continues at the same *global* position (``rescale_consumed``), so no image is repeated or skipped
+beyond the rounding of one step. Images arrive as uint8 and are converted on device.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["StreamSampler", "make_loader", "to_float_images"]
+__all__ = ["StreamSampler", "make_loader", "rescale_consumed", "to_float_images"]
 
 
 class StreamSampler(Sampler[int]):
@@ -34,6 +36,15 @@ class StreamSampler(Sampler[int]):
                 epoch, perm = e, self._permutation(e)
             yield int(perm[i])
             position += self.world_size
+
+
+def rescale_consumed(consumed: int, *, saved_world_size: int, world_size: int) -> int:
+    """Images per process that put ``world_size`` processes where ``saved_world_size`` stopped.
+
+    ``saved_world_size`` processes that each consumed ``consumed`` images have read global positions
+    ``0 .. consumed * saved_world_size - 1``; the new processes restart right after them.
+    """
+    return consumed * saved_world_size // world_size
 
 
 def _ignore_stop_signals(_worker_id: int) -> None:

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from .augment import AdaptiveController, Augment, parse_policy
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ..config import Family
-from .data_stream import make_loader, to_float_images
+from .data_stream import make_loader, rescale_consumed, to_float_images
 from .ema import ema_beta, update_ema
 from ..metrics.evaluation import PeriodicEvaluator
 from .samples import save_sample_grid
@@ -143,7 +143,10 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         if self.accelerator.scaler is not None and state["scaler"]:
             self.accelerator.scaler.load_state_dict(state["scaler"])
-        self.images_seen, self.step, self.consumed = state["images_seen"], state["step"], state["consumed"]
+        self.images_seen, self.step = state["images_seen"], state["step"]
+        # the data stream continues at the same global position even if the process count changed
+        self.consumed = rescale_consumed(state["consumed"], saved_world_size=state["world_size"],
+                                         world_size=self.accelerator.num_processes)
         self.sample_z = state["sample_z"]
         self.best_fid = state.get("best_fid", math.inf)  # absent in checkpoints older than --eval-kimg
         if self.ada is not None:

@@ -1,0 +1,173 @@
+"""Mutation testing, by hand-written mutants: apply one deliberate bug at a time, run the tests named
+for it, and report which mutants the tests kill.
+
+    python scripts/mutate.py                       # every mutant in scripts/mutations.py
+    python scripts/mutate.py --set escapes         # the bugs issue 14 found slipping through
+    python scripts/mutate.py --only loss-gp-abs --only ema-blend-reversed
+    python scripts/mutate.py --list
+
+The work happens in a temporary copy of the working tree (tracked and untracked files, no .git), so
+the checkout is never modified, even if the run is interrupted. A mutant is *killed* when its tests
+fail (pytest exit 1) and *survives* when they pass; any other exit (collection error, timeout) is
+reported as such. Tests run as ``pytest -q -x`` at ``nice 19`` with ``OMP_NUM_THREADS=1``, one mutant at
+a time. To spare a torch import per mutant, the runner imports the heavy libraries once and forks a
+child per mutant, which imports the (mutated) project fresh and runs ``pytest.main`` (``--no-fork``
+starts a new interpreter each time instead). The full set takes several minutes on 2 idle cores, far
+longer beside a training run, so this is not part of CI (docs/testing.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mutations import ESCAPES, EQUIVALENT, MUTANTS, Mutant  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = {"all": MUTANTS, "escapes": ESCAPES}
+
+
+def _copy_tree(dest: Path) -> None:
+    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", "runs",
+                                                            "campaign", "*.egg-info"), symlinks=True)
+
+
+def apply(tree: Path, mutant: Mutant) -> str:
+    """Write the mutant into ``tree``; returns the original text. Raises if an edit does not match once."""
+    path = tree / mutant.file
+    original = text = path.read_text()
+    for old, new in mutant.edits:
+        count = text.count(old)
+        if count != 1:
+            raise ValueError(f"{mutant.id}: {old[:60]!r} occurs {count} times in {mutant.file}")
+        text = text.replace(old, new)
+    path.write_text(text)
+    return original
+
+
+def _preload() -> None:
+    """Import what every test needs but no project module, so forked children start warm."""
+    import numpy, PIL.Image, pytest, scipy.linalg, torch  # noqa: F401,E401
+    try:
+        import accelerate, gradio, safetensors  # noqa: F401,E401
+    except ImportError:
+        pass
+
+
+def run_tests_forked(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
+    log = tree.parent / "pytest.log"
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # child: a fresh view of the (mutated) project, then pytest
+        code = 3
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.chdir(tree)
+            sys.path.insert(0, str(tree))
+            os.environ["PYTHONPATH"] = str(tree)
+            import pytest
+
+            code = int(pytest.main(["-q", "-x", "-p", "no:cacheprovider", *tests]))
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    deadline = start + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "timeout", time.monotonic() - start, ""
+        time.sleep(0.2)
+    code = os.waitstatus_to_exitcode(status)
+    out = log.read_text(errors="replace") if log.exists() else ""
+    return _verdict(code, out, time.monotonic() - start)
+
+
+def _verdict(code: int, out: str, seconds: float) -> tuple[str, float, str]:
+    status = {0: "survived", 1: "killed"}.get(code, f"error (exit {code})")
+    failed = [line for line in out.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    detail = failed[0] if failed else out.strip().splitlines()[-1] if out.strip() else ""
+    return status, seconds, detail[:300]
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(tree)}
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    start = time.monotonic()
+    try:
+        done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.monotonic() - start, ""
+    return _verdict(done.returncode, done.stdout, time.monotonic() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=tuple(SETS), default="all")
+    parser.add_argument("--only", action="append", default=None, metavar="ID", help="run only these mutant ids")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--no-fork", dest="fork", action="store_false", help="a new interpreter per mutant")
+    parser.add_argument("--slow", action="store_true", help="include mutants whose tests launch processes (minutes each)")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="skip the check that the unmutated tests pass")
+    args = parser.parse_args(argv)
+    chosen = [mt for mt in SETS[args.set] if not args.only or mt.id in args.only]
+    if not args.slow and not args.only:
+        chosen = [mt for mt in chosen if not any("test_distributed" in t for t in mt.tests)]
+    if args.list:
+        for mt in chosen:
+            print(f"{mt.id:40s} {mt.file:32s} {' '.join(mt.tests)}")
+        return 0
+    os.nice(19 - os.nice(0))
+    os.environ["OMP_NUM_THREADS"] = "1"
+    run = run_tests
+    if args.fork and hasattr(os, "fork"):
+        _preload()
+        run = run_tests_forked
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gan-studio-mutate-") as tmp:
+        tree = Path(tmp) / "tree"
+        _copy_tree(tree)
+        tests = tuple(sorted({t for mt in chosen for t in mt.tests}))
+        baseline, _, detail = run(tree, tests, args.timeout) if args.baseline else ("survived", 0.0, "")
+        if baseline != "survived":
+            print(f"the unmutated tests do not pass ({baseline}): {detail}", file=sys.stderr)
+            return 2
+        for mt in chosen:
+            original = apply(tree, mt)
+            try:
+                status, seconds, detail = run(tree, mt.tests, args.timeout)
+            finally:
+                (tree / mt.file).write_text(original)
+            note = EQUIVALENT.get(mt.id, "")
+            results.append({"id": mt.id, "file": mt.file, "status": status, "seconds": round(seconds, 1),
+                            "detail": detail, "equivalent": note})
+            print(f"{status:9s} {seconds:6.1f}s  {mt.id:40s} {detail}", flush=True)
+    killed = sum(r["status"] == "killed" for r in results)
+    survivors = [r for r in results if r["status"] != "killed"]
+    print(f"\nkilled {killed} of {len(results)} ({100 * killed / max(1, len(results)):.0f}%)")
+    for r in survivors:
+        print(f"  {r['status']}: {r['id']} ({r['file']}){' -- equivalent: ' + r['equivalent'] if r['equivalent'] else ''}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The mutants that scripts/mutate.py applies: deliberate bugs in the modules where a silent bug costs most.
+
+Each entry: id, file, a list of (old, new) replacements (each ``old`` must occur exactly once), and
+the test files that should catch it. ``ESCAPES`` are the bugs issue 14 found slipping through the
+suite; ``EQUIVALENT`` names mutants that cannot change behaviour, with the reason (docs/testing.md).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Mutant(NamedTuple):
+    id: str
+    file: str
+    edits: tuple[tuple[str, str], ...]
+    tests: tuple[str, ...]
+
+
+AUG = "tests/test_augment.py::"
+LOSS_T = ("tests/test_closed_forms.py", AUG + "test_lazy_penalty_gradient_is_k_times_the_closed_form",
+          AUG + "test_penalty_false_leaves_the_penalty_out")
+EMA_T = ("tests/test_closed_forms.py",)
+STREAM_T = ("tests/test_data_stream.py",)
+STEP_T = (*LOSS_T, "tests/test_precision.py::test_gradient_accumulation_averages_the_micro_batches")
+INC_T = ("tests/test_inception_preprocessing.py",)
+METRIC_T = ("tests/test_metrics.py",)
+APP_T = ("tests/test_app_checks.py",)
+NET = "tests/test_networks.py::"
+STYLE_T = ("tests/test_app_checks.py", "tests/test_closed_forms.py",
+           "tests/test_app.py::test_mixing_grid_copies_row_styles_on_the_chosen_layers",
+           NET + "test_truncation_psi_zero_gives_w_avg_and_psi_one_is_identity",
+           NET + "test_truncation_cutoff_leaves_later_layers_untouched",
+           NET + "test_style_mixing_uses_each_w_where_it_should", NET + "test_w_avg_tracks_mean_w")
+SLOW_DIST = ("tests/test_distributed.py::test_accelerate_launch_two_cpu_processes",)  # minutes: only with --slow
+SERVER_T = ("tests/test_app_checks.py", "tests/test_app_server.py")
+
+L, E, S, T = "progan/losses.py", "progan/training/ema.py", "progan/training/data_stream.py", "progan/training/step.py"
+I, M, LIM, UI = "progan/metrics/inception.py", "progan/metrics/scores.py", "app/limits.py", "app/ui.py"
+SG, SAMP, MIX, MOD = "stylegan_lite/networks.py", "app/sampling.py", "app/mixing.py", "app/models.py"
+
+
+def m(id: str, file: str, old: str, new: str, tests: tuple[str, ...]) -> Mutant:
+    return Mutant(id, file, ((old, new),), tests)
+
+
+MUTANTS: list[Mutant] = [
+    # losses
+    m("loss-gp-abs", L, "- target).square().mean()", "- target).abs().mean()", LOSS_T),
+    m("loss-gp-sum", L, "- target).square().mean()", "- target).square().sum()", LOSS_T),
+    m("loss-gp-on-reals", L, "mixed = torch.lerp(real.detach(), fake.detach(), eps)", "mixed = real.detach().clone()", LOSS_T),
+    m("loss-r1-abs", L, "return grad.square().sum(dim=1).mean(), scores", "return grad.abs().sum(dim=1).mean(), scores", LOSS_T),
+    m("loss-unscaled-mean", L, "scale = grad_scale / scores.shape[0]", "scale = grad_scale", LOSS_T),
+    m("loss-no-double-backward", L, "create_graph=True", "create_graph=False", LOSS_T),
+    m("loss-drift-on-fakes", L, "drift = real_scores.square().mean()", "drift = fake_scores.square().mean()", LOSS_T),
+    m("loss-wasserstein-sign", L, "wasserstein = fake_scores.mean() - real_scores.mean()",
+      "wasserstein = real_scores.mean() - fake_scores.mean()", LOSS_T),
+    m("loss-gp-lambda-dropped", L, "loss = loss + gp_lambda * gp", "loss = loss + gp", LOSS_T),
+    m("loss-wgan-g-sign", L, "return -fake_scores.float().mean()", "return fake_scores.float().mean()", LOSS_T),
+    m("loss-logistic-g-sign", L, "return F.softplus(-fake_scores.float()).mean()",
+      "return F.softplus(fake_scores.float()).mean()", LOSS_T),
+    m("loss-logistic-d-swapped", L, "adversarial = F.softplus(fake_scores).mean() + F.softplus(-real_scores).mean()",
+      "adversarial = F.softplus(-fake_scores).mean() + F.softplus(real_scores).mean()", LOSS_T),
+    m("loss-r1-gamma-not-halved", L, "loss = loss + r1_gamma / 2 * r1", "loss = loss + r1_gamma * r1", LOSS_T),
+    m("loss-lazy-gp-unweighted", L, "return gp_lambda * gp, {", "return gp, {", LOSS_T),
+    m("loss-lazy-r1-not-halved", L, "return r1_gamma / 2 * r1, {", "return r1_gamma * r1, {", LOSS_T),
+    m("loss-real-sign-of-fakes", L, '"real_sign": real_scores.detach().sign().mean()',
+      '"real_sign": fake_scores.detach().sign().mean()', LOSS_T),
+    # EMA
+    m("ema-blend-reversed", E, "p_ema.lerp_(p.detach().to(p_ema.dtype), 1.0 - beta)",
+      "p_ema.lerp_(p.detach().to(p_ema.dtype), beta)", EMA_T),
+    m("ema-rampup-max", E, "half_life = min(half_life, images_seen * rampup)",
+      "half_life = max(half_life, images_seen * rampup)", EMA_T),
+    m("ema-beta-inverted", E, "return 0.5 ** (batch_images / half_life)", "return 0.5 ** (half_life / batch_images)", EMA_T),
+    m("ema-buffers-averaged", E, "b_ema.copy_(b)", "b_ema.lerp_(b, 1.0 - beta)", EMA_T),
+    m("ema-first-step-frozen", E, "    if half_life <= 0:\n        return 0.0", "    if half_life <= 0:\n        return 1.0", EMA_T),
+    # data stream
+    m("stream-ignores-rank", S, "position = self.consumed * self.world_size + self.rank",
+      "position = self.consumed * self.world_size", STREAM_T),
+    m("stream-stride-one", S, "position += self.world_size", "position += 1", STREAM_T),
+    m("stream-same-permutation-every-epoch", S, "manual_seed(self.seed * 100003 + epoch)", "manual_seed(self.seed)", STREAM_T),
+    m("stream-resume-ignores-world", S, "position = self.consumed * self.world_size + self.rank",
+      "position = self.consumed + self.rank", STREAM_T),
+    m("stream-to-float-0-1", S, ".float().div_(127.5).sub_(1.0)", ".float().div_(255.0)", STREAM_T),
+    m("stream-rescale-dropped", S, "return consumed * saved_world_size // world_size", "return consumed", STREAM_T),
+    # train step
+    m("step-fade-reversed", T, "return torch.lerp(upsample2x(downsample2x(reals)), reals, alpha)",
+      "return torch.lerp(reals, upsample2x(downsample2x(reals)), alpha)", STEP_T),
+    m("step-d-ignores-fade", T, "fade_reals(real, ctx.alpha), fake.float(),", "real, fake.float(),", STEP_T),
+    m("step-w-avg-not-tracked", T, "fake = _generate(ctx, batch_size, training_w_avg=True)",
+      "fake = _generate(ctx, batch_size, training_w_avg=False)", STEP_T),
+    m("step-w-avg-tracked-in-d", T, "fake = _generate(ctx, real.shape[0], training_w_avg=False)\n        with ctx.autocast():\n            loss, parts",
+      "fake = _generate(ctx, real.shape[0], training_w_avg=True)\n        with ctx.autocast():\n            loss, parts", STEP_T),
+    m("step-d-accum-not-averaged", T, "ctx.backward(loss / len(reals))", "ctx.backward(loss)", STEP_T),
+    m("step-lazy-not-scaled", T, "ctx.backward(loss * every / len(reals))", "ctx.backward(loss / len(reals))", STEP_T),
+    m("step-g-accum-not-averaged", T, "ctx.backward(loss / micro_batches)", "ctx.backward(loss)", STEP_T),
+    m("step-buffers-not-averaged", T, "        if buffer.is_floating_point():", "        if False:", SLOW_DIST),
+    # Inception preprocessing
+    m("inception-x-over-255", I, "x = (x - 128.0) / 128.0", "x = x / 255.0", INC_T),
+    m("inception-no-tf-offset", I, "theta[0, 2] += theta[0, 0] / width - theta[0, 0] / size", "theta[0, 2] += 0.0", INC_T),
+    m("inception-nearest", I, 'mode="bilinear", padding_mode="border"', 'mode="nearest", padding_mode="border"', INC_T),
+    m("inception-zero-padding", I, 'padding_mode="border"', 'padding_mode="zeros"', INC_T),
+    m("inception-grey-not-repeated", I, "x = x.repeat(1, 3, 1, 1)", "x = x.expand(-1, 1, -1, -1)", INC_T),
+    # metrics
+    m("metric-biased-cov", M, "np.cov(x, rowvar=False)", "np.cov(x, rowvar=False, bias=True)", METRIC_T),
+    m("metric-fid-trace-halved", M, "np.trace(sigma2) - 2.0 * trace_sqrt", "np.trace(sigma2) - trace_sqrt", METRIC_T),
+    m("metric-fid-no-sqrt", M, "return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())",
+      "return float(np.clip(eigenvalues, 0, None).sum())", METRIC_T),
+    m("metric-kid-biased", M, "within = (k_within.sum() - np.trace(k_within)) / (m * (m - 1))",
+      "within = k_within.sum() / (m * m)", METRIC_T),
+    m("metric-kid-quadratic", M, "k_cross = (x @ y.T / d + 1) ** 3", "k_cross = (x @ y.T / d + 1) ** 2", METRIC_T),
+    m("metric-pr-self-neighbour", M, "dist.kthvalue(k + 1, dim=1)", "dist.kthvalue(k, dim=1)", METRIC_T),
+    m("metric-pr-strict", M, "(dist <= radii.unsqueeze(0))", "(dist < radii.unsqueeze(0))", METRIC_T),
+    m("metric-pr-swapped", M, "    return precision, recall", "    return recall, precision", METRIC_T),
+    # app limits
+    m("limits-images-not-per-resolution", LIM, "return max(1, min(self.max_images, self.max_pixels // (resolution * resolution)))",
+      "return max(1, self.max_images)", APP_T),
+    m("limits-frames-not-per-resolution", LIM, "return max(2, min(self.max_frames, self.max_video_pixels // (resolution * resolution)))",
+      "return max(2, self.max_frames)", APP_T),
+    m("limits-finite-check-dropped", LIM, "if not math.isfinite(number) or not low <= number <= high:",
+      "if not low <= number <= high:", APP_T),
+    m("limits-whole-number-dropped", LIM, "    if number != int(number):", "    if False:", APP_T),
+    m("limits-cutoff-off-by-one", LIM, "layers = 2 * config.num_stages  #", "layers = 2 * config.num_stages + 1  #", APP_T),
+    m("ui-mix-cells-unchecked", UI, "if cells > limits.max_pixels // generator.config.resolution ** 2:", "if False:", APP_T),
+    m("ui-frames-unchecked", UI, 'frames = check_int("frames", frames, 2, limits.frames_allowed(generator.config.resolution))',
+      "frames = int(frames)", APP_T),
+    m("store-max-resolution-unchecked", MOD, "if resolution > self.limits.max_resolution:", "if False:", APP_T),
+    m("store-remote-not-evicted", MOD, "for old in remote[:-self.max_remote]:", "for old in []:", APP_T),
+    m("checkpoint-not-pruned", "progan/training/checkpoint.py", "for old in list_checkpoints(root)[:-keep]:",
+      "for old in []:", STREAM_T),
+    # truncation and mixing
+    m("app-ignores-psi", SAMP, "return generator.truncate(ws, psi=psi, cutoff=cutoff)", "return ws", STYLE_T),
+    m("truncate-reversed", SG, "truncated = torch.lerp(self.w_avg.to(ws.dtype), ws, psi)",
+      "truncated = torch.lerp(ws, self.w_avg.to(ws.dtype), psi)", STYLE_T),
+    m("truncate-cutoff-inclusive", SG, "return torch.where(layer < cutoff, truncated, ws)",
+      "return torch.where(layer <= cutoff, truncated, ws)", STYLE_T),
+    m("mix-swapped", SG, "return torch.where(layer < crossover, ws, ws_other)",
+      "return torch.where(layer < crossover, ws_other, ws)", STYLE_T),
+    m("w-avg-beta-reversed", SG, "mean(dim=0).to(self.w_avg.dtype), 1.0 - self.config.w_avg_beta)",
+      "mean(dim=0).to(self.w_avg.dtype), self.config.w_avg_beta)", STYLE_T),
+    m("app-mix-rows-cols-swapped", MIX, "mixed = mix_styles(ws_cols, ws_rows, layers)", "mixed = mix_styles(ws_rows, ws_cols, layers)", STYLE_T),
+]
+
+# The bugs issue 14 planted that passed the suite, reintroduced one at a time.
+ESCAPES: list[Mutant] = [
+    m("escape-rank-ignored", S, "position = self.consumed * self.world_size + self.rank",
+      "position = self.consumed * self.world_size", ("tests/test_data_stream.py",)),
+    m("escape-ema-beta", E, "p_ema.lerp_(p.detach().to(p_ema.dtype), 1.0 - beta)",
+      "p_ema.lerp_(p.detach().to(p_ema.dtype), beta)", ("tests/test_closed_forms.py",)),
+    m("escape-gp-abs", L, "- target).square().mean()", "- target).abs().mean()", ("tests/test_closed_forms.py",)),
+    m("escape-inception-x-over-255", I, "x = (x - 128.0) / 128.0", "x = x / 255.0", ("tests/test_inception_preprocessing.py",)),
+    m("escape-app-ignores-psi", SAMP, "return generator.truncate(ws, psi=psi, cutoff=cutoff)", "return ws",
+      ("tests/test_app_checks.py",)),
+    Mutant("escape-ui-checks-removed", UI, (
+        ("psi, cutoff = check_truncation(generator.config, psi, cutoff, limits)\n        noise = check_choice(\"noise\", noise, NOISE_MODES)\n        seed_list = parse_seeds(seeds, max_count=limits.images_allowed(generator.config.resolution))",
+         "cutoff = None if cutoff in (None, '') else int(cutoff)\n        seed_list = parse_seeds(seeds, max_count=10**6)"),
+        ("psi, _ = check_truncation(generator.config, psi, None, limits)\n        frames = check_int(\"frames\", frames, 2, limits.frames_allowed(generator.config.resolution))\n        fps = check_int(\"fps\", fps, limits.min_fps, limits.max_fps)\n        method = check_choice(\"method\", method, METHODS)\n        space = check_choice(\"space\", space, SPACES)\n        noise = check_choice(\"noise\", noise, NOISE_MODES)\n        seed_list = parse_seeds(seeds, max_count=limits.max_keyframes)",
+         "seed_list = parse_seeds(seeds, max_count=10**6)"),
+        ("psi, _ = check_truncation(generator.config, psi, None, limits)\n        styles = check_choice(\"styles\", styles, tuple(STYLE_RANGES))\n        noise = check_choice(\"noise\", noise, NOISE_MODES)\n        rows = parse_seeds(row_seeds, max_count=limits.max_mix_seeds)\n        cols = parse_seeds(col_seeds, max_count=limits.max_mix_seeds)",
+         "rows = parse_seeds(row_seeds, max_count=10**6)\n        cols = parse_seeds(col_seeds, max_count=10**6)"),
+        ("        if cells > limits.max_pixels // generator.config.resolution ** 2:", "        if False:"),
+    ), ("tests/test_app_checks.py", "tests/test_app_server.py::test_server_side_caps_refuse_what_gradio_lets_through")),
+    Mutant("escape-no-byte-cap", "data_prep/sources.py", (
+        ("                if member.size > max_bytes:", "                if False:"),
+        ("data=_read_capped(handle, max_bytes) if handle", "data=handle.read() if handle"),
+        ("        if len(item.data) > max_bytes:", "        if False:"),
+        ("                if size > max_bytes:", "                if False:"),
+        ("                return _read_capped(handle, max_bytes)\n", "                return handle.read()\n"),
+        ("        if declared > max_bytes:", "        if False:"),
+        ("            return _read_capped(handle, max_bytes)\n    except", "            return handle.read()\n    except"),
+    ), ("tests/test_data_prep_limits.py",)),
+]
+
+# The same UI escape, caught through the HTTP API alone (requests Gradio's own validation lets through).
+_ui = next(mt for mt in ESCAPES if mt.id == "escape-ui-checks-removed")
+ESCAPES.append(_ui._replace(id="escape-ui-checks-removed-via-api",
+                            tests=("tests/test_app_server.py::test_server_side_caps_refuse_what_gradio_lets_through",)))
+
+# Mutants that cannot change observable behaviour, with why (see docs/testing.md).
+EQUIVALENT: dict[str, str] = {}

@@ -1,0 +1,208 @@
+"""The app's own protections, exercised where they live (app/ui.py, app/limits.py, app/models.py,
+app/sampling.py), not where Gradio's component validation would refuse a request first.
+
+- Every event function of ``build_demo`` is called directly with values Gradio's sliders and radios
+  would refuse, and with values only the server can judge (per-resolution pixel and frame caps,
+  under ``Limits`` small enough to bite at 16 px).
+- Truncation (Karras et al. 2019, appendix B): psi changes the images; psi=0 gives one image,
+  ``w_avg``'s, for every seed -- in the sampling core, the app event and the CLI.
+- ``ModelStore``: refusal above ``max_resolution``, LRU eviction, and the bound on visitors' remote models.
+"""
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import app.models
+from app.generate import main as generate_main
+from app.limits import Limits
+from app.models import ModelStore
+from app.sampling import generate_images, styles_from_z
+from app.ui import build_demo
+from families import FAMILIES
+
+SMALL = Limits(max_pixels=4 * 16 * 16, max_video_pixels=5 * 16 * 16)  # 16 px: 4 images, 5 frames, 4 cells
+
+
+def _stylegan(seed: int = 0):
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(seed)
+    generator = family.generator_cls(family.presets["tiny"]).eval()
+    generator.w_avg.copy_(torch.randn(generator.config.w_dim))  # as after training: not the origin
+    return generator
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    _stylegan().save_pretrained(root / "sg")
+    torch.manual_seed(0)
+    FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"]).save_pretrained(root / "pg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def events(weights, tmp_path_factory):
+    store = ModelStore({"sg": str(weights / "sg"), "pg": str(weights / "pg")})
+    demo = build_demo(store, limits=SMALL, output_dir=tmp_path_factory.mktemp("app-out"))
+    return {f.api_name: f.fn for f in demo.fns.values()}
+
+
+def _refused(fn, *args, match: str) -> None:
+    with pytest.raises(gr.Error) as info:
+        fn(*args)
+    assert match.lower() in str(info.value).lower(), str(info.value)
+
+
+@pytest.mark.parametrize("args, match", [
+    (("sg", "1", 2.5, 6, "random"), "psi must be between -1 and 2"),
+    (("sg", "1", -1.5, 6, "random"), "psi must be between -1 and 2"),
+    (("sg", "1", float("nan"), 6, "random"), "psi must be between"),
+    (("sg", "1", 0.7, 7, "random"), "cutoff must be between 0 and 6"),
+    (("sg", "1", 0.7, 2.5, "random"), "whole number"),
+    (("sg", "1", 0.7, 6, "loud"), "noise must be one of"),
+    (("sg", "0-4", 0.7, 6, "random"), "at most 4"),   # 16 px under SMALL: 4 images per request
+    (("pg", "1", 0.7, 7, "fixed"), "cutoff must be between 0 and 6"),  # checked for ProGAN too
+])
+def test_sample_event_checks(events, args, match):
+    _refused(events["sample"], *args, match=match)
+
+
+def test_sample_event_serves_up_to_the_cap(events):
+    gallery, grid, status = events["sample"]("sg", "0-3", 0.7, 6, "random")
+    assert len(gallery) == 4 and status.startswith("4 images")
+
+
+@pytest.mark.parametrize("args, match", [
+    (("sg", "1,2", 6, 12, "lerp", "z", False, 0.7, "fixed"), "frames must be between 2 and 5"),
+    (("sg", "1,2", 1, 12, "lerp", "z", False, 0.7, "fixed"), "frames must be between 2 and 5"),
+    (("sg", "1,2", 4, 61, "lerp", "z", False, 0.7, "fixed"), "fps must be between 1 and 60"),
+    (("sg", "1,2", 4, 0, "lerp", "z", False, 0.7, "fixed"), "fps must be between 1 and 60"),
+    (("sg", "1,2", 4, 12, "cubic", "z", False, 0.7, "fixed"), "method must be one of"),
+    (("sg", "1,2", 4, 12, "lerp", "q", False, 0.7, "fixed"), "space must be one of"),
+    (("sg", "1,2", 4, 12, "lerp", "z", False, 3.0, "fixed"), "psi must be between"),
+    (("sg", "1,2", 4, 12, "lerp", "z", False, 0.7, "loud"), "noise must be one of"),
+    (("sg", "1", 4, 12, "lerp", "z", False, 0.7, "fixed"), "at least two seeds"),
+    (("sg", "0-16", 4, 12, "lerp", "z", False, 0.7, "fixed"), "too many seeds"),
+])
+def test_interpolate_event_checks(events, args, match):
+    _refused(events["interpolate"], *args, match=match)
+
+
+@pytest.mark.parametrize("args, match", [
+    (("sg", "1,2", "3", "coarse", 0.7, "fixed"), "too large for this model"),  # 3 x 2 = 6 cells > 4
+    (("sg", "1", "3", "everything", 0.7, "fixed"), "styles must be one of"),
+    (("sg", "1", "3", "coarse", 2.5, "fixed"), "psi must be between"),
+    (("sg", "1", "3", "coarse", 0.7, "loud"), "noise must be one of"),
+    (("sg", "0-8", "3", "coarse", 0.7, "fixed"), "too many seeds"),
+])
+def test_mix_event_checks(events, args, match):
+    _refused(events["mix"], *args, match=match)
+
+
+def test_mix_event_serves_up_to_the_cap(events):
+    path, _, _ = events["mix"]("sg", "1", "3", "coarse", 0.7, "fixed")  # 2 x 2 = 4 cells
+    with Image.open(path) as image:
+        assert image.size == (32, 32)
+
+
+def test_unknown_model_is_refused(events):
+    _refused(events["model_info"], "../../etc/passwd", match="unknown model")
+
+
+# --- truncation -------------------------------------------------------------------------------
+def test_styles_from_z_truncates_towards_w_avg():
+    generator = _stylegan()
+    z = torch.randn(5, generator.config.latent_dim)
+    with torch.no_grad():
+        full = styles_from_z(generator, z, psi=1.0)
+        half = styles_from_z(generator, z, psi=0.5)
+        zero = styles_from_z(generator, z, psi=0.0)
+        partial = styles_from_z(generator, z, psi=0.0, cutoff=2)
+    w_avg = generator.w_avg.view(1, 1, -1)
+    torch.testing.assert_close(half, w_avg + 0.5 * (full - w_avg))
+    torch.testing.assert_close(zero, w_avg.expand_as(full))
+    torch.testing.assert_close(partial[:, :2], w_avg.expand(5, 2, -1))
+    torch.testing.assert_close(partial[:, 2:], full[:, 2:])
+
+
+def test_psi_changes_images_and_psi_zero_gives_one_image():
+    generator = _stylegan()
+    seeds = [0, 1, 2, 3]
+    full = generate_images(generator, seeds, psi=1.0, noise="fixed")
+    half = generate_images(generator, seeds, psi=0.5, noise="fixed")
+    zero = generate_images(generator, seeds, psi=0.0, noise="fixed")
+    assert all(not np.array_equal(a, b) for a, b in zip(full, half))
+    assert len({image.tobytes() for image in full}) == 4
+    assert len({image.tobytes() for image in zero}) == 1
+    with torch.no_grad():  # and that one image is w_avg's
+        ws = generator.w_avg.view(1, 1, -1).repeat(1, generator.num_ws, 1)
+        average = generator.synthesis(ws, noise_mode="const")
+    expected = ((average.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()[0]
+    assert np.abs(zero[0].astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_sample_event_psi_zero_gives_one_image(events):
+    gallery, _, _ = events["sample"]("sg", "0-3", 0.0, 6, "fixed")
+    images = [np.asarray(image) for image, _caption in gallery]
+    assert all(np.array_equal(images[0], image) for image in images[1:])
+    gallery, _, _ = events["sample"]("sg", "0-3", 1.0, 6, "fixed")
+    assert len({np.asarray(image).tobytes() for image, _ in gallery}) == 4
+
+
+def _cells(path, n: int, size: int = 16) -> list[np.ndarray]:
+    grid = np.asarray(Image.open(path).convert("RGB"))
+    cols = math.ceil(math.sqrt(n))
+    return [grid[(i // cols) * size:(i // cols + 1) * size, (i % cols) * size:(i % cols + 1) * size] for i in range(n)]
+
+
+def test_cli_psi(weights, tmp_path):
+    for psi, distinct in (("0", 1), ("1", 4)):
+        out = tmp_path / f"psi{psi}.png"
+        assert generate_main(["--weights", str(weights / "sg"), "--seeds", "0-3", "--psi", psi, "--noise", "fixed",
+                              "--out", str(out)]) == 0
+        assert len({cell.tobytes() for cell in _cells(out, 4)}) == distinct
+
+
+# --- the model store -----------------------------------------------------------------------------
+def test_store_refuses_models_above_max_resolution(weights):
+    store = ModelStore({"sg": str(weights / "sg")}, limits=Limits(max_resolution=8))
+    with pytest.raises(ValueError, match="16x16 is above this server's limit of 8 px"):
+        store.get("sg")
+    assert not store._loaded  # nothing kept
+    assert ModelStore({"sg": str(weights / "sg")}, limits=Limits(max_resolution=16)).get("sg").config.resolution == 16
+
+
+def test_store_lru_and_remote_eviction(weights, monkeypatch):
+    loads: list[str] = []
+
+    def fake_load(source, **_kwargs):
+        loads.append(source)
+        return _stylegan()
+
+    monkeypatch.setattr(app.models, "load_generator", fake_load)
+    store = ModelStore({"a": "a", "b": "b", "c": "c"}, cache_size=2)
+    first = store.get("a")
+    store.get("b")
+    assert store.get("a") is first and loads == ["a", "b"]  # cached
+    store.get("c")                                          # evicts the least recently used: b
+    assert list(store._loaded) == ["a", "c"]
+    store.get("b")
+    assert loads == ["a", "b", "c", "b"]
+
+    store = ModelStore({"a": "a"}, allow_remote=True, cache_size=10, max_remote=2)
+    urls = [f"https://example.invalid/{i}/model.safetensors" for i in range(3)]
+    for url in urls:
+        assert store.add_remote(url) == url
+    # only the newest max_remote=2 visitor models stay listed and loaded; launch models always stay
+    assert store.labels == ["a", *urls[1:]]
+    assert list(store._loaded) == urls[1:]
+    with pytest.raises(ValueError, match="local paths are not accepted"):
+        store.add_remote(str(weights / "sg"))
+    with pytest.raises(ValueError, match="does not load weights from URLs"):
+        ModelStore({"a": "a"}).add_remote(urls[0])

@@ -1,0 +1,113 @@
+"""The data stream shared out between processes (progan/training/data_stream.py) and checkpoint pruning.
+
+Properties, not snapshots: within an epoch the ranks' shares are disjoint and together cover the
+dataset exactly once; a resumed sampler continues the uninterrupted stream; a run resumed on another
+process count continues at the same global position (``rescale_consumed``). ``save_checkpoint`` keeps
+only the newest ``keep`` checkpoints (``--keep-checkpoints``).
+"""
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+
+import pytest
+import torch
+
+from progan.training.checkpoint import list_checkpoints, save_checkpoint
+from progan.training.data_stream import StreamSampler, rescale_consumed
+
+
+def _take(sampler: StreamSampler, n: int) -> list[int]:
+    return list(islice(iter(sampler), n))
+
+
+@pytest.mark.parametrize("size, world", [(12, 2), (12, 3), (10, 4), (7, 1)])
+def test_ranks_split_each_epoch_disjoint_and_covering(size, world):
+    epochs = 3
+    per_rank = size * epochs // world
+    shares = [_take(StreamSampler(size, seed=5, rank=r, world_size=world), per_rank) for r in range(world)]
+    # interleave back into the global stream: position p belongs to rank p % world
+    stream = [shares[p % world][p // world] for p in range(per_rank * world)]
+    for e in range(per_rank * world // size):
+        epoch = stream[e * size:(e + 1) * size]
+        assert sorted(epoch) == list(range(size)), f"epoch {e} is not a permutation"
+    first_epoch = [set(s[: size // world]) for s in shares]
+    for a in range(world):
+        for b in range(a + 1, world):
+            assert not first_epoch[a] & first_epoch[b], f"ranks {a} and {b} read the same images"
+    if world > 1 and size % world == 0:
+        assert set().union(*first_epoch) == set(range(size))
+
+
+def test_epochs_are_reshuffled_and_seeded():
+    first, second = (_take(StreamSampler(50, seed=1, rank=0, world_size=1), 100)[i * 50:(i + 1) * 50] for i in (0, 1))
+    assert first != second and sorted(first) == sorted(second)
+    assert _take(StreamSampler(50, seed=1, rank=0, world_size=1), 20) != _take(
+        StreamSampler(50, seed=2, rank=0, world_size=1), 20)
+
+
+@pytest.mark.parametrize("consumed", [0, 5, 13])
+def test_resumed_sampler_continues_the_stream(consumed):
+    whole = _take(StreamSampler(9, seed=3, rank=1, world_size=2), consumed + 10)
+    resumed = _take(StreamSampler(9, seed=3, rank=1, world_size=2, consumed=consumed), 10)
+    assert resumed == whole[consumed:]
+
+
+@pytest.mark.parametrize("before, after", [(2, 1), (1, 2), (2, 4), (4, 2)])
+def test_resume_on_another_process_count_continues_the_global_stream(before, after):
+    size, per_rank = 11, 6  # consumed per process when the run stopped
+    global_stream = _take(StreamSampler(size, seed=7, rank=0, world_size=1), 200)
+    read = sorted(p for r in range(before) for p in range(r, per_rank * before, before))
+    assert read == list(range(per_rank * before))  # the first run read a prefix of the global stream
+    consumed = rescale_consumed(per_rank, saved_world_size=before, world_size=after)
+    assert consumed * after == per_rank * before
+    nxt = [_take(StreamSampler(size, seed=7, rank=r, world_size=after, consumed=consumed), 3) for r in range(after)]
+    # the next images come from global positions consumed*after + r + k*after, nothing repeated
+    for r in range(after):
+        assert nxt[r] == [global_stream[consumed * after + r + k * after] for k in range(3)]
+
+
+def test_checkpoint_pruning_keeps_the_newest(tmp_path: Path):
+    root = tmp_path / "checkpoints"
+    for images in (8, 16, 24, 32, 40):
+        save_checkpoint(root, images_seen=images, state={"images_seen": images}, rank_state={"x": torch.zeros(1)},
+                        rank=0, barrier=lambda: None, keep=2)
+    assert [p.name for p in list_checkpoints(root)] == ["ckpt-000000.032", "ckpt-000000.040"]
+    assert sorted(p.name for p in root.iterdir()) == ["ckpt-000000.032", "ckpt-000000.040"]  # no tmp left
+    save_checkpoint(root, images_seen=48, state={}, rank_state={}, rank=0, barrier=lambda: None, keep=1)
+    assert [p.name for p in list_checkpoints(root)] == ["ckpt-000000.048"]
+
+
+def test_trainer_prunes_with_keep_checkpoints(tmp_path):
+    from accelerate import Accelerator
+
+    import data_prep
+    from families import FAMILIES
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    import signal
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)}
+    data = make_image_folder(tmp_path / "images", count=8)
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), kimg=0.024,
+                         batch_size=4, fade_kimg=0.04, stable_kimg=0.04, checkpoint_kimg=0.008, sample_kimg=1,
+                         workers=0, log_every=100, keep_checkpoints=2)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: data_prep.open_dataset(str(data), r),
+                      accelerator=Accelerator(cpu=True))
+    try:
+        trainer.train()
+    finally:
+        for sig, handler in saved.items():  # the trainer installs stop handlers
+            signal.signal(sig, handler)
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["ckpt-000000.016",
+                                                                                      "ckpt-000000.024"]
+
+
+def test_to_float_images_maps_uint8_onto_minus_one_one():
+    from progan.training.data_stream import to_float_images
+
+    batch = torch.tensor([0, 127, 128, 255], dtype=torch.uint8).view(1, 1, 2, 2)
+    out = to_float_images(batch, torch.device("cpu"))
+    torch.testing.assert_close(out.flatten(), torch.tensor([-1.0, 127 / 127.5 - 1, 128 / 127.5 - 1, 1.0]))
