@@ -6,6 +6,11 @@ Progressive Growing of GANs (Karras et al., ICLR 2018):
 - section 4.2, *pixelwise feature vector normalization* (``PixelNorm``).
 - section 3, *minibatch standard deviation* (``MinibatchStdDev``).
 
+fp16 safety, after NVlabs stylegan2-ada (``networks.py``: ``conv_clamp``, statistics in fp32): norms
+and minibatch statistics are computed in float32 whatever the input dtype (``eps=1e-8`` is below fp16
+resolution, so an all-zero feature vector would give 0 * inf = NaN, and squares overflow above
+65504), and ``clamp_fp16`` bounds fp16 activations at +-256. For fp32 and bf16 inputs both are no-ops.
+
 The run-time scale is a plain float attribute, never a parameter or a buffer, so saved keys stay
 ``blocks.3.conv1.weight`` and exported weights are the raw N(0, 1)-scale tensors.
 """
@@ -25,11 +30,19 @@ __all__ = [
     "Blur",
     "upsample2x",
     "downsample2x",
+    "clamp_fp16",
     "LEAKY_SLOPE",
+    "FP16_CLAMP",
 ]
 
 LEAKY_SLOPE = 0.2  # ProGAN section 4.2 / appendix A: leaky ReLU with leakiness 0.2 everywhere
 HE_GAIN = math.sqrt(2.0)
+FP16_CLAMP = 256.0  # stylegan2-ada's conv_clamp: fp16 activations stay far from 65504
+
+
+def clamp_fp16(x: torch.Tensor, limit: float = FP16_CLAMP) -> torch.Tensor:
+    """Clamp fp16 activations to ``[-limit, limit]`` (stylegan2-ada ``conv_clamp``); other dtypes pass through."""
+    return x.clamp(-limit, limit) if x.dtype == torch.float16 else x
 
 
 class EqualizedLinear(nn.Module):
@@ -111,7 +124,8 @@ class PixelNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
+        y = x.float()  # fp32 statistics (a no-op for fp32 input)
+        return (y * torch.rsqrt(y.square().mean(dim=1, keepdim=True) + self.eps)).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}"

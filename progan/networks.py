@@ -20,6 +20,7 @@ from .layers import (
     EqualizedLinear,
     MinibatchStdDev,
     PixelNorm,
+    clamp_fp16,
     downsample2x,
     upsample2x,
 )
@@ -37,7 +38,7 @@ def resolve_stage(config: ProGANConfig, stage: int | None) -> int:
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, LEAKY_SLOPE)
+    return clamp_fp16(F.leaky_relu(x, LEAKY_SLOPE))  # the clamp only acts on fp16 (layers.clamp_fp16)
 
 
 class ConvLayer(nn.Module):

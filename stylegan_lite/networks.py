@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from progan.hub.export import PretrainedMixin
-from progan.layers import LEAKY_SLOPE, Blur, EqualizedConv2d, upsample2x
+from progan.layers import LEAKY_SLOPE, Blur, EqualizedConv2d, clamp_fp16, upsample2x
 from progan.networks import resolve_stage
 
 from .config import StyleGANConfig
@@ -47,7 +47,7 @@ class StyledLayer(nn.Module):
         if self.conv is not None:
             x = self.blur(self.conv(x))
         x = self.noise(x, noise)
-        x = F.leaky_relu(x + self.bias.view(1, -1, 1, 1).to(x.dtype), LEAKY_SLOPE)
+        x = clamp_fp16(F.leaky_relu(x + self.bias.view(1, -1, 1, 1).to(x.dtype), LEAKY_SLOPE))
         return self.adain(x, w)
 
 
