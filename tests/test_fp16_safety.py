@@ -124,3 +124,27 @@ def test_only_a_skipped_d_step_excuses_a_non_finite_penalty(trainer, bad_term, d
     stop, bad, first = trainer._agree()
     assert (stop, bad) == (False, diverged)
     assert first == (1234 if diverged else -1)
+
+
+def test_fp16_only_in_the_four_highest_resolutions(family):
+    """stylegan2-ada's num_fp16_res = 4: at 128 px, convolutions at 4 and 8 px run in fp32 under fp16 autocast."""
+    torch.manual_seed(0)
+    config = type(family.presets["tiny"])(**{**family.presets["tiny"].__dict__, "resolution": 128})
+    g, d = family.generator_cls(config), family.discriminator_cls(config)
+    if family.name == "progan":  # the first convolution of each resolution
+        g_convs = [g.blocks[0].conv.conv] + [b.conv1.conv for b in g.blocks[1:]]
+    else:
+        g_convs = [layer.conv for layer in g.synthesis.layers[1::2]]
+    d_convs = [d.blocks[0].conv] + [b.conv1 for b in d.blocks[1:]]
+    dtypes: dict[str, dict[int, torch.dtype]] = {"g": {}, "d": {}}
+    for net, convs in (("g", g_convs), ("d", d_convs)):
+        for stage, conv in enumerate(convs):
+            conv.register_forward_hook(lambda _m, _i, out, net=net, res=4 * 2**stage: dtypes[net].update({res: out.dtype}))
+    with _fp16():
+        images = g(torch.randn(2, config.latent_dim))
+        d(images.float())
+    half, full = torch.float16, torch.float32
+    expected = {4: full, 8: full, 16: half, 32: half, 64: half, 128: half}
+    assert dtypes["g"] == expected and dtypes["d"] == expected
+    g(torch.randn(2, config.latent_dim))  # without autocast everything stays fp32
+    assert set(dtypes["g"].values()) == {full}
