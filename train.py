@@ -6,12 +6,21 @@ See ``python train.py --help`` and the README.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+import signal
 
-from families import FAMILIES, count_parameters, get_family
-from progan.training.options import TrainConfig, add_arguments, from_namespace, recipe
+# Record a stop signal from the very first moment: importing torch and building the models takes
+# seconds, and SIGTERM/SIGUSR1's default action would kill this process without a checkpoint. The
+# trainer installs its own handlers later and honours anything recorded here.
+PENDING_SIGNALS: list[int] = []
+for _sig in (signal.SIGTERM, signal.SIGUSR1):
+    signal.signal(_sig, lambda signum, _frame: PENDING_SIGNALS.append(signum))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+
+from families import FAMILIES, count_parameters, get_family  # noqa: E402
+from progan.training.options import TrainConfig, add_arguments, from_namespace, recipe  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,23 +66,36 @@ def main(argv: list[str] | None = None) -> int:
                          indent=2))
         return 0
 
+    from datetime import timedelta
+
     import torch
     from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
 
     from progan.metrics.inception import FeatureNetworkError
+    from progan.training.distributed import DistributedError
     from progan.training.trainer import Trainer, TrainingDiverged
 
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
         # Accelerate would silently train in fp32 here (no autocast, no GradScaler on CPU)
         print("error: --mixed-precision fp16 needs a CUDA GPU; on CPU use bf16 or no", file=sys.stderr)
         return 2
-    # cpu=True without CUDA makes Accelerate form a gloo process group when launched with several processes
+    if torch.cuda.is_available():
+        # an explicit choice: PyTorch's default already runs cuDNN convs in TF32, so "no" would not be fp32
+        precision = "tf32" if config.tf32 else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = precision
+        torch.backends.cudnn.benchmark = config.cudnn_benchmark
+    # cpu=True without CUDA makes Accelerate form a gloo process group when launched with several processes;
+    # the explicit timeout bounds how long a process waits for a failed or stuck peer at a collective
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
-                              log_with="tensorboard", project_dir=config.out)
+                              log_with="tensorboard", project_dir=config.out,
+                              kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=config.dist_timeout))])
     try:
-        trainer = Trainer(config, FAMILIES[config.family], dataset_opener(config, accelerator), accelerator=accelerator)
+        trainer = Trainer(config, FAMILIES[config.family], dataset_opener(config, accelerator), accelerator=accelerator,
+                          pending_signals=PENDING_SIGNALS)
         result = trainer.train()
-    except (TrainingDiverged, FeatureNetworkError, ValueError, FileNotFoundError) as exc:
+    except (TrainingDiverged, DistributedError, FeatureNetworkError, ValueError, FileNotFoundError,
+            TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     accelerator.print(f"done: {result}")

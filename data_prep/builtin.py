@@ -8,6 +8,7 @@ also under a multi-process launch.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from .errors import OutputExists
@@ -48,15 +49,22 @@ def builtin_openmoji(
         return out
 
 
-def builtin_openmoji_for_processes(resolution: int, accelerator) -> Path:
+def builtin_openmoji_for_processes(resolution: int, accelerator, *, timeout: float = 3600.0,
+                                   poll: float = 1.0) -> Path:
     """`builtin_openmoji` for a multi-process launch: one process per node renders the set (with a
-    progress bar) while the others wait, then every process gets the cached path.
+    progress bar); the others poll the cache for its manifest instead of waiting at a collective, so
+    a slow render cannot trip the process group's timeout, and a stuck one gives a message that says so.
 
-    `accelerator` is anything with `is_local_main_process` and `wait_for_everyone()` (an
-    `accelerate.Accelerator`); data_prep does not import Accelerate itself.
+    `accelerator` is anything with `is_local_main_process` (an `accelerate.Accelerator`); data_prep
+    does not import Accelerate itself.
     """
     if accelerator.is_local_main_process:
-        builtin_openmoji(resolution)
-    accelerator.wait_for_everyone()
+        return builtin_openmoji(resolution)
+    manifest = default_cache_root() / f"openmoji-{resolution}" / "manifest.json"
+    deadline = time.monotonic() + timeout
+    while not manifest.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:g} s for local rank 0 to prepare the built-in OpenMoji set "
+                               f"in {manifest.parent}; see that process's log")
+        time.sleep(poll)
     return builtin_openmoji(resolution, progress=False)
-

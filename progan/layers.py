@@ -6,12 +6,20 @@ Progressive Growing of GANs (Karras et al., ICLR 2018):
 - section 4.2, *pixelwise feature vector normalization* (``PixelNorm``).
 - section 3, *minibatch standard deviation* (``MinibatchStdDev``).
 
+fp16 safety, after NVlabs stylegan2-ada (``networks.py``: ``num_fp16_res``, ``conv_clamp``, statistics in
+fp32): under fp16 autocast only the ``NUM_FP16_RES`` highest resolutions run in fp16 (``run_block``;
+the low resolutions are cheap and hold the statistics everything depends on), norms and minibatch
+statistics are computed in float32 whatever the input dtype (``eps=1e-8`` is below fp16 resolution,
+so an all-zero feature vector would give 0 * inf = NaN, and squares overflow above 65504), and
+``clamp_fp16`` bounds fp16 activations at +-256. For fp32 and bf16 all three are no-ops.
+
 The run-time scale is a plain float attribute, never a parameter or a buffer, so saved keys stay
 ``blocks.3.conv1.weight`` and exported weights are the raw N(0, 1)-scale tensors.
 """
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,11 +33,33 @@ __all__ = [
     "Blur",
     "upsample2x",
     "downsample2x",
+    "clamp_fp16",
+    "run_block",
+    "NUM_FP16_RES",
     "LEAKY_SLOPE",
+    "FP16_CLAMP",
 ]
 
 LEAKY_SLOPE = 0.2  # ProGAN section 4.2 / appendix A: leaky ReLU with leakiness 0.2 everywhere
 HE_GAIN = math.sqrt(2.0)
+FP16_CLAMP = 256.0  # stylegan2-ada's conv_clamp: fp16 activations stay far from 65504
+NUM_FP16_RES = 4    # stylegan2-ada's num_fp16_res: fp16 only in the 4 highest resolutions
+
+
+def run_block(block: nn.Module, x: torch.Tensor, *args: Any, resolution: int, full_resolution: int) -> torch.Tensor:
+    """``block(x, *args)``, with autocast off and ``x`` in fp32 if fp16 autocast is on and ``resolution``
+    is below the ``NUM_FP16_RES`` highest resolutions of the network; otherwise a plain call."""
+    device = x.device.type
+    if (resolution * 2 ** (NUM_FP16_RES - 1) >= full_resolution or not torch.is_autocast_enabled(device)
+            or torch.get_autocast_dtype(device) != torch.float16):
+        return block(x, *args)
+    with torch.autocast(device, enabled=False):  # fp16 inputs (x, StyleGAN's w) go back to fp32
+        return block(x.float(), *(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args))
+
+
+def clamp_fp16(x: torch.Tensor, limit: float = FP16_CLAMP) -> torch.Tensor:
+    """Clamp fp16 activations to ``[-limit, limit]`` (stylegan2-ada ``conv_clamp``); other dtypes pass through."""
+    return x.clamp(-limit, limit) if x.dtype == torch.float16 else x
 
 
 class EqualizedLinear(nn.Module):
@@ -111,7 +141,8 @@ class PixelNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
+        y = x.float()  # fp32 statistics (a no-op for fp32 input)
+        return (y * torch.rsqrt(y.square().mean(dim=1, keepdim=True) + self.eps)).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}"

@@ -20,7 +20,9 @@ from .layers import (
     EqualizedLinear,
     MinibatchStdDev,
     PixelNorm,
+    clamp_fp16,
     downsample2x,
+    run_block,
     upsample2x,
 )
 
@@ -37,7 +39,7 @@ def resolve_stage(config: ProGANConfig, stage: int | None) -> int:
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, LEAKY_SLOPE)
+    return clamp_fp16(F.leaky_relu(x, LEAKY_SLOPE))  # the clamp only acts on fp16 (layers.clamp_fp16)
 
 
 class ConvLayer(nn.Module):
@@ -109,16 +111,17 @@ class Generator(PretrainedMixin, nn.Module):
 
     def forward(self, z: torch.Tensor, *, stage: int | None = None, alpha: float = 1.0) -> torch.Tensor:
         stage = resolve_stage(self.config, stage)
-        x = self.blocks[0](self.input_norm(z))
-        for block in self.blocks[1:stage]:
-            x = block(x)
+        res, full = self.config.resolutions, self.config.resolution
+        x = run_block(self.blocks[0], self.input_norm(z), resolution=4, full_resolution=full)
+        for s in range(1, stage):
+            x = run_block(self.blocks[s], x, resolution=res[s], full_resolution=full)
         if stage == 0:
-            return self.to_rgb[0](x)
-        new = self.blocks[stage](x)
-        rgb = self.to_rgb[stage](new)
+            return run_block(self.to_rgb[0], x, resolution=4, full_resolution=full)
+        new = run_block(self.blocks[stage], x, resolution=res[stage], full_resolution=full)
+        rgb = run_block(self.to_rgb[stage], new, resolution=res[stage], full_resolution=full)
         if alpha >= 1.0:
             return rgb
-        skip = upsample2x(self.to_rgb[stage - 1](x))
+        skip = upsample2x(run_block(self.to_rgb[stage - 1], x, resolution=res[stage - 1], full_resolution=full))
         return torch.lerp(skip, rgb, alpha)
 
 
@@ -172,12 +175,14 @@ class Discriminator(nn.Module):
         expected = self.config.resolutions[stage]
         if images.shape[-1] != expected or images.shape[-2] != expected:
             raise ValueError(f"stage {stage} expects {expected}x{expected} images, got {tuple(images.shape)}")
-        x = _lrelu(self.from_rgb[stage](images))
+        res, full = self.config.resolutions, self.config.resolution
+        x = _lrelu(run_block(self.from_rgb[stage], images, resolution=res[stage], full_resolution=full))
         if stage > 0:
-            x = self.blocks[stage](x)
+            x = run_block(self.blocks[stage], x, resolution=res[stage], full_resolution=full)
             if alpha < 1.0:
-                skip = _lrelu(self.from_rgb[stage - 1](downsample2x(images)))
-                x = torch.lerp(skip, x, alpha)
+                skip = run_block(self.from_rgb[stage - 1], downsample2x(images), resolution=res[stage - 1],
+                                 full_resolution=full)
+                x = torch.lerp(_lrelu(skip), x, alpha)
         for s in range(stage - 1, 0, -1):
-            x = self.blocks[s](x)
-        return self.blocks[0](x)
+            x = run_block(self.blocks[s], x, resolution=res[s], full_resolution=full)
+        return run_block(self.blocks[0], x, resolution=4, full_resolution=full)

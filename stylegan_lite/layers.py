@@ -76,9 +76,10 @@ class AdaIN(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         style = self.affine(w).to(x.dtype)                                # [N, 2C]
         scale, bias = style[:, : self.channels, None, None], style[:, self.channels :, None, None]
-        x = x - x.mean(dim=(2, 3), keepdim=True)
-        x = x * torch.rsqrt(x.square().mean(dim=(2, 3), keepdim=True) + self.eps)
-        return x * scale + bias
+        y = x.float()  # instance statistics in fp32 (progan.layers: eps is below fp16 resolution)
+        y = y - y.mean(dim=(2, 3), keepdim=True)
+        y = y * torch.rsqrt(y.square().mean(dim=(2, 3), keepdim=True) + self.eps)
+        return y.to(x.dtype) * scale + bias
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}"

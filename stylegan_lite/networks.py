@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from progan.hub.export import PretrainedMixin
-from progan.layers import LEAKY_SLOPE, Blur, EqualizedConv2d, upsample2x
+from progan.layers import LEAKY_SLOPE, Blur, EqualizedConv2d, clamp_fp16, run_block, upsample2x
 from progan.networks import resolve_stage
 
 from .config import StyleGANConfig
@@ -47,7 +47,7 @@ class StyledLayer(nn.Module):
         if self.conv is not None:
             x = self.blur(self.conv(x))
         x = self.noise(x, noise)
-        x = F.leaky_relu(x + self.bias.view(1, -1, 1, 1).to(x.dtype), LEAKY_SLOPE)
+        x = clamp_fp16(F.leaky_relu(x + self.bias.view(1, -1, 1, 1).to(x.dtype), LEAKY_SLOPE))
         return self.adain(x, w)
 
 
@@ -96,16 +96,19 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}")
         if noise is not None and len(noise) < 2 * stage + 2:
             raise ValueError(f"need {2 * stage + 2} noise tensors for stage {stage}, got {len(noise)}")
+        res, full = self.config.resolutions, self.config.resolution
         x = self.input(ws.shape[0])
         prev = x
         for i in range(2 * stage + 2):
             if i == 2 * stage:
                 prev = x  # output of the previous stage, for the fade-in skip
-            x = self.layers[i](x, ws[:, i], self._layer_noise(i, x, noise, noise_mode))
-        rgb = self.to_rgb[stage](x)
+            x = run_block(self.layers[i], x, ws[:, i], self._layer_noise(i, x, noise, noise_mode),
+                          resolution=res[i // 2], full_resolution=full)
+        rgb = run_block(self.to_rgb[stage], x, resolution=res[stage], full_resolution=full)
         if stage == 0 or alpha >= 1.0:
             return rgb
-        return torch.lerp(upsample2x(self.to_rgb[stage - 1](prev)), rgb, alpha)
+        skip = run_block(self.to_rgb[stage - 1], prev, resolution=res[stage - 1], full_resolution=full)
+        return torch.lerp(upsample2x(skip), rgb, alpha)
 
 
 class Generator(PretrainedMixin, nn.Module):

@@ -47,7 +47,12 @@ class TrainConfig:
     mixing_prob: float = _opt(0.9, "style-mixing regularization probability (StyleGAN only)")
     ema_half_life_kimg: float = _opt(10.0, "generator EMA half-life in kimg")
     ema_rampup: float = _opt(0.05, "EMA ramp-up: half-life <= images_seen * rampup (0 disables)")
-    mixed_precision: str = _opt("no", "no, fp16 or bf16", choices=MIXED_PRECISION)
+    mixed_precision: str = _opt("no", "no, fp16 or bf16 (bf16 is the one to use on GPUs: fp16 needs loss scaling "
+                                "and overflows more easily)", choices=MIXED_PRECISION)
+    tf32: bool = _opt(False, "let CUDA matmuls and convolutions use TensorFloat-32 (faster on Ampere+, ~10-bit "
+                      "mantissa); off = true fp32 when --mixed-precision no")
+    cudnn_benchmark: bool = _opt(True, "let cuDNN time its algorithms per input shape (CUDA only; faster, and "
+                                 "nondeterministic as cuDNN always is)")
     grad_accum: int = _opt(1, "gradient accumulation micro-batches per step")
     seed: int = _opt(0, "random seed (per-rank streams derive from it)")
     workers: int = _opt(2, "DataLoader worker processes per rank")
@@ -66,6 +71,10 @@ class TrainConfig:
     sample_kimg: float = _opt(20.0, "sample-grid interval in kimg")
     sample_count: int = _opt(16, "images in each sample grid (fixed latents)")
     log_every: int = _opt(10, "log losses every N steps")
+    sync_every: int = _opt(10, "check stop requests and non-finite losses across processes every N steps "
+                           "(and always before writing anything); fewer host syncs on GPUs")
+    dist_timeout: float = _opt(1800.0, "seconds a process waits for the others at a collective (checkpoint "
+                               "save, evaluation, each step) before failing with a message naming the phase")
     eval_kimg: float = _opt(0.0, "FID evaluation interval in kimg (0 = off)")
     eval_num: int = _opt(1000, "generated (and real) images per periodic evaluation")
     eval_network: str = _opt("", "Inception TorchScript file for --eval-kimg; empty = $GAN_STUDIO_INCEPTION or the metrics extra")
@@ -79,7 +88,8 @@ class TrainConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"--mixed-precision must be one of {MIXED_PRECISION}")
         positive = ("kimg", "batch_size", "g_lr", "d_lr", "grad_accum", "checkpoint_kimg", "sample_kimg",
-                    "sample_count", "log_every", "keep_checkpoints", "stable_kimg", "ema_half_life_kimg")
+                    "sample_count", "log_every", "keep_checkpoints", "stable_kimg", "ema_half_life_kimg",
+                    "sync_every", "dist_timeout")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")

@@ -2,10 +2,15 @@
 
 ProGAN (appendix A.1) alternates one D step and one G step per minibatch. While G trains, D's
 parameters are frozen (``requires_grad_(False)``) so no gradient reaches them, and vice versa (G's
-fakes are detached for the D step). Gradients are averaged across processes explicitly (one flat
-all-reduce of the *active* parameters, as stylegan2-ada does) rather than through DDP's reducer:
-the set of parameters with gradients changes with the stage, and DDP's hooks do not support the
-double backward of gradient penalties. Every process runs the same stage, so the sets agree.
+fakes are detached for the D step). Gradients are averaged across processes explicitly
+(``training.distributed``: one flat in-place all-reduce of the *active* parameters, as NVlabs
+stylegan3's training loop does; stylegan2-ada still used DDP) rather than through DDP's reducer: the
+set of parameters with gradients changes with the stage, and DDP's hooks do not support the double
+backward of gradient penalties. Every process runs the same stage, so the sets agree.
+
+The D step backpropagates its fake half first and its real half (with the penalty) second, as
+stylegan2-ada's loss.py (Dgen, then Dreal + Dr1): the fake graph is freed before the penalty's
+double-backward graph exists, which bounds peak memory at high resolution.
 
 Augmentation (``training.augment``) is applied by the one function that calls D, ``_critic``: every
 image D sees -- reals, fakes, WGAN-GP interpolates, R1's reals, in the D and the G step -- is augmented
@@ -21,11 +26,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..losses import discriminator_loss, discriminator_penalty, generator_loss
+from ..losses import (combine_discriminator_terms, discriminator_fake_loss, discriminator_penalty,
+                      discriminator_real_loss, generator_loss)
 from ..layers import downsample2x, upsample2x
 
-__all__ = ["StepContext", "all_reduce_gradients", "all_reduce_buffers", "fade_reals", "discriminator_step",
-           "regularization_step", "generator_step"]
+__all__ = ["StepContext", "fade_reals", "discriminator_step", "regularization_step", "generator_step"]
 
 
 @dataclass
@@ -40,34 +45,13 @@ class StepContext:
     autocast: Callable[[], Any]             # accelerator.autocast
     backward: Callable[[torch.Tensor], None]  # accelerator.backward (applies the fp16 loss scale)
     reduce_mean: Callable[[torch.Tensor], torch.Tensor]
-    grad_scale: float = 1.0
+    grad_scale: float | torch.Tensor = 1.0  # the GradScaler's scale (a device tensor: read without a sync)
     mixing_prob: float = 0.0                # StyleGAN style-mixing regularization (section 3.1)
     gp_lambda: float = 10.0
     drift_epsilon: float = 0.001
     r1_gamma: float = 10.0
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # applied to every image D sees
     penalty: bool = True                    # penalty inside the D loss (False: lazy, see regularization_step)
-
-
-def all_reduce_gradients(module: nn.Module, reduce_mean: Callable[[torch.Tensor], torch.Tensor], world_size: int) -> None:
-    if world_size == 1:
-        return
-    params = [p for p in module.parameters() if p.grad is not None]
-    if not params:
-        return
-    flat = reduce_mean(torch.cat([p.grad.flatten() for p in params]))
-    for p, g in zip(params, flat.split([p.numel() for p in params])):
-        p.grad.copy_(g.view_as(p.grad))
-
-
-def all_reduce_buffers(module: nn.Module, reduce_mean: Callable[[torch.Tensor], torch.Tensor], world_size: int) -> None:
-    """Average floating buffers (StyleGAN's ``w_avg``): each process tracked it on its own latents, and
-    since the update is linear, the mean equals one update with the global batch."""
-    if world_size == 1:
-        return
-    for buffer in module.buffers():
-        if buffer.is_floating_point():
-            buffer.copy_(reduce_mean(buffer.detach().clone()))
 
 
 def fade_reals(reals: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -104,15 +88,22 @@ def discriminator_step(ctx: StepContext, reals: list[torch.Tensor]) -> dict[str,
     """Accumulate D's gradients over the micro-batches in ``reals``; returns averaged log terms."""
     ctx.generator.requires_grad_(False)
     terms: dict[str, torch.Tensor] = {}
+    critic = _critic(ctx)
     for real in reals:
         with torch.no_grad(), ctx.autocast():
-            fake = _generate(ctx, real.shape[0], training_w_avg=False)
+            fake = _generate(ctx, real.shape[0], training_w_avg=False).float()
         with ctx.autocast():
-            loss, parts = discriminator_loss(ctx.loss, _critic(ctx), fade_reals(real, ctx.alpha), fake.float(),
-                                             gp_lambda=ctx.gp_lambda, drift_epsilon=ctx.drift_epsilon,
-                                             r1_gamma=ctx.r1_gamma, grad_scale=ctx.grad_scale, penalty=ctx.penalty)
-        ctx.backward(loss / len(reals))
-        for k, v in {"d_loss": loss.detach(), **parts}.items():
+            fake_scores = critic(fake)
+            fake_loss = discriminator_fake_loss(ctx.loss, fake_scores)
+        ctx.backward(fake_loss / len(reals))  # frees the fake graph before the penalty graph is built
+        with ctx.autocast():
+            real_loss, real_parts = discriminator_real_loss(
+                ctx.loss, critic, fade_reals(real, ctx.alpha), fake, gp_lambda=ctx.gp_lambda,
+                drift_epsilon=ctx.drift_epsilon, r1_gamma=ctx.r1_gamma, grad_scale=ctx.grad_scale,
+                penalty=ctx.penalty)
+        ctx.backward(real_loss / len(reals))
+        parts = combine_discriminator_terms(ctx.loss, fake_loss, fake_scores, real_loss, real_parts)
+        for k, v in parts.items():
             terms[k] = terms.get(k, 0) + v.float() / len(reals)
     ctx.generator.requires_grad_(True)
     return terms

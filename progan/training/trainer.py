@@ -1,10 +1,18 @@
 """The training loop behind ``accelerate launch train.py`` (ProGAN appendix A.1, StyleGAN appendix C).
 
 One ``Accelerator``; models are placed on the device and the two optimizers go through ``prepare``
-once (mixed precision, GradScaler). Gradients are synchronised by ``train_step.all_reduce_gradients``.
-Every decision (stage, alpha, batch size, data order, latents) derives from the images seen and RNG
-streams that are saved per process, so a resumed run continues bit for bit. SIGTERM/SIGUSR1 and
-non-finite losses are agreed on by all processes at the same step.
+once (mixed precision, GradScaler). What processes must agree on (gradients, ``w_avg``, stop and
+non-finite flags, the checkpoint to resume from) lives in ``training.distributed``. Every decision
+(stage, alpha, batch size, data order, latents) derives from the images seen and RNG streams that
+are saved per process, so a resumed run continues bit for bit (on CPU; see the README for CUDA).
+SIGTERM/SIGUSR1 and non-finite losses are agreed on by all processes at the same step, at most
+``--sync-every`` steps later; a stop saves a checkpoint first and skips samples and evaluation.
+
+fp16: one GradScaler serves both optimizers and ``update()`` runs after every optimizer step (D, the
+lazy-regularization D step, G), so its growth interval counts optimizer steps and an overflow in
+either network halves the scale for both. Only the penalties depend on the scale (their input
+gradients are scaled); so a non-finite penalty is excused exactly when D's own step was skipped
+(``opt_d.step_was_skipped``), and any other non-finite term is divergence.
 
 Small-data options: ``--augment diffaugment|ada`` (``training.augment``; ADA's p and its running
 sign sums are checkpointed) and lazy regularization ``--r1-every/--gp-every K`` (StyleGAN2 section 3.1,
@@ -30,6 +38,8 @@ from tqdm.auto import tqdm
 
 from .augment import AdaptiveController, Augment, parse_policy
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .distributed import (all_reduce_gradients, all_reduce_mean_, check_ranks_agree, choose_checkpoint,
+                          collective_phase, max_reduce_, persistent_float_buffers)
 from ..config import Family
 from .data_stream import make_loader, rescale_consumed, to_float_images
 from .ema import ema_beta, update_ema
@@ -37,8 +47,7 @@ from ..metrics.evaluation import PeriodicEvaluator
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
 from .options import TrainConfig, parse_batch_sizes
-from .step import (StepContext, all_reduce_buffers, all_reduce_gradients, discriminator_step, generator_step,
-                   regularization_step)
+from .step import StepContext, discriminator_step, generator_step, regularization_step
 
 __all__ = ["Trainer", "TrainingDiverged"]
 
@@ -47,9 +56,13 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN/inf; nothing was saved after it."""
 
 
+_PENALTIES = ("d_gp", "d_r1")  # the only terms that depend on the fp16 loss scale
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, family: Family, open_dataset: Callable[[int], Dataset], *,
-                 accelerator: Accelerator | None = None, evaluator: PeriodicEvaluator | None = None) -> None:
+                 accelerator: Accelerator | None = None, evaluator: PeriodicEvaluator | None = None,
+                 pending_signals: list[int] | None = None) -> None:
         self.config, self.family, self.open_dataset = config, family, open_dataset
         self.out = Path(config.out)
         self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision,
@@ -94,6 +107,11 @@ class Trainer:
         self.evaluator = evaluator
         torch.manual_seed(config.seed * 1000 + 1 + acc.process_index)  # per-rank streams: latents, noise
         self._stop_requested = False
+        self._pending_signals = pending_signals if pending_signals is not None else []  # caught before train()
+        self._averaged_buffers = persistent_float_buffers(self.generator)  # w_avg; not the constant buffers
+        # [stop, non-finite, -first non-finite images_seen]: max-reduced every --sync-every steps
+        self._flags = torch.tensor([0.0, 0.0, -math.inf], dtype=torch.float64, device=acc.device)
+        self._phase = "starting"
         self._datasets: dict[int, Dataset] = {}
 
     # --- state ------------------------------------------------------------------------------
@@ -130,7 +148,10 @@ class Trainer:
                                barrier=acc.wait_for_everyone, keep=self.config.keep_checkpoints)
 
     def try_resume(self) -> Path | None:
-        path = latest_checkpoint(self.out / "checkpoints") if self.config.resume else None
+        """Resume from the checkpoint rank 0 sees as latest; every rank must load the same state."""
+        root, acc = self.out / "checkpoints", self.accelerator
+        latest = latest_checkpoint(root) if self.config.resume and acc.is_main_process else None
+        path = choose_checkpoint(root, latest, rank=acc.process_index)
         if path is None:
             return None
         state, rank_state = load_checkpoint(path, rank=self.accelerator.process_index)
@@ -160,6 +181,7 @@ class Trainer:
         else:
             self.accelerator.print("warning: process count changed since the checkpoint; "
                                    "training continues but is no longer bit-identical")
+        check_ranks_agree(images_seen=self.images_seen, weights_digest=self.weights_digest())
         return path
 
     # --- helpers ----------------------------------------------------------------------------
@@ -173,10 +195,23 @@ class Trainer:
             self._datasets = {resolution: self.open_dataset(resolution)}  # keep one open at a time
         return self._datasets[resolution]
 
-    def _agree(self, stop: bool, finite: bool) -> tuple[bool, bool]:
-        flags = torch.tensor([float(stop), float(not finite)], device=self.accelerator.device)
-        flags = self.accelerator.reduce(flags, reduction="sum")
-        return bool(flags[0] > 0), bool(flags[1] > 0)
+    def _note_health(self, d_terms: dict[str, torch.Tensor], g_terms: dict[str, torch.Tensor],
+                      d_skipped: bool) -> None:
+        """Fold this step's non-finite check into the device flags (no host sync)."""
+        terms = [v for k, v in d_terms.items() if k != "d_loss" and (k not in _PENALTIES or not d_skipped)]
+        bad = ~torch.isfinite(torch.stack([*terms, g_terms["g_loss"]]).float()).all()
+        # new_full is a fill kernel, not a host->device copy: nothing here waits for the GPU
+        first = torch.where(bad, self._flags.new_full((), -float(self.images_seen)), self._flags.new_full((), -math.inf))
+        self._flags[1:] = torch.maximum(self._flags[1:], torch.stack([bad.double(), first]))
+
+    def _agree(self) -> tuple[bool, bool, int]:
+        """One max-reduce: (any rank asked to stop, any non-finite loss, images_seen at the first one)."""
+        self._flags[0] = float(self._stop_requested)
+        stop, bad, first = max_reduce_(self._flags).tolist()
+        scaler = self.accelerator.scaler
+        if scaler is not None and not bad and scaler.get_scale() < 1.0:  # every step overflowed, even unscaled
+            bad, first = 1.0, -self.images_seen
+        return stop > 0, bad > 0, int(-first) if bad else -1
 
     def _crossed(self, before: int, interval_kimg: float) -> bool:
         if interval_kimg <= 0:
@@ -233,9 +268,19 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------------
     def train(self) -> Path:
+        """Train to ``--kimg`` (returns the export dir) or until a stop signal (returns the checkpoint dir)."""
+        with collective_phase("training", timeout=self.config.dist_timeout):
+            return self._train()
+
+    def _train(self) -> Path:
         acc, cfg = self.accelerator, self.config
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+            signal.signal(sig, self._request_stop)
+        if self._pending_signals:  # a signal that arrived while train.py was still importing/building
+            self._stop_requested = True
         self.out.mkdir(parents=True, exist_ok=True)
-        resumed = self.try_resume()
+        with collective_phase("choosing and loading the checkpoint to resume from", timeout=cfg.dist_timeout):
+            resumed = self.try_resume()
         if acc.is_main_process:
             acc.init_trackers("train", config={k: v for k, v in asdict(cfg).items()})
             (self.out / "train_config.json").write_text(cfg.to_json() + "\n")
@@ -243,12 +288,10 @@ class Trainer:
                   f"starting {self.family.name}/{cfg.preset} at {self.model_config.resolution}px, {cfg.kimg} kimg")
         if self.evaluator is not None:
             self.evaluator.load()  # a missing Inception file fails now, not at the first evaluation
-        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
-            signal.signal(sig, self._request_stop)
         total = int(cfg.kimg * 1000)
         world, accum = acc.num_processes, cfg.grad_accum
         bar = tqdm(total=round(cfg.kimg, 3), initial=round(self.images_seen / 1000, 3), unit="kimg",
-                   disable=not acc.is_local_main_process, dynamic_ncols=True)
+                   disable=not acc.is_main_process, dynamic_ncols=True)  # one bar per run, not per node
         loader, loader_key, start, t_log, n_log = None, None, time.time(), time.time(), self.images_seen
         if not resumed:
             self._samples(self.schedule.phase(0))
@@ -270,35 +313,29 @@ class Trainer:
                 alpha=phase.alpha, latent_dim=self.model_config.latent_dim, device=acc.device,
                 autocast=acc.autocast, backward=acc.backward,
                 reduce_mean=lambda t: acc.reduce(t, reduction="mean"),
-                grad_scale=scaler.get_scale() if scaler is not None else 1.0,
+                grad_scale=scaler._get_scale_async() if scaler is not None else 1.0,  # a tensor: no host sync
                 mixing_prob=cfg.mixing_prob if self.family.name == "stylegan_lite" else 0.0,
                 gp_lambda=cfg.gp_lambda, drift_epsilon=cfg.drift_epsilon, r1_gamma=cfg.r1_gamma,
                 augment=self.augment, penalty=self.reg_every == 1)
             d_terms = discriminator_step(ctx, reals)
-            all_reduce_gradients(self.discriminator, ctx.reduce_mean, world)
+            all_reduce_gradients(self.discriminator)
             self.opt_d.step()
+            d_skipped = scaler is not None and self.opt_d.step_was_skipped  # fp16: scaler.step synced already
             self.opt_d.zero_grad(set_to_none=True)
             if self.reg_every > 1 and self.step % self.reg_every == 0:  # lazy regularization: its own D step
                 d_terms.update(regularization_step(ctx, reals, self.reg_every))
-                all_reduce_gradients(self.discriminator, ctx.reduce_mean, world)
+                all_reduce_gradients(self.discriminator)
                 self.opt_d.step()
+                d_skipped = d_skipped or (scaler is not None and self.opt_d.step_was_skipped)
                 self.opt_d.zero_grad(set_to_none=True)
             if self.ada is not None:
                 self._adapt(d_terms["real_sign"], phase.batch_size * accum)
             g_terms = generator_step(ctx, phase.batch_size, accum)
-            all_reduce_gradients(self.generator, ctx.reduce_mean, world)
-            all_reduce_buffers(self.generator, ctx.reduce_mean, world)
+            all_reduce_gradients(self.generator)
+            all_reduce_mean_(self._averaged_buffers)
             self.opt_g.step()
             self.opt_g.zero_grad(set_to_none=True)
-            finite = bool(torch.isfinite(d_terms["d_loss"]) and torch.isfinite(g_terms["g_loss"]))
-            if not finite and scaler is not None and acc.optimizer_step_was_skipped and scaler.get_scale() >= 1:
-                finite = True  # an fp16 overflow: the GradScaler skipped the update and lowered its scale
-            stop, diverged = self._agree(self._stop_requested, finite)
-            if diverged:
-                raise TrainingDiverged(
-                    f"non-finite loss at {self.images_seen / 1000:.3f} kimg (D {d_terms['d_loss'].item():.4g}, "
-                    f"G {g_terms['g_loss'].item():.4g}); nothing saved after the last checkpoint; "
-                    "try lower learning rates or --mixed-precision bf16")
+            self._note_health(d_terms, g_terms, d_skipped)
             before = self.images_seen
             batch_images = phase.batch_size * accum * world
             self.images_seen += batch_images
@@ -307,32 +344,36 @@ class Trainer:
                        beta=ema_beta(batch_images, half_life_images=cfg.ema_half_life_kimg * 1000,
                                      images_seen=self.images_seen, rampup=cfg.ema_rampup))
             bar.update(round(self.images_seen / 1000, 3) - bar.n)
-            if self.step % cfg.log_every == 0 or self.images_seen >= total:
-                terms = {k: acc.reduce(v.detach(), reduction="mean").item() for k, v in {**d_terms, **g_terms}.items()}
-                now = time.time()
-                speed = (self.images_seen - n_log) / max(now - t_log, 1e-9)
-                t_log, n_log = now, self.images_seen
-                record = {"kimg": self.images_seen / 1000, "step": self.step, "stage": phase.stage,
-                          "resolution": phase.resolution, "alpha": round(phase.alpha, 4), "img_per_s": speed, **terms}
-                postfix = {"res": phase.resolution, "alpha": f"{phase.alpha:.2f}", "d": f"{terms['d_loss']:.3f}",
-                           "g": f"{terms['g_loss']:.3f}", "ips": f"{speed:.0f}"}
-                if self.augment is not None:
-                    record["augment_p"] = self.augment.p
-                    postfix["p"] = f"{self.augment.p:.3f}"
-                bar.set_postfix(postfix)
-                self._log(record)
-            if self._crossed(before, cfg.sample_kimg) or self.images_seen >= total:
-                self._samples(phase)
-            if self.evaluator is not None and (self._crossed(before, cfg.eval_kimg) or self.images_seen >= total):
-                self._evaluate(phase, time.time() - start)
-            if stop or self._crossed(before, cfg.checkpoint_kimg) or self.images_seen >= total:
-                self.save()
-            if stop:
+            end = self.images_seen >= total
+            sample, checkpoint = self._crossed(before, cfg.sample_kimg) or end, self._crossed(before, cfg.checkpoint_kimg) or end
+            evaluate = self.evaluator is not None and (self._crossed(before, cfg.eval_kimg) or end)
+            stop = False
+            if sample or checkpoint or evaluate or self.step % cfg.sync_every == 0:  # before anything is written
+                stop, diverged, first_bad = self._agree()
+                if diverged:
+                    raise TrainingDiverged(
+                        f"non-finite loss at {first_bad / 1000:.3f} kimg (seen by {self.images_seen / 1000:.3f} "
+                        f"kimg; last D {d_terms['d_loss'].item():.4g}, G {g_terms['g_loss'].item():.4g}); nothing "
+                        "saved after the last checkpoint; try lower learning rates or --mixed-precision bf16")
+            if self.step % cfg.log_every == 0 or end:
+                self._log_terms(phase, {**d_terms, **g_terms}, bar, t_log, n_log)
+                t_log, n_log = time.time(), self.images_seen
+            if stop:  # save first: the scheduler's SIGKILL may follow; no samples, no evaluation
+                with collective_phase("saving the stop checkpoint", timeout=cfg.dist_timeout):
+                    self.save()
                 bar.close()
                 acc.print(f"stop requested: saved checkpoint at {self.images_seen / 1000:.3f} kimg; "
                           "rerun the same command to resume")
                 acc.end_training()
                 return self.out / "checkpoints"
+            if sample:
+                self._samples(phase)
+            if evaluate:
+                with collective_phase("evaluating", timeout=cfg.dist_timeout):
+                    self._evaluate(phase, time.time() - start)
+            if checkpoint:
+                with collective_phase("saving a checkpoint", timeout=cfg.dist_timeout):
+                    self.save()
         bar.close()
         export = self.out / "export"
         if acc.is_main_process:
@@ -340,3 +381,19 @@ class Trainer:
         acc.wait_for_everyone()
         acc.end_training()
         return export
+
+    def _log_terms(self, phase, terms: dict[str, torch.Tensor], bar, t_log: float, n_log: int) -> None:
+        """All logged terms averaged over processes in one stacked reduce, read with one host sync."""
+        names = sorted(terms)
+        values = self.accelerator.reduce(torch.stack([terms[k].detach().float() for k in names]), reduction="mean")
+        logged = dict(zip(names, values.tolist()))
+        speed = (self.images_seen - n_log) / max(time.time() - t_log, 1e-9)
+        record = {"kimg": self.images_seen / 1000, "step": self.step, "stage": phase.stage,
+                  "resolution": phase.resolution, "alpha": round(phase.alpha, 4), "img_per_s": speed, **logged}
+        postfix = {"res": phase.resolution, "alpha": f"{phase.alpha:.2f}", "d": f"{logged['d_loss']:.3f}",
+                   "g": f"{logged['g_loss']:.3f}", "ips": f"{speed:.0f}"}
+        if self.augment is not None:
+            record["augment_p"] = self.augment.p
+            postfix["p"] = f"{self.augment.p:.3f}"
+        bar.set_postfix(postfix)
+        self._log(record)
