@@ -106,9 +106,11 @@ def test_mix_event_checks(events, args, match):
 
 
 def test_mix_event_serves_up_to_the_cap(events):
-    path, _, _ = events["mix"]("sg", "1", "3", "coarse", 0.7, "fixed")  # 2 x 2 = 4 cells
-    with Image.open(path) as image:
+    shown, download, _ = events["mix"]("sg", "1", "3", "coarse", 0.7, "fixed")  # 2 x 2 = 4 cells
+    with Image.open(download) as image:
         assert image.size == (32, 32)
+    with Image.open(shown) as image:                   # the display copy is enlarged 4x
+        assert image.size == (128, 128)
 
 
 def test_unknown_model_is_refused(events):
