@@ -75,7 +75,7 @@ def test_wgan_gp_discriminator_loss_closed_form():
     critic, real, fake = _critic(2.0), _batch(4), _batch(5)
     w = critic.w.detach()
     d_real, d_fake = real.flatten(1) @ w, fake.flatten(1) @ w
-    loss, parts = losses.wgan_gp_discriminator_loss(critic, real, fake, gp_lambda=7.0, drift_epsilon=0.01)
+    loss, parts = losses.discriminator_loss("wgan_gp", critic, real, fake, gp_lambda=7.0, drift_epsilon=0.01)
     expected = d_fake.mean() - d_real.mean() + 0.01 * d_real.square().mean() + 7.0 * (2.0 - 1.0) ** 2
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert parts["d_gp"].item() == pytest.approx(1.0, rel=1e-5)
@@ -88,7 +88,7 @@ def test_logistic_r1_discriminator_loss_closed_form():
     critic, real, fake = _critic(0.5), _batch(6), _batch(7)
     w = critic.w.detach()
     d_real, d_fake = real.flatten(1) @ w, fake.flatten(1) @ w
-    loss, parts = losses.logistic_r1_discriminator_loss(critic, real, fake, r1_gamma=4.0)
+    loss, parts = losses.discriminator_loss("logistic_r1", critic, real, fake, r1_gamma=4.0)
     # -log(1 - sigmoid(D(fake))) - log sigmoid(D(real)) + gamma/2 ||w||^2
     expected = (-torch.log1p(-torch.sigmoid(d_fake))).mean() - torch.log(torch.sigmoid(d_real)).mean() + 2.0 * 0.25
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
