@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "- Data: the 4,495 OpenMoji colour emoji (CC BY-SA 4.0, \"All emojis designed by OpenMoji – the "
         "open-source emoji and icon project\"), the built-in set of `train.py` (rendered by resvg at each resolution).",
         f"- Command: `{args.command}` (resumed across stops with the same command; see campaign/README.md).",
-        f"- Images seen: {summary['images_seen']:,} ({summary['steps']:,} steps of 32). Wall clock: "
+        f"- Images seen: {summary['images_seen']:,} ({summary['kimg']:g} kimg, {summary['steps']:,} steps of 32). Wall clock: "
         f"{args.hours:.1f} h on this project's 2-core AMD EPYC VM (CPU only), one thread, shared with the other "
         "family's run, evaluations and tests.",
         f"- Loss: {summary['loss']}" + (f"; ADA p at the end {facts['augment_p']:.3f}" if "augment_p" in facts else "")
