@@ -22,7 +22,7 @@ import gradio as gr
 
 from .display import figure_for_display, for_display
 from .interpolation import METHODS, SPACES, render_interpolation
-from .keys import parse_keys
+from .keys import IMAGE_TOKEN, parse_keys
 from .limits import DEFAULT_LIMITS, Limits, check_choice, check_int, check_truncation
 from .mixing import STYLE_RANGES, mixing_figure, render_mixing
 from .models import LOAD_ERRORS, ModelStore, describe_model
@@ -101,7 +101,10 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         # the gallery shows enlarged copies (nearest-neighbour); the grid download keeps native pixels
         return [(for_display(image), f"seed {s}") for image, s in zip(images, seed_list)], str(grid_path), status
 
-    def _projection_for(model: str, mine):
+    def _projection_for(model: str, mine, text: str):
+        """The visitor's projection, when ``text`` asks for it; it must come from ``model``."""
+        if IMAGE_TOKEN not in str(text).lower():
+            return None
         if mine is not None and mine.metadata.get("model") not in (None, model):
             raise ValueError(f'your image was projected with {mine.metadata["model"]}: switch back or project it again')
         return mine
@@ -116,7 +119,7 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         method = check_choice("method", method, METHODS)
         space = check_choice("space", space, SPACES)
         noise = check_choice("noise", noise, NOISE_MODES)
-        seed_list = parse_keys(seeds, max_count=limits.max_keyframes, projection=_projection_for(model, mine))
+        seed_list = parse_keys(seeds, max_count=limits.max_keyframes, projection=_projection_for(model, mine, seeds))
         if len(seed_list) < 2:
             raise ValueError('interpolation needs at least two seeds, e.g. "1,2,3"')
         start = time.perf_counter()
@@ -136,8 +139,8 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         psi, _ = check_truncation(generator.config, psi, None, limits)
         styles = check_choice("styles", styles, tuple(STYLE_RANGES))
         noise = check_choice("noise", noise, NOISE_MODES)
-        rows = parse_keys(row_seeds, max_count=limits.max_mix_seeds, projection=_projection_for(model, mine))
-        cols = parse_keys(col_seeds, max_count=limits.max_mix_seeds, projection=_projection_for(model, mine))
+        rows = parse_keys(row_seeds, max_count=limits.max_mix_seeds, projection=_projection_for(model, mine, row_seeds))
+        cols = parse_keys(col_seeds, max_count=limits.max_mix_seeds, projection=_projection_for(model, mine, col_seeds))
         cells = (len(rows) + 1) * (len(cols) + 1)
         if cells > limits.max_pixels // generator.config.resolution ** 2:
             raise ValueError(f"a {len(rows)}x{len(cols)} mixing grid is too large for this model; use fewer seeds")
