@@ -50,9 +50,9 @@ def run_block(block: nn.Module, x: torch.Tensor, *args: Any, resolution: int, fu
     """``block(x, *args)``, with autocast off and ``x`` in fp32 if fp16 autocast is on and ``resolution``
     is below the ``NUM_FP16_RES`` highest resolutions of the network; otherwise a plain call."""
     device = x.device.type
-    if (resolution * 2 ** (NUM_FP16_RES - 1) >= full_resolution or not torch.is_autocast_enabled(device)
-            or torch.get_autocast_dtype(device) != torch.float16):
-        return block(x, *args)
+    if (resolution * 2 ** (NUM_FP16_RES - 1) >= full_resolution or device not in ("cuda", "cpu")
+            or not torch.is_autocast_enabled(device) or torch.get_autocast_dtype(device) != torch.float16):
+        return block(x, *args)  # also the meta device (shape/memory traces), which has no autocast
     with torch.autocast(device, enabled=False):  # fp16 inputs (x, StyleGAN's w) go back to fp32
         return block(x.float(), *(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args))
 

@@ -3,6 +3,8 @@
 ``GAN_STUDIO_TEST_QUIRK``:
 - ``local-out``: rank 1 uses ``--out`` + ``-rank1``, as if --out were on a node-local disk.
 - ``stuck-data``: rank 1 hangs while opening its dataset, as if rendering data never finished.
+- ``count-collectives`` (every rank): counts collective calls and writes, per training step, the count
+  at the start of its D step to ``OUT/collectives-rank{RANK}.json``.
 """
 import os
 import sys
@@ -17,4 +19,27 @@ if rank == 1 and quirk == "local-out":
     sys.argv[where] += "-rank1"
 if rank == 1 and quirk == "stuck-data":
     train.dataset_opener = lambda config, accelerator: time.sleep(3600)
+if quirk == "count-collectives":
+    import atexit
+    import json
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    import progan.training.trainer as trainer_module
+
+    calls, at_step = [0], []
+    for name in ("all_reduce", "broadcast", "all_gather", "barrier", "reduce", "gather"):
+        def counted(*args, _original=getattr(dist, name), **kwargs):
+            calls[0] += 1
+            return _original(*args, **kwargs)
+        setattr(dist, name, counted)
+
+    def d_step(*args, _original=trainer_module.discriminator_step, **kwargs):
+        at_step.append(calls[0])
+        return _original(*args, **kwargs)
+
+    trainer_module.discriminator_step = d_step
+    out = Path(sys.argv[sys.argv.index("--out") + 1])
+    atexit.register(lambda: (out / f"collectives-rank{rank}.json").write_text(json.dumps(at_step)))
 sys.exit(train.main(sys.argv[1:]))

@@ -42,7 +42,7 @@ def _launch(args: list[str], log: Path, *, script: Path = ROOT / "train.py", **e
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
-def _finish(proc: subprocess.Popen, log: Path, timeout: float = 300) -> str:
+def _finish(proc: subprocess.Popen, log: Path, timeout: float = 600) -> str:
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -146,3 +146,24 @@ def test_a_stuck_rank_fails_the_others_after_the_timeout_naming_the_phase(tmp_pa
     assert proc.returncode != 0
     assert "error: rank 0: the other processes did not answer within --dist-timeout 10 s while" in output, output[-3000:]
     assert time.time() - start < 150
+
+
+def test_collectives_per_step_are_the_gradients_w_avg_and_the_periodic_flags(tmp_path):
+    """Per step: D's and G's flat gradient all-reduce and w_avg (not the constant noise/blur buffers);
+    the stop/non-finite flags every --sync-every steps; all logged terms as one reduce on log steps."""
+    import json
+
+    data = make_image_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    args = train_args("stylegan_lite", data, out, kimg=0.16, **{"log-every": 5, "sync-every": 4,
+                                                               "checkpoint-kimg": 10, "sample-kimg": 10})
+    log = tmp_path / "launch.log"
+    proc = _launch(args, log, script=ROOT / "tests" / "rank_quirks.py", GAN_STUDIO_TEST_QUIRK="count-collectives")
+    output = _finish(proc, log)
+    assert proc.returncode == 0, output[-3000:]
+    for rank in (0, 1):
+        at_step = json.loads((out / f"collectives-rank{rank}.json").read_text())
+        assert len(at_step) == 20                                         # 0.16 kimg / (2 x 4 images)
+        per_step = [b - a for a, b in zip(at_step, at_step[1:])]          # step i + 1 ends between them
+        expected = [3 + (step % 4 == 0) + (step % 5 == 0) for step in range(1, 20)]
+        assert per_step == expected

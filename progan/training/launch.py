@@ -4,7 +4,7 @@
 
 Why not ``accelerate launch`` itself: it runs torchrun's elastic agent (torch.distributed.elastic),
 which handles only the signals in ``PET_SIGNALS_TO_HANDLE`` (default SIGTERM, SIGINT, SIGHUP,
-SIGQUIT). Measured on CPU with 2 processes:
+SIGQUIT). Measured on CPU with 2 processes (issue 11), and visible in ``launcher/api.py``:
 
 - SIGUSR1 to the launcher kills it (exit 138); the workers keep training, orphaned, and never save.
 - SIGTERM is forwarded to the workers, which save, but the agent then raises ``SignalException``
