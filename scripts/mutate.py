@@ -63,9 +63,9 @@ def _preload() -> None:
         pass
 
 
-def run_tests_forked(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
+def start_forked(tree: Path, tests: tuple[str, ...]) -> int:
+    """Fork a child that runs ``tests`` in ``tree``; its output goes to ``tree/../pytest.log``."""
     log = tree.parent / "pytest.log"
-    start = time.monotonic()
     pid = os.fork()
     if pid == 0:  # child: a fresh view of the (mutated) project, then pytest
         code = 3
@@ -82,6 +82,18 @@ def run_tests_forked(tree: Path, tests: tuple[str, ...], timeout: float) -> tupl
         finally:
             sys.stdout.flush()
             os._exit(code)
+    return pid
+
+
+def finish_forked(tree: Path, pid: int, status: int, start: float) -> tuple[str, float, str]:
+    log = tree.parent / "pytest.log"
+    out = log.read_text(errors="replace") if log.exists() else ""
+    return _verdict(os.waitstatus_to_exitcode(status), out, time.monotonic() - start)
+
+
+def run_tests_forked(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
+    start = time.monotonic()
+    pid = start_forked(tree, tests)
     deadline = start + timeout
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -92,9 +104,31 @@ def run_tests_forked(tree: Path, tests: tuple[str, ...], timeout: float) -> tupl
             os.waitpid(pid, 0)
             return "timeout", time.monotonic() - start, ""
         time.sleep(0.2)
-    code = os.waitstatus_to_exitcode(status)
-    out = log.read_text(errors="replace") if log.exists() else ""
-    return _verdict(code, out, time.monotonic() - start)
+    return finish_forked(tree, pid, status, start)
+
+
+def run_parallel(trees: list[Path], mutants: list[Mutant], timeout: float):
+    """Yield ``(mutant, (status, seconds, detail))`` running one mutant per tree at a time, forked."""
+    queue, running = list(mutants), {}  # pid -> (tree, mutant, original, start)
+    free = list(trees)
+    while queue or running:
+        while queue and free:
+            tree, mt = free.pop(), queue.pop(0)
+            original = apply(tree, mt)
+            running[start_forked(tree, mt.tests)] = (tree, mt, original, time.monotonic())
+        time.sleep(0.2)
+        for pid, (tree, mt, original, start) in list(running.items()):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            timed_out = not done and time.monotonic() - start > timeout
+            if timed_out:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            if done or timed_out:
+                result = ("timeout", time.monotonic() - start, "") if timed_out else finish_forked(tree, pid, status, start)
+                (tree / mt.file).write_text(original)
+                del running[pid]
+                free.append(tree)
+                yield mt, result
 
 
 def _verdict(code: int, out: str, seconds: float) -> tuple[str, float, str]:
@@ -115,6 +149,16 @@ def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, 
     return _verdict(done.returncode, done.stdout, time.monotonic() - start)
 
 
+def _serial(tree: Path, mutants: list[Mutant], run, timeout: float):
+    for mt in mutants:
+        original = apply(tree, mt)
+        try:
+            result = run(tree, mt.tests, timeout)
+        finally:
+            (tree / mt.file).write_text(original)
+        yield mt, result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=tuple(SETS), default="all")
@@ -123,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--no-fork", dest="fork", action="store_false", help="a new interpreter per mutant")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants at once, each in its own copy (forked runner)")
     parser.add_argument("--slow", action="store_true", help="include mutants whose tests launch processes (minutes each)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the check that the unmutated tests pass")
@@ -149,12 +194,15 @@ def main(argv: list[str] | None = None) -> int:
         if baseline != "survived":
             print(f"the unmutated tests do not pass ({baseline}): {detail}", file=sys.stderr)
             return 2
-        for mt in chosen:
-            original = apply(tree, mt)
-            try:
-                status, seconds, detail = run(tree, mt.tests, args.timeout)
-            finally:
-                (tree / mt.file).write_text(original)
+        if run is run_tests_forked and args.jobs > 1:
+            trees = [tree]
+            for k in range(1, args.jobs):
+                trees.append(Path(tmp) / f"tree{k}" / "tree")
+                shutil.copytree(tree, trees[-1], symlinks=True)
+            outcomes = run_parallel(trees, chosen, args.timeout)
+        else:
+            outcomes = _serial(tree, chosen, run, args.timeout)
+        for mt, (status, seconds, detail) in outcomes:
             note = EQUIVALENT.get(mt.id, "")
             results.append({"id": mt.id, "file": mt.file, "status": status, "seconds": round(seconds, 1),
                             "detail": detail, "equivalent": note})

@@ -177,6 +177,16 @@ def test_precision_recall_batching_does_not_change_result():
     assert precision_recall(real, fake, k=3, batch_size=17) == full
 
 
+def test_precision_recall_by_hand_on_a_line():
+    # 1-D features, k=1: each radius is the distance to the nearest *other* point of its set.
+    # real 0,1,3,6,10 -> radii 1,1,2,3,4; fake -5,0.5,2.5,8,20 -> radii 5.5,2,2,5.5,12.
+    # precision: 0.5 (0.5 from 0), 2.5 (0.5 from 3), 8 (2 from 6) inside; -5 and 20 outside -> 3/5.
+    # recall: every real lies within 2 of 0.5, 2.5 or 8, inside their radii -> 5/5.
+    real = np.array([[0.0], [1.0], [3.0], [6.0], [10.0]])
+    fake = np.array([[-5.0], [0.5], [2.5], [8.0], [20.0]])
+    assert precision_recall(real, fake, k=1) == (pytest.approx(0.6), pytest.approx(1.0))
+
+
 def test_duplicated_samples_are_inside_their_zero_radius_spheres():
     # Each point 4 times with k=3: every k-th-neighbour radius is 0, and a probe at distance 0 is
     # inside (distance <= radius, as in Kynkaanniemi et al. and NVIDIA's code).
