@@ -143,10 +143,9 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path, family_name, small_data):
     if extra.get("augment") == "ada":  # ADA was active: p moved away from 0 during the run
         assert max(json.loads(line).get("augment_p", 0) for line in log.splitlines()) > 0
     assert_states_equal(final_straight, final_resumed)
-    for rank_file in ("rng-rank0.pt",):  # ADA's running sign sums and the RNG state too
-        assert_states_equal(torch.load(latest_checkpoint(tmp_path / "straight" / "checkpoints") / rank_file,
-                                       weights_only=True),
-                            torch.load(latest_checkpoint(ckpts) / rank_file, weights_only=True))
+    # the rank state too: RNG and ADA's running sign sums
+    rank_a, rank_b = (latest_checkpoint(root) / "rng-rank0.pt" for root in (tmp_path / "straight" / "checkpoints", ckpts))
+    assert_states_equal(torch.load(rank_a, weights_only=True), torch.load(rank_b, weights_only=True))
     meta_a, tensors_a = read_pretrained(tmp_path / "straight" / "export")
     meta_b, tensors_b = read_pretrained(tmp_path / "killed" / "export")
     assert meta_a["config"] == meta_b["config"] and meta_b["summary"]["images_seen"] == 200
