@@ -12,7 +12,7 @@ buffers) so the video does not flicker.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -94,17 +94,24 @@ def render_interpolation(generator: nn.Module, seeds: Sequence[Key], *, frames: 
         path = keyframe_path(z_keys, frames, method=method, loop=loop)       # [T, latent_dim]
     # one noise draw for the whole clip: per-frame noise would make the video flicker
     noise_one = seed_noise(generator, seeds[:1]) if stylegan and noise == "random" else None
-    out = []
+
+    def render(chunk: torch.Tensor) -> torch.Tensor:
+        if not stylegan:
+            return generator(chunk)
+        w = generator.mapping(chunk) if space == "z" else chunk
+        ws = generator.truncate(generator.broadcast(w), psi=psi, cutoff=cutoff)
+        noise_tensors = [n.expand(len(chunk), -1, -1, -1) for n in noise_one] if noise_one else None
+        return synthesize(generator, ws, noise=noise, noise_tensors=noise_tensors)
+
+    return _render_in_batches(render, path, batch_size=batch_size, progress=progress)
+
+
+def _render_in_batches(render: Callable[[torch.Tensor], torch.Tensor], path: torch.Tensor, *, batch_size: int,
+                       progress: Progress | None) -> np.ndarray:
+    """``render`` over ``path`` (one latent per frame) in batches -> uint8 frames ``[F, R, R, 3]``."""
+    frames, out = len(path), []
     for start in range(0, frames, batch_size):
-        chunk = path[start:start + batch_size]
-        if stylegan:
-            w = generator.mapping(chunk) if space == "z" else chunk
-            ws = generator.truncate(generator.broadcast(w), psi=psi, cutoff=cutoff)
-            noise_tensors = [n.expand(len(chunk), -1, -1, -1) for n in noise_one] if noise_one else None
-            images = synthesize(generator, ws, noise=noise, noise_tensors=noise_tensors)
-        else:
-            images = generator(chunk)
-        out.append(to_uint8(images))
+        out.append(to_uint8(render(path[start:start + batch_size])))
         if progress is not None:
             progress(min(start + batch_size, frames), frames)
     return np.concatenate(out)
@@ -127,14 +134,10 @@ def _render_through_image(generator: nn.Module, keys: Sequence[Key], *, frames: 
         noise_one = key_noise(generator, keys[first:first + 1], noise)
     else:
         path = keyframe_path(key_latents(generator, keys), frames, method=method, loop=loop)
-    out = []
-    for start in range(0, frames, batch_size):
-        chunk = path[start:start + batch_size]
-        if stylegan:
-            images = generator.synthesis(chunk, noise=[n.expand(len(chunk), -1, -1, -1) for n in noise_one])
-        else:
-            images = generator(chunk)
-        out.append(to_uint8(images))
-        if progress is not None:
-            progress(min(start + batch_size, frames), frames)
-    return np.concatenate(out)
+
+    def render(chunk: torch.Tensor) -> torch.Tensor:
+        if not stylegan:
+            return generator(chunk)
+        return generator.synthesis(chunk, noise=[n.expand(len(chunk), -1, -1, -1) for n in noise_one])
+
+    return _render_in_batches(render, path, batch_size=batch_size, progress=progress)

@@ -77,3 +77,15 @@ def app_launcher(tmp_path_factory):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A saved tiny generator per family: ``{family name: weights dir}`` (deterministic weights)."""
+    out = {}
+    for name, family in FAMILIES.items():
+        torch.manual_seed(0)
+        path = tmp_path_factory.mktemp(name)
+        family.generator_cls(family.presets["tiny"]).save_pretrained(path)
+        out[name] = path
+    return out

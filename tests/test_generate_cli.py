@@ -7,24 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from app.generate import main
 from families import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    out = {}
-    for name, family in FAMILIES.items():
-        torch.manual_seed(0)
-        path = tmp_path_factory.mktemp(name)
-        family.generator_cls(family.presets["tiny"]).save_pretrained(path)
-        out[name] = path
-    return out
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -82,17 +82,6 @@ def test_load_target_uses_data_prep_decoding():
     assert before_after(pixels, pixels).size == (2 * 256 + 8, 256)
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    out = {}
-    for name, family in FAMILIES.items():
-        torch.manual_seed(0)
-        path = tmp_path_factory.mktemp(name)
-        family.generator_cls(family.presets["tiny"]).save_pretrained(path)
-        out[name] = path
-    return out
-
-
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_cli_writes_latent_and_pictures(weights, tmp_path, name, capsys):
     image = tmp_path / "in.jpg"
