@@ -4,17 +4,17 @@ The trace runs the real training code (``step.discriminator_step`` with its pena
 first, as stylegan2-ada's loss.py --, ``regularization_step`` when the penalty is lazy,
 ``step.generator_step``, both Adam steps, ``ema.update_ema`` and, for several processes, the flat
 gradient buffer of ``distributed.all_reduce_mean_``) on tensors of torch's ``FakeTensorMode``:
-every tensor has its real shape, dtype and lifetime but no data, so paper-1024 at batch 64 costs
-seconds and no memory. Mixed precision is CPU autocast with the chosen dtype (CUDA autocast casts the
+every tensor has its real shape, dtype and lifetime but no data, so a trace costs no memory and the
+same time at any batch size (about 13 s at the paper presets on this project's busy 2-core VM, plus a
+one-time import of ``torch._dynamo``, which ``FakeTensorMode`` pulls in). Mixed precision is CPU autocast with the chosen dtype (CUDA autocast casts the
 same convolutions and matmuls). ``LiveBytes``, a ``TorchDispatchMode``, counts the bytes of every
 storage an op returns and subtracts them when the storage is freed (a weakref finalizer), so the
 peak includes temporaries and not only the tensors saved for backward (``SavedTensorBytes``).
 
-Why not ``torch.distributed._tools.mem_tracker.MemTracker``: it runs under ``FakeTensorMode`` too,
-but files memory by module pre/post hooks, and the penalties' double backward (``autograd.grad``
-with ``create_graph=True`` inside D's forward-to-loss region) is attributed to the wrong phase; its
-peak is the same number, so the simpler meter here is enough, and it can label gradients (a
-post-accumulate hook) and Adam/EMA state by identity.
+``torch.distributed._tools.mem_tracker.MemTracker`` was not tried here: it files memory by module
+pre/post and backward hooks, which this estimate does not need, and how it treats the penalties'
+double backward is unknown. The meter here is small, and labels gradients (a post-accumulate hook)
+and Adam/EMA state by identity.
 
 What the trace does not see (the README states it next to its table): the CUDA context and cuDNN
 workspaces, the caching allocator's rounding and fragmentation, kernels' internal scratch buffers,
