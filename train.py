@@ -26,7 +26,13 @@ from progan.training.options import TrainConfig, add_arguments, from_namespace, 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved config (JSON, stdout) and the estimated memory per process "
+                             "(table, stderr; traced on fake tensors: no GPU needed) and exit; trains and writes nothing")
+    parser.add_argument("--estimate-memory", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --dry-run: trace the memory estimate (a few seconds to a minute on a CPU)")
+    parser.add_argument("--estimate-processes", type=int, default=1, metavar="N",
+                        help="with --dry-run: estimate for N processes (N > 1 adds the flat all-reduce buffer)")
     return parser
 
 
@@ -60,10 +66,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.dry_run:
         g, d = family.generator_cls(model_config), family.discriminator_cls(model_config)
-        print(json.dumps({"train": json.loads(config.to_json()), "model": model_config.__dict__,
-                          "loss": config.loss or family.default_loss,
-                          "parameters": {"generator": count_parameters(g), "discriminator": count_parameters(d)}},
-                         indent=2))
+        resolved = {"train": json.loads(config.to_json()), "model": model_config.__dict__,
+                    "loss": config.loss or family.default_loss,
+                    "parameters": {"generator": count_parameters(g), "discriminator": count_parameters(d)}}
+        if args.estimate_memory:
+            from dataclasses import asdict
+
+            from progan.training.memory import estimate_training_memory, format_estimate
+
+            estimate = estimate_training_memory(config, family, processes=max(1, args.estimate_processes))
+            resolved["memory_estimate_bytes"] = asdict(estimate)
+            print(format_estimate(estimate), file=sys.stderr)
+        print(json.dumps(resolved, indent=2))
         return 0
 
     from datetime import timedelta

@@ -1,7 +1,7 @@
 """The D step backpropagates its fake half before building the real half and its penalty graph
 (stylegan2-ada loss.py phases Dgen, then Dreal + Dr1): same gradients, a smaller peak of saved
 activations. Memory is measured by counting the bytes autograd keeps alive (saved-tensor hooks),
-which works on CPU the same way it would on a GPU."""
+which works on CPU the same way it would on a GPU (the meter lives in ``progan.training.memory``)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,33 +10,8 @@ import pytest
 import torch
 
 from progan.losses import discriminator_loss
+from progan.training.memory import SavedTensorBytes as SavedBytes
 from progan.training.step import StepContext, discriminator_step
-
-
-class SavedBytes:
-    """Live and peak bytes of tensors saved for backward inside ``with meter:``."""
-
-    def __init__(self) -> None:
-        self.live = self.peak = 0
-        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda ticket: ticket[0])
-
-    def _pack(self, tensor: torch.Tensor):
-        meter, size = self, tensor.numel() * tensor.element_size()
-        meter.live += size
-        meter.peak = max(meter.peak, meter.live)
-
-        class Ticket(tuple):
-            def __del__(self) -> None:
-                meter.live -= size
-
-        return Ticket((tensor,))
-
-    def __enter__(self) -> "SavedBytes":
-        self._hooks.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._hooks.__exit__(*exc)
 
 
 def _setup(family, loss):

@@ -184,7 +184,7 @@ def test_bad_options_are_one_line_errors(tmp_path):
 
 def test_dry_run_prints_resolved_config():
     import json
-    result = run_train(["--family", "stylegan_lite", "--preset", "tiny", "--dry-run"])
+    result = run_train(["--family", "stylegan_lite", "--preset", "tiny", "--dry-run", "--no-estimate-memory"])
     assert result.returncode == 0, result.stderr
     resolved = json.loads(result.stdout)
     assert resolved["loss"] == "logistic_r1" and resolved["model"]["resolution"] == 16
@@ -196,16 +196,17 @@ def test_preset_recipe_sets_defaults_and_flags_override_it():
 
     from progan.training.options import RECIPES
 
-    result = run_train(["--family", "stylegan_lite", "--preset", "demo-64", "--dry-run"])
+    result = run_train(["--family", "stylegan_lite", "--preset", "demo-64", "--dry-run", "--no-estimate-memory"])
     assert result.returncode == 0, result.stderr
     train = json.loads(result.stdout)["train"]
     for key, value in RECIPES[("stylegan_lite", "demo-64")].items():
         assert train[key] == value, key
     assert train["augment"] == "ada" and train["r1_every"] == 16       # not the TrainConfig defaults
     result = run_train(["--family", "stylegan_lite", "--preset", "demo-64", "--augment", "none", "--r1-every", "1",
-                        "--no-channels-last", "--dry-run"])
+                        "--no-channels-last", "--dry-run", "--no-estimate-memory"])
     train = json.loads(result.stdout)["train"]
     assert (train["augment"], train["r1_every"], train["channels_last"]) == ("none", 1, False)
     assert train["batch_size"] == 32                                   # the rest of the recipe still applies
-    tiny = json.loads(run_train(["--family", "stylegan_lite", "--preset", "tiny", "--dry-run"]).stdout)["train"]
+    tiny = json.loads(run_train(["--family", "stylegan_lite", "--preset", "tiny", "--dry-run",
+                                 "--no-estimate-memory"]).stdout)["train"]
     assert (tiny["augment"], tiny["r1_every"], tiny["batch_size"]) == ("none", 1, 16)  # no recipe: defaults

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -38,21 +38,25 @@ def _world() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def all_reduce_mean_(tensors: Sequence[torch.Tensor]) -> None:
-    """Average ``tensors`` across processes in place with one flat all-reduce."""
-    world = _world()
+def all_reduce_mean_(tensors: Sequence[torch.Tensor], *, world: int | None = None,
+                     all_reduce: Callable[[torch.Tensor], object] | None = None) -> None:
+    """Average ``tensors`` across processes in place with one flat all-reduce.
+
+    ``world``/``all_reduce`` default to the process group; ``training.memory`` passes its own to trace
+    the flat buffer's memory in one process."""
+    world = _world() if world is None else world
     if world == 1 or not tensors:
         return
     flat = torch.cat([t.detach().flatten() for t in tensors])
-    dist.all_reduce(flat)
+    (all_reduce or dist.all_reduce)(flat)
     flat.div_(world)
     for t, part in zip(tensors, flat.split([t.numel() for t in tensors])):
         t.copy_(part.view_as(t))
 
 
-def all_reduce_gradients(module: nn.Module) -> None:
+def all_reduce_gradients(module: nn.Module, **options: Any) -> None:
     """Average the gradients of the parameters that have one (the active stage's)."""
-    all_reduce_mean_([p.grad for p in module.parameters() if p.grad is not None])
+    all_reduce_mean_([p.grad for p in module.parameters() if p.grad is not None], **options)
 
 
 def persistent_float_buffers(module: nn.Module) -> list[torch.Tensor]:

@@ -21,7 +21,7 @@ out (``penalty=False``) and ``regularization_step`` applies it every k-th step, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -30,7 +30,11 @@ from ..losses import (combine_discriminator_terms, discriminator_fake_loss, disc
                       discriminator_real_loss, generator_loss)
 from ..layers import downsample2x, upsample2x
 
-__all__ = ["StepContext", "fade_reals", "discriminator_step", "regularization_step", "generator_step"]
+if TYPE_CHECKING:
+    from .options import TrainConfig
+
+__all__ = ["StepContext", "fade_reals", "discriminator_step", "regularization_step", "generator_step",
+           "make_optimizers", "regularization_interval"]
 
 
 @dataclass
@@ -141,3 +145,20 @@ def generator_step(ctx: StepContext, batch_size: int, micro_batches: int) -> dic
         total += loss.detach().float() / micro_batches
     ctx.discriminator.requires_grad_(True)
     return {"g_loss": total}
+
+
+def regularization_interval(config: "TrainConfig", loss: str) -> int:
+    """K of lazy regularization for ``loss``: ``--gp-every`` (WGAN-GP) or ``--r1-every`` (R1)."""
+    return config.gp_every if loss == "wgan_gp" else config.r1_every
+
+
+def make_optimizers(generator: nn.Module, discriminator: nn.Module, config: "TrainConfig", *,
+                    reg_every: int = 1) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for G and D (ProGAN appendix A.1). With lazy regularization every ``reg_every`` > 1 steps,
+    D's learning rate and betas are corrected by ``c = K / (K + 1)`` (StyleGAN2 appendix B)."""
+    c = reg_every / (reg_every + 1) if reg_every > 1 else 1.0
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=(config.adam_beta1, config.adam_beta2),
+                             eps=1e-8)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.d_lr * c,
+                             betas=(config.adam_beta1 ** c, config.adam_beta2 ** c), eps=1e-8)
+    return opt_g, opt_d

@@ -47,7 +47,8 @@ from ..metrics.evaluation import PeriodicEvaluator
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
 from .options import TrainConfig, parse_batch_sizes
-from .step import StepContext, discriminator_step, generator_step, regularization_step
+from .step import (StepContext, discriminator_step, generator_step, make_optimizers, regularization_interval,
+                   regularization_step)
 
 __all__ = ["Trainer", "TrainingDiverged"]
 
@@ -82,13 +83,9 @@ class Trainer:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
         self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
-        betas = (config.adam_beta1, config.adam_beta2)
-        self.reg_every = config.gp_every if self.loss == "wgan_gp" else config.r1_every
-        c = self.reg_every / (self.reg_every + 1) if self.reg_every > 1 else 1.0  # StyleGAN2 appendix B
-        self.opt_g, self.opt_d = acc.prepare(
-            torch.optim.Adam(self.generator.parameters(), lr=config.g_lr, betas=betas, eps=1e-8),
-            torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr * c,
-                             betas=(config.adam_beta1 ** c, config.adam_beta2 ** c), eps=1e-8))
+        self.reg_every = regularization_interval(config, self.loss)
+        self.opt_g, self.opt_d = acc.prepare(*make_optimizers(self.generator, self.discriminator, config,
+                                                              reg_every=self.reg_every))
         self.ada = (AdaptiveController(target=config.ada_target, interval=config.ada_interval,
                                        speed_kimg=config.ada_kimg) if config.augment == "ada" else None)
         self.augment = (None if config.augment == "none" else
