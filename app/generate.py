@@ -4,7 +4,8 @@
     python -m app.generate interpolate --seeds 1,2,3 --frames 96 --fps 24 --method slerp --out walk.mp4
     python -m app.generate mix --rows 10-12 --cols 1-4 --styles coarse --out mix.png
     python -m app.generate --onnx model.onnx --seeds 0-15 --psi 0.7 --out grid.png   # from app.export_onnx
-    python -m app.generate interpolate --latent runs/me/latent.safetensors --seeds image,1 --space w --method lerp --out me.mp4
+    python -m app.generate interpolate --latent runs/me/latent.safetensors --seeds image,1 --space w --method lerp \
+        --out me.mp4                                                  # a picture projected by app.project
 
 ``grid`` is the default command (``python -m app.generate --seeds 0-15 --out grid.png``). Without
 ``--weights`` the bundled weights are used. The same seeds give the same pixels as in the app.
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> str:
 
     def keys(text: str, max_count: int) -> list:
         return parse_keys(text, max_count=max_count, projection=projection)
+
     config, limits = generator.config, CLI_LIMITS
     psi, cutoff = check_truncation(config, args.psi, args.cutoff, limits)
     if not is_stylegan(generator) and (args.psi != 1.0 or args.cutoff is not None):
@@ -168,7 +170,11 @@ def _key_text(keys: list) -> str:
 
 
 def _load_latent(path: Path, generator, source: str):
-    """``app.project``'s latent file, checked against ``generator``; ValueError (one line) naming ``path`` if it does not fit."""
+    """``app.project``'s latent file, checked against ``generator``.
+
+    Raises ValueError (one line, naming ``path``) when the file is missing, is not a projection or
+    does not fit the model's family, space or shapes.
+    """
     from .projection import Projection, check_compatible
 
     if not path.is_file():

@@ -193,7 +193,8 @@ def test_your_image_projects_streams_and_feeds_the_other_tabs(bundled_url, tmp_p
         assert steps_shown, seen["status"]
         assert seen["status"].index(steps_shown[0]) < len(seen["status"]) - 1
         assert len(set(seen["src"])) >= 2, seen["src"]
-        first_loss, final_loss = (float(re.search(r"loss (\d+\.\d+)", s)[1]) for s in (steps_shown[0], status.inner_text()))
+        first_loss, final_loss = (float(re.search(r"loss (\d+\.\d+)", text)[1])
+                                  for text in (steps_shown[0], status.inner_text()))
         assert final_loss < first_loss                                         # it converged, not just ran
 
         # the result: target | reconstruction, the 64 px model enlarged 4x with nearest-neighbour
