@@ -4,9 +4,14 @@
     python -m app.generate interpolate --seeds 1,2,3 --frames 96 --fps 24 --method slerp --out walk.mp4
     python -m app.generate mix --rows 10-12 --cols 1-4 --styles coarse --out mix.png
     python -m app.generate --onnx model.onnx --seeds 0-15 --psi 0.7 --out grid.png   # from app.export_onnx
+    python -m app.generate interpolate --latent runs/me/latent.safetensors --seeds image,1 --space w --method lerp \
+        --out me.mp4                                                  # a picture projected by app.project
 
 ``grid`` is the default command (``python -m app.generate --seeds 0-15 --out grid.png``). Without
 ``--weights`` the bundled weights are used. The same seeds give the same pixels as in the app.
+``--latent`` takes a ``latent.safetensors`` written by ``app.project`` (or downloaded from the app's
+"Your image" tab); the seed lists then accept ``image`` for it, as the app's seed boxes do
+(``app.keys``). A file that is not a latent for the chosen model gives one ``error:`` line.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import time
 from pathlib import Path
 
 from .interpolation import METHODS, SPACES
+from .keys import IMAGE_TOKEN
 from .limits import CLI_LIMITS, check_int, check_truncation
 from .mixing import STYLE_RANGES
 from .sampling import NOISE_MODES
@@ -35,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="random: drawn from each seed; fixed: the model's constant noise; none "
                              "(default: random for grid, fixed for videos and mixing)")
     common.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
+    common.add_argument("--latent", type=Path, default=None, metavar="PATH",
+                        help=f'latent.safetensors from app.project; write "{IMAGE_TOKEN}" among the seeds to use it')
     common.add_argument("--out", type=Path, required=True, help="output file")
     parser = argparse.ArgumentParser(prog="python -m app.generate", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -95,16 +103,31 @@ def run(args: argparse.Namespace) -> str:
     from families import load_generator
 
     from .interpolation import render_interpolation
+    from .keys import parse_keys
     from .mixing import mixing_figure, render_mixing
     from .models import default_device, launch_sources
-    from .sampling import generate_images, is_stylegan, make_grid, parse_seeds
+    from .sampling import is_stylegan, make_grid
     from .video import write_video
 
+    seed_lists = [getattr(args, name) for name in ("seeds", "rows", "cols") if hasattr(args, name)]
+    named = any(_names_image(text) for text in seed_lists)
+    if args.latent is not None and not named:
+        raise ValueError(f'--latent is given but no seed list names it: write "{IMAGE_TOKEN}" among the seeds, '
+                         f"e.g. --seeds {IMAGE_TOKEN},1")
+    if named and args.latent is None:
+        raise ValueError(f'"{IMAGE_TOKEN}" in the seeds needs --latent PATH (a latent.safetensors from app.project)')
     if getattr(args, "onnx", None) is not None:
+        if args.latent is not None:
+            raise ValueError("--latent needs --weights: the ONNX graph takes seeds only")
         return _run_onnx(args)
     source = args.weights or next(iter(launch_sources(None).values()))
     torch.device(args.device or default_device())
     generator = load_generator(source, device=args.device or default_device())
+    projection = _load_latent(args.latent, generator, source) if args.latent is not None else None
+
+    def keys(text: str, max_count: int) -> list:
+        return parse_keys(text, max_count=max_count, projection=projection)
+
     config, limits = generator.config, CLI_LIMITS
     psi, cutoff = check_truncation(config, args.psi, args.cutoff, limits)
     if not is_stylegan(generator) and (args.psi != 1.0 or args.cutoff is not None):
@@ -112,30 +135,74 @@ def run(args: argparse.Namespace) -> str:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if args.command == "grid":
-        seeds = parse_seeds(args.seeds, max_count=limits.images_allowed(config.resolution))
-        images = generate_images(generator, seeds, psi=psi, cutoff=cutoff, noise=args.noise or "random",
-                                 batch_size=args.batch_size, progress=_progress_bar("generating"))
+        seeds = keys(args.seeds, limits.images_allowed(config.resolution))
+        images = _key_images(generator, seeds, psi=psi, cutoff=cutoff, noise=args.noise or "random",
+                             batch_size=args.batch_size)
         columns = check_int("--columns", args.columns, 1, len(seeds)) if args.columns else None
         make_grid(images, columns=columns, padding=max(0, args.padding)).save(args.out)
         what = f"{len(seeds)} images"
     elif args.command == "interpolate":
-        seeds = parse_seeds(args.seeds, max_count=limits.max_keyframes)
+        seeds = keys(args.seeds, limits.max_keyframes)
         frames = check_int("--frames", args.frames, 2, limits.frames_allowed(config.resolution))
         fps = check_int("--fps", args.fps, limits.min_fps, limits.max_fps)
         clip = render_interpolation(generator, seeds, frames=frames, space=args.space, method=args.method,
                                     loop=args.loop, psi=psi, cutoff=cutoff, noise=args.noise or "fixed",
                                     batch_size=args.batch_size, progress=_progress_bar("rendering"))
         write_video(clip, args.out, fps=fps, min_size=check_int("--min-size", args.min_size, 1, 4096))
-        what = f"{frames} frames through seeds {','.join(map(str, seeds))}"
+        what = f"{frames} frames through seeds {_key_text(seeds)}"
     else:
-        rows = parse_seeds(args.rows, max_count=limits.max_mix_seeds)
-        cols = parse_seeds(args.cols, max_count=limits.max_mix_seeds)
+        rows = keys(args.rows, limits.max_mix_seeds)
+        cols = keys(args.cols, limits.max_mix_seeds)
         row_images, col_images, cells = render_mixing(generator, rows, cols, styles=args.styles, psi=psi,
                                                       cutoff=cutoff, noise=args.noise or "fixed",
                                                       progress=_progress_bar("mixing"))
         mixing_figure(row_images, col_images, cells, padding=max(0, args.padding)).save(args.out)
         what = f"{len(rows)}x{len(cols)} style-mixing grid ({args.styles} styles from the rows)"
     return f"wrote {args.out}: {what} in {time.perf_counter() - start:.2f} s"
+
+
+def _names_image(text: str) -> bool:
+    return any(part.strip().lower() == IMAGE_TOKEN for part in str(text).split(","))
+
+
+def _key_text(keys: list) -> str:
+    return ",".join(str(k) if isinstance(k, int) else IMAGE_TOKEN for k in keys)
+
+
+def _load_latent(path: Path, generator, source: str):
+    """``app.project``'s latent file, checked against ``generator``.
+
+    Raises ValueError (one line, naming ``path``) when the file is missing, is not a projection or
+    does not fit the model's family, space or shapes.
+    """
+    from .projection import Projection, check_compatible
+
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    projection = Projection.load(path)  # not safetensors, or not a projection: one line naming the file
+    try:
+        check_compatible(projection, generator)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    made_with = projection.metadata.get("weights")  # app.project records it; the app records a label only
+    if made_with and Path(str(made_with)).resolve() != Path(str(source)).resolve():
+        # same shapes, so it runs; but a latent only means the picture for the model that projected it
+        print(f"note: {path} was projected with {made_with}; drawing it with {source}", file=sys.stderr)
+    return projection
+
+
+def _key_images(generator, keys: list, *, psi: float, cutoff: int | None, noise: str, batch_size: int):
+    """``[N, R, R, 3]`` uint8: seeds as in the app's grid, the projected image as its reconstruction
+    (own noise maps, no truncation: the same pixels ``app.project`` wrote)."""
+    import numpy as np
+
+    from .projection import reconstruction_pixels
+    from .sampling import generate_images
+
+    seeds = [k for k in keys if isinstance(k, int)]
+    drawn = iter(generate_images(generator, seeds, psi=psi, cutoff=cutoff, noise=noise, batch_size=batch_size,
+                                 progress=_progress_bar("generating")) if seeds else ())
+    return np.stack([next(drawn) if isinstance(k, int) else reconstruction_pixels(k.render(generator)) for k in keys])
 
 
 def _run_onnx(args: argparse.Namespace) -> str:

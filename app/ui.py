@@ -229,9 +229,11 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
                 sample_status = gr.Markdown()
         with gr.Tab("Interpolation"):
             with gr.Row():
-                i_seeds = gr.Textbox("1,2,3", label="Seeds (two or more)", scale=2)
-                i_method = gr.Radio(list(METHODS), value="slerp", label="Method", info="slerp: z only")
-                i_space = gr.Radio(list(SPACES), value="z", label="Space", info="w: StyleGAN-lite, lerp only")
+                i_seeds = gr.Textbox("1,2,3", label="Seeds (two or more)", scale=2, elem_id="interpolate-seeds")
+                i_method = gr.Radio(list(METHODS), value="slerp", label="Method", info="slerp: z only",
+                                    elem_id="interpolate-method")
+                i_space = gr.Radio(list(SPACES), value="z", label="Space", info="w: StyleGAN-lite, lerp only",
+                                   elem_id="interpolate-space")
             with gr.Row():
                 i_frames = gr.Slider(2, limits.max_frames, value=48, step=1, label="Frames")
                 i_fps = gr.Slider(limits.min_fps, limits.max_fps, value=24, step=1, label="fps")
@@ -239,26 +241,26 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
             with gr.Row():
                 i_noise = gr.Radio(list(NOISE_MODES), value="fixed", label="Noise")
                 i_loop = gr.Checkbox(False, label="Loop back to the first seed")
-            i_button = gr.Button("Render", variant="primary")
+            i_button = gr.Button("Render", variant="primary", elem_id="interpolate")
             with gr.Row():
                 i_video = gr.Video(label="MP4", autoplay=True, loop=True)
-                i_gif = gr.Image(label="GIF", type="filepath", format="gif")
-            i_status = gr.Markdown()
+                i_gif = gr.Image(label="GIF", type="filepath", format="gif", elem_id="interpolate-gif")
+            i_status = gr.Markdown(elem_id="interpolate-status")
         with gr.Tab("Style mixing"):
             gr.Markdown("Top row: source A (columns); left column: source B (rows). Each cell takes the chosen "
                         "styles from B and the rest from A (Karras et al. 2019, figure 3).")
             with gr.Row():
-                m_cols = gr.Textbox("1-4", label="Column seeds (source A)")
-                m_rows = gr.Textbox("10-12", label="Row seeds (source B)")
+                m_cols = gr.Textbox("1-4", label="Column seeds (source A)", elem_id="mix-cols")
+                m_rows = gr.Textbox("10-12", label="Row seeds (source B)", elem_id="mix-rows")
                 m_styles = gr.Radio(list(STYLE_RANGES), value="coarse", label="Styles from B",
                                     info="coarse 4-8 px, middle 16-32 px, fine 64 px and up")
             with gr.Row():
                 m_psi = gr.Slider(limits.psi_min, limits.psi_max, value=0.7, step=0.05, label="Truncation psi")
                 m_noise = gr.Radio(list(NOISE_MODES), value="fixed", label="Noise")
-            m_button = gr.Button("Mix", variant="primary")
-            m_image = gr.Image(label="Style mixing", type="filepath", format="png")
-            m_file = gr.File(label="Figure (PNG)")
-            m_status = gr.Markdown()
+            m_button = gr.Button("Mix", variant="primary", elem_id="mix")
+            m_image = gr.Image(label="Style mixing", type="filepath", format="png", elem_id="mix-image")
+            m_file = gr.File(label="Figure (PNG)", elem_id="mix-file")
+            m_status = gr.Markdown(elem_id="mix-status")
         with gr.Tab("Your image"):
             gr.Markdown("Upload a picture: the model searches for the latent that draws it (Karras et al. 2020, "
                         "section 5). Then type **image** among the seeds in Interpolation (space w) or Style "
@@ -274,7 +276,7 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
                     p_button = gr.Button("Project", variant="primary", elem_id="project")
             p_image = gr.Image(label="Your image | its projection", type="numpy", format="png", elem_id="projection")
             with gr.Row():
-                p_latent = gr.File(label="Latent (safetensors)")
+                p_latent = gr.File(label="Latent (safetensors)", elem_id="latent")
                 p_status = gr.Markdown(elem_id="project-status")
         with gr.Tab("Model"):
             info = gr.Markdown(first_info)

@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = [mt for mt in SETS[args.set] if not args.only or mt.id in args.only]
     if not args.slow and not args.only:
-        chosen = [mt for mt in chosen if not any("test_distributed" in t for t in mt.tests)]
+        chosen = [mt for mt in chosen if not any("test_distributed" in t or "test_app_browser" in t for t in mt.tests)]
     if args.list:
         for mt in chosen:
             print(f"{mt.id:40s} {mt.file:32s} {' '.join(mt.tests)}")

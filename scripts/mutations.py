@@ -34,6 +34,11 @@ STYLE_T = ("tests/test_app_checks.py", "tests/test_closed_forms.py",
            NET + "test_style_mixing_uses_each_w_where_it_should", NET + "test_w_avg_tracks_mean_w")
 SLOW_DIST = ("tests/test_distributed.py::test_accelerate_launch_two_cpu_processes",)  # minutes: only with --slow
 SERVER_T = ("tests/test_app_checks.py", "tests/test_app_server.py")
+BROWSER = "tests/test_app_browser.py::"  # chromium: minutes per mutant, only with --slow
+IMAGE_T = (BROWSER + "test_your_image_projects_streams_and_feeds_the_other_tabs",)
+GEN = "tests/test_generate_cli.py::"
+GEN_T = (GEN + "test_latent_in_a_grid_is_its_reconstruction", GEN + "test_latent_in_interpolation_and_mixing",
+         GEN + "test_latent_that_does_not_fit_is_one_line")
 
 L, E, S, T = "progan/losses.py", "progan/training/ema.py", "progan/training/data_stream.py", "progan/training/step.py"
 I, M, LIM, UI = "progan/metrics/inception.py", "progan/metrics/scores.py", "app/limits.py", "app/ui.py"
@@ -139,6 +144,20 @@ MUTANTS: list[Mutant] = [
     m("w-avg-beta-reversed", SG, "mean(dim=0).to(self.w_avg.dtype), 1.0 - self.config.w_avg_beta)",
       "mean(dim=0).to(self.w_avg.dtype), self.config.w_avg_beta)", STYLE_T),
     m("app-mix-rows-cols-swapped", MIX, "mixed = mix_styles(ws_cols, ws_rows, layers)", "mixed = mix_styles(ws_rows, ws_cols, layers)", STYLE_T),
+    # a projected image ("Your image", app.generate --latent)
+    m("ui-projection-not-stored", UI, "yield picture, latent, status, projection if projection is not None else mine",
+      "yield picture, latent, status, mine", IMAGE_T),
+    m("image-keys-take-seed-noise", "app/keys.py", "per_key.append(list(key.noise))",
+      "per_key.append(seed_noise(generator, [0]))", IMAGE_T),
+    m("projection-not-streamed", "app/ui_project.py", "if state.step % every == 0 and state.step < state.steps:",
+      "if False:", IMAGE_T),
+    m("upload-pixel-cap-ignored", "app/ui_project.py", ", max_pixels=limits.max_upload_pixels", "",
+      (BROWSER + "test_your_image_bad_uploads_give_one_line_errors",)),
+    m("cli-latent-drawn-as-seed-0", "app/generate.py", "else reconstruction_pixels(k.render(generator))",
+      "else generate_images(generator, [0])[0]", GEN_T),
+    m("cli-latent-unchecked", "app/generate.py", "        check_compatible(projection, generator)\n", "        pass\n", GEN_T),
+    m("image-keys-truncated", "app/keys.py", "rows.append(key.ws(generator))",
+      "rows.append(generator.truncate(key.ws(generator), psi=0.5, cutoff=None))", GEN_T),
 ]
 
 # The bugs issue 14 planted that passed the suite, reintroduced one at a time.

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from app.generate import main
@@ -82,3 +83,114 @@ def test_out_suffix_is_checked(tmp_path, capsys):
         main(["interpolate", "--out", str(tmp_path / "x.png")])
     assert info.value.code == 2  # argparse's usage error, not any exit
     assert "--out must end in .mp4, .gif for interpolate" in capsys.readouterr().err
+
+
+# --- --latent: a projected image (app.project's latent.safetensors) wherever a seed goes -------------------------
+
+@pytest.fixture(scope="module")
+def latents(weights, tmp_path_factory):
+    """A few projection steps per tiny model, saved like ``app.project`` saves them: ``{family: (path, pixels)}``."""
+    import numpy as np
+
+    from app.projection import ProjectionOptions, image_to_target, project, reconstruction_pixels
+    from families import load_generator
+
+    out, root = {}, tmp_path_factory.mktemp("latents")
+    target = np.full((16, 16, 3), 255, np.uint8)
+    target[4:12, 4:12] = (230, 180, 30)
+    for name, path in weights.items():
+        generator = load_generator(str(path))
+        projection = project(generator, image_to_target(target), ProjectionOptions(steps=5, w_avg_samples=200))
+        projection.metadata["weights"] = str(path)
+        out[name] = (projection.save(root / f"{name}.safetensors"), reconstruction_pixels(projection.render(generator)))
+    return out
+
+
+@pytest.mark.parametrize("family_name", list(FAMILIES))
+def test_latent_in_a_grid_is_its_reconstruction(weights, latents, tmp_path, family_name):
+    import numpy as np
+
+    latent, reconstruction = latents[family_name]
+    out = tmp_path / "grid.png"
+    assert main(["--weights", str(weights[family_name]), "--latent", str(latent), "--seeds", "3,image",
+                 "--out", str(out)]) == 0
+    with Image.open(out) as image:
+        assert image.size == (2 * 16, 16)
+        grid = np.asarray(image.convert("RGB"))
+    assert np.array_equal(grid[:, 16:], reconstruction)                       # the pixels app.project wrote
+    assert not np.array_equal(grid[:, :16], reconstruction)
+
+
+def test_latent_in_interpolation_and_mixing(weights, latents, tmp_path):
+    import numpy as np
+
+    latent, reconstruction = latents["stylegan_lite"]
+    sg = ["--weights", str(weights["stylegan_lite"]), "--latent", str(latent)]
+    gif = tmp_path / "walk.gif"
+    assert main(["interpolate", *sg, "--seeds", "image,1", "--frames", "4", "--space", "w", "--method", "lerp",
+                 "--min-size", "16", "--out", str(gif)]) == 0
+    with Image.open(gif) as image:
+        assert image.n_frames == 4 and image.size == (16, 16)
+        first = np.asarray(image.convert("RGB"), dtype=int)
+    assert np.abs(first - reconstruction).mean() < 3          # the walk starts at the image (up to the GIF palette)
+    mix = tmp_path / "mix.png"
+    assert main(["mix", *sg, "--rows", "2", "--cols", "image,1", "--out", str(mix)]) == 0
+    with Image.open(mix) as image:
+        assert image.size == (3 * 16, 2 * 16)
+        figure = np.asarray(image.convert("RGB"), dtype=int)
+    assert np.abs(figure[:16, 16:32] - reconstruction).max() <= 1             # column "image" heads its column
+    pg = ["--weights", str(weights["progan"]), "--latent", str(latents["progan"][0])]
+    assert main(["interpolate", *pg, "--seeds", "image,1", "--frames", "4", "--out", str(tmp_path / "z.gif")]) == 0
+
+
+def _latent_file(tmp_path, kind: str):
+    from app.projection import Projection
+
+    path = tmp_path / f"{kind}.safetensors"
+    if kind == "text":
+        path.write_text("not a latent")
+    elif kind == "weights":                                                    # safetensors, but a generator
+        FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"]).save_pretrained(tmp_path / "g")
+        path = tmp_path / "g" / "model.safetensors"
+    elif kind == "shape":
+        Projection("stylegan_lite", "w", torch.zeros(1, 7)).save(path)
+    elif kind == "resolution":                                                 # a 32 px model's noise maps
+        noise = [torch.zeros(1, 1, r, r) for r in (4, 8, 16, 32) for _ in range(2)]
+        Projection("stylegan_lite", "w", torch.zeros(1, 16), noise).save(path)
+    return path
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("text", "not a projection file"),
+    ("weights", "not a projection file written by app.project"),
+    ("progan", "belongs to a progan model, not stylegan_lite"),
+    ("shape", "latent of shape (1, 7) does not fit this model"),
+    ("resolution", "noise maps do not fit this model's resolution"),
+    ("missing", "no such file"),
+])
+def test_latent_that_does_not_fit_is_one_line(weights, latents, tmp_path, capsys, kind, message):
+    path = latents["progan"][0] if kind == "progan" else _latent_file(tmp_path, kind)
+    args = ["--weights", str(weights["stylegan_lite"]), "--latent", str(path), "--seeds", "image,1"]
+    assert main([*args, "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "image,1"], '"image" in the seeds needs --latent PATH'),
+    (["--seeds", "1,2", "--latent", "x.safetensors"], "no seed list names it"),
+    (["--onnx", "m.onnx", "--seeds", "image", "--latent", "x.safetensors"], "--latent needs --weights"),
+])
+def test_image_token_and_latent_go_together(tmp_path, capsys, args, message):
+    assert main([*args, "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_latent_from_other_weights_of_the_same_shape_runs_with_a_note(weights, latents, tmp_path, capsys):
+    import shutil
+
+    other = shutil.copytree(weights["progan"], tmp_path / "progan-copy")
+    assert main(["--weights", str(other), "--latent", str(latents["progan"][0]), "--seeds", "image",
+                 "--out", str(tmp_path / "x.png")]) == 0
+    assert f"was projected with {weights['progan']}; drawing it with {other}" in capsys.readouterr().err
