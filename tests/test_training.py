@@ -201,11 +201,11 @@ def test_preset_recipe_sets_defaults_and_flags_override_it():
     train = json.loads(result.stdout)["train"]
     for key, value in RECIPES[("stylegan_lite", "demo-64")].items():
         assert train[key] == value, key
-    assert train["augment"] == "ada" and train["r1_every"] == 16       # not the TrainConfig defaults
-    result = run_train(["--family", "stylegan_lite", "--preset", "demo-64", "--augment", "none", "--r1-every", "1",
-                        "--no-channels-last", "--dry-run", "--no-estimate-memory"])
+    assert train["loss"] == "wgan_gp" and train["channels_last"]       # not the TrainConfig defaults
+    result = run_train(["--family", "stylegan_lite", "--preset", "demo-64", "--loss", "logistic_r1", "--augment",
+                        "ada", "--no-channels-last", "--dry-run", "--no-estimate-memory"])
     train = json.loads(result.stdout)["train"]
-    assert (train["augment"], train["r1_every"], train["channels_last"]) == ("none", 1, False)
+    assert (train["loss"], train["augment"], train["channels_last"]) == ("logistic_r1", "ada", False)
     assert train["batch_size"] == 32                                   # the rest of the recipe still applies
     tiny = json.loads(run_train(["--family", "stylegan_lite", "--preset", "tiny", "--dry-run",
                                  "--no-estimate-memory"]).stdout)["train"]
