@@ -109,6 +109,22 @@ def test_lazy_penalties_are_the_weighted_penalties_alone():
     assert (with_p - without).item() == pytest.approx(40.0, rel=1e-5)
 
 
+
+@pytest.mark.parametrize("family,mixing", [("progan", 0.0), ("stylegan_lite", 0.3)])
+@pytest.mark.parametrize("reg_every,penalty", [(1, True), (4, False)])
+def test_the_step_context_takes_every_loss_setting_from_the_config(family, mixing, reg_every, penalty):
+    # the trainer and the memory estimate both build their step this way: a setting dropped here
+    # would train (or trace) with the dataclass default instead of the user's value
+    from progan.training.options import TrainConfig
+    config = TrainConfig(family=family, gp_lambda=3.0, drift_epsilon=0.25, r1_gamma=7.0, mixing_prob=0.3)
+    ctx = StepContext.from_config(config, family=family, loss="wgan_gp", reg_every=reg_every, generator=None,
+                                  discriminator=None, stage=0, alpha=1.0, latent_dim=4, device=torch.device("cpu"),
+                                  autocast=contextlib.nullcontext, backward=None, reduce_mean=None)
+    assert (ctx.gp_lambda, ctx.drift_epsilon, ctx.r1_gamma) == (3.0, 0.25, 7.0)
+    assert ctx.mixing_prob == mixing  # style mixing is StyleGAN's (section 3.1); ProGAN has no styles
+    assert ctx.penalty is penalty     # lazy regularization takes the penalty out of the D loss
+
+
 # --- EMA ------------------------------------------------------------------------------------
 def test_ema_beta_half_life_and_rampup():
     assert ema_beta(32, half_life_images=10_000, images_seen=10**6) == pytest.approx(0.5 ** (32 / 10_000))

@@ -228,15 +228,13 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
             _tag_module(meter, generator_ema, "ema", "ema")
             for p in (*generator.parameters(), *discriminator.parameters()):
                 p.register_post_accumulate_grad_hook(lambda p: meter.tag(p.grad, "gradients"))
-            ctx = StepContext(
-                generator=generator, discriminator=discriminator, loss=loss, stage=stage, alpha=alpha,
+            ctx = StepContext.from_config(
+                config, family=family.name, loss=loss, reg_every=reg_every,
+                generator=generator, discriminator=discriminator, stage=stage, alpha=alpha,
                 latent_dim=model_config.latent_dim, device=torch.device("cpu"),
                 autocast=(lambda: torch.autocast("cpu", dtype=dtype)) if dtype else contextlib.nullcontext,
                 backward=lambda value: value.backward(), reduce_mean=lambda t: t,
-                grad_scale=65536.0 if precision == "fp16" else 1.0,
-                mixing_prob=config.mixing_prob if family.name == "stylegan_lite" else 0.0,
-                gp_lambda=config.gp_lambda, drift_epsilon=config.drift_epsilon, r1_gamma=config.r1_gamma,
-                augment=augment, penalty=reg_every == 1)
+                grad_scale=65536.0 if precision == "fp16" else 1.0, augment=augment)
             # Adam's moments for every parameter, as after a progressive run has visited every stage
             for opt, module in ((opt_g, generator), (opt_d, discriminator)):
                 for p in module.parameters():

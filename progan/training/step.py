@@ -57,6 +57,17 @@ class StepContext:
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # applied to every image D sees
     penalty: bool = True                    # penalty inside the D loss (False: lazy, see regularization_step)
 
+    @classmethod
+    def from_config(cls, config: "TrainConfig", *, family: str, loss: str, reg_every: int,
+                    **runtime: Any) -> "StepContext":
+        """The context of one step of a run of ``config``: the loss hyper-parameters come from the
+        config (style mixing only for StyleGAN-lite; the penalty inside the D loss unless lazy), the
+        modules, stage and device plumbing from ``runtime``. The trainer and the memory estimate both
+        build their step through this, so the estimate traces the step that trains."""
+        return cls(loss=loss, mixing_prob=config.mixing_prob if family == "stylegan_lite" else 0.0,
+                   gp_lambda=config.gp_lambda, drift_epsilon=config.drift_epsilon, r1_gamma=config.r1_gamma,
+                   penalty=reg_every == 1, **runtime)
+
 
 def fade_reals(reals: torch.Tensor, alpha: float) -> torch.Tensor:
     """During a fade-in D sees reals blended like G's output (ProGAN section 2 / reference code)."""

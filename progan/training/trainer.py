@@ -305,15 +305,14 @@ class Trainer:
                 reals = [r.contiguous(memory_format=torch.channels_last) for r in reals]
             self.consumed += phase.batch_size * accum
             scaler = acc.scaler
-            ctx = StepContext(
-                generator=self.generator, discriminator=self.discriminator, loss=self.loss, stage=phase.stage,
+            ctx = StepContext.from_config(
+                cfg, family=self.family.name, loss=self.loss, reg_every=self.reg_every,
+                generator=self.generator, discriminator=self.discriminator, stage=phase.stage,
                 alpha=phase.alpha, latent_dim=self.model_config.latent_dim, device=acc.device,
                 autocast=acc.autocast, backward=acc.backward,
                 reduce_mean=lambda t: acc.reduce(t, reduction="mean"),
                 grad_scale=scaler._get_scale_async() if scaler is not None else 1.0,  # a tensor: no host sync
-                mixing_prob=cfg.mixing_prob if self.family.name == "stylegan_lite" else 0.0,
-                gp_lambda=cfg.gp_lambda, drift_epsilon=cfg.drift_epsilon, r1_gamma=cfg.r1_gamma,
-                augment=self.augment, penalty=self.reg_every == 1)
+                augment=self.augment)
             d_terms = discriminator_step(ctx, reals)
             all_reduce_gradients(self.discriminator)
             self.opt_d.step()
