@@ -99,6 +99,10 @@ MUTANTS: list[Mutant] = [
     m("step-d-accum-not-averaged", T, "ctx.backward(loss / len(reals))", "ctx.backward(loss)", STEP_T),
     m("step-lazy-not-scaled", T, "ctx.backward(loss * every / len(reals))", "ctx.backward(loss / len(reals))", STEP_T),
     m("step-g-accum-not-averaged", T, "ctx.backward(loss / micro_batches)", "ctx.backward(loss)", STEP_T),
+    m("step-lazy-penalty-kept", T, "penalty=reg_every == 1, **runtime", "penalty=True, **runtime",
+      ("tests/test_closed_forms.py",)),
+    m("step-mixing-for-progan", T, 'config.mixing_prob if family == "stylegan_lite" else 0.0', "config.mixing_prob",
+      ("tests/test_closed_forms.py",)),
     m("step-buffers-not-averaged", T, "        if buffer.is_floating_point():", "        if False:", SLOW_DIST),
     # Inception preprocessing
     m("inception-x-over-255", I, "x = (x - 128.0) / 128.0", "x = x / 255.0", INC_T),
