@@ -4,7 +4,8 @@
 
 Each evaluation is scored at the resolution being trained then (progressive growing), against real
 images at that resolution; points are marked by resolution, and only same-resolution points are
-comparable. Needs matplotlib (``pip install -e ".[docs]"``).
+comparable. Needs matplotlib (``pip install -e ".[docs]"``). Also prints the evaluations as one
+markdown table, a row per kimg and a column per run, so runs can be compared at equal images seen.
 """
 from __future__ import annotations
 
@@ -19,6 +20,20 @@ MARKERS = {4: "v", 8: "<", 16: "s", 32: "D", 64: "o", 128: "p", 256: "h"}
 def read_evals(run: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     return [r for r in rows if "fid" in r]
+
+
+def comparison_table(evals: dict[str, list[dict]]) -> str:
+    """Markdown: a row per evaluated kimg, per run "FID (recall)" at the resolution then trained."""
+    names = list(evals)
+    kimgs = sorted({r["kimg"] for rows in evals.values() for r in rows})
+    lines = ["| kimg | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+    for kimg in kimgs:
+        cells = []
+        for name in names:
+            row = next((r for r in evals[name] if r["kimg"] == kimg), None)
+            cells.append("–" if row is None else f"{row['fid']:.1f} ({row['recall']:.3f}) @{row['resolution']}px")
+        lines.append(f"| {kimg:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}\n\nFID (recall) at the resolution then trained:\n")
+    print(comparison_table({run.name: read_evals(run) for run in args.runs}))
     return 0
 
 
