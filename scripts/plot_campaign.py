@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    evals_by_run = {run: read_evals(run) for run in args.runs}  # each log read once
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    for run in args.runs:
-        evals = read_evals(run)
+    for run, evals in evals_by_run.items():
         if not evals:
             print(f"error: {run}/log.jsonl has no evaluations (train with --eval-kimg)", file=sys.stderr)
             return 2
@@ -62,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         for resolution in sorted({r["resolution"] for r in evals}):
             points = [(r["kimg"], r["fid"]) for r in evals if r["resolution"] == resolution]
             ax.plot(*zip(*points), MARKERS.get(resolution, "o"), color=line.get_color(), markersize=5)
+    used = {r["resolution"] for evals in evals_by_run.values() for r in evals}
     for resolution, marker in MARKERS.items():  # legend entries for the markers actually used
-        if any(r["resolution"] == resolution for run in args.runs for r in read_evals(run)):
+        if resolution in used:
             ax.plot([], [], marker, color="gray", label=f"{resolution} px")
     ax.set_xlabel("images seen (kimg)")
     ax.set_ylabel("FID (lower is better)")
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out)
     print(f"wrote {args.out}\n\nFID (recall) at the resolution then trained:\n")
-    print(comparison_table({run.name: read_evals(run) for run in args.runs}))
+    print(comparison_table({run.name: evals for run, evals in evals_by_run.items()}))
     return 0
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from families import FAMILIES
 from progan import losses
 from progan.training.ema import ema_beta, update_ema
+from progan.training.options import TrainConfig
 from progan.training.step import StepContext, discriminator_step, fade_reals, generator_step
 
 SHAPE = (3, 2, 2, 2)  # [N, C, H, W]: N=3 so a sum in place of a mean shows
@@ -109,13 +110,11 @@ def test_lazy_penalties_are_the_weighted_penalties_alone():
     assert (with_p - without).item() == pytest.approx(40.0, rel=1e-5)
 
 
-
 @pytest.mark.parametrize("family,mixing", [("progan", 0.0), ("stylegan_lite", 0.3)])
 @pytest.mark.parametrize("reg_every,penalty", [(1, True), (4, False)])
 def test_the_step_context_takes_every_loss_setting_from_the_config(family, mixing, reg_every, penalty):
     # the trainer and the memory estimate both build their step this way: a setting dropped here
     # would train (or trace) with the dataclass default instead of the user's value
-    from progan.training.options import TrainConfig
     config = TrainConfig(family=family, gp_lambda=3.0, drift_epsilon=0.25, r1_gamma=7.0, mixing_prob=0.3)
     ctx = StepContext.from_config(config, family=family, loss="wgan_gp", reg_every=reg_every, generator=None,
                                   discriminator=None, stage=0, alpha=1.0, latent_dim=4, device=torch.device("cpu"),
