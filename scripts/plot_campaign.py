@@ -6,6 +6,9 @@ Each evaluation is scored at the resolution being trained then (progressive grow
 images at that resolution; points are marked by resolution, and only same-resolution points are
 comparable. Needs matplotlib (``pip install -e ".[docs]"``). Also prints the evaluations as one
 markdown table, a row per kimg and a column per run, so runs can be compared at equal images seen.
+
+``--mark RUN:KIMG:TEXT`` draws a dotted vertical line in that run's colour where something changed
+mid-run that the log does not record, e.g. ``--mark progan-demo64:700.8:"bf16 from here"``.
 """
 from __future__ import annotations
 
@@ -20,6 +23,21 @@ MARKERS = {4: "v", 8: "<", 16: "s", 32: "D", 64: "o", 128: "p", 256: "h"}
 def read_evals(run: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     return [r for r in rows if "fid" in r]
+
+
+def parse_mark(text: str, runs: list[str]) -> tuple[str, float, str]:
+    """``RUN:KIMG:TEXT`` -> (run name, kimg, label); a clear error for a bad spec or an unknown run."""
+    parts = text.split(":", 2)
+    if len(parts) != 3 or not parts[2]:
+        raise ValueError(f"--mark {text!r}: expected RUN:KIMG:TEXT")
+    name, kimg, label = parts
+    if name not in runs:
+        raise ValueError(f"--mark {text!r}: {name!r} is not one of the runs plotted ({', '.join(runs)})")
+    try:
+        value = float(kimg)
+    except ValueError:
+        raise ValueError(f"--mark {text!r}: kimg {kimg!r} is not a number") from None
+    return name, value, label
 
 
 def comparison_table(evals: dict[str, list[dict]]) -> str:
@@ -40,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (--out of train.py)")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--mark", action="append", default=[], metavar="RUN:KIMG:TEXT",
+                        help="a dotted vertical line in RUN's colour at KIMG, labelled TEXT (repeatable)")
     parser.add_argument("--title", default="FID (1,000 generated vs 1,000 real) during training, 2-core CPU")
     args = parser.parse_args(argv)
     try:
@@ -50,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    try:
+        marks = [parse_mark(m, [run.name for run in args.runs]) for m in args.mark]
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     evals_by_run = {run: read_evals(run) for run in args.runs}  # each log read once
+    colours = {}
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     for run, evals in evals_by_run.items():
         if not evals:
@@ -59,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         kimg = [r["kimg"] for r in evals]
         fid = [r["fid"] for r in evals]
         line, = ax.plot(kimg, fid, "-", alpha=0.5, label=run.name)
+        colours[run.name] = line.get_color()
         for resolution in sorted({r["resolution"] for r in evals}):
             points = [(r["kimg"], r["fid"]) for r in evals if r["resolution"] == resolution]
             ax.plot(*zip(*points), MARKERS.get(resolution, "o"), color=line.get_color(), markersize=5)
+    for name, kimg, label in marks:
+        ax.axvline(kimg, color=colours[name], linestyle=":", linewidth=1.2, label=f"{name}: {label}")
     used = {r["resolution"] for evals in evals_by_run.values() for r in evals}
     for resolution, marker in MARKERS.items():  # legend entries for the markers actually used
         if resolution in used:

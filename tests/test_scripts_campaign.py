@@ -4,8 +4,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from plot_campaign import comparison_table  # noqa: E402
+from plot_campaign import comparison_table, parse_mark  # noqa: E402
 
 
 def test_the_table_aligns_runs_by_kimg_and_marks_missing_evaluations():
@@ -17,3 +19,12 @@ def test_the_table_aligns_runs_by_kimg_and_marks_missing_evaluations():
     assert lines[2] == "| 40 | 150.0 (0.100) @32px | – |"      # b was not evaluated at 40 kimg
     assert lines[3] == "| 80 | 120.0 (0.200) @64px | 100.0 (0.250) @64px |"
     assert len(lines) == 4
+
+
+def test_a_mark_names_a_plotted_run_a_kimg_and_a_label():
+    runs = ["progan-demo64", "sg"]
+    assert parse_mark("progan-demo64:700.8:bf16 from here: both", runs) == ("progan-demo64", 700.8, "bf16 from here: both")
+    for bad, says in [("progan-demo64:700.8", "RUN:KIMG:TEXT"), ("progan-demo64:700.8:", "RUN:KIMG:TEXT"),
+                      ("other:700.8:x", "'other' is not one of the runs"), ("sg:late:x", "'late' is not a number")]:
+        with pytest.raises(ValueError, match=says):
+            parse_mark(bad, runs)
