@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     evals_by_run = {run: read_evals(run) for run in args.runs}  # each log read once
     colours = {}
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(10.5, 4.5), dpi=110)
     for run, evals in evals_by_run.items():
         if not evals:
             print(f"error: {run}/log.jsonl has no evaluations (train with --eval-kimg)", file=sys.stderr)
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(args.title, fontsize=10)
     ax.set_yscale("log")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: no point hidden
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out)
