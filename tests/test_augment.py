@@ -322,3 +322,57 @@ def test_checkpoint_restores_ada_p_and_its_running_sums(tmp_path):
     assert second.try_resume() is not None
     assert second.ada.p == second.augment.p == 0.37
     assert second._ada_signs.tolist() == [5.0, 12.0]
+
+
+@pytest.mark.parametrize("every,log_every", [(4, 2), (16, 10), (3, 3)])
+def test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on(tmp_path, monkeypatch, every, log_every):
+    """A lazy penalty runs on steps 0, K, 2K... (count before the step) and log records are written
+    after steps log_every, 2 log_every...: each record must hold the mean of every term over the
+    steps of its interval on which that term ran, whatever gcd(K, log_every) is."""
+    import json
+
+    from accelerate import Accelerator
+
+    import progan.training.trainer as trainer_module
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data")
+    steps = 2 * every + 2
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"),
+                         kimg=steps * 4 / 1000, batch_size=4, loss="logistic_r1", r1_every=every,
+                         log_every=log_every, progressive=False, checkpoint_kimg=10, sample_kimg=10, workers=0)
+    seen = {"d_r1": {}, "g_loss": {}}  # step number after the step -> value
+    trainer = None
+    real_reg, real_gen = trainer_module.regularization_step, trainer_module.generator_step
+
+    def reg(ctx, reals, k):
+        terms = real_reg(ctx, reals, k)
+        seen["d_r1"][trainer.step + 1] = terms["d_r1"].item()
+        return terms
+
+    def gen(ctx, batch, micro):
+        terms = real_gen(ctx, batch, micro)
+        seen["g_loss"][trainer.step + 1] = terms["g_loss"].item()
+        return terms
+
+    monkeypatch.setattr(trainer_module, "regularization_step", reg)
+    monkeypatch.setattr(trainer_module, "generator_step", gen)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r),
+                      accelerator=Accelerator(cpu=True))
+    trainer.train()
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    records = [r for r in records if "g_loss" in r]
+    bounds = [0] + [r["step"] for r in records]
+    assert bounds[-1] == steps
+    assert sorted(seen["d_r1"]) == list(range(1, steps + 1, every))
+    for lo, hi, record in zip(bounds, bounds[1:], records):
+        for name in ("d_r1", "g_loss"):
+            values = [v for s, v in seen[name].items() if lo < s <= hi]
+            if values:
+                assert record[name] == pytest.approx(sum(values) / len(values), rel=1e-5), (name, lo, hi)
+            else:
+                assert name not in record, (name, lo, hi)
+    assert sum("d_r1" in r for r in records) == len({(s - 1) // log_every for s in seen["d_r1"]})

@@ -110,6 +110,9 @@ class Trainer:
         self._flags = torch.tensor([0.0, 0.0, -math.inf], dtype=torch.float64, device=acc.device)
         self._phase = "starting"
         self._datasets: dict[int, Dataset] = {}
+        # every logged term summed over the steps since the last log record, with the number of steps it
+        # ran on: a lazy penalty (every K steps) is logged whatever K and --log-every are (device tensors)
+        self._term_sums: dict[str, list] = {}
 
     # --- state ------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -332,6 +335,7 @@ class Trainer:
             self.opt_g.step()
             self.opt_g.zero_grad(set_to_none=True)
             self._note_health(d_terms, g_terms, d_skipped)
+            self._accumulate_terms({**d_terms, **g_terms})
             before = self.images_seen
             batch_images = phase.batch_size * accum * world
             self.images_seen += batch_images
@@ -352,7 +356,7 @@ class Trainer:
                         f"kimg; last D {d_terms['d_loss'].item():.4g}, G {g_terms['g_loss'].item():.4g}); nothing "
                         "saved after the last checkpoint; try lower learning rates or --mixed-precision bf16")
             if self.step % cfg.log_every == 0 or end:
-                self._log_terms(phase, {**d_terms, **g_terms}, bar, t_log, n_log)
+                self._log_terms(phase, bar, t_log, n_log)
                 t_log, n_log = time.time(), self.images_seen
             if stop:  # save first: the scheduler's SIGKILL may follow; no samples, no evaluation
                 with collective_phase("saving the stop checkpoint", timeout=cfg.dist_timeout):
@@ -378,10 +382,21 @@ class Trainer:
         acc.end_training()
         return export
 
-    def _log_terms(self, phase, terms: dict[str, torch.Tensor], bar, t_log: float, n_log: int) -> None:
-        """All logged terms averaged over processes in one stacked reduce, read with one host sync."""
-        names = sorted(terms)
-        values = self.accelerator.reduce(torch.stack([terms[k].detach().float() for k in names]), reduction="mean")
+    def _accumulate_terms(self, terms: dict[str, torch.Tensor]) -> None:
+        """Add this step's terms to the sums of the current log interval (no host sync)."""
+        for name, value in terms.items():
+            total = self._term_sums.setdefault(name, [torch.zeros((), device=self.accelerator.device), 0])
+            total[0] += value.detach().float()
+            total[1] += 1
+
+    def _log_terms(self, phase, bar, t_log: float, n_log: int) -> None:
+        """Each term's mean over the steps of the interval on which it ran, averaged over processes in
+        one stacked reduce and read with one host sync. Every process runs the same steps, so the
+        names and counts agree across ranks."""
+        names = sorted(self._term_sums)
+        means = torch.stack([self._term_sums[k][0] / self._term_sums[k][1] for k in names])
+        self._term_sums = {}
+        values = self.accelerator.reduce(means, reduction="mean")
         logged = dict(zip(names, values.tolist()))
         speed = (self.images_seen - n_log) / max(time.time() - t_log, 1e-9)
         record = {"kimg": self.images_seen / 1000, "step": self.step, "stage": phase.stage,
