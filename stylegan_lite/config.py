@@ -52,6 +52,9 @@ PRESETS: dict[str, StyleGANConfig] = {
                                channel_base=4096, channel_max=128),
     "demo-64": StyleGANConfig(resolution=64, latent_dim=128, w_dim=128, mapping_layers=4,
                               channel_base=1024, channel_max=64),
+    # scripts/compare_recipes.py: demo-64's networks stopped at 32 px (where the campaign collapsed)
+    "recipe-32": StyleGANConfig(resolution=32, latent_dim=128, w_dim=128, mapping_layers=4,
+                                channel_base=1024, channel_max=64),
     "paper-128": StyleGANConfig(resolution=128),
     "paper-256": StyleGANConfig(resolution=256),
     # StyleGAN section 2: 26.2M trainable parameters at 1024x1024
