@@ -79,6 +79,9 @@ class TrainConfig:
     eval_num: int = _opt(1000, "generated (and real) images per periodic evaluation")
     eval_network: str = _opt("", "Inception TorchScript file for --eval-kimg; empty = $GAN_STUDIO_INCEPTION or the metrics extra")
     resume: bool = _opt(True, "resume from the latest checkpoint in --out if there is one")
+    monitor_num: int = _opt(64, "fixed latents and reals for the collapse signal (diversity of samples / reals in "
+                            "8x8 RGB) and r_v, taken at every sample step; 0 = off")
+    holdout: int = _opt(0, "reals held out of training (seeded random) for ADA's overfitting signal r_v; 0 = no r_v")
 
     def __post_init__(self) -> None:
         if self.family not in ("progan", "stylegan_lite"):
@@ -107,6 +110,10 @@ class TrainConfig:
         for name in ("ada_interval", "r1_every", "gp_every"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.monitor_num == 1 or self.monitor_num < 0:
+            raise ValueError(f"--monitor-num must be 0 (off) or >= 2, got {self.monitor_num}")
+        if self.holdout < 0:
+            raise ValueError(f"--holdout must be >= 0, got {self.holdout}")
         if self.eval_num < 2:
             raise ValueError(f"--eval-num must be >= 2, got {self.eval_num}")
         parse_batch_sizes(self.batch_sizes)

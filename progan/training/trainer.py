@@ -44,6 +44,7 @@ from ..config import Family
 from .data_stream import make_loader, rescale_consumed, to_float_images
 from .ema import ema_beta, update_ema
 from ..metrics.evaluation import PeriodicEvaluator
+from .monitor import HeldOutSplit, TrainingMonitor
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
 from .options import TrainConfig, parse_batch_sizes
@@ -113,6 +114,9 @@ class Trainer:
         # every logged term summed over the steps since the last log record, with the number of steps it
         # ran on: a lazy penalty (every K steps) is logged whatever K and --log-every are (device tensors)
         self._term_sums: dict[str, list] = {}
+        self._split: HeldOutSplit | None = None      # --holdout: built on first use (needs the dataset size)
+        self._monitor: TrainingMonitor | None = None
+        self._signals: dict[str, float] = {}        # the latest monitor signals (progress bar)
 
     # --- state ------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -190,10 +194,33 @@ class Trainer:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now, without a checkpoint
         self._stop_requested = True
 
-    def _dataset(self, resolution: int) -> Dataset:
+    def _full_dataset(self, resolution: int) -> Dataset:
         if resolution not in self._datasets:
             self._datasets = {resolution: self.open_dataset(resolution)}  # keep one open at a time
-        return self._datasets[resolution]
+        full = self._datasets[resolution]
+        if self._split is None:
+            num_images = getattr(full, "num_images", len(full))
+            self._split = HeldOutSplit(num_images, self.config.holdout, seed=self.config.seed)
+        return full
+
+    def _dataset(self, resolution: int) -> Dataset:
+        """What D trains on (and the metrics compare against): the dataset without the held-out reals."""
+        full = self._full_dataset(resolution)
+        return self._split.training_subset(full) if self.config.holdout else full
+
+    def _monitor_signals(self, phase) -> None:
+        """The collapse signal and r_v (``training.monitor``), main process only, logged as one record."""
+        if self.config.monitor_num == 0 or not self.accelerator.is_main_process:
+            return
+        full = self._full_dataset(phase.resolution)
+        if self._monitor is None:
+            self._monitor = TrainingMonitor(latent_dim=self.model_config.latent_dim, num=self.config.monitor_num,
+                                            seed=self.config.seed, train_indices=self._split.train,
+                                            heldout_indices=self._split.heldout)
+        self._signals = self._monitor(self.generator, self.discriminator, full, stage=phase.stage,
+                                      alpha=phase.alpha, device=self.accelerator.device)
+        self._log({"kimg": self.images_seen / 1000, "step": self.step, "resolution": phase.resolution,
+                   "alpha": round(phase.alpha, 4), **self._signals})
 
     def _note_health(self, d_terms: dict[str, torch.Tensor], g_terms: dict[str, torch.Tensor],
                       d_skipped: bool) -> None:
@@ -295,6 +322,7 @@ class Trainer:
         loader, loader_key, start, t_log, n_log = None, None, time.time(), time.time(), self.images_seen
         if not resumed:
             self._samples(self.schedule.phase(0))
+            self._monitor_signals(self.schedule.phase(0))
         while self.images_seen < total:
             phase = self.schedule.phase(self.images_seen)
             key = (phase.resolution, phase.batch_size)
@@ -368,6 +396,7 @@ class Trainer:
                 return self.out / "checkpoints"
             if sample:
                 self._samples(phase)
+                self._monitor_signals(phase)
             if evaluate:
                 with collective_phase("evaluating", timeout=cfg.dist_timeout):
                     self._evaluate(phase, time.time() - start)
@@ -406,5 +435,7 @@ class Trainer:
         if self.augment is not None:
             record["augment_p"] = self.augment.p
             postfix["p"] = f"{self.augment.p:.3f}"
+        if "diversity" in self._signals:
+            postfix["div"] = f"{self._signals['diversity']:.2f}"
         bar.set_postfix(postfix)
         self._log(record)
