@@ -3,7 +3,7 @@
     python evaluate.py --weights weights/stylegan_lite-openmoji --num 1000 [--data DIR] [--out metrics.json]
     accelerate launch evaluate.py ...      # each process embeds its share; features are gathered
 
-Generated sample i uses latent i of --seed; the real images are the first --num-real of the
+Generated sample i uses latent i of --seed; the real images are a seeded random --num-real of the
 dataset at the generator's resolution (default: all of them, like NVIDIA's fid50k_full). Real-image statistics are cached under $GAN_STUDIO_CACHE/fid-stats (default
 ~/.cache/gan-studio/fid-stats), keyed by dataset contents, resolution, count and network. The
 feature network comes from --inception, $GAN_STUDIO_INCEPTION or the `metrics` extra; nothing is
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", required=True, help="exported model: dir, .safetensors, URL or hf://")
     parser.add_argument("--data", default="", help="dataset dir or image folder; empty = built-in OpenMoji")
     parser.add_argument("--num", type=int, default=10000, help="generated images")
-    parser.add_argument("--num-real", type=int, default=0, help="real images (first N of the dataset); 0 = all")
+    parser.add_argument("--num-real", type=int, default=0, help="real images (a seeded random N of the dataset); 0 = all")
     parser.add_argument("--batch", type=int, default=64, help="images per feature-network batch")
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi (StyleGAN-lite only)")
     parser.add_argument("--metrics", default="fid,kid,pr", help="comma list of fid, kid, pr")
