@@ -274,6 +274,11 @@ def _check_resume(tmp_path, options) -> None:
     assert_states_equal(a, b)
     if options.get("historical_averaging"):
         assert a["historical_average"]["discriminator"]["count"] == 50
+    if options.get("minibatch_discrimination"):  # the trainer built D with it
+        assert a["discriminator"]["blocks.0.minibatch_discrimination.weight"].shape == (16 * 16, 4 * 3)
+    log = (tmp_path / "resumed" / "log.jsonl").read_text()
+    for option, term in (("feature_matching", "g_feature_matching"), ("historical_averaging", "d_historical")):
+        assert (f'"{term}"' in log) == bool(options.get(option))
 
 
 def test_resume_is_bit_exact_with_all_tricks_on(tmp_path):
