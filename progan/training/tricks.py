@@ -31,16 +31,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from ..minibatch_discrimination import parse_minibatch_discrimination
 
-if TYPE_CHECKING:
-    from .options import TrainConfig
-    from .step import StepContext
+# options and step import this module: the config (a TrainConfig) and the step context (a StepContext)
+# are typed Any here, as even a TYPE_CHECKING import would be an import cycle.
+TrainConfig = StepContext = Any
 
 __all__ = ["FEATURE_MATCHING_MODES", "validate_tricks", "discriminator_kwargs", "feature_matching_loss",
            "HistoricalAverage", "unrolled_context", "tricks_summary", "check_resume_architecture"]
@@ -48,7 +48,7 @@ __all__ = ["FEATURE_MATCHING_MODES", "validate_tricks", "discriminator_kwargs", 
 FEATURE_MATCHING_MODES = ("replace", "add")
 
 
-def validate_tricks(config: "TrainConfig") -> None:
+def validate_tricks(config: TrainConfig) -> None:
     """One-line errors for the options of this module (called by ``TrainConfig.__post_init__``)."""
     for name in ("feature_matching", "historical_averaging"):
         if not getattr(config, name) >= 0:
@@ -64,13 +64,13 @@ def validate_tricks(config: "TrainConfig") -> None:
     parse_minibatch_discrimination(config.minibatch_discrimination)
 
 
-def discriminator_kwargs(config: "TrainConfig") -> dict[str, Any]:
+def discriminator_kwargs(config: TrainConfig) -> dict[str, Any]:
     """Architecture options of D that live in the TrainConfig: ``Discriminator(model_config, **these)``."""
     spec = parse_minibatch_discrimination(config.minibatch_discrimination)
     return {} if spec is None else {"minibatch_discrimination": spec}
 
 
-def check_resume_architecture(saved_train_config: str, config: "TrainConfig", path: Any) -> None:
+def check_resume_architecture(saved_train_config: str, config: TrainConfig, path: Any) -> None:
     """Refuse a resume whose D was built with another ``--minibatch-discrimination`` (one line)."""
     saved = json.loads(saved_train_config).get("minibatch_discrimination", "")
     if parse_minibatch_discrimination(saved) != parse_minibatch_discrimination(config.minibatch_discrimination):
@@ -78,7 +78,7 @@ def check_resume_architecture(saved_train_config: str, config: "TrainConfig", pa
                          f"{config.minibatch_discrimination!r}: D's architecture differs; use the same option or another --out")
 
 
-def tricks_summary(config: "TrainConfig") -> dict[str, Any]:
+def tricks_summary(config: TrainConfig) -> dict[str, Any]:
     """The options of this module that are on, for the exported model's summary (its model card)."""
     out: dict[str, Any] = {}
     if config.feature_matching > 0:
@@ -150,9 +150,9 @@ class HistoricalAverage:
 
 # --- unrolled discriminator (Metz et al. 2017, section 2) -------------------------------------
 
-def unrolled_context(ctx: "StepContext", optimizer: torch.optim.Optimizer, reals: list[torch.Tensor], *,
+def unrolled_context(ctx: StepContext, optimizer: torch.optim.Optimizer, reals: list[torch.Tensor], *,
                      steps: int, discriminator_step: Callable[..., Any],
-                     all_reduce: Callable[[nn.Module], None] | None = None) -> "StepContext":
+                     all_reduce: Callable[[nn.Module], None] | None = None) -> StepContext:
     """A copy of ``ctx`` whose discriminator is D advanced ``steps`` optimizer steps (first order).
 
     ``optimizer`` is D's; its state is deep-copied into a fresh optimizer of the same class over the
