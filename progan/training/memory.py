@@ -18,7 +18,9 @@ and Adam/EMA state by identity.
 
 What the trace does not see (the README states it next to its table): the CUDA context and cuDNN
 workspaces, the caching allocator's rounding and fragmentation, kernels' internal scratch buffers,
-and the foreach Adam's temporaries on CUDA (Adam is not at the peak).
+and the foreach Adam's temporaries on CUDA (Adam is not at the peak). Nor two options of
+``training.tricks``: ``--unrolled-steps`` (a copy of D with its Adam state, and its D steps) and
+``--historical-averaging`` (float64 sums of both networks' parameters); feature matching is traced.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from .ema import update_ema
 from .options import TrainConfig
 from .step import (StepContext, discriminator_step, generator_step, make_optimizers, regularization_interval,
                    regularization_step)
+from .tricks import discriminator_kwargs
 
 __all__ = ["SavedTensorBytes", "LiveBytes", "MemoryEstimate", "estimate_training_memory", "format_estimate",
            "PRECISION_DTYPES"]
@@ -214,7 +217,7 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
     with FakeTensorMode(), warnings.catch_warnings():  # fake ops draw no random numbers: the RNG is untouched
         warnings.filterwarnings("ignore", message=".*data pointer of FakeTensor")  # Module.to() asks for it
         generator = family.generator_cls(model_config).train()
-        discriminator = family.discriminator_cls(model_config).train()
+        discriminator = family.discriminator_cls(model_config, **discriminator_kwargs(config)).train()
         # a second construction, not deepcopy: a deep copy of fake tensors belongs to another fake mode
         generator_ema = family.generator_cls(model_config).eval().requires_grad_(False)
         if config.channels_last:
@@ -262,9 +265,10 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
                         all_reduce_gradients(discriminator, **reduce)
                         opt_d.step()
                         opt_d.zero_grad(set_to_none=True)
+                g_reals = reals if config.feature_matching > 0 else None  # feature matching reads them
                 del reals
                 with _phase(meter, "G step"):
-                    generator_step(ctx, batch_size, config.grad_accum)
+                    generator_step(ctx, batch_size, config.grad_accum, reals=g_reals)
                     all_reduce_gradients(generator, **reduce)
                     opt_g.step()
                     opt_g.zero_grad(set_to_none=True)

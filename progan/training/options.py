@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .augment import parse_policy
+from .tricks import FEATURE_MATCHING_MODES, validate_tricks
 
 __all__ = ["TrainConfig", "RECIPES", "recipe", "add_arguments", "from_namespace", "parse_batch_sizes"]
 
@@ -82,6 +83,17 @@ class TrainConfig:
     monitor_num: int = _opt(64, "fixed latents and reals for the collapse signal (diversity of samples / reals in "
                             "8x8 RGB) and r_v, taken at every sample step; 0 = off")
     holdout: int = _opt(0, "reals held out of training (seeded random) for ADA's overfitting signal r_v; 0 = no r_v")
+    # --- Salimans et al. 2016 / Metz et al. 2017 (training.tricks; validated by tricks.validate_tricks) ---
+    feature_matching: float = _opt(0.0, "feature matching weight W (Salimans et al. 2016, section 3.1): G matches "
+                                   "the mean of D's last conv features on reals; 0 = off")
+    feature_matching_mode: str = _opt("replace", "replace: G's loss is W * FM (the paper); add: G's adversarial "
+                                      "loss + W * FM", choices=FEATURE_MATCHING_MODES)
+    historical_averaging: float = _opt(0.0, "historical averaging weight (Salimans et al. section 3.3): "
+                                       "W * ||theta - mean of past theta||^2 on both players; 0 = off")
+    minibatch_discrimination: str = _opt("", "B,C: minibatch discrimination with B kernels of dimension C "
+                                         "(Salimans et al. section 3.2) in place of D's minibatch stddev; empty = off")
+    unrolled_steps: int = _opt(0, "unrolled D (Metz et al. 2017, section 2, first-order): G trains against a "
+                               "copy of D advanced K steps on the current minibatch; 0 = off")
 
     def __post_init__(self) -> None:
         if self.family not in ("progan", "stylegan_lite"):
@@ -117,6 +129,7 @@ class TrainConfig:
         if self.eval_num < 2:
             raise ValueError(f"--eval-num must be >= 2, got {self.eval_num}")
         parse_batch_sizes(self.batch_sizes)
+        validate_tricks(self)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

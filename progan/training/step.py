@@ -29,6 +29,7 @@ from torch import nn
 from ..losses import (combine_discriminator_terms, discriminator_fake_loss, discriminator_penalty,
                       discriminator_real_loss, generator_loss)
 from ..layers import downsample2x, upsample2x
+from .tricks import feature_matching_generator_loss
 
 if TYPE_CHECKING:
     from .options import TrainConfig
@@ -56,6 +57,9 @@ class StepContext:
     r1_gamma: float = 10.0
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # applied to every image D sees
     penalty: bool = True                    # penalty inside the D loss (False: lazy, see regularization_step)
+    # Salimans et al. 2016 section 3.1 (training.tricks): G's loss on D's features; generator_step needs reals
+    feature_matching: float = 0.0
+    feature_matching_mode: str = "replace"
 
     @classmethod
     def from_config(cls, config: "TrainConfig", *, family: str, loss: str, reg_every: int,
@@ -66,7 +70,8 @@ class StepContext:
         build their step through this, so the estimate traces the step that trains."""
         return cls(loss=loss, mixing_prob=config.mixing_prob if family == "stylegan_lite" else 0.0,
                    gp_lambda=config.gp_lambda, drift_epsilon=config.drift_epsilon, r1_gamma=config.r1_gamma,
-                   penalty=reg_every == 1, **runtime)
+                   penalty=reg_every == 1, feature_matching=config.feature_matching,
+                   feature_matching_mode=config.feature_matching_mode, **runtime)
 
 
 def fade_reals(reals: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -91,12 +96,13 @@ def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool) -> tor
     return ctx.generator(z, **kwargs)
 
 
-def _critic(ctx: StepContext) -> Callable[[torch.Tensor], torch.Tensor]:
-    """D bound to the stage, behind the augmentation: the only place D is called from."""
+def _critic(ctx: StepContext, **kwargs: Any) -> Callable[[torch.Tensor], Any]:
+    """D bound to the stage, behind the augmentation: the only place D is called from.
+    ``kwargs`` go to D (``features=True``: it returns (scores, features))."""
     augment = ctx.augment
     if augment is None:
-        return lambda images: ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha)
-    return lambda images: ctx.discriminator(augment(images), stage=ctx.stage, alpha=ctx.alpha)
+        return lambda images: ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha, **kwargs)
+    return lambda images: ctx.discriminator(augment(images), stage=ctx.stage, alpha=ctx.alpha, **kwargs)
 
 
 def discriminator_step(ctx: StepContext, reals: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -145,17 +151,30 @@ def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int)
     return terms
 
 
-def generator_step(ctx: StepContext, batch_size: int, micro_batches: int) -> dict[str, torch.Tensor]:
+def generator_step(ctx: StepContext, batch_size: int, micro_batches: int, *,
+                   reals: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """G's step; ``reals`` (the D step's micro-batches) are needed only by feature matching."""
+    if ctx.feature_matching > 0 and (reals is None or len(reals) != micro_batches):
+        raise ValueError("feature matching needs the minibatch of reals: generator_step(..., reals=...)")
     ctx.discriminator.requires_grad_(False)
     total = torch.zeros((), device=ctx.device)
-    for _ in range(micro_batches):
+    terms: dict[str, torch.Tensor] = {}
+    for i in range(micro_batches):
         with ctx.autocast():
             fake = _generate(ctx, batch_size, training_w_avg=True)
-            loss = generator_loss(ctx.loss, _critic(ctx)(fake))
+            if ctx.feature_matching > 0:  # training.tricks, Salimans et al. 2016 section 3.1
+                loss, parts = feature_matching_generator_loss(
+                    _critic(ctx, features=True), fake, fade_reals(reals[i], ctx.alpha),
+                    lambda scores: generator_loss(ctx.loss, scores), weight=ctx.feature_matching,
+                    mode=ctx.feature_matching_mode)
+                for k, v in parts.items():
+                    terms[k] = terms.get(k, 0) + v / micro_batches
+            else:
+                loss = generator_loss(ctx.loss, _critic(ctx)(fake))
         ctx.backward(loss / micro_batches)
         total += loss.detach().float() / micro_batches
     ctx.discriminator.requires_grad_(True)
-    return {"g_loss": total}
+    return {"g_loss": total, **terms}
 
 
 def regularization_interval(config: "TrainConfig", loss: str) -> int:

@@ -50,6 +50,8 @@ from .schedule import GrowthSchedule
 from .options import TrainConfig, parse_batch_sizes
 from .step import (StepContext, discriminator_step, generator_step, make_optimizers, regularization_interval,
                    regularization_step)
+from .tricks import (HistoricalAverage, check_resume_architecture, discriminator_kwargs, tricks_summary,
+                     unrolled_context)
 
 __all__ = ["Trainer", "TrainingDiverged"]
 
@@ -79,11 +81,16 @@ class Trainer:
             batch_sizes=tuple(by_res.get(r, config.batch_size) for r in self.model_config.resolutions))
         torch.manual_seed(config.seed)  # identical initial weights on every process
         self.generator = family.generator_cls(self.model_config).to(acc.device).train()
-        self.discriminator = family.discriminator_cls(self.model_config).to(acc.device).train()
+        self.discriminator = family.discriminator_cls(self.model_config,
+                                                      **discriminator_kwargs(config)).to(acc.device).train()
         if config.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
         self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        # historical averaging (training.tricks): running sums of each player's parameters, checkpointed
+        self.history = ({"generator": HistoricalAverage(self.generator),
+                         "discriminator": HistoricalAverage(self.discriminator)}
+                        if config.historical_averaging > 0 else None)
         self.reg_every = regularization_interval(config, self.loss)
         self.opt_g, self.opt_d = acc.prepare(*make_optimizers(self.generator, self.discriminator, config,
                                                               reg_every=self.reg_every))
@@ -127,7 +134,9 @@ class Trainer:
                 "images_seen": self.images_seen, "step": self.step, "consumed": self.consumed,
                 "sample_z": self.sample_z, "world_size": self.accelerator.num_processes, "best_fid": self.best_fid,
                 "augment_p": self.augment.p if self.augment is not None else 0.0,
-                "train_config": self.config.to_json(), "family": self.family.name}
+                "train_config": self.config.to_json(), "family": self.family.name,
+                **({"historical_average": {k: h.state_dict() for k, h in self.history.items()}}
+                   if self.history is not None else {})}
 
     def weights_digest(self) -> str:
         """Hash of G, D and G_ema weights: equal on every process of a healthy run (saved per rank)."""
@@ -161,6 +170,7 @@ class Trainer:
         state, rank_state = load_checkpoint(path, rank=self.accelerator.process_index)
         if state.get("family") != self.family.name:
             raise ValueError(f"{path} holds a {state.get('family')} run; use another --out or the same --family")
+        check_resume_architecture(state["train_config"], self.config, path)
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.generator_ema.load_state_dict(state["generator_ema"])
@@ -173,6 +183,12 @@ class Trainer:
         self.consumed = rescale_consumed(state["consumed"], saved_world_size=state["world_size"],
                                          world_size=self.accelerator.num_processes)
         self.sample_z = state["sample_z"]
+        if self.history is not None:
+            if "historical_average" not in state:
+                raise ValueError(f"{path} was trained without --historical-averaging; its parameter history is "
+                                 "unknown: use another --out or drop the option")
+            for name, history in self.history.items():
+                history.load_state_dict(state["historical_average"][name])
         self.best_fid = state.get("best_fid", math.inf)  # absent in checkpoints older than --eval-kimg
         if self.ada is not None:
             self.ada.p = self.augment.p = float(state.get("augment_p", 0.0))
@@ -280,7 +296,7 @@ class Trainer:
         return {"preset": self.config.preset, "family": self.family.name, "images_seen": self.images_seen,
                 "kimg": round(self.images_seen / 1000, 3), "steps": self.step, "train_seconds": round(seconds, 1),
                 "processes": self.accelerator.num_processes, "device": str(self.accelerator.device),
-                "loss": self.loss, "data": self.config.data or "openmoji"}
+                "loss": self.loss, "data": self.config.data or "openmoji", **tricks_summary(self.config)}
 
     def _adapt(self, real_sign: torch.Tensor, count: int) -> None:
         """ADA: add this step's sign(D(real)) to the running sums; every interval, agree on p across ranks."""
@@ -345,6 +361,8 @@ class Trainer:
                 grad_scale=scaler._get_scale_async() if scaler is not None else 1.0,  # a tensor: no host sync
                 augment=self.augment)
             d_terms = discriminator_step(ctx, reals)
+            if self.history is not None:
+                d_terms["d_historical"] = self._historical_penalty("discriminator", ctx)
             all_reduce_gradients(self.discriminator)
             self.opt_d.step()
             d_skipped = scaler is not None and self.opt_d.step_was_skipped  # fp16: scaler.step synced already
@@ -357,7 +375,11 @@ class Trainer:
                 self.opt_d.zero_grad(set_to_none=True)
             if self.ada is not None:
                 self._adapt(d_terms["real_sign"], phase.batch_size * accum)
-            g_terms = generator_step(ctx, phase.batch_size, accum)
+            g_ctx = unrolled_context(ctx, self.opt_d, reals, steps=cfg.unrolled_steps,  # Metz et al. 2017
+                                     discriminator_step=discriminator_step, all_reduce=all_reduce_gradients)
+            g_terms = generator_step(g_ctx, phase.batch_size, accum, reals=reals)
+            if self.history is not None:
+                g_terms["g_historical"] = self._historical_penalty("generator", ctx)
             all_reduce_gradients(self.generator)
             all_reduce_mean_(self._averaged_buffers)
             self.opt_g.step()
@@ -410,6 +432,14 @@ class Trainer:
         acc.wait_for_everyone()
         acc.end_training()
         return export
+
+    def _historical_penalty(self, name: str, ctx: StepContext) -> torch.Tensor:
+        """Historical averaging (Salimans et al. 2016 section 3.3): backpropagate W * ||theta - mean||^2 into
+        the player's gradients (identical on every process, so the all-reduce keeps it); returns the penalty."""
+        module = self.generator if name == "generator" else self.discriminator
+        penalty = self.history[name].step(module)
+        ctx.backward(self.config.historical_averaging * penalty)
+        return penalty.detach()
 
     def _accumulate_terms(self, terms: dict[str, torch.Tensor]) -> None:
         """Add this step's terms to the sums of the current log interval (no host sync)."""
