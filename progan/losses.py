@@ -129,8 +129,8 @@ def logistic_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 
 
 def hinge_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
-    """Hinge (Miyato et al. 2018, section 4): G maximizes D(G(z)) without a margin, like WGAN."""
-    return -fake_scores.float().mean()
+    """Hinge (Miyato et al. 2018, section 4): G maximizes D(G(z)) without a margin, as WGAN's G does."""
+    return wgan_generator_loss(fake_scores)
 
 
 def lsgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:

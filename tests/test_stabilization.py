@@ -216,7 +216,8 @@ def test_no_penalty_means_no_penalty_term_and_no_gradient_from_one():
     torch.manual_seed(0)
     d, g, (reals, _) = SquareCritic(SHAPE), _ConstantG(SHAPE), _data()
     terms = discriminator_step(_ctx(g, d, "hinge+none"), [reals])
-    assert {"d_hinge", "real_score", "fake_score"} <= set(terms) and not {"d_gp", "d_r1", "d_dragan", "d_drift"} & set(terms)
+    assert {"d_hinge", "real_score", "fake_score"} <= set(terms)
+    assert not {"d_gp", "d_r1", "d_dragan", "d_drift"} & set(terms)
     assert len(d.seen) == 2  # fakes and reals: no third call for a penalty
     with pytest.raises(ValueError, match="no penalty"):
         losses.discriminator_penalty("hinge+none", d, reals, reals)
@@ -305,8 +306,8 @@ def test_illegal_combinations_are_one_line_errors(options, message):
 
 
 def test_every_option_reaches_the_step_and_the_summary():
-    config = TrainConfig(loss="logistic", penalty="dragan", gp_lambda=4.0, gp_every=8, dragan_c=0.3, label_smoothing=0.2,
-                         instance_noise=0.1, instance_noise_kimg=5.0, spectral_norm=True, g_lr=1e-4, d_lr=4e-4,
+    config = TrainConfig(loss="logistic", penalty="dragan", gp_lambda=4.0, gp_every=8, dragan_c=0.3,
+                         label_smoothing=0.2, instance_noise=0.1, instance_noise_kimg=5.0, spectral_norm=True, g_lr=1e-4, d_lr=4e-4,
                          reset_opt_at_stage=True)
     ctx = StepContext.from_config(config, family="progan", loss=config.objective, reg_every=8, images_seen=2500,
                                   generator=None, discriminator=None, stage=0, alpha=1.0, latent_dim=4,
@@ -370,24 +371,26 @@ def test_adam_is_reset_when_a_fade_in_starts_and_ends(tmp_path):
     assert _adam_steps(plain) == {50}
 
 
-RESUME_OPTIONS = {
-    "hinge-sn-noise-reset": dict(loss="hinge", spectral_norm=True, instance_noise=0.1, instance_noise_kimg=0.3,
-                                 reset_opt_at_stage=True),
-    "dragan-lazy-smoothing-ttur": dict(family="stylegan_lite", loss="logistic", penalty="dragan", gp_every=3,
-                                       label_smoothing=0.1, g_lr=0.0005, d_lr=0.002, reset_opt_at_stage=True),
-    "lsgan-gp-sn": dict(loss="lsgan", penalty="wgan_gp", spectral_norm=True),
+RESUME_OPTIONS = {  # name -> (kimg of the stop, options)
+    # stopped at image 100, where no reset is due: a resumed run must not reset there either
+    "hinge-sn-noise-reset": (0.1, dict(loss="hinge", spectral_norm=True, instance_noise=0.1, instance_noise_kimg=0.3,
+                                       reset_opt_at_stage=True)),
+    # stopped at image 124, the start of a step where StyleGAN's rule resets (see above)
+    "dragan-lazy-smoothing-ttur": (0.124, dict(family="stylegan_lite", loss="logistic", penalty="dragan", gp_every=3,
+                                               label_smoothing=0.1, g_lr=0.0005, d_lr=0.002, reset_opt_at_stage=True)),
+    "lsgan-gp-sn": (0.124, dict(loss="lsgan", penalty="wgan_gp", spectral_norm=True)),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RESUME_OPTIONS))
 def test_resume_with_the_new_options_is_bit_exact(tmp_path, name):
-    """Straight to 0.2 kimg vs stopped at 0.124 and resumed: the step starting at 124 is one where
-    --reset-opt-at-stage resets Adam (see above), so the checkpoint must carry the previous lod."""
-    options = RESUME_OPTIONS[name]
+    """Straight to 0.2 kimg vs stopped and resumed; with --reset-opt-at-stage the checkpoint carries
+    the previous step's lod, so the resumed run resets exactly where the straight one does."""
+    stop, options = RESUME_OPTIONS[name]
     straight = _trainer(tmp_path, "straight", kimg=0.2, **options)
     straight.train()
-    _trainer(tmp_path, "resumed", kimg=0.124, **options).train()
+    _trainer(tmp_path, "resumed", kimg=stop, **options).train()
     resumed = _trainer(tmp_path, "resumed", kimg=0.2, **options)
     resumed.train()
     assert resumed.images_seen == straight.images_seen == 200

@@ -19,8 +19,8 @@ exactly once, and penalties differentiate through the augmentation to the un-aug
 out (``penalty=False``) and ``regularization_step`` applies it every k-th step, times k.
 
 ``ctx.loss`` names the adversarial loss and the penalty together (``losses.split_loss``). Instance
-noise (Sonderby et al. 2016, "instance noise"; Arjovsky & Bottou 2017, section 3: noise on both
-distributions makes their supports overlap, so D cannot be perfect and G's gradient does not vanish) is added by
+noise (Sonderby et al. 2016; Arjovsky & Bottou 2017, section 3: noise on both distributions makes
+their supports overlap, so D cannot be perfect and G's gradient does not vanish) is added by
 ``_critic`` as well, after the augmentation, to every image D sees: N(0, sigma^2) per pixel, with sigma
 annealed linearly from ``--instance-noise`` to 0 over ``--instance-noise-kimg`` (``instance_noise_std``).
 Penalties then differentiate D at the noisy points, as the noise is part of what D sees.
@@ -77,8 +77,8 @@ class StepContext:
         sets the annealed instance-noise std."""
         return cls(loss=loss, mixing_prob=config.mixing_prob if family == "stylegan_lite" else 0.0,
                    gp_lambda=config.gp_lambda, drift_epsilon=config.drift_epsilon, r1_gamma=config.r1_gamma,
-                   penalty=reg_every == 1, dragan_c=config.dragan_c, label_smoothing=config.label_smoothing,
-                   instance_noise=instance_noise_std(config, images_seen), **runtime)
+                   dragan_c=config.dragan_c, label_smoothing=config.label_smoothing,
+                   instance_noise=instance_noise_std(config, images_seen), penalty=reg_every == 1, **runtime)
 
 
 def instance_noise_std(config: "TrainConfig", images_seen: int) -> float:
