@@ -36,6 +36,11 @@ def _tricks_line(summary: dict) -> list[str]:
     return [f"- Stabilization options (`training.tricks`): {'; '.join(used)}."] if used else []
 
 
+def _stabilization(facts: dict) -> str:
+    """The training summary's loss/penalty/stabilization settings as one line (older weights have none)."""
+    return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in facts.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights", type=Path)
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- Loss: {summary['loss']}" + (f"; ADA p at the end {facts['augment_p']:.3f}" if "augment_p" in facts else "")
         + ".",
         *_tricks_line(summary),
+        *([f"- Stabilization: {_stabilization(summary['stabilization'])}."] if "stabilization" in summary else []),
         f"- FID **{metrics['fid']:.1f}**, KID {metrics['kid']:.4f}, precision {metrics['precision']:.3f}, recall "
         f"{metrics['recall']:.3f}: {metrics['num_generated']:,} generated (psi 1) vs all {metrics['num_real']:,} real "
         f"images at {metrics['resolution']} px, `python evaluate.py --weights {args.weights} --num "

@@ -202,7 +202,7 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
     from .options import parse_batch_sizes
 
     model_config = family.preset(config.preset)
-    loss = config.loss or family.default_loss
+    loss = config.objective
     stage = model_config.num_stages - 1 if stage is None else stage
     if alpha is None:
         alpha = 0.5 if config.progressive and config.fade_kimg > 0 and stage > 0 else 1.0
@@ -218,6 +218,10 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
         warnings.filterwarnings("ignore", message=".*data pointer of FakeTensor")  # Module.to() asks for it
         generator = family.generator_cls(model_config).train()
         discriminator = family.discriminator_cls(model_config, **discriminator_kwargs(config)).train()
+        if config.spectral_norm:
+            from ..spectral_norm import apply_spectral_norm
+
+            apply_spectral_norm(discriminator)
         # a second construction, not deepcopy: a deep copy of fake tensors belongs to another fake mode
         generator_ema = family.generator_cls(model_config).eval().requires_grad_(False)
         if config.channels_last:

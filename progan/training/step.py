@@ -17,6 +17,13 @@ image D sees -- reals, fakes, WGAN-GP interpolates, R1's reals, in the D and the
 exactly once, and penalties differentiate through the augmentation to the un-augmented input
 (as stylegan2-ada). With lazy regularization (StyleGAN2 section 3.1) the D step leaves the penalty
 out (``penalty=False``) and ``regularization_step`` applies it every k-th step, times k.
+
+``ctx.loss`` names the adversarial loss and the penalty together (``losses.split_loss``). Instance
+noise (Sonderby et al. 2016; Arjovsky & Bottou 2017, section 3: noise on both distributions makes
+their supports overlap, so D cannot be perfect and G's gradient does not vanish) is added by
+``_critic`` as well, after the augmentation, to every image D sees: N(0, sigma^2) per pixel, with sigma
+annealed linearly from ``--instance-noise`` to 0 over ``--instance-noise-kimg`` (``instance_noise_std``).
+Penalties then differentiate D at the noisy points, as the noise is part of what D sees.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ import torch
 from torch import nn
 
 from ..losses import (combine_discriminator_terms, discriminator_fake_loss, discriminator_penalty,
-                      discriminator_real_loss, generator_loss)
+                      discriminator_real_loss, generator_loss, split_loss)
 from ..layers import downsample2x, upsample2x
 from .tricks import feature_matching_generator_loss
 
@@ -35,7 +42,7 @@ if TYPE_CHECKING:
     from .options import TrainConfig
 
 __all__ = ["StepContext", "fade_reals", "discriminator_step", "regularization_step", "generator_step",
-           "make_optimizers", "regularization_interval"]
+           "make_optimizers", "regularization_interval", "instance_noise_std"]
 
 
 @dataclass
@@ -60,18 +67,31 @@ class StepContext:
     # Salimans et al. 2016 section 3.1 (training.tricks): G's loss on D's features; generator_step needs reals
     feature_matching: float = 0.0
     feature_matching_mode: str = "replace"
+    dragan_c: float = 0.5                   # DRAGAN perturbation: x + c * std(x) * U[0, 1)
+    label_smoothing: float = 0.0            # one-sided: real targets 1 - alpha (logistic loss only)
+    instance_noise: float = 0.0             # std of the Gaussian noise on every image D sees, this step
 
     @classmethod
     def from_config(cls, config: "TrainConfig", *, family: str, loss: str, reg_every: int,
-                    **runtime: Any) -> "StepContext":
+                    images_seen: int = 0, **runtime: Any) -> "StepContext":
         """The context of one step of a run of ``config``: the loss hyper-parameters come from the
         config (style mixing only for StyleGAN-lite; the penalty inside the D loss unless lazy), the
         modules, stage and device plumbing from ``runtime``. The trainer and the memory estimate both
-        build their step through this, so the estimate traces the step that trains."""
+        build their step through this, so the estimate traces the step that trains. ``images_seen``
+        sets the annealed instance-noise std."""
         return cls(loss=loss, mixing_prob=config.mixing_prob if family == "stylegan_lite" else 0.0,
                    gp_lambda=config.gp_lambda, drift_epsilon=config.drift_epsilon, r1_gamma=config.r1_gamma,
                    penalty=reg_every == 1, feature_matching=config.feature_matching,
-                   feature_matching_mode=config.feature_matching_mode, **runtime)
+                   feature_matching_mode=config.feature_matching_mode,
+                   dragan_c=config.dragan_c, label_smoothing=config.label_smoothing,
+                   instance_noise=instance_noise_std(config, images_seen), **runtime)
+
+
+def instance_noise_std(config: "TrainConfig", images_seen: int) -> float:
+    """``--instance-noise`` annealed linearly to 0 over ``--instance-noise-kimg`` (0 afterwards)."""
+    if config.instance_noise <= 0:
+        return 0.0
+    return config.instance_noise * max(0.0, 1.0 - images_seen / (config.instance_noise_kimg * 1000))
 
 
 def fade_reals(reals: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -97,12 +117,19 @@ def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool) -> tor
 
 
 def _critic(ctx: StepContext, **kwargs: Any) -> Callable[[torch.Tensor], Any]:
-    """D bound to the stage, behind the augmentation: the only place D is called from.
-    ``kwargs`` go to D (``features=True``: it returns (scores, features))."""
-    augment = ctx.augment
-    if augment is None:
+    """D bound to the stage, behind the augmentation and the instance noise: the only place D is called
+    from. ``kwargs`` go to D (``features=True``: it returns (scores, features))."""
+    augment, sigma = ctx.augment, ctx.instance_noise
+    if augment is None and sigma <= 0:
         return lambda images: ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha, **kwargs)
-    return lambda images: ctx.discriminator(augment(images), stage=ctx.stage, alpha=ctx.alpha, **kwargs)
+
+    def critic(images: torch.Tensor) -> Any:
+        if augment is not None:
+            images = augment(images)
+        if sigma > 0:  # torch RNG: saved per rank, so a resumed run draws the same noise
+            images = images + sigma * torch.randn_like(images)
+        return ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha, **kwargs)
+    return critic
 
 
 def discriminator_step(ctx: StepContext, reals: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -120,8 +147,8 @@ def discriminator_step(ctx: StepContext, reals: list[torch.Tensor]) -> dict[str,
         with ctx.autocast():
             real_loss, real_parts = discriminator_real_loss(
                 ctx.loss, critic, fade_reals(real, ctx.alpha), fake, gp_lambda=ctx.gp_lambda,
-                drift_epsilon=ctx.drift_epsilon, r1_gamma=ctx.r1_gamma, grad_scale=ctx.grad_scale,
-                penalty=ctx.penalty)
+                drift_epsilon=ctx.drift_epsilon, r1_gamma=ctx.r1_gamma, dragan_c=ctx.dragan_c,
+                label_smoothing=ctx.label_smoothing, grad_scale=ctx.grad_scale, penalty=ctx.penalty)
         ctx.backward(real_loss / len(reals))
         parts = combine_discriminator_terms(ctx.loss, fake_loss, fake_scores, real_loss, real_parts)
         for k, v in parts.items():
@@ -137,13 +164,13 @@ def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int)
     terms: dict[str, torch.Tensor] = {}
     for real in reals:
         fake = real
-        if ctx.loss == "wgan_gp":  # interpolates need fakes; R1 looks at reals only
+        if split_loss(ctx.loss)[1] == "wgan_gp":  # interpolates need fakes; R1 and DRAGAN look at reals only
             with torch.no_grad(), ctx.autocast():
                 fake = _generate(ctx, real.shape[0], training_w_avg=False).float()
         with ctx.autocast():
             loss, parts = discriminator_penalty(ctx.loss, _critic(ctx), fade_reals(real, ctx.alpha), fake,
                                                 gp_lambda=ctx.gp_lambda, r1_gamma=ctx.r1_gamma,
-                                                grad_scale=ctx.grad_scale)
+                                                dragan_c=ctx.dragan_c, grad_scale=ctx.grad_scale)
         ctx.backward(loss * every / len(reals))
         for k, v in parts.items():
             terms[k] = terms.get(k, 0) + v.float() / len(reals)
@@ -178,8 +205,12 @@ def generator_step(ctx: StepContext, batch_size: int, micro_batches: int, *,
 
 
 def regularization_interval(config: "TrainConfig", loss: str) -> int:
-    """K of lazy regularization for ``loss``: ``--gp-every`` (WGAN-GP) or ``--r1-every`` (R1)."""
-    return config.gp_every if loss == "wgan_gp" else config.r1_every
+    """K of lazy regularization for ``loss``'s penalty: ``--gp-every`` (WGAN-GP, DRAGAN), ``--r1-every``
+    (R1), 1 without a penalty."""
+    penalty = split_loss(loss)[1]
+    if penalty == "none":
+        return 1
+    return config.r1_every if penalty == "r1" else config.gp_every
 
 
 def make_optimizers(generator: nn.Module, discriminator: nn.Module, config: "TrainConfig", *,

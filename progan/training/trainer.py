@@ -18,6 +18,14 @@ Small-data options: ``--augment diffaugment|ada`` (``training.augment``; ADA's p
 sign sums are checkpointed) and lazy regularization ``--r1-every/--gp-every K`` (StyleGAN2 section 3.1,
 appendix B): the penalty becomes its own D optimizer step every K minibatches, so D takes K + 1 steps
 per K minibatches and its Adam runs with ``lr * c`` and ``beta ** c``, ``c = K / (K + 1)``.
+
+The stabilization options (``TrainConfig``): ``--spectral-norm`` normalizes D's layers
+(``progan.spectral_norm``; its power-iteration vectors are buffers, so checkpoints carry them);
+``--reset-opt-at-stage`` clears both Adam states whenever floor or ceil of StyleGAN's level of detail
+changes, i.e. when a fade-in starts and when it ends, exactly as StyleGAN's ``reset_opt_for_new_lod``
+(training_loop.py); the lod of the previous step is checkpointed (``opt_lod``), so a resumed run
+resets on the same steps. All of them are recorded in ``summary()`` (the model card) and
+``train_config``.
 """
 from __future__ import annotations
 
@@ -41,6 +49,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import (all_reduce_gradients, all_reduce_mean_, check_ranks_agree, choose_checkpoint,
                           collective_phase, max_reduce_, persistent_float_buffers)
 from ..config import Family
+from ..spectral_norm import apply_spectral_norm
 from .data_stream import make_loader, rescale_consumed, to_float_images
 from .ema import ema_beta, update_ema
 from ..metrics.evaluation import PeriodicEvaluator
@@ -60,7 +69,7 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN/inf; nothing was saved after it."""
 
 
-_PENALTIES = ("d_gp", "d_r1")  # the only terms that depend on the fp16 loss scale
+_PENALTIES = ("d_gp", "d_r1", "d_dragan")  # the only terms that depend on the fp16 loss scale
 
 
 class Trainer:
@@ -73,7 +82,7 @@ class Trainer:
                                                       log_with="tensorboard", project_dir=str(self.out))
         acc = self.accelerator
         self.model_config = family.preset(config.preset)
-        self.loss = config.loss or family.default_loss
+        self.loss = config.objective  # the family's recipe when --loss is empty (FAMILY_LOSS = default_loss)
         by_res = parse_batch_sizes(config.batch_sizes)
         self.schedule = GrowthSchedule(
             num_stages=self.model_config.num_stages, fade_kimg=config.fade_kimg, stable_kimg=config.stable_kimg,
@@ -83,6 +92,8 @@ class Trainer:
         self.generator = family.generator_cls(self.model_config).to(acc.device).train()
         self.discriminator = family.discriminator_cls(self.model_config,
                                                       **discriminator_kwargs(config)).to(acc.device).train()
+        if config.spectral_norm:  # u, v from their own generator: the global RNG stream is untouched
+            apply_spectral_norm(self.discriminator)
         if config.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
@@ -102,6 +113,7 @@ class Trainer:
         self.sample_z = torch.randn(config.sample_count, self.model_config.latent_dim,
                                     generator=torch.Generator().manual_seed(config.seed))
         self.images_seen, self.step, self.consumed = 0, 0, 0
+        self._opt_lod = self._lod(self.schedule.phase(0))  # --reset-opt-at-stage: lod of the previous step
         self.best_fid = math.inf  # lowest FID at the full resolution so far (exported to best/)
         if evaluator is None and config.eval_kimg > 0:
             from ..hub import cache_root
@@ -133,7 +145,7 @@ class Trainer:
                 "opt_d": self.opt_d.state_dict(), "scaler": scaler.state_dict() if scaler is not None else {},
                 "images_seen": self.images_seen, "step": self.step, "consumed": self.consumed,
                 "sample_z": self.sample_z, "world_size": self.accelerator.num_processes, "best_fid": self.best_fid,
-                "augment_p": self.augment.p if self.augment is not None else 0.0,
+                "augment_p": self.augment.p if self.augment is not None else 0.0, "opt_lod": self._opt_lod,
                 "train_config": self.config.to_json(), "family": self.family.name,
                 **({"historical_average": {k: h.state_dict() for k, h in self.history.items()}}
                    if self.history is not None else {})}
@@ -189,6 +201,7 @@ class Trainer:
                                  "unknown: use another --out or drop the option")
             for name, history in self.history.items():
                 history.load_state_dict(state["historical_average"][name])
+        self._opt_lod = state.get("opt_lod", self._lod(self.schedule.phase(self.images_seen)))
         self.best_fid = state.get("best_fid", math.inf)  # absent in checkpoints older than --eval-kimg
         if self.ada is not None:
             self.ada.p = self.augment.p = float(state.get("augment_p", 0.0))
@@ -296,7 +309,21 @@ class Trainer:
         return {"preset": self.config.preset, "family": self.family.name, "images_seen": self.images_seen,
                 "kimg": round(self.images_seen / 1000, 3), "steps": self.step, "train_seconds": round(seconds, 1),
                 "processes": self.accelerator.num_processes, "device": str(self.accelerator.device),
-                "loss": self.loss, "data": self.config.data or "openmoji", **tricks_summary(self.config)}
+                "loss": self.loss, "data": self.config.data or "openmoji",
+                "stabilization": self.config.stabilization(), **tricks_summary(self.config)}
+
+    def _lod(self, phase) -> float:
+        """StyleGAN's level of detail: 0 at the full resolution, fractional during a fade-in."""
+        return (self.model_config.num_stages - 1 - phase.stage) + (1.0 - phase.alpha)
+
+    def _maybe_reset_optimizers(self, phase) -> None:
+        """--reset-opt-at-stage: StyleGAN's rule, a reset whenever floor or ceil of the lod changes."""
+        lod, previous = self._lod(phase), self._opt_lod
+        self._opt_lod = lod
+        if self.config.reset_opt_at_stage and (math.floor(lod) != math.floor(previous)
+                                               or math.ceil(lod) != math.ceil(previous)):
+            self.opt_g.state.clear()  # Adam's moments and step counts: the next step starts them afresh
+            self.opt_d.state.clear()
 
     def _adapt(self, real_sign: torch.Tensor, count: int) -> None:
         """ADA: add this step's sign(D(real)) to the running sums; every interval, agree on p across ranks."""
@@ -352,8 +379,9 @@ class Trainer:
                 reals = [r.contiguous(memory_format=torch.channels_last) for r in reals]
             self.consumed += phase.batch_size * accum
             scaler = acc.scaler
+            self._maybe_reset_optimizers(phase)
             ctx = StepContext.from_config(
-                cfg, family=self.family.name, loss=self.loss, reg_every=self.reg_every,
+                cfg, family=self.family.name, loss=self.loss, reg_every=self.reg_every, images_seen=self.images_seen,
                 generator=self.generator, discriminator=self.discriminator, stage=phase.stage,
                 alpha=phase.alpha, latent_dim=self.model_config.latent_dim, device=acc.device,
                 autocast=acc.autocast, backward=acc.backward,
