@@ -12,8 +12,9 @@ grid_sample at twice the resolution, filter + 2x downsampling). Then one real D 
 
 Measured on the project's 2-core AMD EPYC VM, loaded by other jobs (CPU, 1 thread), batch 32, 64 px,
 ms per call: none 2.8, c 20.4, bc 33.9, bgc 43.0, diffaugment 18.0, paper-2x cost model 1,856; one
-D + G step 3,247 (none) and 3,241 (ada: below this VM's noise). See the README ("Small datasets"). The geometric transforms themselves cost nothing beyond building a
-3x3 matrix; the resampling is the cost, and blit alone already needs it.
+D + G step 3,247 (none) and 3,241 (ada: below this VM's noise). See the README ("Small datasets").
+The geometric transforms themselves cost nothing beyond building a 3x3 matrix; the resampling is the
+cost, and blit alone already needs it.
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def time_augment(name: str, batch: int, resolution: int, repeats: int) -> float:
             params = draw_parameters(batch, 0.5, height=resolution, width=resolution, groups=("blit", "geom"))
             return _paper_path_cost_model(t, geometric_matrix(params, batch))
     else:
-        fn = AdaAugment(p=0.5, groups={"c": ("color",), "bc": ("blit", "color"), "bgc": ("blit", "geom", "color")}[name])
+        groups = {"c": ("color",), "bc": ("blit", "color"), "bgc": ("blit", "geom", "color")}[name]
+        fn = AdaAugment(p=0.5, groups=groups)
     weight = torch.randn(1, 3, 1, 1)
     for _ in range(3):
         (fn(x) * weight).sum().backward()
@@ -78,7 +80,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--step-repeats", type=int, default=6, help="D+G steps timed for the comparison")
     args = parser.parse_args()
-    import torch
 
     from benchmarks.train_throughput import device_name, measure
 
@@ -93,7 +94,6 @@ def main() -> None:
                         channels_last=True)
             print(f"\nStyleGAN-lite demo-64 D+G step, augment {augment}: {1000 * args.batch / r['img_per_s']:.1f} ms "
                   f"({r['img_per_s']:.1f} img/s)", flush=True)
-    del torch
 
 
 if __name__ == "__main__":

@@ -132,7 +132,8 @@ def _rotate(cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     return _rows([cos, -sin, 0], [sin, cos, 0], [0, 0, 1])
 
 
-def geometric_matrix(params: dict[str, torch.Tensor], n: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+def geometric_matrix(params: dict[str, torch.Tensor], n: int, *,
+                     device: torch.device | str | None = None) -> torch.Tensor:
     """The inverse of the composed forward transform, ``[N, 3, 3]``: centred output pixel -> input pixel.
 
     Forward order (appendix B): x-flip, rotate90, integer translation, scale, pre-rotation, anisotropic
@@ -180,7 +181,8 @@ def color_matrix(params: dict[str, torch.Tensor], n: int, *, device: torch.devic
         c = (eye - 2 * vv * params["lumaflip"].view(-1, 1, 1)) @ c
     if "hue" in params:       # Rodrigues about v: cos (I - v v^T) + sin [v]x + v v^T, homogeneous 1 kept
         t = params["hue"].view(-1, 1, 1)
-        cross = torch.tensor([[0.0, -1, 1, 0], [1, 0, -1, 0], [-1, 1, 0, 0], [0, 0, 0, 0]], device=device) / math.sqrt(3)
+        cross = torch.tensor([[0.0, -1, 1, 0], [1, 0, -1, 0], [-1, 1, 0, 0], [0, 0, 0, 0]], device=device)
+        cross = cross / math.sqrt(3)                                     # [v]x, the cross product with v
         rgb = torch.diag(torch.tensor([1.0, 1.0, 1.0, 0.0], device=device))
         c = (torch.cos(t) * (rgb - vv) + torch.sin(t) * cross + vv + (eye - rgb)) @ c
     if "saturation" in params:

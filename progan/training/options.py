@@ -14,7 +14,8 @@ from typing import Any
 
 from .augment import check_ada_loss, parse_policy
 
-__all__ = ["TrainConfig", "RECIPES", "recipe", "add_arguments", "from_namespace", "parse_batch_sizes"]
+__all__ = ["TrainConfig", "RECIPES", "FAMILY_DEFAULT_LOSS", "recipe", "add_arguments", "from_namespace",
+           "parse_batch_sizes"]
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 # Each family's loss for --loss "" (the families' Family.default_loss; a test keeps the two in step).
