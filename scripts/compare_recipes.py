@@ -63,7 +63,7 @@ ROWS = [
     Row("sg-wgan", "stylegan_lite", WGAN, "WGAN-GP, no augmentation (the campaign's recipe)", (0, 1)),
     Row("sg-ns-r1-xflip", "stylegan_lite", {**NS_R1, "xflip": True}, "NS + R1, x-flip"),
     Row("sg-ns-r1-diffaug", "stylegan_lite", {**NS_R1, "augment": "diffaugment"}, "NS + R1, DiffAugment"),
-    Row("sg-ns-r1-ada", "stylegan_lite", {**NS_R1, "augment": "ada", "augment-policy": "bgc"},
+    Row("sg-ns-r1-ada", "stylegan_lite", {**NS_R1, "augment": "ada"},
         "NS + R1, ADA (bgc)", (0, 1)),
     Row("sg-wgan-xflip", "stylegan_lite", {**WGAN, "xflip": True}, "WGAN-GP, x-flip"),
     Row("pg-wgan", "progan", WGAN, "ProGAN, WGAN-GP (its paper recipe)"),

@@ -38,7 +38,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..config import Family
-from .augment import Augment, parse_policy
+from .augment import build_augment
 from .distributed import all_reduce_gradients
 from .ema import update_ema
 from .options import TrainConfig
@@ -228,7 +228,7 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
             for module in (generator, discriminator):
                 module.to(memory_format=torch.channels_last)
         opt_g, opt_d = make_optimizers(generator, discriminator, config, reg_every=reg_every)
-        augment = None if config.augment == "none" else Augment(parse_policy(config.augment_policy), p=1.0)
+        augment = build_augment(config.augment, policy=config.augment_policy, p=1.0)  # ADA at its costliest
         with meter:
             _tag_module(meter, generator, "parameters", "buffers")
             _tag_module(meter, discriminator, "parameters", "buffers")

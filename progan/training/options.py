@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..losses import LOSSES, PENALTIES, RECIPES as LOSS_RECIPES, loss_name, split_loss
-from .augment import parse_policy
+from .augment import check_ada_loss, parse_policy
 from .tricks import FEATURE_MATCHING_MODES, validate_tricks
 
 __all__ = ["TrainConfig", "RECIPES", "recipe", "add_arguments", "from_namespace", "parse_batch_sizes", "FAMILY_LOSS"]
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
+# Each family's loss for --loss "" (the families' Family.default_loss; a test keeps the two in step).
 AUGMENT = ("none", "diffaugment", "ada")
 FAMILY_LOSS = {"progan": "wgan_gp", "stylegan_lite": "logistic_r1"}  # = each Family.default_loss (a test checks)
 
@@ -72,11 +73,12 @@ class TrainConfig:
     workers: int = _opt(2, "DataLoader worker processes per rank")
     xflip: bool = _opt(False, "horizontal-flip augmentation (doubles the dataset)")
     augment: str = _opt("none", "augmentation of every image D sees: none, diffaugment (always on) or ada "
-                        "(probability steered by r_t = E[sign D(real)])", choices=AUGMENT)
-    augment_policy: str = _opt("color,translation,cutout", "transforms for --augment, comma-separated, in order")
+                        "(the ADA paper's bgc pipeline, probability steered by r_t = E[sign D(real)])", choices=AUGMENT)
+    augment_policy: str = _opt("color,translation,cutout", "DiffAugment transforms for --augment diffaugment, "
+                               "comma-separated, in order")
     ada_target: float = _opt(0.6, "ADA: target of r_t = E[sign(D(real))]")
     ada_interval: int = _opt(4, "ADA: steps between adjustments of p")
-    ada_kimg: float = _opt(100.0, "ADA: kimg for p to go from 0 to 1 at most (ADA paper: 500)")
+    ada_kimg: float = _opt(500.0, "ADA: kimg for p to go from 0 to 1 at most (ADA paper: 500)")
     r1_every: int = _opt(1, "lazy R1 (StyleGAN2 section 3.1): apply R1 every K steps, times K; 1 = every step")
     gp_every: int = _opt(1, "lazy WGAN-GP or DRAGAN: the gradient penalty every K steps, times K; 1 = every step")
     penalty: str = _opt("", "D penalty: none, wgan_gp (on real-fake interpolates), r1 (on reals) or dragan (near "
@@ -144,6 +146,8 @@ class TrainConfig:
             raise ValueError(f"--ada-target must be in [0, 1], got {self.ada_target}")
         if not self.ada_kimg > 0:
             raise ValueError(f"--ada-kimg must be > 0, got {self.ada_kimg}")
+        if self.augment == "ada":  # ADA's heuristic reads the sign of D's scores
+            check_ada_loss(self.objective)
         for name in ("ada_interval", "r1_every", "gp_every"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")

@@ -44,7 +44,7 @@ from accelerate import Accelerator
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .augment import AdaptiveController, Augment, parse_policy
+from .augment import AdaptiveController, build_augment
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import (all_reduce_gradients, all_reduce_mean_, check_ranks_agree, choose_checkpoint,
                           collective_phase, max_reduce_, persistent_float_buffers)
@@ -107,8 +107,7 @@ class Trainer:
                                                               reg_every=self.reg_every))
         self.ada = (AdaptiveController(target=config.ada_target, interval=config.ada_interval,
                                        speed_kimg=config.ada_kimg) if config.augment == "ada" else None)
-        self.augment = (None if config.augment == "none" else
-                        Augment(parse_policy(config.augment_policy), p=0.0 if self.ada else 1.0))
+        self.augment = build_augment(config.augment, policy=config.augment_policy)  # ADA starts at p = 0
         self._ada_signs = torch.zeros(2, dtype=torch.float64, device=acc.device)  # this rank: sum sign(D(real)), count
         self.sample_z = torch.randn(config.sample_count, self.model_config.latent_dim,
                                     generator=torch.Generator().manual_seed(config.seed))
