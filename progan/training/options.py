@@ -79,6 +79,14 @@ class TrainConfig:
     eval_num: int = _opt(1000, "generated (and real) images per periodic evaluation")
     eval_network: str = _opt("", "Inception TorchScript file for --eval-kimg; empty = $GAN_STUDIO_INCEPTION or the metrics extra")
     resume: bool = _opt(True, "resume from the latest checkpoint in --out if there is one")
+    # fine-tuning (training/finetune.py): ignored when --out already holds a checkpoint (that run resumes)
+    init_from: str = _opt("", "fine-tune: start G, G_ema (and D, from a checkpoint) from an exported generator "
+                          "(dir, .safetensors, URL, hf://) or a training checkpoint/run dir; kimg 0, fresh "
+                          "optimizers, at the source's resolution without re-growing")
+    init_regrow: bool = _opt(False, "with --init-from: grow progressively from 4x4 again instead of training "
+                             "the final resolution from the start")
+    freeze_d: int = _opt(0, "Freeze-D (Mo et al. 2020): keep the first N discriminator blocks from the image "
+                         "side (fromRGB + highest resolutions) at their --init-from weights")
 
     def __post_init__(self) -> None:
         if self.family not in ("progan", "stylegan_lite"):
@@ -110,6 +118,12 @@ class TrainConfig:
         if self.eval_num < 2:
             raise ValueError(f"--eval-num must be >= 2, got {self.eval_num}")
         parse_batch_sizes(self.batch_sizes)
+        if self.freeze_d < 0:
+            raise ValueError(f"--freeze-d must be >= 0, got {self.freeze_d}")
+        if self.freeze_d and not self.init_from:
+            raise ValueError("--freeze-d needs --init-from: it keeps pretrained D blocks, not random ones")
+        if self.init_regrow and not self.init_from:
+            raise ValueError("--init-regrow needs --init-from")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -170,6 +170,7 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, config: "Tra
     c = reg_every / (reg_every + 1) if reg_every > 1 else 1.0
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=(config.adam_beta1, config.adam_beta2),
                              eps=1e-8)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.d_lr * c,
+    # frozen parameters (Freeze-D, training/finetune.py) are left out, not merely gradient-free
+    opt_d = torch.optim.Adam([p for p in discriminator.parameters() if p.requires_grad], lr=config.d_lr * c,
                              betas=(config.adam_beta1 ** c, config.adam_beta2 ** c), eps=1e-8)
     return opt_g, opt_d
