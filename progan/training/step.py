@@ -146,6 +146,7 @@ def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int)
 
 
 def generator_step(ctx: StepContext, batch_size: int, micro_batches: int) -> dict[str, torch.Tensor]:
+    trainable = [p for p in ctx.discriminator.parameters() if p.requires_grad]  # Freeze-D blocks stay frozen
     ctx.discriminator.requires_grad_(False)
     total = torch.zeros((), device=ctx.device)
     for _ in range(micro_batches):
@@ -154,7 +155,8 @@ def generator_step(ctx: StepContext, batch_size: int, micro_batches: int) -> dic
             loss = generator_loss(ctx.loss, _critic(ctx)(fake))
         ctx.backward(loss / micro_batches)
         total += loss.detach().float() / micro_batches
-    ctx.discriminator.requires_grad_(True)
+    for p in trainable:
+        p.requires_grad_(True)
     return {"g_loss": total}
 
 
