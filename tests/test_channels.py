@@ -136,3 +136,16 @@ def test_gray_and_rgba_data_train_export_generate_evaluate(tmp_path, channels, m
         assert white["fid"] != black["fid"] and white["background"] == [255, 255, 255]
     else:              # gray is replicated whatever the background
         assert white["fid"] == black["fid"] and "background" not in white
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_app_display_copies_of_gray_and_rgba_reach_the_gallery(channels):
+    import gradio as gr
+
+    from app.display import for_display
+
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, channels), dtype=np.uint8)
+    shown = for_display(image)
+    assert shown.shape == ((256, 256) if channels == 1 else (256, 256, 4))
+    np.testing.assert_array_equal(shown[::16, ::16].reshape(16, 16, channels), image)   # pixel replication
+    assert len(gr.Gallery().postprocess([(shown, "seed 0")]).root) == 1
