@@ -16,13 +16,15 @@ all 186 real ones; few reals bias FID upwards, so compare rows, not with publish
 - ``scratch``: random initialization, the final resolution from the first step (``--no-progressive``,
   so every arm trains at 64 px for the same images; growing from 4 px would spend a small budget at
   low resolution);
-- ``finetune``: ``--init-from`` the bundled weights (G and G_ema; D starts fresh: the export has none);
+- ``finetune``: ``--init-from`` the campaign checkpoint the bundled weights were exported from
+  (``campaign/stylegan_lite-demo64-wgan``, 680.32 kimg: its G_ema is bit-identical to
+  ``weights/stylegan_lite-openmoji``), so G, G_ema *and D* start pretrained;
 - ``finetune+freezeD``: the same with ``--freeze-d N`` (Mo et al. 2020, section 3).
 
-Freeze-D keeps pretrained D layers; from a bundled *export* those are D's random initialization
-(there is no pretrained D to keep), so pass ``--weights`` a campaign checkpoint directory (it holds D)
-to measure Freeze-D as the paper means it. Prints a markdown table, writes ``OUT/results.json`` and
-``OUT/samples.png`` (one row of real flags, then one row per arm, same seeds for every arm).
+Freeze-D keeps pretrained D layers, so it needs a source with a discriminator: with ``--weights`` an
+export instead (D then starts fresh) the Freeze-D arm freezes random layers. Prints a markdown table,
+writes ``OUT/results.json`` and ``OUT/samples.png`` (rows: real flags, then the arms in ``--arms``
+order; the same seeds in every row).
 """
 from __future__ import annotations
 
@@ -87,10 +89,10 @@ def train(arm: str, args: argparse.Namespace, data: Path) -> tuple[Path, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, default=ROOT / "weights" / "stylegan_lite-openmoji",
-                        help="what the fine-tunes start from: an export, or a checkpoint/run dir (has D)")
-    parser.add_argument("--pretrained", type=Path, default=None,
-                        help="export to score as the 'pretrained' row (default: --weights when it is an export)")
+    parser.add_argument("--weights", type=Path, default=ROOT / "campaign" / "stylegan_lite-demo64-wgan",
+                        help="what the fine-tunes start from: a checkpoint/run dir (has D) or an export")
+    parser.add_argument("--pretrained", type=Path, default=ROOT / "weights" / "stylegan_lite-openmoji",
+                        help="export scored as the 'pretrained' row (the --weights generator, exported)")
     parser.add_argument("--family", default="stylegan_lite")
     parser.add_argument("--preset", default="demo-64")
     parser.add_argument("--kimg", type=float, default=20.0, help="training budget of every arm")
@@ -107,12 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not arms:
         print(f"error: unknown --arms {sorted(unknown)}", file=sys.stderr)
         return 2
-    is_export = not ((args.weights / "state.pt").is_file() or (args.weights / "checkpoints").is_dir())
-    pretrained = args.pretrained or (args.weights if is_export else None)
-    if "pretrained" in arms and pretrained is None:
-        print("error: --weights is a checkpoint: give --pretrained EXPORT for the 'pretrained' row "
-              "(scripts/export_checkpoint.py), or leave that arm out", file=sys.stderr)
-        return 2
+    pretrained = args.pretrained
 
     import numpy as np
     import torch
