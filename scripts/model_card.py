@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         + ".",
         *_tricks_line(summary),
         *([f"- Stabilization: {_stabilization(summary['stabilization'])}."] if "stabilization" in summary else []),
+        *([f"- Fine-tuned from `{summary['init_from']}` (`--init-from`"
+           + (", `--init-regrow`" if summary.get("init_regrow") else "")
+           + (f", Freeze-D `--freeze-d {summary['freeze_d']}`" if summary.get("freeze_d") else "") + ")."]
+          if summary.get("init_from") else []),
         f"- FID **{metrics['fid']:.1f}**, KID {metrics['kid']:.4f}, precision {metrics['precision']:.3f}, recall "
         f"{metrics['recall']:.3f}: {metrics['num_generated']:,} generated (psi 1) vs all {metrics['num_real']:,} real "
         f"images at {metrics['resolution']} px, `python evaluate.py --weights {args.weights} --num "

@@ -32,6 +32,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast
 from torch.utils.data import Dataset, Subset
 
+from .channels import rgb_view
 from .features import (
     FeatureNetwork,
     RealStatistics,
@@ -145,10 +146,14 @@ def evaluate_generator(
     metrics: Sequence[str] = ("fid", "kid", "pr"),
     num_real: int | None = None,
     progress: bool = False,
+    background: tuple[int, int, int] = (255, 255, 255),
 ) -> dict[str, float] | None:
     """FID/KID/precision/recall of `num` generated samples against `num_real` real images (default
     `num`; capped at the dataset size; NVIDIA's "*_full" metrics use them all), a seeded random
     subset when fewer than all (`real_subset`).
+
+    Grayscale and RGBA images (generated or real) reach the network as RGB: gray replicated, RGBA
+    composited onto `background` (`progan.metrics.channels`).
 
     Every process must call this (collective). The caller's RNG state is left untouched, so
     evaluating in the middle of training does not change the training run.
@@ -156,6 +161,8 @@ def evaluate_generator(
     num_real = min(num if num_real is None else num_real, len(dataset))
     if num < 2 or num_real < 2:
         raise ValueError(f"need at least 2 generated and 2 real images, got {num} and {num_real}")
+    channels = (generator.config.image_channels, int(getattr(dataset, "channels", 3)))
+    network = rgb_view(network, channels=channels, background=background)
     devices = [accelerator.device] if accelerator.device.type == "cuda" else []
     # fork_rng: DataLoaders and StyleGAN's noise draw from the global generator; training must not notice.
     with torch.random.fork_rng(devices=devices):

@@ -122,6 +122,14 @@ class TrainConfig:
                                          "(Salimans et al. section 3.2) in place of D's minibatch stddev; empty = off")
     unrolled_steps: int = _opt(0, "unrolled D (Metz et al. 2017, section 2, first-order): G trains against a "
                                "copy of D advanced K steps on the current minibatch; 0 = off")
+    # fine-tuning (training/finetune.py): ignored when --out already holds a checkpoint (that run resumes)
+    init_from: str = _opt("", "fine-tune: start G, G_ema (and D, from a checkpoint) from an exported generator "
+                          "(dir, .safetensors, URL, hf://) or a training checkpoint/run dir; kimg 0, fresh "
+                          "optimizers, at the source's resolution without re-growing")
+    init_regrow: bool = _opt(False, "with --init-from: grow progressively from 4x4 again instead of training "
+                             "the final resolution from the start")
+    freeze_d: int = _opt(0, "Freeze-D (Mo et al. 2020): keep the first N discriminator blocks from the image "
+                         "side (fromRGB + highest resolutions) at their --init-from weights")
 
     def __post_init__(self) -> None:
         if self.family not in ("progan", "stylegan_lite"):
@@ -158,6 +166,12 @@ class TrainConfig:
         if self.eval_num < 2:
             raise ValueError(f"--eval-num must be >= 2, got {self.eval_num}")
         parse_batch_sizes(self.batch_sizes)
+        if self.freeze_d < 0:
+            raise ValueError(f"--freeze-d must be >= 0, got {self.freeze_d}")
+        if self.freeze_d and not self.init_from:
+            raise ValueError("--freeze-d needs --init-from: it keeps pretrained D blocks, not random ones")
+        if self.init_regrow and not self.init_from:
+            raise ValueError("--init-regrow needs --init-from")
         validate_tricks(self)
 
     def _check_objective(self) -> None:

@@ -183,6 +183,7 @@ def generator_step(ctx: StepContext, batch_size: int, micro_batches: int, *,
     """G's step; ``reals`` (the D step's micro-batches) are needed only by feature matching."""
     if ctx.feature_matching > 0 and (reals is None or len(reals) != micro_batches):
         raise ValueError("feature matching needs the minibatch of reals: generator_step(..., reals=...)")
+    trainable = [p for p in ctx.discriminator.parameters() if p.requires_grad]  # Freeze-D blocks stay frozen
     ctx.discriminator.requires_grad_(False)
     total = torch.zeros((), device=ctx.device)
     terms: dict[str, torch.Tensor] = {}
@@ -200,7 +201,8 @@ def generator_step(ctx: StepContext, batch_size: int, micro_batches: int, *,
                 loss = generator_loss(ctx.loss, _critic(ctx)(fake))
         ctx.backward(loss / micro_batches)
         total += loss.detach().float() / micro_batches
-    ctx.discriminator.requires_grad_(True)
+    for p in trainable:
+        p.requires_grad_(True)
     return {"g_loss": total, **terms}
 
 
@@ -220,6 +222,7 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, config: "Tra
     c = reg_every / (reg_every + 1) if reg_every > 1 else 1.0
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=(config.adam_beta1, config.adam_beta2),
                              eps=1e-8)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.d_lr * c,
+    # frozen parameters (Freeze-D, training/finetune.py) are left out, not merely gradient-free
+    opt_d = torch.optim.Adam([p for p in discriminator.parameters() if p.requires_grad], lr=config.d_lr * c,
                              betas=(config.adam_beta1 ** c, config.adam_beta2 ** c), eps=1e-8)
     return opt_g, opt_d

@@ -56,6 +56,8 @@ from ..metrics.evaluation import PeriodicEvaluator
 from .monitor import HeldOutSplit, TrainingMonitor
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
+from .finetune import (freeze_discriminator_blocks, load_init_weights, model_config_for_dataset,
+                       read_init_source)
 from .options import TrainConfig, parse_batch_sizes
 from .step import (StepContext, discriminator_step, generator_step, make_optimizers, regularization_interval,
                    regularization_step)
@@ -81,12 +83,14 @@ class Trainer:
         self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision,
                                                       log_with="tensorboard", project_dir=str(self.out))
         acc = self.accelerator
-        self.model_config = family.preset(config.preset)
+        # a grayscale or RGBA dataset (data_prep --channels) sets image_channels; opened here once
+        self.model_config, full_dataset = model_config_for_dataset(family.preset(config.preset), open_dataset)
         self.loss = config.objective  # the family's recipe when --loss is empty (FAMILY_LOSS = default_loss)
         by_res = parse_batch_sizes(config.batch_sizes)
         self.schedule = GrowthSchedule(
             num_stages=self.model_config.num_stages, fade_kimg=config.fade_kimg, stable_kimg=config.stable_kimg,
-            progressive=config.progressive,
+            # a fine-tune trains the final stage from its first step unless --init-regrow
+            progressive=config.progressive and (not config.init_from or config.init_regrow),
             batch_sizes=tuple(by_res.get(r, config.batch_size) for r in self.model_config.resolutions))
         torch.manual_seed(config.seed)  # identical initial weights on every process
         self.generator = family.generator_cls(self.model_config).to(acc.device).train()
@@ -102,6 +106,8 @@ class Trainer:
         self.history = ({"generator": HistoricalAverage(self.generator),
                          "discriminator": HistoricalAverage(self.discriminator)}
                         if config.historical_averaging > 0 else None)
+        self.frozen_d = freeze_discriminator_blocks(self.discriminator, config.freeze_d)  # before the optimizer
+        self.init_digest: str | None = None  # weights digest right after --init-from (initialize_from)
         self.reg_every = regularization_interval(config, self.loss)
         self.opt_g, self.opt_d = acc.prepare(*make_optimizers(self.generator, self.discriminator, config,
                                                               reg_every=self.reg_every))
@@ -128,7 +134,8 @@ class Trainer:
         # [stop, non-finite, -first non-finite images_seen]: max-reduced every --sync-every steps
         self._flags = torch.tensor([0.0, 0.0, -math.inf], dtype=torch.float64, device=acc.device)
         self._phase = "starting"
-        self._datasets: dict[int, Dataset] = {}
+        self._datasets: dict[int, Dataset] = ({} if full_dataset is None else
+                                              {self.model_config.resolution: full_dataset})
         # every logged term summed over the steps since the last log record, with the number of steps it
         # ran on: a lazy penalty (every K steps) is logged whatever K and --log-every are (device tensors)
         self._term_sums: dict[str, list] = {}
@@ -215,6 +222,21 @@ class Trainer:
                                    "training continues but is no longer bit-identical")
         check_ranks_agree(images_seen=self.images_seen, weights_digest=self.weights_digest())
         return path
+
+    def initialize_from(self, source: str) -> None:
+        """Fine-tuning: G, G_ema (and D from a checkpoint) from ``source``; every rank reads it, rank 0
+        first (a download is then cached for the others). Logs the weights digest the run starts from."""
+        acc = self.accelerator
+        with acc.main_process_first():
+            init = read_init_source(source)
+        for note in load_init_weights(init, family=self.family.name, generator=self.generator,
+                                      generator_ema=self.generator_ema, discriminator=self.discriminator):
+            acc.print(note)
+        if self.frozen_d:
+            acc.print(f"Freeze-D: {', '.join(self.frozen_d)} of D stay at their initial weights")
+        self.init_digest = self.weights_digest()
+        check_ranks_agree(init_digest=self.init_digest)
+        acc.print(f"weights digest after --init-from: {self.init_digest}")
 
     # --- helpers ----------------------------------------------------------------------------
     def _request_stop(self, signum: int, _frame: Any) -> None:
@@ -309,7 +331,9 @@ class Trainer:
                 "kimg": round(self.images_seen / 1000, 3), "steps": self.step, "train_seconds": round(seconds, 1),
                 "processes": self.accelerator.num_processes, "device": str(self.accelerator.device),
                 "loss": self.loss, "data": self.config.data or "openmoji",
-                "stabilization": self.config.stabilization(), **tricks_summary(self.config)}
+                "stabilization": self.config.stabilization(), **tricks_summary(self.config),
+                **({"init_from": self.config.init_from, "init_regrow": self.config.init_regrow,
+                    "freeze_d": self.config.freeze_d} if self.config.init_from else {})}
 
     def _lod(self, phase) -> float:
         """StyleGAN's level of detail: 0 at the full resolution, fractional during a fade-in."""
@@ -350,6 +374,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         with collective_phase("choosing and loading the checkpoint to resume from", timeout=cfg.dist_timeout):
             resumed = self.try_resume()
+            if resumed is None and cfg.init_from:  # a resumed fine-tune continues from its own checkpoint
+                self.initialize_from(cfg.init_from)
         if acc.is_main_process:
             acc.init_trackers("train", config={k: v for k, v in asdict(cfg).items()})
             (self.out / "train_config.json").write_text(cfg.to_json() + "\n")
