@@ -260,7 +260,34 @@ def command_table() -> int:
         plot(results, DOCS / "curves.png")
     except ImportError:
         print("matplotlib missing: no curves.png (pip install -e '.[docs]')", file=sys.stderr)
+    sample_sheet(results, DOCS / "samples.png")
     return 0
+
+
+def sample_sheet(results: list[dict], path: Path) -> None:
+    """Each run's latest fixed-latent sample grid side by side, labelled with its row, kimg and verdict
+    (the grids stay on the machine that trained: samples/ is not committed, this sheet is)."""
+    from PIL import Image, ImageDraw
+
+    tiles = []
+    for r in results:
+        grids = sorted((RUNS / f"{r['row']}-s{r['seed']}" / "samples").glob("grid-*kimg.png"))
+        if grids:
+            kimg = float(grids[-1].stem.removeprefix("grid-").removesuffix("kimg"))
+            tiles.append((f"{r['row']} s{r['seed']}: {kimg:.0f} kimg, {r['status']}", Image.open(grids[-1]).convert("RGB")))
+    if not tiles:
+        return
+    scale, label_h, pad = 2, 16, 8
+    w, h = (max(t.width for _, t in tiles) * scale, max(t.height for _, t in tiles) * scale)
+    columns = min(4, len(tiles))
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * (w + pad), rows * (h + label_h + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (label, tile) in enumerate(tiles):
+        x, y = (i % columns) * (w + pad), (i // columns) * (h + label_h + pad)
+        draw.text((x + 2, y + 2), label, fill="black")
+        sheet.paste(tile.resize((tile.width * scale, tile.height * scale), Image.NEAREST), (x, y + label_h))
+    sheet.save(path)
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -284,6 +311,7 @@ def plot(results: list[dict], path: Path) -> None:
     ax_fid.set(xlabel="kimg", ylabel="FID (500 vs 500, at the resolution trained; diamonds: 32 px)",
                title="FID during training")
     ax_div.axhline(COLLAPSE_BELOW, color="red", linewidth=0.8, linestyle=":")
+    ax_div.set_ylim(0, 2)  # a random G starts far above 1 (about 5): the range that matters is below
     ax_div.set(xlabel="kimg", ylabel="diversity of samples / reals (8x8 RGB)", title="collapse signal")
     ax_div.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
