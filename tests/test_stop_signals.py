@@ -12,6 +12,7 @@ torchrun), at three moments:
 """
 from __future__ import annotations
 
+import ast
 import signal
 import subprocess
 import sys
@@ -23,8 +24,6 @@ import pytest
 
 from progan.training.checkpoint import latest_checkpoint
 from train_utils import ROOT, load_state, make_image_folder, train_args, train_env
-
-pytestmark = pytest.mark.slow
 
 OPTIONS = {"kimg": 5.0, "checkpoint-kimg": 10, "sample-kimg": 10, "log-every": 1, "sync-every": 2}
 
@@ -105,6 +104,21 @@ def _finish(proc: subprocess.Popen, log: Path, timeout: float = 300) -> str:
     return log.read_text()
 
 
+def test_the_launcher_catches_stop_signals_before_anything_slow_is_imported():
+    """What runs before the handlers is tiny: the packages that `python -m` imports first import no torch,
+    and launch.py's first statements after the docstring install the handlers (nothing slow before)."""
+    probe = "import sys, progan.training; print([m for m in ('torch', 'accelerate', 'numpy', 'psutil') if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=train_env(), capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+    body = ast.parse((ROOT / "progan" / "training" / "launch.py").read_text()).body[1:]  # after the docstring
+    install = next(i for i, node in enumerate(body)
+                   if isinstance(node, ast.If) and "signal.signal" in ast.unparse(node) and "__main__" in ast.unparse(node.test))
+    imported = {alias.name for node in body[:install] if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in node.names}
+    assert imported <= {"annotations", "signal", "threading"}, imported
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("processes, moment, signum", [
     (1, "launcher", signal.SIGUSR1), (1, "worker", signal.SIGTERM), (1, "training", signal.SIGUSR1),
     (2, "launcher", signal.SIGTERM), (2, "worker", signal.SIGUSR1), (2, "training", signal.SIGTERM),
