@@ -60,8 +60,8 @@ class EvaluationStopped(Exception):
 
 class _StopPoll:
     """Called after each feature batch: agrees across processes whether any asked to stop, and raises
-    `EvaluationStopped` on all of them if so. `phase(rounds)` pads this process's calls to `rounds`
-    per phase, so the collective calls line up even when the shares differ by one batch."""
+    `EvaluationStopped` on all of them if so. `finish_phase` pads this process's calls to the rounds
+    of the phase, so the collective calls line up even when the shares differ by one batch."""
 
     def __init__(self, accelerator: Accelerator, should_stop: Callable[[], bool]) -> None:
         self.accelerator, self.should_stop = accelerator, should_stop
