@@ -6,14 +6,23 @@ See ``python train.py --help`` and the README.
 """
 from __future__ import annotations
 
+import os
 import signal
 
 # Record a stop signal from the very first moment: importing torch and building the models takes
 # seconds, and SIGTERM/SIGUSR1's default action would kill this process without a checkpoint. The
-# trainer installs its own handlers later and honours anything recorded here.
+# trainer installs its own handlers later and honours anything recorded here (before the first step:
+# the run ends with nothing to save).
 PENDING_SIGNALS: list[int] = []
 for _sig in (signal.SIGTERM, signal.SIGUSR1):
     signal.signal(_sig, lambda signum, _frame: PENDING_SIGNALS.append(signum))
+# Tell progan.training.launch that this process now catches them: it forwards stop signals to a worker
+# only from here on (READY_DIR_ENV there). Not in a DataLoader worker that re-imports this file.
+if os.environ.get("GAN_STUDIO_STOP_READY_DIR") and __name__ != "__mp_main__":
+    try:
+        open(os.path.join(os.environ["GAN_STUDIO_STOP_READY_DIR"], str(os.getpid())), "x").close()
+    except OSError:  # the launcher is gone or this pid announced already
+        pass
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     config = json.loads((args.weights / "config.json").read_text())
     summary, model = config["summary"], config["config"]
     metrics, floor = json.loads(args.metrics.read_text()), json.loads(args.floor.read_text())
+    if "per_seed" not in floor:  # the old floor held out the last N by name: a different distribution
+        print(f"error: {args.floor} predates the random held-out split (issue 20); rerun scripts/real_floor.py",
+              file=sys.stderr)
+        return 2
+    seeds = ", ".join(str(row["seed"]) for row in floor["per_seed"])
     facts = _run_facts(args.run)
     family = config["family"]
     lines = [
@@ -79,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{metrics['recall']:.3f}: {metrics['num_generated']:,} generated (psi 1) vs all {metrics['num_real']:,} real "
         f"images at {metrics['resolution']} px, `python evaluate.py --weights {args.weights} --num "
         f"{metrics['num_generated']}`.",
-        f"- Floor at this sample size: {floor['num_held_out']:,} held-out real images vs the other "
-        f"{floor['num_reference']:,} score FID {floor['fid']:.1f}, KID {floor['kid']:.4f}, precision "
+        f"- Floor at this sample size: {floor['num_held_out']:,} randomly held-out real images vs the other "
+        f"{floor['num_reference']:,} (mean over split seeds {seeds}) score FID {floor['fid']:.1f}, KID "
+        f"{floor['kid']:.5f}, precision "
         f"{floor['precision']:.3f}, recall {floor['recall']:.3f} (`python scripts/real_floor.py --resolution "
         f"{floor['resolution']}`).",
         f"- Load: `families.load_generator(\"{args.weights}\")`; sample: `python -m app.generate --weights "

@@ -11,6 +11,12 @@ gathered and put back into sample order; only the main process computes the metr
 statistics are cached (safetensors) by the main process, which tells the others whether the cache
 hit, so a second evaluation of the same data costs only the generated samples.
 
+Giving way to a stop: with `should_stop` (the trainer's stop flag), the processes agree after every
+feature batch whether any of them was asked to stop (one tiny all-reduce per batch; every process
+runs the same number of rounds, padding when its share is a batch shorter) and then all raise
+`EvaluationStopped` together: the trainer saves its checkpoint within one batch instead of after
+the whole evaluation, and nothing of the evaluation is kept (no partial real-feature cache).
+
 Public API:
     dataset_key(label, dataset) -> str               # cache key: path + manifest file list + length
     gather_in_order(accelerator, local, num) -> Tensor [num, D] (every process)
@@ -19,11 +25,13 @@ Public API:
     evaluate_generator(generator, dataset, network, *, accelerator, num, dataset_key, ...)
         -> {"fid", "kid", "precision", "recall"} on the main process, None on the others
     PeriodicEvaluator: the trainer's evaluation every N kimg, loading the network once.
+    EvaluationStopped: raised on every process when `should_stop` was true on any of them.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +52,49 @@ from .features import (
 )
 
 __all__ = ["dataset_key", "gather_in_order", "distributed_real_statistics", "evaluate_generator",
-           "PeriodicEvaluator"]
+           "PeriodicEvaluator", "EvaluationStopped"]
+
+
+class EvaluationStopped(Exception):
+    """A stop was requested during an evaluation; every process gave way at the same batch."""
+
+
+class _StopPoll:
+    """Called after each feature batch: agrees across processes whether any asked to stop, and raises
+    `EvaluationStopped` on all of them if so. `finish_phase` pads this process's calls to the rounds
+    of the phase, so the collective calls line up even when the shares differ by one batch."""
+
+    def __init__(self, accelerator: Accelerator, should_stop: Callable[[], bool]) -> None:
+        self.accelerator, self.should_stop = accelerator, should_stop
+        self.calls = 0  # rounds polled so far, over all phases
+
+    def __call__(self) -> None:
+        self.calls += 1
+        stop = bool(self.should_stop())
+        if self.accelerator.num_processes > 1:
+            flag = torch.tensor([float(stop)], device=self.accelerator.device)
+            stop = bool(self.accelerator.reduce(flag, reduction="sum")[0] > 0)
+        if stop:
+            raise EvaluationStopped("stop requested during the evaluation")
+
+    def finish_phase(self, start: int, rounds: int) -> None:
+        while self.calls < start + rounds:
+            self()
+
+
+def _rounds(accelerator: Accelerator, num: int, batch_size: int) -> int:
+    """Feature batches of the largest per-process share of `num` images."""
+    return math.ceil(math.ceil(num / accelerator.num_processes) / batch_size)
+
+
+def _polled(poll: _StopPoll | None, accelerator: Accelerator, num: int, batch_size: int, compute):
+    """`compute(after_batch)` with the stop poll after every batch, padded to the same rounds everywhere."""
+    if poll is None:
+        return compute(None)
+    start = poll.calls
+    result = compute(poll)
+    poll.finish_phase(start, _rounds(accelerator, num, batch_size))
+    return result
 
 
 def dataset_key(label: str, dataset: Dataset) -> str:
@@ -107,12 +157,14 @@ def distributed_real_statistics(
     cache_dir: str | Path | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> RealStatistics | None:
     """Statistics of `num` real images (cached); returned on the main process only.
 
     All of them when `num` covers the dataset; otherwise a seeded random subset (`real_subset`), never
     the first `num` by storage order: a dataset stored by name or class is not in random order, and
-    its first images are a biased sample of it (the OpenMoji set's first 1,000 are faces and people)."""
+    its first images are a biased sample of it (the OpenMoji set's first 1,000 are faces and people).
+    Raises `EvaluationStopped` (on every process, nothing cached) once `should_stop()` is true on any."""
     order = real_subset(len(dataset), num)
     key = dataset_key if order is None else dataset_key + f"|random-subset-seed{REAL_SUBSET_SEED}"
     cache = real_cache(dataset, network, dataset_key=key, num=num, cache_dir=cache_dir)
@@ -121,8 +173,10 @@ def distributed_real_statistics(
         return cached
     shard = _shard(accelerator, num)
     indices = list(shard) if order is None else [order[i] for i in shard]
-    local = compute_features(Subset(dataset, indices), network, batch_size=batch_size,
-                             device=accelerator.device, progress=progress)
+    poll = _StopPoll(accelerator, should_stop) if should_stop is not None else None
+    local = _polled(poll, accelerator, num, batch_size, lambda after_batch: compute_features(
+        Subset(dataset, indices), network, batch_size=batch_size, device=accelerator.device,
+        progress=progress, desc="eval: real features", after_batch=after_batch))
     features = gather_in_order(accelerator, local, num)
     if not accelerator.is_main_process:
         return None
@@ -147,6 +201,7 @@ def evaluate_generator(
     num_real: int | None = None,
     progress: bool = False,
     background: tuple[int, int, int] = (255, 255, 255),
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, float] | None:
     """FID/KID/precision/recall of `num` generated samples against `num_real` real images (default
     `num`; capped at the dataset size; NVIDIA's "*_full" metrics use them all), a seeded random
@@ -156,7 +211,8 @@ def evaluate_generator(
     composited onto `background` (`progan.metrics.channels`).
 
     Every process must call this (collective). The caller's RNG state is left untouched, so
-    evaluating in the middle of training does not change the training run.
+    evaluating in the middle of training does not change the training run. With `should_stop`, every
+    process raises `EvaluationStopped` within one batch of it becoming true on any process.
     """
     num_real = min(num if num_real is None else num_real, len(dataset))
     if num < 2 or num_real < 2:
@@ -168,10 +224,13 @@ def evaluate_generator(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed * 1000 + 7 + accelerator.process_index)  # StyleGAN noise: fixed per process
         real = distributed_real_statistics(accelerator, dataset, network, num=num_real, dataset_key=dataset_key,
-                                           cache_dir=cache_dir, batch_size=batch_size, progress=progress)
-        local = generated_features(generator, network, num=num, batch_size=batch_size, seed=seed,
-                                   device=accelerator.device, generator_kwargs=generator_kwargs,
-                                   indices=_shard(accelerator, num), progress=progress)
+                                           cache_dir=cache_dir, batch_size=batch_size, progress=progress,
+                                           should_stop=should_stop)
+        poll = _StopPoll(accelerator, should_stop) if should_stop is not None else None
+        local = _polled(poll, accelerator, num, batch_size, lambda after_batch: generated_features(
+            generator, network, num=num, batch_size=batch_size, seed=seed, device=accelerator.device,
+            generator_kwargs=generator_kwargs, indices=_shard(accelerator, num), progress=progress,
+            desc="eval: generated", after_batch=after_batch))
     fake = gather_in_order(accelerator, local, num)
     if not accelerator.is_main_process:
         return None
@@ -202,10 +261,14 @@ class PeriodicEvaluator:
             self.network = load_feature_network(self.network_path or None, device=self.accelerator.device)
         return self.network
 
-    def __call__(self, generator: torch.nn.Module, dataset: Dataset, *, stage: int, alpha: float) -> dict[str, float] | None:
-        """Metrics at (stage, alpha) against reals at that stage's resolution; main process only."""
+    def __call__(self, generator: torch.nn.Module, dataset: Dataset, *, stage: int, alpha: float,
+                 should_stop: Callable[[], bool] | None = None) -> dict[str, float] | None:
+        """Metrics at (stage, alpha) against reals at that stage's resolution; main process only.
+        Progress bars on the main process (this process's share of the images); raises
+        `EvaluationStopped` on every process within one batch of `should_stop()` on any."""
         network = self.load()
         return evaluate_generator(generator, dataset, network, accelerator=self.accelerator, num=self.num,
                                   dataset_key=dataset_key(self.data_label, dataset), cache_dir=self.cache_dir,
                                   batch_size=self.batch_size, seed=self.seed,
-                                  generator_kwargs={"stage": stage, "alpha": alpha})
+                                  generator_kwargs={"stage": stage, "alpha": alpha},
+                                  progress=self.accelerator.is_main_process, should_stop=should_stop)

@@ -10,11 +10,13 @@ Public API (a "network" is any callable mapping uint8 images [N, 3, H, W] to fea
 `progan.metrics.inception.load_feature_network()` returns the real one, tests use a tiny stand-in):
 
     compute_features(images, network, *, batch_size=64, device=None, num=None,
-                     num_workers=0, progress=False) -> Tensor [N, D] float32 (CPU)
+                     num_workers=0, progress=False, desc="features", after_batch=None)
+        -> Tensor [N, D] float32 (CPU); after_batch() runs after every batch (it may raise to give way)
     real_statistics(dataset, network, *, dataset_key, num=None, cache_dir=None,
                     batch_size=64, device=None, num_workers=0, progress=False) -> RealStatistics
     generated_features(generator, network, *, num, batch_size=64, seed=0, device=None,
-                       generator_kwargs=None, indices=None, progress=False) -> Tensor [n, D]
+                       generator_kwargs=None, indices=None, progress=False, desc="generated",
+                       after_batch=None) -> Tensor [n, D]
     real_cache(dataset, network, *, dataset_key, num, cache_dir) -> RealCache  # .load() / .save()
     statistics_of(features) -> RealStatistics
     images_to_uint8(images) -> uint8 Tensor          # [-1, 1] floats -> PNG-equivalent bytes
@@ -82,11 +84,15 @@ def compute_features(
     num: int | None = None,
     num_workers: int = 0,
     progress: bool = False,
+    desc: str = "features",
+    after_batch: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Features [N, D] (float32, CPU) of uint8 images.
 
     `images` is either a map-style Dataset of single images [3, H, W] (the first `num` are used)
-    or an iterable of batches [B, 3, H, W] (consumed whole; `num` then truncates).
+    or an iterable of batches [B, 3, H, W] (consumed whole; `num` then truncates). `after_batch()`
+    runs after every batch; an exception it raises ends the computation (the trainer's stop request
+    during an evaluation does so, and nothing computed so far is kept).
     """
     device = torch.device(device) if device is not None else _module_device(network)
     if hasattr(images, "__getitem__") and hasattr(images, "__len__"):
@@ -100,7 +106,7 @@ def compute_features(
     else:
         batches, total = images, num
     features, seen = [], 0
-    with tqdm(total=total, disable=not progress, unit="img", desc="features") as bar:
+    with tqdm(total=total, disable=not progress, unit="img", desc=desc, leave=False) as bar:
         for batch in batches:
             batch = _first_tensor(batch)
             if num is not None:
@@ -110,6 +116,8 @@ def compute_features(
             features.append(network(batch.to(device)).float().cpu())  # [B, D]
             seen += batch.shape[0]
             bar.update(batch.shape[0])
+            if after_batch is not None:
+                after_batch()
             if num is not None and seen >= num:
                 break
     if not features:
@@ -275,6 +283,8 @@ def generated_features(
     generator_kwargs: Mapping[str, Any] | None = None,
     indices: Sequence[int] | None = None,
     progress: bool = False,
+    desc: str = "generated",
+    after_batch: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Features [len(indices), D] (float32, CPU) of generated samples `indices` (default 0..num-1).
 
@@ -295,7 +305,8 @@ def generated_features(
             images = generator(z.to(device), **kwargs)  # [B, 3, R, R] in [-1, 1]
             yield images_to_uint8(images)
 
-    return compute_features(batches(), network, num=len(indices), progress=progress)
+    return compute_features(batches(), network, num=len(indices), progress=progress, desc=desc,
+                            after_batch=after_batch)
 
 
 def compute_metrics(

@@ -1,7 +1,12 @@
-"""Sample grids from fixed latents, written as PNG (uint8 exactly as saved images elsewhere)."""
+"""Sample grids from fixed latents, written as PNG (uint8 exactly as saved images elsewhere).
+
+Generated in batches, with a stop check between them: a stop request during a large grid at a high
+resolution gives way within one batch, and nothing is written (the trainer saves its checkpoint first).
+"""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -15,12 +20,20 @@ __all__ = ["save_sample_grid"]
 
 @torch.no_grad()
 def save_sample_grid(generator: torch.nn.Module, z: torch.Tensor, path: Path, *, stage: int, alpha: float,
-                     full_resolution: int) -> None:
+                     full_resolution: int, batch_size: int = 16,
+                     should_stop: Callable[[], bool] | None = None) -> bool:
+    """Write the grid of `generator(z)` to `path`; False (nothing written) if `should_stop()` turned true."""
     device = next(generator.parameters()).device
     kwargs = {"noise_mode": "const"} if hasattr(generator, "synthesis") else {}
-    images = generator(z.to(device), stage=stage, alpha=alpha, **kwargs)
-    if images.shape[-1] != full_resolution:  # early stages shown at the final size, blocky on purpose
-        images = F.interpolate(images, size=full_resolution, mode="nearest")
+    batches = []
+    for start in range(0, len(z), batch_size):
+        if should_stop is not None and should_stop():
+            return False
+        images = generator(z[start:start + batch_size].to(device), stage=stage, alpha=alpha, **kwargs)
+        if images.shape[-1] != full_resolution:  # early stages shown at the final size, blocky on purpose
+            images = F.interpolate(images, size=full_resolution, mode="nearest")
+        batches.append(to_uint8(images))  # [B, R, R, 3] uint8
     buffer = io.BytesIO()
-    make_grid(to_uint8(images)).save(buffer, format="PNG")
+    make_grid(torch.cat(batches)).save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
+    return True

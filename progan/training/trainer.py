@@ -6,7 +6,10 @@ non-finite flags, the checkpoint to resume from) lives in ``training.distributed
 (stage, alpha, batch size, data order, latents) derives from the images seen and RNG streams that
 are saved per process, so a resumed run continues bit for bit (on CPU; see the README for CUDA).
 SIGTERM/SIGUSR1 and non-finite losses are agreed on by all processes at the same step, at most
-``--sync-every`` steps later; a stop saves a checkpoint first and skips samples and evaluation.
+``--sync-every`` steps later; a stop saves a checkpoint first and skips samples and evaluation. A
+stop during an evaluation or a sample grid gives way within one batch (all processes agree after each
+feature batch; ``metrics.evaluation``), then saves; a stop that arrived before the first step (train.py
+records it from its first line) ends the run before it starts, with nothing to save and exit 0.
 
 fp16: one GradScaler serves both optimizers and ``update()`` runs after every optimizer step (D, the
 lazy-regularization D step, G), so its growth interval counts optimizer steps and an overflow in
@@ -52,8 +55,9 @@ from ..config import Family
 from ..spectral_norm import apply_spectral_norm
 from .data_stream import make_loader, rescale_consumed, to_float_images
 from .ema import ema_beta, update_ema
-from ..metrics.evaluation import PeriodicEvaluator
+from ..metrics.evaluation import EvaluationStopped, PeriodicEvaluator
 from .monitor import HeldOutSplit, TrainingMonitor
+from .progress import excluded_from_rate
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
 from .finetune import (freeze_discriminator_blocks, load_init_weights, model_config_for_dataset,
@@ -297,10 +301,13 @@ class Trainer:
         return math.floor(before / every) != math.floor(self.images_seen / every)
 
     def _samples(self, phase) -> None:
+        """The sample grid (main process); a stop request abandons it between batches, unwritten, and
+        the next agreement (at most --sync-every steps, or the evaluation's first batch) saves."""
         if self.accelerator.is_main_process:
             save_sample_grid(self.generator_ema, self.sample_z,
                              self.out / "samples" / f"grid-{self.images_seen / 1000:09.3f}kimg.png",
-                             stage=phase.stage, alpha=phase.alpha, full_resolution=self.model_config.resolution)
+                             stage=phase.stage, alpha=phase.alpha, full_resolution=self.model_config.resolution,
+                             should_stop=lambda: self._stop_requested)
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.accelerator.is_main_process:
@@ -313,7 +320,7 @@ class Trainer:
         """Metrics of the EMA generator at the current stage; a new best FID at full resolution is exported."""
         assert self.evaluator is not None
         results = self.evaluator(self.generator_ema, self._dataset(phase.resolution), stage=phase.stage,
-                                 alpha=phase.alpha)
+                                 alpha=phase.alpha, should_stop=lambda: self._stop_requested)
         if results is None:  # not the main process
             return
         self._log({"kimg": self.images_seen / 1000, "step": self.step, "resolution": phase.resolution,
@@ -383,14 +390,20 @@ class Trainer:
                   f"starting {self.family.name}/{cfg.preset} at {self.model_config.resolution}px, {cfg.kimg} kimg")
         if self.evaluator is not None:
             self.evaluator.load()  # a missing Inception file fails now, not at the first evaluation
+        if self._agree()[0]:  # a stop before the first step: nothing to lose, nothing to save
+            acc.print("stop requested before the first step: nothing to save; rerun the same command to "
+                      + ("resume" if resumed else "start"))
+            acc.end_training()
+            return self.out / "checkpoints"
         total = int(cfg.kimg * 1000)
         world, accum = acc.num_processes, cfg.grad_accum
         bar = tqdm(total=round(cfg.kimg, 3), initial=round(self.images_seen / 1000, 3), unit="kimg",
                    disable=not acc.is_main_process, dynamic_ncols=True)  # one bar per run, not per node
         loader, loader_key, start, t_log, n_log = None, None, time.time(), time.time(), self.images_seen
         if not resumed:
-            self._samples(self.schedule.phase(0))
-            self._monitor_signals(self.schedule.phase(0))
+            with excluded_from_rate(bar):
+                self._samples(self.schedule.phase(0))
+                self._monitor_signals(self.schedule.phase(0))
         while self.images_seen < total:
             phase = self.schedule.phase(self.images_seen)
             key = (phase.resolution, phase.batch_size)
@@ -462,22 +475,20 @@ class Trainer:
                 self._log_terms(phase, bar, t_log, n_log)
                 t_log, n_log = time.time(), self.images_seen
             if stop:  # save first: the scheduler's SIGKILL may follow; no samples, no evaluation
-                with collective_phase("saving the stop checkpoint", timeout=cfg.dist_timeout):
-                    self.save()
-                bar.close()
-                acc.print(f"stop requested: saved checkpoint at {self.images_seen / 1000:.3f} kimg; "
-                          "rerun the same command to resume")
-                acc.end_training()
-                return self.out / "checkpoints"
-            if sample:
-                self._samples(phase)
-                self._monitor_signals(phase)
-            if evaluate:
-                with collective_phase("evaluating", timeout=cfg.dist_timeout):
-                    self._evaluate(phase, time.time() - start)
-            if checkpoint:
-                with collective_phase("saving a checkpoint", timeout=cfg.dist_timeout):
-                    self.save()
+                return self._save_and_stop(bar)
+            with excluded_from_rate(bar):  # the ETA counts training, not samples, evaluations, checkpoints
+                if sample:
+                    self._samples(phase)
+                    self._monitor_signals(phase)
+                if evaluate:
+                    try:
+                        with collective_phase("evaluating", timeout=cfg.dist_timeout):
+                            self._evaluate(phase, time.time() - start)
+                    except EvaluationStopped:  # every process gave way at the same batch; nothing kept
+                        return self._save_and_stop(bar)
+                if checkpoint:
+                    with collective_phase("saving a checkpoint", timeout=cfg.dist_timeout):
+                        self.save()
         bar.close()
         export = self.out / "export"
         if acc.is_main_process:
@@ -493,6 +504,15 @@ class Trainer:
         penalty = self.history[name].step(module)
         ctx.backward(self.config.historical_averaging * penalty)
         return penalty.detach()
+
+    def _save_and_stop(self, bar) -> Path:
+        with collective_phase("saving the stop checkpoint", timeout=self.config.dist_timeout):
+            self.save()
+        bar.close()
+        self.accelerator.print(f"stop requested: saved checkpoint at {self.images_seen / 1000:.3f} kimg; "
+                               "rerun the same command to resume")
+        self.accelerator.end_training()
+        return self.out / "checkpoints"
 
     def _accumulate_terms(self, terms: dict[str, torch.Tensor]) -> None:
         """Add this step's terms to the sums of the current log interval (no host sync)."""
