@@ -79,7 +79,7 @@ class Memorization:
     def summary(self) -> dict[str, float]:
         d = self.distances
         return {"nearest_fraction_below": self.fraction_below, "nearest_threshold": self.threshold,
-                "nearest_median_distance": float(d.median()), "nearest_min_distance": float(d.min()),
+                "nearest_median_distance": float(d.quantile(0.5)), "nearest_min_distance": float(d.min()),
                 "num_generated": int(d.numel()), "num_real": int(self.real_distances.numel())}
 
 
@@ -90,7 +90,7 @@ def memorization(fake_features: torch.Tensor, real_features: torch.Tensor) -> Me
     if real.shape[0] < 2:
         raise ValueError(f"need at least 2 real images for real-to-real distances, got {real.shape[0]}")
     real_distances, _ = nearest_neighbours(real, real, exclude_self=True)
-    threshold = float(real_distances.median())
+    threshold = float(real_distances.quantile(0.5))  # the usual median: the mean of the middle two when M is even
     distances, indices = nearest_neighbours(fake, real)
     fraction = float((distances < threshold).double().mean())
     return Memorization(distances, indices, real_distances, threshold, fraction)
