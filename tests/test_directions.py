@@ -202,3 +202,21 @@ def test_parse_indices_and_strengths():
             parse_indices(bad, 6)
     with pytest.raises(ValueError):
         strengths_for(100, 5)
+
+
+@pytest.mark.parametrize("family_name", list(FAMILIES))
+def test_edit_grid_of_a_projected_image(weights, tmp_path, family_name):
+    # `image` among the seeds: the strength-0 cell is the projection's own reconstruction (its noise maps)
+    from app.projection import ProjectionOptions, image_to_target, project, reconstruction_pixels
+
+    g = load_generator(weights[family_name], progress=False)
+    target = np.full((16, 16, 3), 255, np.uint8)
+    target[4:12, 4:12] = (230, 180, 30)
+    projection = project(g, image_to_target(target), ProjectionOptions(steps=3, w_avg_samples=200))
+    latent = projection.save(tmp_path / "latent.safetensors")
+    out = tmp_path / "edit.png"
+    assert generate_main(["edit", "--weights", str(weights[family_name]), "--latent", str(latent), "--seeds", "image",
+                          "--directions", "0", "--steps", "3", "--out", str(out)]) == 0
+    with Image.open(out) as grid:
+        middle = np.asarray(grid.convert("RGB"))[16:16 + 64:4, 92 + 66:92 + 66 + 64:4]
+    np.testing.assert_array_equal(middle, reconstruction_pixels(projection.render(g)))
