@@ -36,8 +36,9 @@ class NearestIndex:
     def __init__(self, network: Any, dataset: Any, features: torch.Tensor) -> None:
         from progan.metrics.nearest import nearest_neighbours
 
-        self.network, self.dataset, self.features = network, dataset, features.float()
-        real_distances, _ = nearest_neighbours(self.features, self.features, exclude_self=True)
+        self.network, self.dataset, self.features = network, dataset, features.double()  # converted once
+        # the yardstick, once per server: float32 is 4x faster than float64 and exact enough for a median
+        real_distances, _ = nearest_neighbours(features.float(), features.float(), exclude_self=True, dtype=torch.float32)
         self.threshold = float(real_distances.quantile(0.5))
 
     @torch.no_grad()
