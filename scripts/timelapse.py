@@ -1,6 +1,6 @@
 """A training run as a film: its fixed-latent sample grids, in order, as an MP4 and a GIF.
 
-    python scripts/timelapse.py RUN_DIR [--out PREFIX] [--fps 12] [--gif-frames 120] [--min-size 512]
+    python scripts/timelapse.py RUN_DIR [--out PREFIX] [--fps 12] [--gif-frames 120] [--min-size 256]
 
 The trainer writes ``RUN_DIR/samples/grid-<kimg>kimg.png`` from the same latents every
 ``--sample-kimg`` (so a frame-to-frame change is the model changing, not the latents), and
@@ -86,20 +86,25 @@ def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image.resize(size, Image.Resampling.NEAREST if enlarging else Image.Resampling.BOX)
 
 
-def frames(run: Path):
-    """Yield ``(kimg, stamped frame [H + BAND, W, 3] uint8)`` for every grid, all at the last grid's size."""
+def frames(run: Path, *, min_size: int = 256):
+    """Yield ``(kimg, stamped frame [H + BAND, W, 3] uint8)`` for every grid, all at the last grid's size,
+    enlarged (nearest, whole factor) so the short side is at least ``min_size`` before the stamp is drawn
+    (so the text has room and stays sharp)."""
     grids = find_grids(run)
     schedule = read_schedule(run)
     with Image.open(grids[-1][1]) as last:
         size = last.size
+    factor = max(1, -(-min_size // min(size)))
     for kimg, path in grids:
         with Image.open(path) as grid:
             image = _fit(grid.convert("RGB"), size)
+        if factor > 1:
+            image = image.resize((size[0] * factor, size[1] * factor), Image.Resampling.NEAREST)
         at = _at(schedule, kimg)
         text = f"{kimg:.1f} kimg"
         if at is not None:
             resolution, alpha = at
-            text += f"  |  {resolution}x{resolution} px" + (f" (fade-in {alpha:.2f})" if alpha < 1.0 else "")
+            text += f" | {resolution} px" + (f", fade-in {alpha:.2f}" if alpha < 1.0 else "")
         yield kimg, stamp(image, text)
 
 
@@ -123,9 +128,9 @@ def write(run: Path, prefix: Path, *, fps: float, gif_frames: int, min_size: int
     tmp_mp4, tmp_gif = _temp_beside(mp4), _temp_beside(gif)
     writer, gif_list = None, []
     try:
-        for i, (_, frame) in enumerate(tqdm(frames(run), total=total, desc="timelapse", unit="frame",
+        for i, (_, frame) in enumerate(tqdm(frames(run, min_size=min_size), total=total, desc="timelapse", unit="frame",
                                             disable=not progress)):
-            big = upscale_nearest(frame[None], min_size=min_size)[0]  # even sides for yuv420p
+            big = upscale_nearest(frame[None], min_size=1)[0]  # already enlarged; pads odd sides for yuv420p
             if writer is None:
                 writer = imageio_ffmpeg.write_frames(
                     str(tmp_mp4), (big.shape[1], big.shape[0]), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
@@ -136,7 +141,7 @@ def write(run: Path, prefix: Path, *, fps: float, gif_frames: int, min_size: int
                 gif_list.append(frame)
         writer.close()
         writer = None
-        write_gif(np.stack(gif_list), tmp_gif, fps=max(1.0, fps * len(gif_list) / total), min_size=min_size)
+        write_gif(np.stack(gif_list), tmp_gif, fps=max(1.0, fps * len(gif_list) / total), min_size=1)
         os.replace(tmp_mp4, mp4)
         os.replace(tmp_gif, gif)
     finally:
