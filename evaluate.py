@@ -2,18 +2,20 @@
 
     python evaluate.py --weights weights/stylegan_lite-openmoji --num 1000 [--data DIR] [--out metrics.json]
     accelerate launch evaluate.py ...      # each process embeds its share; features are gathered
-    python evaluate.py --weights weights/progan-openmoji --nearest --num 1000 --figure nearest.png
-
---nearest is the memorization check instead of the metrics (progan/metrics/nearest.py): each
-sample's nearest training image in the same Inception features (real ones cached with the FID
-statistics), the fraction of samples closer than the median real-to-real nearest-neighbour
-distance, and a figure of the --pairs closest (generated | real) pairs. One process.
 
 Generated sample i uses latent i of --seed; the real images are the first --num-real of the
 dataset at the generator's resolution (default: all of them, like NVIDIA's fid50k_full). Real-image statistics are cached under $GAN_STUDIO_CACHE/fid-stats (default
 ~/.cache/gan-studio/fid-stats), keyed by dataset contents, resolution, count and network. The
 feature network comes from --inception, $GAN_STUDIO_INCEPTION or the `metrics` extra; nothing is
 downloaded unless --weights is a URL and --allow-remote-weights is given.
+
+Memorization check instead of the metrics (progan/metrics/nearest.py), one process:
+
+    python evaluate.py --weights weights/progan-openmoji --nearest --num 1000 --figure nearest.png
+
+each sample's nearest training image in the same Inception features (every real image; their
+features are cached with the FID statistics), the fraction of samples closer than the median
+real-to-real nearest-neighbour distance, and a figure of the --pairs closest (generated | real) pairs.
 """
 from __future__ import annotations
 
@@ -47,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    if args.nearest and args.num_real:
+        print("error: --nearest searches every training image (a copy of one left out would be missed); "
+              "drop --num-real", file=sys.stderr)
+        return 2
     if args.nearest and (args.pairs < 1 or Path(args.figure).suffix.lower() not in (".png", ".jpg", ".webp")):
         print("error: --pairs must be >= 1 and --figure must end in .png, .jpg or .webp", file=sys.stderr)
         return 2
@@ -89,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start = time.time()
     if args.nearest:
-        return _nearest(args, acc, generator, network, dataset, dataset_key(args.data, dataset), num_real,
+        return _nearest(args, acc, generator, network, dataset, dataset_key(args.data, dataset),
                         cache_root() / "fid-stats", data=data, start=start)
     results = evaluate_generator(generator, dataset, network, accelerator=acc, num=args.num, num_real=num_real,
                                  dataset_key=dataset_key(args.data, dataset), cache_dir=cache_root() / "fid-stats",
@@ -109,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _nearest(args, acc, generator, network, dataset, key: str, num_real: int, cache_dir: Path, *, data: str,
-             start: float) -> int:
-    """``--nearest``: the memorization check (progan.metrics.nearest), its summary and figure."""
+def _nearest(args, acc, generator, network, dataset, key: str, cache_dir: Path, *, data: str, start: float) -> int:
+    """``--nearest``: the memorization check (progan.metrics.nearest) against every training image (their
+    features are the FID cache's full-set entry), its summary and figure."""
     from progan.metrics.features import real_statistics
     from progan.metrics.nearest import check_generator, pairs_figure
 
@@ -120,7 +126,7 @@ def _nearest(args, acc, generator, network, dataset, key: str, num_real: int, ca
         return 2
     kwargs = {"psi": args.psi} if args.psi != 1.0 else {}
     generator.eval()
-    real = real_statistics(dataset, network, dataset_key=key, num=num_real, cache_dir=cache_dir,
+    real = real_statistics(dataset, network, dataset_key=key, num=len(dataset), cache_dir=cache_dir,
                            batch_size=args.batch, device=acc.device, progress=True).features
     result, closest = check_generator(generator, network, real, num=args.num, pairs=args.pairs, batch_size=args.batch,
                                       seed=args.seed, generator_kwargs=kwargs, progress=True)

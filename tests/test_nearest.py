@@ -122,3 +122,5 @@ def test_evaluate_nearest_cli(weights, tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert evaluate.main(args[:-2] + ["--batch", "4", "--pairs", "0"]) == 2
     assert "--pairs must be >= 1" in capsys.readouterr().err
+    assert evaluate.main(args + ["--num-real", "5"]) == 2
+    assert "drop --num-real" in capsys.readouterr().err
