@@ -73,3 +73,22 @@ def test_nearest_without_cached_features_names_the_command():
     with pytest.raises(ValueError, match="evaluate.py --nearest") as info:
         nearest_index(16)  # the test cache is empty: no prepared images, no features
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_edit_endpoint_of_the_running_app(app_launcher, weights):
+    # the real server through gradio_client: the edit endpoint draws, a bad layer range is one line, and
+    # the server keeps serving afterwards
+    gradio_client = pytest.importorskip("gradio_client")
+    from gradio_client.exceptions import AppError
+
+    url = app_launcher("--weights", str(weights["stylegan_lite"]))
+    client = gradio_client.Client(url, verbose=False)
+    assert {"/edit", "/nearest"} <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    model = weights["stylegan_lite"].name
+    shown, status = client.predict(model, "3", "0-3", 1.0, "fixed", 2.0, 0, 0, 0, 0, api_name="/edit")
+    assert "seed 3, layers 0-3: d0 +2" in status
+    with pytest.raises(AppError, match="outside this model"):
+        client.predict(model, "3", "0-40", 1.0, "fixed", *ZERO, api_name="/edit")
+    _, status = client.predict(model, "3", "all", 1.0, "fixed", *ZERO, api_name="/edit")
+    assert "no edit" in status
