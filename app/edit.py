@@ -62,11 +62,16 @@ def edit_grid(generator: nn.Module, keys: Sequence[Key], directions: Directions,
         name = f"seed {key}" if isinstance(key, int) else "image"
         draw.text((2, y + cell // 2 - 12), f"{name}\ndirection {d}", fill="black")
         for c, image in enumerate(images):
-            canvas.paste(Image.fromarray(np.asarray(image)).resize((cell, cell), Image.NEAREST),
-                         (left + c * (cell + gap), y))
+            canvas.paste(_rgb(image).resize((cell, cell), Image.NEAREST), (left + c * (cell + gap), y))
         if progress is not None:
             progress(i + 1, len(rows))
     return canvas
+
+
+def _rgb(image: np.ndarray) -> Image.Image:
+    """``[H, W, C]`` uint8 with C = 1, 3 or 4 -> an RGB picture (grey replicated, alpha dropped)."""
+    image = np.asarray(image)
+    return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).convert("RGB")
 
 
 def add_edit_parser(commands, common: argparse.ArgumentParser) -> None:

@@ -166,26 +166,6 @@ def run(args: argparse.Namespace) -> str:
     return f"wrote {args.out}: {what} in {time.perf_counter() - start:.2f} s"
 
 
-def _run_edit(args: argparse.Namespace, generator, seeds: list, psi: float, start: float) -> str:
-    """``edit``: SeFa directions (cached, or --directions-file) applied to each seed, as a grid."""
-    from .directions import Directions, cached_directions, weights_digest
-    from .edit import edit_grid, parse_indices, strengths_for
-
-    if args.directions_file:
-        directions = Directions.load(args.directions_file)
-        directions.check_fits(generator, weights_digest(generator))
-    else:
-        directions = cached_directions(generator, layers=args.layers, k=args.k)
-    indices = parse_indices(args.directions, directions.k)
-    strengths = strengths_for(args.strength, args.steps)
-    figure = edit_grid(generator, seeds, directions, indices, strengths, psi=psi, noise=args.noise or "fixed",
-                       progress=_progress_bar("editing"))
-    figure.save(args.out)
-    first, last = directions.layers
-    return (f"wrote {args.out}: {len(seeds)} seeds x {len(indices)} directions x {len(strengths)} strengths "
-            f"(SeFa, layers {first}-{last}) in {time.perf_counter() - start:.2f} s")
-
-
 def _names_image(text: str) -> bool:
     return any(part.strip().lower() == IMAGE_TOKEN for part in str(text).split(","))
 
@@ -255,6 +235,26 @@ def _run_onnx(args: argparse.Namespace) -> str:
 
 class _OnnxConfig:
     num_stages = 0  # psi is checked against the limits only; the cutoff was fixed at export
+
+
+def _run_edit(args: argparse.Namespace, generator, seeds: list, psi: float, start: float) -> str:
+    """``edit``: SeFa directions (cached, or --directions-file) applied to each seed, as a grid."""
+    from .directions import Directions, cached_directions, weights_digest
+    from .edit import edit_grid, parse_indices, strengths_for
+
+    if args.directions_file:
+        directions = Directions.load(args.directions_file)
+        directions.check_fits(generator, weights_digest(generator))
+    else:
+        directions = cached_directions(generator, layers=args.layers, k=args.k)
+    indices = parse_indices(args.directions, directions.k)
+    strengths = strengths_for(args.strength, args.steps)
+    figure = edit_grid(generator, seeds, directions, indices, strengths, psi=psi, noise=args.noise or "fixed",
+                       progress=_progress_bar("editing"))
+    figure.save(args.out)
+    first, last = directions.layers
+    return (f"wrote {args.out}: {len(seeds)} seeds x {len(indices)} directions x {len(strengths)} strengths "
+            f"(SeFa, layers {first}-{last}) in {time.perf_counter() - start:.2f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
