@@ -8,6 +8,14 @@ dataset at the generator's resolution (default: all of them, like NVIDIA's fid50
 ~/.cache/gan-studio/fid-stats), keyed by dataset contents, resolution, count and network. The
 feature network comes from --inception, $GAN_STUDIO_INCEPTION or the `metrics` extra; nothing is
 downloaded unless --weights is a URL and --allow-remote-weights is given.
+
+Memorization check instead of the metrics (progan/metrics/nearest.py), one process:
+
+    python evaluate.py --weights weights/progan-openmoji --nearest --num 1000 --figure nearest.png
+
+each sample's nearest training image in the same Inception features (every real image; their
+features are cached with the FID statistics), the fraction of samples closer than the median
+real-to-real nearest-neighbour distance, and a figure of the --pairs closest (generated | real) pairs.
 """
 from __future__ import annotations
 
@@ -34,12 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="RGBA models/data: composite onto this colour before the RGB feature network "
                              "(default white; grayscale is replicated to RGB)")
     parser.add_argument("--out", default="", help="also write the results as JSON here")
+    parser.add_argument("--nearest", action="store_true",
+                        help="memorization check: nearest training image of each sample (instead of the metrics)")
+    parser.add_argument("--pairs", type=int, default=16, help="--nearest: closest pairs drawn in the figure")
+    parser.add_argument("--figure", default="nearest.png", help="--nearest: where the figure of pairs goes")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    if args.nearest and args.num_real:
+        print("error: --nearest searches every training image (a copy of one left out would be missed); "
+              "drop --num-real", file=sys.stderr)
+        return 2
+    if args.nearest and (args.pairs < 1 or Path(args.figure).suffix.lower() not in (".png", ".jpg", ".webp")):
+        print("error: --pairs must be >= 1 and --figure must end in .png, .jpg or .webp", file=sys.stderr)
+        return 2
     if args.num < 2 or args.num_real < 0 or args.num_real == 1 or args.batch < 1:
         print("error: --num must be >= 2, --num-real 0 or >= 2, and --batch >= 1", file=sys.stderr)
         return 2
@@ -85,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --psi applies to StyleGAN-lite generators only", file=sys.stderr)
         return 2
     start = time.time()
+    if args.nearest:
+        return _nearest(args, acc, generator, network, dataset, dataset_key(args.data, dataset),
+                        cache_root() / "fid-stats", data=data, start=start)
     results = evaluate_generator(generator, dataset, network, accelerator=acc, num=args.num, num_real=num_real,
                                  dataset_key=dataset_key(args.data, dataset), cache_dir=cache_root() / "fid-stats",
                                  batch_size=args.batch, seed=args.seed, generator_kwargs=kwargs, metrics=metrics,
@@ -98,6 +120,40 @@ def main(argv: list[str] | None = None) -> int:
                                                            getattr(dataset, "channels", 3)) else {}),
                "processes": acc.num_processes, "device": str(acc.device), "seconds": round(time.time() - start, 1),
                **{k: float(v) for k, v in results.items()}}
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+def _nearest(args, acc, generator, network, dataset, key: str, cache_dir: Path, *, data: str, start: float) -> int:
+    """``--nearest``: the memorization check (progan.metrics.nearest) against every training image (their
+    features are the FID cache's full-set entry), its summary and figure."""
+    from progan.metrics.features import real_statistics
+    from progan.metrics.nearest import check_generator, pairs_figure
+
+    if acc.num_processes > 1:
+        print("error: --nearest runs in one process; run it with python, not accelerate launch", file=sys.stderr)
+        return 2
+    kwargs = {"psi": args.psi} if args.psi != 1.0 else {}
+    generator.eval()
+    real = real_statistics(dataset, network, dataset_key=key, num=len(dataset), cache_dir=cache_dir,
+                           batch_size=args.batch, device=acc.device, progress=True).features
+    result, closest = check_generator(generator, network, real, num=args.num, pairs=args.pairs, batch_size=args.batch,
+                                      seed=args.seed, generator_kwargs=kwargs, progress=True)
+    pairs = []
+    for i in result.closest(args.pairs):
+        j = int(result.indices[i])
+        real_image = dataset[j][0] if isinstance(dataset[j], (tuple, list)) else dataset[j]  # [3, R, R] uint8
+        pairs.append((closest[i], real_image.permute(1, 2, 0).numpy(), f"#{i} -> real {j}: {float(result.distances[i]):.1f}"))
+    figure = Path(args.figure)
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    pairs_figure(pairs).save(figure)
+    summary = {"weights": str(args.weights), "family": generator.config.family, "data": data,
+               "resolution": generator.config.resolution, "psi": args.psi, "seed": args.seed,
+               **result.summary(), "figure": str(figure), "seconds": round(time.time() - start, 1)}
     text = json.dumps(summary, indent=2)
     print(text)
     if args.out:

@@ -3,6 +3,7 @@
     python -m app.generate grid --seeds 0-15 --psi 0.7 --out grid.png
     python -m app.generate interpolate --seeds 1,2,3 --frames 96 --fps 24 --method slerp --out walk.mp4
     python -m app.generate mix --rows 10-12 --cols 1-4 --styles coarse --out mix.png
+    python -m app.generate edit --seeds 0-3 --layers 0-3 --directions 0-4 --strength 3 --out edit.png  # SeFa
     python -m app.generate --onnx model.onnx --seeds 0-15 --psi 0.7 --out grid.png   # from app.export_onnx
     python -m app.generate interpolate --latent runs/me/latent.safetensors --seeds image,1 --space w --method lerp \
         --out me.mp4                                                  # a picture projected by app.project
@@ -23,10 +24,11 @@ from pathlib import Path
 from .interpolation import METHODS, SPACES
 from .keys import IMAGE_TOKEN
 from .limits import CLI_LIMITS, check_int, check_truncation
+from .edit import add_edit_parser
 from .mixing import STYLE_RANGES
 from .sampling import NOISE_MODES
 
-COMMANDS = ("grid", "interpolate", "mix")
+COMMANDS = ("grid", "interpolate", "mix", "edit")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
@@ -66,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     mix.add_argument("--styles", choices=tuple(STYLE_RANGES), default="coarse",
                      help="layers copied from B: coarse 4-8 px, middle 16-32 px, fine 64 px and up")
     mix.add_argument("--padding", type=int, default=0, help="pixels between images")
+    add_edit_parser(commands, common)
     return parser
 
 
@@ -150,6 +153,8 @@ def run(args: argparse.Namespace) -> str:
                                     batch_size=args.batch_size, progress=_progress_bar("rendering"))
         write_video(clip, args.out, fps=fps, min_size=check_int("--min-size", args.min_size, 1, 4096))
         what = f"{frames} frames through seeds {_key_text(seeds)}"
+    elif args.command == "edit":
+        return _run_edit(args, generator, keys(args.seeds, limits.max_mix_seeds), psi, start)
     else:
         rows = keys(args.rows, limits.max_mix_seeds)
         cols = keys(args.cols, limits.max_mix_seeds)
@@ -239,6 +244,26 @@ def _run_onnx(args: argparse.Namespace) -> str:
 
 class _OnnxConfig:
     num_stages = 0  # psi is checked against the limits only; the cutoff was fixed at export
+
+
+def _run_edit(args: argparse.Namespace, generator, seeds: list, psi: float, start: float) -> str:
+    """``edit``: SeFa directions (cached, or --directions-file) applied to each seed, as a grid."""
+    from .directions import Directions, cached_directions, weights_digest
+    from .edit import edit_grid, parse_indices, strengths_for
+
+    if args.directions_file:
+        directions = Directions.load(args.directions_file)
+        directions.check_fits(generator, weights_digest(generator))
+    else:
+        directions = cached_directions(generator, layers=args.layers, k=args.k)
+    indices = parse_indices(args.directions, directions.k)
+    strengths = strengths_for(args.strength, args.steps)
+    figure = edit_grid(generator, seeds, directions, indices, strengths, psi=psi, noise=args.noise or "fixed",
+                       progress=_progress_bar("editing"))
+    figure.save(args.out)
+    first, last = directions.layers
+    return (f"wrote {args.out}: {len(seeds)} seeds x {len(indices)} directions x {len(strengths)} strengths "
+            f"(SeFa, layers {first}-{last}) in {time.perf_counter() - start:.2f} s")
 
 
 def main(argv: list[str] | None = None) -> int:

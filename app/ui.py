@@ -1,4 +1,4 @@
-"""The Gradio Blocks app: Sampling, Interpolation, Style mixing, Your image and Model tabs.
+"""The Gradio Blocks app: Sampling, Interpolation, Style mixing, Your image, Edit and Model tabs.
 
 Every event re-validates its inputs on the server (``app.limits``) because the HTTP API can be
 called without the browser's slider bounds; a bad request raises ``gr.Error`` with one line, so the
@@ -27,12 +27,13 @@ from .limits import DEFAULT_LIMITS, Limits, check_choice, check_int, check_trunc
 from .mixing import STYLE_RANGES, mixing_figure, render_mixing
 from .models import LOAD_ERRORS, ModelStore, describe_model
 from .sampling import NOISE_MODES, generate_images, is_stylegan, make_grid, parse_seeds
+from .ui_edit import build_edit_tab
 from .ui_project import UPLOAD_SUFFIXES, read_upload, run_projection
 from .video import write_gif, write_mp4
 
 __all__ = ["build_demo", "API_NAMES"]
 
-API_NAMES = ("sample", "interpolate", "mix", "project", "model_info", "switch_model", "load_weights")
+API_NAMES = ("sample", "interpolate", "mix", "project", "model_info", "switch_model", "load_weights", "edit", "nearest")
 _LATENT_TTL_S = 3600  # a visitor's projected latent is forgotten after an hour
 _OUTPUT_MAX_AGE_S = 900  # request folders older than this are deleted; Gradio has its own copy by then
 _MAX_LAYERS = 2 * (DEFAULT_LIMITS.max_resolution.bit_length() - 2)  # style layers of the largest allowed model
@@ -278,6 +279,9 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
             with gr.Row():
                 p_latent = gr.File(label="Latent (safetensors)", elem_id="latent")
                 p_status = gr.Markdown(elem_id="project-status")
+        with gr.Tab("Edit"):  # SeFa directions and the nearest training image (app.ui_edit)
+            build_edit_tab(store, limits=limits, model=model, mine=mine, wrap=_user_errors,
+                           projection_for=_projection_for)
         with gr.Tab("Model"):
             info = gr.Markdown(first_info)
             config = gr.JSON(first_config, label="Config")

@@ -1,0 +1,94 @@
+"""The app's Edit tab (SeFa sliders) and nearest-training-image view, called as Gradio would call them."""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+import app.ui_edit
+from app.display import for_display
+from app.models import ModelStore
+from app.nearest_view import NearestIndex, nearest_index
+from app.sampling import generate_images
+from app.ui import build_demo
+from families import FAMILIES, load_generator
+from metric_utils import StandInFeatures
+
+ZERO = (0.0,) * app.ui_edit.SLIDERS
+
+
+@pytest.fixture(scope="module")
+def events(weights, tmp_path_factory):
+    store = ModelStore({"sg": str(weights["stylegan_lite"]), "pg": str(weights["progan"])})
+    demo = build_demo(store, output_dir=tmp_path_factory.mktemp("app-out"))
+    return {f.api_name: f.fn for f in demo.fns.values() if f.api_name}
+
+
+@pytest.mark.parametrize("model, family_name", [("sg", "stylegan_lite"), ("pg", "progan")])
+def test_edit_event_at_zero_is_the_sample_and_a_slider_changes_it(events, weights, model, family_name):
+    shown, status, native = events["edit"](model, "4", "all", 1.0, "fixed", *ZERO, None)
+    expected = generate_images(load_generator(weights[family_name], progress=False), [4], noise="fixed")[0]
+    np.testing.assert_array_equal(native, expected)
+    np.testing.assert_array_equal(shown, for_display(expected))
+    assert "no edit" in status and "seed 4" in status
+    _, status, moved = events["edit"](model, "4", "all", 1.0, "fixed", 3.0, *ZERO[1:], None)
+    assert np.abs(moved.astype(int) - expected).sum() > 0 and "d0 +3" in status
+
+
+@pytest.mark.parametrize("args, match", [
+    (("sg", "0", "0-99", 0.7, "fixed", *ZERO, None), "outside this model"),
+    (("pg", "0", "1", 0.7, "fixed", *ZERO, None), "outside this model"),
+    (("sg", "0", "2-1", 0.7, "fixed", *ZERO, None), "runs backwards"),
+    (("sg", "0", "all", 0.7, "fixed", float("nan"), *ZERO[1:], None), "strength 0 must be between"),
+    (("sg", "0", "all", 0.7, "fixed", 99.0, *ZERO[1:], None), "strength 0 must be between"),
+    (("sg", "0,1", "all", 0.7, "fixed", *ZERO, None), "too many seeds"),
+    (("sg", "image", "all", 0.7, "fixed", *ZERO, None), "needs a projected image"),
+    (("sg", "0", "all", 0.7, "loud", *ZERO, None), "noise must be one of"),
+])
+def test_edit_event_refuses_with_one_line(events, args, match):
+    with pytest.raises(gr.Error) as info:
+        events["edit"](*args)
+    assert match in str(info.value) and "\n" not in str(info.value)
+
+
+def test_nearest_event_finds_the_training_image(events, weights, monkeypatch):
+    g = load_generator(weights["stylegan_lite"], progress=False)
+    samples = torch.from_numpy(generate_images(g, list(range(6)), noise="fixed")).permute(0, 3, 1, 2)
+    network = StandInFeatures()
+    index = NearestIndex(network, TensorDataset(samples), network(samples))  # the "training set" holds seed 4
+    monkeypatch.setattr(app.ui_edit, "nearest_index", lambda resolution: index)
+    _, _, native = events["edit"]("sg", "4", "all", 1.0, "fixed", *ZERO, None)
+    pair, status = events["nearest"]("sg", native)
+    assert "#4" in status and "distance 0.0" in status and "closer than" in status
+    f = pair.shape[0] // 16                                               # display enlargement of 16 px
+    np.testing.assert_array_equal(pair[::f, :16 * f:f], native)           # left: the edited image
+    np.testing.assert_array_equal(pair[::f, 18 * f::f], samples[4].permute(1, 2, 0).numpy())  # right: its match
+    with pytest.raises(gr.Error, match="draw an image first"):
+        events["nearest"]("sg", None)
+
+
+def test_nearest_without_cached_features_names_the_command():
+    with pytest.raises(ValueError, match="evaluate.py --nearest") as info:
+        nearest_index(16)  # the test cache is empty: no prepared images, no features
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_edit_endpoint_of_the_running_app(app_launcher, weights):
+    # the real server through gradio_client: the edit endpoint draws, a bad layer range is one line, and
+    # the server keeps serving afterwards
+    gradio_client = pytest.importorskip("gradio_client")
+    from gradio_client.exceptions import AppError
+
+    url = app_launcher("--weights", str(weights["stylegan_lite"]))
+    client = gradio_client.Client(url, verbose=False)
+    assert {"/edit", "/nearest"} <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    model = weights["stylegan_lite"].name
+    shown, status = client.predict(model, "3", "0-3", 1.0, "fixed", 2.0, 0, 0, 0, 0, api_name="/edit")
+    assert "seed 3, layers 0-3: d0 +2" in status
+    with pytest.raises(AppError, match="outside this model"):
+        client.predict(model, "3", "0-40", 1.0, "fixed", *ZERO, api_name="/edit")
+    _, status = client.predict(model, "3", "all", 1.0, "fixed", *ZERO, api_name="/edit")
+    assert "no edit" in status

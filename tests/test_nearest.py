@@ -1,0 +1,126 @@
+"""Memorization check (progan.metrics.nearest, evaluate.py --nearest) with a cheap stand-in feature network."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+import evaluate
+from progan.metrics.features import compute_features, latents_for_indices
+from progan.metrics.nearest import check_generator, memorization, nearest_neighbours, pairs_figure
+from metric_utils import StandInFeatures
+
+RES, NUM_REAL = 16, 48
+
+
+def _training_images(n: int = NUM_REAL, seed: int = 0) -> torch.Tensor:
+    """uint8 [n, 3, 16, 16]: smooth random colour fields, each image distinct (emoji-like flat regions)."""
+    rng = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 3, 3, generator=rng)
+    return (F.interpolate(low, size=RES, mode="bilinear", align_corners=True) * 255).round().to(torch.uint8)
+
+
+class _Config:
+    latent_dim, resolution, family = 8, RES, "progan"
+
+
+def _index_of(z: torch.Tensor) -> torch.Tensor:
+    return (z[:, 0].abs() * 1e4).long() % NUM_REAL
+
+
+class Verbatim(nn.Module):
+    """A 'generator' that returns training images verbatim, picked by its latent."""
+
+    def __init__(self, reals: torch.Tensor) -> None:
+        super().__init__()
+        self.config = _Config()
+        self.register_buffer("reals", reals.float() / 127.5 - 1)           # exact inverse of images_to_uint8
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.reals[_index_of(z)]
+
+
+class Noise(Verbatim):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        rng = torch.Generator().manual_seed(int(_index_of(z)[0]))
+        return torch.rand(z.shape[0], 3, RES, RES, generator=rng) * 2 - 1
+
+
+def test_nearest_neighbours_match_brute_force():
+    rng = torch.Generator().manual_seed(0)
+    q, r = torch.randn(30, 5, generator=rng), torch.randn(40, 5, generator=rng)
+    dist, index = nearest_neighbours(q, r, batch_size=7)
+    full = np.linalg.norm(q.numpy()[:, None] - r.numpy()[None], axis=2)
+    np.testing.assert_array_equal(index.numpy(), full.argmin(1))
+    np.testing.assert_allclose(dist.numpy(), full.min(1), rtol=1e-6)
+    self_dist, self_index = nearest_neighbours(r, r, exclude_self=True, batch_size=7)
+    np.fill_diagonal(full_rr := np.linalg.norm(r.numpy()[:, None] - r.numpy()[None], axis=2), np.inf)
+    np.testing.assert_array_equal(self_index.numpy(), full_rr.argmin(1))
+    assert torch.all(self_index != torch.arange(40)) and torch.all(self_dist > 0)
+    result = memorization(q, r)
+    assert result.threshold == pytest.approx(float(np.median(full_rr.min(1))))
+    assert result.fraction_below == pytest.approx(float((full.min(1) < result.threshold).mean()))
+
+
+def test_verbatim_copies_score_near_one_with_the_right_neighbours():
+    reals = _training_images()
+    network = StandInFeatures()
+    real_features = compute_features(torch.utils.data.TensorDataset(reals), network)
+    result, closest = check_generator(Verbatim(reals), network, real_features, num=40, pairs=5, batch_size=16)
+    expected = _index_of(latents_for_indices(range(40), 8, seed=0))
+    assert result.fraction_below == pytest.approx(1.0)
+    assert torch.equal(result.indices, expected)                          # each copy finds its own original
+    assert float(result.distances.max()) < 1e-3
+    assert len(closest) == 5
+    for i, image in closest.items():                                      # kept pixels are the samples'
+        np.testing.assert_array_equal(image, reals[int(expected[i])].permute(1, 2, 0).numpy())
+
+
+def test_noise_scores_near_zero():
+    reals = _training_images()
+    network = StandInFeatures()
+    real_features = compute_features(torch.utils.data.TensorDataset(reals), network)
+    result, _ = check_generator(Noise(reals), network, real_features, num=40, pairs=3, batch_size=1)
+    assert result.fraction_below <= 0.05
+    # held-out reals from the same distribution sit near the 50% the median threshold implies
+    held_out = compute_features(torch.utils.data.TensorDataset(_training_images(200, seed=1)), network)
+    assert 0.2 < memorization(held_out, real_features).fraction_below < 0.8
+
+
+def test_pairs_figure_layout():
+    image = np.zeros((16, 16, 3), np.uint8)
+    figure = pairs_figure([(image, image, "a")] * 5, columns=4)
+    assert figure.size == (4 * (2 * 96 + 2 + 6) - 6, 2 * (96 + 16 + 6) - 6)
+    with pytest.raises(ValueError):
+        pairs_figure([])
+
+
+def test_evaluate_nearest_cli(weights, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "reals"
+    folder.mkdir()
+    for i, image in enumerate(_training_images(12)):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:02d}.png")
+    network = StandInFeatures()
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: network)
+    args = ["--weights", str(weights["progan"]), "--data", str(folder), "--nearest", "--num", "10", "--pairs", "3",
+            "--figure", str(tmp_path / "pairs.png"), "--out", str(tmp_path / "n.json"), "--batch", "4"]
+    assert evaluate.main(args) == 0
+    summary = json.loads((tmp_path / "n.json").read_text())
+    assert summary["num_generated"] == 10 and summary["num_real"] == 12
+    assert 0.0 <= summary["nearest_fraction_below"] <= 1.0
+    with Image.open(tmp_path / "pairs.png") as figure:
+        assert figure.size == (3 * (2 * 96 + 2 + 6) - 6, 96 + 16)
+    calls = network.calls
+    assert evaluate.main(args) == 0
+    assert network.calls - calls == 3                                     # reals from the cache: 10 samples / 4
+    capsys.readouterr()
+    assert evaluate.main(args[:-2] + ["--batch", "4", "--pairs", "0"]) == 2
+    assert "--pairs must be >= 1" in capsys.readouterr().err
+    assert evaluate.main(args + ["--num-real", "5"]) == 2
+    assert "drop --num-real" in capsys.readouterr().err

@@ -1,0 +1,77 @@
+"""scripts/timelapse.py on a synthetic run: sample grids of changing size, a log with the schedule."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import timelapse  # noqa: E402
+
+
+@pytest.fixture
+def run(tmp_path):
+    """Grids at 0, 4, 8, 12, 16 kimg; the first two are 16 px (written by an older trainer), the rest 32 px.
+    The log trains 4 px until 6 kimg, fades in 8 px from 6 to 10, then 8 px stable."""
+    (tmp_path / "samples").mkdir()
+    rng = np.random.default_rng(0)
+    for kimg in (0, 4, 8, 12, 16):
+        side = 16 if kimg < 8 else 32
+        pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "samples" / f"grid-{kimg:09.3f}kimg.png")
+    records = [{"kimg": k, "resolution": 4 if k <= 6 else 8, "alpha": 1.0 if k <= 6 or k >= 10 else (k - 6) / 4}
+               for k in np.arange(0.5, 17, 0.5).tolist()]
+    lines = [json.dumps(r) for r in records] + ['{"kimg": 17.0, "resolu']  # a run killed mid-line
+    (tmp_path / "log.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def test_schedule_lookup(run):
+    schedule = timelapse.read_schedule(run)
+    assert len(schedule) == 33                                             # the broken last line is skipped
+    assert timelapse._at(schedule, 0.0) == (4, 1.0)                        # before the first record: the start
+    assert timelapse._at(schedule, 4.0) == (4, 1.0)
+    assert timelapse._at(schedule, 8.0) == (8, 0.5)                        # mid fade-in
+    assert timelapse._at(schedule, 16.0) == (8, 1.0)
+    assert timelapse._at([], 3.0) is None
+
+
+def test_frames_are_upscaled_to_the_final_size_and_stamped(run):
+    got = list(timelapse.frames(run, min_size=1))
+    assert [k for k, _ in got] == [0, 4, 8, 12, 16]
+    assert all(f.shape == (32 + timelapse.BAND, 32, 3) for _, f in got)
+    with Image.open(run / "samples" / "grid-00000.000kimg.png") as first:
+        small = np.asarray(first.convert("RGB"))
+    np.testing.assert_array_equal(got[0][1][:32], small.repeat(2, axis=0).repeat(2, axis=1))  # nearest, 2x
+    bands = [f[32:] for _, f in got]
+    assert bands[0].max() > 0                                              # text was drawn
+    assert not np.array_equal(bands[0], bands[1]) and not np.array_equal(bands[2], bands[3])  # kimg differs
+
+
+def test_writes_mp4_and_gif(run, tmp_path):
+    assert timelapse.main([str(run), "--out", str(tmp_path / "out" / "tl"), "--fps", "5", "--gif-frames", "3",
+                           "--min-size", "64"]) == 0
+    mp4, gif = tmp_path / "out" / "tl.mp4", tmp_path / "out" / "tl.gif"
+    reader = imageio_ffmpeg.read_frames(str(mp4))
+    meta = next(reader)
+    assert sum(1 for _ in reader) == 5
+    assert tuple(meta["size"]) == (64, 64 + timelapse.BAND)               # enlarged 2x to reach 64 px, then stamped
+    with Image.open(gif) as image:
+        assert image.n_frames == 3 and image.size == (64, 64 + timelapse.BAND)
+        image.seek(2)
+        last = np.asarray(image.convert("RGB"))
+    final = list(timelapse.frames(run, min_size=64))[-1][1]
+    assert np.abs(last.astype(int) - final).mean() < 8                    # the GIF ends on the last grid
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tl.gif", "tl.mp4"]  # no temp files left
+
+
+def test_a_run_without_grids_is_one_line(tmp_path, capsys):
+    assert timelapse.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: no sample grids") and not list(tmp_path.iterdir())
+    assert timelapse.main([str(tmp_path / "missing")]) == 2
