@@ -43,7 +43,17 @@ from .features import (
 )
 
 __all__ = ["dataset_key", "gather_in_order", "distributed_real_statistics", "evaluate_generator",
-           "PeriodicEvaluator"]
+           "PeriodicEvaluator", "labels_like_dataset"]
+
+
+def labels_like_dataset(dataset: Dataset, num: int, *, seed: int = 0) -> torch.Tensor | None:
+    """int64 [num] class labels drawn (seeded) from `dataset`'s label distribution, for the samples of a
+    conditional generator; None for a dataset without labels."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        return None
+    counts = torch.bincount(torch.as_tensor(labels), minlength=len(dataset.class_names)).double()
+    return torch.multinomial(counts, num, replacement=True, generator=torch.Generator().manual_seed(seed))
 
 
 def dataset_key(label: str, dataset: Dataset) -> str:
@@ -125,13 +135,19 @@ def evaluate_generator(
     metrics: Sequence[str] = ("fid", "kid", "pr"),
     num_real: int | None = None,
     progress: bool = False,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, float] | None:
     """FID/KID/precision/recall of `num` generated samples against the first `num_real` real
     images (default `num`; capped at the dataset size; NVIDIA's "*_full" metrics use them all).
 
     Every process must call this (collective). The caller's RNG state is left untouched, so
-    evaluating in the middle of training does not change the training run.
+    evaluating in the middle of training does not change the training run. A conditional generator's
+    sample i has class `labels[i]` (default: drawn from the dataset's label distribution).
     """
+    if getattr(getattr(generator, "config", None), "num_classes", 0) and labels is None:
+        labels = labels_like_dataset(dataset, num, seed=seed)
+        if labels is None:
+            raise ValueError("a conditional generator needs a dataset with labels (or explicit labels)")
     num_real = min(num if num_real is None else num_real, len(dataset))
     if num < 2 or num_real < 2:
         raise ValueError(f"need at least 2 generated and 2 real images, got {num} and {num_real}")
@@ -143,7 +159,7 @@ def evaluate_generator(
                                            cache_dir=cache_dir, batch_size=batch_size, progress=progress)
         local = generated_features(generator, network, num=num, batch_size=batch_size, seed=seed,
                                    device=accelerator.device, generator_kwargs=generator_kwargs,
-                                   indices=_shard(accelerator, num), progress=progress)
+                                   indices=_shard(accelerator, num), progress=progress, labels=labels)
     fake = gather_in_order(accelerator, local, num)
     if not accelerator.is_main_process:
         return None

@@ -79,6 +79,8 @@ class TrainConfig:
     eval_num: int = _opt(1000, "generated (and real) images per periodic evaluation")
     eval_network: str = _opt("", "Inception TorchScript file for --eval-kimg; empty = $GAN_STUDIO_INCEPTION or the metrics extra")
     resume: bool = _opt(True, "resume from the latest checkpoint in --out if there is one")
+    cond: bool = _opt(False, "class-conditional G and D (projection discriminator) on the dataset's labels "
+                      "(data_prep --labels; the built-in OpenMoji set has its emoji groups)")
 
     def __post_init__(self) -> None:
         if self.family not in ("progan", "stylegan_lite"):

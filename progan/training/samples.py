@@ -15,9 +15,11 @@ __all__ = ["save_sample_grid"]
 
 @torch.no_grad()
 def save_sample_grid(generator: torch.nn.Module, z: torch.Tensor, path: Path, *, stage: int, alpha: float,
-                     full_resolution: int) -> None:
+                     full_resolution: int, labels: torch.Tensor | None = None) -> None:
     device = next(generator.parameters()).device
     kwargs = {"noise_mode": "const"} if hasattr(generator, "synthesis") else {}
+    if labels is not None:  # conditional: one class per cell
+        kwargs["labels"] = labels.to(device)
     images = generator(z.to(device), stage=stage, alpha=alpha, **kwargs)
     if images.shape[-1] != full_resolution:  # early stages shown at the final size, blocky on purpose
         images = F.interpolate(images, size=full_resolution, mode="nearest")

@@ -17,6 +17,14 @@ image D sees -- reals, fakes, WGAN-GP interpolates, R1's reals, in the D and the
 exactly once, and penalties differentiate through the augmentation to the un-augmented input
 (as stylegan2-ada). With lazy regularization (StyleGAN2 section 3.1) the D step leaves the penalty
 out (``penalty=False``) and ``regularization_step`` applies it every k-th step, times k.
+
+Class-conditional runs (``--cond``; ``progan.conditioning``): D scores every image with its label
+(projection discriminator, Miyato & Koyama 2018 section 3). Fakes in the D step take the labels of
+the micro-batch's reals, which are random dataset images, so their labels follow the dataset's label
+distribution (stylegan2-ada draws the labels of other random dataset images: the same distribution) and
+a WGAN-GP interpolate between a real and a fake has one well-defined label. Fakes in the G step draw
+labels from the dataset's class counts (``StepContext.class_weights``) with the per-rank torch RNG that
+checkpoints save, so latents and labels are deterministic and resume exactly.
 """
 from __future__ import annotations
 
@@ -33,7 +41,7 @@ from ..layers import downsample2x, upsample2x
 if TYPE_CHECKING:
     from .options import TrainConfig
 
-__all__ = ["StepContext", "fade_reals", "discriminator_step", "regularization_step", "generator_step",
+__all__ = ["StepContext", "fade_reals", "sample_labels", "discriminator_step", "regularization_step", "generator_step",
            "make_optimizers", "regularization_interval"]
 
 
@@ -56,6 +64,7 @@ class StepContext:
     r1_gamma: float = 10.0
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # applied to every image D sees
     penalty: bool = True                    # penalty inside the D loss (False: lazy, see regularization_step)
+    class_weights: torch.Tensor | None = None  # conditional: images per class of the dataset (G-step labels)
 
     @classmethod
     def from_config(cls, config: "TrainConfig", *, family: str, loss: str, reg_every: int,
@@ -76,9 +85,19 @@ def fade_reals(reals: torch.Tensor, alpha: float) -> torch.Tensor:
     return torch.lerp(upsample2x(downsample2x(reals)), reals, alpha)
 
 
-def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool) -> torch.Tensor:
+def sample_labels(ctx: StepContext, batch_size: int) -> torch.Tensor | None:
+    """Class indices ``[N]`` drawn from the dataset's label distribution; None for an unconditional run."""
+    if ctx.class_weights is None:
+        return None
+    return torch.multinomial(ctx.class_weights.float(), batch_size, replacement=True)
+
+
+def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool,
+              labels: torch.Tensor | None = None) -> torch.Tensor:
     z = torch.randn(batch_size, ctx.latent_dim, device=ctx.device)
     kwargs: dict[str, Any] = {"stage": ctx.stage, "alpha": ctx.alpha}
+    if labels is not None:
+        kwargs["labels"] = labels
     if ctx.mixing_prob > 0:
         kwargs["update_w_avg"] = training_w_avg
         active_ws = 2 * ctx.stage + 2
@@ -91,22 +110,33 @@ def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool) -> tor
     return ctx.generator(z, **kwargs)
 
 
-def _critic(ctx: StepContext) -> Callable[[torch.Tensor], torch.Tensor]:
-    """D bound to the stage, behind the augmentation: the only place D is called from."""
+def _critic(ctx: StepContext, labels: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """D bound to the stage (and the labels of a conditional run), behind the augmentation: the only
+    place D is called from."""
     augment = ctx.augment
+    kwargs: dict[str, Any] = {"stage": ctx.stage, "alpha": ctx.alpha}
+    if labels is not None:
+        kwargs["labels"] = labels
     if augment is None:
-        return lambda images: ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha)
-    return lambda images: ctx.discriminator(augment(images), stage=ctx.stage, alpha=ctx.alpha)
+        return lambda images: ctx.discriminator(images, **kwargs)
+    return lambda images: ctx.discriminator(augment(images), **kwargs)
 
 
-def discriminator_step(ctx: StepContext, reals: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Accumulate D's gradients over the micro-batches in ``reals``; returns averaged log terms."""
+def _labels_of(labels: list[torch.Tensor] | None, i: int) -> torch.Tensor | None:
+    return None if labels is None else labels[i]
+
+
+def discriminator_step(ctx: StepContext, reals: list[torch.Tensor],
+                       labels: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Accumulate D's gradients over the micro-batches in ``reals`` (with their ``labels`` in a
+    conditional run); returns averaged log terms."""
     ctx.generator.requires_grad_(False)
     terms: dict[str, torch.Tensor] = {}
-    critic = _critic(ctx)
-    for real in reals:
+    for i, real in enumerate(reals):
+        label = _labels_of(labels, i)
+        critic = _critic(ctx, label)
         with torch.no_grad(), ctx.autocast():
-            fake = _generate(ctx, real.shape[0], training_w_avg=False).float()
+            fake = _generate(ctx, real.shape[0], training_w_avg=False, labels=label).float()
         with ctx.autocast():
             fake_scores = critic(fake)
             fake_loss = discriminator_fake_loss(ctx.loss, fake_scores)
@@ -124,18 +154,20 @@ def discriminator_step(ctx: StepContext, reals: list[torch.Tensor]) -> dict[str,
     return terms
 
 
-def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int) -> dict[str, torch.Tensor]:
+def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int,
+                        labels: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Lazy regularization (StyleGAN2 section 3.1): D's penalty alone, multiplied by ``every`` so its
     average strength is unchanged, accumulated over ``reals``; the caller steps D's optimizer."""
     ctx.generator.requires_grad_(False)
     terms: dict[str, torch.Tensor] = {}
-    for real in reals:
+    for i, real in enumerate(reals):
+        label = _labels_of(labels, i)
         fake = real
         if ctx.loss == "wgan_gp":  # interpolates need fakes; R1 looks at reals only
             with torch.no_grad(), ctx.autocast():
-                fake = _generate(ctx, real.shape[0], training_w_avg=False).float()
+                fake = _generate(ctx, real.shape[0], training_w_avg=False, labels=label).float()
         with ctx.autocast():
-            loss, parts = discriminator_penalty(ctx.loss, _critic(ctx), fade_reals(real, ctx.alpha), fake,
+            loss, parts = discriminator_penalty(ctx.loss, _critic(ctx, label), fade_reals(real, ctx.alpha), fake,
                                                 gp_lambda=ctx.gp_lambda, r1_gamma=ctx.r1_gamma,
                                                 grad_scale=ctx.grad_scale)
         ctx.backward(loss * every / len(reals))
@@ -149,9 +181,10 @@ def generator_step(ctx: StepContext, batch_size: int, micro_batches: int) -> dic
     ctx.discriminator.requires_grad_(False)
     total = torch.zeros((), device=ctx.device)
     for _ in range(micro_batches):
+        labels = sample_labels(ctx, batch_size)
         with ctx.autocast():
-            fake = _generate(ctx, batch_size, training_w_avg=True)
-            loss = generator_loss(ctx.loss, _critic(ctx)(fake))
+            fake = _generate(ctx, batch_size, training_w_avg=True, labels=labels)
+            loss = generator_loss(ctx.loss, _critic(ctx, labels)(fake))
         ctx.backward(loss / micro_batches)
         total += loss.detach().float() / micro_batches
     ctx.discriminator.requires_grad_(True)

@@ -41,7 +41,8 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import (all_reduce_gradients, all_reduce_mean_, check_ranks_agree, choose_checkpoint,
                           collective_phase, max_reduce_, persistent_float_buffers)
 from ..config import Family
-from .data_stream import make_loader, rescale_consumed, to_float_images
+from .conditional import conditional_model_config, grid_labels
+from .data_stream import make_loader, rescale_consumed, split_batch
 from .ema import ema_beta, update_ema
 from ..metrics.evaluation import PeriodicEvaluator
 from .samples import save_sample_grid
@@ -70,6 +71,11 @@ class Trainer:
                                                       log_with="tensorboard", project_dir=str(self.out))
         acc = self.accelerator
         self.model_config = family.preset(config.preset)
+        self.class_weights: torch.Tensor | None = None  # --cond: images per class (G-step label distribution)
+        if config.cond:
+            self.model_config, counts = conditional_model_config(self.model_config,
+                                                                 open_dataset(self.model_config.resolution))
+            self.class_weights = torch.tensor(counts, dtype=torch.float32, device=acc.device)
         self.loss = config.loss or family.default_loss
         by_res = parse_batch_sizes(config.batch_sizes)
         self.schedule = GrowthSchedule(
@@ -123,7 +129,8 @@ class Trainer:
                 "images_seen": self.images_seen, "step": self.step, "consumed": self.consumed,
                 "sample_z": self.sample_z, "world_size": self.accelerator.num_processes, "best_fid": self.best_fid,
                 "augment_p": self.augment.p if self.augment is not None else 0.0,
-                "train_config": self.config.to_json(), "family": self.family.name}
+                "train_config": self.config.to_json(), "family": self.family.name,
+                "class_names": list(self.model_config.class_names)}
 
     def weights_digest(self) -> str:
         """Hash of G, D and G_ema weights: equal on every process of a healthy run (saved per rank)."""
@@ -157,6 +164,9 @@ class Trainer:
         state, rank_state = load_checkpoint(path, rank=self.accelerator.process_index)
         if state.get("family") != self.family.name:
             raise ValueError(f"{path} holds a {state.get('family')} run; use another --out or the same --family")
+        if list(state.get("class_names", [])) != list(self.model_config.class_names):
+            raise ValueError(f"{path} was trained on classes {state.get('class_names', [])}, this run has "
+                             f"{list(self.model_config.class_names)}; use another --out or the same data and --cond")
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.generator_ema.load_state_dict(state["generator_ema"])
@@ -221,9 +231,11 @@ class Trainer:
 
     def _samples(self, phase) -> None:
         if self.accelerator.is_main_process:
+            labels = grid_labels(len(self.sample_z), self.model_config.num_classes) if self.config.cond else None
             save_sample_grid(self.generator_ema, self.sample_z,
                              self.out / "samples" / f"grid-{self.images_seen / 1000:09.3f}kimg.png",
-                             stage=phase.stage, alpha=phase.alpha, full_resolution=self.model_config.resolution)
+                             stage=phase.stage, alpha=phase.alpha, full_resolution=self.model_config.resolution,
+                             labels=labels)
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.accelerator.is_main_process:
@@ -303,7 +315,9 @@ class Trainer:
                                      rank=acc.process_index, world_size=world, consumed=self.consumed,
                                      workers=cfg.workers, pin_memory=acc.device.type == "cuda")
                 loader_key = key
-            reals = [to_float_images(next(loader), acc.device) for _ in range(accum)]
+            batches = [split_batch(next(loader), acc.device) for _ in range(accum)]
+            reals = [images for images, _ in batches]
+            labels = [label for _, label in batches] if cfg.cond else None
             if cfg.channels_last:
                 reals = [r.contiguous(memory_format=torch.channels_last) for r in reals]
             self.consumed += phase.batch_size * accum
@@ -315,14 +329,14 @@ class Trainer:
                 autocast=acc.autocast, backward=acc.backward,
                 reduce_mean=lambda t: acc.reduce(t, reduction="mean"),
                 grad_scale=scaler._get_scale_async() if scaler is not None else 1.0,  # a tensor: no host sync
-                augment=self.augment)
-            d_terms = discriminator_step(ctx, reals)
+                augment=self.augment, class_weights=self.class_weights)
+            d_terms = discriminator_step(ctx, reals, labels)
             all_reduce_gradients(self.discriminator)
             self.opt_d.step()
             d_skipped = scaler is not None and self.opt_d.step_was_skipped  # fp16: scaler.step synced already
             self.opt_d.zero_grad(set_to_none=True)
             if self.reg_every > 1 and self.step % self.reg_every == 0:  # lazy regularization: its own D step
-                d_terms.update(regularization_step(ctx, reals, self.reg_every))
+                d_terms.update(regularization_step(ctx, reals, self.reg_every, labels))
                 all_reduce_gradients(self.discriminator)
                 self.opt_d.step()
                 d_skipped = d_skipped or (scaler is not None and self.opt_d.step_was_skipped)
