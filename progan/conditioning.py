@@ -24,7 +24,7 @@ from torch import nn
 
 from .layers import EqualizedLinear, PixelNorm
 
-__all__ = ["ClassEmbedding", "ProjectionHead", "class_index", "check_labels"]
+__all__ = ["ClassEmbedding", "ProjectionHead", "ClassBound", "bind_class", "class_index", "check_labels"]
 
 
 def class_index(class_names: Sequence[str], name: str | int) -> int:
@@ -92,3 +92,44 @@ class ProjectionHead(nn.Module):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale:.4g}"
+
+
+class ClassBound(nn.Module):
+    """A conditional generator with its class fixed: ``forward(z, **kw)`` and (StyleGAN-lite)
+    ``mapping(z)`` take no labels, so code written for unconditional generators (the app's sampling,
+    interpolation, mixing and projection, the metrics) runs on one class unchanged. Every other
+    attribute (``config``, ``synthesis``, ``truncate``, ``w_avg``, ...) is the wrapped generator's."""
+
+    def __init__(self, generator: nn.Module, label: int) -> None:
+        super().__init__()
+        if not 0 <= label < generator.config.num_classes:
+            raise ValueError(f"class index must be in [0, {generator.config.num_classes}), got {label}")
+        self.generator = generator
+        self.label = int(label)
+
+    def _labels(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.full((z.shape[0],), self.label, dtype=torch.long, device=z.device)
+
+    def forward(self, z: torch.Tensor, **kwargs) -> torch.Tensor:
+        return self.generator(z, labels=self._labels(z), **kwargs)
+
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator.map(z, self._labels(z))
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["generator"], name)
+
+    def extra_repr(self) -> str:
+        return f"label={self.label} ({self.generator.config.class_names[self.label]!r})"
+
+
+def bind_class(generator: nn.Module, name: str | int | None) -> nn.Module:
+    """``generator`` with class ``name`` fixed (a name, or an index); an unconditional generator and
+    ``name=None`` pass through, except that a class for an unconditional model is refused."""
+    names = generator.config.class_names
+    if name is None or name == "":
+        return generator
+    return ClassBound(generator, class_index(names, name))
