@@ -65,6 +65,8 @@ def _clean_class(value: object, where: str) -> str:
 
 
 def _read_labels_file(path: Path) -> dict[str, str]:
+    if path.suffix.lower() not in (".csv", ".json"):
+        raise DataPrepError(f"labels file must end in .csv or .json, got {path.name}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
@@ -78,7 +80,7 @@ def _read_labels_file(path: Path) -> dict[str, str]:
         if not isinstance(data, dict):
             raise DataPrepError(f"labels file {path} must hold one JSON object {{name: class}}")
         rows = [(str(k), v, f"{path}: {k!r}") for k, v in data.items()]
-    elif path.suffix.lower() == ".csv":
+    else:
         rows = []
         for number, row in enumerate(csv.reader(text.splitlines()), start=1):
             if not row or not any(cell.strip() for cell in row):
@@ -88,8 +90,6 @@ def _read_labels_file(path: Path) -> dict[str, str]:
             if number == 1 and [c.strip().lower() for c in row] == ["name", "class"]:
                 continue  # header
             rows.append((row[0], row[1], f"{path} line {number}"))
-    else:
-        raise DataPrepError(f"labels file must end in .csv or .json, got {path.name}")
     for name, value, where in rows:
         key = name.strip().removeprefix("./")
         if key in table:
