@@ -127,18 +127,15 @@ def _emoji_groups() -> tuple[dict[str, str], tuple[str, ...], str]:
             order.append(group)
         elif line.strip() and not line.startswith("#") and group is not None:
             codepoints = [c.upper() for c in line.split(";", 1)[0].split()]
-            groups["-".join(codepoints)] = group
-            # OpenMoji names some sequences without the variation selector FE0F
-            groups.setdefault("-".join(c for c in codepoints if c != "FE0F"), group)
+            groups["-".join(codepoints)] = group  # every status: fully-, minimally- and unqualified
     return groups, tuple(order), f"Unicode emoji-test.txt {unicode_version} groups, from {package}"
 
 
 def openmoji_labeler() -> Labeler:
     groups, order, described = _emoji_groups()
 
-    def lookup(name: str) -> str:
-        sequence = name.removesuffix(".svg").upper()
-        return groups.get(sequence) or groups.get("-".join(c for c in sequence.split("-") if c != "FE0F"), EXTRAS)
+    def lookup(name: str) -> str:  # "1F600.svg" -> "Smileys & Emotion"; not in emoji-test.txt -> EXTRAS
+        return groups.get(name.removesuffix(".svg").upper(), EXTRAS)
 
     return Labeler(lookup, {"kind": "openmoji-groups", "groups": described, "extras": EXTRAS},
                    order=(*order, EXTRAS))

@@ -106,7 +106,8 @@ def test_openmoji_groups_come_from_unicode_emoji_test():
     assert labeler("1F600.svg") == "Smileys & Emotion"       # grinning face
     assert labeler("1F408.svg") == "Animals & Nature"        # cat
     assert labeler("1F1E9-1F1EA.svg") == "Flags"             # flag: Germany
-    assert labeler("2764-FE0F.svg") == labeler("2764.svg") == "Smileys & Emotion"  # red heart, with/without FE0F
+    assert labeler("2764-FE0F.svg") == "Smileys & Emotion"    # red heart
+    assert labeler("1F3F3-FE0F-200D-1F7E9.svg") == EXTRAS    # an OpenMoji extra flag, not in Unicode's list
     assert labeler("E000.svg") == EXTRAS                     # OpenMoji's Private Use Area extras
     assert labeler.order[-1] == EXTRAS and labeler.order[0] == "Smileys & Emotion"
 
@@ -236,3 +237,24 @@ def test_onnx_takes_the_class_as_an_input(tmp_path, family):
     assert np.abs(model.images([0], label=0).astype(int) - model.images([0], label=1).astype(int)).max() > 0
     with pytest.raises(ValueError, match="unknown class"):
         model.class_label("green")
+
+
+@pytest.mark.slow
+def test_train_cond_end_to_end_and_refusal(labelled, tmp_path):
+    from app.generate import main as generate_main
+    from families import load_generator
+    from train_utils import run_train, train_args
+
+    data = data_prep.prepare(labelled, tmp_path / "data", resolution=16, labels="folders", progress=False, workers=1)
+    for family in FAMILIES:
+        result = run_train(train_args(family, data, tmp_path / family, cond=True, kimg=0.06))
+        assert result.returncode == 0, result.stderr[-2000:]
+        generator = load_generator(tmp_path / family / "export")
+        assert generator.config.class_names == CLASSES
+        assert generate_main(["--weights", str(tmp_path / family / "export"), "--class", "red", "--seeds", "0-1",
+                              "--out", str(tmp_path / f"{family}.png")]) == 0
+    plain = data_prep.prepare(labelled / "red", tmp_path / "plain", resolution=16, progress=False, workers=1)
+    result = run_train(train_args("progan", plain, tmp_path / "refused", cond=True, kimg=0.06))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: dataset") and "no class labels" in result.stderr
+    assert not (tmp_path / "refused" / "checkpoints").exists()
