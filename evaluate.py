@@ -3,7 +3,7 @@
     python evaluate.py --weights weights/stylegan_lite-openmoji --num 1000 [--data DIR] [--out metrics.json]
     accelerate launch evaluate.py ...      # each process embeds its share; features are gathered
 
-Generated sample i uses latent i of --seed; the real images are the first --num-real of the
+Generated sample i uses latent i of --seed; the real images are a seeded random --num-real of the
 dataset at the generator's resolution (default: all of them, like NVIDIA's fid50k_full). Real-image statistics are cached under $GAN_STUDIO_CACHE/fid-stats (default
 ~/.cache/gan-studio/fid-stats), keyed by dataset contents, resolution, count and network. The
 feature network comes from --inception, $GAN_STUDIO_INCEPTION or the `metrics` extra; nothing is
@@ -23,13 +23,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", required=True, help="exported model: dir, .safetensors, URL or hf://")
     parser.add_argument("--data", default="", help="dataset dir or image folder; empty = built-in OpenMoji")
     parser.add_argument("--num", type=int, default=10000, help="generated images")
-    parser.add_argument("--num-real", type=int, default=0, help="real images (first N of the dataset); 0 = all")
+    parser.add_argument("--num-real", type=int, default=0, help="real images (a seeded random N of the dataset); 0 = all")
     parser.add_argument("--batch", type=int, default=64, help="images per feature-network batch")
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi (StyleGAN-lite only)")
     parser.add_argument("--metrics", default="fid,kid,pr", help="comma list of fid, kid, pr")
     parser.add_argument("--seed", type=int, default=0, help="latent seed: sample i uses latent i of this seed")
     parser.add_argument("--inception", default=None, help="path to the Inception TorchScript file")
     parser.add_argument("--allow-remote-weights", action="store_true", help="allow URL / hf:// weights")
+    parser.add_argument("--background", default="255,255,255", metavar="R,G,B",
+                        help="RGBA models/data: composite onto this colour before the RGB feature network "
+                             "(default white; grayscale is replicated to RGB)")
     parser.add_argument("--out", default="", help="also write the results as JSON here")
     return parser
 
@@ -42,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not metrics or set(metrics) - {"fid", "kid", "pr"}:
         print(f"error: --metrics must be a comma list of fid, kid, pr; got {args.metrics!r}", file=sys.stderr)
+        return 2
+    try:
+        background = tuple(int(v) for v in args.background.split(","))
+        if len(background) != 3 or not all(0 <= v <= 255 for v in background):
+            raise ValueError
+    except ValueError:
+        print(f"error: --background must be R,G,B with values 0..255, got {args.background!r}", file=sys.stderr)
         return 2
     remote = args.weights.startswith(("http://", "https://", "hf://"))
     if remote and not args.allow_remote_weights:
@@ -78,11 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluate_generator(generator, dataset, network, accelerator=acc, num=args.num, num_real=num_real,
                                  dataset_key=dataset_key(args.data, dataset), cache_dir=cache_root() / "fid-stats",
                                  batch_size=args.batch, seed=args.seed, generator_kwargs=kwargs, metrics=metrics,
-                                 progress=acc.is_local_main_process)
+                                 progress=acc.is_local_main_process, background=background)
     if not acc.is_main_process:
         return 0
     summary = {"weights": str(args.weights), "family": family, "data": data, "resolution": resolution,
                "num_generated": args.num, "num_real": num_real, "psi": args.psi, "seed": args.seed,
+               "image_channels": generator.config.image_channels, "channels_real": getattr(dataset, "channels", 3),
+               **({"background": list(background)} if 4 in (generator.config.image_channels,
+                                                           getattr(dataset, "channels", 3)) else {}),
                "processes": acc.num_processes, "device": str(acc.device), "seconds": round(time.time() - start, 1),
                **{k: float(v) for k, v in results.items()}}
     text = json.dumps(summary, indent=2)

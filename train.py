@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         g, d = family.generator_cls(model_config), family.discriminator_cls(model_config)
         resolved = {"train": json.loads(config.to_json()), "model": model_config.__dict__,
-                    "loss": config.loss or family.default_loss,
+                    "loss": config.objective,
                     "parameters": {"generator": count_parameters(g), "discriminator": count_parameters(d)}}
         if args.estimate_memory:
             from dataclasses import asdict

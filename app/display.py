@@ -21,7 +21,10 @@ def display_factor(side: int, *, target: int = DISPLAY_SIZE) -> int:
 
 
 def for_display(image: np.ndarray, *, target: int = DISPLAY_SIZE) -> np.ndarray:
-    """uint8 ``[H, W, 3]`` -> the same image enlarged by ``display_factor`` (nearest-neighbour)."""
+    """uint8 ``[H, W, C]`` -> the same image enlarged by ``display_factor`` (nearest-neighbour); a
+    grayscale ``[H, W, 1]`` comes back as ``[H, W]``, the shape image widgets take for gray."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
     factor = display_factor(min(image.shape[:2]), target=target)
     return image if factor == 1 else image.repeat(factor, axis=0).repeat(factor, axis=1)
 

@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> str:
         images = _key_images(generator, seeds, psi=psi, cutoff=cutoff, noise=args.noise or "random",
                              batch_size=args.batch_size)
         columns = check_int("--columns", args.columns, 1, len(seeds)) if args.columns else None
-        make_grid(images, columns=columns, padding=max(0, args.padding)).save(args.out)
+        _save(make_grid(images, columns=columns, padding=max(0, args.padding)), args.out)
         what = f"{len(seeds)} images"
     elif args.command == "interpolate":
         seeds = keys(args.seeds, limits.max_keyframes)
@@ -177,6 +177,15 @@ def with_class(generator, name: str | None):
               file=sys.stderr)
         name = names[0]
     return bind_class(generator, name)
+
+
+def _save(image, path: Path) -> None:
+    """PNG/WebP keep L and RGBA as they are; JPEG has no alpha, so RGBA is composited on white there."""
+    if image.mode == "RGBA" and path.suffix.lower() in (".jpg", ".jpeg"):
+        from PIL import Image
+
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image).convert("RGB")
+    image.save(path)
 
 
 def _names_image(text: str) -> bool:

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from progan.images import PIL_MODES, to_pil
 from progan.images import to_uint8 as progan_to_uint8
 
 __all__ = [
@@ -106,7 +107,7 @@ def seed_noise(generator: nn.Module, seeds: Sequence[int]) -> list[torch.Tensor]
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``[N, 3, H, W]`` floats in ~[-1, 1] -> ``[N, H, W, 3]`` uint8 numpy (round to nearest, clamp)."""
+    """``[N, C, H, W]`` floats in ~[-1, 1] -> ``[N, H, W, C]`` uint8 numpy (round to nearest, clamp)."""
     return progan_to_uint8(images).numpy()
 
 
@@ -133,7 +134,7 @@ def _check_truncation(generator: nn.Module, psi: float, cutoff: int | None) -> N
 @torch.inference_mode()
 def generate_images(generator: nn.Module, seeds: Sequence[int], *, psi: float = 1.0, cutoff: int | None = None,
                     noise: str = "random", batch_size: int = 16, progress: Progress | None = None) -> np.ndarray:
-    """One image per seed: ``[N, R, R, 3]`` uint8. ``psi``/``cutoff``/``noise`` matter for StyleGAN-lite only."""
+    """One image per seed: ``[N, R, R, C]`` uint8 (C = the model's image_channels). ``psi``/``cutoff``/``noise`` matter for StyleGAN-lite only."""
     if noise not in NOISE_MODES:
         raise ValueError(f"noise must be one of {', '.join(NOISE_MODES)}; got {noise!r}")
     _check_truncation(generator, psi, cutoff)
@@ -152,14 +153,15 @@ def generate_images(generator: nn.Module, seeds: Sequence[int], *, psi: float = 
         if progress is not None:
             progress(min(start + batch_size, len(seeds)), len(seeds))
     r = generator.config.resolution
-    return np.concatenate(out) if out else np.zeros((0, r, r, 3), np.uint8)
+    return np.concatenate(out) if out else np.zeros((0, r, r, generator.config.image_channels), np.uint8)
 
 
 def make_grid(images: Sequence[np.ndarray | None], *, columns: int | None = None, padding: int = 0,
               fill: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
-    """Tile ``[H, W, 3]`` uint8 images row-major into one picture; ``None`` leaves a blank cell.
+    """Tile ``[H, W, C]`` uint8 images row-major into one picture; ``None`` leaves a blank cell.
 
     ``columns`` defaults to ``ceil(sqrt(N))``; the result is ``cols*W + (cols-1)*padding`` wide.
+    The picture's mode follows C (``progan.images.PIL_MODES``: L, RGB, RGBA); RGBA padding is transparent.
     """
     cells = list(images)
     first = next((im for im in cells if im is not None), None)
@@ -168,9 +170,12 @@ def make_grid(images: Sequence[np.ndarray | None], *, columns: int | None = None
     h, w = first.shape[:2]
     cols = columns or math.ceil(math.sqrt(len(cells)))
     rows = math.ceil(len(cells) / cols)
-    canvas = Image.new("RGB", (cols * w + (cols - 1) * padding, rows * h + (rows - 1) * padding), fill)
+    mode = PIL_MODES.get(first.shape[2] if first.ndim == 3 else 3, "RGB")
+    background = {"L": Image.new("RGB", (1, 1), fill).convert("L").getpixel((0, 0)), "RGB": fill,
+                  "RGBA": (*fill, 0)}[mode]
+    canvas = Image.new(mode, (cols * w + (cols - 1) * padding, rows * h + (rows - 1) * padding), background)
     for i, image in enumerate(cells):
         if image is not None:
             r, c = divmod(i, cols)
-            canvas.paste(Image.fromarray(np.asarray(image)), (c * (w + padding), r * (h + padding)))
+            canvas.paste(to_pil(np.asarray(image)), (c * (w + padding), r * (h + padding)))
     return canvas

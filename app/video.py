@@ -56,7 +56,15 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, *, fps: float, min_si
 
 
 def write_video(frames: np.ndarray, path: str | os.PathLike, *, fps: float, min_size: int = 256) -> Path:
-    """Pick the writer from the suffix: ``.mp4`` or ``.gif``."""
+    """Pick the writer from the suffix: ``.mp4`` or ``.gif``. Grayscale and RGBA frames become RGB
+    (RGBA composited on white): neither format keeps an alpha channel we could rely on."""
+    if frames.shape[-1] != 3:
+        import torch
+
+        from progan.images import uint8_to_rgb
+
+        nchw = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)      # [N, C, H, W]
+        frames = uint8_to_rgb(nchw).permute(0, 2, 3, 1).numpy()                        # [N, H, W, 3]
     suffix = Path(path).suffix.lower()
     if suffix == ".mp4":
         return write_mp4(frames, path, fps=fps, min_size=min_size)

@@ -9,7 +9,8 @@ one configuration per subprocess so peak memory is clean. Prints a markdown tabl
     python benchmarks/train_throughput.py --presets demo-64 --batch 32 --final-only --channels-last \
         --augment none,diffaugment,ada --reg-every 1,16
 
-``--augment ada`` runs at p = 0.5 (each transform on half the images, plus the mask draws);
+``--augment ada`` runs ADA's bgc pipeline at p = 0.5 (each transform on half the images; the cost does
+not depend on p: every parameter is drawn and the one grid_sample runs on every image);
 ``--reg-every K`` is lazy regularization: the penalty as its own D step every K steps, as train.py does.
 """
 from __future__ import annotations
@@ -42,7 +43,7 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
     import torch
 
     from families import FAMILIES
-    from progan.training.augment import Augment, parse_policy
+    from progan.training.augment import build_augment
     from progan.training.step import StepContext, discriminator_step, generator_step, regularization_step
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -63,8 +64,7 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
                       autocast=lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
                       backward=lambda loss: loss.backward(), reduce_mean=lambda t: t,
                       mixing_prob=0.9 if family_name == "stylegan_lite" else 0.0,
-                      augment=None if augment == "none" else
-                      Augment(parse_policy("color,translation,cutout"), p=0.5 if augment == "ada" else 1.0),
+                      augment=build_augment(augment, p=0.5 if augment == "ada" else None),
                       penalty=reg_every == 1)
     reals = [(torch.rand(batch, 3, resolution, resolution, device=device) * 2 - 1).contiguous(
         memory_format=memory_format)]
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--precision", default="no", choices=["no", "bf16", "fp16"])
     parser.add_argument("--final-only", action="store_true", help="only each preset's final resolution")
-    parser.add_argument("--augment", default="none", help="comma-separated: none, diffaugment, ada (p=0.5)")
+    parser.add_argument("--augment", default="none", help="comma-separated: none, diffaugment, ada (bgc, p=0.5)")
     parser.add_argument("--reg-every", default="1", help="comma-separated lazy-regularization intervals")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: family:preset:stage in a subprocess

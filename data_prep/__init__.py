@@ -2,7 +2,7 @@
 
     from data_prep import prepare, open_dataset
     path = prepare("photos/", "data/photos-256", resolution=256)   # or: python -m data_prep ...
-    dataset = open_dataset(path, 64, xflip=True)                    # uint8 [3, 64, 64] items
+    dataset = open_dataset(path, 64, xflip=True)                    # uint8 [C, 64, 64] items (C = 3 unless --channels)
 
 The torch-dependent names (`ImageDataset`, `open_dataset`) load on first use, so the CLI and the
 worker processes of `prepare` never pay for importing torch.

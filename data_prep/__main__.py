@@ -59,6 +59,7 @@ _EXAMPLES = """examples:
   python -m data_prep faces.zip --out data/faces-1024 --resolution 1024 --dedupe
   python -m data_prep openmoji --out data/openmoji-64 --resolution 64
   python -m data_prep ~/pets --out data/pets-64 --resolution 64 --labels folders
+  python -m data_prep openmoji --out data/openmoji-rgba-64 --resolution 64 --channels 4
 """
 
 
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--background", type=_color, default=(255, 255, 255),
                         metavar="COLOR", help="R,G,B or #rrggbb under transparent pixels and "
                                               "padding (default: white)")
+    parser.add_argument("--channels", type=int, choices=(1, 3, 4), default=3,
+                        help="1: grayscale (PIL 'L'), 3: RGB (default), 4: RGBA keeping the alpha of "
+                             "PNGs/WebPs (images without alpha become opaque)")
     parser.add_argument("--no-pyramid", dest="pyramid", action="store_false",
                         help="store only R, not every power of two from R down to 4")
     parser.add_argument("--dedupe", action="store_true",
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 crop=args.crop, background=args.background, dedupe=args.dedupe,
                 upscale=args.upscale, workers=args.workers, progress=not args.quiet,
                 overwrite=args.overwrite, limit=args.limit, max_bytes=args.max_mib << 20,
-                labels=args.labels)
+                labels=args.labels, channels=args.channels)
     except DataPrepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,4 +1,7 @@
-"""The torch Dataset train.py reads: uint8 [3, R, R] tensors from a prepared dataset or a folder.
+"""The torch Dataset train.py reads: uint8 [C, R, R] tensors from a prepared dataset or a folder.
+
+C is the dataset's ``channels`` (3 RGB; 1 grayscale or 4 RGBA when prepared with ``--channels``;
+a manifest without the field is RGB). A plain folder is read as RGB.
 
 A prepared directory is read through numpy memory maps opened lazily, on first access in each
 process: nothing is held open across fork/spawn, every DataLoader worker and every rank on every
@@ -64,8 +67,11 @@ class _Prepared:
                                 f"available: {sorted(self.resolutions)}")
         entry = self.manifest["files"][str(resolution)]
         self.file = path / entry["file"]
-        self.shape = tuple(entry["shape"])  # [N, 3, R, R]
+        self.shape = tuple(entry["shape"])  # [N, C, R, R]
         self.length = self.shape[0]
+        self.channels = int(self.manifest.get("channels", 3))
+        if self.shape[1] != self.channels:
+            raise DataPrepError(f"{self.file}: the manifest says {self.channels} channels but shape {self.shape}")
         self._array: np.ndarray | None = None
         self._pid: int | None = None
         self.class_names, self.labels = _read_labels(path, self.manifest, self.length)
@@ -85,10 +91,10 @@ class _Prepared:
                 raise DataPrepError(f"{self.file} holds {array.dtype} {array.shape}, the manifest "
                                     f"says uint8 {self.shape}: the dataset is damaged")
             self._array, self._pid = array, os.getpid()
-        return self._array  # [N, 3, R, R] uint8
+        return self._array  # [N, C, R, R] uint8
 
     def load(self, index: int, *, flip: bool = False) -> np.ndarray:
-        image = self.array()[index]  # [3, R, R], a view into the page cache
+        image = self.array()[index]  # [C, R, R], a view into the page cache
         # np.array always copies into a private, writable, contiguous array (mirrored or not).
         return np.array(image[:, :, ::-1] if flip else image, order="C")
 
@@ -110,6 +116,7 @@ class _Folder:
         self.settings = Settings(resolution, pyramid=False, **options)
         self.resolutions = (resolution,)
         self.class_names, self.labels = (), None  # labels need data_prep --labels
+        self.channels = 3
         self.manifest = {"format": "raw-folder",
                          "source": {"kind": "folder", "location": str(path)},
                          "resolutions": [resolution], "counts": {"found": len(self.items)}}
@@ -145,7 +152,7 @@ class ImageDataset(Dataset):
         with_labels: items are `(image, class index)` pairs (int64 scalar tensor; a mirror keeps its
             image's class); refused for a dataset prepared without `--labels`.
 
-    `ds[i]` is a contiguous uint8 tensor [3, R, R]; convert on the device:
+    `ds[i]` is a contiguous uint8 tensor [C, R, R] (``self.channels``); convert on the device:
     `x = batch.to(device).float() / 127.5 - 1`. `class_names` (empty without labels) and
     `labels` (int64 [num_images] or None) describe the classes.
     """
@@ -174,6 +181,7 @@ class ImageDataset(Dataset):
             self._backend = _Folder(self.path, resolution, crop=crop,
                                     background=tuple(background), upscale=upscale)
         self.resolutions: tuple[int, ...] = self._backend.resolutions
+        self.channels: int = self._backend.channels  # 1, 3 or 4
         self.manifest: dict = self._backend.manifest
         self.num_images = len(self._backend)
         self.class_names: tuple[str, ...] = self._backend.class_names
@@ -199,10 +207,10 @@ class ImageDataset(Dataset):
         image = self._backend.load(index % self.num_images, flip=index >= self.num_images)
         if self.with_labels:
             return torch.from_numpy(image), torch.tensor(int(self.labels[index % self.num_images]))
-        return torch.from_numpy(image)  # [3, R, R] uint8, contiguous
+        return torch.from_numpy(image)  # [C, R, R] uint8, contiguous
 
     def extra_repr(self) -> str:
-        return (f"{self.path}, resolution={self.resolution}, images={self.num_images}, "
+        return (f"{self.path}, resolution={self.resolution}, channels={self.channels}, images={self.num_images}, "
                 f"xflip={self.xflip}, classes={len(self.class_names)}")
 
     def __repr__(self) -> str:

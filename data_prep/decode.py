@@ -1,10 +1,15 @@
-"""Bytes of one image file -> an upright RGB PIL image, whatever the file held.
+"""Bytes of one image file -> an upright RGB (or L / RGBA, see `channels`) PIL image, whatever the file held.
 
 Real collections mix JPEGs with EXIF rotation, PNGs with alpha, palette GIFs (some animated),
 grayscale, CMYK and 16-bit scans, plus files that are truncated, empty or not images at all. This
 module turns each into RGB or raises `SkipImage` with a stable reason; it never lets a bad file
 crash the run. stylegan2-ada's dataset_tool fails on exactly these cases (no EXIF, no alpha, a
 corrupt file aborts the whole folder).
+
+`channels` picks the stored mode: 3 = RGB (alpha composited onto the background), 1 = grayscale
+(the same RGB composite, then PIL's 'L', ITU-R 601 luma), 4 = RGBA with straight alpha kept (images
+without alpha become fully opaque; fully transparent pixels get colour 0 so that the hidden colour
+a PNG happened to store does not reach the model).
 """
 
 from __future__ import annotations
@@ -98,6 +103,29 @@ def to_rgb(image: Image.Image, *, background: tuple[int, int, int]) -> Image.Ima
         raise SkipImage("unsupported", f"mode {image.mode}: {error}") from None
 
 
+CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def to_mode(image: Image.Image, *, channels: int, background: tuple[int, int, int]) -> Image.Image:
+    """Any PIL mode -> L (1 channel), RGB (3) or RGBA (4); see the module docstring."""
+    if channels == 3:
+        return to_rgb(image, background=background)
+    if channels == 1:
+        return to_rgb(image, background=background).convert("L")
+    if channels != 4:
+        raise ValueError(f"channels must be 1, 3 or 4, got {channels}")
+    if image.mode in _SIXTEEN_BIT_MODES:
+        image = _sixteen_bit_to_l(image)
+    elif image.mode == "F":
+        image = _float_to_l(image)
+    try:
+        rgba = np.array(image.convert("RGBA"))                      # [H, W, 4], straight alpha
+    except (ValueError, OSError) as error:
+        raise SkipImage("unsupported", f"mode {image.mode}: {error}") from None
+    rgba[rgba[..., 3] == 0, :3] = 0
+    return Image.fromarray(rgba, "RGBA")
+
+
 def decode(
     data: bytes,
     *,
@@ -105,8 +133,10 @@ def decode(
     draft_square: int | None = None,
     crop: str = "center",
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    channels: int = 3,
 ) -> Image.Image:
-    """Decode `data` into an upright RGB image; `draft_square` allows a faster JPEG draft decode."""
+    """Decode `data` into an upright image of `channels` (1: L, 3: RGB, 4: RGBA); `draft_square`
+    allows a faster JPEG draft decode."""
     image = open_image(data, max_pixels=max_pixels)
     # Animated GIF/WebP/APNG: Image.open is positioned on frame 0, which is the one we keep.
     if draft_square is not None:
@@ -124,4 +154,4 @@ def decode(
             image = ImageOps.exif_transpose(image)
         except Exception:
             pass
-    return to_rgb(image, background=background)
+    return to_mode(image, channels=channels, background=background)

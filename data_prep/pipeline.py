@@ -43,26 +43,28 @@ class Settings:
     dedupe: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_bytes: int = DEFAULT_MAX_BYTES  # per file or archive member, before decoding
+    channels: int = 3                   # 1 (L), 3 (RGB) or 4 (RGBA)
 
 
 @dataclass
 class Result:
     name: str
-    levels: dict[int, np.ndarray] | None = None  # {R: uint8 [3, R, R]} when kept
+    levels: dict[int, np.ndarray] | None = None  # {R: uint8 [C, R, R]} when kept
     digest: str | None = None                    # sha256 of the top level, for dedupe
     reason: str | None = None                    # SkipImage reason when skipped
     detail: str = ""
 
 
 def load_square(item: Item, settings: Settings) -> np.ndarray:
-    """One item -> uint8 [R, R, 3] at settings.resolution; raises SkipImage."""
+    """One item -> uint8 [R, R, C] at settings.resolution (C = settings.channels); raises SkipImage."""
     data = read_item(item, max_bytes=settings.max_bytes)
     if item.kind == "svg":
         from .openmoji import render_svg
 
         data = render_svg(data, settings.resolution)
     image = decode(data, background=settings.background, crop=settings.crop,
-                   draft_square=2 * settings.resolution, max_pixels=settings.max_pixels)
+                   draft_square=2 * settings.resolution, max_pixels=settings.max_pixels,
+                   channels=settings.channels)
     return square(image, settings.resolution, crop=settings.crop,
                   background=settings.background, upscale=settings.upscale)
 
@@ -159,6 +161,7 @@ def prepare(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     labels: str | None = None,
+    channels: int = 3,
 ) -> Path:
     """Turn `source` (folder, .zip, .tar*, or "openmoji") into a dataset directory at `out`.
 
@@ -179,7 +182,10 @@ def prepare(
         raise DataPrepError(f"limit must be >= 1, got {limit}")
     if max_bytes < 1:
         raise DataPrepError(f"max_bytes must be >= 1, got {max_bytes}")
-    settings = Settings(resolution, pyramid, crop, tuple(background), upscale, dedupe, max_pixels, max_bytes)
+    if channels not in (1, 3, 4):
+        raise DataPrepError(f"channels must be 1 (grayscale), 3 (RGB) or 4 (RGBA), got {channels}")
+    settings = Settings(resolution, pyramid, crop, tuple(background), upscale, dedupe, max_pixels, max_bytes,
+                        channels)
     workers = default_workers() if workers is None else max(1, int(workers))
     start = time.perf_counter()
 
@@ -193,9 +199,9 @@ def prepare(
 
     resolutions = pyramid_resolutions(resolution, pyramid=pyramid)
     # Chunks of ~4 MiB of pixels: big enough to amortise IPC, small enough at 1024x1024.
-    chunk = max(1, min(32, (4 << 20) // (3 * resolution * resolution * 4 // 3)))
+    chunk = max(1, min(32, (4 << 20) // (channels * resolution * resolution * 4 // 3)))
     names, classes, skipped, duplicates, seen = [], [], [], [], {}
-    with DatasetWriter(Path(out), resolutions, overwrite=overwrite) as writer:
+    with DatasetWriter(Path(out), resolutions, overwrite=overwrite, channels=channels) as writer:
         results = ordered_map(_process_chunk, items, settings, workers=workers, chunk=chunk)
         for result in _progress(results, src.total, progress):
             if result.reason is not None:

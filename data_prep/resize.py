@@ -37,12 +37,16 @@ def square(
     background: tuple[int, int, int] = (255, 255, 255),
     upscale: bool = False,
 ) -> np.ndarray:
-    """RGB image of any shape -> uint8 array [resolution, resolution, 3].
+    """L, RGB or RGBA image of any shape -> uint8 array [resolution, resolution, C] (C = 1, 3, 4).
 
     crop="center" cuts the largest centred square; crop="pad" letterboxes the whole image onto a
-    square of `background`. Inputs whose square is smaller than `resolution` are skipped unless
-    `upscale` is set (then Lanczos upsamples them).
+    square of `background` (its luma for L; fully transparent for RGBA). Inputs whose square is
+    smaller than `resolution` are skipped unless `upscale` is set (then Lanczos upsamples them;
+    Pillow resizes RGBA in premultiplied alpha, so hidden colours do not bleed).
     """
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}.get(image.mode)
+    if channels is None:
+        raise ValueError(f"square() takes L, RGB or RGBA images, got mode {image.mode}")
     width, height = image.size
     side = min(width, height) if crop == "center" else max(width, height)
     if side < resolution and not upscale:
@@ -51,7 +55,9 @@ def square(
         left, top = (width - side) // 2, (height - side) // 2
         box = (left, top, left + side, top + side)
     elif crop == "pad":
-        canvas = Image.new("RGB", (side, side), background)
+        fill = {"L": Image.new("RGB", (1, 1), background).convert("L").getpixel((0, 0)),
+                "RGB": background, "RGBA": (0, 0, 0, 0)}[image.mode]
+        canvas = Image.new(image.mode, (side, side), fill)
         canvas.paste(image, ((side - width) // 2, (side - height) // 2))
         image, box = canvas, (0, 0, side, side)
     else:
@@ -62,7 +68,7 @@ def square(
     else:
         gap = REDUCING_GAP if side > resolution else None
         out = image.resize((resolution, resolution), Image.LANCZOS, box=box, reducing_gap=gap)
-    return np.asarray(out, dtype=np.uint8).reshape(resolution, resolution, 3)
+    return np.asarray(out, dtype=np.uint8).reshape(resolution, resolution, channels)
 
 
 def box_downsample(images: np.ndarray) -> np.ndarray:
@@ -77,8 +83,13 @@ def box_downsample(images: np.ndarray) -> np.ndarray:
 
 
 def build_pyramid(top: np.ndarray, resolutions: list[int]) -> dict[int, np.ndarray]:
-    """uint8 [R, R, 3] -> {r: contiguous uint8 [3, r, r]} for every r in `resolutions`."""
-    level = np.ascontiguousarray(top.transpose(2, 0, 1))  # [3, R, R]: what the Dataset returns
+    """uint8 [R, R, C] -> {r: contiguous uint8 [C, r, r]} for every r in `resolutions`.
+
+    Every channel, alpha included, is box-filtered on its own (straight, not premultiplied alpha):
+    that is exactly what the discriminator's fade-in does to a batch (``downsample2x``), so the
+    pyramid property above holds for RGBA too.
+    """
+    level = np.ascontiguousarray(top.transpose(2, 0, 1))  # [C, R, R]: what the Dataset returns
     levels = {}
     for resolution in sorted(resolutions, reverse=True):
         while level.shape[-1] > resolution:

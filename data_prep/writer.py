@@ -5,7 +5,8 @@ Layout of a dataset directory (format version 1):
     manifest.json         source, settings, counts, resolutions, sha256 per file, skipped files
     names.json            source name of every kept image, in array order
     labels.npy            int64 [N] class index of every image (only with labels; names in manifest "classes")
-    images_<R>.npy        uint8 [N, 3, R, R] (RGB, CHW) for each resolution R
+    images_<R>.npy        uint8 [N, C, R, R] (CHW; C = 3 RGB, 1 grayscale or 4 RGBA, the manifest's
+                          "channels") for each resolution R
 
 Each array is appended image by image behind a fixed-size .npy header whose shape is filled in
 when the count is known, so memory stays constant for millions of images. Everything is written
@@ -28,7 +29,7 @@ import numpy as np
 from .errors import DataPrepError, OutputExists
 
 FORMAT_VERSION = 1
-# 128 bytes = 64-byte aligned (numpy's own rule) and room for any [N, 3, R, R] shape string.
+# 128 bytes = 64-byte aligned (numpy's own rule) and room for any [N, C, R, R] shape string.
 _HEADER_BYTES = 128
 
 
@@ -74,12 +75,14 @@ class DatasetWriter:
         out: final dataset directory; must not exist unless `overwrite`.
         resolutions: resolutions to store, each an `images_<R>.npy`.
         overwrite: replace an existing dataset at `out` (never a directory that is not one).
+        channels: image channels per pixel (1, 3 or 4).
     """
 
-    def __init__(self, out: Path, resolutions: list[int], *, overwrite: bool = False) -> None:
+    def __init__(self, out: Path, resolutions: list[int], *, overwrite: bool = False, channels: int = 3) -> None:
         self.out = Path(out).expanduser().absolute()
         self.resolutions = sorted(resolutions, reverse=True)
         self.overwrite = overwrite
+        self.channels = channels
         self.count = 0
         self._tag = f"{socket.gethostname()}-{os.getpid()}"
         self.tmp = self.out.with_name(f"{self.out.name}.tmp-{self._tag}")
@@ -113,15 +116,15 @@ class DatasetWriter:
         self.tmp.mkdir()
         for resolution in self.resolutions:
             handle = open(self.tmp / f"images_{resolution}.npy", "wb")
-            handle.write(npy_header((0, 3, resolution, resolution)))  # rewritten in commit()
+            handle.write(npy_header((0, self.channels, resolution, resolution)))  # rewritten in commit()
             self._files[resolution] = handle
         return self
 
     def add(self, levels: dict[int, np.ndarray]) -> None:
-        """Append one image: {R: contiguous uint8 [3, R, R]} for every stored resolution."""
+        """Append one image: {R: contiguous uint8 [C, R, R]} for every stored resolution."""
         for resolution, handle in self._files.items():
             level = levels[resolution]
-            assert level.dtype == np.uint8 and level.shape == (3, resolution, resolution)
+            assert level.dtype == np.uint8 and level.shape == (self.channels, resolution, resolution)
             handle.write(np.ascontiguousarray(level).data)
         self.count += 1
 
@@ -131,13 +134,13 @@ class DatasetWriter:
         files = {}
         for resolution, handle in self._files.items():
             handle.seek(0)
-            handle.write(npy_header((self.count, 3, resolution, resolution)))
+            handle.write(npy_header((self.count, self.channels, resolution, resolution)))
             handle.flush()
             os.fsync(handle.fileno())
             handle.close()
             path = self.tmp / f"images_{resolution}.npy"
             files[str(resolution)] = {"file": path.name, "dtype": "uint8",
-                                      "shape": [self.count, 3, resolution, resolution],
+                                      "shape": [self.count, self.channels, resolution, resolution],
                                       "bytes": path.stat().st_size, "sha256": sha256_file(path)}
         self._files = {}
         names_text = json.dumps(names, ensure_ascii=False, indent=0)
@@ -148,7 +151,7 @@ class DatasetWriter:
             files["labels"] = {"file": "labels.npy", "dtype": "int64", "shape": [self.count],
                                "sha256": sha256_file(self.tmp / "labels.npy")}
         manifest = {"format": "gan-studio-dataset", "format_version": FORMAT_VERSION,
-                    **manifest, "resolutions": self.resolutions, "files": files}
+                    **manifest, "resolutions": self.resolutions, "channels": self.channels, "files": files}
         with open(self.tmp / "manifest.json", "w", encoding="utf-8") as handle:
             json.dump(manifest, handle, indent=1, ensure_ascii=False)
             handle.write("\n")

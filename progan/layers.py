@@ -87,10 +87,16 @@ class EqualizedLinear(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
         self.bias = nn.Parameter(torch.full((out_features,), bias_init / lr_multiplier)) if bias else None
         self.weight_scale = gain / math.sqrt(in_features) * lr_multiplier  # He constant, applied per call
+        self.spectral_norm: nn.Module | None = None  # set by spectral_norm.apply_spectral_norm
+
+    def effective_weight(self) -> torch.Tensor:
+        """``weight * weight_scale``, divided by its largest singular value under ``--spectral-norm``."""
+        weight = self.weight * self.weight_scale
+        return weight if self.spectral_norm is None else self.spectral_norm(weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias * self.lr_multiplier
-        return F.linear(x, self.weight * self.weight_scale, bias)
+        return F.linear(x, self.effective_weight(), bias)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -121,9 +127,15 @@ class EqualizedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_scale = gain / math.sqrt(in_channels * kernel_size * kernel_size)
+        self.spectral_norm: nn.Module | None = None  # set by spectral_norm.apply_spectral_norm
+
+    def effective_weight(self) -> torch.Tensor:
+        """``weight * weight_scale``, divided by its largest singular value under ``--spectral-norm``."""
+        weight = self.weight * self.weight_scale
+        return weight if self.spectral_norm is None else self.spectral_norm(weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.weight_scale, self.bias, padding=self.padding)
+        return F.conv2d(x, self.effective_weight(), self.bias, padding=self.padding)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -15,6 +15,7 @@ from torch import nn
 from .conditioning import ClassEmbedding, ProjectionHead, check_labels
 from .config import ProGANConfig
 from .hub.export import PretrainedMixin
+from .minibatch_discrimination import MinibatchDiscrimination
 from .layers import (
     LEAKY_SLOPE,
     EqualizedConv2d,
@@ -156,44 +157,63 @@ class DiscriminatorOutputBlock(nn.Module):
 
     With ``num_classes`` it is the projection discriminator's head (Miyato & Koyama 2018, section 3):
     ``out(phi) + <embed(y), phi> / sqrt(C)`` with ``phi`` the ``[N, C]`` features after ``dense``.
+    ``minibatch_discrimination=(B, C)`` puts Salimans et al.'s minibatch discrimination (section 3.2,
+    ``progan.minibatch_discrimination``) where the stddev layer was. ``forward(x, labels, True)`` also
+    returns the features before the two dense layers (the 3x3 conv's activations, ``[N, C * 16]``), which
+    feature matching (Salimans et al. section 3.1) compares.
     """
 
-    def __init__(self, channels: int, *, group_size: int, num_features: int, num_classes: int = 0) -> None:
+    def __init__(self, channels: int, *, group_size: int, num_features: int, num_classes: int = 0,
+                 minibatch_discrimination: tuple[int, int] | None = None) -> None:
         super().__init__()
-        self.mbstd = MinibatchStdDev(group_size=group_size, num_features=num_features)
+        if minibatch_discrimination is None:
+            self.mbstd = MinibatchStdDev(group_size=group_size, num_features=num_features)
+        else:  # its T is saved as blocks.0.minibatch_discrimination.weight
+            kernels, dim = minibatch_discrimination
+            self.minibatch_discrimination = MinibatchDiscrimination(channels * 16, num_kernels=kernels,
+                                                                    kernel_dim=dim)
+            num_features = kernels
         self.conv = EqualizedConv2d(channels + num_features, channels, 3)
         self.dense = EqualizedLinear(channels * 16, channels)
         self.out = EqualizedLinear(channels, 1, gain=1.0)
         self.projection = ProjectionHead(num_classes, channels) if num_classes else None
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        x = _lrelu(self.conv(self.mbstd(x)))                              # [N, C, 4, 4]
-        x = _lrelu(self.dense(x.flatten(1)))                              # [N, C]: phi(x)
-        if self.projection is None:
-            return self.out(x)                                            # [N, 1]
-        return self.out(x) + self.projection(x, labels)                   # [N, 1]
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, return_features: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        batch_layer = self.mbstd if "mbstd" in self._modules else self.minibatch_discrimination
+        x = _lrelu(self.conv(batch_layer(x)))                             # [N, C(+F), 4, 4] -> [N, C, 4, 4]
+        features = x.flatten(1)                                           # [N, C * 16]
+        x = _lrelu(self.dense(features))                                  # [N, C]: phi(x)
+        scores = self.out(x)                                              # [N, 1]
+        if self.projection is not None:
+            scores = scores + self.projection(x, labels)                  # [N, 1]
+        return (scores, features) if return_features else scores
 
 
 class Discriminator(nn.Module):
     """ProGAN discriminator (also StyleGAN-lite's). ``images [N, 3, R, R] -> scores [N, 1]``.
 
     Works for any config with ProGAN's fields, so StyleGAN-lite reuses it unchanged.
+    ``minibatch_discrimination=(B, C)`` replaces minibatch stddev (a training option, ``--minibatch-
+    discrimination``: D is never exported, and checkpoints record it in their train_config).
+    ``forward(..., features=True)`` returns ``(scores, features [N, C * 16])``.
     """
 
-    def __init__(self, config: ProGANConfig) -> None:
+    def __init__(self, config: ProGANConfig, *, minibatch_discrimination: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.config = config
         res = config.resolutions
         self.from_rgb = nn.ModuleList(EqualizedConv2d(config.image_channels, config.channels(r), 1) for r in res)
         blocks: list[nn.Module] = [DiscriminatorOutputBlock(
             config.channels(4), group_size=config.mbstd_group_size, num_features=config.mbstd_num_features,
-            num_classes=config.num_classes)]
+            num_classes=config.num_classes, minibatch_discrimination=minibatch_discrimination)]
         for r in res[1:]:
             blocks.append(DiscriminatorBlock(config.channels(r), config.channels(r // 2)))
         self.blocks = nn.ModuleList(blocks)  # blocks[s] consumes resolution 4 * 2**s
 
     def forward(self, images: torch.Tensor, *, stage: int | None = None, alpha: float = 1.0,
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+                labels: torch.Tensor | None = None, features: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``labels [N]`` (int64 class indices): required by a conditional D, refused by an unconditional one."""
         stage = resolve_stage(self.config, stage)
         check_labels(self.config.num_classes, labels, images.shape[0])
@@ -210,4 +230,4 @@ class Discriminator(nn.Module):
                 x = torch.lerp(_lrelu(skip), x, alpha)
         for s in range(stage - 1, 0, -1):
             x = run_block(self.blocks[s], x, resolution=res[s], full_resolution=full)
-        return run_block(self.blocks[0], x, labels, resolution=4, full_resolution=full)
+        return run_block(self.blocks[0], x, labels, features, resolution=4, full_resolution=full)

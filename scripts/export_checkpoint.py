@@ -18,6 +18,7 @@ import torch  # noqa: E402
 
 from families import get_family  # noqa: E402
 from progan.hub.export import truncate_to_resolution  # noqa: E402
+from progan.training.options import TrainConfig  # noqa: E402
 
 
 def main() -> int:
@@ -29,6 +30,7 @@ def main() -> int:
     args = parser.parse_args()
     state = torch.load(args.checkpoint / "state.pt", map_location="cpu", weights_only=True)
     train = json.loads(state["train_config"])
+    config = TrainConfig(**train)  # fields added since the checkpoint take their defaults, as on resume
     family = get_family(state["family"])
     generator = family.generator_cls(family.preset(train["preset"]))
     generator.load_state_dict(state["generator_ema"])
@@ -37,7 +39,7 @@ def main() -> int:
     summary = {"preset": train["preset"], "family": family.name, "images_seen": state["images_seen"],
                "kimg": round(state["images_seen"] / 1000, 3), "steps": state["step"],
                "exported_resolution": generator.config.resolution, "data": train["data"] or "openmoji",
-               "loss": train["loss"] or family.default_loss, "note": args.note}
+               "loss": config.objective, "stabilization": config.stabilization(), "note": args.note}
     path = generator.save_pretrained(args.out, summary=summary)
     print(f"wrote {path} ({generator.config.resolution}px, {summary['kimg']} kimg)")
     return 0

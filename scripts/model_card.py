@@ -24,6 +24,23 @@ def _run_facts(run: Path) -> dict:
     return facts
 
 
+_TRICKS = ("feature_matching", "historical_averaging", "minibatch_discrimination", "unrolled_steps")
+
+
+def _tricks_line(summary: dict) -> list[str]:
+    """The Salimans et al. 2016 / Metz et al. 2017 options the run used (progan.training.tricks), if any."""
+    values = {k: summary[k] for k in _TRICKS if k in summary}
+    if isinstance(values.get("feature_matching"), dict):
+        values["feature_matching"] = "{weight} ({mode})".format(**values["feature_matching"])
+    used = [f"{k.replace('_', ' ')} {v}" for k, v in values.items()]
+    return [f"- Stabilization options (`training.tricks`): {'; '.join(used)}."] if used else []
+
+
+def _stabilization(facts: dict) -> str:
+    """The training summary's loss/penalty/stabilization settings as one line (older weights have none)."""
+    return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in facts.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights", type=Path)
@@ -52,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         "family's run, evaluations and tests.",
         f"- Loss: {summary['loss']}" + (f"; ADA p at the end {facts['augment_p']:.3f}" if "augment_p" in facts else "")
         + ".",
+        *_tricks_line(summary),
+        *([f"- Stabilization: {_stabilization(summary['stabilization'])}."] if "stabilization" in summary else []),
+        *([f"- Fine-tuned from `{summary['init_from']}` (`--init-from`"
+           + (", `--init-regrow`" if summary.get("init_regrow") else "")
+           + (f", Freeze-D `--freeze-d {summary['freeze_d']}`" if summary.get("freeze_d") else "") + ")."]
+          if summary.get("init_from") else []),
         f"- FID **{metrics['fid']:.1f}**, KID {metrics['kid']:.4f}, precision {metrics['precision']:.3f}, recall "
         f"{metrics['recall']:.3f}: {metrics['num_generated']:,} generated (psi 1) vs all {metrics['num_real']:,} real "
         f"images at {metrics['resolution']} px, `python evaluate.py --weights {args.weights} --num "

@@ -204,3 +204,25 @@ EQUIVALENT: dict[str, str] = {
     "limits-finite-check-dropped": "NaN fails `low <= x <= high` by itself and +-inf lie outside every finite "
                                    "bound the app uses, so `math.isfinite` only documents intent",
 }
+
+# Salimans et al. 2016 / Metz et al. 2017 options (training.tricks): the bugs planted when they were written.
+TR, MBD, TRICKS_T = "progan/training/tricks.py", "progan/minibatch_discrimination.py", ("tests/test_tricks.py",)
+MUTANTS += [
+    m("tricks-fm-unfaded-reals", T, "fake, fade_reals(reals[i], ctx.alpha),", "fake, reals[i],", TRICKS_T),
+    m("tricks-fm-mode-swapped", TR, 'loss = weight * fm if mode == "replace" else', 'loss = weight * fm if mode == "add" else',
+      TRICKS_T),
+    m("tricks-fm-sum-not-mean", TR, "real_features.float().mean(dim=0) - fake_features.float().mean(dim=0)",
+      "real_features.float().sum(dim=0) - fake_features.float().sum(dim=0)", TRICKS_T),
+    Mutant("tricks-ha-mean-excludes-current", TR, ((
+        "            self.sums[name] += p.detach()\n            mean = (self.sums[name] / self.count).to(p.dtype)",
+        "            mean = (self.sums[name] / max(self.count - 1, 1)).to(p.dtype)\n"
+        "            self.sums[name] += p.detach()"),), TRICKS_T),
+    m("tricks-mbd-excludes-self", MBD, "return torch.exp(-l1).sum(dim=1)", "return torch.exp(-l1).sum(dim=1) - 1", TRICKS_T),
+    m("tricks-mbd-l2", MBD, ".abs().sum(dim=3)", ".square().sum(dim=3)", TRICKS_T),
+    m("tricks-unrolled-shares-adam-state", TR, "opt.load_state_dict(copy.deepcopy(inner.state_dict()))",
+      "opt.load_state_dict(inner.state_dict())", TRICKS_T),
+    m("tricks-unrolled-fresh-adam", TR, "opt.load_state_dict(copy.deepcopy(inner.state_dict()))", "pass", TRICKS_T),
+    m("tricks-unrolled-ignored", TR, "return dataclasses.replace(ctx, discriminator=d_copy)  #", "return ctx  #", TRICKS_T),
+    m("tricks-ha-not-resumed", "progan/training/trainer.py",
+      '                history.load_state_dict(state["historical_average"][name])', "                pass", TRICKS_T),
+]

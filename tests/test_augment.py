@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from families import FAMILIES
-from progan.training.augment import (POLICIES, AdaptiveController, Augment, brightness, contrast, cutout,
-                                     parse_policy, saturation, translate)
+from progan.training.augment import (ADA_SIGN_LOSSES, POLICIES, AdaAugment, AdaptiveController, Augment,
+                                     brightness, build_augment, check_ada_loss, contrast, cutout, parse_policy,
+                                     saturation, translate)
 from progan.training.step import StepContext, discriminator_step, generator_step, regularization_step
 
 ALL = ("color", "translation", "cutout")
@@ -64,10 +65,25 @@ def test_translation_and_cutout_match_a_pixel_loop():
                 if 0 <= si < 8 and 0 <= sj < 8:
                     expected[n, :, i, j] = x[n, :, si, sj]
     assert torch.equal(out, expected)
-    holes = (cutout(torch.ones(200, 1, 8, 8)) == 0).float()
-    side = holes.sum(dim=(1, 2, 3))
-    assert side.max() == 16 and side.min() >= 4       # a 4x4 square, clipped at the borders at most to 2x2
-    assert (holes.sum(dim=0) > 0).all()                # over many draws every pixel gets cut somewhere
+
+
+def test_cutout_zeroes_one_square_of_half_the_side_clipped_only_by_the_border():
+    """Each hole is one solid axis-aligned rectangle: 4 px on a side of an 8 px image, shorter (at least
+    2 px: the centre stays inside) only where it touches the border; over many draws it goes everywhere."""
+    torch.manual_seed(0)
+    holes = cutout(torch.ones(300, 1, 8, 8))[:, 0] == 0                   # [N, H, W]
+    for hole in holes:
+        rows, cols = hole.any(dim=1).nonzero().flatten(), hole.any(dim=0).nonzero().flatten()
+        top, bottom, left, right = rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item()
+        box = torch.zeros_like(hole)
+        box[top:bottom + 1, left:right + 1] = True
+        assert torch.equal(hole, box), "the hole is not one solid rectangle"
+        for lo, hi in ((top, bottom), (left, right)):
+            side = hi - lo + 1
+            assert side == 4 or (2 <= side < 4 and (lo == 0 or hi == 7)), (lo, hi)
+    assert holes.any(dim=0).all()                       # over many draws every pixel gets cut somewhere
+    # the centre is uniform over the 9 corner-aligned positions per axis; 5 of them keep the square whole
+    assert (holes.sum(dim=(1, 2)) == 16).float().mean().item() == pytest.approx(25 / 81, abs=0.08)
 
 
 def test_color_transforms_follow_their_definitions():
@@ -157,9 +173,10 @@ def test_generator_gets_gradients_through_the_augmentation(family):
     torch.manual_seed(0)
     config = family.presets["tiny"]
     g, d = family.generator_cls(config), family.discriminator_cls(config)
-    for policy in ALL:
+    for policy in (*ALL, "ada"):
         g.zero_grad(set_to_none=True)
-        ctx = _ctx(g, d, family.default_loss, stage=2, latent_dim=config.latent_dim, augment=Augment((policy,)))
+        augment = AdaAugment(p=1.0) if policy == "ada" else Augment((policy,))
+        ctx = _ctx(g, d, family.default_loss, stage=2, latent_dim=config.latent_dim, augment=augment)
         generator_step(ctx, 4, 1)
         grads = [p.grad for p in g.parameters() if p.grad is not None]
         assert grads and all(torch.isfinite(gr).all() for gr in grads), policy
@@ -183,33 +200,107 @@ def test_controller_closed_form():
     assert c.p == 1.0                                    # clamped at 1
 
 
-def test_p_rises_when_the_discriminator_overfits():
-    """D trained alone on 8 fixed reals against an untrained G learns to call every real real:
-    r_t -> 1 > 0.6, so p must rise; the same controller fed a D that cannot tell (r_t ~ 0) lets p fall."""
+def test_p_follows_the_speed_formula_while_a_real_discriminator_overfits():
+    """D trained alone on 8 fixed reals against an untrained G learns to call every real real. Every
+    adjustment must move p by exactly sign(r_t - 0.6) * 32 / (speed * 1000), and p ends up higher."""
     torch.manual_seed(0)
     family = FAMILIES["stylegan_lite"]
     config = family.presets["tiny"]
     g, d = family.generator_cls(config), family.discriminator_cls(config)
     opt = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.0, 0.99))
-    augment = Augment(ALL, p=0.0)
+    augment = AdaAugment(p=0.0)
     ctx = _ctx(g, d, "logistic_r1", stage=1, latent_dim=config.latent_dim, augment=augment)
     reals = [torch.rand(8, 3, 8, 8) * 2 - 1]
     controller = AdaptiveController(interval=4, speed_kimg=0.5)
-    signs, history = [], []
-    for step in range(1, 81):
+    signs, moves = [], []
+    for step in range(1, 61):
         terms = discriminator_step(ctx, reals)
         opt.step()
         opt.zero_grad(set_to_none=True)
         signs.append(float(terms["real_sign"]) * 8)
         if step % controller.interval == 0:
-            controller.adjust(sum(signs), 8 * len(signs))
+            before = controller.p
+            r_t = controller.adjust(sum(signs), 8 * len(signs))
+            assert r_t == pytest.approx(sum(signs) / 32)
             augment.p = controller.p
             signs.clear()
-            history.append(controller.p)
-    assert history[-1] > 0.2 and history[-1] == max(history)
-    falling = AdaptiveController(p=0.5, speed_kimg=0.5)
-    falling.adjust(0.0, 32)
-    assert falling.p < 0.5
+            moves.append((r_t, before, controller.p))
+    step = 32 / 500
+    for r_t, before, after in moves:
+        direction = (r_t > 0.6) - (r_t < 0.6)
+        assert after == pytest.approx(min(max(before + direction * step, 0.0), 1.0)), (r_t, before, after)
+    assert moves[-1][2] >= 0.3 and sum(r_t > 0.6 for r_t, _, _ in moves) > len(moves) / 2
+
+
+class _ScriptedD(nn.Module):
+    """Wraps D; scores image i of every batch ``signs[i % len(signs)]`` (times 1 + 0 * D(x): graph kept)."""
+
+    def __init__(self, inner: nn.Module, signs: list[float]):
+        super().__init__()
+        self.inner, self.signs = inner, signs
+
+    def forward(self, x, **kwargs):
+        scores = torch.tensor(self.signs * (x.shape[0] // len(self.signs) + 1))[:x.shape[0]].view(-1, 1)
+        return scores + 0 * self.inner(x, **kwargs)
+
+
+@pytest.mark.parametrize("signs,start,direction", [([1.0, 1.0, 1.0, 1.0], 0.0, +1),   # overconfident: r_t = 1
+                                                    ([1.0, 1.0, 1.0, -1.0], 0.5, -1),  # r_t = 0.5: just below 0.6
+                                                    ([-1.0], 0.5, -1)])                # r_t = -1
+def test_trainer_moves_p_by_the_papers_speed_toward_the_target(tmp_path, signs, start, direction):
+    """The trainer's loop (sign sums, interval, controller, augmentation): 8 steps of 4 reals, interval 2,
+    --ada-kimg 0.1: four adjustments of 8 / 100 each, up when r_t > 0.6, down when below."""
+    import json
+
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data")
+    config = TrainConfig(family="stylegan_lite", preset="tiny", data=str(data), out=str(tmp_path / "run"),
+                         kimg=0.032, batch_size=4, workers=0, augment="ada", ada_interval=2, ada_kimg=0.1,
+                         progressive=False, checkpoint_kimg=10, sample_kimg=10, log_every=2)
+    trainer = Trainer(config, FAMILIES["stylegan_lite"], lambda r: open_dataset(str(data), r),
+                      accelerator=Accelerator(cpu=True))
+    assert isinstance(trainer.augment, AdaAugment)
+    trainer.discriminator = _ScriptedD(trainer.discriminator, signs)
+    trainer.ada.p = trainer.augment.p = start
+    trainer.train()
+    expected = [min(max(start + direction * 0.08 * k, 0.0), 1.0) for k in range(1, 5)]
+    logged = [r["augment_p"] for r in map(json.loads, (tmp_path / "run" / "log.jsonl").read_text().splitlines())
+              if "augment_p" in r]
+    assert logged == pytest.approx(expected)
+    assert trainer.ada.p == trainer.augment.p == pytest.approx(expected[-1])
+
+
+def test_ada_is_refused_with_a_loss_whose_sign_means_nothing():
+    from families import FAMILIES as families
+    from progan.training.options import FAMILY_LOSS, TrainConfig
+
+    assert FAMILY_LOSS == {name: f.default_loss for name, f in families.items()}
+    with pytest.raises(ValueError, match=r"--augment ada cannot be used with --loss wgan_gp: .*sign D\(real\)"):
+        TrainConfig(family="stylegan_lite", loss="wgan_gp", augment="ada")
+    with pytest.raises(ValueError, match="--loss wgan_gp"):          # ProGAN's default loss is WGAN-GP
+        TrainConfig(family="progan", augment="ada")
+    for loss in sorted(ADA_SIGN_LOSSES):
+        check_ada_loss(loss)
+        TrainConfig(family="progan", loss=loss, augment="ada")
+    TrainConfig(family="progan", loss="wgan_gp", augment="diffaugment")
+    assert isinstance(build_augment("ada"), AdaAugment) and build_augment("ada").p == 0.0
+    assert isinstance(build_augment("diffaugment"), Augment) and build_augment("none") is None
+
+
+def test_train_py_refuses_ada_under_wgan_gp_in_one_line_and_the_demo_recipe_still_parses(capsys):
+    import train
+
+    assert train.main(["--family", "stylegan_lite", "--preset", "demo-64", "--augment", "ada", "--dry-run",
+                       "--no-estimate-memory"]) == 2                   # demo-64's recipe loss is wgan_gp
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --augment ada cannot be used with --loss wgan_gp") and "\n" not in err
+    assert train.main(["--family", "stylegan_lite", "--preset", "demo-64", "--dry-run", "--no-estimate-memory"]) == 0
 
 
 # --- lazy regularization --------------------------------------------------------------------------
@@ -318,7 +409,7 @@ def test_checkpoint_restores_ada_p_and_its_running_sums(tmp_path):
     first._ada_signs += torch.tensor([5.0, 12.0], dtype=torch.float64)
     first.save()
     second = build()
-    assert second.augment.p == 0.0
+    assert isinstance(second.augment, AdaAugment) and second.augment.p == 0.0
     assert second.try_resume() is not None
     assert second.ada.p == second.augment.p == 0.37
     assert second._ada_signs.tolist() == [5.0, 12.0]

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
@@ -122,3 +123,25 @@ def test_evaluate_cli_gives_the_same_result_on_one_and_two_processes(tmp_path):
         assert a[metric] == pytest.approx(b[metric], rel=1e-3, abs=1e-6), metric
     # The second run found the real statistics in the cache written by the first.
     assert len(list((tmp_path / "cache" / "fid-stats").glob("real-*.safetensors"))) == 1
+
+
+def test_a_partial_real_set_is_a_seeded_random_subset_not_the_first_images(tmp_path):
+    """A dataset stored in an order that follows its content (first half dark, second half bright):
+    statistics of a quarter of it must describe the whole set, not its first quarter."""
+    from accelerate import Accelerator
+
+    from metric_utils import StandInFeatures
+    from progan.metrics.evaluation import distributed_real_statistics, real_subset
+
+    dataset = [torch.full((3, 8, 8), 20 if i < 40 else 230, dtype=torch.uint8) for i in range(80)]
+    network = StandInFeatures()
+    acc = Accelerator(cpu=True)
+    part = distributed_real_statistics(acc, dataset, network, num=20, dataset_key="ordered", cache_dir=tmp_path)
+    whole = distributed_real_statistics(acc, dataset, network, num=80, dataset_key="ordered", cache_dir=tmp_path)
+    dark = network(torch.stack(dataset[:1])).numpy()[0]
+    # the first 20 are all dark; a random 20 has about half bright images
+    assert not np.allclose(part.mu, dark, atol=1e-3)
+    assert np.abs(part.mu - whole.mu).max() < 0.35 * np.abs(network(torch.stack(dataset[-1:])).numpy()[0] - dark).max()
+    chosen = real_subset(80, 20)
+    assert chosen == real_subset(80, 20) and len(set(chosen)) == 20 and 5 <= sum(i >= 40 for i in chosen) <= 15
+    assert real_subset(80, 80) is None  # all of them: storage order does not matter

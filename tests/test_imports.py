@@ -14,7 +14,7 @@ FORBIDDEN = {
 }
 # Inside progan: which module-name prefixes each part may not import.
 MODEL_FILES = ("progan.config", "progan.layers", "progan.conditioning", "progan.networks", "progan.losses",
-               "progan.images")
+               "progan.images", "progan.minibatch_discrimination", "progan.spectral_norm")
 INNER_RULES = {
     **{name: ("progan.training", "progan.metrics") for name in MODEL_FILES},
     "progan.hub": ("progan.training", "progan.metrics", "progan.networks", "progan.layers", "progan.losses"),

@@ -140,8 +140,15 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path, family_name, small_data):
     log = (tmp_path / "killed" / "log.jsonl").read_text()
     assert '"stage": 2' in log
     assert final_straight.pop("train_config") != final_resumed.pop("train_config")  # only --out differs
-    if extra.get("augment") == "ada":  # ADA was active: p moved away from 0 during the run
-        assert max(json.loads(line).get("augment_p", 0) for line in log.splitlines()) > 0
+    if extra.get("augment") == "ada":  # p moved, only after every 3rd step, by 3 * 4 images / 50 at a time
+        records = [r for r in map(json.loads, (tmp_path / "straight" / "log.jsonl").read_text().splitlines())
+                   if "augment_p" in r]
+        assert [r["step"] for r in records] == list(range(1, 51))
+        ps = [0.0] + [r["augment_p"] for r in records]
+        for step, (before, after) in enumerate(zip(ps, ps[1:]), start=1):
+            allowed = {before} if step % 3 else {before, min(before + 0.24, 1.0), max(before - 0.24, 0.0)}
+            assert any(after == pytest.approx(a) for a in allowed), (step, before, after)
+        assert max(ps) > 0
     assert_states_equal(final_straight, final_resumed)
     # the rank state too: RNG and ADA's running sign sums
     rank_a, rank_b = (latest_checkpoint(root) / "rng-rank0.pt" for root in (tmp_path / "straight" / "checkpoints", ckpts))

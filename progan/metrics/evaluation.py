@@ -32,6 +32,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast
 from torch.utils.data import Dataset, Subset
 
+from .channels import rgb_view
 from .features import (
     FeatureNetwork,
     RealStatistics,
@@ -94,6 +95,18 @@ def _shard(accelerator: Accelerator, num: int) -> range:
     return range(accelerator.process_index, num, accelerator.num_processes)
 
 
+REAL_SUBSET_SEED = 0  # which random subset of the reals a partial evaluation uses (fixed: comparable runs)
+
+
+def real_subset(size: int, num: int) -> list[int] | None:
+    """``num`` of ``size`` dataset indices drawn at random with a fixed seed (sorted, for locality), or
+    None when ``num`` covers the whole dataset."""
+    if num >= size:
+        return None
+    perm = torch.randperm(size, generator=torch.Generator().manual_seed(REAL_SUBSET_SEED))
+    return sorted(perm[:num].tolist())
+
+
 def distributed_real_statistics(
     accelerator: Accelerator,
     dataset: Dataset,
@@ -105,12 +118,20 @@ def distributed_real_statistics(
     batch_size: int = 64,
     progress: bool = False,
 ) -> RealStatistics | None:
-    """Statistics of the first `num` real images (cached); returned on the main process only."""
-    cache = real_cache(dataset, network, dataset_key=dataset_key, num=num, cache_dir=cache_dir)
+    """Statistics of `num` real images (cached); returned on the main process only.
+
+    All of them when `num` covers the dataset; otherwise a seeded random subset (`real_subset`), never
+    the first `num` by storage order: a dataset stored by name or class is not in random order, and
+    its first images are a biased sample of it (the OpenMoji set's first 1,000 are faces and people)."""
+    order = real_subset(len(dataset), num)
+    key = dataset_key if order is None else dataset_key + f"|random-subset-seed{REAL_SUBSET_SEED}"
+    cache = real_cache(dataset, network, dataset_key=key, num=num, cache_dir=cache_dir)
     cached = cache.load() if accelerator.is_main_process else None
     if _agree(accelerator, cached is not None):
         return cached
-    local = compute_features(Subset(dataset, _shard(accelerator, num)), network, batch_size=batch_size,
+    shard = _shard(accelerator, num)
+    indices = list(shard) if order is None else [order[i] for i in shard]
+    local = compute_features(Subset(dataset, indices), network, batch_size=batch_size,
                              device=accelerator.device, progress=progress)
     features = gather_in_order(accelerator, local, num)
     if not accelerator.is_main_process:
@@ -136,9 +157,14 @@ def evaluate_generator(
     num_real: int | None = None,
     progress: bool = False,
     labels: torch.Tensor | None = None,
+    background: tuple[int, int, int] = (255, 255, 255),
 ) -> dict[str, float] | None:
-    """FID/KID/precision/recall of `num` generated samples against the first `num_real` real
-    images (default `num`; capped at the dataset size; NVIDIA's "*_full" metrics use them all).
+    """FID/KID/precision/recall of `num` generated samples against `num_real` real images (default
+    `num`; capped at the dataset size; NVIDIA's "*_full" metrics use them all), a seeded random
+    subset when fewer than all (`real_subset`).
+
+    Grayscale and RGBA images (generated or real) reach the network as RGB: gray replicated, RGBA
+    composited onto `background` (`progan.metrics.channels`).
 
     Every process must call this (collective). The caller's RNG state is left untouched, so
     evaluating in the middle of training does not change the training run. A conditional generator's
@@ -151,6 +177,8 @@ def evaluate_generator(
     num_real = min(num if num_real is None else num_real, len(dataset))
     if num < 2 or num_real < 2:
         raise ValueError(f"need at least 2 generated and 2 real images, got {num} and {num_real}")
+    channels = (generator.config.image_channels, int(getattr(dataset, "channels", 3)))
+    network = rgb_view(network, channels=channels, background=background)
     devices = [accelerator.device] if accelerator.device.type == "cuda" else []
     # fork_rng: DataLoaders and StyleGAN's noise draw from the global generator; training must not notice.
     with torch.random.fork_rng(devices=devices):

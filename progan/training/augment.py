@@ -1,23 +1,26 @@
 """Differentiable augmentation of everything the discriminator sees, for small datasets.
 
-- **DiffAugment** (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training",
-  section 3 and their reference policies): ``color`` (brightness, saturation, contrast), ``translation``
-  (integer shifts of up to 1/8 of the image, zero padding) and ``cutout`` (a zeroed square of half
-  the image side at a random place), applied to reals *and* fakes, in the D step, the G step and
-  inside the penalties, so G is trained through the augmentation (section 3.2: augmenting reals only
-  makes G learn the augmented distribution; augmenting D's updates only breaks the balance).
-- **Adaptive** (ADA, Karras et al. 2020, "Training Generative Adversarial Networks with Limited Data",
-  section 3): every transform is applied to each image independently with probability ``p``, and ``p``
-  is steered by the overfitting heuristic ``r_t = E[sign(D(real))]`` (section 3, eq. 1): every
-  ``interval`` steps, ``p += sign(r_t - target) * images / (speed_kimg * 1000)``, target 0.6, so ``p``
-  can move from 0 to 1 in ``speed_kimg`` thousand images. With ``p < ~0.8`` the transforms do not leak
-  into G's output (section 2.2).
+- **DiffAugment** (``--augment diffaugment``; Zhao et al. 2020, "Differentiable Augmentation for
+  Data-Efficient GAN Training", section 3 and their reference policies): ``color`` (brightness,
+  saturation, contrast), ``translation`` (integer shifts of up to 1/8 of the image, zero padding) and
+  ``cutout`` (a zeroed square of half the image side at a random place), on every image, always.
+- **ADA** (``--augment ada``; Karras et al. 2020, "Training Generative Adversarial Networks with Limited
+  Data", section 2, appendix B): the paper's ``bgc`` pipeline, in ``training.ada``, each transform
+  applied per image with probability ``p`` times its multiplier, and ``p`` steered by the overfitting
+  heuristic ``r_t = E[sign(D(real))]`` (section 3.1, ``AdaptiveController``): every ``interval`` steps
+  ``p += sign(r_t - target) * images / (speed_kimg * 1000)``, target 0.6, speed 500 kimg. With
+  ``p < ~0.8`` the paper's transforms do not leak into G's output (section 2.2). The heuristic needs a
+  D whose score sign means real vs fake (``ADA_SIGN_LOSSES``).
 
-Pure PyTorch, no custom ops: the transforms are elementwise arithmetic and one gather, so they run
-on CPU and GPU and pass gradients (and the double backward of R1/WGAN-GP) to their input. Random
-numbers come from the global torch RNG, which checkpoints save per process, so a resumed run draws
-the same augmentations. ``Augment`` is applied by wrapping the discriminator call once
+Both are applied to reals *and* fakes, in the D step, the G step and inside the penalties, so G is
+trained through the augmentation (DiffAugment section 3.2, ADA section 2: augmenting reals only makes G
+learn the augmented distribution). ``Augment`` is applied by wrapping the discriminator call once
 (``training.step``), which is what guarantees one augmentation per D evaluation, never two.
+
+Pure PyTorch, no custom ops: elementwise arithmetic, one gather (DiffAugment), one grid_sample and one
+batched matmul (ADA), so they run on CPU and GPU and pass gradients (and the double backward of
+R1/WGAN-GP) to their input. Random numbers come from the global torch RNG, which checkpoints save per
+process, so a resumed run draws the same augmentations.
 """
 from __future__ import annotations
 
@@ -26,8 +29,30 @@ from typing import Callable
 
 import torch
 
-__all__ = ["POLICIES", "parse_policy", "Augment", "AdaptiveController",
-           "translate", "cutout", "brightness", "saturation", "contrast"]
+from .ada import AdaAugment
+
+__all__ = ["POLICIES", "parse_policy", "Augment", "AdaAugment", "AdaptiveController", "build_augment",
+           "ADA_SIGN_LOSSES", "check_ada_loss", "translate", "cutout", "brightness", "saturation", "contrast"]
+
+# Adversarial losses under which sign(D(real)) says "real" (> 0) or "fake" (< 0), so ADA's r_t =
+# E[sign D(real)] measures how sure D is of the training reals (ADA section 3.1): the logistic loss, hinge
+# (margin around 0) and LSGAN as coded here (targets -1/+1, boundary 0; with 0/1 targets it would be 0.5).
+# Not WGAN: a critic's scores carry an arbitrary offset (drift only pulls their mean towards 0), so their
+# sign says nothing.
+ADA_SIGN_LOSSES: set[str] = {"logistic", "hinge", "lsgan"}
+
+
+def check_ada_loss(loss: str) -> None:
+    """Refuse ``--augment ada`` under a loss whose D-score sign ADA cannot steer by (one-line ValueError).
+    ``loss`` is the resolved objective (``TrainConfig.objective``: ``logistic_r1``, ``hinge+none``...)."""
+    from ..losses import split_loss
+
+    adversarial = split_loss(loss)[0]
+    if adversarial not in ADA_SIGN_LOSSES:
+        kind = "a WGAN critic, whose scores have an arbitrary offset" if adversarial == "wgan" else f"--loss {loss}"
+        raise ValueError(f"--augment ada cannot be used with --loss {loss}: ADA steers p by r_t = E[sign D(real)], "
+                         f"which means nothing for {kind}; use a logistic, hinge or lsgan loss, "
+                         "or --augment diffaugment")
 
 
 # --- transforms: x [N, C, H, W] in [-1, 1]; `mask` [N] bool selects the images that change --------
@@ -106,7 +131,7 @@ def parse_policy(policy: str) -> tuple[str, ...]:
 
 @dataclass
 class Augment:
-    """``images -> augmented images``, each transform applied per image with probability ``p``.
+    """DiffAugment: ``images -> augmented images``, each transform applied per image with probability ``p``.
 
     ``p = 1`` is DiffAugment (every transform on every image, no extra random draws for the masks);
     ``p = 0`` returns the input tensor itself.
@@ -125,18 +150,31 @@ class Augment:
         return x
 
 
+def build_augment(kind: str, *, policy: str = "color,translation,cutout",
+                  p: float | None = None) -> "Augment | AdaAugment | None":
+    """The augmentation for ``--augment kind``: None, DiffAugment's ``policy`` (p = 1) or ADA (p = 0:
+    the controller raises it); ``p`` overrides the starting strength (benchmarks, memory estimate)."""
+    if kind == "none":
+        return None
+    if kind == "diffaugment":
+        return Augment(parse_policy(policy), p=1.0 if p is None else p)
+    if kind == "ada":
+        return AdaAugment(p=0.0 if p is None else p)
+    raise ValueError(f"--augment must be none, diffaugment or ada, got {kind!r}")
+
+
 @dataclass
 class AdaptiveController:
-    """ADA's p controller (section 3): every ``interval`` steps, move p by the sign of ``r_t - target``.
+    """ADA's p controller (section 3.1): every ``interval`` steps, move p by the sign of ``r_t - target``.
 
     The caller sums ``sign(D(real))`` and counts the real images over the interval (across all
     processes) and passes both to ``adjust``; the step size makes p able to go from 0 to 1 in
-    ``speed_kimg`` thousand real images (ADA: 500 kimg; our CPU runs are shorter).
+    ``speed_kimg`` thousand real images (ADA: 500 kimg).
     """
 
     target: float = 0.6
     interval: int = 4             # steps between adjustments (ADA: 4 minibatches)
-    speed_kimg: float = 100.0
+    speed_kimg: float = 500.0
     p: float = 0.0
 
     def adjust(self, sign_sum: float, count: int) -> float:

@@ -18,7 +18,9 @@ and Adam/EMA state by identity.
 
 What the trace does not see (the README states it next to its table): the CUDA context and cuDNN
 workspaces, the caching allocator's rounding and fragmentation, kernels' internal scratch buffers,
-and the foreach Adam's temporaries on CUDA (Adam is not at the peak).
+and the foreach Adam's temporaries on CUDA (Adam is not at the peak). Nor two options of
+``training.tricks``: ``--unrolled-steps`` (a copy of D with its Adam state, and its D steps) and
+``--historical-averaging`` (float64 sums of both networks' parameters); feature matching is traced.
 """
 from __future__ import annotations
 
@@ -36,12 +38,13 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..config import Family
-from .augment import Augment, parse_policy
+from .augment import build_augment
 from .distributed import all_reduce_gradients
 from .ema import update_ema
 from .options import TrainConfig
 from .step import (StepContext, discriminator_step, generator_step, make_optimizers, regularization_interval,
                    regularization_step)
+from .tricks import discriminator_kwargs
 
 __all__ = ["SavedTensorBytes", "LiveBytes", "MemoryEstimate", "estimate_training_memory", "format_estimate",
            "PRECISION_DTYPES"]
@@ -199,7 +202,7 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
     from .options import parse_batch_sizes
 
     model_config = family.preset(config.preset)
-    loss = config.loss or family.default_loss
+    loss = config.objective
     stage = model_config.num_stages - 1 if stage is None else stage
     if alpha is None:
         alpha = 0.5 if config.progressive and config.fade_kimg > 0 and stage > 0 else 1.0
@@ -214,14 +217,18 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
     with FakeTensorMode(), warnings.catch_warnings():  # fake ops draw no random numbers: the RNG is untouched
         warnings.filterwarnings("ignore", message=".*data pointer of FakeTensor")  # Module.to() asks for it
         generator = family.generator_cls(model_config).train()
-        discriminator = family.discriminator_cls(model_config).train()
+        discriminator = family.discriminator_cls(model_config, **discriminator_kwargs(config)).train()
+        if config.spectral_norm:
+            from ..spectral_norm import apply_spectral_norm
+
+            apply_spectral_norm(discriminator)
         # a second construction, not deepcopy: a deep copy of fake tensors belongs to another fake mode
         generator_ema = family.generator_cls(model_config).eval().requires_grad_(False)
         if config.channels_last:
             for module in (generator, discriminator):
                 module.to(memory_format=torch.channels_last)
         opt_g, opt_d = make_optimizers(generator, discriminator, config, reg_every=reg_every)
-        augment = None if config.augment == "none" else Augment(parse_policy(config.augment_policy), p=1.0)
+        augment = build_augment(config.augment, policy=config.augment_policy, p=1.0)  # ADA at its costliest
         with meter:
             _tag_module(meter, generator, "parameters", "buffers")
             _tag_module(meter, discriminator, "parameters", "buffers")
@@ -262,9 +269,10 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
                         all_reduce_gradients(discriminator, **reduce)
                         opt_d.step()
                         opt_d.zero_grad(set_to_none=True)
+                g_reals = reals if config.feature_matching > 0 else None  # feature matching reads them
                 del reals
                 with _phase(meter, "G step"):
-                    generator_step(ctx, batch_size, config.grad_accum)
+                    generator_step(ctx, batch_size, config.grad_accum, reals=g_reals)
                     all_reduce_gradients(generator, **reduce)
                     opt_g.step()
                     opt_g.zero_grad(set_to_none=True)

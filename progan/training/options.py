@@ -3,6 +3,15 @@
 Defaults follow the papers where they say something: Adam(lr=0.001, betas=(0, 0.99), eps=1e-8)
 (ProGAN appendix A.1, StyleGAN appendix C), WGAN-GP lambda 10 and drift 0.001 (ProGAN), R1 gamma 10
 and style-mixing probability 0.9 (StyleGAN section 3.1 / appendix C).
+
+The loss is two choices: the adversarial loss (``--loss wgan|logistic|hinge|lsgan``) and the penalty
+(``--penalty none|wgan_gp|r1|dragan``); ``losses`` cites each. ``--loss wgan_gp`` and ``--loss
+logistic_r1`` remain what they always were, whole recipes (WGAN + GP + drift; non-saturating + R1):
+configs and checkpoints written before ``--penalty`` existed keep their meaning, and ``--penalty``
+beside a recipe may only repeat its penalty. An empty ``--loss`` is the family's recipe
+(``FAMILY_LOSS``), whose penalty ``--penalty`` may replace. ``TrainConfig.objective`` is the resolved
+name the step, the checkpoints and the model card use (a recipe's name, or ``hinge+none``).
+TTUR (Heusel et al. 2017, section 2) is ``--g-lr`` != ``--d-lr``.
 """
 from __future__ import annotations
 
@@ -12,12 +21,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .augment import parse_policy
+from ..losses import LOSSES, PENALTIES, RECIPES as LOSS_RECIPES, loss_name, split_loss
+from .augment import check_ada_loss, parse_policy
+from .tricks import FEATURE_MATCHING_MODES, validate_tricks
 
-__all__ = ["TrainConfig", "RECIPES", "recipe", "add_arguments", "from_namespace", "parse_batch_sizes"]
+__all__ = ["TrainConfig", "RECIPES", "recipe", "add_arguments", "from_namespace", "parse_batch_sizes", "FAMILY_LOSS"]
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
+# Each family's loss for --loss "" (the families' Family.default_loss; a test keeps the two in step).
 AUGMENT = ("none", "diffaugment", "ada")
+FAMILY_LOSS = {"progan": "wgan_gp", "stylegan_lite": "logistic_r1"}  # = each Family.default_loss (a test checks)
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -36,12 +49,14 @@ class TrainConfig:
     progressive: bool = _opt(True, "progressive growing (ProGAN section 2); --no-progressive = fixed resolution")
     fade_kimg: float = _opt(60.0, "kimg to fade in each new resolution")
     stable_kimg: float = _opt(60.0, "kimg to stabilize each resolution")
-    loss: str = _opt("", "wgan_gp or logistic_r1; empty = family default (ProGAN: wgan_gp, StyleGAN: logistic_r1)")
-    g_lr: float = _opt(0.001, "generator Adam learning rate")
-    d_lr: float = _opt(0.001, "discriminator Adam learning rate")
+    loss: str = _opt("", "adversarial loss wgan, logistic (non-saturating), hinge or lsgan, or a recipe: wgan_gp "
+                     "(wgan + wgan_gp penalty + drift) or logistic_r1 (logistic + r1); empty = the family's "
+                     "recipe (ProGAN: wgan_gp, StyleGAN: logistic_r1)", choices=("", *LOSSES))
+    g_lr: float = _opt(0.001, "generator Adam learning rate (TTUR, Heusel et al. 2017: set it apart from --d-lr)")
+    d_lr: float = _opt(0.001, "discriminator Adam learning rate (TTUR: e.g. --d-lr 0.0004 --g-lr 0.0001)")
     adam_beta1: float = _opt(0.0, "Adam beta1")
     adam_beta2: float = _opt(0.99, "Adam beta2")
-    gp_lambda: float = _opt(10.0, "WGAN-GP weight")
+    gp_lambda: float = _opt(10.0, "weight of the gradient-norm penalties, WGAN-GP and DRAGAN (10 in both papers)")
     drift_epsilon: float = _opt(0.001, "drift penalty weight")
     r1_gamma: float = _opt(10.0, "R1 weight (gamma)")
     mixing_prob: float = _opt(0.9, "style-mixing regularization probability (StyleGAN only)")
@@ -58,13 +73,27 @@ class TrainConfig:
     workers: int = _opt(2, "DataLoader worker processes per rank")
     xflip: bool = _opt(False, "horizontal-flip augmentation (doubles the dataset)")
     augment: str = _opt("none", "augmentation of every image D sees: none, diffaugment (always on) or ada "
-                        "(probability steered by r_t = E[sign D(real)])", choices=AUGMENT)
-    augment_policy: str = _opt("color,translation,cutout", "transforms for --augment, comma-separated, in order")
+                        "(the ADA paper's bgc pipeline, probability steered by r_t = E[sign D(real)])", choices=AUGMENT)
+    augment_policy: str = _opt("color,translation,cutout", "DiffAugment transforms for --augment diffaugment, "
+                               "comma-separated, in order")
     ada_target: float = _opt(0.6, "ADA: target of r_t = E[sign(D(real))]")
     ada_interval: int = _opt(4, "ADA: steps between adjustments of p")
-    ada_kimg: float = _opt(100.0, "ADA: kimg for p to go from 0 to 1 at most (ADA paper: 500)")
+    ada_kimg: float = _opt(500.0, "ADA: kimg for p to go from 0 to 1 at most (ADA paper: 500)")
     r1_every: int = _opt(1, "lazy R1 (StyleGAN2 section 3.1): apply R1 every K steps, times K; 1 = every step")
-    gp_every: int = _opt(1, "lazy WGAN-GP: the gradient penalty every K steps, times K; 1 = every step")
+    gp_every: int = _opt(1, "lazy WGAN-GP or DRAGAN: the gradient penalty every K steps, times K; 1 = every step")
+    penalty: str = _opt("", "D penalty: none, wgan_gp (on real-fake interpolates), r1 (on reals) or dragan (near "
+                        "reals); empty = the recipe's (--loss wgan_gp/logistic_r1/empty), else none",
+                        choices=("", *PENALTIES))
+    dragan_c: float = _opt(0.5, "DRAGAN perturbation: x + c * std(x) * U[0,1) (Kodali et al. 2017, their code)")
+    spectral_norm: bool = _opt(False, "spectral normalization of every D layer (Miyato et al. 2018), of the "
+                               "equalized layer's effective weight")
+    label_smoothing: float = _opt(0.0, "one-sided label smoothing (Salimans et al. 2016, 3.4): real targets "
+                                  "1 - alpha; logistic loss only")
+    instance_noise: float = _opt(0.0, "instance noise: std of Gaussian noise added to every image D sees, "
+                                 "annealed linearly to 0 over --instance-noise-kimg (images are in [-1, 1])")
+    instance_noise_kimg: float = _opt(100.0, "kimg over which --instance-noise anneals to 0")
+    reset_opt_at_stage: bool = _opt(False, "reset both Adam states when a fade-in starts or ends (StyleGAN's "
+                                    "reset_opt_for_new_lod)")
     channels_last: bool = _opt(False, "channels_last memory format for models and images (faster on many CPUs/GPUs)")
     checkpoint_kimg: float = _opt(50.0, "checkpoint interval in kimg")
     keep_checkpoints: int = _opt(3, "how many recent checkpoints to keep")
@@ -79,14 +108,35 @@ class TrainConfig:
     eval_num: int = _opt(1000, "generated (and real) images per periodic evaluation")
     eval_network: str = _opt("", "Inception TorchScript file for --eval-kimg; empty = $GAN_STUDIO_INCEPTION or the metrics extra")
     resume: bool = _opt(True, "resume from the latest checkpoint in --out if there is one")
+    monitor_num: int = _opt(64, "fixed latents and reals for the collapse signal (diversity of samples / reals in "
+                            "8x8 RGB) and r_v, taken at every sample step; 0 = off")
+    holdout: int = _opt(0, "reals held out of training (seeded random) for ADA's overfitting signal r_v; 0 = no r_v")
+    # --- Salimans et al. 2016 / Metz et al. 2017 (training.tricks; validated by tricks.validate_tricks) ---
+    feature_matching: float = _opt(0.0, "feature matching weight W (Salimans et al. 2016, section 3.1): G matches "
+                                   "the mean of D's last conv features on reals; 0 = off")
+    feature_matching_mode: str = _opt("replace", "replace: G's loss is W * FM (the paper); add: G's adversarial "
+                                      "loss + W * FM", choices=FEATURE_MATCHING_MODES)
+    historical_averaging: float = _opt(0.0, "historical averaging weight (Salimans et al. section 3.3): "
+                                       "W * ||theta - mean of past theta||^2 on both players; 0 = off")
+    minibatch_discrimination: str = _opt("", "B,C: minibatch discrimination with B kernels of dimension C "
+                                         "(Salimans et al. section 3.2) in place of D's minibatch stddev; empty = off")
+    unrolled_steps: int = _opt(0, "unrolled D (Metz et al. 2017, section 2, first-order): G trains against a "
+                               "copy of D advanced K steps on the current minibatch; 0 = off")
+    # fine-tuning (training/finetune.py): ignored when --out already holds a checkpoint (that run resumes)
+    init_from: str = _opt("", "fine-tune: start G, G_ema (and D, from a checkpoint) from an exported generator "
+                          "(dir, .safetensors, URL, hf://) or a training checkpoint/run dir; kimg 0, fresh "
+                          "optimizers, at the source's resolution without re-growing")
+    init_regrow: bool = _opt(False, "with --init-from: grow progressively from 4x4 again instead of training "
+                             "the final resolution from the start")
+    freeze_d: int = _opt(0, "Freeze-D (Mo et al. 2020): keep the first N discriminator blocks from the image "
+                         "side (fromRGB + highest resolutions) at their --init-from weights")
     cond: bool = _opt(False, "class-conditional G and D (projection discriminator) on the dataset's labels "
                       "(data_prep --labels; the built-in OpenMoji set has its emoji groups)")
 
     def __post_init__(self) -> None:
         if self.family not in ("progan", "stylegan_lite"):
             raise ValueError(f"--family must be progan or stylegan_lite, got {self.family!r}")
-        if self.loss not in ("", "wgan_gp", "logistic_r1"):
-            raise ValueError(f"--loss must be wgan_gp or logistic_r1, got {self.loss!r}")
+        self._check_objective()
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"--mixed-precision must be one of {MIXED_PRECISION}")
         positive = ("kimg", "batch_size", "g_lr", "d_lr", "grad_accum", "checkpoint_kimg", "sample_kimg",
@@ -106,12 +156,87 @@ class TrainConfig:
             raise ValueError(f"--ada-target must be in [0, 1], got {self.ada_target}")
         if not self.ada_kimg > 0:
             raise ValueError(f"--ada-kimg must be > 0, got {self.ada_kimg}")
+        if self.augment == "ada":  # ADA's heuristic reads the sign of D's scores
+            check_ada_loss(self.objective)
         for name in ("ada_interval", "r1_every", "gp_every"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.monitor_num == 1 or self.monitor_num < 0:
+            raise ValueError(f"--monitor-num must be 0 (off) or >= 2, got {self.monitor_num}")
+        if self.holdout < 0:
+            raise ValueError(f"--holdout must be >= 0, got {self.holdout}")
         if self.eval_num < 2:
             raise ValueError(f"--eval-num must be >= 2, got {self.eval_num}")
         parse_batch_sizes(self.batch_sizes)
+        if self.freeze_d < 0:
+            raise ValueError(f"--freeze-d must be >= 0, got {self.freeze_d}")
+        if self.freeze_d and not self.init_from:
+            raise ValueError("--freeze-d needs --init-from: it keeps pretrained D blocks, not random ones")
+        if self.init_regrow and not self.init_from:
+            raise ValueError("--init-regrow needs --init-from")
+        validate_tricks(self)
+
+    def _check_objective(self) -> None:
+        """The loss, its penalty and the options that only mean something with some of them."""
+        if self.loss not in ("", *LOSSES):
+            raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.penalty not in ("", *PENALTIES):
+            raise ValueError(f"--penalty must be one of {', '.join(PENALTIES)}, got {self.penalty!r}")
+        if self.loss in LOSS_RECIPES and self.penalty not in ("", LOSS_RECIPES[self.loss][1]):
+            adversarial, own = LOSS_RECIPES[self.loss]
+            raise ValueError(f"--loss {self.loss} is {adversarial} + the {own} penalty; for another penalty "
+                             f"use --loss {adversarial} --penalty {self.penalty}")
+        adversarial, penalty = split_loss(self.objective)
+        if adversarial == "wgan" and penalty == "none" and not self.spectral_norm:
+            raise ValueError("the wgan loss needs a Lipschitz constraint on D: --penalty wgan_gp (or dragan, r1) "
+                             "or --spectral-norm")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.label_smoothing and adversarial != "logistic":
+            raise ValueError(f"--label-smoothing sets the logistic loss's real target; the {adversarial} loss "
+                             "has none")
+        if self.instance_noise < 0 or not self.instance_noise_kimg > 0:
+            raise ValueError("--instance-noise must be >= 0 and --instance-noise-kimg > 0")
+        if not self.dragan_c > 0:
+            raise ValueError(f"--dragan-c must be > 0, got {self.dragan_c}")
+        if self.r1_every > 1 and penalty != "r1":
+            raise ValueError(f"--r1-every {self.r1_every} applies to the r1 penalty, and this run's penalty is "
+                             f"{penalty}" + (" (use --gp-every)" if penalty in ("wgan_gp", "dragan") else ""))
+        if self.gp_every > 1 and penalty not in ("wgan_gp", "dragan"):
+            raise ValueError(f"--gp-every {self.gp_every} applies to the wgan_gp and dragan penalties, and this "
+                             f"run's penalty is {penalty}" + (" (use --r1-every)" if penalty == "r1" else ""))
+        if self.reset_opt_at_stage and not self.progressive:
+            raise ValueError("--reset-opt-at-stage resets Adam when the resolution changes; without progressive "
+                             "growing it never does")
+
+    @property
+    def objective(self) -> str:
+        """The loss name the step uses: ``wgan_gp``/``logistic_r1`` for the recipes, else ``ADVERSARIAL+PENALTY``."""
+        loss = self.loss or FAMILY_LOSS.get(self.family, "wgan_gp")
+        if loss in LOSS_RECIPES:
+            adversarial, penalty = LOSS_RECIPES[loss]
+            return loss_name(adversarial, self.penalty or penalty)
+        return loss_name(loss, self.penalty or "none")
+
+    def stabilization(self) -> dict[str, Any]:
+        """The loss, penalty and stabilization settings this run trains with, for summaries and model cards
+        (only the weights that apply: drift with WGAN, each penalty's own weight and laziness)."""
+        adversarial, penalty = split_loss(self.objective)
+        facts: dict[str, Any] = {"loss": adversarial, "penalty": penalty}
+        if adversarial == "wgan":
+            facts["drift_epsilon"] = self.drift_epsilon
+        if penalty in ("wgan_gp", "dragan"):
+            facts.update(gp_lambda=self.gp_lambda, penalty_every=self.gp_every)
+        if penalty == "dragan":
+            facts["dragan_c"] = self.dragan_c
+        if penalty == "r1":
+            facts.update(r1_gamma=self.r1_gamma, penalty_every=self.r1_every)
+        facts.update(spectral_norm=self.spectral_norm, label_smoothing=self.label_smoothing,
+                     instance_noise=self.instance_noise, g_lr=self.g_lr, d_lr=self.d_lr,
+                     reset_opt_at_stage=self.reset_opt_at_stage)
+        if self.instance_noise:
+            facts["instance_noise_kimg"] = self.instance_noise_kimg
+        return facts
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -25,6 +25,13 @@ distribution (stylegan2-ada draws the labels of other random dataset images: the
 a WGAN-GP interpolate between a real and a fake has one well-defined label. Fakes in the G step draw
 labels from the dataset's class counts (``StepContext.class_weights``) with the per-rank torch RNG that
 checkpoints save, so latents and labels are deterministic and resume exactly.
+
+``ctx.loss`` names the adversarial loss and the penalty together (``losses.split_loss``). Instance
+noise (Sonderby et al. 2016; Arjovsky & Bottou 2017, section 3: noise on both distributions makes
+their supports overlap, so D cannot be perfect and G's gradient does not vanish) is added by
+``_critic`` as well, after the augmentation, to every image D sees: N(0, sigma^2) per pixel, with sigma
+annealed linearly from ``--instance-noise`` to 0 over ``--instance-noise-kimg`` (``instance_noise_std``).
+Penalties then differentiate D at the noisy points, as the noise is part of what D sees.
 """
 from __future__ import annotations
 
@@ -35,14 +42,15 @@ import torch
 from torch import nn
 
 from ..losses import (combine_discriminator_terms, discriminator_fake_loss, discriminator_penalty,
-                      discriminator_real_loss, generator_loss)
+                      discriminator_real_loss, generator_loss, split_loss)
 from ..layers import downsample2x, upsample2x
+from .tricks import feature_matching_generator_loss
 
 if TYPE_CHECKING:
     from .options import TrainConfig
 
 __all__ = ["StepContext", "fade_reals", "sample_labels", "discriminator_step", "regularization_step", "generator_step",
-           "make_optimizers", "regularization_interval"]
+           "make_optimizers", "regularization_interval", "instance_noise_std"]
 
 
 @dataclass
@@ -64,18 +72,35 @@ class StepContext:
     r1_gamma: float = 10.0
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # applied to every image D sees
     penalty: bool = True                    # penalty inside the D loss (False: lazy, see regularization_step)
+    # Salimans et al. 2016 section 3.1 (training.tricks): G's loss on D's features; generator_step needs reals
+    feature_matching: float = 0.0
+    feature_matching_mode: str = "replace"
+    dragan_c: float = 0.5                   # DRAGAN perturbation: x + c * std(x) * U[0, 1)
+    label_smoothing: float = 0.0            # one-sided: real targets 1 - alpha (logistic loss only)
+    instance_noise: float = 0.0             # std of the Gaussian noise on every image D sees, this step
     class_weights: torch.Tensor | None = None  # conditional: images per class of the dataset (G-step labels)
 
     @classmethod
     def from_config(cls, config: "TrainConfig", *, family: str, loss: str, reg_every: int,
-                    **runtime: Any) -> "StepContext":
+                    images_seen: int = 0, **runtime: Any) -> "StepContext":
         """The context of one step of a run of ``config``: the loss hyper-parameters come from the
         config (style mixing only for StyleGAN-lite; the penalty inside the D loss unless lazy), the
         modules, stage and device plumbing from ``runtime``. The trainer and the memory estimate both
-        build their step through this, so the estimate traces the step that trains."""
+        build their step through this, so the estimate traces the step that trains. ``images_seen``
+        sets the annealed instance-noise std."""
         return cls(loss=loss, mixing_prob=config.mixing_prob if family == "stylegan_lite" else 0.0,
                    gp_lambda=config.gp_lambda, drift_epsilon=config.drift_epsilon, r1_gamma=config.r1_gamma,
-                   penalty=reg_every == 1, **runtime)
+                   penalty=reg_every == 1, feature_matching=config.feature_matching,
+                   feature_matching_mode=config.feature_matching_mode,
+                   dragan_c=config.dragan_c, label_smoothing=config.label_smoothing,
+                   instance_noise=instance_noise_std(config, images_seen), **runtime)
+
+
+def instance_noise_std(config: "TrainConfig", images_seen: int) -> float:
+    """``--instance-noise`` annealed linearly to 0 over ``--instance-noise-kimg`` (0 afterwards)."""
+    if config.instance_noise <= 0:
+        return 0.0
+    return config.instance_noise * max(0.0, 1.0 - images_seen / (config.instance_noise_kimg * 1000))
 
 
 def fade_reals(reals: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -110,16 +135,23 @@ def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool,
     return ctx.generator(z, **kwargs)
 
 
-def _critic(ctx: StepContext, labels: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """D bound to the stage (and the labels of a conditional run), behind the augmentation: the only
-    place D is called from."""
-    augment = ctx.augment
-    kwargs: dict[str, Any] = {"stage": ctx.stage, "alpha": ctx.alpha}
+def _critic(ctx: StepContext, labels: torch.Tensor | None = None, **kwargs: Any) -> Callable[[torch.Tensor], Any]:
+    """D bound to the stage (and the labels of a conditional run), behind the augmentation and the
+    instance noise: the only place D is called from. ``kwargs`` go to D (``features=True``: it returns
+    (scores, features))."""
     if labels is not None:
         kwargs["labels"] = labels
-    if augment is None:
-        return lambda images: ctx.discriminator(images, **kwargs)
-    return lambda images: ctx.discriminator(augment(images), **kwargs)
+    augment, sigma = ctx.augment, ctx.instance_noise
+    if augment is None and sigma <= 0:
+        return lambda images: ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha, **kwargs)
+
+    def critic(images: torch.Tensor) -> Any:
+        if augment is not None:
+            images = augment(images)
+        if sigma > 0:  # torch RNG: saved per rank, so a resumed run draws the same noise
+            images = images + sigma * torch.randn_like(images)
+        return ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha, **kwargs)
+    return critic
 
 
 def _labels_of(labels: list[torch.Tensor] | None, i: int) -> torch.Tensor | None:
@@ -144,8 +176,8 @@ def discriminator_step(ctx: StepContext, reals: list[torch.Tensor],
         with ctx.autocast():
             real_loss, real_parts = discriminator_real_loss(
                 ctx.loss, critic, fade_reals(real, ctx.alpha), fake, gp_lambda=ctx.gp_lambda,
-                drift_epsilon=ctx.drift_epsilon, r1_gamma=ctx.r1_gamma, grad_scale=ctx.grad_scale,
-                penalty=ctx.penalty)
+                drift_epsilon=ctx.drift_epsilon, r1_gamma=ctx.r1_gamma, dragan_c=ctx.dragan_c,
+                label_smoothing=ctx.label_smoothing, grad_scale=ctx.grad_scale, penalty=ctx.penalty)
         ctx.backward(real_loss / len(reals))
         parts = combine_discriminator_terms(ctx.loss, fake_loss, fake_scores, real_loss, real_parts)
         for k, v in parts.items():
@@ -163,13 +195,13 @@ def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int,
     for i, real in enumerate(reals):
         label = _labels_of(labels, i)
         fake = real
-        if ctx.loss == "wgan_gp":  # interpolates need fakes; R1 looks at reals only
+        if split_loss(ctx.loss)[1] == "wgan_gp":  # interpolates need fakes; R1 and DRAGAN look at reals only
             with torch.no_grad(), ctx.autocast():
                 fake = _generate(ctx, real.shape[0], training_w_avg=False, labels=label).float()
         with ctx.autocast():
             loss, parts = discriminator_penalty(ctx.loss, _critic(ctx, label), fade_reals(real, ctx.alpha), fake,
                                                 gp_lambda=ctx.gp_lambda, r1_gamma=ctx.r1_gamma,
-                                                grad_scale=ctx.grad_scale)
+                                                dragan_c=ctx.dragan_c, grad_scale=ctx.grad_scale)
         ctx.backward(loss * every / len(reals))
         for k, v in parts.items():
             terms[k] = terms.get(k, 0) + v.float() / len(reals)
@@ -177,23 +209,45 @@ def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int,
     return terms
 
 
-def generator_step(ctx: StepContext, batch_size: int, micro_batches: int) -> dict[str, torch.Tensor]:
+def generator_step(ctx: StepContext, batch_size: int, micro_batches: int, *,
+                   reals: list[torch.Tensor] | None = None,
+                   labels: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """G's step; ``reals`` (the D step's micro-batches, with their ``labels`` in a conditional run) are
+    needed only by feature matching. The fakes' labels are drawn by ``sample_labels``."""
+    if ctx.feature_matching > 0 and (reals is None or len(reals) != micro_batches):
+        raise ValueError("feature matching needs the minibatch of reals: generator_step(..., reals=...)")
+    trainable = [p for p in ctx.discriminator.parameters() if p.requires_grad]  # Freeze-D blocks stay frozen
     ctx.discriminator.requires_grad_(False)
     total = torch.zeros((), device=ctx.device)
-    for _ in range(micro_batches):
-        labels = sample_labels(ctx, batch_size)
+    terms: dict[str, torch.Tensor] = {}
+    for i in range(micro_batches):
+        fake_labels = sample_labels(ctx, batch_size)
         with ctx.autocast():
-            fake = _generate(ctx, batch_size, training_w_avg=True, labels=labels)
-            loss = generator_loss(ctx.loss, _critic(ctx, labels)(fake))
+            fake = _generate(ctx, batch_size, training_w_avg=True, labels=fake_labels)
+            if ctx.feature_matching > 0:  # training.tricks, Salimans et al. 2016 section 3.1
+                loss, parts = feature_matching_generator_loss(
+                    _critic(ctx, fake_labels, features=True), fake, fade_reals(reals[i], ctx.alpha),
+                    lambda scores: generator_loss(ctx.loss, scores), weight=ctx.feature_matching,
+                    mode=ctx.feature_matching_mode,
+                    real_critic=_critic(ctx, _labels_of(labels, i), features=True))
+                for k, v in parts.items():
+                    terms[k] = terms.get(k, 0) + v / micro_batches
+            else:
+                loss = generator_loss(ctx.loss, _critic(ctx, fake_labels)(fake))
         ctx.backward(loss / micro_batches)
         total += loss.detach().float() / micro_batches
-    ctx.discriminator.requires_grad_(True)
-    return {"g_loss": total}
+    for p in trainable:
+        p.requires_grad_(True)
+    return {"g_loss": total, **terms}
 
 
 def regularization_interval(config: "TrainConfig", loss: str) -> int:
-    """K of lazy regularization for ``loss``: ``--gp-every`` (WGAN-GP) or ``--r1-every`` (R1)."""
-    return config.gp_every if loss == "wgan_gp" else config.r1_every
+    """K of lazy regularization for ``loss``'s penalty: ``--gp-every`` (WGAN-GP, DRAGAN), ``--r1-every``
+    (R1), 1 without a penalty."""
+    penalty = split_loss(loss)[1]
+    if penalty == "none":
+        return 1
+    return config.r1_every if penalty == "r1" else config.gp_every
 
 
 def make_optimizers(generator: nn.Module, discriminator: nn.Module, config: "TrainConfig", *,
@@ -203,6 +257,7 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, config: "Tra
     c = reg_every / (reg_every + 1) if reg_every > 1 else 1.0
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.g_lr, betas=(config.adam_beta1, config.adam_beta2),
                              eps=1e-8)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.d_lr * c,
+    # frozen parameters (Freeze-D, training/finetune.py) are left out, not merely gradient-free
+    opt_d = torch.optim.Adam([p for p in discriminator.parameters() if p.requires_grad], lr=config.d_lr * c,
                              betas=(config.adam_beta1 ** c, config.adam_beta2 ** c), eps=1e-8)
     return opt_g, opt_d

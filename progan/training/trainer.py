@@ -18,6 +18,14 @@ Small-data options: ``--augment diffaugment|ada`` (``training.augment``; ADA's p
 sign sums are checkpointed) and lazy regularization ``--r1-every/--gp-every K`` (StyleGAN2 section 3.1,
 appendix B): the penalty becomes its own D optimizer step every K minibatches, so D takes K + 1 steps
 per K minibatches and its Adam runs with ``lr * c`` and ``beta ** c``, ``c = K / (K + 1)``.
+
+The stabilization options (``TrainConfig``): ``--spectral-norm`` normalizes D's layers
+(``progan.spectral_norm``; its power-iteration vectors are buffers, so checkpoints carry them);
+``--reset-opt-at-stage`` clears both Adam states whenever floor or ceil of StyleGAN's level of detail
+changes, i.e. when a fade-in starts and when it ends, exactly as StyleGAN's ``reset_opt_for_new_lod``
+(training_loop.py); the lod of the previous step is checkpointed (``opt_lod``), so a resumed run
+resets on the same steps. All of them are recorded in ``summary()`` (the model card) and
+``train_config``.
 """
 from __future__ import annotations
 
@@ -36,20 +44,26 @@ from accelerate import Accelerator
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .augment import AdaptiveController, Augment, parse_policy
+from .augment import AdaptiveController, build_augment
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import (all_reduce_gradients, all_reduce_mean_, check_ranks_agree, choose_checkpoint,
                           collective_phase, max_reduce_, persistent_float_buffers)
 from ..config import Family
+from ..spectral_norm import apply_spectral_norm
 from .conditional import conditional_model_config, grid_labels
 from .data_stream import make_loader, rescale_consumed, split_batch
 from .ema import ema_beta, update_ema
 from ..metrics.evaluation import PeriodicEvaluator
+from .monitor import HeldOutSplit, TrainingMonitor
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
+from .finetune import (freeze_discriminator_blocks, load_init_weights, model_config_for_dataset,
+                       read_init_source)
 from .options import TrainConfig, parse_batch_sizes
 from .step import (StepContext, discriminator_step, generator_step, make_optimizers, regularization_interval,
                    regularization_step)
+from .tricks import (HistoricalAverage, check_resume_architecture, discriminator_kwargs, tricks_summary,
+                     unrolled_context)
 
 __all__ = ["Trainer", "TrainingDiverged"]
 
@@ -58,7 +72,7 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN/inf; nothing was saved after it."""
 
 
-_PENALTIES = ("d_gp", "d_r1")  # the only terms that depend on the fp16 loss scale
+_PENALTIES = ("d_gp", "d_r1", "d_dragan")  # the only terms that depend on the fp16 loss scale
 
 
 class Trainer:
@@ -70,36 +84,46 @@ class Trainer:
         self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision,
                                                       log_with="tensorboard", project_dir=str(self.out))
         acc = self.accelerator
-        self.model_config = family.preset(config.preset)
+        # a grayscale or RGBA dataset (data_prep --channels) sets image_channels; opened here once
+        self.model_config, full_dataset = model_config_for_dataset(family.preset(config.preset), open_dataset)
         self.class_weights: torch.Tensor | None = None  # --cond: images per class (G-step label distribution)
         if config.cond:
-            self.model_config, counts = conditional_model_config(self.model_config,
-                                                                 open_dataset(self.model_config.resolution))
+            self.model_config, counts = conditional_model_config(self.model_config, full_dataset)
             self.class_weights = torch.tensor(counts, dtype=torch.float32, device=acc.device)
-        self.loss = config.loss or family.default_loss
+        self.loss = config.objective  # the family's recipe when --loss is empty (FAMILY_LOSS = default_loss)
         by_res = parse_batch_sizes(config.batch_sizes)
         self.schedule = GrowthSchedule(
             num_stages=self.model_config.num_stages, fade_kimg=config.fade_kimg, stable_kimg=config.stable_kimg,
-            progressive=config.progressive,
+            # a fine-tune trains the final stage from its first step unless --init-regrow
+            progressive=config.progressive and (not config.init_from or config.init_regrow),
             batch_sizes=tuple(by_res.get(r, config.batch_size) for r in self.model_config.resolutions))
         torch.manual_seed(config.seed)  # identical initial weights on every process
         self.generator = family.generator_cls(self.model_config).to(acc.device).train()
-        self.discriminator = family.discriminator_cls(self.model_config).to(acc.device).train()
+        self.discriminator = family.discriminator_cls(self.model_config,
+                                                      **discriminator_kwargs(config)).to(acc.device).train()
+        if config.spectral_norm:  # u, v from their own generator: the global RNG stream is untouched
+            apply_spectral_norm(self.discriminator)
         if config.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
         self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        # historical averaging (training.tricks): running sums of each player's parameters, checkpointed
+        self.history = ({"generator": HistoricalAverage(self.generator),
+                         "discriminator": HistoricalAverage(self.discriminator)}
+                        if config.historical_averaging > 0 else None)
+        self.frozen_d = freeze_discriminator_blocks(self.discriminator, config.freeze_d)  # before the optimizer
+        self.init_digest: str | None = None  # weights digest right after --init-from (initialize_from)
         self.reg_every = regularization_interval(config, self.loss)
         self.opt_g, self.opt_d = acc.prepare(*make_optimizers(self.generator, self.discriminator, config,
                                                               reg_every=self.reg_every))
         self.ada = (AdaptiveController(target=config.ada_target, interval=config.ada_interval,
                                        speed_kimg=config.ada_kimg) if config.augment == "ada" else None)
-        self.augment = (None if config.augment == "none" else
-                        Augment(parse_policy(config.augment_policy), p=0.0 if self.ada else 1.0))
+        self.augment = build_augment(config.augment, policy=config.augment_policy)  # ADA starts at p = 0
         self._ada_signs = torch.zeros(2, dtype=torch.float64, device=acc.device)  # this rank: sum sign(D(real)), count
         self.sample_z = torch.randn(config.sample_count, self.model_config.latent_dim,
                                     generator=torch.Generator().manual_seed(config.seed))
         self.images_seen, self.step, self.consumed = 0, 0, 0
+        self._opt_lod = self._lod(self.schedule.phase(0))  # --reset-opt-at-stage: lod of the previous step
         self.best_fid = math.inf  # lowest FID at the full resolution so far (exported to best/)
         if evaluator is None and config.eval_kimg > 0:
             from ..hub import cache_root
@@ -115,10 +139,14 @@ class Trainer:
         # [stop, non-finite, -first non-finite images_seen]: max-reduced every --sync-every steps
         self._flags = torch.tensor([0.0, 0.0, -math.inf], dtype=torch.float64, device=acc.device)
         self._phase = "starting"
-        self._datasets: dict[int, Dataset] = {}
+        self._datasets: dict[int, Dataset] = ({} if full_dataset is None else
+                                              {self.model_config.resolution: full_dataset})
         # every logged term summed over the steps since the last log record, with the number of steps it
         # ran on: a lazy penalty (every K steps) is logged whatever K and --log-every are (device tensors)
         self._term_sums: dict[str, list] = {}
+        self._split: HeldOutSplit | None = None      # --holdout: built on first use (needs the dataset size)
+        self._monitor: TrainingMonitor | None = None
+        self._signals: dict[str, float] = {}        # the latest monitor signals (progress bar)
 
     # --- state ------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -128,9 +156,11 @@ class Trainer:
                 "opt_d": self.opt_d.state_dict(), "scaler": scaler.state_dict() if scaler is not None else {},
                 "images_seen": self.images_seen, "step": self.step, "consumed": self.consumed,
                 "sample_z": self.sample_z, "world_size": self.accelerator.num_processes, "best_fid": self.best_fid,
-                "augment_p": self.augment.p if self.augment is not None else 0.0,
+                "augment_p": self.augment.p if self.augment is not None else 0.0, "opt_lod": self._opt_lod,
                 "train_config": self.config.to_json(), "family": self.family.name,
-                "class_names": list(self.model_config.class_names)}
+                "class_names": list(self.model_config.class_names),
+                **({"historical_average": {k: h.state_dict() for k, h in self.history.items()}}
+                   if self.history is not None else {})}
 
     def weights_digest(self) -> str:
         """Hash of G, D and G_ema weights: equal on every process of a healthy run (saved per rank)."""
@@ -167,6 +197,7 @@ class Trainer:
         if list(state.get("class_names", [])) != list(self.model_config.class_names):
             raise ValueError(f"{path} was trained on classes {state.get('class_names', [])}, this run has "
                              f"{list(self.model_config.class_names)}; use another --out or the same data and --cond")
+        check_resume_architecture(state["train_config"], self.config, path)
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.generator_ema.load_state_dict(state["generator_ema"])
@@ -179,6 +210,13 @@ class Trainer:
         self.consumed = rescale_consumed(state["consumed"], saved_world_size=state["world_size"],
                                          world_size=self.accelerator.num_processes)
         self.sample_z = state["sample_z"]
+        if self.history is not None:
+            if "historical_average" not in state:
+                raise ValueError(f"{path} was trained without --historical-averaging; its parameter history is "
+                                 "unknown: use another --out or drop the option")
+            for name, history in self.history.items():
+                history.load_state_dict(state["historical_average"][name])
+        self._opt_lod = state.get("opt_lod", self._lod(self.schedule.phase(self.images_seen)))
         self.best_fid = state.get("best_fid", math.inf)  # absent in checkpoints older than --eval-kimg
         if self.ada is not None:
             self.ada.p = self.augment.p = float(state.get("augment_p", 0.0))
@@ -194,16 +232,54 @@ class Trainer:
         check_ranks_agree(images_seen=self.images_seen, weights_digest=self.weights_digest())
         return path
 
+    def initialize_from(self, source: str) -> None:
+        """Fine-tuning: G, G_ema (and D from a checkpoint) from ``source``; every rank reads it, rank 0
+        first (a download is then cached for the others). Logs the weights digest the run starts from."""
+        acc = self.accelerator
+        with acc.main_process_first():
+            init = read_init_source(source)
+        for note in load_init_weights(init, family=self.family.name, generator=self.generator,
+                                      generator_ema=self.generator_ema, discriminator=self.discriminator):
+            acc.print(note)
+        if self.frozen_d:
+            acc.print(f"Freeze-D: {', '.join(self.frozen_d)} of D stay at their initial weights")
+        self.init_digest = self.weights_digest()
+        check_ranks_agree(init_digest=self.init_digest)
+        acc.print(f"weights digest after --init-from: {self.init_digest}")
+
     # --- helpers ----------------------------------------------------------------------------
     def _request_stop(self, signum: int, _frame: Any) -> None:
         if self._stop_requested and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now, without a checkpoint
         self._stop_requested = True
 
-    def _dataset(self, resolution: int) -> Dataset:
+    def _full_dataset(self, resolution: int) -> Dataset:
         if resolution not in self._datasets:
             self._datasets = {resolution: self.open_dataset(resolution)}  # keep one open at a time
-        return self._datasets[resolution]
+        full = self._datasets[resolution]
+        if self._split is None:
+            num_images = getattr(full, "num_images", len(full))
+            self._split = HeldOutSplit(num_images, self.config.holdout, seed=self.config.seed)
+        return full
+
+    def _dataset(self, resolution: int) -> Dataset:
+        """What D trains on (and the metrics compare against): the dataset without the held-out reals."""
+        full = self._full_dataset(resolution)
+        return self._split.training_subset(full) if self.config.holdout else full
+
+    def _monitor_signals(self, phase) -> None:
+        """The collapse signal and r_v (``training.monitor``), main process only, logged as one record."""
+        if self.config.monitor_num == 0 or not self.accelerator.is_main_process:
+            return
+        full = self._full_dataset(phase.resolution)
+        if self._monitor is None:
+            self._monitor = TrainingMonitor(latent_dim=self.model_config.latent_dim, num=self.config.monitor_num,
+                                            seed=self.config.seed, train_indices=self._split.train,
+                                            heldout_indices=self._split.heldout)
+        self._signals = self._monitor(self.generator, self.discriminator, full, stage=phase.stage,
+                                      alpha=phase.alpha, device=self.accelerator.device)
+        self._log({"kimg": self.images_seen / 1000, "step": self.step, "resolution": phase.resolution,
+                   "alpha": round(phase.alpha, 4), **self._signals})
 
     def _note_health(self, d_terms: dict[str, torch.Tensor], g_terms: dict[str, torch.Tensor],
                       d_skipped: bool) -> None:
@@ -265,7 +341,23 @@ class Trainer:
         return {"preset": self.config.preset, "family": self.family.name, "images_seen": self.images_seen,
                 "kimg": round(self.images_seen / 1000, 3), "steps": self.step, "train_seconds": round(seconds, 1),
                 "processes": self.accelerator.num_processes, "device": str(self.accelerator.device),
-                "loss": self.loss, "data": self.config.data or "openmoji"}
+                "loss": self.loss, "data": self.config.data or "openmoji",
+                "stabilization": self.config.stabilization(), **tricks_summary(self.config),
+                **({"init_from": self.config.init_from, "init_regrow": self.config.init_regrow,
+                    "freeze_d": self.config.freeze_d} if self.config.init_from else {})}
+
+    def _lod(self, phase) -> float:
+        """StyleGAN's level of detail: 0 at the full resolution, fractional during a fade-in."""
+        return (self.model_config.num_stages - 1 - phase.stage) + (1.0 - phase.alpha)
+
+    def _maybe_reset_optimizers(self, phase) -> None:
+        """--reset-opt-at-stage: StyleGAN's rule, a reset whenever floor or ceil of the lod changes."""
+        lod, previous = self._lod(phase), self._opt_lod
+        self._opt_lod = lod
+        if self.config.reset_opt_at_stage and (math.floor(lod) != math.floor(previous)
+                                               or math.ceil(lod) != math.ceil(previous)):
+            self.opt_g.state.clear()  # Adam's moments and step counts: the next step starts them afresh
+            self.opt_d.state.clear()
 
     def _adapt(self, real_sign: torch.Tensor, count: int) -> None:
         """ADA: add this step's sign(D(real)) to the running sums; every interval, agree on p across ranks."""
@@ -293,6 +385,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         with collective_phase("choosing and loading the checkpoint to resume from", timeout=cfg.dist_timeout):
             resumed = self.try_resume()
+            if resumed is None and cfg.init_from:  # a resumed fine-tune continues from its own checkpoint
+                self.initialize_from(cfg.init_from)
         if acc.is_main_process:
             acc.init_trackers("train", config={k: v for k, v in asdict(cfg).items()})
             (self.out / "train_config.json").write_text(cfg.to_json() + "\n")
@@ -307,6 +401,7 @@ class Trainer:
         loader, loader_key, start, t_log, n_log = None, None, time.time(), time.time(), self.images_seen
         if not resumed:
             self._samples(self.schedule.phase(0))
+            self._monitor_signals(self.schedule.phase(0))
         while self.images_seen < total:
             phase = self.schedule.phase(self.images_seen)
             key = (phase.resolution, phase.batch_size)
@@ -318,32 +413,41 @@ class Trainer:
             batches = [split_batch(next(loader), acc.device) for _ in range(accum)]
             reals = [images for images, _ in batches]
             labels = [label for _, label in batches] if cfg.cond else None
+            with_labels = {"labels": labels} if labels is not None else {}  # conditional runs only
             if cfg.channels_last:
                 reals = [r.contiguous(memory_format=torch.channels_last) for r in reals]
             self.consumed += phase.batch_size * accum
             scaler = acc.scaler
+            self._maybe_reset_optimizers(phase)
             ctx = StepContext.from_config(
-                cfg, family=self.family.name, loss=self.loss, reg_every=self.reg_every,
+                cfg, family=self.family.name, loss=self.loss, reg_every=self.reg_every, images_seen=self.images_seen,
                 generator=self.generator, discriminator=self.discriminator, stage=phase.stage,
                 alpha=phase.alpha, latent_dim=self.model_config.latent_dim, device=acc.device,
                 autocast=acc.autocast, backward=acc.backward,
                 reduce_mean=lambda t: acc.reduce(t, reduction="mean"),
                 grad_scale=scaler._get_scale_async() if scaler is not None else 1.0,  # a tensor: no host sync
                 augment=self.augment, class_weights=self.class_weights)
-            d_terms = discriminator_step(ctx, reals, labels)
+            d_terms = discriminator_step(ctx, reals, **with_labels)
+            if self.history is not None:
+                d_terms["d_historical"] = self._historical_penalty("discriminator", ctx)
             all_reduce_gradients(self.discriminator)
             self.opt_d.step()
             d_skipped = scaler is not None and self.opt_d.step_was_skipped  # fp16: scaler.step synced already
             self.opt_d.zero_grad(set_to_none=True)
             if self.reg_every > 1 and self.step % self.reg_every == 0:  # lazy regularization: its own D step
-                d_terms.update(regularization_step(ctx, reals, self.reg_every, labels))
+                d_terms.update(regularization_step(ctx, reals, self.reg_every, **with_labels))
                 all_reduce_gradients(self.discriminator)
                 self.opt_d.step()
                 d_skipped = d_skipped or (scaler is not None and self.opt_d.step_was_skipped)
                 self.opt_d.zero_grad(set_to_none=True)
             if self.ada is not None:
                 self._adapt(d_terms["real_sign"], phase.batch_size * accum)
-            g_terms = generator_step(ctx, phase.batch_size, accum)
+            g_ctx = unrolled_context(ctx, self.opt_d, reals, steps=cfg.unrolled_steps,  # Metz et al. 2017
+                                     discriminator_step=discriminator_step, all_reduce=all_reduce_gradients,
+                                     **with_labels)
+            g_terms = generator_step(g_ctx, phase.batch_size, accum, reals=reals, **with_labels)
+            if self.history is not None:
+                g_terms["g_historical"] = self._historical_penalty("generator", ctx)
             all_reduce_gradients(self.generator)
             all_reduce_mean_(self._averaged_buffers)
             self.opt_g.step()
@@ -382,6 +486,7 @@ class Trainer:
                 return self.out / "checkpoints"
             if sample:
                 self._samples(phase)
+                self._monitor_signals(phase)
             if evaluate:
                 with collective_phase("evaluating", timeout=cfg.dist_timeout):
                     self._evaluate(phase, time.time() - start)
@@ -395,6 +500,14 @@ class Trainer:
         acc.wait_for_everyone()
         acc.end_training()
         return export
+
+    def _historical_penalty(self, name: str, ctx: StepContext) -> torch.Tensor:
+        """Historical averaging (Salimans et al. 2016 section 3.3): backpropagate W * ||theta - mean||^2 into
+        the player's gradients (identical on every process, so the all-reduce keeps it); returns the penalty."""
+        module = self.generator if name == "generator" else self.discriminator
+        penalty = self.history[name].step(module)
+        ctx.backward(self.config.historical_averaging * penalty)
+        return penalty.detach()
 
     def _accumulate_terms(self, terms: dict[str, torch.Tensor]) -> None:
         """Add this step's terms to the sums of the current log interval (no host sync)."""
@@ -420,5 +533,7 @@ class Trainer:
         if self.augment is not None:
             record["augment_p"] = self.augment.p
             postfix["p"] = f"{self.augment.p:.3f}"
+        if "diversity" in self._signals:
+            postfix["div"] = f"{self._signals['diversity']:.2f}"
         bar.set_postfix(postfix)
         self._log(record)
