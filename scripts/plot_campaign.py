@@ -20,9 +20,19 @@ from pathlib import Path
 MARKERS = {4: "v", 8: "<", 16: "s", 32: "D", 64: "o", 128: "p", 256: "h"}
 
 
+def read_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+
+
 def read_evals(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    return [r for r in rows if "fid" in r]
+    return [r for r in read_log(run) if "fid" in r]
+
+
+def signal_series(rows: list[dict], name: str) -> tuple[list[float], list[float]]:
+    """(kimg, value) of a monitor signal (``diversity`` or ``r_v``, progan/training/monitor.py); runs
+    trained before the monitor existed have none."""
+    points = [(r["kimg"], r[name]) for r in rows if r.get(name) is not None]
+    return [k for k, _ in points], [v for _, v in points]
 
 
 def parse_mark(text: str, runs: list[str]) -> tuple[str, float, str]:
@@ -75,9 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    evals_by_run = {run: read_evals(run) for run in args.runs}  # each log read once
+    logs = {run: read_log(run) for run in args.runs}  # each log read once
+    evals_by_run = {run: [r for r in rows if "fid" in r] for run, rows in logs.items()}
+    with_signals = any(signal_series(rows, "diversity")[0] for rows in logs.values())
     colours = {}
-    fig, ax = plt.subplots(figsize=(10.5, 4.5), dpi=110)
+    panels = 3 if with_signals else 1  # FID; the collapse signal and r_v when the runs logged them
+    fig, axes = plt.subplots(panels, 1, figsize=(10.5, 4.5 + 2.6 * (panels - 1)), dpi=110, sharex=True,
+                             squeeze=False, height_ratios=[1.6, 1, 1][:panels])
+    ax = axes[0][0]
     for run, evals in evals_by_run.items():
         if not evals:
             print(f"error: {run}/log.jsonl has no evaluations (train with --eval-kimg)", file=sys.stderr)
@@ -95,7 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     for resolution, marker in MARKERS.items():  # legend entries for the markers actually used
         if resolution in used:
             ax.plot([], [], marker, color="gray", label=f"{resolution} px")
-    ax.set_xlabel("images seen (kimg)")
+    if with_signals:
+        for panel, name, label, reference in ((axes[1][0], "diversity", "diversity: samples / reals\n(8x8 RGB)", 1.0),
+                                              (axes[2][0], "r_v", "r_v (ADA): 0 = no\noverfitting, 1 = full", 0.0)):
+            for run, rows in logs.items():
+                kimg, values = signal_series(rows, name)
+                if kimg:
+                    panel.plot(kimg, values, "-", color=colours[run.name], linewidth=1)
+            panel.axhline(reference, color="gray", linewidth=0.8, linestyle="--")
+            panel.set_ylabel(label, fontsize=8)
+            panel.grid(alpha=0.3)
+    axes[-1][0].set_xlabel("images seen (kimg)")
     ax.set_ylabel("FID (lower is better)")
     ax.set_title(args.title, fontsize=10)
     ax.set_yscale("log")

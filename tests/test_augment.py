@@ -285,9 +285,14 @@ def test_ada_is_refused_with_a_loss_whose_sign_means_nothing():
         TrainConfig(family="stylegan_lite", loss="wgan_gp", augment="ada")
     with pytest.raises(ValueError, match="--loss wgan_gp"):          # ProGAN's default loss is WGAN-GP
         TrainConfig(family="progan", augment="ada")
-    for loss in sorted(ADA_SIGN_LOSSES):
-        check_ada_loss(loss)
-        TrainConfig(family="progan", loss=loss, augment="ada")
+    for adversarial in sorted(ADA_SIGN_LOSSES):  # every loss whose D-score sign means real/fake, any penalty
+        for penalty in ("none", "r1", "dragan"):
+            check_ada_loss(f"{adversarial}+{penalty}")
+            TrainConfig(family="progan", loss=adversarial, penalty=penalty, augment="ada")
+    check_ada_loss("logistic_r1")                                     # the StyleGAN recipe
+    for objective in ("wgan+wgan_gp", "wgan+r1", "wgan+dragan"):      # a critic, whatever its penalty
+        with pytest.raises(ValueError, match="WGAN critic"):
+            check_ada_loss(objective)
     TrainConfig(family="progan", loss="wgan_gp", augment="diffaugment")
     assert isinstance(build_augment("ada"), AdaAugment) and build_augment("ada").p == 0.0
     assert isinstance(build_augment("diffaugment"), Augment) and build_augment("none") is None
@@ -444,8 +449,8 @@ def test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on(tmp_path, mon
         seen["d_r1"][trainer.step + 1] = terms["d_r1"].item()
         return terms
 
-    def gen(ctx, batch, micro):
-        terms = real_gen(ctx, batch, micro)
+    def gen(ctx, batch, micro, **kwargs):
+        terms = real_gen(ctx, batch, micro, **kwargs)
         seen["g_loss"][trainer.step + 1] = terms["g_loss"].item()
         return terms
 

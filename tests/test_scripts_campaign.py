@@ -28,3 +28,26 @@ def test_a_mark_names_a_plotted_run_a_kimg_and_a_label():
                       ("other:700.8:x", "'other' is not one of the runs"), ("sg:late:x", "'late' is not a number")]:
         with pytest.raises(ValueError, match=says):
             parse_mark(bad, runs)
+
+
+def test_signals_are_read_from_the_monitor_records_and_plotted_in_their_own_panels(tmp_path):
+    import json
+
+    from plot_campaign import main, signal_series
+
+    rows = [{"kimg": 10.0, "step": 5, "g_loss": 1.0}, {"kimg": 10.0, "diversity": 0.9, "r_v": 0.1},
+            {"kimg": 20.0, "fid": 150.0, "recall": 0.1, "resolution": 8}, {"kimg": 20.0, "diversity": 0.4},
+            {"kimg": 40.0, "fid": 140.0, "recall": 0.2, "resolution": 8}]
+    assert signal_series(rows, "diversity") == ([10.0, 20.0], [0.9, 0.4])
+    assert signal_series(rows, "r_v") == ([10.0], [0.1])               # a record without r_v adds no point
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    assert main([str(run), "--out", str(tmp_path / "with.png")]) == 0
+    (run / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows if "diversity" not in r) + "\n")
+    assert main([str(run), "--out", str(tmp_path / "without.png")]) == 0
+    # three panels (FID, diversity, r_v) make a taller figure than FID alone
+    assert Image.open(tmp_path / "with.png").height > 1.5 * Image.open(tmp_path / "without.png").height
