@@ -16,6 +16,11 @@ Memorization check instead of the metrics (progan/metrics/nearest.py), one proce
 each sample's nearest training image in the same Inception features (every real image; their
 features are cached with the FID statistics), the fraction of samples closer than the median
 real-to-real nearest-neighbour distance, and a figure of the --pairs closest (generated | real) pairs.
+
+A class-conditional generator's sample i has a class drawn (seeded) from the dataset's labels.
+`--per-class` also scores every class on its own (progan/metrics/per_class.py, the intra-class FID of
+Miyato & Koyama 2018, section 5.1): --num samples of the class against the dataset's images of that
+class (at most --num-real of them); the JSON gets "per_class" and a table goes to stderr.
 """
 from __future__ import annotations
 
@@ -41,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--background", default="255,255,255", metavar="R,G,B",
                         help="RGBA models/data: composite onto this colour before the RGB feature network "
                              "(default white; grayscale is replicated to RGB)")
+    parser.add_argument("--per-class", action="store_true",
+                        help="conditional models: also FID/KID per class, against that class's real images")
     parser.add_argument("--out", default="", help="also write the results as JSON here")
     parser.add_argument("--nearest", action="store_true",
                         help="memorization check: nearest training image of each sample (instead of the metrics)")
@@ -103,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     if kwargs and family != "stylegan_lite":
         print("error: --psi applies to StyleGAN-lite generators only", file=sys.stderr)
         return 2
+    if args.per_class and not generator.config.class_names:
+        print("error: --per-class needs a class-conditional generator (this one has no classes)", file=sys.stderr)
+        return 2
+    if args.per_class and tuple(getattr(dataset, "class_names", ())) != generator.config.class_names:
+        print(f"error: --per-class: the dataset's classes {list(getattr(dataset, 'class_names', ()))} are not the "
+              f"generator's {list(generator.config.class_names)}", file=sys.stderr)
+        return 2
     start = time.time()
     if args.nearest:
         return _nearest(args, acc, generator, network, dataset, dataset_key(args.data, dataset),
@@ -111,6 +125,15 @@ def main(argv: list[str] | None = None) -> int:
                                  dataset_key=dataset_key(args.data, dataset), cache_dir=cache_root() / "fid-stats",
                                  batch_size=args.batch, seed=args.seed, generator_kwargs=kwargs, metrics=metrics,
                                  progress=acc.is_local_main_process, background=background)
+    per_class = None
+    if args.per_class:
+        from progan.metrics.per_class import evaluate_per_class
+
+        per_class = evaluate_per_class(generator, dataset, network, accelerator=acc, num=args.num,
+                                       num_real=args.num_real or None, dataset_key=dataset_key(args.data, dataset),
+                                       metrics=tuple(m for m in metrics if m != "pr") or ("fid",),
+                                       cache_dir=cache_root() / "fid-stats", batch_size=args.batch, seed=args.seed,
+                                       generator_kwargs=kwargs, background=background)
     if not acc.is_main_process:
         return 0
     summary = {"weights": str(args.weights), "family": family, "data": data, "resolution": resolution,
@@ -120,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                                                            getattr(dataset, "channels", 3)) else {}),
                "processes": acc.num_processes, "device": str(acc.device), "seconds": round(time.time() - start, 1),
                **{k: float(v) for k, v in results.items()}}
+    if per_class is not None:
+        summary["per_class"] = per_class
+        print(per_class_table(results, per_class), file=sys.stderr)
     text = json.dumps(summary, indent=2)
     print(text)
     if args.out:
@@ -160,6 +186,20 @@ def _nearest(args, acc, generator, network, dataset, key: str, cache_dir: Path, 
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
     return 0
+
+
+def per_class_table(overall: dict[str, float], per_class: dict[str, dict]) -> str:
+    """Overall and per-class FID/KID as a text table (one row per class)."""
+    rows = [f"{'class':<28} {'reals':>6} {'FID':>9} {'KID':>9}",
+            f"{'(all, labels as the data)':<28} {'':>6} {overall.get('fid', float('nan')):>9.3f} "
+            f"{overall.get('kid', float('nan')):>9.5f}"]
+    for name, row in per_class.items():
+        if "skipped" in row:
+            rows.append(f"{name[:28]:<28} {row['num_real']:>6} skipped: {row['skipped']}")
+        else:
+            rows.append(f"{name[:28]:<28} {row['num_real']:>6} {row.get('fid', float('nan')):>9.3f} "
+                        f"{row.get('kid', float('nan')):>9.5f}")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,8 @@ def dataset_opener(config: TrainConfig, accelerator):
     path = config.data
     if not path:
         resolution = get_family(config.family).preset(config.preset).resolution
-        path = str(data_prep.builtin_openmoji_for_processes(resolution, accelerator))
-    return lambda resolution: data_prep.open_dataset(path, resolution, xflip=config.xflip)
+        path = str(data_prep.builtin_openmoji_for_processes(resolution, accelerator, need_labels=config.cond))
+    return lambda resolution: data_prep.open_dataset(path, resolution, xflip=config.xflip, with_labels=config.cond)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

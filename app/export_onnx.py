@@ -14,6 +14,8 @@ What the graph computes (the inference path of Karras et al. 2018 / 2019, nothin
   constant noise maps into the graph (the app's "fixed"); ``--noise inputs`` adds one input
   ``noise_i [N, 1, r, r]`` per layer so the caller supplies it (random noise = feed Gaussians);
   ``--noise none`` drops it.
+- Class-conditional models (``train.py --cond``) take ``labels [N]`` (int64 class indices) as the
+  second input, after z; the class names are in the metadata (``class_names``, JSON).
 - Batch size is dynamic (the ``batch`` axis of every input and the output). Outputs are float
   images in about [-1, 1]; ``(x * 127.5 + 128)`` clipped to [0, 255] gives the app's bytes.
 
@@ -34,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["OPSET", "NOISE_MODES", "OnnxGenerator", "export_onnx", "main"]
+__all__ = ["OPSET", "NOISE_MODES", "OnnxGenerator", "OnnxConditionalGenerator", "export_onnx", "main"]
 
 OPSET = 18  # the lowest opset the torch.export-based exporter implements without conversion
 NOISE_MODES = ("const", "inputs", "none")
@@ -78,6 +80,28 @@ class OnnxGenerator(nn.Module):
         return (z, torch.tensor(0.7), *noise)
 
 
+class OnnxConditionalGenerator(OnnxGenerator):
+    """A conditional generator's graph: ``(z, labels, [psi], [noise_0..]) -> images``."""
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor, psi: torch.Tensor | None = None,
+                *noise: torch.Tensor) -> torch.Tensor:
+        g = self.generator
+        if not self.stylegan:
+            return g(z, labels=labels)
+        ws = g.truncate(g.broadcast(g.map(z, labels)), psi=psi, cutoff=self.cutoff)  # [N, num_ws, w_dim]
+        if self.noise == "inputs":
+            return g.synthesis(ws, noise=list(noise))
+        return g.synthesis(ws, noise_mode=self.noise)
+
+    def input_names(self) -> list[str]:
+        names = super().input_names()
+        return [names[0], "labels", *names[1:]]
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
+        example = super().example_inputs(batch)
+        return (example[0], torch.arange(batch) % self.generator.config.num_classes, *example[1:])
+
+
 def export_onnx(generator: nn.Module, path: str | Path, *, noise: str = "const", cutoff: int | None = None,
                 opset: int = OPSET, metadata: dict | None = None) -> Path:
     """Write ``generator`` (on CPU, eval mode) to ``path`` as ONNX and return the path."""
@@ -86,14 +110,16 @@ def export_onnx(generator: nn.Module, path: str | Path, *, noise: str = "const",
     import onnx
 
     generator = generator.to("cpu").eval()
-    module = OnnxGenerator(generator, noise=noise, cutoff=cutoff)
+    conditional = bool(generator.config.num_classes)
+    module = (OnnxConditionalGenerator if conditional else OnnxGenerator)(generator, noise=noise, cutoff=cutoff)
     names = module.input_names()
     batch = torch.export.Dim("batch", min=1, max=4096)
     example = module.example_inputs()
-    # torch.export's dynamic shapes: the batch axis of z and every noise map, psi is a scalar
-    shapes: tuple = ({0: batch},) if not module.stylegan else ({0: batch}, None)
-    if len(example) > 2:  # *noise arrives as one tuple
-        shapes = (*shapes, tuple({0: batch} for _ in example[2:]))
+    # torch.export's dynamic shapes: the batch axis of z (and labels) and every noise map, psi is a scalar
+    head: tuple = ({0: batch}, {0: batch}) if conditional else ({0: batch},)
+    shapes: tuple = head if not module.stylegan else (*head, None)
+    if len(example) > len(shapes):  # *noise arrives as one tuple
+        shapes = (*shapes, tuple({0: batch} for _ in example[len(shapes):]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
@@ -105,13 +131,19 @@ def export_onnx(generator: nn.Module, path: str | Path, *, noise: str = "const",
     config = generator.config
     info = {"family": config.family, "resolution": str(config.resolution), "latent_dim": str(config.latent_dim),
             "noise": noise if module.stylegan else "none", "cutoff": "" if cutoff is None else str(cutoff),
-            "opset": str(opset), "inputs": json.dumps(names), **{k: str(v) for k, v in (metadata or {}).items()}}
+            "opset": str(opset), "inputs": json.dumps(names),
+            **({"class_names": json.dumps(list(config.class_names))} if conditional else {}), **{k: str(v) for k, v in (metadata or {}).items()}}
     for key, value in info.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def module_names(generator: nn.Module, noise: str) -> list[str]:
+    cls = OnnxConditionalGenerator if generator.config.num_classes else OnnxGenerator
+    return cls(generator, noise=noise).input_names()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = generator.config
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): {config.family} {config.resolution}x{config.resolution}, "
-          f"opset {args.opset}, inputs {', '.join(OnnxGenerator(generator, noise=args.noise).input_names())}")
+          f"opset {args.opset}, inputs {', '.join(module_names(generator, args.noise))}")
     return 0
 
 

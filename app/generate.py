@@ -7,12 +7,15 @@
     python -m app.generate --onnx model.onnx --seeds 0-15 --psi 0.7 --out grid.png   # from app.export_onnx
     python -m app.generate interpolate --latent runs/me/latent.safetensors --seeds image,1 --space w --method lerp \
         --out me.mp4                                                  # a picture projected by app.project
+    python -m app.generate --weights runs/cond/export --class "Animals & Nature" --seeds 0-15 --out animals.png
 
 ``grid`` is the default command (``python -m app.generate --seeds 0-15 --out grid.png``). Without
 ``--weights`` the bundled weights are used. The same seeds give the same pixels as in the app.
 ``--latent`` takes a ``latent.safetensors`` written by ``app.project`` (or downloaded from the app's
 "Your image" tab); the seed lists then accept ``image`` for it, as the app's seed boxes do
 (``app.keys``). A file that is not a latent for the chosen model gives one ``error:`` line.
+A class-conditional model (``train.py --cond``) draws the class given by ``--class NAME`` (or index);
+without it, its first class, with a note; an unknown name gives one line listing the valid ones.
 """
 from __future__ import annotations
 
@@ -45,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     common.add_argument("--latent", type=Path, default=None, metavar="PATH",
                         help=f'latent.safetensors from app.project; write "{IMAGE_TOKEN}" among the seeds to use it')
+    common.add_argument("--class", dest="class_name", default=None, metavar="NAME",
+                        help="class of a conditional model (train.py --cond), by name or index (default: the first)")
     common.add_argument("--out", type=Path, required=True, help="output file")
     parser = argparse.ArgumentParser(prog="python -m app.generate", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -125,7 +130,7 @@ def run(args: argparse.Namespace) -> str:
         return _run_onnx(args)
     source = args.weights or next(iter(launch_sources(None).values()))
     torch.device(args.device or default_device())
-    generator = load_generator(source, device=args.device or default_device())
+    generator = with_class(load_generator(source, device=args.device or default_device()), args.class_name)
     projection = _load_latent(args.latent, generator, source) if args.latent is not None else None
 
     def keys(text: str, max_count: int) -> list:
@@ -164,6 +169,19 @@ def run(args: argparse.Namespace) -> str:
         mixing_figure(row_images, col_images, cells, padding=max(0, args.padding)).save(args.out)
         what = f"{len(rows)}x{len(cols)} style-mixing grid ({args.styles} styles from the rows)"
     return f"wrote {args.out}: {what} in {time.perf_counter() - start:.2f} s"
+
+
+def with_class(generator, name: str | None):
+    """The generator bound to class ``name`` (``progan.conditioning.bind_class``); a conditional model
+    without ``name`` draws its first class, and says so."""
+    from progan.conditioning import bind_class
+
+    names = generator.config.class_names
+    if names and name is None:
+        print(f"note: conditional model; drawing class {names[0]!r} (--class: {', '.join(map(repr, names))})",
+              file=sys.stderr)
+        name = names[0]
+    return bind_class(generator, name)
 
 
 def _save(image, path: Path) -> None:
@@ -236,7 +254,7 @@ def _run_onnx(args: argparse.Namespace) -> str:
     seeds = parse_seeds(args.seeds, max_count=limits.images_allowed(model.resolution))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    images = model.images(seeds, psi=psi, batch_size=args.batch_size)
+    images = model.images(seeds, psi=psi, batch_size=args.batch_size, label=model.class_label(args.class_name))
     columns = check_int("--columns", args.columns, 1, len(seeds)) if args.columns else None
     make_grid(images, columns=columns, padding=max(0, args.padding)).save(args.out)
     return f"wrote {args.out}: {len(seeds)} images from {args.onnx} (onnxruntime) in {time.perf_counter() - start:.2f} s"

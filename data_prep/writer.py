@@ -4,6 +4,7 @@ Layout of a dataset directory (format version 1):
 
     manifest.json         source, settings, counts, resolutions, sha256 per file, skipped files
     names.json            source name of every kept image, in array order
+    labels.npy            int64 [N] class index of every image (only with labels; names in manifest "classes")
     images_<R>.npy        uint8 [N, C, R, R] (CHW; C = 3 RGB, 1 grayscale or 4 RGBA, the manifest's
                           "channels") for each resolution R
 
@@ -127,9 +128,9 @@ class DatasetWriter:
             handle.write(np.ascontiguousarray(level).data)
         self.count += 1
 
-    def commit(self, manifest: dict, names: list[str]) -> Path:
-        """Finish the headers, write names + manifest with checksums, then rename into place."""
-        assert len(names) == self.count
+    def commit(self, manifest: dict, names: list[str], labels: list[int] | None = None) -> Path:
+        """Finish the headers, write names (+ labels) + manifest with checksums, then rename into place."""
+        assert len(names) == self.count and (labels is None or len(labels) == self.count)
         files = {}
         for resolution, handle in self._files.items():
             handle.seek(0)
@@ -145,6 +146,10 @@ class DatasetWriter:
         names_text = json.dumps(names, ensure_ascii=False, indent=0)
         (self.tmp / "names.json").write_text(names_text + "\n", encoding="utf-8")
         files["names"] = {"file": "names.json", "sha256": sha256_file(self.tmp / "names.json")}
+        if labels is not None:
+            np.save(self.tmp / "labels.npy", np.asarray(labels, dtype=np.int64))
+            files["labels"] = {"file": "labels.npy", "dtype": "int64", "shape": [self.count],
+                               "sha256": sha256_file(self.tmp / "labels.npy")}
         manifest = {"format": "gan-studio-dataset", "format_version": FORMAT_VERSION,
                     **manifest, "resolutions": self.resolutions, "channels": self.channels, "files": files}
         with open(self.tmp / "manifest.json", "w", encoding="utf-8") as handle:

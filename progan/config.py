@@ -33,8 +33,13 @@ class ProGANConfig:
     mbstd_group_size: int = 4         # minibatch-stddev group (ProGAN section 3)
     mbstd_num_features: int = 1       # minibatch-stddev feature maps appended
     use_pixel_norm: bool = True       # generator pixel norm (ProGAN section 4.2)
+    class_names: tuple[str, ...] = ()  # conditional model: one name per class (progan.conditioning); () = unconditional
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "class_names", tuple(self.class_names))  # a JSON list loads as a tuple
+        if any(not isinstance(c, str) or not c for c in self.class_names) or \
+                len(set(self.class_names)) != len(self.class_names):
+            raise ValueError(f"class_names must be distinct non-empty strings, got {list(self.class_names)}")
         if not _is_power_of_two(self.resolution) or self.resolution < 4:
             raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}")
         for name in ("latent_dim", "channel_base", "channel_max", "image_channels",
@@ -44,6 +49,11 @@ class ProGANConfig:
         for res in self.resolutions:
             if self.channels(res) % self.mbstd_num_features:
                 raise ValueError("mbstd_num_features must divide every channel count")
+
+    @property
+    def num_classes(self) -> int:
+        """0 for an unconditional model."""
+        return len(self.class_names)
 
     @property
     def num_stages(self) -> int:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conditioning import ClassEmbedding, ProjectionHead, check_labels
 from .config import ProGANConfig
 from .hub.export import PretrainedMixin
 from .minibatch_discrimination import MinibatchDiscrimination
@@ -97,7 +98,10 @@ class Generator(PretrainedMixin, nn.Module):
         pn = config.use_pixel_norm
         res = config.resolutions
         self.input_norm = PixelNorm() if pn else nn.Identity()  # z normalised onto the hypersphere
-        blocks: list[nn.Module] = [GeneratorInputBlock(config.latent_dim, config.channels(4), pixel_norm=pn)]
+        # conditional: [z, e(y)] into the first dense layer, e(y) at unit RMS (progan.conditioning)
+        self.embed = ClassEmbedding(config.num_classes, config.latent_dim, normalize=True) if config.num_classes else None
+        in_features = config.latent_dim * (2 if config.num_classes else 1)
+        blocks: list[nn.Module] = [GeneratorInputBlock(in_features, config.channels(4), pixel_norm=pn)]
         for r in res[1:]:
             blocks.append(GeneratorBlock(config.channels(r // 2), config.channels(r), pixel_norm=pn))
         self.blocks = nn.ModuleList(blocks)
@@ -110,10 +114,20 @@ class Generator(PretrainedMixin, nn.Module):
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
-    def forward(self, z: torch.Tensor, *, stage: int | None = None, alpha: float = 1.0) -> torch.Tensor:
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.config.class_names
+
+    def forward(self, z: torch.Tensor, *, stage: int | None = None, alpha: float = 1.0,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``labels [N]`` (int64 class indices): required by a conditional G, refused by an unconditional one."""
         stage = resolve_stage(self.config, stage)
+        check_labels(self.config.num_classes, labels, z.shape[0])
         res, full = self.config.resolutions, self.config.resolution
-        x = run_block(self.blocks[0], self.input_norm(z), resolution=4, full_resolution=full)
+        x = self.input_norm(z)
+        if self.embed is not None:
+            x = torch.cat([x, self.embed(labels).to(x.dtype)], dim=1)     # [N, 2 * latent_dim]
+        x = run_block(self.blocks[0], x, resolution=4, full_resolution=full)
         for s in range(1, stage):
             x = run_block(self.blocks[s], x, resolution=res[s], full_resolution=full)
         if stage == 0:
@@ -141,13 +155,15 @@ class DiscriminatorBlock(nn.Module):
 class DiscriminatorOutputBlock(nn.Module):
     """Minibatch stddev, 3x3 conv, dense '4x4 conv', dense to one score. ``[N, C, 4, 4] -> [N, 1]``.
 
+    With ``num_classes`` it is the projection discriminator's head (Miyato & Koyama 2018, section 3):
+    ``out(phi) + <embed(y), phi> / sqrt(C)`` with ``phi`` the ``[N, C]`` features after ``dense``.
     ``minibatch_discrimination=(B, C)`` puts Salimans et al.'s minibatch discrimination (section 3.2,
-    ``progan.minibatch_discrimination``) where the stddev layer was. ``forward(x, True)`` also returns
-    the features before the two dense layers (the 3x3 conv's activations, ``[N, C * 16]``), which
+    ``progan.minibatch_discrimination``) where the stddev layer was. ``forward(x, labels, True)`` also
+    returns the features before the two dense layers (the 3x3 conv's activations, ``[N, C * 16]``), which
     feature matching (Salimans et al. section 3.1) compares.
     """
 
-    def __init__(self, channels: int, *, group_size: int, num_features: int,
+    def __init__(self, channels: int, *, group_size: int, num_features: int, num_classes: int = 0,
                  minibatch_discrimination: tuple[int, int] | None = None) -> None:
         super().__init__()
         if minibatch_discrimination is None:
@@ -160,14 +176,17 @@ class DiscriminatorOutputBlock(nn.Module):
         self.conv = EqualizedConv2d(channels + num_features, channels, 3)
         self.dense = EqualizedLinear(channels * 16, channels)
         self.out = EqualizedLinear(channels, 1, gain=1.0)
+        self.projection = ProjectionHead(num_classes, channels) if num_classes else None
 
-    def forward(self, x: torch.Tensor, return_features: bool = False
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, return_features: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         batch_layer = self.mbstd if "mbstd" in self._modules else self.minibatch_discrimination
         x = _lrelu(self.conv(batch_layer(x)))                             # [N, C(+F), 4, 4] -> [N, C, 4, 4]
         features = x.flatten(1)                                           # [N, C * 16]
-        x = _lrelu(self.dense(features))                                  # [N, C]
+        x = _lrelu(self.dense(features))                                  # [N, C]: phi(x)
         scores = self.out(x)                                              # [N, 1]
+        if self.projection is not None:
+            scores = scores + self.projection(x, labels)                  # [N, 1]
         return (scores, features) if return_features else scores
 
 
@@ -187,14 +206,17 @@ class Discriminator(nn.Module):
         self.from_rgb = nn.ModuleList(EqualizedConv2d(config.image_channels, config.channels(r), 1) for r in res)
         blocks: list[nn.Module] = [DiscriminatorOutputBlock(
             config.channels(4), group_size=config.mbstd_group_size, num_features=config.mbstd_num_features,
-            minibatch_discrimination=minibatch_discrimination)]
+            num_classes=config.num_classes, minibatch_discrimination=minibatch_discrimination)]
         for r in res[1:]:
             blocks.append(DiscriminatorBlock(config.channels(r), config.channels(r // 2)))
         self.blocks = nn.ModuleList(blocks)  # blocks[s] consumes resolution 4 * 2**s
 
     def forward(self, images: torch.Tensor, *, stage: int | None = None, alpha: float = 1.0,
-                features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                labels: torch.Tensor | None = None, features: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``labels [N]`` (int64 class indices): required by a conditional D, refused by an unconditional one."""
         stage = resolve_stage(self.config, stage)
+        check_labels(self.config.num_classes, labels, images.shape[0])
         expected = self.config.resolutions[stage]
         if images.shape[-1] != expected or images.shape[-2] != expected:
             raise ValueError(f"stage {stage} expects {expected}x{expected} images, got {tuple(images.shape)}")
@@ -208,4 +230,4 @@ class Discriminator(nn.Module):
                 x = torch.lerp(_lrelu(skip), x, alpha)
         for s in range(stage - 1, 0, -1):
             x = run_block(self.blocks[s], x, resolution=res[s], full_resolution=full)
-        return run_block(self.blocks[0], x, features, resolution=4, full_resolution=full)
+        return run_block(self.blocks[0], x, labels, features, resolution=4, full_resolution=full)

@@ -10,24 +10,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from progan.conditioning import ClassEmbedding
 from progan.layers import LEAKY_SLOPE, EqualizedLinear, PixelNorm
 
 __all__ = ["MappingNetwork", "ConstantInput", "NoiseInjection", "AdaIN"]
 
 
 class MappingNetwork(nn.Module):
-    """8-layer MLP ``z [N, latent_dim] -> w [N, w_dim]``; z is normalized first (section 2)."""
+    """8-layer MLP ``z [N, latent_dim] -> w [N, w_dim]``; z is normalized first (section 2).
 
-    def __init__(self, latent_dim: int, w_dim: int, *, num_layers: int = 8, lr_multiplier: float = 0.01) -> None:
+    With ``num_classes`` (as stylegan2-ada's mapping): ``embed`` maps the one-hot label to ``w_dim``
+    features, normalized like z, and the MLP reads ``[z, e(y)]`` (``labels [N]``, int64).
+    """
+
+    def __init__(self, latent_dim: int, w_dim: int, *, num_layers: int = 8, lr_multiplier: float = 0.01,
+                 num_classes: int = 0) -> None:
         super().__init__()
         self.normalize = PixelNorm()
-        dims = [latent_dim] + [w_dim] * num_layers
+        self.embed = ClassEmbedding(num_classes, w_dim, normalize=True) if num_classes else None
+        dims = [latent_dim + (w_dim if num_classes else 0)] + [w_dim] * num_layers
         self.layers = nn.ModuleList(
             EqualizedLinear(dims[i], dims[i + 1], lr_multiplier=lr_multiplier) for i in range(num_layers)
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.normalize(z)
+        if self.embed is not None:
+            x = torch.cat([x, self.embed(labels).to(x.dtype)], dim=1)     # [N, latent_dim + w_dim]
         for layer in self.layers:
             x = F.leaky_relu(layer(x), LEAKY_SLOPE)
         return x

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from progan.conditioning import check_labels
 from progan.hub.export import PretrainedMixin
 from progan.layers import LEAKY_SLOPE, Blur, EqualizedConv2d, clamp_fp16, run_block, upsample2x
 from progan.networks import resolve_stage
@@ -114,8 +115,8 @@ class SynthesisNetwork(nn.Module):
 class Generator(PretrainedMixin, nn.Module):
     """StyleGAN-lite generator. ``z [N, latent_dim] -> images [N, 3, R, R]`` (linear output, ~[-1, 1]).
 
-    ``forward(z, stage=, alpha=, psi=, cutoff=, mix_z=, crossover=, noise=, noise_mode=)``; or use the
-    parts: ``mapping(z) -> w``, ``truncate(ws)``, ``synthesis(ws)``. The ``w_avg`` buffer ``[w_dim]``
+    ``forward(z, stage=, alpha=, psi=, cutoff=, mix_z=, crossover=, noise=, noise_mode=, labels=)``; or use
+    the parts: ``map(z, labels) -> w``, ``truncate(ws)``, ``synthesis(ws)``. The ``w_avg`` buffer ``[w_dim]``
     is saved with the weights.
     """
 
@@ -125,7 +126,7 @@ class Generator(PretrainedMixin, nn.Module):
         super().__init__()
         self.config = config
         self.mapping = MappingNetwork(config.latent_dim, config.w_dim, num_layers=config.mapping_layers,
-                                      lr_multiplier=config.mapping_lr_multiplier)
+                                      lr_multiplier=config.mapping_lr_multiplier, num_classes=config.num_classes)
         self.synthesis = SynthesisNetwork(config)
         self.register_buffer("w_avg", torch.zeros(config.w_dim))
 
@@ -136,6 +137,15 @@ class Generator(PretrainedMixin, nn.Module):
     @property
     def num_ws(self) -> int:
         return self.config.num_ws
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.config.class_names
+
+    def map(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``z [N, latent_dim]`` (+ ``labels [N]`` for a conditional model) -> ``w [N, w_dim]``."""
+        check_labels(self.config.num_classes, labels, z.shape[0])
+        return self.mapping(z, labels)
 
     @torch.no_grad()
     def update_w_avg(self, w: torch.Tensor) -> None:
@@ -181,14 +191,15 @@ class Generator(PretrainedMixin, nn.Module):
         noise: Sequence[torch.Tensor] | None = None,
         noise_mode: NoiseMode = "random",
         update_w_avg: bool = False,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        w = self.mapping(z)                                               # [N, w_dim]
+        w = self.map(z, labels)                                           # [N, w_dim]
         if update_w_avg:
             self.update_w_avg(w)
         ws = self.broadcast(w)                                            # [N, num_ws, w_dim]
         if mix_z is not None:
             if crossover is None:
                 raise ValueError("mix_z needs a crossover layer")
-            ws = self.mix(ws, self.broadcast(self.mapping(mix_z)), crossover)
+            ws = self.mix(ws, self.broadcast(self.map(mix_z, labels)), crossover)  # same class (stylegan2-ada)
         ws = self.truncate(ws, psi=psi, cutoff=cutoff)
         return self.synthesis(ws, stage=stage, alpha=alpha, noise=noise, noise_mode=noise_mode)

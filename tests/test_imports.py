@@ -13,9 +13,8 @@ FORBIDDEN = {
     "data_prep": {"progan", "stylegan_lite", "app", "families"},
 }
 # Inside progan: which module-name prefixes each part may not import.
-MODEL_FILES = ("progan.config", "progan.layers", "progan.networks", "progan.losses", "progan.images",
-               "progan.minibatch_discrimination",
-               "progan.spectral_norm")
+MODEL_FILES = ("progan.config", "progan.layers", "progan.conditioning", "progan.networks", "progan.losses",
+               "progan.images", "progan.minibatch_discrimination", "progan.spectral_norm")
 INNER_RULES = {
     **{name: ("progan.training", "progan.metrics") for name in MODEL_FILES},
     "progan.hub": ("progan.training", "progan.metrics", "progan.networks", "progan.layers", "progan.losses"),

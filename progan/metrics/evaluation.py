@@ -52,7 +52,7 @@ from .features import (
 )
 
 __all__ = ["dataset_key", "gather_in_order", "distributed_real_statistics", "evaluate_generator",
-           "PeriodicEvaluator", "EvaluationStopped"]
+           "PeriodicEvaluator", "EvaluationStopped", "labels_like_dataset"]
 
 
 class EvaluationStopped(Exception):
@@ -95,6 +95,18 @@ def _polled(poll: _StopPoll | None, accelerator: Accelerator, num: int, batch_si
     result = compute(poll)
     poll.finish_phase(start, _rounds(accelerator, num, batch_size))
     return result
+
+
+
+
+def labels_like_dataset(dataset: Dataset, num: int, *, seed: int = 0) -> torch.Tensor | None:
+    """int64 [num] class labels drawn (seeded) from `dataset`'s label distribution, for the samples of a
+    conditional generator; None for a dataset without labels."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        return None
+    counts = torch.bincount(torch.as_tensor(labels), minlength=len(dataset.class_names)).double()
+    return torch.multinomial(counts, num, replacement=True, generator=torch.Generator().manual_seed(seed))
 
 
 def dataset_key(label: str, dataset: Dataset) -> str:
@@ -200,6 +212,7 @@ def evaluate_generator(
     metrics: Sequence[str] = ("fid", "kid", "pr"),
     num_real: int | None = None,
     progress: bool = False,
+    labels: torch.Tensor | None = None,
     background: tuple[int, int, int] = (255, 255, 255),
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, float] | None:
@@ -212,8 +225,14 @@ def evaluate_generator(
 
     Every process must call this (collective). The caller's RNG state is left untouched, so
     evaluating in the middle of training does not change the training run. With `should_stop`, every
-    process raises `EvaluationStopped` within one batch of it becoming true on any process.
+    process raises `EvaluationStopped` within one batch of it becoming true on any process. A
+    conditional generator's sample i has class `labels[i]` (default: drawn from the dataset's label
+    distribution).
     """
+    if getattr(getattr(generator, "config", None), "num_classes", 0) and labels is None:
+        labels = labels_like_dataset(dataset, num, seed=seed)
+        if labels is None:
+            raise ValueError("a conditional generator needs a dataset with labels (or explicit labels)")
     num_real = min(num if num_real is None else num_real, len(dataset))
     if num < 2 or num_real < 2:
         raise ValueError(f"need at least 2 generated and 2 real images, got {num} and {num_real}")
@@ -230,7 +249,7 @@ def evaluate_generator(
         local = _polled(poll, accelerator, num, batch_size, lambda after_batch: generated_features(
             generator, network, num=num, batch_size=batch_size, seed=seed, device=accelerator.device,
             generator_kwargs=generator_kwargs, indices=_shard(accelerator, num), progress=progress,
-            desc="eval: generated", after_batch=after_batch))
+            desc="eval: generated", after_batch=after_batch, labels=labels))
     fake = gather_in_order(accelerator, local, num)
     if not accelerator.is_main_process:
         return None

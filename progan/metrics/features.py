@@ -285,8 +285,11 @@ def generated_features(
     progress: bool = False,
     desc: str = "generated",
     after_batch: Callable[[], None] | None = None,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Features [len(indices), D] (float32, CPU) of generated samples `indices` (default 0..num-1).
+
+    `labels` (int64 [num], conditional generators): sample i is generated with class `labels[i]`.
 
     `generator(z, **generator_kwargs)` maps z [B, generator.config.latent_dim] to images
     [B, 3, R, R] in [-1, 1] (kwargs such as `psi=0.7` or `stage=2, alpha=0.5`). Put the generator
@@ -301,7 +304,10 @@ def generated_features(
 
     def batches() -> Iterable[torch.Tensor]:
         for start in range(0, len(indices), batch_size):
-            z = latents_for_indices(indices[start : start + batch_size], latent_dim, seed=seed)
+            chunk = indices[start : start + batch_size]
+            z = latents_for_indices(chunk, latent_dim, seed=seed)
+            if labels is not None:
+                kwargs["labels"] = labels[torch.as_tensor(list(chunk), dtype=torch.long)].to(device)
             images = generator(z.to(device), **kwargs)  # [B, 3, R, R] in [-1, 1]
             yield images_to_uint8(images)
 

@@ -5,7 +5,9 @@ The global stream is epoch after epoch of seeded permutations of the dataset; pr
 restarts at global position ``c * W + r``, so resuming (or changing the batch size at a new
 resolution) continues the exact same sequence. A run resumed on a different number of processes
 continues at the same *global* position (``rescale_consumed``), so no image is repeated or skipped
-beyond the rounding of one step. Images arrive as uint8 and are converted on device.
+beyond the rounding of one step. Images arrive as uint8 and are converted on device. A labelled
+dataset (``ImageDataset(with_labels=True)``) yields ``(images, labels)`` batches; ``split_batch``
+takes either kind apart.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["StreamSampler", "make_loader", "rescale_consumed", "to_float_images"]
+__all__ = ["StreamSampler", "make_loader", "rescale_consumed", "to_float_images", "split_batch"]
 
 
 class StreamSampler(Sampler[int]):
@@ -69,3 +71,12 @@ def make_loader(dataset: Dataset, *, batch_size: int, seed: int, rank: int, worl
 def to_float_images(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 ``[N, 3, H, W]`` -> float32 in [-1, 1] on ``device`` (the division happens there)."""
     return batch.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+
+
+def split_batch(batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor],
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A loader batch -> (float images in [-1, 1], int64 labels ``[N]`` or None) on ``device``."""
+    if isinstance(batch, (tuple, list)):
+        images, labels = batch
+        return to_float_images(images, device), labels.to(device, non_blocking=True).long()
+    return to_float_images(batch, device), None

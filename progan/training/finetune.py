@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,7 @@ def load_init_weights(source: InitSource, *, family: str, generator: nn.Module, 
     if source.discriminator is None:
         notes.append("the source is an exported generator without a discriminator: D starts fresh "
                      "(random initialization)")
-    own = dataclasses.asdict(generator.config)
+    own = json.loads(json.dumps(dataclasses.asdict(generator.config)))  # as the source's JSON: tuples are lists
     differs = sorted(k for k, v in source.config.items() if k in own and own[k] != v)
     if differs:
         notes.append(f"warning: the source's model config differs in {', '.join(differs)} "

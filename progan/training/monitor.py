@@ -77,6 +77,12 @@ class _Subset(Dataset):
         self.dataset = dataset
         self.indices = indices + ([i + num_images for i in indices] if flips else [])
         self.num_images, self.resolution = len(indices), getattr(dataset, "resolution", None)
+        # what the metrics read of a dataset: its channels and, labelled (--cond), its classes
+        for name in ("channels", "class_names"):
+            if hasattr(dataset, name):
+                setattr(self, name, getattr(dataset, name))
+        if getattr(dataset, "labels", None) is not None:
+            self.labels = dataset.labels[indices]  # base images' classes (a mirror has its image's)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -98,9 +104,16 @@ class TrainingMonitor:
         self.real_indices = [train_indices[i] for i in pick]
         self.heldout_indices = heldout_indices[:num]
 
-    def _reals(self, dataset: Dataset, indices: list[int], alpha: float, device: torch.device) -> torch.Tensor:
-        batch = torch.stack([dataset[i] for i in indices])                                  # [n, C, R, R] uint8
-        return fade_reals(to_float_images(batch, device), alpha)
+    def _reals(self, dataset: Dataset, indices: list[int], alpha: float,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(reals [n, C, R, R] in [-1, 1], their labels [n] from a labelled dataset, else None)."""
+        items = [dataset[i] for i in indices]
+        labels = None
+        if isinstance(items[0], (tuple, list)):  # a conditional run's dataset yields (image, class)
+            labels = torch.stack([torch.as_tensor(label) for _, label in items]).long().to(device)
+            items = [image for image, _ in items]
+        batch = torch.stack(items)                                                          # [n, C, R, R] uint8
+        return fade_reals(to_float_images(batch, device), alpha), labels
 
     @torch.no_grad()
     def __call__(self, generator: torch.nn.Module, discriminator: torch.nn.Module, dataset: Dataset, *,
@@ -110,12 +123,18 @@ class TrainingMonitor:
             kwargs: dict[str, Any] = {"stage": stage, "alpha": alpha}
             if hasattr(generator, "synthesis"):
                 kwargs["noise_mode"] = "const"
+            reals, real_labels = self._reals(dataset, self.real_indices, alpha, device)
+            fake_labels = None
+            if real_labels is not None:  # conditional: the fakes take the fixed reals' classes, cycled
+                fake_labels = real_labels[torch.arange(len(self.z), device=device) % len(real_labels)]
+                kwargs["labels"] = fake_labels
             fakes = generator(self.z.to(device), **kwargs).float()                          # [num, C, R, R]
-            reals = self._reals(dataset, self.real_indices, alpha, device)
             signals = {"diversity": layout_diversity(fakes) / max(layout_diversity(reals), 1e-12)}
             if self.heldout_indices:
-                held = self._reals(dataset, self.heldout_indices, alpha, device)
-                scores = [discriminator(x, stage=stage, alpha=alpha).float() for x in (reals, held, fakes)]
+                held, held_labels = self._reals(dataset, self.heldout_indices, alpha, device)
+                scores = [discriminator(x, stage=stage, alpha=alpha,
+                                        **({} if y is None else {"labels": y})).float()
+                          for x, y in ((reals, real_labels), (held, held_labels), (fakes, fake_labels))]
                 signals["r_v"] = overfitting_ratio(*scores)
                 signals.update(d_train=float(scores[0].mean()), d_val=float(scores[1].mean()),
                                d_gen=float(scores[2].mean()))

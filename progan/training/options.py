@@ -130,6 +130,8 @@ class TrainConfig:
                              "the final resolution from the start")
     freeze_d: int = _opt(0, "Freeze-D (Mo et al. 2020): keep the first N discriminator blocks from the image "
                          "side (fromRGB + highest resolutions) at their --init-from weights")
+    cond: bool = _opt(False, "class-conditional G and D (projection discriminator) on the dataset's labels "
+                      "(data_prep --labels; the built-in OpenMoji set has its emoji groups)")
 
     def __post_init__(self) -> None:
         if self.family not in ("progan", "stylegan_lite"):

@@ -18,6 +18,14 @@ exactly once, and penalties differentiate through the augmentation to the un-aug
 (as stylegan2-ada). With lazy regularization (StyleGAN2 section 3.1) the D step leaves the penalty
 out (``penalty=False``) and ``regularization_step`` applies it every k-th step, times k.
 
+Class-conditional runs (``--cond``; ``progan.conditioning``): D scores every image with its label
+(projection discriminator, Miyato & Koyama 2018 section 3). Fakes in the D step take the labels of
+the micro-batch's reals, which are random dataset images, so their labels follow the dataset's label
+distribution (stylegan2-ada draws the labels of other random dataset images: the same distribution) and
+a WGAN-GP interpolate between a real and a fake has one well-defined label. Fakes in the G step draw
+labels from the dataset's class counts (``StepContext.class_weights``) with the per-rank torch RNG that
+checkpoints save, so latents and labels are deterministic and resume exactly.
+
 ``ctx.loss`` names the adversarial loss and the penalty together (``losses.split_loss``). Instance
 noise (Sonderby et al. 2016; Arjovsky & Bottou 2017, section 3: noise on both distributions makes
 their supports overlap, so D cannot be perfect and G's gradient does not vanish) is added by
@@ -41,7 +49,7 @@ from .tricks import feature_matching_generator_loss
 if TYPE_CHECKING:
     from .options import TrainConfig
 
-__all__ = ["StepContext", "fade_reals", "discriminator_step", "regularization_step", "generator_step",
+__all__ = ["StepContext", "fade_reals", "sample_labels", "discriminator_step", "regularization_step", "generator_step",
            "make_optimizers", "regularization_interval", "instance_noise_std"]
 
 
@@ -70,6 +78,7 @@ class StepContext:
     dragan_c: float = 0.5                   # DRAGAN perturbation: x + c * std(x) * U[0, 1)
     label_smoothing: float = 0.0            # one-sided: real targets 1 - alpha (logistic loss only)
     instance_noise: float = 0.0             # std of the Gaussian noise on every image D sees, this step
+    class_weights: torch.Tensor | None = None  # conditional: images per class of the dataset (G-step labels)
 
     @classmethod
     def from_config(cls, config: "TrainConfig", *, family: str, loss: str, reg_every: int,
@@ -101,9 +110,19 @@ def fade_reals(reals: torch.Tensor, alpha: float) -> torch.Tensor:
     return torch.lerp(upsample2x(downsample2x(reals)), reals, alpha)
 
 
-def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool) -> torch.Tensor:
+def sample_labels(ctx: StepContext, batch_size: int) -> torch.Tensor | None:
+    """Class indices ``[N]`` drawn from the dataset's label distribution; None for an unconditional run."""
+    if ctx.class_weights is None:
+        return None
+    return torch.multinomial(ctx.class_weights.float(), batch_size, replacement=True)
+
+
+def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool,
+              labels: torch.Tensor | None = None) -> torch.Tensor:
     z = torch.randn(batch_size, ctx.latent_dim, device=ctx.device)
     kwargs: dict[str, Any] = {"stage": ctx.stage, "alpha": ctx.alpha}
+    if labels is not None:
+        kwargs["labels"] = labels
     if ctx.mixing_prob > 0:
         kwargs["update_w_avg"] = training_w_avg
         active_ws = 2 * ctx.stage + 2
@@ -116,9 +135,12 @@ def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool) -> tor
     return ctx.generator(z, **kwargs)
 
 
-def _critic(ctx: StepContext, **kwargs: Any) -> Callable[[torch.Tensor], Any]:
-    """D bound to the stage, behind the augmentation and the instance noise: the only place D is called
-    from. ``kwargs`` go to D (``features=True``: it returns (scores, features))."""
+def _critic(ctx: StepContext, labels: torch.Tensor | None = None, **kwargs: Any) -> Callable[[torch.Tensor], Any]:
+    """D bound to the stage (and the labels of a conditional run), behind the augmentation and the
+    instance noise: the only place D is called from. ``kwargs`` go to D (``features=True``: it returns
+    (scores, features))."""
+    if labels is not None:
+        kwargs["labels"] = labels
     augment, sigma = ctx.augment, ctx.instance_noise
     if augment is None and sigma <= 0:
         return lambda images: ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha, **kwargs)
@@ -132,14 +154,21 @@ def _critic(ctx: StepContext, **kwargs: Any) -> Callable[[torch.Tensor], Any]:
     return critic
 
 
-def discriminator_step(ctx: StepContext, reals: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Accumulate D's gradients over the micro-batches in ``reals``; returns averaged log terms."""
+def _labels_of(labels: list[torch.Tensor] | None, i: int) -> torch.Tensor | None:
+    return None if labels is None else labels[i]
+
+
+def discriminator_step(ctx: StepContext, reals: list[torch.Tensor],
+                       labels: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Accumulate D's gradients over the micro-batches in ``reals`` (with their ``labels`` in a
+    conditional run); returns averaged log terms."""
     ctx.generator.requires_grad_(False)
     terms: dict[str, torch.Tensor] = {}
-    critic = _critic(ctx)
-    for real in reals:
+    for i, real in enumerate(reals):
+        label = _labels_of(labels, i)
+        critic = _critic(ctx, label)
         with torch.no_grad(), ctx.autocast():
-            fake = _generate(ctx, real.shape[0], training_w_avg=False).float()
+            fake = _generate(ctx, real.shape[0], training_w_avg=False, labels=label).float()
         with ctx.autocast():
             fake_scores = critic(fake)
             fake_loss = discriminator_fake_loss(ctx.loss, fake_scores)
@@ -157,18 +186,20 @@ def discriminator_step(ctx: StepContext, reals: list[torch.Tensor]) -> dict[str,
     return terms
 
 
-def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int) -> dict[str, torch.Tensor]:
+def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int,
+                        labels: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Lazy regularization (StyleGAN2 section 3.1): D's penalty alone, multiplied by ``every`` so its
     average strength is unchanged, accumulated over ``reals``; the caller steps D's optimizer."""
     ctx.generator.requires_grad_(False)
     terms: dict[str, torch.Tensor] = {}
-    for real in reals:
+    for i, real in enumerate(reals):
+        label = _labels_of(labels, i)
         fake = real
         if split_loss(ctx.loss)[1] == "wgan_gp":  # interpolates need fakes; R1 and DRAGAN look at reals only
             with torch.no_grad(), ctx.autocast():
-                fake = _generate(ctx, real.shape[0], training_w_avg=False).float()
+                fake = _generate(ctx, real.shape[0], training_w_avg=False, labels=label).float()
         with ctx.autocast():
-            loss, parts = discriminator_penalty(ctx.loss, _critic(ctx), fade_reals(real, ctx.alpha), fake,
+            loss, parts = discriminator_penalty(ctx.loss, _critic(ctx, label), fade_reals(real, ctx.alpha), fake,
                                                 gp_lambda=ctx.gp_lambda, r1_gamma=ctx.r1_gamma,
                                                 dragan_c=ctx.dragan_c, grad_scale=ctx.grad_scale)
         ctx.backward(loss * every / len(reals))
@@ -179,8 +210,10 @@ def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int)
 
 
 def generator_step(ctx: StepContext, batch_size: int, micro_batches: int, *,
-                   reals: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """G's step; ``reals`` (the D step's micro-batches) are needed only by feature matching."""
+                   reals: list[torch.Tensor] | None = None,
+                   labels: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """G's step; ``reals`` (the D step's micro-batches, with their ``labels`` in a conditional run) are
+    needed only by feature matching. The fakes' labels are drawn by ``sample_labels``."""
     if ctx.feature_matching > 0 and (reals is None or len(reals) != micro_batches):
         raise ValueError("feature matching needs the minibatch of reals: generator_step(..., reals=...)")
     trainable = [p for p in ctx.discriminator.parameters() if p.requires_grad]  # Freeze-D blocks stay frozen
@@ -188,17 +221,19 @@ def generator_step(ctx: StepContext, batch_size: int, micro_batches: int, *,
     total = torch.zeros((), device=ctx.device)
     terms: dict[str, torch.Tensor] = {}
     for i in range(micro_batches):
+        fake_labels = sample_labels(ctx, batch_size)
         with ctx.autocast():
-            fake = _generate(ctx, batch_size, training_w_avg=True)
+            fake = _generate(ctx, batch_size, training_w_avg=True, labels=fake_labels)
             if ctx.feature_matching > 0:  # training.tricks, Salimans et al. 2016 section 3.1
                 loss, parts = feature_matching_generator_loss(
-                    _critic(ctx, features=True), fake, fade_reals(reals[i], ctx.alpha),
+                    _critic(ctx, fake_labels, features=True), fake, fade_reals(reals[i], ctx.alpha),
                     lambda scores: generator_loss(ctx.loss, scores), weight=ctx.feature_matching,
-                    mode=ctx.feature_matching_mode)
+                    mode=ctx.feature_matching_mode,
+                    real_critic=_critic(ctx, _labels_of(labels, i), features=True))
                 for k, v in parts.items():
                     terms[k] = terms.get(k, 0) + v / micro_batches
             else:
-                loss = generator_loss(ctx.loss, _critic(ctx)(fake))
+                loss = generator_loss(ctx.loss, _critic(ctx, fake_labels)(fake))
         ctx.backward(loss / micro_batches)
         total += loss.detach().float() / micro_batches
     for p in trainable:

@@ -53,7 +53,8 @@ from .distributed import (all_reduce_gradients, all_reduce_mean_, check_ranks_ag
                           collective_phase, max_reduce_, persistent_float_buffers)
 from ..config import Family
 from ..spectral_norm import apply_spectral_norm
-from .data_stream import make_loader, rescale_consumed, to_float_images
+from .conditional import conditional_model_config, grid_labels
+from .data_stream import make_loader, rescale_consumed, split_batch
 from .ema import ema_beta, update_ema
 from ..metrics.evaluation import EvaluationStopped, PeriodicEvaluator
 from .monitor import HeldOutSplit, TrainingMonitor
@@ -89,6 +90,10 @@ class Trainer:
         acc = self.accelerator
         # a grayscale or RGBA dataset (data_prep --channels) sets image_channels; opened here once
         self.model_config, full_dataset = model_config_for_dataset(family.preset(config.preset), open_dataset)
+        self.class_weights: torch.Tensor | None = None  # --cond: images per class (G-step label distribution)
+        if config.cond:
+            self.model_config, counts = conditional_model_config(self.model_config, full_dataset)
+            self.class_weights = torch.tensor(counts, dtype=torch.float32, device=acc.device)
         self.loss = config.objective  # the family's recipe when --loss is empty (FAMILY_LOSS = default_loss)
         by_res = parse_batch_sizes(config.batch_sizes)
         self.schedule = GrowthSchedule(
@@ -157,6 +162,7 @@ class Trainer:
                 "sample_z": self.sample_z, "world_size": self.accelerator.num_processes, "best_fid": self.best_fid,
                 "augment_p": self.augment.p if self.augment is not None else 0.0, "opt_lod": self._opt_lod,
                 "train_config": self.config.to_json(), "family": self.family.name,
+                "class_names": list(self.model_config.class_names),
                 **({"historical_average": {k: h.state_dict() for k, h in self.history.items()}}
                    if self.history is not None else {})}
 
@@ -192,6 +198,9 @@ class Trainer:
         state, rank_state = load_checkpoint(path, rank=self.accelerator.process_index)
         if state.get("family") != self.family.name:
             raise ValueError(f"{path} holds a {state.get('family')} run; use another --out or the same --family")
+        if list(state.get("class_names", [])) != list(self.model_config.class_names):
+            raise ValueError(f"{path} was trained on classes {state.get('class_names', [])}, this run has "
+                             f"{list(self.model_config.class_names)}; use another --out or the same data and --cond")
         check_resume_architecture(state["train_config"], self.config, path)
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
@@ -304,10 +313,11 @@ class Trainer:
         """The sample grid (main process); a stop request abandons it between batches, unwritten, and
         the next agreement (at most --sync-every steps, or the evaluation's first batch) saves."""
         if self.accelerator.is_main_process:
+            labels = grid_labels(len(self.sample_z), self.model_config.num_classes) if self.config.cond else None
             save_sample_grid(self.generator_ema, self.sample_z,
                              self.out / "samples" / f"grid-{self.images_seen / 1000:09.3f}kimg.png",
                              stage=phase.stage, alpha=phase.alpha, full_resolution=self.model_config.resolution,
-                             should_stop=lambda: self._stop_requested)
+                             labels=labels, should_stop=lambda: self._stop_requested)
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.accelerator.is_main_process:
@@ -412,7 +422,10 @@ class Trainer:
                                      rank=acc.process_index, world_size=world, consumed=self.consumed,
                                      workers=cfg.workers, pin_memory=acc.device.type == "cuda")
                 loader_key = key
-            reals = [to_float_images(next(loader), acc.device) for _ in range(accum)]
+            batches = [split_batch(next(loader), acc.device) for _ in range(accum)]
+            reals = [images for images, _ in batches]
+            labels = [label for _, label in batches] if cfg.cond else None
+            with_labels = {"labels": labels} if labels is not None else {}  # conditional runs only
             if cfg.channels_last:
                 reals = [r.contiguous(memory_format=torch.channels_last) for r in reals]
             self.consumed += phase.batch_size * accum
@@ -425,8 +438,8 @@ class Trainer:
                 autocast=acc.autocast, backward=acc.backward,
                 reduce_mean=lambda t: acc.reduce(t, reduction="mean"),
                 grad_scale=scaler._get_scale_async() if scaler is not None else 1.0,  # a tensor: no host sync
-                augment=self.augment)
-            d_terms = discriminator_step(ctx, reals)
+                augment=self.augment, class_weights=self.class_weights)
+            d_terms = discriminator_step(ctx, reals, **with_labels)
             if self.history is not None:
                 d_terms["d_historical"] = self._historical_penalty("discriminator", ctx)
             all_reduce_gradients(self.discriminator)
@@ -434,7 +447,7 @@ class Trainer:
             d_skipped = scaler is not None and self.opt_d.step_was_skipped  # fp16: scaler.step synced already
             self.opt_d.zero_grad(set_to_none=True)
             if self.reg_every > 1 and self.step % self.reg_every == 0:  # lazy regularization: its own D step
-                d_terms.update(regularization_step(ctx, reals, self.reg_every))
+                d_terms.update(regularization_step(ctx, reals, self.reg_every, **with_labels))
                 all_reduce_gradients(self.discriminator)
                 self.opt_d.step()
                 d_skipped = d_skipped or (scaler is not None and self.opt_d.step_was_skipped)
@@ -442,8 +455,9 @@ class Trainer:
             if self.ada is not None:
                 self._adapt(d_terms["real_sign"], phase.batch_size * accum)
             g_ctx = unrolled_context(ctx, self.opt_d, reals, steps=cfg.unrolled_steps,  # Metz et al. 2017
-                                     discriminator_step=discriminator_step, all_reduce=all_reduce_gradients)
-            g_terms = generator_step(g_ctx, phase.batch_size, accum, reals=reals)
+                                     discriminator_step=discriminator_step, all_reduce=all_reduce_gradients,
+                                     **with_labels)
+            g_terms = generator_step(g_ctx, phase.batch_size, accum, reals=reals, **with_labels)
             if self.history is not None:
                 g_terms["g_historical"] = self._historical_penalty("generator", ctx)
             all_reduce_gradients(self.generator)

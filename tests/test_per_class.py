@@ -1,0 +1,101 @@
+"""``evaluate.py --per-class`` (``progan.metrics.per_class``): the intra-class FID/KID of Miyato & Koyama
+2018 (section 5.1) of a class-conditional generator.
+
+Expected values come from features the test computes itself (the stand-in network of ``metric_utils``)
+of the dataset images it labelled and of the samples it generated with the class fixed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from families import FAMILIES
+
+CLASSES = ("blue", "red")
+
+
+def _conditional(family: str, seed: int = 0):
+    torch.manual_seed(seed)
+    config = dataclasses.replace(FAMILIES[family].presets["tiny"], class_names=CLASSES)
+    return FAMILIES[family].generator_cls(config).eval()
+
+
+def _labelled_dataset(tmp_path, sizes=(("blue", 5), ("red", 7), ("solo", 1))):
+    import data_prep
+
+    rng = np.random.default_rng(0)
+    for name, count in sizes:
+        (tmp_path / "src" / name).mkdir(parents=True)
+        for i in range(count):
+            image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+            image[..., 2 if name == "blue" else 0] = 230
+            Image.fromarray(image).save(tmp_path / "src" / name / f"{i}.png")
+    return data_prep.prepare(tmp_path / "src", tmp_path / "data", resolution=16, labels="folders",
+                             progress=False, workers=1)
+
+
+def _by_hand(generator, dataset, label: int, network, num: int) -> dict[str, float]:
+    from progan.metrics.features import compute_metrics, images_to_uint8, latents_for_indices
+
+    reals = torch.stack([dataset[i] for i in range(len(dataset)) if dataset.labels[i] == label])
+    z = latents_for_indices(range(num), generator.config.latent_dim, seed=0)
+    with torch.no_grad():
+        fakes = images_to_uint8(generator(z, labels=torch.full((num,), label)))
+        return compute_metrics(network(reals), network(fakes), metrics=("fid", "kid"), seed=0,
+                               kid_subset_size=min(1000, num, len(reals)))
+
+
+def test_per_class_metrics_are_each_class_against_its_own_reals(tmp_path):
+    from accelerate import Accelerator
+
+    import data_prep
+    from metric_utils import StandInFeatures
+    from progan.metrics.per_class import evaluate_per_class
+
+    data = _labelled_dataset(tmp_path, sizes=(("blue", 5), ("red", 7)))
+    dataset = data_prep.open_dataset(data, 16)
+    generator = _conditional("progan")
+    network = StandInFeatures()
+    results = evaluate_per_class(generator, dataset, network, accelerator=Accelerator(cpu=True), num=6,
+                                 dataset_key="k", cache_dir=None, batch_size=4)
+    assert list(results) == list(CLASSES)
+    for label, name in enumerate(CLASSES):
+        expected = _by_hand(generator, dataset, label, network, 6)
+        assert results[name]["num_real"] == (5, 7)[label]
+        assert results[name]["fid"] == pytest.approx(expected["fid"], rel=1e-4)
+        assert results[name]["kid"] == pytest.approx(expected["kid"], rel=1e-4, abs=1e-7)
+    assert results["blue"]["fid"] != pytest.approx(results["red"]["fid"], rel=1e-3)
+
+
+def test_evaluate_cli_per_class(tmp_path, monkeypatch, capsys):
+    import evaluate
+    import progan.metrics.inception
+    from metric_utils import StandInFeatures
+
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
+    data = _labelled_dataset(tmp_path)
+    classes = ("blue", "red", "solo")
+    torch.manual_seed(0)
+    config = dataclasses.replace(FAMILIES["progan"].presets["tiny"], class_names=classes)
+    FAMILIES["progan"].generator_cls(config).save_pretrained(tmp_path / "g")
+    out = tmp_path / "m.json"
+    assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(data), "--num", "6", "--metrics", "fid,kid",
+                          "--per-class", "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert set(summary["per_class"]) == set(classes) and "fid" in summary and "kid" in summary
+    assert summary["per_class"]["solo"] == {"num_real": 1, "skipped": "fewer than 2 real images"}
+    assert all(np.isfinite(summary["per_class"][c]["fid"]) for c in ("blue", "red"))
+    table = capsys.readouterr().err.splitlines()
+    assert [line.split()[0] for line in table[-3:]] == list(classes) and "skipped" in table[-1]
+    # refusals: an unconditional generator, one line
+    FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"]).save_pretrained(tmp_path / "plain")
+    assert evaluate.main(["--weights", str(tmp_path / "plain"), "--data", str(data), "--num", "6",
+                          "--per-class"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --per-class needs a class-conditional generator (this one has no classes)"]
