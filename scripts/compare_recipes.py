@@ -223,7 +223,7 @@ def summarize(row: Row, seed: int) -> dict | None:
     final = json.loads((out / "final.json").read_text()) if (out / "final.json").exists() else {}
     signals = [r for r in log if "diversity" in r]
     at32 = [r["img_per_s"] for r in log if "img_per_s" in r and r.get("resolution") == 32 and r.get("alpha") == 1.0]
-    status = final.get("status", "running")
+    status = final.get("status", "unfinished")
     if status in ("ok", "collapsed"):  # re-judged here, so a changed threshold applies to finished runs too
         status = "collapsed" if final["diversity"] < COLLAPSE_BELOW else "ok"
     return {"row": row.name, "seed": seed, "what": row.what, "family": row.family,
