@@ -225,12 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-fork", dest="fork", action="store_false", help="a new interpreter per mutant")
     parser.add_argument("--jobs", type=int, default=1, help="mutants at once, each in its own copy (forked runner)")
     parser.add_argument("--slow", action="store_true", help="include mutants whose tests launch processes (minutes each)")
+    parser.add_argument("--tests", action="append", default=None, metavar="SELECTION",
+                        help="run these pytest selections for every chosen mutant instead of its own (a quick subset)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the check that the unmutated tests pass")
     args = parser.parse_args(argv)
     chosen = [mt for mt in SETS[args.set] if not args.only or mt.id in args.only]
     if not args.slow and not args.only:
         chosen = [mt for mt in chosen if not any("test_distributed" in t or "test_app_browser" in t for t in mt.tests)]
+    if args.tests:
+        chosen = [mt._replace(tests=tuple(args.tests)) for mt in chosen]
     if args.list:
         for mt in chosen:
             print(f"{mt.id:40s} {mt.file:32s} {' '.join(mt.tests)}")

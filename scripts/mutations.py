@@ -17,8 +17,10 @@ class Mutant(NamedTuple):
 
 
 AUG = "tests/test_augment.py::"
-LOSS_T = ("tests/test_closed_forms.py", AUG + "test_lazy_penalty_gradient_is_k_times_the_closed_form",
-          AUG + "test_penalty_false_leaves_the_penalty_out",
+STAB = "tests/test_stabilization.py::"
+LOSS_T = ("tests/test_closed_forms.py", "tests/test_penalties.py",
+          AUG + "test_lazy_penalty_gradient_is_k_times_the_closed_form", AUG + "test_penalty_false_leaves_the_penalty_out",
+          STAB + "test_penalty_inside_the_d_loss", STAB + "test_lazy_penalty_is_k_times_the_closed_form_on_a_nonlinear_critic",
           "tests/test_precision.py::test_fp16_loss_scaling_gives_the_fp32_penalty_and_gradients")
 EMA_T = ("tests/test_closed_forms.py",)
 STREAM_T = ("tests/test_data_stream.py",)
@@ -72,6 +74,20 @@ MUTANTS: list[Mutant] = [
     m("loss-lazy-r1-not-halved", L, "return r1_gamma / 2 * r1, {", "return r1_gamma * r1, {", LOSS_T),
     m("loss-real-sign-of-fakes", L, '"real_sign": real_scores.detach().sign().mean()',
       '"real_sign": fake_scores.detach().sign().mean()', LOSS_T),
+    # penalties at the wrong points (issue 20: a linear critic let these pass)
+    m("loss-lazy-r1-on-fakes", L, "r1, _ = r1_penalty(discriminator, real, grad_scale=grad_scale)",
+      "r1, _ = r1_penalty(discriminator, fake, grad_scale=grad_scale)", LOSS_T),
+    m("loss-r1-on-fakes", L, "r1, real_scores = r1_penalty(discriminator, real, grad_scale=grad_scale)",
+      "r1, _ = r1_penalty(discriminator, fake, grad_scale=grad_scale)\n        real_scores = discriminator(real.detach())",
+      LOSS_T),
+    m("loss-dragan-on-fakes", L, "dragan = dragan_penalty(discriminator, real, c=dragan_c, grad_scale=grad_scale)\n        loss,",
+      "dragan = dragan_penalty(discriminator, fake, c=dragan_c, grad_scale=grad_scale)\n        loss,", LOSS_T),
+    m("loss-lazy-dragan-on-fakes", L,
+      "dragan = dragan_penalty(discriminator, real, c=dragan_c, grad_scale=grad_scale)\n        return",
+      "dragan = dragan_penalty(discriminator, fake, c=dragan_c, grad_scale=grad_scale)\n        return", LOSS_T),
+    m("loss-gp-on-fakes", L, "mixed = torch.lerp(real.detach(), fake.detach(), eps)", "mixed = fake.detach().clone()", LOSS_T),
+    m("step-lazy-gp-on-reals", T, 'if split_loss(ctx.loss)[1] == "wgan_gp":  # interpolates', "if False:  # interpolates",
+      STEP_T),
     # EMA
     m("ema-blend-reversed", E, "zip(targets, model.parameters())], 1.0 - beta)", "zip(targets, model.parameters())], beta)",
       EMA_T),
