@@ -7,13 +7,23 @@ for it, and report which mutants the tests kill.
     python scripts/mutate.py --list
 
 The work happens in a temporary copy of the working tree (tracked and untracked files, no .git), so
-the checkout is never modified, even if the run is interrupted. A mutant is *killed* when its tests
-fail (pytest exit 1) and *survives* when they pass; any other exit (collection error, timeout) is
-reported as such. Tests run as ``pytest -q -x`` at ``nice 19`` with ``OMP_NUM_THREADS=1``, one mutant at
-a time. To spare a torch import per mutant, the runner imports the heavy libraries once and forks a
-child per mutant, which imports the (mutated) project fresh and runs ``pytest.main`` (``--no-fork``
-starts a new interpreter each time instead). The full set takes several minutes on 2 idle cores, far
-longer beside a training run, so this is not part of CI (docs/testing.md).
+the checkout is never modified, even if the run is interrupted. Verdicts:
+
+- *killed*: a test failed (pytest exit 1) on behaviour;
+- *survived*: the tests passed;
+- *invalid*: the tests failed only with a wiring error (``NameError``, ``ImportError``, ``SyntaxError``):
+  the mutant broke the code's wiring, the tests did not see the behaviour it plants;
+- *stale*: an edit's search text no longer occurs exactly once; reported, nothing applied
+  (``tests/test_mutations.py`` keeps the list current);
+- *timeout* / *error (exit N)*: anything else (collection error, interrupted).
+
+Stale and invalid mutants count neither as killed nor in the total. Tests run as ``pytest -q -x`` at
+``nice 19`` with ``OMP_NUM_THREADS=1``, one mutant at a time. To spare a torch import per mutant, the
+runner imports the heavy libraries once and forks a child per mutant, which imports the (mutated)
+project fresh, writes no bytecode (``PYTHONDONTWRITEBYTECODE``: a mutant and the restored original can
+share size and mtime, so a cached .pyc could run in place of the source) and runs ``pytest.main``
+(``--no-fork`` starts a new interpreter each time instead). The full set takes several minutes on 2
+idle cores, far longer beside a training run, so this is not part of CI (docs/testing.md).
 """
 from __future__ import annotations
 
@@ -41,14 +51,34 @@ def _copy_tree(dest: Path) -> None:
                                                             "campaign", "*.egg-info"), symlinks=True)
 
 
-def apply(tree: Path, mutant: Mutant) -> str:
-    """Write the mutant into ``tree``; returns the original text. Raises if an edit does not match once."""
-    path = tree / mutant.file
-    original = text = path.read_text()
+class StaleMutant(ValueError):
+    """A mutant whose search text no longer occurs exactly once in its file (the code moved on)."""
+
+
+def stale_edits(mutant: Mutant, root: Path = ROOT) -> list[str]:
+    """Why ``mutant`` cannot be applied to the code under ``root`` (empty when it can)."""
+    path = root / mutant.file
+    if not path.is_file():
+        return [f"{mutant.file} does not exist"]
+    text, problems = path.read_text(), []
     for old, new in mutant.edits:
         count = text.count(old)
         if count != 1:
-            raise ValueError(f"{mutant.id}: {old[:60]!r} occurs {count} times in {mutant.file}")
+            problems.append(f"{old[:60]!r} occurs {count} times in {mutant.file}")
+        else:
+            text = text.replace(old, new)  # later edits see earlier ones, as apply() does
+    return problems
+
+
+def apply(tree: Path, mutant: Mutant) -> str:
+    """Write the mutant into ``tree``; returns the original text. Raises ``StaleMutant`` (and writes
+    nothing) if an edit does not match exactly once."""
+    problems = stale_edits(mutant, tree)
+    if problems:
+        raise StaleMutant("; ".join(problems))
+    path = tree / mutant.file
+    original = text = path.read_text()
+    for old, new in mutant.edits:
         text = text.replace(old, new)
     path.write_text(text)
     return original
@@ -76,6 +106,10 @@ def start_forked(tree: Path, tests: tuple[str, ...]) -> int:
             os.chdir(tree)
             sys.path.insert(0, str(tree))
             os.environ["PYTHONPATH"] = str(tree)
+            # no .pyc in the tree: a mutant and its restored original can share size and mtime second,
+            # and a cached mutant would then run in place of the restored code (and vice versa)
+            os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+            sys.dont_write_bytecode = True
             import pytest
 
             code = int(pytest.main(["-q", "-x", "-p", "no:cacheprovider", *tests]))
@@ -114,7 +148,12 @@ def run_parallel(trees: list[Path], mutants: list[Mutant], timeout: float):
     while queue or running:
         while queue and free:
             tree, mt = free.pop(), queue.pop(0)
-            original = apply(tree, mt)
+            try:
+                original = apply(tree, mt)
+            except StaleMutant as exc:
+                free.append(tree)
+                yield mt, ("stale", 0.0, str(exc)[:300])
+                continue
             running[start_forked(tree, mt.tests)] = (tree, mt, original, time.monotonic())
         time.sleep(0.2)
         for pid, (tree, mt, original, start) in list(running.items()):
@@ -131,10 +170,23 @@ def run_parallel(trees: list[Path], mutants: list[Mutant], timeout: float):
                 yield mt, result
 
 
+# A test that fails with one of these did not see the planted behaviour: the mutant broke the code's
+# wiring (an undefined name, a failed import, a syntax error), which any import would show.
+WIRING_ERRORS = ("NameError", "UnboundLocalError", "ImportError", "ModuleNotFoundError", "SyntaxError",
+                 "IndentationError")
+
+
 def _verdict(code: int, out: str, seconds: float) -> tuple[str, float, str]:
+    """``killed`` (a test failed on behaviour), ``invalid`` (failed only with a wiring error),
+    ``survived`` (all passed) or ``error (exit N)`` (collection error, interrupted, ...)."""
     status = {0: "survived", 1: "killed"}.get(code, f"error (exit {code})")
-    failed = [line for line in out.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    lines = out.splitlines()
+    failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
     detail = failed[0] if failed else out.strip().splitlines()[-1] if out.strip() else ""
+    raised = [line.split()[1].rstrip(":") for line in lines if line.startswith("E   ") and len(line.split()) > 1
+              and line.split()[1].rstrip(":").endswith(("Error", "Exception"))]
+    if status == "killed" and raised and all(name.split(".")[-1] in WIRING_ERRORS for name in raised):
+        status = "invalid"
     return status, seconds, detail[:300]
 
 
@@ -151,7 +203,11 @@ def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, 
 
 def _serial(tree: Path, mutants: list[Mutant], run, timeout: float):
     for mt in mutants:
-        original = apply(tree, mt)
+        try:
+            original = apply(tree, mt)
+        except StaleMutant as exc:
+            yield mt, ("stale", 0.0, str(exc)[:300])
+            continue
         try:
             result = run(tree, mt.tests, timeout)
         finally:
@@ -169,12 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-fork", dest="fork", action="store_false", help="a new interpreter per mutant")
     parser.add_argument("--jobs", type=int, default=1, help="mutants at once, each in its own copy (forked runner)")
     parser.add_argument("--slow", action="store_true", help="include mutants whose tests launch processes (minutes each)")
+    parser.add_argument("--tests", action="append", default=None, metavar="SELECTION",
+                        help="run these pytest selections for every chosen mutant instead of its own (a quick subset)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the check that the unmutated tests pass")
     args = parser.parse_args(argv)
     chosen = [mt for mt in SETS[args.set] if not args.only or mt.id in args.only]
     if not args.slow and not args.only:
         chosen = [mt for mt in chosen if not any("test_distributed" in t or "test_app_browser" in t for t in mt.tests)]
+    if args.tests:
+        chosen = [mt._replace(tests=tuple(args.tests)) for mt in chosen]
     if args.list:
         for mt in chosen:
             print(f"{mt.id:40s} {mt.file:32s} {' '.join(mt.tests)}")
@@ -208,8 +268,12 @@ def main(argv: list[str] | None = None) -> int:
                             "detail": detail, "equivalent": note})
             print(f"{status:9s} {seconds:6.1f}s  {mt.id:40s} {detail}", flush=True)
     killed = sum(r["status"] == "killed" for r in results)
+    counted = [r for r in results if r["status"] not in ("stale", "invalid")]
     survivors = [r for r in results if r["status"] != "killed"]
-    print(f"\nkilled {killed} of {len(results)} ({100 * killed / max(1, len(results)):.0f}%)")
+    # stale mutants did not run and invalid ones did not test behaviour: neither counts either way
+    print(f"\nkilled {killed} of {len(counted)} ({100 * killed / max(1, len(counted)):.0f}%); not counted: "
+          f"{sum(r['status'] == 'stale' for r in results)} stale (text not found), "
+          f"{sum(r['status'] == 'invalid' for r in results)} invalid (failed only with {'/'.join(WIRING_ERRORS[:3])}...)")
     for r in survivors:
         print(f"  {r['status']}: {r['id']} ({r['file']}){' -- equivalent: ' + r['equivalent'] if r['equivalent'] else ''}")
     if args.json:

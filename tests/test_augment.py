@@ -4,7 +4,8 @@
 - gradients: numerical gradcheck through every transform, and G receives gradients through them;
 - D sees every image augmented exactly once, in the D, G and regularization steps;
 - the ADA controller follows its closed form, and p rises when a discriminator overfits;
-- lazy regularization: the penalty step's gradient on a linear critic equals K times the closed form,
+- lazy regularization: the penalty step's gradient on a non-linear critic equals K times the closed
+  form at the points the penalty names,
   and D's Adam gets lr * c and beta ** c, c = K / (K + 1) (StyleGAN2 appendix B).
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ from progan.training.augment import (ADA_SIGN_LOSSES, POLICIES, AdaAugment, Adap
                                      brightness, build_augment, check_ada_loss, contrast, cutout, parse_policy,
                                      saturation, translate)
 from progan.training.step import StepContext, discriminator_step, generator_step, regularization_step
+
+from critics import SHAPE, ConstantG, SquareCritic, check_points, gp_closed_form, r1_closed_form
 
 ALL = ("color", "translation", "cutout")
 TRANSFORMS = [brightness, saturation, contrast, translate, cutout]
@@ -310,52 +313,35 @@ def test_train_py_refuses_ada_under_wgan_gp_in_one_line_and_the_demo_recipe_stil
 
 # --- lazy regularization --------------------------------------------------------------------------
 
-class _LinearCritic(nn.Module):
-    """D(x) = <w, x>: its input gradient is w everywhere, so both penalties have closed forms."""
-
-    def __init__(self, numel: int):
-        super().__init__()
-        self.w = nn.Parameter(torch.randn(numel) * 0.1)
-
-    def forward(self, x, **_):
-        return (x.flatten(1) * self.w).sum(dim=1, keepdim=True)
-
-
-class _ConstantG(nn.Module):
-    def __init__(self, shape):
-        super().__init__()
-        self.shape, self.dummy = shape, nn.Parameter(torch.zeros(()))
-
-    def forward(self, z, **_):
-        return torch.ones(z.shape[0], *self.shape) * 0.3 + self.dummy
-
+# On the non-linear critic of tests/critics.py (input gradient 2 w x, different at reals, fakes and
+# interpolates), so a penalty taken at the wrong points changes the gradient; a linear critic could not tell.
 
 @pytest.mark.parametrize("every", [1, 4, 16])
 def test_lazy_penalty_gradient_is_k_times_the_closed_form(every):
     torch.manual_seed(0)
-    d, g = _LinearCritic(3 * 4 * 4), _ConstantG((3, 4, 4))
-    reals = [torch.rand(5, 3, 4, 4)]
-    w = d.w.detach().clone()
-    # R1 = ||w||^2 -> d/dw (gamma / 2 * R1) = gamma * w
-    regularization_step(_ctx(g, d, "logistic_r1", r1_gamma=0.7), reals, every)
-    assert torch.allclose(d.w.grad, every * 0.7 * w, rtol=1e-5, atol=1e-7)
-    d.w.grad = None
-    # WGAN-GP = (||w|| - 1)^2 -> d/dw (lambda * GP) = lambda * 2 (||w|| - 1) w / ||w||
-    regularization_step(_ctx(g, d, "wgan_gp", gp_lambda=10.0), reals, every)
-    norm = w.norm()
-    assert torch.allclose(d.w.grad, every * 10.0 * 2 * (norm - 1) * w / norm, rtol=1e-5, atol=1e-6)
+    reals = [torch.randn(5, *SHAPE)]
+    fakes = torch.full_like(reals[0], 2.0)  # what ConstantG makes
+    for loss, kind, weight in (("logistic_r1", "r1", 0.7 / 2), ("wgan_gp", "wgan_gp", 10.0)):
+        d, g = SquareCritic(SHAPE), ConstantG(SHAPE)
+        regularization_step(_ctx(g, d, loss, r1_gamma=0.7, gp_lambda=10.0), reals, every)
+        check_points(kind, d.seen[-1], reals[0], fakes, 0.5)
+        closed = r1_closed_form if kind == "r1" else gp_closed_form
+        _, dw = closed(d.w.detach(), d.seen[-1])
+        torch.testing.assert_close(d.w.grad, every * weight * dw, rtol=1e-4, atol=1e-5)
 
 
 def test_penalty_false_leaves_the_penalty_out():
     torch.manual_seed(0)
-    d, g = _LinearCritic(3 * 4 * 4), _ConstantG((3, 4, 4))
-    reals = [torch.rand(5, 3, 4, 4)]
+    d, g = SquareCritic(SHAPE), ConstantG(SHAPE)
+    reals = [torch.randn(5, *SHAPE)]
     with_penalty = discriminator_step(_ctx(g, d, "logistic_r1", r1_gamma=3.0), reals)
     grad_with = d.w.grad.clone()
     d.w.grad = None
     without = discriminator_step(_ctx(g, d, "logistic_r1", r1_gamma=3.0, penalty=False), reals)
     assert "d_r1" in with_penalty and "d_r1" not in without
-    assert torch.allclose(grad_with - d.w.grad, 3.0 * d.w.detach(), rtol=1e-5, atol=1e-6)  # the difference is gamma * w
+    # the difference is gamma / 2 * d/dw R1 at the reals (not at the fakes, which are all 2.0)
+    torch.testing.assert_close(grad_with - d.w.grad, 1.5 * r1_closed_form(d.w.detach(), reals[0])[1],
+                               rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("loss,flag", [("logistic_r1", "r1_every"), ("wgan_gp", "gp_every")])

@@ -73,6 +73,36 @@ def test_minibatch_stddev_adds_channels_that_depend_on_the_batch(num_features):
     assert same.abs().max() < 1e-3
 
 
+def _stddev_by_loop(x: torch.Tensor, group_size: int, num_features: int) -> torch.Tensor:
+    """ProGAN section 3 / the reference code's grouping, one sample at a time: with G the largest
+    divisor of N not above ``group_size`` and M = N / G, sample i's group is {j : j = i (mod M)}; its
+    statistic per feature slice is the mean over channels and pixels of the group's (biased) std."""
+    n, c = x.shape[:2]
+    g = max(s for s in range(1, min(group_size, n) + 1) if n % s == 0)
+    m = n // g
+    out = torch.empty(n, num_features)
+    for i in range(n):
+        members = [j for j in range(n) if j % m == i % m]
+        assert len(members) == g
+        group = x[members].double()                                          # [G, C, H, W]
+        for f in range(num_features):
+            part = group[:, f * c // num_features:(f + 1) * c // num_features]
+            out[i, f] = (part.var(dim=0, unbiased=False) + 1e-8).sqrt().mean().item()
+    return out
+
+
+@pytest.mark.parametrize("n,group_size,num_features", [(8, 4, 1), (8, 4, 2), (12, 4, 1), (6, 4, 2), (5, 4, 1),
+                                                       (4, 4, 1), (16, 8, 2)])
+def test_minibatch_stddev_every_sample_gets_its_own_groups_statistic(n, group_size, num_features):
+    """Every sample, not only the first: a wrong group assignment for any of them changes its channels."""
+    torch.manual_seed(n + group_size)
+    x = torch.randn(n, 6, 3, 3) * torch.linspace(0.5, 3.0, n).view(-1, 1, 1, 1)  # groups differ in spread
+    y = MinibatchStdDev(group_size=group_size, num_features=num_features)(x)
+    stat = y[:, 6:]
+    assert torch.all(stat == stat[:, :, :1, :1])  # replicated over pixels
+    torch.testing.assert_close(stat[:, :, 0, 0], _stddev_by_loop(x, group_size, num_features), rtol=1e-5, atol=1e-6)
+
+
 def test_minibatch_stddev_handles_batches_not_divisible_by_group():
     y = MinibatchStdDev(group_size=4)(torch.randn(6, 4, 4, 4))
     assert y.shape == (6, 5, 4, 4) and torch.isfinite(y).all()

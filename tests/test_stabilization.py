@@ -29,6 +29,8 @@ from progan.spectral_norm import apply_spectral_norm
 from progan.training.options import FAMILY_LOSS, TrainConfig
 from progan.training.step import StepContext, discriminator_step, instance_noise_std, regularization_step
 
+from critics import SHAPE, ConstantG as _ConstantG, SquareCritic, check_points as _check_points
+from critics import data as _data, gp_closed_form as _gp_closed_form, make_ctx as _ctx, r1_closed_form as _r1_closed_form
 from train_utils import assert_states_equal, load_state, make_image_folder
 
 REAL = [-2.0, -0.5, 0.3, 1.5, 3.0]  # constructed D scores
@@ -105,60 +107,11 @@ def test_one_sided_label_smoothing(alpha):
 
 # --- penalties on a non-linear critic ---------------------------------------------------------------
 
-class SquareCritic(nn.Module):
-    """``D(x) = sum(w * x^2)`` per image -> [N, 1]; its input gradient is ``2 w x``. Records its inputs."""
-
-    def __init__(self, shape: tuple[int, ...], seed: int = 0) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.rand(shape, generator=torch.Generator().manual_seed(seed)) + 0.5)
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x: torch.Tensor, **_stage) -> torch.Tensor:
-        self.seen.append(x.detach().clone())
-        return (self.w * x.square()).flatten(1).sum(1, keepdim=True)
-
-
-SHAPE = (3, 4, 4)
-
-
-def _gp_closed_form(w: torch.Tensor, points: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """mean_i (||2 w x_i|| - 1)^2 and its gradient in w (points are constants)."""
-    grads = 2 * w * points                                                  # [N, C, H, W]
-    norms = grads.flatten(1).norm(dim=1)                                    # [N]
-    value = (norms - 1).square().mean().item()
-    # d/dw (||g|| - 1)^2 = 2 (||g|| - 1) * g / ||g|| * 2 x, averaged over the batch
-    dw = (2 * (norms - 1) / norms).view(-1, 1, 1, 1) * grads * 2 * points
-    return value, dw.mean(0)
-
-
-def _r1_closed_form(w: torch.Tensor, reals: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """mean_i ||2 w x_i||^2 and its gradient in w: 8 w mean_i x_i^2."""
-    return (2 * w * reals).flatten(1).square().sum(1).mean().item(), 8 * w * reals.square().mean(0)
-
-
-def _data(n: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(1)
-    return torch.randn(n, *SHAPE, generator=gen), 2.0 + torch.randn(n, *SHAPE, generator=gen)  # reals, fakes
-
-
 def test_the_critic_tells_reals_from_fakes():
     d, (reals, fakes) = SquareCritic(SHAPE), _data()
     w = d.w.detach()
     assert abs(_r1_closed_form(w, reals)[0] - _r1_closed_form(w, fakes)[0]) > 1.0
     assert abs(_gp_closed_form(w, reals)[0] - _gp_closed_form(w, fakes)[0]) > 1.0
-
-
-def _check_points(kind: str, points: torch.Tensor, reals: torch.Tensor, fakes: torch.Tensor, c: float) -> None:
-    if kind == "r1":
-        assert torch.equal(points, reals)
-    elif kind == "wgan_gp":  # x_hat = real + t (fake - real), one t in (0, 1) per image
-        delta = (fakes - reals).flatten(1)
-        t = ((points - reals).flatten(1) * delta).sum(1) / delta.square().sum(1)           # [N]
-        torch.testing.assert_close(points, reals + t.view(-1, 1, 1, 1) * (fakes - reals))
-        assert ((t > 0) & (t < 1)).all()
-    else:  # DRAGAN: x_hat in the one-sided box x + [0, c * std(x))
-        offset = (points - reals) / (c * reals.std())
-        assert (offset >= 0).all() and (offset < 1).all() and offset.max() > 0.1
 
 
 @pytest.mark.parametrize("adversarial,kind", [("logistic", "r1"), ("hinge", "wgan_gp"), ("logistic", "dragan"),
@@ -179,21 +132,6 @@ def test_penalty_inside_the_d_loss(adversarial, kind):
                                               d, reals, fakes, **kwargs, penalty=False)
     assert parts[{"r1": "d_r1", "wgan_gp": "d_gp", "dragan": "d_dragan"}[kind]].item() == pytest.approx(value, rel=1e-5)
     assert (loss - plain).item() == pytest.approx(weight * value, rel=1e-5)
-
-
-class _ConstantG(nn.Module):
-    def __init__(self, shape):
-        super().__init__()
-        self.shape, self.dummy = shape, nn.Parameter(torch.zeros(()))
-
-    def forward(self, z, **_):
-        return torch.full((z.shape[0], *self.shape), 2.0) + self.dummy
-
-
-def _ctx(g, d, loss, **extra) -> StepContext:
-    return StepContext(generator=g, discriminator=d, loss=loss, stage=0, alpha=1.0, latent_dim=4,
-                       device=torch.device("cpu"), autocast=lambda: torch.autocast("cpu", enabled=False),
-                       backward=lambda value: value.backward(), reduce_mean=lambda t: t, **extra)
 
 
 @pytest.mark.parametrize("every", [1, 4])

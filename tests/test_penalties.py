@@ -1,0 +1,67 @@
+"""Penalties are taken at the points their papers name, in every path the trainer uses.
+
+WGAN-GP (Gulrajani et al. 2017, section 4: on random points of the real-fake lines), R1 (Mescheder et
+al. 2018, section 4.1: at the reals), DRAGAN (Kodali et al. 2017, section 4: near the reals), each
+1. inside the training step's D loss (``discriminator_step``, penalty=True), and
+2. alone, as lazy regularization applies it (``losses.discriminator_penalty``, StyleGAN2 section 3.1),
+given reals and fakes that differ, to the non-linear critic of ``tests/critics.py``: ``D(x) = sum(w x^2)``,
+whose input gradient ``2 w x`` differs at reals, fakes and interpolates. The expected gradients are the
+closed forms there; a penalty taken on the fakes, or on the reals instead of the interpolates, changes
+them (the linear critic of the older tests could not tell).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from progan import losses
+from progan.training.step import discriminator_step
+
+from critics import PART, SHAPE, ConstantG, SquareCritic, check_points, data, gp_closed_form, make_ctx, r1_closed_form
+
+WEIGHTS = dict(gp_lambda=3.0, r1_gamma=5.0, dragan_c=0.5)
+
+
+def _closed_form(kind: str, w: torch.Tensor, points: torch.Tensor) -> tuple[float, torch.Tensor]:
+    return r1_closed_form(w, points) if kind == "r1" else gp_closed_form(w, points)
+
+
+def _weight(kind: str) -> float:
+    return WEIGHTS["r1_gamma"] / 2 if kind == "r1" else WEIGHTS["gp_lambda"]
+
+
+@pytest.mark.parametrize("name", ["wgan_gp", "hinge+wgan_gp", "logistic_r1", "wgan+r1", "logistic+dragan",
+                                  "lsgan+dragan"])
+def test_the_training_steps_penalty_is_taken_where_the_paper_says(name):
+    """The D step with the penalty minus the D step without it: weight * d/dw penalty at the right points."""
+    kind = losses.split_loss(name)[1]
+    reals, _ = data()
+    fakes = torch.full_like(reals, 2.0)  # what ConstantG makes
+    grads = {}
+    for penalty in (False, True):
+        torch.manual_seed(0)
+        d, g = SquareCritic(SHAPE), ConstantG(SHAPE)
+        terms = discriminator_step(make_ctx(g, d, name, penalty=penalty, **WEIGHTS), [reals])
+        grads[penalty] = d.w.grad.clone()
+    assert PART[kind] in terms
+    points = d.seen[-1]  # the penalty's call to D comes last
+    check_points(kind, points, reals, fakes, WEIGHTS["dragan_c"])
+    value, dw = _closed_form(kind, d.w.detach(), points)
+    assert terms[PART[kind]].item() == pytest.approx(value, rel=1e-5)
+    torch.testing.assert_close(grads[True] - grads[False], _weight(kind) * dw, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["wgan_gp", "logistic_r1", "hinge+r1", "logistic+dragan"])
+def test_the_lazy_penalty_alone_is_taken_where_the_paper_says(name):
+    """``discriminator_penalty`` given distinct reals and fakes: R1 and DRAGAN never look at the fakes."""
+    torch.manual_seed(0)
+    kind = losses.split_loss(name)[1]
+    d, (reals, fakes) = SquareCritic(SHAPE), data()
+    loss, parts = losses.discriminator_penalty(name, d, reals, fakes, **WEIGHTS)
+    assert len(d.seen) == 1
+    check_points(kind, d.seen[0], reals, fakes, WEIGHTS["dragan_c"])
+    value, dw = _closed_form(kind, d.w.detach(), d.seen[0])
+    assert parts[PART[kind]].item() == pytest.approx(value, rel=1e-5)
+    assert loss.item() == pytest.approx(_weight(kind) * value, rel=1e-5)
+    loss.backward()
+    torch.testing.assert_close(d.w.grad, _weight(kind) * dw, rtol=1e-4, atol=1e-5)
