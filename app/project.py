@@ -11,6 +11,11 @@ square crop + Lanczos resize (``data_prep.resize``) to the model's resolution. T
 ``--out``: ``latent.safetensors`` (use it with ``app.generate --latent``), ``target.png`` (the
 input as the model sees it), ``reconstruction.png`` and ``before_after.png`` (both, enlarged).
 A file that is not a usable image gives one ``error:`` line and exit status 2.
+
+A class-conditional model projects onto one class, ``--class NAME|INDEX`` (``progan.conditioning.
+bind_class``: the search runs in that class's z or w space; default the first class, with a note); the
+class is recorded in the latent's metadata, and ``app.generate --latent ... --class NAME`` renders it.
+An unknown class is one line listing the valid ones.
 """
 from __future__ import annotations
 
@@ -81,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="center: largest centred square; pad: whole image on --background")
     parser.add_argument("--background", default="255,255,255", help="R,G,B behind transparent pixels")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--class", dest="class_name", default=None, metavar="NAME|INDEX",
+                        help="class-conditional models: project onto this class (default: the first, with a note)")
     return parser
 
 
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace) -> str:
     from families import load_generator
     from progan.metrics.reconstruction import psnr, ssim
 
+    from .generate import with_class
     from .models import default_device, launch_sources
     from .projection import ProjectionOptions, image_to_target, project, reconstruction_pixels
 
@@ -107,7 +115,7 @@ def run(args: argparse.Namespace) -> str:
         raise ValueError(f"{args.image}: larger than {MAX_FILE_BYTES // 2**20} MiB")
     background = _background(args.background)
     source = args.weights or next(iter(launch_sources(None).values()))
-    generator = load_generator(source, device=args.device or default_device())
+    generator = with_class(load_generator(source, device=args.device or default_device()), args.class_name)
     stylegan = generator.config.family == "stylegan_lite"
     if args.w_plus and not stylegan:
         raise ValueError("--w-plus needs a StyleGAN-lite model (ProGAN has no W space)")
@@ -128,6 +136,8 @@ def run(args: argparse.Namespace) -> str:
         projection = project(generator, image_to_target(target), options, progress=progress)
     seconds = time.perf_counter() - start
     projection.metadata.update({"image": args.image.name, "weights": str(source)})
+    if generator.config.class_names:  # render it with the same class: bind_class(generator, this)
+        projection.metadata["class"] = generator.config.class_names[generator.label]
     projection.save(args.out / "latent.safetensors")
     reconstruction = reconstruction_pixels(projection.render(generator))
     Image.fromarray(target).save(args.out / "target.png")

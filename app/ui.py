@@ -7,7 +7,10 @@ switching models is per visitor (no global state changes) and ``gradio_client`` 
 model explicitly. Outputs are written under a temp dir the app owns; Gradio copies them into its
 own cache to serve them, and no other path is exposed. The "Your image" tab (``app.ui_project``)
 keeps the visitor's projected latent in a per-session ``gr.State``; the seed boxes of the
-interpolation and mixing tabs accept ``image`` for it (``app.keys``).
+interpolation and mixing tabs accept ``image`` for it (``app.keys``). A class-conditional model
+(``progan.conditioning``) gets a "Class" dropdown in the sampling, interpolation and mixing tabs, shown
+only while such a model is selected; the events bind the generator to that class (``bind_class``), so an
+API call naming an unknown class gets one line listing the valid ones.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
+
+from progan.conditioning import bind_class
 
 from .display import figure_for_display, for_display
 from .interpolation import METHODS, SPACES, render_interpolation
@@ -67,6 +72,21 @@ def _num_layers(generator) -> int:
     return 2 * generator.config.num_stages
 
 
+def _for_class(generator, class_name: str | None):
+    """``generator`` bound to ``class_name``; a conditional model without one draws its first class.
+    An unknown class (or any class for an unconditional model) is a one-line ValueError."""
+    names = generator.config.class_names
+    if names and not class_name:
+        class_name = names[0]
+    return bind_class(generator, class_name or None)
+
+
+def _class_choice(generator) -> dict:
+    """The class dropdowns' update for ``generator``: its classes, shown only if it has any."""
+    names = list(generator.config.class_names)
+    return gr.update(choices=names, value=names[0] if names else None, visible=bool(names))
+
+
 class _Outputs:
     """Fresh per-request folders under one app-owned temp dir, pruned by age."""
 
@@ -87,8 +107,9 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
     outputs = _Outputs(output_dir or Path(tempfile.mkdtemp(prefix="gan-studio-app-")))
 
     @_user_errors
-    def sample(model: str, seeds: str, psi: float, cutoff: int, noise: str, progress=gr.Progress()):
-        generator = store.get(model)
+    def sample(model: str, seeds: str, psi: float, cutoff: int, noise: str, class_name: str | None = None,
+               progress=gr.Progress()):
+        generator = _for_class(store.get(model), class_name)
         psi, cutoff = check_truncation(generator.config, psi, cutoff, limits)
         noise = check_choice("noise", noise, NOISE_MODES)
         seed_list = parse_seeds(seeds, max_count=limits.images_allowed(generator.config.resolution))
@@ -112,8 +133,8 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
 
     @_user_errors
     def interpolate(model: str, seeds: str, frames: int, fps: int, method: str, space: str, loop: bool,
-                    psi: float, noise: str, mine=None, progress=gr.Progress()):
-        generator = store.get(model)
+                    psi: float, noise: str, class_name: str | None = None, mine=None, progress=gr.Progress()):
+        generator = _for_class(store.get(model), class_name)
         psi, _ = check_truncation(generator.config, psi, None, limits)
         frames = check_int("frames", frames, 2, limits.frames_allowed(generator.config.resolution))
         fps = check_int("fps", fps, limits.min_fps, limits.max_fps)
@@ -134,9 +155,9 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         return str(mp4), str(gif), status
 
     @_user_errors
-    def mix(model: str, row_seeds: str, col_seeds: str, styles: str, psi: float, noise: str, mine=None,
-            progress=gr.Progress()):
-        generator = store.get(model)
+    def mix(model: str, row_seeds: str, col_seeds: str, styles: str, psi: float, noise: str,
+            class_name: str | None = None, mine=None, progress=gr.Progress()):
+        generator = _for_class(store.get(model), class_name)
         psi, _ = check_truncation(generator.config, psi, None, limits)
         styles = check_choice("styles", styles, tuple(STYLE_RANGES))
         noise = check_choice("noise", noise, NOISE_MODES)
@@ -176,34 +197,42 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         info, config = describe_model(label, store.sources[label], generator)
         layers = _num_layers(generator)
         cutoff = gr.update(maximum=layers, value=layers, interactive=is_stylegan(generator))
-        return info, config, cutoff
+        return info, config, cutoff, _class_choice(generator)
 
     @_user_errors
     def model_info(model: str):
-        info, config, _ = _model_outputs(model)
+        info, config, _, _ = _model_outputs(model)
         return info, config
 
     def switch_model(model: str, current: str):
         # a failed switch must keep the old model: revert the dropdown instead of raising
         try:
-            info, config, cutoff = _model_outputs(model)
+            info, config, cutoff, classes = _model_outputs(model)
         except LOAD_ERRORS as exc:
             message = str(exc).strip().splitlines()[0]
             gr.Warning(f"could not load {model}: {message}")
-            info, config, cutoff = _model_outputs(current)
-            return gr.update(value=current), current, info, config, cutoff, f"⚠️ could not load **{model}**: " \
-                f"{message}. Still using **{current}**."
-        return gr.update(value=model), model, info, config, cutoff, f"Loaded **{model}**."
+            info, config, cutoff, classes = _model_outputs(current)
+            return (gr.update(value=current), current, info, config, cutoff, classes, classes, classes,
+                    f"⚠️ could not load **{model}**: {message}. Still using **{current}**.")
+        return gr.update(value=model), model, info, config, cutoff, classes, classes, classes, f"Loaded **{model}**."
 
     @_user_errors
     def load_weights(source: str, current: str):
         label = store.add_remote(source)
-        info, config, cutoff = _model_outputs(label)
-        return gr.update(choices=store.labels, value=label), label, info, config, cutoff, f"Loaded **{label}**."
+        info, config, cutoff, classes = _model_outputs(label)
+        return (gr.update(choices=store.labels, value=label), label, info, config, cutoff, classes, classes, classes,
+                f"Loaded **{label}**.")
 
     first = store.get(store.default)
     first_info, first_config = describe_model(store.default, store.sources[store.default], first)
     layers = _num_layers(first)
+    first_classes = list(first.config.class_names)
+
+    def class_dropdown(elem_id: str) -> gr.Dropdown:
+        # allow_custom_value: an API call's unknown class reaches _for_class, which names the valid ones
+        return gr.Dropdown(first_classes, value=first_classes[0] if first_classes else None, label="Class",
+                           visible=bool(first_classes), allow_custom_value=True, elem_id=elem_id,
+                           info="this model is class-conditional")
     with gr.Blocks(title="GAN Studio", delete_cache=(900, 3600)) as demo:
         gr.Markdown(_INTRO)
         current = gr.State(store.default)
@@ -215,6 +244,7 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
                 seeds = gr.Textbox("0-15", label="Seeds", info='"3", "0-15", "1,5,9" or "random:8"', scale=2)
                 noise = gr.Radio(list(NOISE_MODES), value="random", label="Noise",
                                  info="random: drawn from each seed; fixed: the model's constant noise")
+                s_class = class_dropdown("sample-class")
             with gr.Row():
                 psi = gr.Slider(limits.psi_min, limits.psi_max, value=0.7, step=0.05, label="Truncation psi",
                                 info="StyleGAN-lite: 1 = off, 0 = the average image")
@@ -242,6 +272,7 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
             with gr.Row():
                 i_noise = gr.Radio(list(NOISE_MODES), value="fixed", label="Noise")
                 i_loop = gr.Checkbox(False, label="Loop back to the first seed")
+                i_class = class_dropdown("interpolate-class")
             i_button = gr.Button("Render", variant="primary", elem_id="interpolate")
             with gr.Row():
                 i_video = gr.Video(label="MP4", autoplay=True, loop=True)
@@ -258,6 +289,7 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
             with gr.Row():
                 m_psi = gr.Slider(limits.psi_min, limits.psi_max, value=0.7, step=0.05, label="Truncation psi")
                 m_noise = gr.Radio(list(NOISE_MODES), value="fixed", label="Noise")
+                m_class = class_dropdown("mix-class")
             m_button = gr.Button("Mix", variant="primary", elem_id="mix")
             m_image = gr.Image(label="Style mixing", type="filepath", format="png", elem_id="mix-image")
             m_file = gr.File(label="Figure (PNG)", elem_id="mix-file")
@@ -290,18 +322,18 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
                     url = gr.Textbox(label="Load weights from a URL", placeholder="https://... or hf://org/repo", scale=3)
                     url_button = gr.Button("Load")
 
-        sample_button.click(sample, [model, seeds, psi, cutoff, noise], [gallery, grid_file, sample_status],
+        sample_button.click(sample, [model, seeds, psi, cutoff, noise, s_class], [gallery, grid_file, sample_status],
                             api_name="sample")
-        seeds.submit(sample, [model, seeds, psi, cutoff, noise], [gallery, grid_file, sample_status],
+        seeds.submit(sample, [model, seeds, psi, cutoff, noise, s_class], [gallery, grid_file, sample_status],
                      api_visibility="private")
-        i_button.click(interpolate, [model, i_seeds, i_frames, i_fps, i_method, i_space, i_loop, i_psi, i_noise, mine],
-                       [i_video, i_gif, i_status], api_name="interpolate")
-        m_button.click(mix, [model, m_rows, m_cols, m_styles, m_psi, m_noise, mine], [m_image, m_file, m_status],
-                       api_name="mix")
+        i_button.click(interpolate, [model, i_seeds, i_frames, i_fps, i_method, i_space, i_loop, i_psi, i_noise,
+                                     i_class, mine], [i_video, i_gif, i_status], api_name="interpolate")
+        m_button.click(mix, [model, m_rows, m_cols, m_styles, m_psi, m_noise, m_class, mine],
+                       [m_image, m_file, m_status], api_name="mix")
         # one projection at a time: it is the heaviest event; others wait in the queue
         p_button.click(project_image, [model, p_file, p_steps, p_space, mine], [p_image, p_latent, p_status, mine],
                        api_name="project", concurrency_limit=1)
-        switch_outputs = [model, current, info, config, cutoff, model_status]
+        switch_outputs = [model, current, info, config, cutoff, s_class, i_class, m_class, model_status]
         model.change(switch_model, [model, current], switch_outputs, api_name="switch_model")
         demo.load(lambda: gr.update(maximum=layers), None, cutoff, api_visibility="private")
         info_button = gr.Button("Refresh model info", visible=False)
