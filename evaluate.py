@@ -146,12 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     if per_class is not None:
         summary["per_class"] = per_class
         print(per_class_table(results, per_class), file=sys.stderr)
+    _report(summary, args.out)
+    return 0
+
+
+def _report(summary: dict, out: str) -> None:
+    """Print the summary as JSON, and write it to ``out`` too when given."""
     text = json.dumps(summary, indent=2)
     print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
-    return 0
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
 
 
 def _nearest(args, acc, generator, network, dataset, key: str, cache_dir: Path, *, data: str, start: float) -> int:
@@ -180,11 +185,7 @@ def _nearest(args, acc, generator, network, dataset, key: str, cache_dir: Path, 
     summary = {"weights": str(args.weights), "family": generator.config.family, "data": data,
                "resolution": generator.config.resolution, "psi": args.psi, "seed": args.seed,
                **result.summary(), "figure": str(figure), "seconds": round(time.time() - start, 1)}
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    _report(summary, args.out)
     return 0
 
 

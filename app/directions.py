@@ -34,7 +34,6 @@ import hashlib
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -130,7 +129,9 @@ class Directions:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write safetensors atomically (a temp file renamed into place)."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from progan.hub.export import atomic_write_bytes
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,14 +140,7 @@ class Directions:
         meta = {"format": _FORMAT, "family": self.family, "layers": f"{self.layers[0]}-{self.layers[1]}",
                 "k": str(self.k), "weights_sha256": self.weights_sha256,
                 "paper": "Shen & Zhou, CVPR 2021, section 3.2 (top-k eigenvectors of A^T A)"}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write_bytes(path, save(tensors, metadata=meta))  # temp file + rename: never half a file
         return path
 
     @classmethod
