@@ -1,6 +1,8 @@
 """Shared fixtures: tiny configs of both families, built deterministically on CPU."""
 from __future__ import annotations
 
+import signal
+
 import pytest
 import torch
 
@@ -89,3 +91,12 @@ def weights(tmp_path_factory):
         family.generator_cls(family.presets["tiny"]).save_pretrained(path)
         out[name] = path
     return out
+
+
+@pytest.fixture
+def restore_signals():
+    """Put back the SIGTERM/SIGUSR1/SIGINT handlers a test (or the trainer it runs) installed."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)

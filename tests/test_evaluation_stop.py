@@ -22,14 +22,6 @@ from progan.training.trainer import Trainer
 from train_utils import load_state, make_image_folder
 
 
-@pytest.fixture
-def restore_signals():
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
-
-
 class SignalAtBatch(StandInFeatures):
     """The stand-in network that sends this process SIGTERM during its `at`-th batch (the trainer's
     handler sets the stop flag), as a scheduler would while a long evaluation runs."""
