@@ -67,6 +67,7 @@ ROWS = [
     Row("sg-wgan", "stylegan_lite", WGAN, "WGAN-GP, no augmentation (the campaign's recipe)", (0, 1)),
     Row("sg-ns-r1-ada", "stylegan_lite", {**NS_R1, "augment": "ada"},
         "NS + R1, ADA (bgc)", (0, 1)),
+    Row("sg-ns-r1-g10", "stylegan_lite", {**NS_R1, "r1-gamma": 10.0}, "NS + R1 with gamma 10 (10x stronger)"),
     Row("sg-ns-r1-xflip", "stylegan_lite", {**NS_R1, "xflip": True}, "NS + R1, x-flip"),
     Row("sg-ns-r1-diffaug", "stylegan_lite", {**NS_R1, "augment": "diffaugment"}, "NS + R1, DiffAugment"),
     Row("sg-hinge-sn", "stylegan_lite", {"loss": "hinge", "penalty": "none", "spectral-norm": True},
@@ -79,6 +80,9 @@ ROWS = [
     Row("sg-wgan-xflip", "stylegan_lite", {**WGAN, "xflip": True}, "WGAN-GP, x-flip"),
     Row("pg-wgan", "progan", WGAN, "ProGAN, WGAN-GP (its paper recipe)"),
     Row("pg-ns-r1", "progan", NS_R1, "ProGAN, NS + R1"),
+    # the class-conditional A/B (equal budget against sg-wgan / pg-wgan): OpenMoji's 11 emoji groups
+    Row("sg-wgan-cond", "stylegan_lite", {**WGAN, "cond": True}, "WGAN-GP, class-conditional (emoji groups)"),
+    Row("pg-wgan-cond", "progan", {**WGAN, "cond": True}, "ProGAN, WGAN-GP, class-conditional"),
     Row("sg-ns-r1-fm", "stylegan_lite", {**NS_R1, "feature-matching": 1.0}, "NS + R1, feature matching"),
     Row("sg-ns-r1-mbdisc", "stylegan_lite", {**NS_R1, "minibatch-discrimination": "50,5"},
         "NS + R1, minibatch discrimination"),
@@ -173,7 +177,8 @@ def read_log(out: Path) -> list[dict]:
 
 
 def command_run(names: list[str], jobs: int) -> int:
-    rows = [r for r in ROWS if not names or r.name in names]
+    by_name = {r.name: r for r in ROWS}
+    rows = [by_name[n] for n in dict.fromkeys(names) if n in by_name] if names else ROWS
     unknown = set(names) - {r.name for r in ROWS}
     if unknown:
         print(f"error: unknown rows {sorted(unknown)}; see `list`", file=sys.stderr)
@@ -185,7 +190,8 @@ def command_run(names: list[str], jobs: int) -> int:
             print(f"skip {row.name}: not available yet ({reason})")
             continue
         queue += [(row, seed) for seed in row.seeds if status(row, seed) in ("todo", "partial")]
-    queue.sort(key=lambda item: item[1])  # every row's first seed before any second seed
+    if not names:  # named rows run in the order given; otherwise every first seed before any second seed
+        queue.sort(key=lambda item: item[1])
     print(f"{len(queue)} runs to do, {jobs} at a time: {', '.join(f'{r.name}-s{s}' for r, s in queue)}", flush=True)
 
     def stop(signum, _frame):
