@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -162,6 +163,9 @@ def train_and_score(row: Row, seed: int) -> str:
                    "--out", str(score)], out / "evaluate.out")
     if _STOP.is_set() or code != 0:
         return "stopped" if _STOP.is_set() else f"scoring failed (see {out / 'evaluate.out'})"
+    grids = sorted((out / "samples").glob("grid-*kimg.png"))
+    if grids:  # kept in git (samples/ is not), for the table's sample sheet on a later machine
+        shutil.copyfile(grids[-1], out / "last-grid.png")
     signals = [r for r in read_log(out) if "diversity" in r]
     diversity = statistics.fmean(r["diversity"] for r in signals[-3:])
     final = {"status": "collapsed" if diversity < COLLAPSE_BELOW else "ok", "diversity": diversity,
@@ -271,16 +275,22 @@ def command_table() -> int:
 
 
 def sample_sheet(results: list[dict], path: Path) -> None:
-    """Each run's latest fixed-latent sample grid side by side, labelled with its row, kimg and verdict
-    (the grids stay on the machine that trained: samples/ is not committed, this sheet is)."""
+    """Each run's latest fixed-latent sample grid side by side, labelled with its row, kimg and verdict.
+
+    samples/ is not committed (it stays on the machine that trained); a finished run keeps its last
+    grid as ``last-grid.png``, which is, so a later session on a fresh machine still has every tile."""
     from PIL import Image, ImageDraw
 
     tiles = []
     for r in results:
-        grids = sorted((RUNS / f"{r['row']}-s{r['seed']}" / "samples").glob("grid-*kimg.png"))
+        out = RUNS / f"{r['row']}-s{r['seed']}"
+        grids = sorted((out / "samples").glob("grid-*kimg.png"))
         if grids:
             kimg = float(grids[-1].stem.removeprefix("grid-").removesuffix("kimg"))
             tiles.append((f"{r['row']} s{r['seed']}: {kimg:.0f} kimg, {r['status']}", Image.open(grids[-1]).convert("RGB")))
+        elif (out / "last-grid.png").exists():
+            tiles.append((f"{r['row']} s{r['seed']}: {r['kimg']:.0f} kimg, {r['status']}",
+                          Image.open(out / "last-grid.png").convert("RGB")))
     if not tiles:
         return
     scale, label_h, pad = 2, 16, 8
