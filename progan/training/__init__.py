@@ -6,6 +6,7 @@
 - ``iteration``: one training iteration (D step -> lazy penalty -> G step -> EMA, the tricks, Adam
   steps and the gradient all-reduce): what the trainer runs and the memory estimate traces.
 - ``ema``: the generator's exponential moving average.
+- ``health``: stop and non-finite flags agreed on across processes; the fp16 divergence rule.
 - ``data_stream``: per-rank, resumable data order.
 - ``checkpoint``: atomic, pickle-free checkpoints.
 - ``samples``: sample grids from fixed latents.

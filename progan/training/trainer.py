@@ -14,11 +14,8 @@ stop during an evaluation or a sample grid gives way within one batch (all proce
 feature batch; ``metrics.evaluation``), then saves; a stop that arrived before the first step (train.py
 records it from its first line) ends the run before it starts, with nothing to save and exit 0.
 
-fp16: one GradScaler serves both optimizers and ``update()`` runs after every optimizer step (D, the
-lazy-regularization D step, G), so its growth interval counts optimizer steps and an overflow in
-either network halves the scale for both. Only the penalties depend on the scale (their input
-gradients are scaled); so a non-finite penalty is excused exactly when D's own step was skipped
-(``opt_d.step_was_skipped``), and any other non-finite term is divergence.
+The flags of stop requests and non-finite losses, and the fp16 rule for which non-finite term is
+divergence (only a penalty of a D step the GradScaler skipped is excused), live in ``training.health``.
 
 Small-data options: ``--augment diffaugment|ada`` (``training.augment``; ADA's p and its running
 sign sums are checkpointed) and lazy regularization ``--r1-every/--gp-every K`` (StyleGAN2 section 3.1,
@@ -53,7 +50,7 @@ from tqdm.auto import tqdm
 from .augment import AdaptiveController, build_augment
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from . import iteration  # called as iteration.train_iteration: one function, replaceable in one place
-from .distributed import check_ranks_agree, choose_checkpoint, collective_phase, max_reduce_
+from .distributed import check_ranks_agree, choose_checkpoint, collective_phase
 from ..config import Family
 from ..spectral_norm import apply_spectral_norm
 from .conditional import conditional_model_config, grid_labels
@@ -64,6 +61,7 @@ from .monitor import HeldOutSplit, TrainingMonitor
 from .progress import excluded_from_rate
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
+from .health import RunFlags, TrainingDiverged
 from .finetune import (freeze_discriminator_blocks, load_init_weights, model_config_for_dataset,
                        read_init_source)
 from .options import TrainConfig, parse_batch_sizes
@@ -71,13 +69,6 @@ from .step import StepContext, make_optimizers, regularization_interval
 from .tricks import check_resume_architecture, discriminator_kwargs, tricks_summary
 
 __all__ = ["Trainer", "TrainingDiverged"]
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN/inf; nothing was saved after it."""
-
-
-_PENALTIES = ("d_gp", "d_r1", "d_dragan")  # the only terms that depend on the fp16 loss scale
 
 
 class _Due(NamedTuple):
@@ -149,8 +140,7 @@ class Trainer:
         torch.manual_seed(config.seed * 1000 + 1 + acc.process_index)  # per-rank streams: latents, noise
         self._stop_requested = False
         self._pending_signals = pending_signals if pending_signals is not None else []  # caught before train()
-        # [stop, non-finite, -first non-finite images_seen]: max-reduced every --sync-every steps
-        self._flags = torch.tensor([0.0, 0.0, -math.inf], dtype=torch.float64, device=acc.device)
+        self._flags = RunFlags(acc.device)  # stop and non-finite, agreed on every --sync-every steps
         self._phase = "starting"
         self._datasets: dict[int, Dataset] = ({} if full_dataset is None else
                                               {self.model_config.resolution: full_dataset})
@@ -297,23 +287,10 @@ class Trainer:
         self._log({"kimg": self.images_seen / 1000, "step": self.step, "resolution": phase.resolution,
                    "alpha": round(phase.alpha, 4), **self._signals})
 
-    def _note_health(self, d_terms: dict[str, torch.Tensor], g_terms: dict[str, torch.Tensor],
-                      d_skipped: bool) -> None:
-        """Fold this step's non-finite check into the device flags (no host sync)."""
-        terms = [v for k, v in d_terms.items() if k != "d_loss" and (k not in _PENALTIES or not d_skipped)]
-        bad = ~torch.isfinite(torch.stack([*terms, g_terms["g_loss"]]).float()).all()
-        # new_full is a fill kernel, not a host->device copy: nothing here waits for the GPU
-        first = torch.where(bad, self._flags.new_full((), -float(self.images_seen)), self._flags.new_full((), -math.inf))
-        self._flags[1:] = torch.maximum(self._flags[1:], torch.stack([bad.double(), first]))
-
     def _agree(self) -> tuple[bool, bool, int]:
-        """One max-reduce: (any rank asked to stop, any non-finite loss, images_seen at the first one)."""
-        self._flags[0] = float(self._stop_requested)
-        stop, bad, first = max_reduce_(self._flags).tolist()
-        scaler = self.accelerator.scaler
-        if scaler is not None and not bad and scaler.get_scale() < 1.0:  # every step overflowed, even unscaled
-            bad, first = 1.0, -self.images_seen
-        return stop > 0, bad > 0, int(-first) if bad else -1
+        """(any rank asked to stop, any non-finite loss, images_seen at the first one): ``training.health``."""
+        return self._flags.agree(stop_requested=self._stop_requested, images_seen=self.images_seen,
+                                 scaler=self.accelerator.scaler)
 
     def _crossed(self, before: int, interval_kimg: float) -> bool:
         if interval_kimg <= 0:
@@ -490,7 +467,7 @@ class Trainer:
         adapt = None if self.ada is None else (lambda d_terms: self._adapt(d_terms["real_sign"], count))
         terms = iteration.train_iteration(ctx, self.iteration_setup, reals, labels=labels, step=self.step,
                                           ema_beta=beta, after_discriminator=adapt)
-        self._note_health(terms.d_terms, terms.g_terms, terms.d_skipped)
+        self._flags.note(terms, images_seen=self.images_seen)
         self._accumulate_terms({**terms.d_terms, **terms.g_terms})
         self.images_seen += batch_images
         self.step += 1
