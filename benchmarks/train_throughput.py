@@ -62,7 +62,7 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
     ctx = StepContext(generator=g, discriminator=d, loss=family.default_loss, stage=stage, alpha=1.0,
                       latent_dim=config.latent_dim, device=device,
                       autocast=lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
-                      backward=lambda loss: loss.backward(), reduce_mean=lambda t: t,
+                      backward=lambda loss: loss.backward(),
                       mixing_prob=0.9 if family_name == "stylegan_lite" else 0.0,
                       augment=build_augment(augment, p=0.5 if augment == "ada" else None),
                       penalty=reg_every == 1)

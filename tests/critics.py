@@ -8,8 +8,6 @@ section 4.1), DRAGAN (Kodali et al. 2017, section 4).
 """
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import nn
 
@@ -84,6 +82,4 @@ class ConstantG(nn.Module):
 def make_ctx(g, d, loss, **extra) -> StepContext:
     plumbing = dict(stage=0, alpha=1.0, latent_dim=4, device=torch.device("cpu"),
                     autocast=lambda: torch.autocast("cpu", enabled=False), backward=lambda value: value.backward())
-    if "reduce_mean" in {f.name for f in dataclasses.fields(StepContext)}:  # a field that may be retired
-        plumbing["reduce_mean"] = lambda t: t
     return StepContext(generator=g, discriminator=d, loss=loss, **{**plumbing, **extra})

@@ -26,7 +26,7 @@ if quirk == "count-collectives":
 
     import torch.distributed as dist
 
-    import progan.training.trainer as trainer_module
+    import progan.training.iteration as iteration_module
 
     calls, at_step = [0], []
     for name in ("all_reduce", "broadcast", "all_gather", "barrier", "reduce", "gather"):
@@ -35,11 +35,11 @@ if quirk == "count-collectives":
             return _original(*args, **kwargs)
         setattr(dist, name, counted)
 
-    def d_step(*args, _original=trainer_module.discriminator_step, **kwargs):
+    def d_step(*args, _original=iteration_module.discriminator_step, **kwargs):
         at_step.append(calls[0])
         return _original(*args, **kwargs)
 
-    trainer_module.discriminator_step = d_step
+    iteration_module.discriminator_step = d_step
     out = Path(sys.argv[sys.argv.index("--out") + 1])
     atexit.register(lambda: (out / f"collectives-rank{rank}.json").write_text(json.dumps(at_step)))
 sys.exit(train.main(sys.argv[1:]))

@@ -29,8 +29,7 @@ TRANSFORMS = [brightness, saturation, contrast, translate, cutout]
 def _ctx(g, d, loss, **extra) -> StepContext:
     return StepContext(generator=g, discriminator=d, loss=loss, stage=extra.pop("stage", 0), alpha=1.0,
                        latent_dim=extra.pop("latent_dim", 4), device=torch.device("cpu"),
-                       autocast=lambda: torch.autocast("cpu", enabled=False), backward=lambda l: l.backward(),
-                       reduce_mean=lambda t: t, **extra)
+                       autocast=lambda: torch.autocast("cpu", enabled=False), backward=lambda l: l.backward(), **extra)
 
 
 # --- the transforms ---------------------------------------------------------------------------------
@@ -348,7 +347,7 @@ def test_penalty_false_leaves_the_penalty_out():
 def test_lazy_regularization_adjusts_adam_and_runs_every_k_steps(tmp_path, monkeypatch, loss, flag):
     from accelerate import Accelerator
 
-    import progan.training.trainer as trainer_module
+    import progan.training.iteration as iteration_module
     from data_prep import open_dataset
     from progan.training.options import TrainConfig
     from progan.training.trainer import Trainer
@@ -359,8 +358,8 @@ def test_lazy_regularization_adjusts_adam_and_runs_every_k_steps(tmp_path, monke
                 progressive=False, checkpoint_kimg=10, sample_kimg=10, workers=0, d_lr=0.002,
                 adam_beta1=0.5, adam_beta2=0.99)
     calls, current = [], {}
-    real_step = trainer_module.regularization_step
-    monkeypatch.setattr(trainer_module, "regularization_step",
+    real_step = iteration_module.regularization_step
+    monkeypatch.setattr(iteration_module, "regularization_step",
                         lambda ctx, reals, every: calls.append((current["t"].step, every)) or real_step(ctx, reals, every))
     current["t"] = lazy = Trainer(TrainConfig(**base, out=str(tmp_path / "lazy"), **{flag: 4}), FAMILIES["progan"],
                    lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
@@ -415,7 +414,7 @@ def test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on(tmp_path, mon
 
     from accelerate import Accelerator
 
-    import progan.training.trainer as trainer_module
+    import progan.training.iteration as iteration_module
     from data_prep import open_dataset
     from progan.training.options import TrainConfig
     from progan.training.trainer import Trainer
@@ -428,7 +427,7 @@ def test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on(tmp_path, mon
                          log_every=log_every, progressive=False, checkpoint_kimg=10, sample_kimg=10, workers=0)
     seen = {"d_r1": {}, "g_loss": {}}  # step number after the step -> value
     trainer = None
-    real_reg, real_gen = trainer_module.regularization_step, trainer_module.generator_step
+    real_reg, real_gen = iteration_module.regularization_step, iteration_module.generator_step
 
     def reg(ctx, reals, k):
         terms = real_reg(ctx, reals, k)
@@ -440,8 +439,8 @@ def test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on(tmp_path, mon
         seen["g_loss"][trainer.step + 1] = terms["g_loss"].item()
         return terms
 
-    monkeypatch.setattr(trainer_module, "regularization_step", reg)
-    monkeypatch.setattr(trainer_module, "generator_step", gen)
+    monkeypatch.setattr(iteration_module, "regularization_step", reg)
+    monkeypatch.setattr(iteration_module, "generator_step", gen)
     trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r),
                       accelerator=Accelerator(cpu=True))
     trainer.train()

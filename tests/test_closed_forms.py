@@ -118,7 +118,7 @@ def test_the_step_context_takes_every_loss_setting_from_the_config(family, mixin
     config = TrainConfig(family=family, gp_lambda=3.0, drift_epsilon=0.25, r1_gamma=7.0, mixing_prob=0.3)
     ctx = StepContext.from_config(config, family=family, loss="wgan_gp", reg_every=reg_every, generator=None,
                                   discriminator=None, stage=0, alpha=1.0, latent_dim=4, device=torch.device("cpu"),
-                                  autocast=contextlib.nullcontext, backward=None, reduce_mean=None)
+                                  autocast=contextlib.nullcontext, backward=None)
     assert (ctx.gp_lambda, ctx.drift_epsilon, ctx.r1_gamma) == (3.0, 0.25, 7.0)
     assert ctx.mixing_prob == mixing  # style mixing is StyleGAN's (section 3.1); ProGAN has no styles
     assert ctx.penalty is penalty     # lazy regularization takes the penalty out of the D loss
@@ -151,7 +151,7 @@ def _ctx(generator, discriminator, *, alpha=1.0, loss="logistic_r1", mixing_prob
     return StepContext(generator=generator, discriminator=discriminator, loss=loss, stage=2, alpha=alpha,
                        latent_dim=generator.config.latent_dim, device=torch.device("cpu"),
                        autocast=contextlib.nullcontext, backward=lambda t: t.backward(),
-                       reduce_mean=lambda t: t, mixing_prob=mixing_prob, penalty=False)
+                       mixing_prob=mixing_prob, penalty=False)
 
 
 def test_fade_reals_closed_form():

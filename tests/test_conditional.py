@@ -201,7 +201,7 @@ def test_cond_needs_a_labelled_dataset(tmp_path):
 
 def test_g_step_labels_follow_the_class_weights_and_the_seed():
     ctx = StepContext(generator=None, discriminator=None, loss="wgan_gp", stage=0, alpha=1.0, latent_dim=4,
-                      device=torch.device("cpu"), autocast=None, backward=None, reduce_mean=None,
+                      device=torch.device("cpu"), autocast=None, backward=None,
                       class_weights=torch.tensor([1.0, 0.0, 3.0]))
     torch.manual_seed(5)
     labels = sample_labels(ctx, 4000)

@@ -31,7 +31,7 @@ TINY = dataclasses.replace(FAMILIES["progan"].presets["tiny"], class_names=CLASS
 def _ctx(g, d, **extra) -> StepContext:
     return StepContext(generator=g, discriminator=d, loss=extra.pop("loss", "wgan_gp"), stage=2, alpha=1.0,
                        latent_dim=TINY.latent_dim, device=torch.device("cpu"), autocast=contextlib.nullcontext,
-                       backward=lambda loss: loss.backward(), reduce_mean=lambda t: t, **extra)
+                       backward=lambda loss: loss.backward(), **extra)
 
 
 class RecordingCritic(nn.Module):

@@ -10,6 +10,7 @@ import torch
 from accelerate import Accelerator
 
 import data_prep
+import progan.training.iteration as iteration_module
 import progan.training.trainer as trainer_module
 from families import FAMILIES
 from progan.hub.export import PretrainedError
@@ -57,7 +58,7 @@ def test_fine_tune_from_an_export_loads_it_exactly_before_the_first_step(tmp_pat
     fresh_d = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
     expected = _digest(weights, fresh_d, weights)          # G and G_ema from the export, D as initialized
     seen = []
-    real_step = trainer_module.discriminator_step
+    real_step = iteration_module.discriminator_step
 
     def checked_step(ctx, reals):
         if not seen:  # the weights at the very first step of train()
@@ -65,7 +66,7 @@ def test_fine_tune_from_an_export_loads_it_exactly_before_the_first_step(tmp_pat
             seen.append((ctx.stage, ctx.alpha))
         return real_step(ctx, reals)
 
-    monkeypatch.setattr(trainer_module, "discriminator_step", checked_step)
+    monkeypatch.setattr(iteration_module, "discriminator_step", checked_step)
     export = trainer.train()
     assert seen[0] == expected == trainer.init_digest
     assert seen[1] == (2, 1.0)                              # tiny = 16 px: the final stage, no fade-in

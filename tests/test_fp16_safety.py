@@ -6,8 +6,6 @@ activations beyond fp16's range.
 """
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -92,16 +90,8 @@ def test_penalty_gradient_is_taken_outside_autocast(monkeypatch):
 
 # --- the divergence rule (item 5): only the penalty depends on the fp16 loss scale --------------------
 
-@pytest.fixture(scope="module")
-def trainer(tmp_path_factory):
-    from accelerate import Accelerator
-
-    from families import FAMILIES
-    from progan.training.options import TrainConfig
-    from progan.training.trainer import Trainer
-
-    config = TrainConfig(family="progan", preset="tiny", out=str(tmp_path_factory.mktemp("run")), workers=0)
-    return Trainer(config, FAMILIES["progan"], lambda r: None, accelerator=Accelerator(cpu=True))
+def _finite_terms():
+    return {"d_loss": torch.tensor(1.0), "d_gp": torch.tensor(0.1)}, {"g_loss": torch.tensor(0.3)}
 
 
 @pytest.mark.parametrize("bad_term,d_skipped,diverged", [
@@ -111,19 +101,36 @@ def trainer(tmp_path_factory):
     ("d_wasserstein", True, True),  # neither do D's adversarial terms
     (None, False, False),
 ])
-def test_only_a_skipped_d_step_excuses_a_non_finite_penalty(trainer, bad_term, d_skipped, diverged):
-    trainer._flags = torch.tensor([0.0, 0.0, -math.inf], dtype=torch.float64)
-    trainer.images_seen = 1234
+def test_only_a_skipped_d_step_excuses_a_non_finite_penalty(bad_term, d_skipped, diverged):
+    from progan.training.health import RunFlags
+    from progan.training.iteration import IterationTerms
+
+    flags = RunFlags(torch.device("cpu"))
     d_terms = {"d_loss": torch.tensor(1.0), "d_wasserstein": torch.tensor(0.5), "d_gp": torch.tensor(0.1),
                "real_sign": torch.tensor(0.2)}
     g_terms = {"g_loss": torch.tensor(0.3)}
     if bad_term:
         (g_terms if bad_term == "g_loss" else d_terms)[bad_term] = torch.tensor(float("inf"))
     d_terms["d_loss"] = torch.tensor(float("nan")) if bad_term else d_terms["d_loss"]  # the sum is ignored
-    trainer._note_health(d_terms, g_terms, d_skipped)
-    stop, bad, first = trainer._agree()
+    flags.note(IterationTerms(d_terms, g_terms, d_skipped), images_seen=1234)
+    flags.note(IterationTerms(*_finite_terms(), False), images_seen=1238)  # a later healthy step forgets nothing
+    stop, bad, first = flags.agree(stop_requested=False, images_seen=1238)
     assert (stop, bad) == (False, diverged)
     assert first == (1234 if diverged else -1)
+
+
+def test_a_stop_request_and_a_scale_below_one_are_agreed_on():
+    from progan.training.health import RunFlags
+    from progan.training.iteration import IterationTerms
+
+    class Scaler:  # the GradScaler after overflows at every scale down to 2**-1
+        def get_scale(self):
+            return 0.5
+
+    flags = RunFlags(torch.device("cpu"))
+    flags.note(IterationTerms(*_finite_terms(), False), images_seen=40)
+    assert flags.agree(stop_requested=True, images_seen=44) == (True, False, -1)
+    assert flags.agree(stop_requested=False, images_seen=44, scaler=Scaler()) == (False, True, 44)
 
 
 def test_fp16_only_in_the_four_highest_resolutions(family):

@@ -41,7 +41,7 @@ def test_one_full_training_step_at_paper_1024(family_name):
     d.blocks[0].mbstd.register_forward_hook(lambda _m, _i, out: stddev.append(float(out[:, -1].detach().abs().max())))
     ctx = StepContext(generator=g, discriminator=d, loss=family.default_loss, stage=stage, alpha=1.0,
                       latent_dim=config.latent_dim, device=torch.device("cpu"), autocast=contextlib.nullcontext,
-                      backward=lambda loss: loss.backward(), reduce_mean=lambda t: t,
+                      backward=lambda loss: loss.backward(),
                       mixing_prob=0.9 if family_name == "stylegan_lite" else 0.0)
     reals = [torch.rand(BATCH, 3, config.resolution, config.resolution) * 2 - 1]
 

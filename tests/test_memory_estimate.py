@@ -20,10 +20,10 @@ import pytest
 import torch
 
 from families import FAMILIES
-from progan.training.ema import update_ema
+from progan.training import iteration
 from progan.training.memory import LiveBytes, SavedTensorBytes, estimate_training_memory
 from progan.training.options import TrainConfig
-from progan.training.step import StepContext, discriminator_step, generator_step, make_optimizers
+from progan.training.step import StepContext, make_optimizers
 from train_utils import run_train
 
 FAMILY_NAMES = ["progan", "stylegan_lite"]
@@ -66,7 +66,7 @@ class _MallocPeak(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 def _real_iteration(family_name: str, config: TrainConfig, *, meters=()) -> dict:
-    """One real training iteration on CPU tensors, as the trainer runs it (1 process, fp32)."""
+    """One real training iteration on CPU tensors, the trainer's ``iteration.train_iteration`` (1 process, fp32)."""
     family = FAMILIES[family_name]
     model = family.preset(config.preset)
     torch.manual_seed(0)
@@ -80,8 +80,12 @@ def _real_iteration(family_name: str, config: TrainConfig, *, meters=()) -> dict
         opt.zero_grad(set_to_none=True)
     ctx = StepContext(generator=g, discriminator=d, loss=family.default_loss, stage=model.num_stages - 1, alpha=1.0,
                       latent_dim=model.latent_dim, device=torch.device("cpu"), autocast=contextlib.nullcontext,
-                      backward=lambda loss: loss.backward(), reduce_mean=lambda t: t,
+                      backward=lambda loss: loss.backward(),
                       mixing_prob=config.mixing_prob if family_name == "stylegan_lite" else 0.0)
+    setup = iteration.IterationSetup(opt_g=opt_g, opt_d=opt_d, generator_ema=g_ema)
+    got_grad: set[int] = set()  # parameters a backward reached (the optimizers clear .grad before the call returns)
+    for p in (*g.parameters(), *d.parameters()):
+        p.register_post_accumulate_grad_hook(lambda p: got_grad.add(id(p)))
     live = next((m for m in meters if isinstance(m, LiveBytes)), None)
     if live is not None:
         for module, params, buffers in ((g, "parameters", "buffers"), (d, "parameters", "buffers"),
@@ -101,17 +105,9 @@ def _real_iteration(family_name: str, config: TrainConfig, *, meters=()) -> dict
         for meter in meters:
             stack.enter_context(meter)
         reals = [torch.rand(config.batch_size, 3, model.resolution, model.resolution) * 2 - 1]
-        discriminator_step(ctx, reals)
-        d_active = [p.numel() for p in d.parameters() if p.grad is not None]
-        opt_d.step()
-        opt_d.zero_grad(set_to_none=True)
-        del reals
-        generator_step(ctx, config.batch_size, 1)
-        g_active = [p.numel() for p in g.parameters() if p.grad is not None]
-        opt_g.step()
-        opt_g.zero_grad(set_to_none=True)
-        update_ema(g_ema, g, beta=0.999)
-    return {"g": g, "d": d, "d_active": d_active, "g_active": g_active}
+        iteration.train_iteration(ctx, setup, reals, step=0, ema_beta=0.999)
+    return {"g": g, "d": d, "d_active": [p.numel() for p in d.parameters() if id(p) in got_grad],
+            "g_active": [p.numel() for p in g.parameters() if id(p) in got_grad]}
 
 
 @pytest.mark.parametrize("family_name", FAMILY_NAMES)
@@ -154,6 +150,49 @@ def test_state_bytes_are_closed_forms_of_the_parameter_counts(family_name):
     # gradients of the active parameters only; D's are freed (set_to_none) before G's exist
     assert estimate.gradients == 4 * max(sum(real["d_active"]), sum(real["g_active"]))
     assert 0 < len(real["d_active"]) < len(list(d.parameters()))  # inactive from_rgb layers: no gradient
+
+
+@pytest.mark.parametrize("family_name", FAMILY_NAMES)
+def test_historical_averaging_sums_are_traced_as_float64_copies(family_name):
+    family = FAMILIES[family_name]
+    plain = estimate_training_memory(_config(family_name, "tiny", 4), family)
+    config = TrainConfig(family=family_name, preset="tiny", batch_size=4, progressive=False, mixing_prob=1.0,
+                         historical_averaging=0.1)
+    estimate = estimate_training_memory(config, family)
+    model = family.preset("tiny")
+    count = sum(p.numel() for m in (family.generator_cls(model), family.discriminator_cls(model))
+                for p in m.parameters())
+    assert plain.history == 0 and estimate.history == 8 * count   # one float64 sum per parameter of G and D
+    assert estimate.total >= plain.total + estimate.history       # alive through the whole iteration
+
+
+def test_the_estimate_and_the_trainer_run_the_same_iteration(tmp_path, monkeypatch):
+    """``iteration.train_iteration`` is the one iteration: replaced by a recording wrapper, it is what
+    the memory estimate traces and what every training step of the trainer runs."""
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    calls = []
+    original = iteration.train_iteration
+
+    def recorded(ctx, setup, reals, **kwargs):
+        calls.append((type(reals[0]).__name__, kwargs["step"]))  # fake tensors in the trace, real ones in training
+        return original(ctx, setup, reals, **kwargs)
+
+    monkeypatch.setattr(iteration, "train_iteration", recorded)
+    config = TrainConfig(family="stylegan_lite", preset="tiny", batch_size=4, progressive=False, r1_every=2,
+                         data=str(make_image_folder(tmp_path / "data")), out=str(tmp_path / "run"), kimg=0.012,
+                         checkpoint_kimg=10, sample_kimg=10, workers=0, monitor_num=0)
+    estimate_training_memory(config, FAMILIES["stylegan_lite"])
+    assert calls == [("FakeTensor", 0)]                            # step 0: with the lazy penalty
+    calls.clear()
+    trainer = Trainer(config, FAMILIES["stylegan_lite"], lambda r: open_dataset(config.data, r),
+                      accelerator=Accelerator(cpu=True))
+    trainer.train()
+    assert calls == [("Tensor", 0), ("Tensor", 1), ("Tensor", 2)] and trainer.step == 3  # 12 images, batch 4
 
 
 @pytest.mark.parametrize("family_name", FAMILY_NAMES)

@@ -16,7 +16,7 @@ def _context(family, g, d, *, loss, autocast=None, backward=None, grad_scale=1.0
     config = family.presets["tiny"]
     return StepContext(generator=g, discriminator=d, loss=loss, stage=2, alpha=1.0, latent_dim=config.latent_dim,
                        device=torch.device("cpu"), autocast=autocast or contextlib.nullcontext,
-                       backward=backward or (lambda l: l.backward()), reduce_mean=lambda t: t, grad_scale=grad_scale,
+                       backward=backward or (lambda l: l.backward()), grad_scale=grad_scale,
                        mixing_prob=0.0)
 
 

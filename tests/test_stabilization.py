@@ -249,8 +249,7 @@ def test_every_option_reaches_the_step_and_the_summary():
                          reset_opt_at_stage=True)
     ctx = StepContext.from_config(config, family="progan", loss=config.objective, reg_every=8, images_seen=2500,
                                   generator=None, discriminator=None, stage=0, alpha=1.0, latent_dim=4,
-                                  device=torch.device("cpu"), autocast=contextlib.nullcontext, backward=None,
-                                  reduce_mean=None)
+                                  device=torch.device("cpu"), autocast=contextlib.nullcontext, backward=None)
     assert (ctx.loss, ctx.gp_lambda, ctx.dragan_c, ctx.label_smoothing, ctx.penalty) == (
         "logistic+dragan", 4.0, 0.3, 0.2, False)
     assert ctx.instance_noise == pytest.approx(0.05)

@@ -20,7 +20,7 @@ def _setup(family, loss):
     g, d = family.generator_cls(config), family.discriminator_cls(config)
     ctx = StepContext(generator=g, discriminator=d, loss=loss, stage=config.num_stages - 1, alpha=1.0,
                       latent_dim=config.latent_dim, device=torch.device("cpu"), autocast=contextlib.nullcontext,
-                      backward=lambda l: l.backward(), reduce_mean=lambda t: t)
+                      backward=lambda l: l.backward())
     return ctx, [torch.rand(8, 3, 32, 32) * 2 - 1]
 
 

@@ -24,8 +24,7 @@ TINY = FAMILIES["progan"].presets["tiny"]
 def _ctx(g, d, **extra) -> StepContext:
     return StepContext(generator=g, discriminator=d, loss=extra.pop("loss", "wgan_gp"), stage=2,
                        alpha=extra.pop("alpha", 1.0), latent_dim=TINY.latent_dim, device=torch.device("cpu"),
-                       autocast=contextlib.nullcontext, backward=lambda loss: loss.backward(),
-                       reduce_mean=lambda t: t, **extra)
+                       autocast=contextlib.nullcontext, backward=lambda loss: loss.backward(), **extra)
 
 
 class IdentityFeatures(nn.Module):

@@ -2,8 +2,11 @@
 
 - ``options``: ``TrainConfig``, the frozen dataclass behind every ``train.py`` flag.
 - ``schedule``: progressive growing (stage, fade-in alpha, batch size) as a function of images seen.
-- ``step``: one D step and one G step, explicit gradient all-reduce across processes.
+- ``step``: the D step, the lazy penalty step and the G step (losses and backward), shared by both families.
+- ``iteration``: one training iteration (D step -> lazy penalty -> G step -> EMA, the tricks, Adam
+  steps and the gradient all-reduce): what the trainer runs and the memory estimate traces.
 - ``ema``: the generator's exponential moving average.
+- ``health``: stop and non-finite flags agreed on across processes; the fp16 divergence rule.
 - ``data_stream``: per-rank, resumable data order.
 - ``checkpoint``: atomic, pickle-free checkpoints.
 - ``samples``: sample grids from fixed latents.

@@ -1,15 +1,16 @@
 """Memory of one training iteration per process, traced without allocating it.
 
-The trace runs the real training code (``step.discriminator_step`` with its penalty -- fake half
-first, as stylegan2-ada's loss.py --, ``regularization_step`` when the penalty is lazy,
-``step.generator_step``, both Adam steps, ``ema.update_ema`` and, for several processes, the flat
-gradient buffer of ``distributed.all_reduce_mean_``) on tensors of torch's ``FakeTensorMode``:
-every tensor has its real shape, dtype and lifetime but no data, so a trace costs no memory and the
-same time at any batch size (about 13 s at the paper presets on this project's busy 2-core VM, plus a
-one-time import of ``torch._dynamo``, which ``FakeTensorMode`` pulls in). Mixed precision is CPU autocast with the chosen dtype (CUDA autocast casts the
-same convolutions and matmuls). ``LiveBytes``, a ``TorchDispatchMode``, counts the bytes of every
-storage an op returns and subtracts them when the storage is freed (a weakref finalizer), so the
-peak includes temporaries and not only the tensors saved for backward (``SavedTensorBytes``).
+The trace runs the iteration that trains, ``iteration.train_iteration`` (the D step with its penalty
+-- fake half first, as stylegan2-ada's loss.py --, the lazy penalty's own D step, the G step, both
+Adam steps, the EMA update and, for several processes, the flat all-reduce buffers of
+``distributed.all_reduce_mean_``), on tensors of torch's ``FakeTensorMode``: every tensor has its real
+shape, dtype and lifetime but no data, so a trace costs no memory and the same time at any batch size
+(about 13 s at the paper presets on this project's busy 2-core VM, plus a one-time import of
+``torch._dynamo``, which ``FakeTensorMode`` pulls in). Mixed precision is CPU autocast with the chosen
+dtype (CUDA autocast casts the same convolutions and matmuls). ``LiveBytes``, a ``TorchDispatchMode``,
+counts the bytes of every storage an op returns and subtracts them when the storage is freed (a
+weakref finalizer), so the peak includes temporaries and not only the tensors saved for backward
+(``SavedTensorBytes``).
 
 ``torch.distributed._tools.mem_tracker.MemTracker`` was not tried here: it files memory by module
 pre/post and backward hooks, which this estimate does not need, and how it treats the penalties'
@@ -18,9 +19,10 @@ and Adam/EMA state by identity.
 
 What the trace does not see (the README states it next to its table): the CUDA context and cuDNN
 workspaces, the caching allocator's rounding and fragmentation, kernels' internal scratch buffers,
-and the foreach Adam's temporaries on CUDA (Adam is not at the peak). Nor two options of
-``training.tricks``: ``--unrolled-steps`` (a copy of D with its Adam state, and its D steps) and
-``--historical-averaging`` (float64 sums of both networks' parameters); feature matching is traced.
+and the foreach Adam's temporaries on CUDA (Adam is not at the peak). Of ``training.tricks``, feature
+matching and ``--historical-averaging`` (float64 sums of both networks' parameters, ``history``) are
+traced; ``--unrolled-steps`` is not (a copy of D with its Adam state, and its D steps): fake tensors
+cannot be deep-copied. Nor are ``--cond``'s labels (the preset is traced unconditional).
 """
 from __future__ import annotations
 
@@ -38,12 +40,10 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..config import Family
+from . import iteration  # called as iteration.train_iteration: one function, replaceable in one place
 from .augment import build_augment
-from .distributed import all_reduce_gradients
-from .ema import update_ema
 from .options import TrainConfig
-from .step import (StepContext, discriminator_step, generator_step, make_optimizers, regularization_interval,
-                   regularization_step)
+from .step import StepContext, make_optimizers, regularization_interval
 from .tricks import discriminator_kwargs
 
 __all__ = ["SavedTensorBytes", "LiveBytes", "MemoryEstimate", "estimate_training_memory", "format_estimate",
@@ -168,6 +168,7 @@ class MemoryEstimate:
     saved: int               # peak bytes saved for backward, per reference (a tensor saved twice counts twice)
     total: int               # peak of all of the above alive at the same moment
     phases: dict[str, int] = field(default_factory=dict)  # peak total while each phase ran
+    history: int = 0         # --historical-averaging: float64 sums of G's and D's parameters
 
     def fits(self, capacity_bytes: float, *, headroom: float) -> bool:
         return self.total <= capacity_bytes * (1.0 - headroom)
@@ -240,8 +241,17 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
                 generator=generator, discriminator=discriminator, stage=stage, alpha=alpha,
                 latent_dim=model_config.latent_dim, device=torch.device("cpu"),
                 autocast=(lambda: torch.autocast("cpu", dtype=dtype)) if dtype else contextlib.nullcontext,
-                backward=lambda value: value.backward(), reduce_mean=lambda t: t,
+                backward=lambda value: value.backward(),
                 grad_scale=65536.0 if precision == "fp16" else 1.0, augment=augment)
+            # the flat all-reduce buffers of `processes` processes, traced in this one
+            setup = iteration.IterationSetup.from_config(
+                config, generator=generator, discriminator=discriminator, generator_ema=generator_ema,
+                opt_g=opt_g, opt_d=opt_d, reg_every=reg_every,
+                reduce_options={"world": processes, "all_reduce": lambda flat: None})
+            setup.unrolled_steps = 0  # fake tensors cannot be deep-copied: the unrolled D copy is not traced
+            for history in (setup.history or {}).values():  # --historical-averaging: float64 parameter sums
+                for total in history.sums.values():
+                    meter.tag(total, "history")
             # Adam's moments for every parameter, as after a progressive run has visited every stage
             for opt, module in ((opt_g, generator), (opt_d, discriminator)):
                 for p in module.parameters():
@@ -254,36 +264,20 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
                             meter.tag(value, "optimizer")
             meter.category_peaks.clear(), meter.phase_peaks.clear()
             meter.peak, meter.at_peak = 0, {}
-            reduce = {"world": processes, "all_reduce": lambda flat: None}
             with saved:
-                with _phase(meter, "D step"):
+                with _phase(meter, "D step"):  # the minibatch arrives at the start of the D step
                     reals = [torch.rand(batch_size, 3, resolution, resolution).contiguous(memory_format=memory_format)
                              * 2 - 1 for _ in range(config.grad_accum)]
-                    discriminator_step(ctx, reals)
-                    all_reduce_gradients(discriminator, **reduce)
-                    opt_d.step()
-                    opt_d.zero_grad(set_to_none=True)
-                if reg_every > 1:  # the iteration with the lazy penalty is the largest
-                    with _phase(meter, "D penalty (lazy)"):
-                        regularization_step(ctx, reals, reg_every)
-                        all_reduce_gradients(discriminator, **reduce)
-                        opt_d.step()
-                        opt_d.zero_grad(set_to_none=True)
-                g_reals = reals if config.feature_matching > 0 else None  # feature matching reads them
-                del reals
-                with _phase(meter, "G step"):
-                    generator_step(ctx, batch_size, config.grad_accum, reals=g_reals)
-                    all_reduce_gradients(generator, **reduce)
-                    opt_g.step()
-                    opt_g.zero_grad(set_to_none=True)
-                with _phase(meter, "EMA"):
-                    update_ema(generator_ema, generator, beta=0.999)
+                # step 0: the iteration with the lazy penalty, the largest; the trainer's own iteration
+                iteration.train_iteration(ctx, setup, reals, step=0, ema_beta=0.999,
+                                          phase=lambda name: _phase(meter, name))
     parts = meter.category_peaks
     return MemoryEstimate(
         family=family.name, preset=config.preset, resolution=resolution, batch_size=batch_size,
         precision=precision, loss=loss, processes=processes, parameters=parts["parameters"],
         buffers=parts["buffers"], ema=parts["ema"], optimizer=parts["optimizer"], gradients=parts["gradients"],
-        activations=parts["activations"], saved=saved.peak, total=meter.peak, phases=dict(meter.phase_peaks))
+        activations=parts["activations"], saved=saved.peak, total=meter.peak, phases=dict(meter.phase_peaks),
+        history=parts["history"])
 
 
 def format_estimate(estimate: MemoryEstimate) -> str:
@@ -292,6 +286,7 @@ def format_estimate(estimate: MemoryEstimate) -> str:
     rows = [("parameters (G + D, fp32)", e.parameters), ("buffers (G + D)", e.buffers),
             ("EMA generator", e.ema), ("Adam moments (G + D)", e.optimizer),
             ("gradients (peak; D's or G's)", e.gradients),
+            *((("historical-averaging sums (float64)", e.history),) if e.history else ()),
             ("activations + temporaries (peak)", e.activations),
             ("saved for backward (peak, per reference)", e.saved),
             *((f"peak during {name}", value) for name, value in e.phases.items() if name),

@@ -64,7 +64,6 @@ class StepContext:
     device: torch.device
     autocast: Callable[[], Any]             # accelerator.autocast
     backward: Callable[[torch.Tensor], None]  # accelerator.backward (applies the fp16 loss scale)
-    reduce_mean: Callable[[torch.Tensor], torch.Tensor]
     grad_scale: float | torch.Tensor = 1.0  # the GradScaler's scale (a device tensor: read without a sync)
     mixing_prob: float = 0.0                # StyleGAN style-mixing regularization (section 3.1)
     gp_lambda: float = 10.0
@@ -86,8 +85,8 @@ class StepContext:
         """The context of one step of a run of ``config``: the loss hyper-parameters come from the
         config (style mixing only for StyleGAN-lite; the penalty inside the D loss unless lazy), the
         modules, stage and device plumbing from ``runtime``. The trainer and the memory estimate both
-        build their step through this, so the estimate traces the step that trains. ``images_seen``
-        sets the annealed instance-noise std."""
+        build the context of their ``iteration.train_iteration`` through this. ``images_seen`` sets
+        the annealed instance-noise std."""
         return cls(loss=loss, mixing_prob=config.mixing_prob if family == "stylegan_lite" else 0.0,
                    gp_lambda=config.gp_lambda, drift_epsilon=config.drift_epsilon, r1_gamma=config.r1_gamma,
                    penalty=reg_every == 1, feature_matching=config.feature_matching,

@@ -1,8 +1,11 @@
 """The training loop behind ``accelerate launch train.py`` (ProGAN appendix A.1, StyleGAN appendix C).
 
 One ``Accelerator``; models are placed on the device and the two optimizers go through ``prepare``
-once (mixed precision, GradScaler). What processes must agree on (gradients, ``w_avg``, stop and
-non-finite flags, the checkpoint to resume from) lives in ``training.distributed``. Every decision
+once (mixed precision, GradScaler). Each step runs ``iteration.train_iteration``, the one training
+iteration (D step -> lazy penalty -> G step -> EMA) that the memory estimate traces too; around it the
+trainer owns the data stream, the schedule, logging, samples, evaluation and checkpoints. What
+processes must agree on (gradients, ``w_avg``, stop and non-finite flags, the checkpoint to resume
+from) lives in ``training.distributed``. Every decision
 (stage, alpha, batch size, data order, latents) derives from the images seen and RNG streams that
 are saved per process, so a resumed run continues bit for bit (on CPU; see the README for CUDA).
 SIGTERM/SIGUSR1 and non-finite losses are agreed on by all processes at the same step, at most
@@ -11,11 +14,8 @@ stop during an evaluation or a sample grid gives way within one batch (all proce
 feature batch; ``metrics.evaluation``), then saves; a stop that arrived before the first step (train.py
 records it from its first line) ends the run before it starts, with nothing to save and exit 0.
 
-fp16: one GradScaler serves both optimizers and ``update()`` runs after every optimizer step (D, the
-lazy-regularization D step, G), so its growth interval counts optimizer steps and an overflow in
-either network halves the scale for both. Only the penalties depend on the scale (their input
-gradients are scaled); so a non-finite penalty is excused exactly when D's own step was skipped
-(``opt_d.step_was_skipped``), and any other non-finite term is divergence.
+The flags of stop requests and non-finite losses, and the fp16 rule for which non-finite term is
+divergence (only a penalty of a D step the GradScaler skipped is excused), live in ``training.health``.
 
 Small-data options: ``--augment diffaugment|ada`` (``training.augment``; ADA's p and its running
 sign sums are checkpointed) and lazy regularization ``--r1-every/--gp-every K`` (StyleGAN2 section 3.1,
@@ -40,7 +40,7 @@ import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 from accelerate import Accelerator
@@ -49,34 +49,33 @@ from tqdm.auto import tqdm
 
 from .augment import AdaptiveController, build_augment
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .distributed import (all_reduce_gradients, all_reduce_mean_, check_ranks_agree, choose_checkpoint,
-                          collective_phase, max_reduce_, persistent_float_buffers)
+from . import iteration  # called as iteration.train_iteration: one function, replaceable in one place
+from .distributed import check_ranks_agree, choose_checkpoint, collective_phase
 from ..config import Family
 from ..spectral_norm import apply_spectral_norm
 from .conditional import conditional_model_config, grid_labels
 from .data_stream import make_loader, rescale_consumed, split_batch
-from .ema import ema_beta, update_ema
+from .ema import ema_beta
 from ..metrics.evaluation import EvaluationStopped, PeriodicEvaluator
 from .monitor import HeldOutSplit, TrainingMonitor
 from .progress import excluded_from_rate
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
+from .health import RunFlags, TrainingDiverged
 from .finetune import (freeze_discriminator_blocks, load_init_weights, model_config_for_dataset,
                        read_init_source)
 from .options import TrainConfig, parse_batch_sizes
-from .step import (StepContext, discriminator_step, generator_step, make_optimizers, regularization_interval,
-                   regularization_step)
-from .tricks import (HistoricalAverage, check_resume_architecture, discriminator_kwargs, tricks_summary,
-                     unrolled_context)
+from .step import StepContext, make_optimizers, regularization_interval
+from .tricks import check_resume_architecture, discriminator_kwargs, tricks_summary
 
 __all__ = ["Trainer", "TrainingDiverged"]
 
 
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN/inf; nothing was saved after it."""
-
-
-_PENALTIES = ("d_gp", "d_r1", "d_dragan")  # the only terms that depend on the fp16 loss scale
+class _Due(NamedTuple):
+    """What is written after a step: its interval was crossed, or --kimg is reached."""
+    sample: bool
+    checkpoint: bool
+    evaluate: bool
 
 
 class Trainer:
@@ -111,15 +110,17 @@ class Trainer:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
         self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
-        # historical averaging (training.tricks): running sums of each player's parameters, checkpointed
-        self.history = ({"generator": HistoricalAverage(self.generator),
-                         "discriminator": HistoricalAverage(self.discriminator)}
-                        if config.historical_averaging > 0 else None)
         self.frozen_d = freeze_discriminator_blocks(self.discriminator, config.freeze_d)  # before the optimizer
         self.init_digest: str | None = None  # weights digest right after --init-from (initialize_from)
         self.reg_every = regularization_interval(config, self.loss)
         self.opt_g, self.opt_d = acc.prepare(*make_optimizers(self.generator, self.discriminator, config,
                                                               reg_every=self.reg_every))
+        # what every iteration updates besides G and D (training.iteration); historical averaging's running
+        # sums of each player's parameters (training.tricks) live in it and are checkpointed
+        self.iteration_setup = iteration.IterationSetup.from_config(
+            config, generator=self.generator, discriminator=self.discriminator, generator_ema=self.generator_ema,
+            opt_g=self.opt_g, opt_d=self.opt_d, reg_every=self.reg_every)
+        self.history = self.iteration_setup.history
         self.ada = (AdaptiveController(target=config.ada_target, interval=config.ada_interval,
                                        speed_kimg=config.ada_kimg) if config.augment == "ada" else None)
         self.augment = build_augment(config.augment, policy=config.augment_policy)  # ADA starts at p = 0
@@ -139,9 +140,7 @@ class Trainer:
         torch.manual_seed(config.seed * 1000 + 1 + acc.process_index)  # per-rank streams: latents, noise
         self._stop_requested = False
         self._pending_signals = pending_signals if pending_signals is not None else []  # caught before train()
-        self._averaged_buffers = persistent_float_buffers(self.generator)  # w_avg; not the constant buffers
-        # [stop, non-finite, -first non-finite images_seen]: max-reduced every --sync-every steps
-        self._flags = torch.tensor([0.0, 0.0, -math.inf], dtype=torch.float64, device=acc.device)
+        self._flags = RunFlags(acc.device)  # stop and non-finite, agreed on every --sync-every steps
         self._phase = "starting"
         self._datasets: dict[int, Dataset] = ({} if full_dataset is None else
                                               {self.model_config.resolution: full_dataset})
@@ -151,6 +150,9 @@ class Trainer:
         self._split: HeldOutSplit | None = None      # --holdout: built on first use (needs the dataset size)
         self._monitor: TrainingMonitor | None = None
         self._signals: dict[str, float] = {}        # the latest monitor signals (progress bar)
+        self._log_since = (time.time(), 0)          # (time, images_seen) of the last log record: its speed
+        self._loader: Iterator[Any] | None = None   # the data stream at the current resolution and batch size
+        self._loader_key: tuple[int, int] | None = None
 
     # --- state ------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -285,23 +287,10 @@ class Trainer:
         self._log({"kimg": self.images_seen / 1000, "step": self.step, "resolution": phase.resolution,
                    "alpha": round(phase.alpha, 4), **self._signals})
 
-    def _note_health(self, d_terms: dict[str, torch.Tensor], g_terms: dict[str, torch.Tensor],
-                      d_skipped: bool) -> None:
-        """Fold this step's non-finite check into the device flags (no host sync)."""
-        terms = [v for k, v in d_terms.items() if k != "d_loss" and (k not in _PENALTIES or not d_skipped)]
-        bad = ~torch.isfinite(torch.stack([*terms, g_terms["g_loss"]]).float()).all()
-        # new_full is a fill kernel, not a host->device copy: nothing here waits for the GPU
-        first = torch.where(bad, self._flags.new_full((), -float(self.images_seen)), self._flags.new_full((), -math.inf))
-        self._flags[1:] = torch.maximum(self._flags[1:], torch.stack([bad.double(), first]))
-
     def _agree(self) -> tuple[bool, bool, int]:
-        """One max-reduce: (any rank asked to stop, any non-finite loss, images_seen at the first one)."""
-        self._flags[0] = float(self._stop_requested)
-        stop, bad, first = max_reduce_(self._flags).tolist()
-        scaler = self.accelerator.scaler
-        if scaler is not None and not bad and scaler.get_scale() < 1.0:  # every step overflowed, even unscaled
-            bad, first = 1.0, -self.images_seen
-        return stop > 0, bad > 0, int(-first) if bad else -1
+        """(any rank asked to stop, any non-finite loss, images_seen at the first one): ``training.health``."""
+        return self._flags.agree(stop_requested=self._stop_requested, images_seen=self.images_seen,
+                                 scaler=self.accelerator.scaler)
 
     def _crossed(self, before: int, interval_kimg: float) -> bool:
         if interval_kimg <= 0:
@@ -383,6 +372,45 @@ class Trainer:
             return self._train()
 
     def _train(self) -> Path:
+        """Start (or resume), then per step: one iteration, the agreement across processes, the log
+        record, and the samples, evaluation and checkpoint that are due; at the end the export."""
+        resumed = self._start()
+        if self._agree()[0]:  # a stop before the first step: nothing to lose, nothing to save
+            self.accelerator.print("stop requested before the first step: nothing to save; rerun the same command "
+                                   "to " + ("resume" if resumed else "start"))
+            self.accelerator.end_training()
+            return self.out / "checkpoints"
+        cfg, total = self.config, int(self.config.kimg * 1000)
+        bar = tqdm(total=round(cfg.kimg, 3), initial=round(self.images_seen / 1000, 3), unit="kimg",
+                   disable=not self.accelerator.is_main_process, dynamic_ncols=True)  # one bar per run, not per node
+        start = time.time()
+        self._loader, self._loader_key = None, None
+        self._log_since = (time.time(), self.images_seen)  # speed of the next log record
+        if not resumed:
+            with excluded_from_rate(bar):
+                self._samples(self.schedule.phase(0))
+                self._monitor_signals(self.schedule.phase(0))
+        while self.images_seen < total:
+            phase = self.schedule.phase(self.images_seen)
+            before = self.images_seen
+            terms = self._train_step(phase, *self._next_minibatch(phase))
+            bar.update(round(self.images_seen / 1000, 3) - bar.n)
+            end = self.images_seen >= total
+            due = _Due(sample=self._crossed(before, cfg.sample_kimg) or end,
+                       checkpoint=self._crossed(before, cfg.checkpoint_kimg) or end,
+                       evaluate=self.evaluator is not None and (self._crossed(before, cfg.eval_kimg) or end))
+            stop = self._agree_before_writing(due, terms)
+            if self.step % cfg.log_every == 0 or end:
+                self._log_terms(phase, bar)
+            if stop:  # save first: the scheduler's SIGKILL may follow; no samples, no evaluation
+                return self._save_and_stop(bar)
+            if not self._run_due(due, phase, bar, start):  # an evaluation gave way to a stop request
+                return self._save_and_stop(bar)
+        return self._finish(bar, start)
+
+    def _start(self) -> Path | None:
+        """Signal handlers, the output dir, the resume (or --init-from), trackers and train_config.json,
+        and the Inception network; returns the checkpoint resumed from."""
         acc, cfg = self.accelerator, self.config
         for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
             signal.signal(sig, self._request_stop)
@@ -400,124 +428,92 @@ class Trainer:
                   f"starting {self.family.name}/{cfg.preset} at {self.model_config.resolution}px, {cfg.kimg} kimg")
         if self.evaluator is not None:
             self.evaluator.load()  # a missing Inception file fails now, not at the first evaluation
-        if self._agree()[0]:  # a stop before the first step: nothing to lose, nothing to save
-            acc.print("stop requested before the first step: nothing to save; rerun the same command to "
-                      + ("resume" if resumed else "start"))
-            acc.end_training()
-            return self.out / "checkpoints"
-        total = int(cfg.kimg * 1000)
-        world, accum = acc.num_processes, cfg.grad_accum
-        bar = tqdm(total=round(cfg.kimg, 3), initial=round(self.images_seen / 1000, 3), unit="kimg",
-                   disable=not acc.is_main_process, dynamic_ncols=True)  # one bar per run, not per node
-        loader, loader_key, start, t_log, n_log = None, None, time.time(), time.time(), self.images_seen
-        if not resumed:
-            with excluded_from_rate(bar):
-                self._samples(self.schedule.phase(0))
-                self._monitor_signals(self.schedule.phase(0))
-        while self.images_seen < total:
-            phase = self.schedule.phase(self.images_seen)
-            key = (phase.resolution, phase.batch_size)
-            if key != loader_key:
-                loader = make_loader(self._dataset(phase.resolution), batch_size=phase.batch_size, seed=cfg.seed,
-                                     rank=acc.process_index, world_size=world, consumed=self.consumed,
-                                     workers=cfg.workers, pin_memory=acc.device.type == "cuda")
-                loader_key = key
-            batches = [split_batch(next(loader), acc.device) for _ in range(accum)]
-            reals = [images for images, _ in batches]
-            labels = [label for _, label in batches] if cfg.cond else None
-            with_labels = {"labels": labels} if labels is not None else {}  # conditional runs only
-            if cfg.channels_last:
-                reals = [r.contiguous(memory_format=torch.channels_last) for r in reals]
-            self.consumed += phase.batch_size * accum
-            scaler = acc.scaler
-            self._maybe_reset_optimizers(phase)
-            ctx = StepContext.from_config(
-                cfg, family=self.family.name, loss=self.loss, reg_every=self.reg_every, images_seen=self.images_seen,
-                generator=self.generator, discriminator=self.discriminator, stage=phase.stage,
-                alpha=phase.alpha, latent_dim=self.model_config.latent_dim, device=acc.device,
-                autocast=acc.autocast, backward=acc.backward,
-                reduce_mean=lambda t: acc.reduce(t, reduction="mean"),
-                grad_scale=scaler._get_scale_async() if scaler is not None else 1.0,  # a tensor: no host sync
-                augment=self.augment, class_weights=self.class_weights)
-            d_terms = discriminator_step(ctx, reals, **with_labels)
-            if self.history is not None:
-                d_terms["d_historical"] = self._historical_penalty("discriminator", ctx)
-            all_reduce_gradients(self.discriminator)
-            self.opt_d.step()
-            d_skipped = scaler is not None and self.opt_d.step_was_skipped  # fp16: scaler.step synced already
-            self.opt_d.zero_grad(set_to_none=True)
-            if self.reg_every > 1 and self.step % self.reg_every == 0:  # lazy regularization: its own D step
-                d_terms.update(regularization_step(ctx, reals, self.reg_every, **with_labels))
-                all_reduce_gradients(self.discriminator)
-                self.opt_d.step()
-                d_skipped = d_skipped or (scaler is not None and self.opt_d.step_was_skipped)
-                self.opt_d.zero_grad(set_to_none=True)
-            if self.ada is not None:
-                self._adapt(d_terms["real_sign"], phase.batch_size * accum)
-            g_ctx = unrolled_context(ctx, self.opt_d, reals, steps=cfg.unrolled_steps,  # Metz et al. 2017
-                                     discriminator_step=discriminator_step, all_reduce=all_reduce_gradients,
-                                     **with_labels)
-            g_terms = generator_step(g_ctx, phase.batch_size, accum, reals=reals, **with_labels)
-            if self.history is not None:
-                g_terms["g_historical"] = self._historical_penalty("generator", ctx)
-            all_reduce_gradients(self.generator)
-            all_reduce_mean_(self._averaged_buffers)
-            self.opt_g.step()
-            self.opt_g.zero_grad(set_to_none=True)
-            self._note_health(d_terms, g_terms, d_skipped)
-            self._accumulate_terms({**d_terms, **g_terms})
-            before = self.images_seen
-            batch_images = phase.batch_size * accum * world
-            self.images_seen += batch_images
-            self.step += 1
-            update_ema(self.generator_ema, self.generator,
-                       beta=ema_beta(batch_images, half_life_images=cfg.ema_half_life_kimg * 1000,
-                                     images_seen=self.images_seen, rampup=cfg.ema_rampup))
-            bar.update(round(self.images_seen / 1000, 3) - bar.n)
-            end = self.images_seen >= total
-            sample, checkpoint = self._crossed(before, cfg.sample_kimg) or end, self._crossed(before, cfg.checkpoint_kimg) or end
-            evaluate = self.evaluator is not None and (self._crossed(before, cfg.eval_kimg) or end)
-            stop = False
-            if sample or checkpoint or evaluate or self.step % cfg.sync_every == 0:  # before anything is written
-                stop, diverged, first_bad = self._agree()
-                if diverged:
-                    raise TrainingDiverged(
-                        f"non-finite loss at {first_bad / 1000:.3f} kimg (seen by {self.images_seen / 1000:.3f} "
-                        f"kimg; last D {d_terms['d_loss'].item():.4g}, G {g_terms['g_loss'].item():.4g}); nothing "
-                        "saved after the last checkpoint; try lower learning rates or --mixed-precision bf16")
-            if self.step % cfg.log_every == 0 or end:
-                self._log_terms(phase, bar, t_log, n_log)
-                t_log, n_log = time.time(), self.images_seen
-            if stop:  # save first: the scheduler's SIGKILL may follow; no samples, no evaluation
-                return self._save_and_stop(bar)
-            with excluded_from_rate(bar):  # the ETA counts training, not samples, evaluations, checkpoints
-                if sample:
-                    self._samples(phase)
-                    self._monitor_signals(phase)
-                if evaluate:
-                    try:
-                        with collective_phase("evaluating", timeout=cfg.dist_timeout):
-                            self._evaluate(phase, time.time() - start)
-                    except EvaluationStopped:  # every process gave way at the same batch; nothing kept
-                        return self._save_and_stop(bar)
-                if checkpoint:
-                    with collective_phase("saving a checkpoint", timeout=cfg.dist_timeout):
-                        self.save()
+        return resumed
+
+    def _next_minibatch(self, phase) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """This step's ``--grad-accum`` micro-batches of reals (and their labels with --cond) on the
+        device; a new loader, at the same position of the stream, when the resolution or batch size changes."""
+        acc, cfg = self.accelerator, self.config
+        key = (phase.resolution, phase.batch_size)
+        if key != self._loader_key:
+            self._loader = make_loader(self._dataset(phase.resolution), batch_size=phase.batch_size, seed=cfg.seed,
+                                       rank=acc.process_index, world_size=acc.num_processes, consumed=self.consumed,
+                                       workers=cfg.workers, pin_memory=acc.device.type == "cuda")
+            self._loader_key = key
+        batches = [split_batch(next(self._loader), acc.device) for _ in range(cfg.grad_accum)]
+        reals = [images for images, _ in batches]
+        if cfg.channels_last:
+            reals = [r.contiguous(memory_format=torch.channels_last) for r in reals]
+        self.consumed += phase.batch_size * cfg.grad_accum
+        return reals, ([label for _, label in batches] if cfg.cond else None)
+
+    def _train_step(self, phase, reals: list[torch.Tensor],
+                    labels: list[torch.Tensor] | None) -> iteration.IterationTerms:
+        """One ``iteration.train_iteration`` at ``phase``, then its health check, log terms and counters."""
+        acc, cfg = self.accelerator, self.config
+        scaler = acc.scaler
+        self._maybe_reset_optimizers(phase)
+        ctx = StepContext.from_config(
+            cfg, family=self.family.name, loss=self.loss, reg_every=self.reg_every, images_seen=self.images_seen,
+            generator=self.generator, discriminator=self.discriminator, stage=phase.stage,
+            alpha=phase.alpha, latent_dim=self.model_config.latent_dim, device=acc.device,
+            autocast=acc.autocast, backward=acc.backward,
+            grad_scale=scaler._get_scale_async() if scaler is not None else 1.0,  # a tensor: no host sync
+            augment=self.augment, class_weights=self.class_weights)
+        batch_images = phase.batch_size * cfg.grad_accum * acc.num_processes
+        beta = ema_beta(batch_images, half_life_images=cfg.ema_half_life_kimg * 1000,
+                        images_seen=self.images_seen + batch_images, rampup=cfg.ema_rampup)
+        count = phase.batch_size * cfg.grad_accum  # this rank's reals in the step
+        adapt = None if self.ada is None else (lambda d_terms: self._adapt(d_terms["real_sign"], count))
+        terms = iteration.train_iteration(ctx, self.iteration_setup, reals, labels=labels, step=self.step,
+                                          ema_beta=beta, after_discriminator=adapt)
+        self._flags.note(terms, images_seen=self.images_seen)
+        self._accumulate_terms({**terms.d_terms, **terms.g_terms})
+        self.images_seen += batch_images
+        self.step += 1
+        return terms
+
+    def _agree_before_writing(self, due: "_Due", terms: iteration.IterationTerms) -> bool:
+        """Every --sync-every steps and before anything is written, all processes agree on a stop
+        request (returned) and on divergence (raised, naming the first non-finite step)."""
+        if not (due.sample or due.checkpoint or due.evaluate or self.step % self.config.sync_every == 0):
+            return False
+        stop, diverged, first_bad = self._agree()
+        if diverged:
+            raise TrainingDiverged(
+                f"non-finite loss at {first_bad / 1000:.3f} kimg (seen by {self.images_seen / 1000:.3f} "
+                f"kimg; last D {terms.d_terms['d_loss'].item():.4g}, G {terms.g_terms['g_loss'].item():.4g}); "
+                "nothing saved after the last checkpoint; try lower learning rates or --mixed-precision bf16")
+        return stop
+
+    def _run_due(self, due: "_Due", phase, bar, start: float) -> bool:
+        """Samples (+ monitor signals), evaluation and checkpoint due after this step, kept out of the
+        bar's rate; False when a stop request made the evaluation give way (nothing of it kept)."""
+        timeout = self.config.dist_timeout
+        with excluded_from_rate(bar):  # the ETA counts training, not samples, evaluations, checkpoints
+            if due.sample:
+                self._samples(phase)
+                self._monitor_signals(phase)
+            if due.evaluate:
+                try:
+                    with collective_phase("evaluating", timeout=timeout):
+                        self._evaluate(phase, time.time() - start)
+                except EvaluationStopped:  # every process gave way at the same batch
+                    return False
+            if due.checkpoint:
+                with collective_phase("saving a checkpoint", timeout=timeout):
+                    self.save()
+        return True
+
+    def _finish(self, bar, start: float) -> Path:
+        """``--kimg`` reached: export the EMA generator (main process) and close the run."""
         bar.close()
         export = self.out / "export"
-        if acc.is_main_process:
+        if self.accelerator.is_main_process:
             self.generator_ema.save_pretrained(export, summary=self.summary(time.time() - start))
-        acc.wait_for_everyone()
-        acc.end_training()
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
         return export
-
-    def _historical_penalty(self, name: str, ctx: StepContext) -> torch.Tensor:
-        """Historical averaging (Salimans et al. 2016 section 3.3): backpropagate W * ||theta - mean||^2 into
-        the player's gradients (identical on every process, so the all-reduce keeps it); returns the penalty."""
-        module = self.generator if name == "generator" else self.discriminator
-        penalty = self.history[name].step(module)
-        ctx.backward(self.config.historical_averaging * penalty)
-        return penalty.detach()
 
     def _save_and_stop(self, bar) -> Path:
         with collective_phase("saving the stop checkpoint", timeout=self.config.dist_timeout):
@@ -535,7 +531,7 @@ class Trainer:
             total[0] += value.detach().float()
             total[1] += 1
 
-    def _log_terms(self, phase, bar, t_log: float, n_log: int) -> None:
+    def _log_terms(self, phase, bar) -> None:
         """Each term's mean over the steps of the interval on which it ran, averaged over processes in
         one stacked reduce and read with one host sync. Every process runs the same steps, so the
         names and counts agree across ranks."""
@@ -544,7 +540,9 @@ class Trainer:
         self._term_sums = {}
         values = self.accelerator.reduce(means, reduction="mean")
         logged = dict(zip(names, values.tolist()))
-        speed = (self.images_seen - n_log) / max(time.time() - t_log, 1e-9)
+        since, seen = self._log_since
+        speed = (self.images_seen - seen) / max(time.time() - since, 1e-9)
+        self._log_since = (time.time(), self.images_seen)
         record = {"kimg": self.images_seen / 1000, "step": self.step, "stage": phase.stage,
                   "resolution": phase.resolution, "alpha": round(phase.alpha, 4), "img_per_s": speed, **logged}
         postfix = {"res": phase.resolution, "alpha": f"{phase.alpha:.2f}", "d": f"{logged['d_loss']:.3f}",
