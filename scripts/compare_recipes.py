@@ -69,6 +69,7 @@ ROWS = [
     Row("sg-ns-r1-ada", "stylegan_lite", {**NS_R1, "augment": "ada"},
         "NS + R1, ADA (bgc)", (0, 1)),
     Row("sg-ns-r1-g10", "stylegan_lite", {**NS_R1, "r1-gamma": 10.0}, "NS + R1 with gamma 10 (10x stronger)"),
+    Row("sg-ns-r1-g0.1", "stylegan_lite", {**NS_R1, "r1-gamma": 0.1}, "NS + R1 with gamma 0.1 (10x weaker)"),
     Row("sg-ns-r1-xflip", "stylegan_lite", {**NS_R1, "xflip": True}, "NS + R1, x-flip"),
     Row("sg-ns-r1-diffaug", "stylegan_lite", {**NS_R1, "augment": "diffaugment"}, "NS + R1, DiffAugment"),
     Row("sg-hinge-sn", "stylegan_lite", {"loss": "hinge", "penalty": "none", "spectral-norm": True},
