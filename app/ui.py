@@ -25,7 +25,7 @@ import gradio as gr
 
 from progan.conditioning import bind_class
 
-from .display import figure_for_display, for_display
+from .display import PIXELATED, PIXELATED_FILL, for_display
 from .interpolation import METHODS, SPACES, render_interpolation
 from .keys import IMAGE_TOKEN, parse_keys
 from .limits import DEFAULT_LIMITS, Limits, check_choice, check_int, check_truncation
@@ -120,7 +120,7 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         make_grid(images).save(grid_path)
         note = "" if is_stylegan(generator) else " (ProGAN: psi, cutoff and noise do not apply)"
         status = f"{len(images)} images in {time.perf_counter() - start:.2f} s; seeds {_seed_text(seed_list)}{note}"
-        # the gallery shows enlarged copies (nearest-neighbour); the grid download keeps native pixels
+        # native pixels: the page enlarges them (app.display), so the server encodes and sends 16x fewer
         return [(for_display(image), f"seed {s}") for image, s in zip(images, seed_list)], str(grid_path), status
 
     def _projection_for(model: str, mine, text: str):
@@ -170,13 +170,11 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
         row_images, col_images, mixed = render_mixing(generator, rows, cols, styles=styles, psi=psi, noise=noise,
                                                       progress=_tracker(progress, "mixing"))
         folder = outputs.new()
-        figure, path = mixing_figure(row_images, col_images, mixed), folder / "style-mixing.png"
-        figure.save(path)  # the download: native pixels
-        shown = folder / "style-mixing-display.png"
-        figure_for_display(figure, cell=generator.config.resolution).save(shown)
+        path = folder / "style-mixing.png"
+        mixing_figure(row_images, col_images, mixed).save(path)  # native pixels, shown enlarged by the page
         status = (f"rows (source B): {_seed_text(rows)}; columns (source A): {_seed_text(cols)}; "
                   f"{styles} styles from B, in {time.perf_counter() - start:.2f} s")
-        return str(shown), str(path), status
+        return str(path), str(path), status
 
     def project_image(model: str, upload, steps: int, space: str, mine=None, progress=gr.Progress()):
         try:
@@ -254,7 +252,7 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
                                    info="truncate style layers below this one (coarse layers first)",
                                    interactive=is_stylegan(first))
             sample_button = gr.Button("Generate", variant="primary", elem_id="generate")
-            gallery = gr.Gallery(label="Images", columns=8, format="png", elem_id="gallery")
+            gallery = gr.Gallery(label="Images", columns=8, format="png", elem_id="gallery", elem_classes=PIXELATED)
             with gr.Row():
                 grid_file = gr.File(label="Grid (PNG)")
                 sample_status = gr.Markdown()
@@ -291,7 +289,8 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
                 m_noise = gr.Radio(list(NOISE_MODES), value="fixed", label="Noise")
                 m_class = class_dropdown("mix-class")
             m_button = gr.Button("Mix", variant="primary", elem_id="mix")
-            m_image = gr.Image(label="Style mixing", type="filepath", format="png", elem_id="mix-image")
+            m_image = gr.Image(label="Style mixing", type="filepath", format="png", elem_id="mix-image", height=512,
+                               elem_classes=PIXELATED_FILL)
             m_file = gr.File(label="Figure (PNG)", elem_id="mix-file")
             m_status = gr.Markdown(elem_id="mix-status")
         with gr.Tab("Your image"):
@@ -307,7 +306,8 @@ def build_demo(store: ModelStore, *, limits: Limits = DEFAULT_LIMITS, output_dir
                     p_space = gr.Radio(["w", "w+"], value="w", label="Latent space (StyleGAN-lite)",
                                        info="w+: one w per layer, closer fit; ProGAN always uses z")
                     p_button = gr.Button("Project", variant="primary", elem_id="project")
-            p_image = gr.Image(label="Your image | its projection", type="numpy", format="png", elem_id="projection")
+            p_image = gr.Image(label="Your image | its projection", type="numpy", format="png", elem_id="projection",
+                               height=280, elem_classes=PIXELATED_FILL)
             with gr.Row():
                 p_latent = gr.File(label="Latent (safetensors)", elem_id="latent")
                 p_status = gr.Markdown(elem_id="project-status")

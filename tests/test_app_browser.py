@@ -55,8 +55,11 @@ def test_generate_in_browser(page_url, tmp_path):
             images.first.wait_for(state="visible", timeout=60_000)
             page.wait_for_function("() => document.querySelectorAll('#gallery img').length >= 16", timeout=60_000)
             assert images.count() >= 16
-            # the 32 px model's images are shown enlarged 8x (nearest-neighbour), not at native size
-            assert page.locator("#gallery img").first.evaluate("img => img.complete && img.naturalWidth") == 256
+            # the server sends the 32 px model's native pixels; the page enlarges them, nearest-neighbour
+            natural, shown, rendering = page.locator("#gallery img").first.evaluate(
+                "img => [img.complete && img.naturalWidth, img.getBoundingClientRect().width, "
+                "getComputedStyle(img).imageRendering]")
+            assert natural == 32 and shown >= 3 * 32 and rendering == "pixelated", (natural, shown, rendering)
             shot = tmp_path / "app.png"
             page.screenshot(path=str(shot), full_page=True)
         finally:
@@ -142,6 +145,14 @@ def _image(page, selector: str) -> Image.Image:
     return Image.open(io.BytesIO(_fetch(page, img.get_attribute("src"))))
 
 
+def _shown_scale(page, selector: str) -> float:
+    """How much larger than its pixels the page draws a component's picture; checks it is drawn pixelated."""
+    scale, rendering = page.locator(f"{selector} img").first.evaluate(
+        "img => [img.getBoundingClientRect().width / img.naturalWidth, getComputedStyle(img).imageRendering]")
+    assert rendering == "pixelated", rendering
+    return scale
+
+
 def _set_slider(page, label: str, value: int) -> None:
     box = page.get_by_label(f"number input for {label}")
     box.fill(str(value))
@@ -197,12 +208,13 @@ def test_your_image_projects_streams_and_feeds_the_other_tabs(bundled_url, tmp_p
                                   for text in (steps_shown[0], status.inner_text()))
         assert final_loss < first_loss                                         # it converged, not just ran
 
-        # the result: target | reconstruction, the 64 px model enlarged 4x with nearest-neighbour
+        # the result: target | 2 px gap | reconstruction at native size, enlarged by the page
         picture = _image(page, "#projection")
-        assert picture.size == (2 * 256 + 8, 256)
+        assert picture.size == (2 * 64 + 2, 64)
+        assert _shown_scale(page, "#projection") >= 2
         pixels = np.asarray(picture.convert("RGB"))
-        assert np.array_equal(pixels[:256, :256][::4, ::4], target)           # the upload, cropped like data_prep
-        reconstruction = pixels[:, 264:][::4, ::4]                             # [64, 64, 3]
+        assert np.array_equal(pixels[:, :64], target)                          # the upload, cropped like data_prep
+        reconstruction = pixels[:, 66:]                                        # [64, 64, 3]
         assert reconstruction.std() > 20 and (reconstruction < 250).any()     # an image, not a blank
         latent = tmp_path / "latent.safetensors"
         latent.write_bytes(_fetch(page, page.locator("#latent a").first.get_attribute("href")))
@@ -217,9 +229,9 @@ def test_your_image_projects_streams_and_feeds_the_other_tabs(bundled_url, tmp_p
         page.locator("#mix").click()
         _wait_for(page, page.locator("#mix-status").filter(has_text="columns (source A): image"))
         shown = _image(page, "#mix-image")
-        assert shown.size == (2 * 64 * 4, 2 * 64 * 4)
         figure = Image.open(io.BytesIO(_fetch(page, page.locator("#mix-file a").first.get_attribute("href"))))
-        assert figure.size == (2 * 64, 2 * 64)                                 # native download
+        assert shown.size == figure.size == (2 * 64, 2 * 64)                   # native, shown enlarged by the page
+        assert _shown_scale(page, "#mix-image") >= 2
         cells = np.asarray(figure.convert("RGB"), dtype=int)
         assert np.abs(cells[:64, 64:] - reconstruction).max() <= 1            # batch size may move a level
         assert np.abs(cells[64:, 64:] - reconstruction).mean() > 1            # B's coarse styles changed the cell
@@ -263,4 +275,4 @@ def test_your_image_bad_uploads_give_one_line_errors(bundled_url, tmp_path):
         page.wait_for_function("() => document.querySelectorAll('#gallery img').length >= 16")
         width = page.wait_for_function("() => { const img = document.querySelector('#gallery img'); "
                                        "return img.complete && img.naturalWidth; }").json_value()
-        assert width == 256                                                    # 64 px, enlarged 4x
+        assert width == 64                                                     # native; the page enlarges it

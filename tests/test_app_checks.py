@@ -24,7 +24,7 @@ from app.limits import Limits
 from app.models import ModelStore
 from app.sampling import generate_images, styles_from_z
 from app.ui import build_demo
-from families import FAMILIES
+from families import FAMILIES, load_generator
 
 SMALL = Limits(max_pixels=4 * 16 * 16, max_video_pixels=5 * 16 * 16)  # 16 px: 4 images, 5 frames, 4 cells
 
@@ -78,6 +78,17 @@ def test_sample_event_serves_up_to_the_cap(events):
     assert len(gallery) == 4 and status.startswith("4 images")
 
 
+def test_sample_event_sends_native_pixels(events, weights):
+    # the page enlarges them (CSS image-rendering: pixelated); an enlarged copy would cost 16x the encoding
+    gallery, grid, _ = events["sample"]("sg", "5,9", 1.0, 6, "fixed")
+    expected = generate_images(load_generator(str(weights / "sg"), progress=False), [5, 9], noise="fixed")
+    for (image, caption), native, seed in zip(gallery, expected, (5, 9)):
+        assert image.shape == (16, 16, 3) and caption == f"seed {seed}"
+        assert np.abs(image.astype(int) - native).max() <= 1               # batch size may move a level
+    with Image.open(grid) as image:
+        assert image.size == (2 * 16, 16)
+
+
 @pytest.mark.parametrize("args, match", [
     (("sg", "1,2", 6, 12, "lerp", "z", False, 0.7, "fixed"), "frames must be between 2 and 5"),
     (("sg", "1,2", 1, 12, "lerp", "z", False, 0.7, "fixed"), "frames must be between 2 and 5"),
@@ -107,10 +118,8 @@ def test_mix_event_checks(events, args, match):
 
 def test_mix_event_serves_up_to_the_cap(events):
     shown, download, _ = events["mix"]("sg", "1", "3", "coarse", 0.7, "fixed")  # 2 x 2 = 4 cells
-    with Image.open(download) as image:
-        assert image.size == (32, 32)
-    with Image.open(shown) as image:                   # the display copy is enlarged 4x
-        assert image.size == (128, 128)
+    with Image.open(download) as image, Image.open(shown) as figure:
+        assert image.size == figure.size == (32, 32)   # native: the page enlarges the shown copy
 
 
 def test_unknown_model_is_refused(events):

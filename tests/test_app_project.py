@@ -49,7 +49,7 @@ def test_streamed_projection_then_keys(tmp_path):
     updates = list(run_projection(g, data, "a.png", label="sg", steps=24, space="w+", limits=DEFAULT_LIMITS))
     assert len(updates) >= 10 and all(u[3] is None for u in updates[:-1])
     picture, latent, status, projection = updates[-1]
-    assert picture.shape == (256, 2 * 256 + 8, 3) and "w+" in status and isinstance(projection, Projection)
+    assert picture.shape == (16, 2 * 16 + 1, 3) and "w+" in status and isinstance(projection, Projection)
     keys = parse_keys("image, 1", max_count=16, projection=projection)
     assert keys[0] is projection and keys[1] == 1
     clip = render_interpolation(g, keys, frames=4, space="w", method="lerp")
