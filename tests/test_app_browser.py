@@ -26,20 +26,28 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "app.png"
 
 
 @pytest.fixture(scope="module")
-def page_url(app_launcher, tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+def small_weights(tmp_path_factory) -> Path:
     weights = tmp_path_factory.mktemp("weights") / "stylegan_lite-small-32"
     family = FAMILIES["stylegan_lite"]
     torch.manual_seed(0)  # randomly initialised: the screenshot shows the UI, not a trained model
     family.generator_cls(family.presets["small-32"]).save_pretrained(weights)
-    return app_launcher("--weights", str(weights))
+    return weights
 
 
-def test_generate_in_browser(page_url, tmp_path):
+@pytest.fixture(scope="module")
+def page_url(app_launcher, small_weights):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    return app_launcher("--weights", str(small_weights))
+
+
+def test_generate_in_browser(page_url, small_weights, tmp_path):
     docs_before = DOCS_SCREENSHOT.read_bytes() if DOCS_SCREENSHOT.exists() else None
     from playwright.sync_api import sync_playwright
+
+    from app.sampling import generate_images
+    from families import load_generator
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM),
@@ -49,17 +57,23 @@ def test_generate_in_browser(page_url, tmp_path):
             # not "networkidle": Gradio keeps a heartbeat connection open, and offline font requests hang
             page.goto(page_url, wait_until="domcontentloaded", timeout=60_000)
             page.locator("#generate").wait_for(state="visible", timeout=60_000)
-            page.get_by_label("Seeds", exact=False).first.fill("0-15")
-            page.locator("#generate").click()
-            images = page.locator("#gallery img")
-            images.first.wait_for(state="visible", timeout=60_000)
-            page.wait_for_function("() => document.querySelectorAll('#gallery img').length >= 16", timeout=60_000)
-            assert images.count() >= 16
+            # a first-time visitor sees samples without clicking: seeds 0-15 at the default settings
+            page.wait_for_function("() => [...document.querySelectorAll('#gallery img')].filter("
+                                   "img => img.complete && img.naturalWidth).length >= 16", timeout=60_000)
+            assert "16 images" in page.locator("#sample-status").inner_text()
+            first = page.locator("#gallery img").first
+            expected = generate_images(load_generator(small_weights, progress=False), [0], psi=0.7, noise="random")[0]
+            shown = np.asarray(Image.open(io.BytesIO(_fetch(page, first.get_attribute("src")))).convert("RGB"))
+            assert np.abs(shown.astype(int) - expected).max() <= 1                # seed 0, as Generate draws it
             # the server sends the 32 px model's native pixels; the page enlarges them, nearest-neighbour
-            natural, shown, rendering = page.locator("#gallery img").first.evaluate(
-                "img => [img.complete && img.naturalWidth, img.getBoundingClientRect().width, "
-                "getComputedStyle(img).imageRendering]")
-            assert natural == 32 and shown >= 3 * 32 and rendering == "pixelated", (natural, shown, rendering)
+            natural, width, rendering = first.evaluate(
+                "img => [img.naturalWidth, img.getBoundingClientRect().width, getComputedStyle(img).imageRendering]")
+            assert natural == 32 and width >= 3 * 32 and rendering == "pixelated", (natural, width, rendering)
+            # and Generate replaces them
+            page.get_by_label("Seeds", exact=False).first.fill("5-8")
+            page.locator("#generate").click()
+            page.locator("#sample-status").filter(has_text="seeds 5, 6, 7, 8").wait_for(timeout=60_000)
+            page.wait_for_function("() => document.querySelectorAll('#gallery img').length === 4", timeout=60_000)
             shot = tmp_path / "app.png"
             page.screenshot(path=str(shot), full_page=True)
         finally:

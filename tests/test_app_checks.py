@@ -52,10 +52,33 @@ def weights(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def events(weights, tmp_path_factory):
+def demo(weights, tmp_path_factory):
     store = ModelStore({"sg": str(weights / "sg"), "pg": str(weights / "pg")})
-    demo = build_demo(store, limits=SMALL, output_dir=tmp_path_factory.mktemp("app-out"))
+    return build_demo(store, limits=SMALL, output_dir=tmp_path_factory.mktemp("app-out"))
+
+
+@pytest.fixture(scope="module")
+def events(demo):
     return {f.api_name: f.fn for f in demo.fns.values()}
+
+
+def _component(demo, elem_id: str):
+    return next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == elem_id)
+
+
+def test_page_opens_with_the_default_models_first_seeds(demo, weights):
+    # no click needed: the gallery's initial value is what Generate would draw with the default inputs,
+    # as many seeds as the limits allow for the default model (SMALL: 4 at 16 px)
+    gallery, grid, status = (_component(demo, name).value for name in ("gallery", "grid", "sample-status"))
+    expected = generate_images(load_generator(str(weights / "sg"), progress=False), [0, 1, 2, 3], psi=0.7,
+                               cutoff=6, noise="random")
+    assert [item["caption"] for item in gallery] == ["seed 0", "seed 1", "seed 2", "seed 3"]
+    for item, native in zip(gallery, expected):
+        with Image.open(item["image"]["path"]) as image:
+            assert np.abs(np.asarray(image.convert("RGB"), dtype=int) - native).max() <= 1
+    with Image.open(grid["path"]) as image:
+        assert image.size == (2 * 16, 2 * 16)
+    assert status.startswith("4 images in") and "seeds 0, 1, 2, 3" in status
 
 
 def _refused(fn, *args, match: str) -> None:

@@ -1,6 +1,8 @@
 """The "Your image" tab's server code in-process (fast): upload bounds, deletion, streamed steps, ``image`` keys."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from app.interpolation import render_interpolation
 from app.limits import DEFAULT_LIMITS, Limits
 from app.mixing import render_mixing
 from app.projection import Projection
-from app.ui_project import read_upload, run_projection
+from app.ui_project import project_status, read_upload, run_projection
 from families import FAMILIES
 
 
@@ -46,10 +48,23 @@ def test_streamed_projection_then_keys(tmp_path):
     torch.manual_seed(0)
     g = family.generator_cls(family.presets["tiny"]).eval()
     data = _png(tmp_path / "a.png").read_bytes()
-    updates = list(run_projection(g, data, "a.png", label="sg", steps=24, space="w+", limits=DEFAULT_LIMITS))
-    assert len(updates) >= 10 and all(u[3] is None for u in updates[:-1])
-    picture, latent, status, projection = updates[-1]
-    assert picture.shape == (16, 2 * 16 + 1, 3) and "w+" in status and isinstance(projection, Projection)
+    updates, saved = [], None
+    for update in run_projection(g, data, "a.png", label="sg", steps=24, space="w+", limits=DEFAULT_LIMITS):
+        updates.append(update)
+        if update.done:  # the latent file lives until the stream ends (Gradio copies it meanwhile)
+            saved = Projection.load(update.latent)
+    # progress is structural: every 24 // 12 = 2 optimiser steps (numbered from 1), then the result
+    assert [u.step for u in updates] == list(range(2, 23, 2)) + [24]
+    assert {u.total for u in updates} == {24} and [u.done for u in updates] == [False] * 11 + [True]
+    assert all(u.projection is None and u.latent is None for u in updates[:-1])
+    assert all(np.isfinite(u.loss) and u.picture.shape == (16, 2 * 16 + 1, 3) for u in updates)
+    assert project_status(updates[3]) == f"step 8/24, loss {updates[3].loss:.4f}"   # the UI formats the numbers
+    last = updates[-1]
+    projection = last.projection
+    assert isinstance(projection, Projection) and last.loss == projection.loss and last.space == "w+"
+    assert saved.space == "w+" and torch.equal(saved.latent, projection.latent)
+    assert not Path(last.latent).exists()                                           # removed with its work folder
+    assert project_status(last).startswith(f"projected into w+ in 24 steps ({last.seconds:.1f} s), loss {last.loss:.4f}.")
     keys = parse_keys("image, 1", max_count=16, projection=projection)
     assert keys[0] is projection and keys[1] == 1
     clip = render_interpolation(g, keys, frames=4, space="w", method="lerp")
