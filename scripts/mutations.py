@@ -171,8 +171,10 @@ MUTANTS: list[Mutant] = [
       "mean(dim=0).to(self.w_avg.dtype), self.config.w_avg_beta)", STYLE_T),
     m("app-mix-rows-cols-swapped", MIX, "mixed = mix_styles(ws_cols, ws_rows, layers)", "mixed = mix_styles(ws_rows, ws_cols, layers)", STYLE_T),
     # a projected image ("Your image", app.generate --latent)
-    m("ui-projection-not-stored", UI, "yield picture, latent, status, projection if projection is not None else mine",
-      "yield picture, latent, status, mine", IMAGE_T),
+    m("ui-projection-not-stored", "app/ui_project.py",
+      "yield update.picture, update.latent, project_status(update), update.projection",
+      "yield update.picture, update.latent, project_status(update), previous",
+      ("tests/test_app_project.py::test_project_event_streams_numbers_and_stores_the_projection", *IMAGE_T)),
     m("image-keys-take-seed-noise", "app/keys.py", "per_key.append(list(key.noise))",
       "per_key.append(seed_noise(generator, [0]))", IMAGE_T),
     m("projection-not-streamed", "app/ui_project.py", "if state.step % every == 0 and state.step < state.steps:",

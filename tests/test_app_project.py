@@ -78,3 +78,27 @@ def test_streamed_projection_then_keys(tmp_path):
         parse_keys("image,1", max_count=16, projection=None)
     with pytest.raises(ValueError, match="steps must be between"):
         list(run_projection(g, data, "a.png", label="sg", steps=10_000, space="w", limits=DEFAULT_LIMITS))
+
+
+def test_project_event_streams_numbers_and_stores_the_projection(tmp_path):
+    # the tab's event as Gradio calls it: the status comes from the numbers, and only the finished
+    # projection replaces the visitor's previous one (the other tabs read it as "image")
+    from app.models import ModelStore
+    from app.ui import build_demo
+
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    family.generator_cls(family.presets["tiny"]).save_pretrained(tmp_path / "sg")
+    demo = build_demo(ModelStore({"sg": str(tmp_path / "sg")}), output_dir=tmp_path / "out")
+    project = next(f.fn for f in demo.fns.values() if f.api_name == "project")
+    previous = object()
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    outputs = list(project("sg", str(_png(folder / "me.png")), 20, "w", previous))
+    assert outputs[0][2] == "reading the image..." and outputs[0][3] is previous
+    steps = [int(status.split()[1].split("/")[0]) for _, _, status, _ in outputs[1:-1]]
+    assert steps == list(range(1, 20)) and all(out[3] is previous for out in outputs[:-1])
+    picture, latent, status, stored = outputs[-1]
+    assert isinstance(stored, Projection) and stored.metadata["model"] == "sg" and stored.space == "w"
+    assert status.startswith("projected into w in 20 steps") and picture.shape == (16, 33, 3)
+    assert not (folder / "me.png").exists()                                   # the upload is gone
