@@ -5,7 +5,7 @@ called without the browser's slider bounds; a bad request raises ``gr.Error`` wi
 visitor sees why and the server keeps serving. The model dropdown is an input of every event, so
 switching models is per visitor (no global state changes) and ``gradio_client`` callers name the
 model explicitly. Outputs are written under a temp dir the app owns; Gradio copies them into its
-own cache to serve them, and no other path is exposed. The "Your image" tab (``app.ui_project``)
+own cache to serve them, and no other path is exposed. The "Your image" tab (``app.projection.ui``)
 keeps the visitor's projected latent in a per-session ``gr.State``; the seed boxes of the
 interpolation and mixing tabs accept ``image`` for it (``app.keys``).
 
@@ -41,7 +41,7 @@ from .mixing import STYLE_RANGES, mixing_figure, render_mixing
 from .models import LOAD_ERRORS, ModelStore, describe_model
 from .sampling import NOISE_MODES, generate_images, is_stylegan, make_grid, parse_seeds
 from .ui_edit import build_edit_tab
-from .ui_project import build_project_tab
+from .projection.ui import build_project_tab
 from .video import write_gif, write_mp4
 
 __all__ = ["build_demo", "API_NAMES"]

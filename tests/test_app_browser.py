@@ -201,7 +201,7 @@ def _error_toast(page) -> str:
 
 
 def test_your_image_projects_streams_and_feeds_the_other_tabs(bundled_url, tmp_path):
-    from app.project import load_target
+    from app.projection.target import load_target
     from app.projection import Projection
 
     upload = _emoji_png(tmp_path / "my-emoji.png")

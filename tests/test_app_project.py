@@ -13,7 +13,7 @@ from app.interpolation import render_interpolation
 from app.limits import DEFAULT_LIMITS, Limits
 from app.mixing import render_mixing
 from app.projection import Projection
-from app.ui_project import project_status, read_upload, run_projection
+from app.projection.ui import project_status, read_upload, run_projection
 from families import FAMILIES
 
 

@@ -25,12 +25,12 @@ from typing import Any, Callable, Iterator
 import gradio as gr
 import numpy as np
 
-from .display import PIXELATED_FILL
-from .limits import Limits, check_choice, check_int
-from .models import ModelStore
-from .project import before_after, load_target
-from .projection import Projection, ProjectionOptions, image_to_target, projection_steps, reconstruction_pixels
-from .sampling import is_stylegan
+from ..display import PIXELATED_FILL
+from ..limits import Limits, check_choice, check_int
+from ..models import ModelStore
+from ..sampling import is_stylegan
+from .projector import Projection, ProjectionOptions, image_to_target, projection_steps, reconstruction_pixels
+from .target import before_after, load_target
 
 __all__ = ["UPLOAD_SUFFIXES", "ProjectionUpdate", "read_upload", "run_projection", "project_status",
            "build_project_tab"]
