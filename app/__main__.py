@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # deferred: --help stays instant
 
     from .models import LOAD_ERRORS, ModelStore, default_device, launch_sources
+    from .display import CSS
     from .ui import build_demo
 
     device = args.device or default_device()
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_demo(store, limits=DEFAULT_LIMITS)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     print(f"serving {', '.join(store.labels)} on {device}", flush=True)
-    demo.launch(server_name=args.host, server_port=args.port, show_error=True)
+    demo.launch(server_name=args.host, server_port=args.port, show_error=True, css=CSS)
     return 0
 
 

@@ -238,7 +238,7 @@ def _key_images(generator, keys: list, *, psi: float, cutoff: int | None, noise:
 
 
 def _run_onnx(args: argparse.Namespace) -> str:
-    from .onnx_sampling import OnnxModel
+    from .onnx.sampling import OnnxModel
     from .sampling import make_grid, parse_seeds
 
     if args.weights:

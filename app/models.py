@@ -6,6 +6,12 @@ with ``--allow-remote-weights``, and then only ``http(s)://`` or ``hf://``, neve
 visitor cannot make the server read its files. Loaded generators stay in a small LRU cache; every
 load error is a ``ValueError``/``OSError`` with one line (``progan.hub.export`` / ``progan.hub``), which
 the UI shows while the old model keeps serving.
+
+Concurrency: the store's lock guards only its dictionaries, never a load. A load (a file read, or a
+download that may take minutes) runs outside it, so every other event, cached models included,
+goes on meanwhile. Loads of the same label are deduplicated: the first caller loads, later callers
+wait on its ``Future`` and get the same generator (or the same error); a failed load is not cached,
+so the next request tries again.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import re
 import sys
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -83,11 +90,13 @@ class ModelStore:
         self.cache_size = cache_size
         self.max_remote = max_remote
         self._loaded: OrderedDict[str, nn.Module] = OrderedDict()
-        self._lock = threading.Lock()
+        self._loading: dict[str, Future] = {}  # label -> the load in flight, which later callers wait on
+        self._lock = threading.Lock()          # guards sources, _loaded and _loading; held for no I/O
 
     @property
     def labels(self) -> list[str]:
-        return list(self.sources)
+        with self._lock:
+            return list(self.sources)
 
     @property
     def default(self) -> str:
@@ -95,21 +104,45 @@ class ModelStore:
 
     def get(self, label: str) -> nn.Module:
         """The generator for ``label``, loading it on first use. Raises ValueError/OSError (one line)."""
-        if label not in self.sources:
-            raise ValueError(f"unknown model {label!r}; choose from {', '.join(self.sources)}")
-        with self._lock:  # one load at a time; a cached model is returned without waiting on I/O for long
+        with self._lock:
+            if label not in self.sources:
+                raise ValueError(f"unknown model {label!r}; choose from {', '.join(self.sources)}")
             if label in self._loaded:
                 self._loaded.move_to_end(label)
                 return self._loaded[label]
-            generator = load_generator(self.sources[label], device=self.device, progress=False)
-            resolution = generator.config.resolution
-            if resolution > self.limits.max_resolution:
-                raise ValueError(f"{label}: {resolution}x{resolution} is above this server's limit of "
-                                 f"{self.limits.max_resolution} px")
-            self._loaded[label] = generator
-            while len(self._loaded) > self.cache_size:
-                self._loaded.popitem(last=False)
-            return generator
+            pending = self._loading.get(label)
+            if pending is None:  # this caller loads; others asking for the label meanwhile wait on it
+                pending = self._loading[label] = Future()
+                source = self.sources[label]
+                owner = True
+            else:
+                owner = False
+        if not owner:
+            return pending.result()  # the loader's generator, or its error raised here too
+        try:
+            generator = self._load(label, source)
+        except BaseException as exc:
+            with self._lock:
+                del self._loading[label]  # not cached: the next request tries again
+            pending.set_exception(exc)
+            raise
+        with self._lock:
+            del self._loading[label]
+            if label in self.sources:  # add_remote may have dropped it from the list meanwhile
+                self._loaded[label] = generator
+                while len(self._loaded) > self.cache_size:
+                    self._loaded.popitem(last=False)
+        pending.set_result(generator)
+        return generator
+
+    def _load(self, label: str, source: str) -> nn.Module:
+        """Read or download ``source``: the slow part, run without the lock."""
+        generator = load_generator(source, device=self.device, progress=False)
+        resolution = generator.config.resolution
+        if resolution > self.limits.max_resolution:
+            raise ValueError(f"{label}: {resolution}x{resolution} is above this server's limit of "
+                             f"{self.limits.max_resolution} px")
+        return generator
 
     def add_remote(self, source: str) -> str:
         """Register and load a visitor's ``http(s)://`` or ``hf://`` source; returns its label."""
@@ -119,18 +152,21 @@ class ModelStore:
         if not _REMOTE.match(source):
             raise ValueError("give an http(s):// URL or hf://org/repo[/file]; local paths are not accepted")
         label = _label_for(source)
-        new = label not in self.sources
-        self.sources[label] = source
+        with self._lock:
+            new = label not in self.sources
+            self.sources[label] = source
         try:
             self.get(label)
         except BaseException:
-            if new:
-                del self.sources[label]  # a failed load leaves no dead entry in the switcher
+            with self._lock:
+                if new and label not in self._loaded and label not in self._loading:
+                    self.sources.pop(label, None)  # a failed load leaves no dead entry in the switcher
             raise
-        remote = [lb for lb in self.sources if lb not in self.launch_labels]
-        for old in remote[:-self.max_remote]:  # bound the list a visitor can grow
-            del self.sources[old]
-            self._loaded.pop(old, None)
+        with self._lock:
+            remote = [lb for lb in self.sources if lb not in self.launch_labels]
+            for old in remote[:-self.max_remote]:  # bound the list a visitor can grow
+                del self.sources[old]
+                self._loaded.pop(old, None)
         return label
 
 

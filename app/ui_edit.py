@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 
 from .directions import cached_directions, edit_images
-from .display import for_display
+from .display import PIXELATED_FILL, for_display
 from .edit import MAX_STRENGTH
 from .keys import parse_keys
 from .limits import Limits, check_choice, check_range, check_truncation
@@ -76,9 +76,10 @@ def build_edit_tab(store: ModelStore, *, limits: Limits, model: gr.components.Co
     e_button = gr.Button("Edit", variant="primary", elem_id="edit")
     native = gr.State(None)
     with gr.Row():
-        e_image = gr.Image(label="Edited", type="numpy", format="png", elem_id="edit-image")
+        e_image = gr.Image(label="Edited", type="numpy", format="png", elem_id="edit-image", height=280,
+                           elem_classes=PIXELATED_FILL)
         n_image = gr.Image(label="Edited | nearest training image", type="numpy", format="png",
-                           elem_id="nearest-image")
+                           elem_id="nearest-image", height=280, elem_classes=PIXELATED_FILL)
     e_status = gr.Markdown(elem_id="edit-status")
     n_button = gr.Button("Find the nearest training image", elem_id="nearest")
     n_status = gr.Markdown(elem_id="nearest-status")

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from app.project import load_target  # noqa: E402
+from app.projection.target import load_target  # noqa: E402
 from app.projection import ProjectionOptions, image_to_target, project, reconstruction_pixels  # noqa: E402
 from app.sampling import make_grid, to_uint8  # noqa: E402
 from app.video import upscale_nearest  # noqa: E402

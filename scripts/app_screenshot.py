@@ -39,7 +39,8 @@ def _wait(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
     raise SystemExit(f"error: the app did not start within {timeout:.0f} s")
 
 
-def screenshot(url: str, out: Path, *, seeds: str = "0-15") -> None:
+def screenshot(url: str, out: Path) -> None:
+    """The page as a first-time visitor sees it: it opens with seeds 0-15 drawn, nothing to click."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -49,9 +50,8 @@ def screenshot(url: str, out: Path, *, seeds: str = "0-15") -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             page.goto(url, wait_until="domcontentloaded", timeout=60_000)
             page.locator("#generate").wait_for(state="visible", timeout=60_000)
-            page.get_by_label("Seeds", exact=False).first.fill(seeds)
-            page.locator("#generate").click()
-            page.wait_for_function("() => document.querySelectorAll('#gallery img').length >= 16", timeout=60_000)
+            page.wait_for_function("() => [...document.querySelectorAll('#gallery img')].filter("
+                                   "img => img.complete && img.naturalWidth).length >= 16", timeout=60_000)
             page.wait_for_timeout(1000)  # let the images finish painting
             out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(out), full_page=True)

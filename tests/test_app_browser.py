@@ -26,20 +26,28 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "app.png"
 
 
 @pytest.fixture(scope="module")
-def page_url(app_launcher, tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+def small_weights(tmp_path_factory) -> Path:
     weights = tmp_path_factory.mktemp("weights") / "stylegan_lite-small-32"
     family = FAMILIES["stylegan_lite"]
     torch.manual_seed(0)  # randomly initialised: the screenshot shows the UI, not a trained model
     family.generator_cls(family.presets["small-32"]).save_pretrained(weights)
-    return app_launcher("--weights", str(weights))
+    return weights
 
 
-def test_generate_in_browser(page_url, tmp_path):
+@pytest.fixture(scope="module")
+def page_url(app_launcher, small_weights):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    return app_launcher("--weights", str(small_weights))
+
+
+def test_generate_in_browser(page_url, small_weights, tmp_path):
     docs_before = DOCS_SCREENSHOT.read_bytes() if DOCS_SCREENSHOT.exists() else None
     from playwright.sync_api import sync_playwright
+
+    from app.sampling import generate_images
+    from families import load_generator
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM),
@@ -49,14 +57,23 @@ def test_generate_in_browser(page_url, tmp_path):
             # not "networkidle": Gradio keeps a heartbeat connection open, and offline font requests hang
             page.goto(page_url, wait_until="domcontentloaded", timeout=60_000)
             page.locator("#generate").wait_for(state="visible", timeout=60_000)
-            page.get_by_label("Seeds", exact=False).first.fill("0-15")
+            # a first-time visitor sees samples without clicking: seeds 0-15 at the default settings
+            page.wait_for_function("() => [...document.querySelectorAll('#gallery img')].filter("
+                                   "img => img.complete && img.naturalWidth).length >= 16", timeout=60_000)
+            assert "16 images" in page.locator("#sample-status").inner_text()
+            first = page.locator("#gallery img").first
+            expected = generate_images(load_generator(small_weights, progress=False), [0], psi=0.7, noise="random")[0]
+            shown = np.asarray(Image.open(io.BytesIO(_fetch(page, first.get_attribute("src")))).convert("RGB"))
+            assert np.abs(shown.astype(int) - expected).max() <= 1                # seed 0, as Generate draws it
+            # the server sends the 32 px model's native pixels; the page enlarges them, nearest-neighbour
+            natural, width, rendering = first.evaluate(
+                "img => [img.naturalWidth, img.getBoundingClientRect().width, getComputedStyle(img).imageRendering]")
+            assert natural == 32 and width >= 3 * 32 and rendering == "pixelated", (natural, width, rendering)
+            # and Generate replaces them
+            page.get_by_label("Seeds", exact=False).first.fill("5-8")
             page.locator("#generate").click()
-            images = page.locator("#gallery img")
-            images.first.wait_for(state="visible", timeout=60_000)
-            page.wait_for_function("() => document.querySelectorAll('#gallery img').length >= 16", timeout=60_000)
-            assert images.count() >= 16
-            # the 32 px model's images are shown enlarged 8x (nearest-neighbour), not at native size
-            assert page.locator("#gallery img").first.evaluate("img => img.complete && img.naturalWidth") == 256
+            page.locator("#sample-status").filter(has_text="seeds 5, 6, 7, 8").wait_for(timeout=60_000)
+            page.wait_for_function("() => document.querySelectorAll('#gallery img').length === 4", timeout=60_000)
             shot = tmp_path / "app.png"
             page.screenshot(path=str(shot), full_page=True)
         finally:
@@ -142,6 +159,14 @@ def _image(page, selector: str) -> Image.Image:
     return Image.open(io.BytesIO(_fetch(page, img.get_attribute("src"))))
 
 
+def _shown_scale(page, selector: str) -> float:
+    """How much larger than its pixels the page draws a component's picture; checks it is drawn pixelated."""
+    scale, rendering = page.locator(f"{selector} img").first.evaluate(
+        "img => [img.getBoundingClientRect().width / img.naturalWidth, getComputedStyle(img).imageRendering]")
+    assert rendering == "pixelated", rendering
+    return scale
+
+
 def _set_slider(page, label: str, value: int) -> None:
     box = page.get_by_label(f"number input for {label}")
     box.fill(str(value))
@@ -176,7 +201,7 @@ def _error_toast(page) -> str:
 
 
 def test_your_image_projects_streams_and_feeds_the_other_tabs(bundled_url, tmp_path):
-    from app.project import load_target
+    from app.projection.target import load_target
     from app.projection import Projection
 
     upload = _emoji_png(tmp_path / "my-emoji.png")
@@ -197,12 +222,13 @@ def test_your_image_projects_streams_and_feeds_the_other_tabs(bundled_url, tmp_p
                                   for text in (steps_shown[0], status.inner_text()))
         assert final_loss < first_loss                                         # it converged, not just ran
 
-        # the result: target | reconstruction, the 64 px model enlarged 4x with nearest-neighbour
+        # the result: target | 2 px gap | reconstruction at native size, enlarged by the page
         picture = _image(page, "#projection")
-        assert picture.size == (2 * 256 + 8, 256)
+        assert picture.size == (2 * 64 + 2, 64)
+        assert _shown_scale(page, "#projection") >= 2
         pixels = np.asarray(picture.convert("RGB"))
-        assert np.array_equal(pixels[:256, :256][::4, ::4], target)           # the upload, cropped like data_prep
-        reconstruction = pixels[:, 264:][::4, ::4]                             # [64, 64, 3]
+        assert np.array_equal(pixels[:, :64], target)                          # the upload, cropped like data_prep
+        reconstruction = pixels[:, 66:]                                        # [64, 64, 3]
         assert reconstruction.std() > 20 and (reconstruction < 250).any()     # an image, not a blank
         latent = tmp_path / "latent.safetensors"
         latent.write_bytes(_fetch(page, page.locator("#latent a").first.get_attribute("href")))
@@ -217,9 +243,9 @@ def test_your_image_projects_streams_and_feeds_the_other_tabs(bundled_url, tmp_p
         page.locator("#mix").click()
         _wait_for(page, page.locator("#mix-status").filter(has_text="columns (source A): image"))
         shown = _image(page, "#mix-image")
-        assert shown.size == (2 * 64 * 4, 2 * 64 * 4)
         figure = Image.open(io.BytesIO(_fetch(page, page.locator("#mix-file a").first.get_attribute("href"))))
-        assert figure.size == (2 * 64, 2 * 64)                                 # native download
+        assert shown.size == figure.size == (2 * 64, 2 * 64)                   # native, shown enlarged by the page
+        assert _shown_scale(page, "#mix-image") >= 2
         cells = np.asarray(figure.convert("RGB"), dtype=int)
         assert np.abs(cells[:64, 64:] - reconstruction).max() <= 1            # batch size may move a level
         assert np.abs(cells[64:, 64:] - reconstruction).mean() > 1            # B's coarse styles changed the cell
@@ -263,4 +289,4 @@ def test_your_image_bad_uploads_give_one_line_errors(bundled_url, tmp_path):
         page.wait_for_function("() => document.querySelectorAll('#gallery img').length >= 16")
         width = page.wait_for_function("() => { const img = document.querySelector('#gallery img'); "
                                        "return img.complete && img.naturalWidth; }").json_value()
-        assert width == 256                                                    # 64 px, enlarged 4x
+        assert width == 64                                                     # native; the page enlarges it

@@ -6,11 +6,16 @@ app/sampling.py), not where Gradio's component validation would refuse a request
   under ``Limits`` small enough to bite at 16 px).
 - Truncation (Karras et al. 2019, appendix B): psi changes the images; psi=0 gives one image,
   ``w_avg``'s, for every seed -- in the sampling core, the app event and the CLI.
-- ``ModelStore``: refusal above ``max_resolution``, LRU eviction, and the bound on visitors' remote models.
+- ``ModelStore``: refusal above ``max_resolution``, LRU eviction, the bound on visitors' remote models,
+  and loads outside the lock: a stalled download (a local HTTP server that holds its reply) blocks
+  neither cached models nor other downloads, and a second request for it waits for the first.
 """
 from __future__ import annotations
 
+import http.server
 import math
+import threading
+from concurrent.futures import Future
 
 import gradio as gr
 import numpy as np
@@ -24,7 +29,7 @@ from app.limits import Limits
 from app.models import ModelStore
 from app.sampling import generate_images, styles_from_z
 from app.ui import build_demo
-from families import FAMILIES
+from families import FAMILIES, load_generator
 
 SMALL = Limits(max_pixels=4 * 16 * 16, max_video_pixels=5 * 16 * 16)  # 16 px: 4 images, 5 frames, 4 cells
 
@@ -47,10 +52,33 @@ def weights(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def events(weights, tmp_path_factory):
+def demo(weights, tmp_path_factory):
     store = ModelStore({"sg": str(weights / "sg"), "pg": str(weights / "pg")})
-    demo = build_demo(store, limits=SMALL, output_dir=tmp_path_factory.mktemp("app-out"))
+    return build_demo(store, limits=SMALL, output_dir=tmp_path_factory.mktemp("app-out"))
+
+
+@pytest.fixture(scope="module")
+def events(demo):
     return {f.api_name: f.fn for f in demo.fns.values()}
+
+
+def _component(demo, elem_id: str):
+    return next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == elem_id)
+
+
+def test_page_opens_with_the_default_models_first_seeds(demo, weights):
+    # no click needed: the gallery's initial value is what Generate would draw with the default inputs,
+    # as many seeds as the limits allow for the default model (SMALL: 4 at 16 px)
+    gallery, grid, status = (_component(demo, name).value for name in ("gallery", "grid", "sample-status"))
+    expected = generate_images(load_generator(str(weights / "sg"), progress=False), [0, 1, 2, 3], psi=0.7,
+                               cutoff=6, noise="random")
+    assert [item["caption"] for item in gallery] == ["seed 0", "seed 1", "seed 2", "seed 3"]
+    for item, native in zip(gallery, expected):
+        with Image.open(item["image"]["path"]) as image:
+            assert np.abs(np.asarray(image.convert("RGB"), dtype=int) - native).max() <= 1
+    with Image.open(grid["path"]) as image:
+        assert image.size == (2 * 16, 2 * 16)
+    assert status.startswith("4 images in") and "seeds 0, 1, 2, 3" in status
 
 
 def _refused(fn, *args, match: str) -> None:
@@ -76,6 +104,17 @@ def test_sample_event_checks(events, args, match):
 def test_sample_event_serves_up_to_the_cap(events):
     gallery, grid, status = events["sample"]("sg", "0-3", 0.7, 6, "random")
     assert len(gallery) == 4 and status.startswith("4 images")
+
+
+def test_sample_event_sends_native_pixels(events, weights):
+    # the page enlarges them (CSS image-rendering: pixelated); an enlarged copy would cost 16x the encoding
+    gallery, grid, _ = events["sample"]("sg", "5,9", 1.0, 6, "fixed")
+    expected = generate_images(load_generator(str(weights / "sg"), progress=False), [5, 9], noise="fixed")
+    for (image, caption), native, seed in zip(gallery, expected, (5, 9)):
+        assert image.shape == (16, 16, 3) and caption == f"seed {seed}"
+        assert np.abs(image.astype(int) - native).max() <= 1               # batch size may move a level
+    with Image.open(grid) as image:
+        assert image.size == (2 * 16, 16)
 
 
 @pytest.mark.parametrize("args, match", [
@@ -107,10 +146,8 @@ def test_mix_event_checks(events, args, match):
 
 def test_mix_event_serves_up_to_the_cap(events):
     shown, download, _ = events["mix"]("sg", "1", "3", "coarse", 0.7, "fixed")  # 2 x 2 = 4 cells
-    with Image.open(download) as image:
-        assert image.size == (32, 32)
-    with Image.open(shown) as image:                   # the display copy is enlarged 4x
-        assert image.size == (128, 128)
+    with Image.open(download) as image, Image.open(shown) as figure:
+        assert image.size == figure.size == (32, 32)   # native: the page enlarges the shown copy
 
 
 def test_unknown_model_is_refused(events):
@@ -208,3 +245,127 @@ def test_store_lru_and_remote_eviction(weights, monkeypatch):
         store.add_remote(str(weights / "sg"))
     with pytest.raises(ValueError, match="does not load weights from URLs"):
         ModelStore({"a": "a"}).add_remote(urls[0])
+
+
+class _StallingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files``; a path in ``server.stall`` is held until ``server.release`` is set."""
+
+    def do_GET(self):  # noqa: N802 (http.server naming)
+        self.server.hits.append(self.path)
+        body = self.server.files.get(self.path)
+        if body is None:
+            self.send_error(404, "Not Found")
+            return
+        if self.path in self.server.stall:
+            self.server.arrived.set()
+            self.server.release.wait(timeout=120)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stalling_server(weights):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StallingHandler)
+    server.daemon_threads = True
+    body = (weights / "sg" / "model.safetensors").read_bytes()
+    server.files = {"/slow/model.safetensors": body, "/fast/model.safetensors": body}
+    server.stall, server.hits = {"/slow/model.safetensors"}, []
+    server.arrived, server.release = threading.Event(), threading.Event()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    server.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
+    yield server
+    server.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+class _Watched(Future):
+    """The store's Future, telling the test when a second caller has started waiting on a load."""
+    waiting = threading.Event()
+
+    def result(self, timeout=None):
+        _Watched.waiting.set()
+        return super().result(timeout)
+
+
+def _in_thread(fn, *, timeout: float = 60.0):
+    """``fn()`` in a thread; its result, or fail if it has not returned within ``timeout`` (generous)."""
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.update(value=fn()), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"still blocked after {timeout} s"
+    return out["value"]
+
+
+def test_store_download_blocks_neither_cached_models_nor_other_downloads(weights, stalling_server, monkeypatch):
+    monkeypatch.setattr(app.models, "Future", _Watched)
+    _Watched.waiting.clear()
+    slow, fast = stalling_server.url("/slow/model.safetensors"), stalling_server.url("/fast/model.safetensors")
+    store = ModelStore({"sg": str(weights / "sg")}, allow_remote=True)
+    cached = store.get("sg")
+    results: dict = {}
+
+    def add(key):
+        try:
+            results[key] = store.add_remote(slow) and store.get(slow)
+        except BaseException as exc:  # reported by the asserts below, not lost in the thread
+            results[key] = exc
+
+    first, second = (threading.Thread(target=add, args=(key,), daemon=True) for key in ("first", "second"))
+    first.start()
+    assert stalling_server.arrived.wait(60)                   # the slow download has begun, and stalls
+    # meanwhile: a cached model comes back, and another URL downloads and loads ...
+    assert _in_thread(lambda: store.get("sg")) is cached
+    assert _in_thread(lambda: store.add_remote(fast)) == fast
+    assert first.is_alive() and not results                  # ... while the slow download still stalls
+    second.start()
+    assert _Watched.waiting.wait(60)                          # the second request waits on the first's load
+    assert first.is_alive() and second.is_alive() and not results
+    stalling_server.release.set()
+    first.join(60)
+    second.join(60)
+    assert isinstance(results["first"], torch.nn.Module), results
+    assert results["second"] is results["first"]              # one generator for both requests ...
+    assert stalling_server.hits.count("/slow/model.safetensors") == 1  # ... from one download
+    assert store.labels == ["sg", slow, fast]                 # listed in the order they were asked for
+
+
+def test_store_failed_load_is_shared_then_retried(weights, monkeypatch):
+    gate, started, calls = threading.Event(), threading.Event(), []
+
+    def failing_load(source, **_kwargs):
+        calls.append(source)
+        started.set()
+        assert gate.wait(60)
+        raise ValueError(f"{source}: not a valid safetensors file")
+
+    monkeypatch.setattr(app.models, "load_generator", failing_load)
+    monkeypatch.setattr(app.models, "Future", _Watched)
+    _Watched.waiting.clear()
+    store = ModelStore({"a": "a"})
+    errors: list = []
+
+    def get():
+        try:
+            store.get("a")
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=get, daemon=True) for _ in range(2)]
+    threads[0].start()
+    assert started.wait(60)
+    threads[1].start()
+    assert _Watched.waiting.wait(60)
+    gate.set()
+    for thread in threads:
+        thread.join(60)
+    assert errors == ["a: not a valid safetensors file"] * 2 and calls == ["a"]  # one load, both told
+    with pytest.raises(ValueError, match="not a valid"):
+        store.get("a")                                        # not cached: tried again
+    assert calls == ["a", "a"] and not store._loading

@@ -1,6 +1,8 @@
 """The "Your image" tab's server code in-process (fast): upload bounds, deletion, streamed steps, ``image`` keys."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from app.interpolation import render_interpolation
 from app.limits import DEFAULT_LIMITS, Limits
 from app.mixing import render_mixing
 from app.projection import Projection
-from app.ui_project import read_upload, run_projection
+from app.projection.ui import project_status, read_upload, run_projection
 from families import FAMILIES
 
 
@@ -46,10 +48,23 @@ def test_streamed_projection_then_keys(tmp_path):
     torch.manual_seed(0)
     g = family.generator_cls(family.presets["tiny"]).eval()
     data = _png(tmp_path / "a.png").read_bytes()
-    updates = list(run_projection(g, data, "a.png", label="sg", steps=24, space="w+", limits=DEFAULT_LIMITS))
-    assert len(updates) >= 10 and all(u[3] is None for u in updates[:-1])
-    picture, latent, status, projection = updates[-1]
-    assert picture.shape == (256, 2 * 256 + 8, 3) and "w+" in status and isinstance(projection, Projection)
+    updates, saved = [], None
+    for update in run_projection(g, data, "a.png", label="sg", steps=24, space="w+", limits=DEFAULT_LIMITS):
+        updates.append(update)
+        if update.done:  # the latent file lives until the stream ends (Gradio copies it meanwhile)
+            saved = Projection.load(update.latent)
+    # progress is structural: every 24 // 12 = 2 optimiser steps (numbered from 1), then the result
+    assert [u.step for u in updates] == list(range(2, 23, 2)) + [24]
+    assert {u.total for u in updates} == {24} and [u.done for u in updates] == [False] * 11 + [True]
+    assert all(u.projection is None and u.latent is None for u in updates[:-1])
+    assert all(np.isfinite(u.loss) and u.picture.shape == (16, 2 * 16 + 1, 3) for u in updates)
+    assert project_status(updates[3]) == f"step 8/24, loss {updates[3].loss:.4f}"   # the UI formats the numbers
+    last = updates[-1]
+    projection = last.projection
+    assert isinstance(projection, Projection) and last.loss == projection.loss and last.space == "w+"
+    assert saved.space == "w+" and torch.equal(saved.latent, projection.latent)
+    assert not Path(last.latent).exists()                                           # removed with its work folder
+    assert project_status(last).startswith(f"projected into w+ in 24 steps ({last.seconds:.1f} s), loss {last.loss:.4f}.")
     keys = parse_keys("image, 1", max_count=16, projection=projection)
     assert keys[0] is projection and keys[1] == 1
     clip = render_interpolation(g, keys, frames=4, space="w", method="lerp")
@@ -63,3 +78,27 @@ def test_streamed_projection_then_keys(tmp_path):
         parse_keys("image,1", max_count=16, projection=None)
     with pytest.raises(ValueError, match="steps must be between"):
         list(run_projection(g, data, "a.png", label="sg", steps=10_000, space="w", limits=DEFAULT_LIMITS))
+
+
+def test_project_event_streams_numbers_and_stores_the_projection(tmp_path):
+    # the tab's event as Gradio calls it: the status comes from the numbers, and only the finished
+    # projection replaces the visitor's previous one (the other tabs read it as "image")
+    from app.models import ModelStore
+    from app.ui import build_demo
+
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    family.generator_cls(family.presets["tiny"]).save_pretrained(tmp_path / "sg")
+    demo = build_demo(ModelStore({"sg": str(tmp_path / "sg")}), output_dir=tmp_path / "out")
+    project = next(f.fn for f in demo.fns.values() if f.api_name == "project")
+    previous = object()
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    outputs = list(project("sg", str(_png(folder / "me.png")), 20, "w", previous))
+    assert outputs[0][2] == "reading the image..." and outputs[0][3] is previous
+    steps = [int(status.split()[1].split("/")[0]) for _, _, status, _ in outputs[1:-1]]
+    assert steps == list(range(1, 20)) and all(out[3] is previous for out in outputs[:-1])
+    picture, latent, status, stored = outputs[-1]
+    assert isinstance(stored, Projection) and stored.metadata["model"] == "sg" and stored.space == "w"
+    assert status.startswith("projected into w in 20 steps") and picture.shape == (16, 33, 3)
+    assert not (folder / "me.png").exists()                                   # the upload is gone

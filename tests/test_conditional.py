@@ -240,8 +240,8 @@ def test_generate_cli_class(tmp_path, capsys, family):
 def test_onnx_takes_the_class_as_an_input(tmp_path, family):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from app.export_onnx import export_onnx
-    from app.onnx_sampling import OnnxModel
+    from app.onnx.export import export_onnx
+    from app.onnx.sampling import OnnxModel
     from app.sampling import generate_images
     from families import load_generator
 

@@ -130,7 +130,7 @@ def test_class_dropdowns_follow_the_model(demo):
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_project_on_a_class(weights, tmp_path, capsys, family):
-    from app.project import main
+    from app.projection.cli import main
     from app.projection import Projection
 
     source = weights / f"{family}-cond"

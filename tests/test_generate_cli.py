@@ -22,6 +22,20 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("module, prog, option", [
+    ("app.project", "app.project", "--w-plus"), ("app.projection.cli", "app.project", "--w-plus"),
+    ("app.export_onnx", "app.export_onnx", "--noise"), ("app.onnx.export", "app.export_onnx", "--noise"),
+])
+def test_documented_commands_run_from_their_names(module, prog, option):
+    # the README's `python -m app.project` / `app.export_onnx` outlived the move into app/projection and
+    # app/onnx (thin modules); the packages' own paths work too
+    done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: python -m {prog} ") and option in done.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("family_name", list(FAMILIES))
 def test_grid(weights, tmp_path, family_name):
     out = tmp_path / "grid.png"

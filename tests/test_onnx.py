@@ -14,9 +14,9 @@ from families import FAMILIES
 ort = pytest.importorskip("onnxruntime", reason='onnxruntime is not installed (pip install -e ".[onnx]")')
 pytest.importorskip("onnxscript", reason='onnxscript is not installed (pip install -e ".[onnx]")')
 
-from app.export_onnx import OPSET, OnnxGenerator, export_onnx  # noqa: E402
+from app.onnx.export import OPSET, OnnxGenerator, export_onnx  # noqa: E402
 from app.generate import main as generate_main  # noqa: E402
-from app.onnx_sampling import OnnxModel  # noqa: E402
+from app.onnx.sampling import OnnxModel  # noqa: E402
 from app.sampling import generate_images, seed_latents  # noqa: E402
 
 TOLERANCE = 1e-4

@@ -6,9 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from app.project import before_after, load_target, main as project_main
 from app.projection import Projection, ProjectionOptions, image_to_target, project, projection_steps
-from app.projection_loss import lap1_distance, laplacian_pyramid, make_distance
+from app.projection.cli import main as project_main
+from app.projection.loss import lap1_distance, laplacian_pyramid, make_distance
+from app.projection.target import before_after, load_target
 from app.sampling import to_uint8
 from families import FAMILIES
 from progan.metrics.reconstruction import psnr, ssim

@@ -1,4 +1,4 @@
-"""Sample from an exported ONNX generator (``app.export_onnx``) with onnxruntime on the CPU.
+"""Sample from an exported ONNX generator (``app.onnx.export``) with onnxruntime on the CPU.
 
 Seeds mean what they mean everywhere in the app (``app.sampling``): z for seed ``s`` is drawn from
 ``torch.Generator("cpu").manual_seed(s)``, and in a graph with noise inputs, "random" noise follows
@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .sampling import seed_latents
+from ..sampling import seed_latents
 
 __all__ = ["OnnxModel"]
 

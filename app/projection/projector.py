@@ -1,7 +1,7 @@
 """Projection: find the latent (and noise) whose image is closest to a given picture.
 
 Follows the StyleGAN2 projector (Karras et al. 2020, section 5 and appendix D; NVIDIA's
-``projector.py`` in stylegan2-ada-pytorch), with an offline distance (``app.projection_loss``):
+``projector.py`` in stylegan2-ada-pytorch), with an offline distance (``app.projection.loss``):
 
 - StyleGAN-lite: optimise one ``w`` broadcast to every layer (or, with ``space="w+"``, one w per
   layer: Abdal et al. 2019, "Image2StyleGAN", section 3) plus every per-layer noise map. Start at
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .projection_loss import LOSSES, make_distance
-from .sampling import is_stylegan, model_device, to_uint8
+from ..sampling import is_stylegan, model_device, to_uint8
+from .loss import LOSSES, make_distance
 
 __all__ = ["SPACES", "ProjectionOptions", "Projection", "ProjectionStep", "projection_steps", "project"]
 
@@ -45,7 +45,7 @@ class ProjectionOptions:
 
     steps: int = 300                   # NVIDIA uses 1000; our small models converge in a few hundred
     space: str | None = None           # "w" / "w+" (StyleGAN-lite) or "z" (ProGAN); None: w or z
-    loss: str = "lap"                  # see app.projection_loss; chosen by measurement (docs/projection.md)
+    loss: str = "lap"                  # see app.projection.loss; chosen by measurement (docs/projection.md)
     initial_lr: float = 0.1
     lr_rampup: float = 0.05            # fraction of steps to ramp the learning rate up
     lr_rampdown: float = 0.25          # fraction of steps to ramp it down (cosine)
