@@ -5,6 +5,9 @@
 - ``stuck-data``: rank 1 hangs while opening its dataset, as if rendering data never finished.
 - ``count-collectives`` (every rank): counts collective calls and writes, per training step, the count
   at the start of its D step to ``OUT/collectives-rank{RANK}.json``.
+- ``record-data`` (every rank): writes ``OUT/data-rank{RANK}.pt``: every uint8 image batch the loop read
+  (``images``), and for every gradient all-reduce the flat gradient before and after it (``grads``:
+  ``(what, before, after)``), the values the test compares across ranks.
 """
 import os
 import sys
@@ -42,4 +45,28 @@ if quirk == "count-collectives":
     iteration_module.discriminator_step = d_step
     out = Path(sys.argv[sys.argv.index("--out") + 1])
     atexit.register(lambda: (out / f"collectives-rank{rank}.json").write_text(json.dumps(at_step)))
+if quirk == "record-data":
+    import atexit
+    from pathlib import Path
+
+    import torch
+
+    import progan.training.iteration as iteration_module
+    import progan.training.trainer as trainer_module
+
+    record: dict = {"images": [], "grads": []}
+
+    def split(batch, device, _original=trainer_module.split_batch):
+        record["images"].append((batch[0] if isinstance(batch, (tuple, list)) else batch).clone())
+        return _original(batch, device)
+
+    def reduce(module, _original=iteration_module.all_reduce_gradients, **options):
+        flat = lambda: torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None])  # noqa: E731
+        before = flat().clone()
+        _original(module, **options)
+        record["grads"].append((type(module).__name__, before, flat().clone()))
+
+    trainer_module.split_batch, iteration_module.all_reduce_gradients = split, reduce
+    out = Path(sys.argv[sys.argv.index("--out") + 1])
+    atexit.register(lambda: torch.save(record, out / f"data-rank{rank}.pt"))
 sys.exit(train.main(sys.argv[1:]))

@@ -251,7 +251,8 @@ class _ScriptedD(nn.Module):
                                                     ([-1.0], 0.5, -1)])                # r_t = -1
 def test_trainer_moves_p_by_the_papers_speed_toward_the_target(tmp_path, signs, start, direction):
     """The trainer's loop (sign sums, interval, controller, augmentation): 8 steps of 4 reals, interval 2,
-    --ada-kimg 0.1: four adjustments of 8 / 100 each, up when r_t > 0.6, down when below."""
+    --ada-kimg 0.1: four adjustments of 8 / 100 each, up when r_t > 0.6, down when below, after every
+    second step only (p logged every step: adjusting every step by 4 / 100 would end at the same p)."""
     import json
 
     from accelerate import Accelerator
@@ -264,14 +265,14 @@ def test_trainer_moves_p_by_the_papers_speed_toward_the_target(tmp_path, signs, 
     data = make_image_folder(tmp_path / "data")
     config = TrainConfig(family="stylegan_lite", preset="tiny", data=str(data), out=str(tmp_path / "run"),
                          kimg=0.032, batch_size=4, workers=0, augment="ada", ada_interval=2, ada_kimg=0.1,
-                         progressive=False, checkpoint_kimg=10, sample_kimg=10, log_every=2)
+                         progressive=False, checkpoint_kimg=10, sample_kimg=10, log_every=1)
     trainer = Trainer(config, FAMILIES["stylegan_lite"], lambda r: open_dataset(str(data), r),
                       accelerator=Accelerator(cpu=True))
     assert isinstance(trainer.augment, AdaAugment)
     trainer.discriminator = _ScriptedD(trainer.discriminator, signs)
     trainer.ada.p = trainer.augment.p = start
     trainer.train()
-    expected = [min(max(start + direction * 0.08 * k, 0.0), 1.0) for k in range(1, 5)]
+    expected = [min(max(start + direction * 0.08 * (step // 2), 0.0), 1.0) for step in range(1, 9)]
     logged = [r["augment_p"] for r in map(json.loads, (tmp_path / "run" / "log.jsonl").read_text().splitlines())
               if "augment_p" in r]
     assert logged == pytest.approx(expected)

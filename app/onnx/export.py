@@ -53,6 +53,8 @@ class OnnxGenerator(nn.Module):
         self.stylegan = generator.config.family == "stylegan_lite"
         self.noise = noise
         self.cutoff = cutoff
+        if cutoff is not None and not self.stylegan:
+            raise ValueError("cutoff is a StyleGAN-lite truncation option; a ProGAN has no style layers")
         if cutoff is not None and self.stylegan and not 0 <= cutoff <= generator.num_ws:
             raise ValueError(f"cutoff must be between 0 and {generator.num_ws}, got {cutoff}")
 
@@ -109,6 +111,9 @@ def export_onnx(generator: nn.Module, path: str | Path, *, noise: str = "const",
 
     import onnx
 
+    if opset < OPSET:  # the exporter would write OPSET anyway (its down-conversion fails) under a false label
+        raise ValueError(f"opset {opset} is below {OPSET}, the lowest the torch.export-based exporter writes; "
+                         f"use --opset {OPSET} or higher")
     generator = generator.to("cpu").eval()
     conditional = bool(generator.config.num_classes)
     module = (OnnxConditionalGenerator if conditional else OnnxGenerator)(generator, noise=noise, cutoff=cutoff)
@@ -128,6 +133,9 @@ def export_onnx(generator: nn.Module, path: str | Path, *, noise: str = "const",
                                     dynamic_shapes=shapes, opset_version=opset, dynamo=True,
                                     external_data=False, verbose=False)
     model = program.model_proto
+    written = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if written != opset:  # never a file whose metadata names another opset than its graph uses
+        raise ValueError(f"the exporter wrote opset {written}, not the requested {opset}; use --opset {OPSET}")
     config = generator.config
     info = {"family": config.family, "resolution": str(config.resolution), "latent_dim": str(config.latent_dim),
             "noise": noise if module.stylegan else "none", "cutoff": "" if cutoff is None else str(cutoff),
@@ -154,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", choices=NOISE_MODES, default="const",
                         help="StyleGAN-lite noise: baked constant maps, explicit inputs, or none")
     parser.add_argument("--cutoff", type=int, default=None, help="truncate style layers below this one (default: all)")
-    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default and lowest {OPSET})")
     args = parser.parse_args(argv)
     if args.out.suffix.lower() != ".onnx":
         parser.error(f"--out must end in .onnx, got {str(args.out)!r}")
