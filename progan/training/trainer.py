@@ -368,8 +368,14 @@ class Trainer:
     # --- the loop ---------------------------------------------------------------------------
     def train(self) -> Path:
         """Train to ``--kimg`` (returns the export dir) or until a stop signal (returns the checkpoint dir)."""
-        with collective_phase("training", timeout=self.config.dist_timeout):
-            return self._train()
+        try:
+            with collective_phase("training", timeout=self.config.dist_timeout):
+                return self._train()
+        finally:
+            # Shut the loader's workers down now. They ignore SIGTERM (a scheduler signals the whole
+            # group), so if the iterator outlived train() multiprocessing's exit hook would terminate()
+            # them in vain and then wait for them forever: the process printed "done" and never exited.
+            self._loader, self._loader_key = None, None
 
     def _train(self) -> Path:
         """Start (or resume), then per step: one iteration, the agreement across processes, the log
