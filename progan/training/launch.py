@@ -92,6 +92,23 @@ def _deliver(ready_dir: Path, *, poll: float = 0.1) -> None:
                 delivered[worker.pid] = requested
 
 
+class _KeepStopHandlers:
+    """The ``signal`` module as accelerate's launcher sees it, except that it cannot take the stop signals.
+
+    accelerate 1.16's single-process launcher (``_run_subprocess``) replaces SIGTERM's handler with
+    ``sys.exit(143)`` and kills the worker tree: the worker would die before saving. Ours stays, and
+    forwards the signal to the announced worker, which saves and exits 0 (the launcher then does too)."""
+
+    def __getattr__(self, name: str):
+        return getattr(signal, name)
+
+    @staticmethod
+    def signal(signum, handler):
+        if signum in STOP_SIGNALS:
+            return signal.getsignal(signum)
+        return signal.signal(signum, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     for sig in STOP_SIGNALS:  # already done when run as a module; here for callers of main()
@@ -103,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[READY_DIR_ENV] = str(ready_dir)  # inherited by the workers through accelerate and torchrun
     threading.Thread(target=_deliver, args=(ready_dir,), name="deliver-stop-signals", daemon=True).start()
     try:
+        from accelerate.commands import launch as accelerate_launch
         from accelerate.commands.accelerate_cli import main as accelerate_main
+
+        if getattr(accelerate_launch, "signal", None) is signal:
+            accelerate_launch.signal = _KeepStopHandlers()
 
         sys.argv = ["accelerate", "launch", *argv]
         try:
