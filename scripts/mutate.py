@@ -44,6 +44,7 @@ from mutations import ESCAPES, EQUIVALENT, MUTANTS, Mutant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {"all": MUTANTS, "escapes": ESCAPES}
+SLOW_TESTS = ("test_distributed", "test_app_browser", "test_rank_data")  # processes or a browser: minutes each
 
 
 def _copy_tree(dest: Path) -> None:
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = [mt for mt in SETS[args.set] if not args.only or mt.id in args.only]
     if not args.slow and not args.only:
-        chosen = [mt for mt in chosen if not any("test_distributed" in t or "test_app_browser" in t for t in mt.tests)]
+        chosen = [mt for mt in chosen if not any(slow in t for t in mt.tests for slow in SLOW_TESTS)]
     if args.tests:
         chosen = [mt._replace(tests=tuple(args.tests)) for mt in chosen]
     if args.list:

@@ -251,3 +251,61 @@ MUTANTS += [
     m("tricks-ha-not-resumed", "progan/training/trainer.py",
       '                history.load_state_dict(state["historical_average"][name])', "                pass", TRICKS_T),
 ]
+
+# Issue 20, second pass: ADA's masks and controller, the cutout's shape, what each rank reads and how the
+# gradients are averaged (2 real processes), every ONNX export option, the projection's quality floor.
+ADA, AUGM, DIST, ONNX = "progan/training/ada.py", "progan/training/augment.py", "progan/training/distributed.py", "app/export_onnx.py"
+ADA_T = (AUG + "test_controller_closed_form", AUG + "test_p_follows_the_speed_formula_while_a_real_discriminator_overfits",
+         AUG + "test_trainer_moves_p_by_the_papers_speed_toward_the_target")
+RANK_T = ("tests/test_rank_data.py",)  # 2 processes: about a minute, only with --only or --slow
+ONNX_T = ("tests/test_onnx_options.py",)
+FLOOR_T = ("tests/test_projection_floor.py",)
+PR = "app/projection.py"
+MUTANTS += [
+    Mutant("ada-one-mask-for-all", ADA, (("    out: dict[str, torch.Tensor] = {}\n",
+                                          "    out: dict[str, torch.Tensor] = {}\n    shared = torch.rand(n, device=device)\n"),
+                                         ("mask = torch.rand(n, device=device) < prob", "mask = shared < prob")),
+           ("tests/test_ada.py::test_every_transform_has_its_own_mask",)),
+    m("cutout-scattered-pixels", AUGM, "(cols < left + cw)  # [N, H, W]\n",  # the same count, anywhere
+      "(cols < left + cw)  # [N, H, W]\n"
+      "    hole = hole.flatten(1).gather(1, torch.rand(n, h * w, device=x.device).argsort(1)).view(n, h, w)\n",
+      (AUG + "test_cutout_zeroes_one_square_of_half_the_side_clipped_only_by_the_border",)),
+    m("ada-p-always-rises", AUGM, "direction = (r_t > self.target) - (r_t < self.target)", "direction = 1", ADA_T),
+    m("ada-step-ignores-images", AUGM, "step = count / (self.speed_kimg * 1000)",
+      "step = self.interval / (self.speed_kimg * 1000)", ADA_T),
+    m("ada-trainer-sign-ignored", "progan/training/trainer.py", "self.ada.adjust(float(totals[0]), int(totals[1]))",
+      "self.ada.adjust(float(totals[1]), int(totals[1]))", ADA_T),
+    m("ada-trainer-every-step", "progan/training/trainer.py", "if (self.step + 1) % self.ada.interval:", "if False:", ADA_T),
+    m("dist-gradients-summed", DIST, "    flat.div_(world)\n", "", RANK_T),
+    m("dist-loader-rank-0", "progan/training/trainer.py", "rank=acc.process_index, world_size=world, consumed=self.consumed",
+      "rank=0, world_size=world, consumed=self.consumed", RANK_T),
+    m("dist-loader-one-world", "progan/training/trainer.py",
+      "rank=acc.process_index, world_size=world, consumed=self.consumed",
+      "rank=acc.process_index, world_size=1, consumed=self.consumed", RANK_T),
+    m("dist-stream-ignores-rank", S, "position = self.consumed * self.world_size + self.rank",
+      "position = self.consumed * self.world_size", RANK_T),
+    m("onnx-cli-ignores-cutoff", ONNX, "cutoff=args.cutoff, opset=args.opset", "cutoff=None, opset=args.opset", ONNX_T),
+    m("onnx-graph-ignores-cutoff", ONNX, "g.truncate(g.broadcast(g.mapping(z)), psi=psi, cutoff=self.cutoff)",
+      "g.truncate(g.broadcast(g.mapping(z)), psi=psi, cutoff=None)", ONNX_T),
+    m("onnx-graph-ignores-psi", ONNX, "g.truncate(g.broadcast(g.mapping(z)), psi=psi, cutoff=self.cutoff)",
+      "g.truncate(g.broadcast(g.mapping(z)), psi=0.7 + 0 * psi, cutoff=self.cutoff)", ONNX_T),
+    m("onnx-cli-ignores-noise", ONNX, "noise=args.noise, cutoff=args.cutoff", 'noise="const", cutoff=args.cutoff', ONNX_T),
+    m("onnx-noise-none-is-const", ONNX, "self.noise = noise\n", 'self.noise = "const" if noise == "none" else noise\n', ONNX_T),
+    m("onnx-cli-ignores-opset", ONNX, "cutoff=args.cutoff, opset=args.opset", "cutoff=args.cutoff, opset=OPSET", ONNX_T),
+    Mutant("onnx-opset-unchecked", ONNX, (("    if opset < OPSET:  #", "    if False:  #"),
+                                          ("    if written != opset:  #", "    if False:  #")), ONNX_T),
+    # the projector of StyleGAN2 appendix D, crippled together (the issue's case) and one part at a time
+    Mutant("projection-crippled", PR, (("                n -= n.mean()\n                n *= n.square().mean().rsqrt()\n",
+                                         "                pass\n"),
+                                        ("total = loss + options.noise_weight * _noise_penalty(noise) if noise else loss",
+                                         "total = loss"),
+                                        ('            group["lr"] = _learning_rate(t, options)',
+                                         '            group["lr"] = options.initial_lr')), FLOOR_T),
+    m("projection-no-noise-renormalisation", PR, "                n -= n.mean()\n                n *= n.square().mean().rsqrt()\n",
+      "                pass\n", FLOOR_T),
+    m("projection-no-noise-regulariser", PR, "total = loss + options.noise_weight * _noise_penalty(noise) if noise else loss",
+      "total = loss", FLOOR_T),
+    m("projection-constant-lr", PR, '            group["lr"] = _learning_rate(t, options)',
+      '            group["lr"] = options.initial_lr',
+      ("tests/test_projection.py::test_learning_rate_follows_the_projectors_schedule", *FLOOR_T)),
+]

@@ -105,3 +105,27 @@ def test_cli_bad_file_is_one_line(weights, tmp_path, capsys):
     assert project_main([str(tmp_path / "missing.png"), "--weights", str(weights["progan"]),
                          "--out", str(tmp_path / "o")]) == 2
     assert project_main([str(bad), "--weights", str(weights["progan"]), "--out", str(tmp_path / "o"), "--w-plus"]) == 2
+
+
+def test_learning_rate_follows_the_projectors_schedule(monkeypatch):
+    """NVIDIA's projector.py: lr(t) = lr0 * min(1, t / 0.05) * (1 - cos(pi * min(1, (1 - t) / 0.25))) / 2, at
+    t = step / steps, for every step (a constant lr projects the bundled model's images as well, so the
+    quality floor of tests/test_projection_floor.py cannot see it)."""
+    import math
+
+    seen = []
+
+    class Recording(torch.optim.Adam):
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Recording)
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"]).eval()
+    project(g, torch.rand(3, 16, 16) * 2 - 1, ProjectionOptions(steps=40, w_avg_samples=100, initial_lr=0.2))
+    expected = [0.2 * min(1.0, t / 0.05) * (1 - math.cos(math.pi * min(1.0, (1 - t) / 0.25))) / 2
+                for t in (s / 40 for s in range(40))]
+    assert seen == pytest.approx(expected, abs=1e-12)
+    assert seen[0] == 0.0 and max(seen) == pytest.approx(0.2)
