@@ -254,13 +254,13 @@ MUTANTS += [
 
 # Issue 20, second pass: ADA's masks and controller, the cutout's shape, what each rank reads and how the
 # gradients are averaged (2 real processes), every ONNX export option, the projection's quality floor.
-ADA, AUGM, DIST, ONNX = "progan/training/ada.py", "progan/training/augment.py", "progan/training/distributed.py", "app/export_onnx.py"
+ADA, AUGM, DIST, ONNX = "progan/training/ada.py", "progan/training/augment.py", "progan/training/distributed.py", "app/onnx/export.py"
 ADA_T = (AUG + "test_controller_closed_form", AUG + "test_p_follows_the_speed_formula_while_a_real_discriminator_overfits",
          AUG + "test_trainer_moves_p_by_the_papers_speed_toward_the_target")
 RANK_T = ("tests/test_rank_data.py",)  # 2 processes: about a minute, only with --only or --slow
 ONNX_T = ("tests/test_onnx_options.py",)
 FLOOR_T = ("tests/test_projection_floor.py",)
-PR = "app/projection.py"
+PR = "app/projection/projector.py"
 MUTANTS += [
     Mutant("ada-one-mask-for-all", ADA, (("    out: dict[str, torch.Tensor] = {}\n",
                                           "    out: dict[str, torch.Tensor] = {}\n    shared = torch.rand(n, device=device)\n"),
@@ -277,10 +277,10 @@ MUTANTS += [
       "self.ada.adjust(float(totals[1]), int(totals[1]))", ADA_T),
     m("ada-trainer-every-step", "progan/training/trainer.py", "if (self.step + 1) % self.ada.interval:", "if False:", ADA_T),
     m("dist-gradients-summed", DIST, "    flat.div_(world)\n", "", RANK_T),
-    m("dist-loader-rank-0", "progan/training/trainer.py", "rank=acc.process_index, world_size=world, consumed=self.consumed",
-      "rank=0, world_size=world, consumed=self.consumed", RANK_T),
+    m("dist-loader-rank-0", "progan/training/trainer.py", "rank=acc.process_index, world_size=acc.num_processes, consumed=self.consumed",
+      "rank=0, world_size=acc.num_processes, consumed=self.consumed", RANK_T),
     m("dist-loader-one-world", "progan/training/trainer.py",
-      "rank=acc.process_index, world_size=world, consumed=self.consumed",
+      "rank=acc.process_index, world_size=acc.num_processes, consumed=self.consumed",
       "rank=acc.process_index, world_size=1, consumed=self.consumed", RANK_T),
     m("dist-stream-ignores-rank", S, "position = self.consumed * self.world_size + self.rank",
       "position = self.consumed * self.world_size", RANK_T),
