@@ -146,14 +146,9 @@ class Directions:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Directions":
         """Read a file written by ``save``; raises ValueError (one line) for anything else."""
-        from safetensors import SafetensorError, safe_open
+        from progan.hub.export import read_safetensors
 
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {key: f.get_tensor(key) for key in f.keys()}
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ValueError(f"{path}: not a directions file ({str(exc).splitlines()[0]})") from None
+        meta, tensors = read_safetensors(path, what="directions file")
         if meta.get("format") != _FORMAT or {"directions", "eigenvalues", "sigma"} - set(tensors):
             raise ValueError(f"{path}: not a directions file written by app.directions")
         first, last = (int(x) for x in meta["layers"].split("-"))

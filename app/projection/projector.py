@@ -103,14 +103,9 @@ class Projection:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Projection":
         """Read a file written by ``save``; raises ValueError (one line) for anything else."""
-        from safetensors import SafetensorError, safe_open
+        from progan.hub.export import read_safetensors
 
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {key: f.get_tensor(key) for key in f.keys()}
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ValueError(f"{path}: not a projection file ({str(exc).splitlines()[0]})") from None
+        meta, tensors = read_safetensors(path, what="projection file")
         if meta.get("format") != _FORMAT or "latent" not in tensors or meta.get("space") not in SPACES:
             raise ValueError(f"{path}: not a projection file written by app.project")
         noise = [tensors[f"noise.{i}"] for i in range(sum(k.startswith("noise.") for k in tensors))]

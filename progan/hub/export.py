@@ -23,6 +23,7 @@ from ..config import config_from_dict, config_to_dict
 
 __all__ = [
     "FORMAT",
+    "read_safetensors",
     "FORMAT_VERSION",
     "WEIGHTS_NAME",
     "CONFIG_NAME",
@@ -105,6 +106,16 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                 "summary": json.loads(header.get("summary", "{}")), "path": str(path)}
     except (KeyError, json.JSONDecodeError) as exc:
         raise PretrainedError(f"{path}: damaged header ({exc})") from None
+
+
+def read_safetensors(path: str | os.PathLike, *, what: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """``(header metadata, every tensor)`` of a small safetensors file of ours (a projection, directions);
+    a file that is not safetensors, or cannot be read, raises ValueError ``"{path}: not a {what} (...)"``."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}, {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a {what} ({str(exc).splitlines()[0]})") from None
 
 
 def read_pretrained(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
