@@ -26,6 +26,7 @@ ort = pytest.importorskip("onnxruntime", reason='onnxruntime is not installed (p
 pytest.importorskip("onnxscript", reason='onnxscript is not installed (pip install -e ".[onnx]")')
 
 from app.onnx.export import OPSET, main as export_main  # noqa: E402
+from test_onnx import _tiny  # noqa: E402  the same trained-like tiny generator
 from app.sampling import seed_latents  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -39,23 +40,10 @@ EXPORTS = {  # name: CLI options
 }
 
 
-def _tiny_stylegan() -> torch.nn.Module:
-    """As after training: w_avg away from 0 and non-zero noise strengths, so psi, cutoff and noise matter."""
-    family = FAMILIES["stylegan_lite"]
-    torch.manual_seed(0)
-    generator = family.generator_cls(family.presets["tiny"]).eval()
-    with torch.no_grad():
-        generator.w_avg.normal_(0, 0.5)
-        generator.synthesis.input.weight.normal_()
-        for layer in generator.synthesis.layers:
-            layer.noise.weight.normal_(0, 0.1)
-    return generator
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("onnx-options")
-    generator = _tiny_stylegan()
+    generator = _tiny("stylegan_lite")  # as after training: psi, cutoff and noise matter
     weights = tmp / "weights"
     generator.save_pretrained(weights)
     files = {}
