@@ -384,6 +384,9 @@ class Trainer:
         if self._agree()[0]:  # a stop before the first step: nothing to lose, nothing to save
             self.accelerator.print("stop requested before the first step: nothing to save; rerun the same command "
                                    "to " + ("resume" if resumed else "start"))
+            # Every process past the agreement before any tears the process group down: a rank that
+            # destroyed it while a peer still finished the all-reduce aborted that peer (gloo, CI).
+            self.accelerator.wait_for_everyone()
             self.accelerator.end_training()
             return self.out / "checkpoints"
         cfg, total = self.config, int(self.config.kimg * 1000)
@@ -527,6 +530,7 @@ class Trainer:
         bar.close()
         self.accelerator.print(f"stop requested: saved checkpoint at {self.images_seen / 1000:.3f} kimg; "
                                "rerun the same command to resume")
+        self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
         return self.out / "checkpoints"
 
