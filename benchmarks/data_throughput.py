@@ -27,16 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from data_prep import ImageDataset, prepare  # noqa: E402
 from data_prep.pipeline import default_workers  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from benchmarks.machine import cpu_model  # noqa: E402
 
 
 def write_jpegs(folder: Path, count: int, size: tuple[int, int]) -> None:
@@ -111,7 +102,7 @@ def main() -> None:
                 epochs = 20 if resolution == 64 else 5  # similar seconds per row
                 rows.append(bench_load(ds256, resolution, workers, epochs))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nDevice: {cpu_name()}, {os.cpu_count()} cores visible, {default_workers()} usable; "
+    print(f"\nDevice: {cpu_model()}, {os.cpu_count()} cores visible, {default_workers()} usable; "
           f"load average {load:.1f} at the end; Python {platform.python_version()}; "
           f"torch threads {args.torch_threads}\n")
     print("| stage | resolution | images | workers | seconds | images/s |")

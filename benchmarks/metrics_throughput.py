@@ -9,18 +9,12 @@ Measures `progan.metrics.inception.load_feature_network()` end to end -- uint8 -
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
 
+from benchmarks.machine import device_name
 from progan.metrics.inception import load_feature_network
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
 def _synchronize(device: torch.device) -> None:
@@ -53,7 +47,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"device: {_device_name(device)}, torch {torch.__version__}\n")
+    print(f"device: {device_name(device)}, torch {torch.__version__}\n")
     print("| input resolution | batch | images/s |")
     print("|---:|---:|---:|")
     for resolution in args.resolution:

@@ -13,7 +13,6 @@ Prints markdown tables naming the device; time is wall-clock per image, single p
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,14 +26,11 @@ from app.projection.target import load_target  # noqa: E402
 from app.projection import ProjectionOptions, image_to_target, project, reconstruction_pixels  # noqa: E402
 from app.sampling import make_grid, to_uint8  # noqa: E402
 from app.video import upscale_nearest  # noqa: E402
+from benchmarks.machine import device_name  # noqa: E402
 from families import load_generator  # noqa: E402
 from progan.metrics.reconstruction import psnr, ssim  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _device_name() -> str:
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def _generated(generator, seed: int) -> tuple[np.ndarray, torch.Tensor]:
@@ -77,7 +73,7 @@ def main() -> None:
     parser.add_argument("--losses", default="pixel,lap")
     parser.add_argument("--figure", type=Path, default=None)
     args = parser.parse_args()
-    print(f"device: {_device_name()}, torch {torch.__version__}, steps {args.steps}\n")
+    print(f"device: {device_name('cpu')}, torch {torch.__version__}, steps {args.steps}\n")
     rows = ["| model | space | loss | targets | PSNR dB | SSIM | w error / w_std | s / image |",
             "|---|---|---|---|---:|---:|---:|---:|"]
     figure_rows: list[list[np.ndarray]] = []

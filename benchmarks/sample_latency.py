@@ -24,7 +24,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from app.models import launch_sources  # noqa: E402
+from benchmarks.machine import device_name, load_note  # noqa: E402
 from app.sampling import generate_images  # noqa: E402
 from families import FAMILIES, load_generator  # noqa: E402
 
@@ -51,29 +51,6 @@ BATCH_SIZES = (1, 16)
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({_cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
-
-
-def _load_note() -> str:
-    """The 1-minute load average against the core count: a loaded machine slows every column."""
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    busy = "other jobs are using the CPU" if load > 0.5 else "nothing else running"
-    return f"load average {load:.2f} on {cores} cores before measuring ({busy})"
 
 
 def measure(family_name: str, preset: str, device: torch.device, *, repeats: int, folder: Path) -> dict:
@@ -202,9 +179,9 @@ def measure_api(weights: str, device: torch.device, seed_counts: list[int], *, r
 def main_api(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     torch.set_grad_enabled(False)
-    note = _load_note()
+    note = load_note()
     rows = measure_api(args.weights, device, args.seeds, repeats=args.repeats)
-    print(f"Device: {_device_name(device)}; torch {torch.__version__}; {note}")
+    print(f"Device: {device_name(device)}; torch {torch.__version__}; {note}")
     print(f"Weights: {_shown_path(args.weights)}; psi 0.7, random noise; medians of {args.repeats} calls on 127.0.0.1: "
           f"POST /gradio_api/call/sample + its event stream, then every returned PNG fetched with HTTP GET\n")
     print("| seeds | image px sent | KiB sent | generate in-process | /sample call | call + images | ratio "
@@ -247,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
             for preset in args.presets:
                 rows.append(measure(family_name, preset, device, repeats=args.repeats, folder=Path(tmp)))
                 print(f"  measured {family_name} {preset}", file=sys.stderr, flush=True)
-    print(f"Device: {_device_name(device)}; torch {torch.__version__}; {_load_note()}; random init, psi 0.7, random noise\n")
+    print(f"Device: {device_name(device)}; torch {torch.__version__}; {load_note()}; random init, psi 0.7, random noise\n")
     print("| family | preset | resolution | first image (load + generate) | images/s, batch 1 | images/s, batch 16 |")
     print("|---|---|---:|---:|---:|---:|")
     for r in rows:
