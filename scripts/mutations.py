@@ -261,6 +261,10 @@ RANK_T = ("tests/test_rank_data.py",)  # 2 processes: about a minute, only with 
 ONNX_T = ("tests/test_onnx_options.py",)
 FLOOR_T = ("tests/test_projection_floor.py",)
 PR = "app/projection/projector.py"
+IT = "progan/training/iteration.py"
+ITER_T = (AUG + "test_lazy_regularization_adjusts_adam_and_runs_every_k_steps",
+          AUG + "test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on", "tests/test_tricks.py",
+          "tests/test_fp16_safety.py")
 MUTANTS += [
     Mutant("ada-one-mask-for-all", ADA, (("    out: dict[str, torch.Tensor] = {}\n",
                                           "    out: dict[str, torch.Tensor] = {}\n    shared = torch.rand(n, device=device)\n"),
@@ -308,4 +312,18 @@ MUTANTS += [
     m("projection-constant-lr", PR, '            group["lr"] = _learning_rate(t, options)',
       '            group["lr"] = options.initial_lr',
       ("tests/test_projection.py::test_learning_rate_follows_the_projectors_schedule", *FLOOR_T)),
+    # the one training iteration (issue 20: written once for the trainer, the memory estimate and the tests)
+    m("iter-lazy-off-by-one", IT, "step % setup.reg_every == 0", "(step + 1) % setup.reg_every == 0", ITER_T),
+    m("iter-lazy-skip-flag-lost", IT, "d_skipped = _discriminator_update(ctx, setup) or d_skipped",
+      "_discriminator_update(ctx, setup)", ITER_T),
+    m("iter-d-grads-kept", IT, "    skipped = _step_was_skipped(setup.opt_d)  # read before anything else steps\n"
+      "    setup.opt_d.zero_grad(set_to_none=True)\n", "    skipped = _step_was_skipped(setup.opt_d)\n", ITER_T),
+    m("iter-g-ignores-unrolled-d", IT, "g_terms = generator_step(g_ctx,", "g_terms = generator_step(ctx,", ITER_T),
+    m("iter-w-avg-not-averaged", IT, "        all_reduce_mean_(setup.averaged_buffers, **setup.reduce_options)", "        pass", SLOW_DIST),
+    Mutant("iter-ema-before-g-step", IT, (("        setup.opt_g.step()\n        setup.opt_g.zero_grad(set_to_none=True)\n"
+                                            "    with phase(\"EMA\"):\n        update_ema(setup.generator_ema, ctx.generator, beta=ema_beta)\n",
+                                            "        update_ema(setup.generator_ema, ctx.generator, beta=ema_beta)\n"
+                                            "        setup.opt_g.step()\n        setup.opt_g.zero_grad(set_to_none=True)\n"),), ITER_T),
+    m("iter-history-penalty-on-d-only", IT, 'g_terms["g_historical"] = _historical_penalty(setup, "generator", ctx.generator, ctx)',
+      'g_terms["g_historical"] = _historical_penalty(setup, "discriminator", ctx.discriminator, ctx)', ITER_T),
 ]
