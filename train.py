@@ -25,11 +25,12 @@ if os.environ.get("GAN_STUDIO_STOP_READY_DIR") and __name__ != "__mp_main__":
         pass
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 
 from families import FAMILIES, count_parameters, get_family  # noqa: E402
-from progan.training.options import TrainConfig, add_arguments, from_namespace, recipe  # noqa: E402
+from progan.training.options import TrainConfig, add_arguments, from_namespace, model_overrides, recipe  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = from_namespace(args)
         family = get_family(config.family)
-        model_config = family.preset(config.preset)
+        model_config = dataclasses.replace(family.preset(config.preset), **model_overrides(config))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate.utils import InitProcessGroupKwargs
 
     from progan.metrics.inception import FeatureNetworkError
+    from progan.training.compiled import CompileError
     from progan.training.distributed import DistributedError
     from progan.training.trainer import Trainer, TrainingDiverged
 
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(config, FAMILIES[config.family], dataset_opener(config, accelerator), accelerator=accelerator,
                           pending_signals=PENDING_SIGNALS)
         result = trainer.train()
-    except (TrainingDiverged, DistributedError, FeatureNetworkError, ValueError, FileNotFoundError,
+    except (TrainingDiverged, DistributedError, FeatureNetworkError, CompileError, ValueError, FileNotFoundError,
             TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

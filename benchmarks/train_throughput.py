@@ -9,6 +9,16 @@ one configuration per subprocess so peak memory is clean. Prints a markdown tabl
     python benchmarks/train_throughput.py --presets demo-64 --batch 32 --final-only --channels-last \
         --augment none,diffaugment,ada --reg-every 1,16
 
+``--compile`` runs the step with G's and D's forward compiled as ``train.py --compile`` does
+(``progan.training.compiled``: penalties stay eager). Compilation is not timed: the warm-up steps, and any
+timed round in which a new variant compiled (style mixing is random, so a variant may first appear late),
+are reported apart as "warm-up s", and the timing is repeated until a round compiles nothing.
+``--blur-padding zero`` builds StyleGAN-lite with zero-padded blur (replicate fails to compile on CPU with
+torch 2.14). Compare on a quiet machine::
+
+    python benchmarks/train_throughput.py --presets demo-64 --families stylegan_lite --batch 32 --final-only \
+        --precision bf16 --channels-last --blur-padding zero [--compile]
+
 ``--augment ada`` runs ADA's bgc pipeline at p = 0.5 (each transform on half the images; the cost does
 not depend on p: every parameter is drawn and the one grid_sample runs on every image);
 ``--reg-every K`` is lazy regularization: the penalty as its own D step every K steps, as train.py does.
@@ -16,6 +26,7 @@ not depend on p: every parameter is drawn and the one grid_sample runs on every 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -38,17 +49,30 @@ def device_name() -> str:
     return f"CPU: {model}, {os.cpu_count()} cores, {__import__('torch').get_num_threads()} threads"
 
 
+def _compiled_graphs() -> int:
+    """Graphs dynamo has compiled in this process so far (0 without --compile)."""
+    from torch._dynamo.utils import counters
+    return counters["stats"]["unique_graphs"]
+
+
+MAX_TIMED_ROUNDS = 5  # a round that compiled a new variant is warm-up; then the timing is repeated
+
+
 def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, precision: str, *,
-            augment: str = "none", reg_every: int = 1, channels_last: bool = False) -> dict:
+            augment: str = "none", reg_every: int = 1, channels_last: bool = False, compile: bool = False,
+            blur_padding: str = "") -> dict:
     import torch
 
     from families import FAMILIES
     from progan.training.augment import build_augment
+    from progan.training.compiled import compile_failure, compile_modules
     from progan.training.step import StepContext, discriminator_step, generator_step, regularization_step
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     family = FAMILIES[family_name]
     config = family.preset(preset)
+    if blur_padding and hasattr(config, "blur_padding"):  # StyleGAN-lite only: ProGAN has no blur
+        config = dataclasses.replace(config, blur_padding=blur_padding)
     torch.manual_seed(0)
     g = family.generator_cls(config).to(device)
     d = family.discriminator_cls(config).to(device)
@@ -65,7 +89,8 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
                       backward=lambda loss: loss.backward(),
                       mixing_prob=0.9 if family_name == "stylegan_lite" else 0.0,
                       augment=build_augment(augment, p=0.5 if augment == "ada" else None),
-                      penalty=reg_every == 1)
+                      penalty=reg_every == 1,
+                      compiled=compile_modules(g, d, num_stages=config.num_stages) if compile else {})
     reals = [(torch.rand(batch, 3, resolution, resolution, device=device) * 2 - 1).contiguous(
         memory_format=memory_format)]
     count = [0]
@@ -83,24 +108,42 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
         opt_g.step()
         opt_g.zero_grad(set_to_none=True)
 
-    for _ in range(3):
-        step()
-    count[0] = 0  # the timed steps include their share of regularization steps
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    row = {"family": family_name, "preset": preset, "resolution": resolution, "batch": batch, "precision": precision,
+           "augment": augment, "reg_every": reg_every, "channels_last": channels_last, "compile": compile,
+           "blur_padding": getattr(config, "blur_padding", "")}
+    try:
+        start = time.perf_counter()
+        for _ in range(3):  # with --compile: the first call of each variant compiles it
+            step()
+        sync()
+        warmup = time.perf_counter() - start
+        for _ in range(MAX_TIMED_ROUNDS):
+            count[0] = 0  # the timed steps include their share of regularization steps
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            graphs, start = _compiled_graphs(), time.perf_counter()
+            for _ in range(steps):
+                step()
+            sync()
+            seconds = time.perf_counter() - start
+            if _compiled_graphs() == graphs:
+                break
+            warmup += seconds  # a variant first met here compiled: this round was warm-up too
+        else:
+            return {**row, "error": f"still compiling after {MAX_TIMED_ROUNDS} timed rounds of {steps} steps"}
+    except Exception as exc:  # one row says what failed; the other configurations still run
+        failure = compile_failure(exc, blur_padding=row["blur_padding"] or None) if compile else None
+        return {**row, "error": str(failure) if failure else f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
     if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB, whole process
-    seconds = time.perf_counter() - start
-    return {"family": family_name, "preset": preset, "resolution": resolution, "batch": batch,
-            "precision": precision, "augment": augment, "reg_every": reg_every, "channels_last": channels_last,
-            "img_per_s": batch * steps / seconds, "peak_mib": peak}
+    return {**row, "img_per_s": batch * steps / seconds, "peak_mib": peak, "warmup_s": warmup,
+            "graphs": _compiled_graphs()}
 
 
 def main() -> None:
@@ -114,21 +157,26 @@ def main() -> None:
     parser.add_argument("--augment", default="none", help="comma-separated: none, diffaugment, ada (bgc, p=0.5)")
     parser.add_argument("--reg-every", default="1", help="comma-separated lazy-regularization intervals")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile G's and D's forward (train.py --compile)")
+    parser.add_argument("--blur-padding", default="", choices=["", "replicate", "zero"],
+                        help="StyleGAN-lite's blur padding (empty: the preset's)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: family:preset:stage in a subprocess
     args = parser.parse_args()
     if args.one:
         family, preset, stage = args.one.split(":")
         print(json.dumps(measure(family, preset, int(stage), args.batch, args.steps, args.precision,
                                  augment=args.augment, reg_every=int(args.reg_every),
-                                 channels_last=args.channels_last)))
+                                 channels_last=args.channels_last, compile=args.compile,
+                                 blur_padding=args.blur_padding)))
         return
     from families import FAMILIES
 
     print(f"device: {device_name()}\n")
     peak_label = "peak GPU MiB" if __import__("torch").cuda.is_available() else "peak RSS MiB"
     layout = "channels_last" if args.channels_last else "contiguous"
-    print(f"| family | preset | resolution | batch | precision | layout | augment | reg every | img/s | {peak_label} |")
-    print("|---|---|---:|---:|---|---|---|---:|---:|---:|")
+    print(f"| family | preset | resolution | batch | precision | layout | augment | reg every | blur padding | "
+          f"compile | img/s | {peak_label} | warm-up s |")
+    print("|---|---|---:|---:|---|---|---|---:|---|---|---:|---:|---:|")
     for family in args.families.split(","):
         for preset in args.presets.split(","):
             num_stages = FAMILIES[family].preset(preset).num_stages
@@ -138,12 +186,20 @@ def main() -> None:
                         command = [sys.executable, __file__, "--one", f"{family}:{preset}:{stage}",
                                    "--batch", str(args.batch), "--steps", str(args.steps),
                                    "--precision", args.precision, "--augment", augment, "--reg-every", reg_every]
-                        out = subprocess.run(command + (["--channels-last"] if args.channels_last else []),
-                                             capture_output=True, text=True, check=True)
+                        command += ["--blur-padding", args.blur_padding]
+                        command += ["--channels-last"] if args.channels_last else []
+                        command += ["--compile"] if args.compile else []
+                        out = subprocess.run(command, capture_output=True, text=True, check=True)
                         r = json.loads(out.stdout.strip().splitlines()[-1])
-                        print(f"| {r['family']} | {r['preset']} | {r['resolution']} | {r['batch']} | "
-                              f"{r['precision']} | {layout} | {augment} | {reg_every} | {r['img_per_s']:.1f} | "
-                              f"{r['peak_mib']:.0f} |", flush=True)
+                        blur = r["blur_padding"] or "–"  # ProGAN has no blur
+                        head = (f"| {r['family']} | {r['preset']} | {r['resolution']} | {r['batch']} | "
+                                f"{r['precision']} | {layout} | {augment} | {reg_every} | {blur} | "
+                                f"{'yes' if args.compile else 'no'} | ")
+                        if "error" in r:
+                            print(head + f"failed: {r['error']} | | |", flush=True)
+                            continue
+                        print(head + f"{r['img_per_s']:.1f} | {r['peak_mib']:.0f} | {r['warmup_s']:.1f} |",
+                              flush=True)
 
 
 if __name__ == "__main__":

@@ -195,18 +195,32 @@ class Blur(nn.Module):
     """Depthwise [1, 2, 1] x [1, 2, 1] low-pass filter (StyleGAN section 2, after Zhang 2019).
 
     StyleGAN filters after every upsampling and before every downsampling to reduce aliasing.
-    Shape-preserving: ``[N, C, H, W]`` -> ``[N, C, H, W]``.
+    Shape-preserving: ``[N, C, H, W]`` -> ``[N, C, H, W]``. ``padding`` is what the border pixels see
+    outside the image: ``"replicate"`` (the edge pixel again; what the bundled weights were trained
+    with) or ``"zero"`` (NVIDIA's blur2d, a 'SAME' depthwise conv). Zero padding is the conv's own
+    padding, so no separate pad op reaches autograd (torch.compile on CPU fails in the replicate
+    pad's backward: ``StyleGANConfig.blur_padding``).
     """
 
-    def __init__(self) -> None:
+    PADDINGS = ("replicate", "zero")
+
+    def __init__(self, *, padding: str = "replicate") -> None:
         super().__init__()
+        if padding not in self.PADDINGS:
+            raise ValueError(f"blur padding must be one of {self.PADDINGS}, got {padding!r}")
+        self.padding = padding
         k = torch.tensor([1.0, 2.0, 1.0])
         self.register_buffer("kernel", (k[:, None] * k[None, :] / 16.0)[None, None], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         kernel = self.kernel.to(x.dtype).expand(c, 1, 3, 3)
+        if self.padding == "zero":
+            return F.conv2d(x, kernel, padding=1, groups=c)
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}"
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:

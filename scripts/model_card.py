@@ -41,6 +41,15 @@ def _stabilization(facts: dict) -> str:
     return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in facts.items())
 
 
+def _architecture_lines(family: str, model: dict) -> list[str]:
+    """Architecture options beyond the preset: StyleGAN-lite's blur padding (configs written before the
+    field existed blurred with replicate padding, and load so)."""
+    if family != "stylegan_lite" or not model.get("blur", True):
+        return []
+    return [f"- Generator blur: [1 2 1] after each upsampling, {model.get('blur_padding', 'replicate')} padding "
+            "at the borders (`blur_padding`)."]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights", type=Path)
@@ -66,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- Family / preset: `{family}` / `{summary['preset']}`, {model['resolution']}x{model['resolution']}; "
         f"the EMA generator of the latest checkpoint.",
+        *_architecture_lines(family, model),
         "- Data: the 4,495 OpenMoji colour emoji (CC BY-SA 4.0, \"All emojis designed by OpenMoji – the "
         "open-source emoji and icon project\"), the built-in set of `train.py` (rendered by resvg at each resolution).",
         f"- Command: `{args.command}` (resumed across stops with the same command; see campaign/README.md).",

@@ -109,8 +109,8 @@ MUTANTS: list[Mutant] = [
     # train step
     m("step-fade-reversed", T, "return torch.lerp(upsample2x(downsample2x(reals)), reals, alpha)",
       "return torch.lerp(reals, upsample2x(downsample2x(reals)), alpha)", STEP_T),
-    m("step-d-ignores-fade", T, "ctx.loss, critic, fade_reals(real, ctx.alpha), fake, gp_lambda",
-      "ctx.loss, critic, real, fake, gp_lambda", STEP_T),
+    m("step-d-ignores-fade", T, "_critic(ctx, label, penalty=penalized), fade_reals(real, ctx.alpha), fake,",
+      "_critic(ctx, label, penalty=penalized), real, fake,", STEP_T),
     m("step-w-avg-not-tracked", T, "fake = _generate(ctx, batch_size, training_w_avg=True, labels=fake_labels)",
       "fake = _generate(ctx, batch_size, training_w_avg=False, labels=fake_labels)", STEP_T),
     m("step-w-avg-tracked-in-d", T, "fake = _generate(ctx, real.shape[0], training_w_avg=False, labels=label).float()\n        with ctx.autocast():\n            fake_scores",

@@ -11,7 +11,9 @@ from typing import ClassVar
 
 from progan.config import ProGANConfig
 
-__all__ = ["StyleGANConfig", "PRESETS"]
+__all__ = ["StyleGANConfig", "PRESETS", "BLUR_PADDINGS"]
+
+BLUR_PADDINGS = ("replicate", "zero")  # = progan.layers.Blur.PADDINGS (the config imports no torch)
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,10 @@ class StyleGANConfig(ProGANConfig):
     mapping_layers: int = 8           # MLP depth of f: Z -> W (section 2)
     mapping_lr_multiplier: float = 0.01  # appendix C: mapping network learns 100x slower
     blur: bool = True                 # [1 2 1] low-pass after upsampling (section 2)
+    # what the blur sees beyond the border: "replicate" (edge pixels; the bundled weights and every
+    # export before this field, which load as replicate) or "zero" (NVIDIA's blur2d, 'SAME' zero
+    # padding; the one torch.compile can train on CPU, see progan.layers.Blur)
+    blur_padding: str = "replicate"
     w_avg_beta: float = 0.995         # EMA rate of the tracked mean w used by truncation
 
     def __post_init__(self) -> None:
@@ -32,6 +38,8 @@ class StyleGANConfig(ProGANConfig):
             raise ValueError("w_dim and mapping_layers must be positive")
         if not 0.0 < self.mapping_lr_multiplier <= 1.0:
             raise ValueError(f"mapping_lr_multiplier must be in (0, 1], got {self.mapping_lr_multiplier}")
+        if self.blur_padding not in BLUR_PADDINGS:
+            raise ValueError(f"blur_padding must be one of {BLUR_PADDINGS}, got {self.blur_padding!r}")
         if not 0.0 <= self.w_avg_beta < 1.0:
             raise ValueError(f"w_avg_beta must be in [0, 1), got {self.w_avg_beta}")
 

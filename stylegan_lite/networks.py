@@ -33,11 +33,12 @@ class StyledLayer(nn.Module):
     """(optional upsample + conv + blur) -> noise -> bias -> lrelu -> AdaIN. ``[N, Cin, H, W] -> [N, Cout, H', W']``."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, *,
-                 conv: bool = True, upsample: bool = False, blur: bool = True) -> None:
+                 conv: bool = True, upsample: bool = False, blur: bool = True,
+                 blur_padding: str = "replicate") -> None:
         super().__init__()
         self.upsample = upsample
         self.conv = EqualizedConv2d(in_channels, out_channels, 3, bias=False) if conv else None
-        self.blur = Blur() if (upsample and blur) else nn.Identity()
+        self.blur = Blur(padding=blur_padding) if (upsample and blur) else nn.Identity()
         self.noise = NoiseInjection(out_channels)
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.adain = AdaIN(out_channels, w_dim)
@@ -62,7 +63,8 @@ class SynthesisNetwork(nn.Module):
         self.input = ConstantInput(ch(4))
         layers: list[nn.Module] = [StyledLayer(ch(4), ch(4), wd, conv=False), StyledLayer(ch(4), ch(4), wd)]
         for r in config.resolutions[1:]:
-            layers.append(StyledLayer(ch(r // 2), ch(r), wd, upsample=True, blur=config.blur))
+            layers.append(StyledLayer(ch(r // 2), ch(r), wd, upsample=True, blur=config.blur,
+                                      blur_padding=config.blur_padding))
             layers.append(StyledLayer(ch(r), ch(r), wd))
         self.layers = nn.ModuleList(layers)                               # layers[2s], layers[2s+1]: stage s
         self.to_rgb = nn.ModuleList(EqualizedConv2d(ch(r), config.image_channels, 1, gain=1.0)

@@ -30,3 +30,28 @@ def test_bundled_weights_load_and_generate(label):
     assert images.shape == (4, r, r, 3) and images.dtype == np.uint8
     assert len({image.tobytes() for image in images}) == 4  # seeds give different images
     assert images.std() > 10  # not a flat colour: trained weights draw something
+
+
+def test_bundled_stylegan_weights_keep_their_replicate_blur(monkeypatch):
+    """weights/ predates ``blur_padding``: its config has no such key, so it loads as replicate and draws
+    exactly what the pre-option blur (pad by the edge pixel, then the 3x3 kernel) draws."""
+    import torch
+    import torch.nn.functional as F
+
+    from progan.layers import Blur
+
+    folder = BUNDLED["stylegan_lite-openmoji"]
+    assert "blur_padding" not in json.loads((folder / "config.json").read_text())["config"]
+    generator = load_generator(str(folder), device="cpu", progress=False).eval()
+    assert generator.config.blur_padding == "replicate"
+    torch.manual_seed(0)
+    z = torch.randn(4, generator.config.latent_dim)
+    with torch.no_grad():
+        now = generator(z, noise_mode="const", psi=0.7)
+
+        def before(self, x):  # Blur.forward as it was when these weights were trained
+            kernel = self.kernel.to(x.dtype).expand(x.shape[1], 1, 3, 3)
+            return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1])
+
+        monkeypatch.setattr(Blur, "forward", before)
+        assert torch.equal(generator(z, noise_mode="const", psi=0.7), now)

@@ -111,3 +111,49 @@ def test_truncate_to_trained_resolution_matches_the_stage_output(family, tiny_ge
     z = torch.randn(2, family.presets["tiny"].latent_dim)
     kw = {"noise_mode": "const"} if family.name == "stylegan_lite" else {}
     torch.testing.assert_close(small(z, **kw), tiny_generator(z, stage=1, **kw), rtol=0, atol=0)
+
+
+def _blurs(generator):
+    from progan.layers import Blur
+    return [m for m in generator.modules() if isinstance(m, Blur)]
+
+
+def test_blur_padding_round_trips_and_changes_the_images(tmp_path):
+    import dataclasses
+
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    zero = family.generator_cls(dataclasses.replace(family.presets["tiny"], blur_padding="zero")).eval()
+    path = zero.save_pretrained(tmp_path / "zero")
+    assert read_metadata(path)["config"]["blur_padding"] == "zero"
+    assert json.loads((tmp_path / "zero" / CONFIG_NAME).read_text())["config"]["blur_padding"] == "zero"
+    loaded = load_generator(path)
+    assert loaded.config.blur_padding == "zero"
+    assert len(_blurs(loaded)) == 2 and {b.padding for b in _blurs(loaded)} == {"zero"}  # 8 and 16 px layers
+    z = torch.randn(3, family.presets["tiny"].latent_dim)
+    torch.testing.assert_close(_images(loaded, z), _images(zero, z), rtol=0, atol=0)
+    # the same weights with the default padding draw other border pixels: the field is not decorative
+    replicate = family.generator_cls(family.presets["tiny"]).eval()
+    replicate.load_state_dict(zero.state_dict())
+    assert replicate.config.blur_padding == "replicate"
+    assert not torch.equal(_images(replicate, z), _images(zero, z))
+
+
+def test_config_without_blur_padding_loads_as_replicate(tmp_path):
+    """Exports written before the field existed (the bundled weights among them) keep their blur."""
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"]).eval()
+    path = g.save_pretrained(tmp_path)
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    old = json.loads(meta["config"])
+    del old["blur_padding"]
+    save_file(tensors, str(path), metadata={**meta, "config": json.dumps(old)})
+    loaded = load_generator(path)
+    assert loaded.config.blur_padding == "replicate" and {b.padding for b in _blurs(loaded)} == {"replicate"}
+    z = torch.randn(3, family.presets["tiny"].latent_dim)
+    torch.testing.assert_close(_images(loaded, z), _images(g, z), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="blur_padding must be one of"):
+        family.config_cls(**{**old, "blur_padding": "reflect"})

@@ -1,10 +1,12 @@
 """Property tests of ProGAN's tricks (Karras et al. 2018, sections 3, 4.1, 4.2) and StyleGAN's AdaIN."""
 import math
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from progan.layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
+from progan.layers import Blur, EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
 from stylegan_lite.layers import AdaIN, MappingNetwork, NoiseInjection
 
 
@@ -144,3 +146,56 @@ def test_mapping_network_normalizes_z():
     mapping = MappingNetwork(16, 16, num_layers=2)
     z = torch.randn(4, 16)
     torch.testing.assert_close(mapping(z), mapping(z * 37.0), atol=1e-5, rtol=1e-5)
+
+
+# --- StyleGAN's [1 2 1] blur: replicate (the bundled weights) or zero padding (NVIDIA's blur2d) ---------------
+def _blur_by_shifts(x: np.ndarray, padding: str) -> np.ndarray:
+    """The separable [1, 2, 1] / 4 filter along H, then W, with explicit border values (float64, no conv):
+    ``y[i] = (x[i-1] + 2 x[i] + x[i+1]) / 4`` where x outside the image is 0 (zero) or the edge pixel."""
+    mode = "constant" if padding == "zero" else "edge"
+    for axis in (-2, -1):
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (1, 1)
+        p = np.pad(x, pad, mode=mode)
+        n = x.shape[axis]
+        take = lambda start: np.take(p, range(start, start + n), axis=axis)  # noqa: E731
+        x = (take(0) + 2 * take(1) + take(2)) / 4
+    return x
+
+
+def test_blur_zero_padding_by_hand():
+    # ones: an interior pixel keeps 16/16, an edge pixel loses the row beyond it (12/16), a corner loses 7/16
+    y = Blur(padding="zero")(torch.ones(1, 1, 4, 4))[0, 0]
+    expected = torch.tensor([[9, 12, 12, 9], [12, 16, 16, 12], [12, 16, 16, 12], [9, 12, 12, 9]]) / 16
+    torch.testing.assert_close(y, expected, rtol=0, atol=1e-7)
+    # an impulse in the corner spreads the kernel's visible quarter: 4, 2, 2, 1 sixteenths
+    x = torch.zeros(1, 1, 4, 4)
+    x[0, 0, 0, 0] = 1.0
+    expected = torch.zeros(4, 4)
+    expected[:2, :2] = torch.tensor([[4.0, 2.0], [2.0, 1.0]]) / 16
+    torch.testing.assert_close(Blur(padding="zero")(x)[0, 0], expected, rtol=0, atol=1e-7)
+    # replicate sees the corner pixel again beyond both edges: (1 + 2 + 2 + 4) / 16, and ones stay ones
+    assert Blur(padding="replicate")(x)[0, 0, 0, 0].item() == pytest.approx(9 / 16)
+    torch.testing.assert_close(Blur()(torch.ones(1, 1, 4, 4)), torch.ones(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("padding", ["zero", "replicate"])
+def test_blur_matches_separable_filter_with_explicit_borders(padding):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 6)  # odd, non-square: rows and columns are not mixed up
+    expected = _blur_by_shifts(x.double().numpy(), padding)
+    torch.testing.assert_close(Blur(padding=padding)(x).double(), torch.from_numpy(expected), rtol=0, atol=1e-6)
+    assert Blur(padding=padding)(x.to(torch.bfloat16)).dtype == torch.bfloat16  # the kernel follows the input
+
+
+def test_blur_replicate_is_the_default_and_unchanged():
+    """The code the bundled weights were trained with (before the option existed), bit for bit."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 8, 8)
+    k = torch.tensor([1.0, 2.0, 1.0])
+    kernel = (k[:, None] * k[None, :] / 16.0).expand(4, 1, 3, 3)
+    before = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=4)
+    assert Blur().padding == "replicate"
+    assert torch.equal(Blur()(x), before)
+    with pytest.raises(ValueError, match="blur padding must be one of"):
+        Blur(padding="reflect")

@@ -27,6 +27,7 @@ cannot be deep-copied. Nor are ``--cond``'s labels (the preset is traced uncondi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 import weakref
 from collections import Counter
@@ -42,7 +43,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from ..config import Family
 from . import iteration  # called as iteration.train_iteration: one function, replaceable in one place
 from .augment import build_augment
-from .options import TrainConfig
+from .options import TrainConfig, model_overrides
 from .step import StepContext, make_optimizers, regularization_interval
 from .tricks import discriminator_kwargs
 
@@ -202,7 +203,7 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
 
     from .options import parse_batch_sizes
 
-    model_config = family.preset(config.preset)
+    model_config = dataclasses.replace(family.preset(config.preset), **model_overrides(config))
     loss = config.objective
     stage = model_config.num_stages - 1 if stage is None else stage
     if alpha is None:

@@ -25,11 +25,13 @@ from ..losses import LOSSES, PENALTIES, RECIPES as LOSS_RECIPES, loss_name, spli
 from .augment import check_ada_loss, parse_policy
 from .tricks import FEATURE_MATCHING_MODES, validate_tricks
 
-__all__ = ["TrainConfig", "RECIPES", "recipe", "add_arguments", "from_namespace", "parse_batch_sizes", "FAMILY_LOSS"]
+__all__ = ["TrainConfig", "RECIPES", "recipe", "add_arguments", "from_namespace", "parse_batch_sizes", "FAMILY_LOSS",
+           "model_overrides"]
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 # Each family's loss for --loss "" (the families' Family.default_loss; a test keeps the two in step).
 AUGMENT = ("none", "diffaugment", "ada")
+BLUR_PADDINGS = ("", "replicate", "zero")  # "" = the preset's; the others = stylegan_lite.config.BLUR_PADDINGS
 FAMILY_LOSS = {"progan": "wgan_gp", "stylegan_lite": "logistic_r1"}  # = each Family.default_loss (a test checks)
 
 
@@ -95,6 +97,12 @@ class TrainConfig:
     reset_opt_at_stage: bool = _opt(False, "reset both Adam states when a fade-in starts or ends (StyleGAN's "
                                     "reset_opt_for_new_lod)")
     channels_last: bool = _opt(False, "channels_last memory format for models and images (faster on many CPUs/GPUs)")
+    compile: bool = _opt(False, "torch.compile G's and D's forward in the training step (training.compiled; "
+                         "gradient penalties stay eager); the first steps of each resolution compile. StyleGAN-lite "
+                         "needs --blur-padding zero on CPU with torch 2.14")
+    blur_padding: str = _opt("", "StyleGAN-lite: what the generator's [1 2 1] blur sees beyond the border on a new "
+                             "run: replicate (edge pixels; the bundled weights) or zero (NVIDIA's); empty = the "
+                             "preset's. A resume must keep the checkpoint's", choices=BLUR_PADDINGS)
     checkpoint_kimg: float = _opt(50.0, "checkpoint interval in kimg")
     keep_checkpoints: int = _opt(3, "how many recent checkpoints to keep")
     sample_kimg: float = _opt(20.0, "sample-grid interval in kimg")
@@ -149,6 +157,10 @@ class TrainConfig:
             raise ValueError(f"--mixing-prob must be in [0, 1], got {self.mixing_prob}")
         if self.fade_kimg < 0 or self.workers < 0 or self.eval_kimg < 0:
             raise ValueError("--fade-kimg, --workers and --eval-kimg must be >= 0")
+        if self.blur_padding not in BLUR_PADDINGS:
+            raise ValueError(f"--blur-padding must be replicate or zero, got {self.blur_padding!r}")
+        if self.blur_padding and self.family != "stylegan_lite":
+            raise ValueError("--blur-padding sets StyleGAN-lite's blur; ProGAN's generator has none")
         if self.augment not in AUGMENT:
             raise ValueError(f"--augment must be one of {AUGMENT}, got {self.augment!r}")
         parse_policy(self.augment_policy)
@@ -253,6 +265,12 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     # with the non-saturating loss + R1 (+ ADA) its layouts collapsed at 32 px in every variant tried.
     ("stylegan_lite", "demo-64"): {**_DEMO_64, "loss": "wgan_gp"},
 }
+
+
+def model_overrides(config: TrainConfig) -> dict[str, Any]:
+    """Model-config fields the options set on the preset (``dataclasses.replace(preset, **these)``):
+    ``--blur-padding`` when given. The trainer, ``--dry-run`` and the memory estimate all apply them."""
+    return {"blur_padding": config.blur_padding} if config.blur_padding else {}
 
 
 def recipe(family: str, preset: str) -> dict[str, Any]:

@@ -32,11 +32,15 @@ their supports overlap, so D cannot be perfect and G's gradient does not vanish)
 ``_critic`` as well, after the augmentation, to every image D sees: N(0, sigma^2) per pixel, with sigma
 annealed linearly from ``--instance-noise`` to 0 over ``--instance-noise-kimg`` (``instance_noise_std``).
 Penalties then differentiate D at the noisy points, as the noise is part of what D sees.
+
+``--compile`` (``training.compiled``): ``ctx.compiled`` maps G and D to their compiled forwards, which
+``_generate`` and ``_critic`` call instead of the modules; a gradient penalty always calls the eager D
+(compiled graphs have no double backward), and a module not in the map (the unrolled D's copy) runs eager.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -78,6 +82,8 @@ class StepContext:
     label_smoothing: float = 0.0            # one-sided: real targets 1 - alpha (logistic loss only)
     instance_noise: float = 0.0             # std of the Gaussian noise on every image D sees, this step
     class_weights: torch.Tensor | None = None  # conditional: images per class of the dataset (G-step labels)
+    # --compile (training.compiled): module -> its compiled forward; penalties and unlisted modules run eager
+    compiled: Mapping[nn.Module, Callable[..., Any]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: "TrainConfig", *, family: str, loss: str, reg_every: int,
@@ -131,25 +137,28 @@ def _generate(ctx: StepContext, batch_size: int, *, training_w_avg: bool,
             kwargs["crossover"] = int(torch.randint(1, active_ws, ()))
     elif hasattr(ctx.generator, "update_w_avg"):
         kwargs["update_w_avg"] = training_w_avg
-    return ctx.generator(z, **kwargs)
+    return ctx.compiled.get(ctx.generator, ctx.generator)(z, **kwargs)
 
 
-def _critic(ctx: StepContext, labels: torch.Tensor | None = None, **kwargs: Any) -> Callable[[torch.Tensor], Any]:
+def _critic(ctx: StepContext, labels: torch.Tensor | None = None, *, penalty: bool = False,
+            **kwargs: Any) -> Callable[[torch.Tensor], Any]:
     """D bound to the stage (and the labels of a conditional run), behind the augmentation and the
     instance noise: the only place D is called from. ``kwargs`` go to D (``features=True``: it returns
-    (scores, features))."""
+    (scores, features)). ``penalty``: the caller differentiates D's input gradient (WGAN-GP, R1,
+    DRAGAN), so the eager D even under ``--compile``."""
     if labels is not None:
         kwargs["labels"] = labels
     augment, sigma = ctx.augment, ctx.instance_noise
+    discriminator = ctx.discriminator if penalty else ctx.compiled.get(ctx.discriminator, ctx.discriminator)
     if augment is None and sigma <= 0:
-        return lambda images: ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha, **kwargs)
+        return lambda images: discriminator(images, stage=ctx.stage, alpha=ctx.alpha, **kwargs)
 
     def critic(images: torch.Tensor) -> Any:
         if augment is not None:
             images = augment(images)
         if sigma > 0:  # torch RNG: saved per rank, so a resumed run draws the same noise
             images = images + sigma * torch.randn_like(images)
-        return ctx.discriminator(images, stage=ctx.stage, alpha=ctx.alpha, **kwargs)
+        return discriminator(images, stage=ctx.stage, alpha=ctx.alpha, **kwargs)
     return critic
 
 
@@ -162,6 +171,7 @@ def discriminator_step(ctx: StepContext, reals: list[torch.Tensor],
     """Accumulate D's gradients over the micro-batches in ``reals`` (with their ``labels`` in a
     conditional run); returns averaged log terms."""
     ctx.generator.requires_grad_(False)
+    penalized = ctx.penalty and split_loss(ctx.loss)[1] != "none"  # the real half differentiates D twice
     terms: dict[str, torch.Tensor] = {}
     for i, real in enumerate(reals):
         label = _labels_of(labels, i)
@@ -174,8 +184,8 @@ def discriminator_step(ctx: StepContext, reals: list[torch.Tensor],
         ctx.backward(fake_loss / len(reals))  # frees the fake graph before the penalty graph is built
         with ctx.autocast():
             real_loss, real_parts = discriminator_real_loss(
-                ctx.loss, critic, fade_reals(real, ctx.alpha), fake, gp_lambda=ctx.gp_lambda,
-                drift_epsilon=ctx.drift_epsilon, r1_gamma=ctx.r1_gamma, dragan_c=ctx.dragan_c,
+                ctx.loss, _critic(ctx, label, penalty=penalized), fade_reals(real, ctx.alpha), fake,
+                gp_lambda=ctx.gp_lambda, drift_epsilon=ctx.drift_epsilon, r1_gamma=ctx.r1_gamma, dragan_c=ctx.dragan_c,
                 label_smoothing=ctx.label_smoothing, grad_scale=ctx.grad_scale, penalty=ctx.penalty)
         ctx.backward(real_loss / len(reals))
         parts = combine_discriminator_terms(ctx.loss, fake_loss, fake_scores, real_loss, real_parts)
@@ -198,7 +208,8 @@ def regularization_step(ctx: StepContext, reals: list[torch.Tensor], every: int,
             with torch.no_grad(), ctx.autocast():
                 fake = _generate(ctx, real.shape[0], training_w_avg=False, labels=label).float()
         with ctx.autocast():
-            loss, parts = discriminator_penalty(ctx.loss, _critic(ctx, label), fade_reals(real, ctx.alpha), fake,
+            loss, parts = discriminator_penalty(ctx.loss, _critic(ctx, label, penalty=True),
+                                                fade_reals(real, ctx.alpha), fake,
                                                 gp_lambda=ctx.gp_lambda, r1_gamma=ctx.r1_gamma,
                                                 dragan_c=ctx.dragan_c, grad_scale=ctx.grad_scale)
         ctx.backward(loss * every / len(reals))

@@ -33,6 +33,7 @@ resets on the same steps. All of them are recorded in ``summary()`` (the model c
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -49,9 +50,10 @@ from tqdm.auto import tqdm
 
 from .augment import AdaptiveController, build_augment
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .compiled import compile_failure, compile_modules
 from . import iteration  # called as iteration.train_iteration: one function, replaceable in one place
 from .distributed import check_ranks_agree, choose_checkpoint, collective_phase
-from ..config import Family
+from ..config import Family, config_to_dict
 from ..spectral_norm import apply_spectral_norm
 from .conditional import conditional_model_config, grid_labels
 from .data_stream import make_loader, rescale_consumed, split_batch
@@ -64,7 +66,7 @@ from .schedule import GrowthSchedule
 from .health import RunFlags, TrainingDiverged
 from .finetune import (freeze_discriminator_blocks, load_init_weights, model_config_for_dataset,
                        read_init_source)
-from .options import TrainConfig, parse_batch_sizes
+from .options import TrainConfig, model_overrides, parse_batch_sizes
 from .step import StepContext, make_optimizers, regularization_interval
 from .tricks import check_resume_architecture, discriminator_kwargs, tricks_summary
 
@@ -88,7 +90,8 @@ class Trainer:
                                                       log_with="tensorboard", project_dir=str(self.out))
         acc = self.accelerator
         # a grayscale or RGBA dataset (data_prep --channels) sets image_channels; opened here once
-        self.model_config, full_dataset = model_config_for_dataset(family.preset(config.preset), open_dataset)
+        preset = dataclasses.replace(family.preset(config.preset), **model_overrides(config))  # --blur-padding
+        self.model_config, full_dataset = model_config_for_dataset(preset, open_dataset)
         self.class_weights: torch.Tensor | None = None  # --cond: images per class (G-step label distribution)
         if config.cond:
             self.model_config, counts = conditional_model_config(self.model_config, full_dataset)
@@ -110,6 +113,9 @@ class Trainer:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
         self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        # --compile: the step's forwards of G and D (training.compiled); the modules themselves stay plain
+        self.compiled = (compile_modules(self.generator, self.discriminator, num_stages=self.model_config.num_stages)
+                         if config.compile else {})
         self.frozen_d = freeze_discriminator_blocks(self.discriminator, config.freeze_d)  # before the optimizer
         self.init_digest: str | None = None  # weights digest right after --init-from (initialize_from)
         self.reg_every = regularization_interval(config, self.loss)
@@ -164,6 +170,7 @@ class Trainer:
                 "sample_z": self.sample_z, "world_size": self.accelerator.num_processes, "best_fid": self.best_fid,
                 "augment_p": self.augment.p if self.augment is not None else 0.0, "opt_lod": self._opt_lod,
                 "train_config": self.config.to_json(), "family": self.family.name,
+                "model_config": json.dumps(config_to_dict(self.model_config), sort_keys=True),
                 "class_names": list(self.model_config.class_names),
                 **({"historical_average": {k: h.state_dict() for k, h in self.history.items()}}
                    if self.history is not None else {})}
@@ -204,6 +211,7 @@ class Trainer:
             raise ValueError(f"{path} was trained on classes {state.get('class_names', [])}, this run has "
                              f"{list(self.model_config.class_names)}; use another --out or the same data and --cond")
         check_resume_architecture(state["train_config"], self.config, path)
+        self._check_blur_padding(state, path)
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.generator_ema.load_state_dict(state["generator_ema"])
@@ -237,6 +245,17 @@ class Trainer:
                                    "training continues but is no longer bit-identical")
         check_ranks_agree(images_seen=self.images_seen, weights_digest=self.weights_digest())
         return path
+
+    def _check_blur_padding(self, state: dict[str, Any], path: Path) -> None:
+        """Refuse a resume whose generator blurred with another padding (no weights tell: one line).
+        Checkpoints from before the option (no ``model_config``) were all replicate."""
+        ours = getattr(self.model_config, "blur_padding", None)
+        if ours is None:  # ProGAN: no blur
+            return
+        saved = json.loads(state.get("model_config", "{}")).get("blur_padding", "replicate")
+        if saved != ours:
+            raise ValueError(f"{path} was trained with --blur-padding {saved}, this run would use {ours}: "
+                             f"pass --blur-padding {saved} to resume it, or use another --out")
 
     def initialize_from(self, source: str) -> None:
         """Fine-tuning: G, G_ema (and D from a checkpoint) from ``source``; every rank reads it, rank 0
@@ -468,14 +487,21 @@ class Trainer:
             alpha=phase.alpha, latent_dim=self.model_config.latent_dim, device=acc.device,
             autocast=acc.autocast, backward=acc.backward,
             grad_scale=scaler._get_scale_async() if scaler is not None else 1.0,  # a tensor: no host sync
-            augment=self.augment, class_weights=self.class_weights)
+            augment=self.augment, class_weights=self.class_weights, compiled=self.compiled)
         batch_images = phase.batch_size * cfg.grad_accum * acc.num_processes
         beta = ema_beta(batch_images, half_life_images=cfg.ema_half_life_kimg * 1000,
                         images_seen=self.images_seen + batch_images, rampup=cfg.ema_rampup)
         count = phase.batch_size * cfg.grad_accum  # this rank's reals in the step
         adapt = None if self.ada is None else (lambda d_terms: self._adapt(d_terms["real_sign"], count))
-        terms = iteration.train_iteration(ctx, self.iteration_setup, reals, labels=labels, step=self.step,
-                                          ema_beta=beta, after_discriminator=adapt)
+        try:
+            terms = iteration.train_iteration(ctx, self.iteration_setup, reals, labels=labels, step=self.step,
+                                              ema_beta=beta, after_discriminator=adapt)
+        except Exception as exc:
+            failure = compile_failure(exc, blur_padding=getattr(self.model_config, "blur_padding", None)) \
+                if self.compiled else None
+            if failure is None:
+                raise
+            raise failure from exc
         self._flags.note(terms, images_seen=self.images_seen)
         self._accumulate_terms({**terms.d_terms, **terms.g_terms})
         self.images_seen += batch_images
