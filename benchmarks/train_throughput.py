@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -38,15 +36,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def device_name() -> str:
-    import torch
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                 platform.processor())
-    return f"CPU: {model}, {os.cpu_count()} cores, {__import__('torch').get_num_threads()} threads"
 
 
 def _compiled_graphs() -> int:
@@ -171,7 +160,9 @@ def main() -> None:
         return
     from families import FAMILIES
 
-    print(f"device: {device_name()}\n")
+    from benchmarks.machine import device_name, load_note
+
+    print(f"device: {device_name()}; {load_note()}\n")
     peak_label = "peak GPU MiB" if __import__("torch").cuda.is_available() else "peak RSS MiB"
     layout = "channels_last" if args.channels_last else "contiguous"
     print(f"| family | preset | resolution | batch | precision | layout | augment | reg every | blur padding | "
