@@ -262,9 +262,9 @@ ONNX_T = ("tests/test_onnx_options.py",)
 FLOOR_T = ("tests/test_projection_floor.py",)
 PR = "app/projection/projector.py"
 IT = "progan/training/iteration.py"
-ITER_T = (AUG + "test_lazy_regularization_adjusts_adam_and_runs_every_k_steps",
+ITER_T = ("tests/test_iteration.py", AUG + "test_lazy_regularization_adjusts_adam_and_runs_every_k_steps",
           AUG + "test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on", "tests/test_tricks.py",
-          "tests/test_fp16_safety.py", "tests/test_iteration.py")
+          "tests/test_fp16_safety.py")
 MUTANTS += [
     Mutant("ada-one-mask-for-all", ADA, (("    out: dict[str, torch.Tensor] = {}\n",
                                           "    out: dict[str, torch.Tensor] = {}\n    shared = torch.rand(n, device=device)\n"),
