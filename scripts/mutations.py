@@ -327,3 +327,26 @@ MUTANTS += [
     m("iter-history-penalty-on-d-only", IT, 'g_terms["g_historical"] = _historical_penalty(setup, "generator", ctx.generator, ctx)',
       'g_terms["g_historical"] = _historical_penalty(setup, "discriminator", ctx.discriminator, ctx)', ITER_T),
 ]
+
+# The blind bug-planting exercise: two bugs no test caught (the Generate event's cutoff, the format
+# version check) and two caught only indirectly (per-seed noise, by an ONNX comparison; the per-rank
+# RNG file, by a slow resume test); each now has a direct test of its own.
+CK = "progan/training/checkpoint.py"
+RNG_T = ("tests/test_data_stream.py::test_each_rank_gets_its_own_rng_state_back",
+         "tests/test_data_stream.py::test_trainer_resume_continues_the_torch_random_stream")
+MUTANTS += [
+    m("ui-sample-ignores-cutoff", UI, "images = generate_images(generator, seed_list, psi=psi, cutoff=cutoff, noise=noise,",
+      "images = generate_images(generator, seed_list, psi=psi, noise=noise,",
+      ("tests/test_truncation_paths.py::test_sample_event_honours_the_cutoff_slider",)),
+    m("export-format-version-unchecked", "progan/hub/export.py",
+      "    if header.get(\"format_version\") != str(FORMAT_VERSION):\n"
+      "        raise PretrainedError(f\"{path}: unsupported format_version {header.get('format_version')!r}\")\n", "",
+      ("tests/test_export.py::test_unknown_format_version_is_refused",)),
+    m("seed-noise-repeats-z", SAMP,
+      "        torch.randn(1, generator.config.latent_dim, generator=rng)  # skip z: noise follows it in the stream\n", "",
+      ("tests/test_app.py::test_seed_noise_continues_each_seeds_stream_after_z",)),
+    m("checkpoint-rng-name-on-load", CK, 'rank_file = path / f"rng-rank{rank}.pt"', 'rank_file = path / f"rng-{rank}.pt"',
+      RNG_T),
+    m("checkpoint-rng-name-on-save", CK, '_save_synced(rank_state, tmp / f"rng-rank{rank}.pt")',
+      '_save_synced(rank_state, tmp / f"rng-{rank}.pt")', RNG_T),
+]

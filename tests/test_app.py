@@ -61,6 +61,33 @@ def test_seed_latents_are_per_seed_cpu_draws():
     assert torch.equal(z[1:], expected)
 
 
+def test_seed_noise_continues_each_seeds_stream_after_z():
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"]).eval()
+    sizes = [getattr(g.synthesis, f"noise_const_{i}").shape[-1] for i in range(len(g.synthesis.layers))]
+    assert sizes == [4, 4, 8, 8, 16, 16]                                     # two noise inputs per resolution
+    seeds = [5, 2, 5]
+    noise = seed_noise(g, seeds)
+    assert [tuple(n.shape) for n in noise] == [(3, 1, r, r) for r in sizes]
+    for i, seed in enumerate(seeds):
+        stream = torch.Generator("cpu").manual_seed(seed)
+        z = torch.randn(1, g.config.latent_dim, generator=stream)             # z comes first in the stream ...
+        for n, r in zip(noise, sizes):                                         # ... then each layer's map in turn
+            assert torch.equal(n[i:i + 1], torch.randn(1, 1, r, r, generator=stream))
+        assert torch.equal(z, seed_latents([seed], g.config.latent_dim))
+        assert not torch.equal(noise[0][i].flatten(), z.flatten()[:16])    # not z's numbers over again
+    # and generate_images draws with exactly these maps (noise strengths raised from their zero init)
+    with torch.no_grad():
+        for module in g.modules():
+            if isinstance(module, NoiseInjection):
+                module.weight.fill_(1.0)
+        ws = g.broadcast(g.mapping(seed_latents(seeds, g.config.latent_dim)))
+        expected = g.synthesis(ws, noise=noise)
+    pixels = ((expected.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.abs(generate_images(g, seeds, noise="random").astype(int) - pixels).max() <= 1
+
+
 def test_same_seed_same_image_regardless_of_grid(tiny_generator):
     a = generate_images(tiny_generator, [4, 11, 5], psi=0.7, noise="random")
     b = generate_images(tiny_generator, [11], psi=0.7, noise="random")

@@ -3,17 +3,20 @@
 Properties, not snapshots: within an epoch the ranks' shares are disjoint and together cover the
 dataset exactly once; a resumed sampler continues the uninterrupted stream; a run resumed on another
 process count continues at the same global position (``rescale_consumed``). ``save_checkpoint`` keeps
-only the newest ``keep`` checkpoints (``--keep-checkpoints``).
+only the newest ``keep`` checkpoints (``--keep-checkpoints``), writes each rank's RNG state to
+``rng-rank{r}.pt`` (the name progan/training/checkpoint.py documents) and ``load_checkpoint`` hands
+each rank its own back: the random streams continue after a resume as if nothing had stopped.
 """
 from __future__ import annotations
 
+import threading
 from itertools import islice
 from pathlib import Path
 
 import pytest
 import torch
 
-from progan.training.checkpoint import list_checkpoints, save_checkpoint
+from progan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from progan.training.data_stream import StreamSampler, rescale_consumed
 
 
@@ -76,6 +79,66 @@ def test_checkpoint_pruning_keeps_the_newest(tmp_path: Path):
     assert sorted(p.name for p in root.iterdir()) == ["ckpt-000000.032", "ckpt-000000.040"]  # no tmp left
     save_checkpoint(root, images_seen=48, state={}, rank_state={}, rank=0, barrier=lambda: None, keep=1)
     assert [p.name for p in list_checkpoints(root)] == ["ckpt-000000.048"]
+
+
+def test_each_rank_gets_its_own_rng_state_back(tmp_path: Path):
+    # two ranks as two threads at one barrier: the collective save as the launcher runs it
+    root, world = tmp_path / "checkpoints", 2
+    streams = [torch.Generator().manual_seed(100 + r) for r in range(world)]
+    for r, stream in enumerate(streams):
+        torch.rand(3 + r, generator=stream)                      # somewhere into each rank's stream
+    barrier, errors = threading.Barrier(world, timeout=60), []
+
+    def rank(r: int) -> None:
+        try:
+            save_checkpoint(root, images_seen=64, state={"images_seen": 64} if r == 0 else None,
+                            rank_state={"torch_rng": streams[r].get_state()}, rank=r, barrier=barrier.wait, keep=2)
+        except BaseException as exc:  # noqa: BLE001 (reported below, in the test's thread)
+            barrier.abort()
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    ckpt = latest_checkpoint(root)
+    assert sorted(p.name for p in ckpt.iterdir()) == ["rng-rank0.pt", "rng-rank1.pt", "state.pt"]  # documented names
+    after_save = [torch.rand(8, generator=stream) for stream in streams]   # what an uninterrupted run draws next
+    for r, stream in enumerate(streams):
+        stream.manual_seed(999)                                   # the stream moves on (or a new process starts)
+        state, rank_state = load_checkpoint(ckpt, rank=r)
+        assert state == {"images_seen": 64} and rank_state is not None, r
+        stream.set_state(rank_state["torch_rng"])
+        assert torch.equal(torch.rand(8, generator=stream), after_save[r]), r  # its own stream, not the other rank's
+    assert load_checkpoint(ckpt, rank=world)[1] is None            # a rank that did not exist when saved
+
+
+def test_trainer_resume_continues_the_torch_random_stream(tmp_path):
+    # the trainer's only random source is torch's global generator (python's random and numpy are not used
+    # in training, so a checkpoint does not hold them): after a resume it draws what it would have drawn
+    from accelerate import Accelerator
+
+    import data_prep
+    from families import FAMILIES
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "images", count=8)
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), kimg=0.024,
+                         batch_size=4, workers=0, log_every=100)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: data_prep.open_dataset(str(data), r),
+                      accelerator=Accelerator(cpu=True))
+    torch.rand(5)                                                 # somewhere into the stream
+    ckpt = trainer.save()
+    assert (ckpt / "rng-rank0.pt").is_file()
+    after_save = torch.rand(16)
+    torch.manual_seed(12345)
+    torch.rand(7)
+    assert trainer.try_resume() == ckpt
+    assert torch.equal(torch.rand(16), after_save)
 
 
 def test_trainer_prunes_with_keep_checkpoints(tmp_path):

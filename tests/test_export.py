@@ -103,6 +103,30 @@ def test_invalid_config_in_header_is_refused(tmp_path):
         FAMILIES["progan"].generator_cls.from_pretrained(path)
 
 
+def _hand_written(path, generator, **version):
+    """A weights file whose header is written here, field by field, not by save_pretrained."""
+    from progan.config import config_to_dict
+
+    header = {"format": "gan-studio", "family": generator.config.family, "summary": "{}",
+              "config": json.dumps(config_to_dict(generator.config)), **version}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in generator.state_dict().items()}, str(path), metadata=header)
+    return path
+
+
+@pytest.mark.parametrize("version, named", [({"format_version": "2"}, "format_version '2'"),  # a future format
+                                            ({}, "format_version None")])               # none at all
+def test_unknown_format_version_is_refused(family, tiny_generator, tmp_path, version, named):
+    good = _hand_written(tmp_path / "v1" / WEIGHTS_NAME, tiny_generator, format_version="1")
+    loaded = load_generator(good)  # the hand-written header is otherwise valid: version 1 loads, bit for bit
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), tiny_generator.state_dict().values()))
+    bad = _hand_written(tmp_path / "other" / WEIGHTS_NAME, tiny_generator, **version)
+    for load in (load_generator, family.generator_cls.from_pretrained):   # the loaders a user calls
+        with pytest.raises(PretrainedError, match="unsupported " + named) as info:
+            load(bad.parent)
+        assert "\n" not in str(info.value) and str(bad) in str(info.value)
+
+
 def test_truncate_to_trained_resolution_matches_the_stage_output(family, tiny_generator):
     from progan.hub.export import truncate_to_resolution
 

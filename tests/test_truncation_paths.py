@@ -8,7 +8,9 @@ generator's mapping and synthesis -- the truncation formula written out, not ``g
   (rows, columns and every mixed cell), for several psi and cutoffs;
 - the app's interpolation and mixing events (``app/ui.py``, which take psi but no cutoff) and the
   CLI's ``interpolate`` and ``mix`` (``--psi``, ``--cutoff``): psi = 0 makes every frame and every
-  cell w_avg's image, psi = 1 does not.
+  cell w_avg's image, psi = 1 does not;
+- the Generate event (``sample``: psi and the Truncation cutoff slider): its images are the hand-built
+  truncation at that cutoff, far from the all-layers truncation a lost cutoff would give.
 """
 from __future__ import annotations
 
@@ -112,6 +114,21 @@ def events(tmp_path_factory):
     store = ModelStore({"sg": str(root / "sg")})
     demo = build_demo(store, limits=Limits(), output_dir=tmp_path_factory.mktemp("app-out"))
     return root, {f.api_name: f.fn for f in demo.fns.values()}
+
+
+@pytest.mark.parametrize("psi,cutoff", [(0.5, 2), (0.0, 2), (-0.5, 4)])
+def test_sample_event_honours_the_cutoff_slider(events, generator, psi, cutoff):
+    _, fns = events
+    seeds = [3, 7, 11]
+    gallery, _grid, _status = fns["sample"]("sg", "3,7,11", psi, cutoff, "fixed")
+    shown = np.stack([np.asarray(image) for image, _caption in gallery]).astype(int)
+    with torch.no_grad():
+        w = generator.mapping(seed_latents(seeds, generator.config.latent_dim))
+    _close(shown, _pixels(generator, _by_hand(generator, w, psi, cutoff)))
+    every_layer = _pixels(generator, _by_hand(generator, w, psi, None)).astype(int)   # the cutoff ignored
+    assert np.abs(shown - every_layer).mean() > 10, np.abs(shown - every_layer).mean()
+    if psi == 0.0:  # only the layers below the cutoff are w_avg's: the seeds still differ
+        assert len({image.tobytes() for image, _ in gallery}) == len(seeds)
 
 
 def _gif_frames(path) -> list[np.ndarray]:
