@@ -19,6 +19,9 @@ torch 2.14). Compare on a quiet machine::
     python benchmarks/train_throughput.py --presets demo-64 --families stylegan_lite --batch 32 --final-only \
         --precision bf16 --channels-last --blur-padding zero [--compile]
 
+``--processes 2`` runs two measurements at once on one thread each and adds their img/s: two training
+runs side by side against one run on both threads (``--processes 1``, the default).
+
 ``--augment ada`` runs ADA's bgc pipeline at p = 0.5 (each transform on half the images; the cost does
 not depend on p: every parameter is drawn and the one grid_sample runs on every image);
 ``--reg-every K`` is lazy regularization: the penalty as its own D step every K steps, as train.py does.
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -49,7 +53,7 @@ MAX_TIMED_ROUNDS = 5  # a round that compiled a new variant is warm-up; then the
 
 def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, precision: str, *,
             augment: str = "none", reg_every: int = 1, channels_last: bool = False, compile: bool = False,
-            blur_padding: str = "") -> dict:
+            blur_padding: str = "", loss: str = "") -> dict:
     import torch
 
     from families import FAMILIES
@@ -72,7 +76,7 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     stage = stage % config.num_stages  # -1 = the final resolution
     resolution = config.resolutions[stage]
-    ctx = StepContext(generator=g, discriminator=d, loss=family.default_loss, stage=stage, alpha=1.0,
+    ctx = StepContext(generator=g, discriminator=d, loss=loss or family.default_loss, stage=stage, alpha=1.0,
                       latent_dim=config.latent_dim, device=device,
                       autocast=lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
                       backward=lambda loss: loss.backward(),
@@ -101,7 +105,7 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    row = {"family": family_name, "preset": preset, "resolution": resolution, "batch": batch, "precision": precision,
+    row = {"family": family_name, "preset": preset, "loss": loss or family.default_loss, "resolution": resolution, "batch": batch, "precision": precision,
            "augment": augment, "reg_every": reg_every, "channels_last": channels_last, "compile": compile,
            "blur_padding": getattr(config, "blur_padding", "")}
     try:
@@ -135,6 +139,26 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
             "graphs": _compiled_graphs()}
 
 
+def _run_side_by_side(command: list[str], processes: int) -> dict:
+    """Run ``command`` (one ``--one`` measurement) ``processes`` times at once, each on cores/processes
+    threads; the row's img/s is their sum, its peak memory and warm-up the largest (one error: the row's)."""
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                for _ in range(processes)]
+    rows = []
+    for child in children:
+        out, err = child.communicate()
+        if child.returncode != 0:
+            raise SystemExit(f"benchmark subprocess failed (exit {child.returncode}): {err.strip().splitlines()[-1:]}")
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    failed = [r for r in rows if "error" in r]
+    if failed:
+        return failed[0]
+    return {**rows[0], "img_per_s": sum(r["img_per_s"] for r in rows), "peak_mib": max(r["peak_mib"] for r in rows),
+            "warmup_s": max(r["warmup_s"] for r in rows)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="tiny,demo-32,small-64")
@@ -149,6 +173,10 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile G's and D's forward (train.py --compile)")
     parser.add_argument("--blur-padding", default="", choices=["", "replicate", "zero"],
                         help="StyleGAN-lite's blur padding (empty: the preset's)")
+    parser.add_argument("--loss", default="", help="a loss recipe, e.g. wgan_gp or logistic_r1 (empty: each family's default)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="runs side by side, each on cores/processes threads: img/s is their sum (two "
+                             "one-thread runs against one run on both threads)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: family:preset:stage in a subprocess
     args = parser.parse_args()
     if args.one:
@@ -156,7 +184,7 @@ def main() -> None:
         print(json.dumps(measure(family, preset, int(stage), args.batch, args.steps, args.precision,
                                  augment=args.augment, reg_every=int(args.reg_every),
                                  channels_last=args.channels_last, compile=args.compile,
-                                 blur_padding=args.blur_padding)))
+                                 blur_padding=args.blur_padding, loss=args.loss)))
         return
     from families import FAMILIES
 
@@ -165,9 +193,10 @@ def main() -> None:
     print(f"device: {device_name()}; {load_note()}\n")
     peak_label = "peak GPU MiB" if __import__("torch").cuda.is_available() else "peak RSS MiB"
     layout = "channels_last" if args.channels_last else "contiguous"
-    print(f"| family | preset | resolution | batch | precision | layout | augment | reg every | blur padding | "
-          f"compile | img/s | {peak_label} | warm-up s |")
-    print("|---|---|---:|---:|---|---|---|---:|---|---|---:|---:|---:|")
+    print(f"| family | preset | loss | resolution | batch | precision | layout | augment | reg every | blur padding | "
+          f"compile | processes x threads | img/s | {peak_label} | warm-up s |")
+    print("|---|---|---|---:|---:|---|---|---|---:|---|---|---|---:|---:|---:|")
+    threads = max(1, (os.cpu_count() or 1) // args.processes)
     for family in args.families.split(","):
         for preset in args.presets.split(","):
             num_stages = FAMILIES[family].preset(preset).num_stages
@@ -177,15 +206,14 @@ def main() -> None:
                         command = [sys.executable, __file__, "--one", f"{family}:{preset}:{stage}",
                                    "--batch", str(args.batch), "--steps", str(args.steps),
                                    "--precision", args.precision, "--augment", augment, "--reg-every", reg_every]
-                        command += ["--blur-padding", args.blur_padding]
+                        command += ["--blur-padding", args.blur_padding, "--loss", args.loss]
                         command += ["--channels-last"] if args.channels_last else []
                         command += ["--compile"] if args.compile else []
-                        out = subprocess.run(command, capture_output=True, text=True, check=True)
-                        r = json.loads(out.stdout.strip().splitlines()[-1])
+                        r = _run_side_by_side(command, args.processes)
                         blur = r["blur_padding"] or "–"  # ProGAN has no blur
-                        head = (f"| {r['family']} | {r['preset']} | {r['resolution']} | {r['batch']} | "
+                        head = (f"| {r['family']} | {r['preset']} | {r['loss']} | {r['resolution']} | {r['batch']} | "
                                 f"{r['precision']} | {layout} | {augment} | {reg_every} | {blur} | "
-                                f"{'yes' if args.compile else 'no'} | ")
+                                f"{'yes' if args.compile else 'no'} | {args.processes} x {threads} | ")
                         if "error" in r:
                             print(head + f"failed: {r['error']} | | |", flush=True)
                             continue

@@ -95,6 +95,8 @@ PRESETS: dict[str, ProGANConfig] = {
     "small-64": ProGANConfig(resolution=64, latent_dim=128, channel_base=4096, channel_max=128),
     # the CPU recipe for 64x64 (README): 64 maps up to 16x16, then 32 and 16; ~12x small-64's speed
     "demo-64": ProGANConfig(resolution=64, latent_dim=128, channel_base=1024, channel_max=64),
+    # the second 64x64 campaign (issue 24): twice demo-64's widths, 32 maps at 64 px, 64 at 32, 128 below
+    "wide-64": ProGANConfig(resolution=64, latent_dim=128, channel_base=2048, channel_max=128),
     # scripts/compare_recipes.py: demo-64's networks stopped at 32 px (where the campaign collapsed)
     "recipe-32": ProGANConfig(resolution=32, latent_dim=128, channel_base=1024, channel_max=64),
     # one-GPU sizes with the paper's channel formula

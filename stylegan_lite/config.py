@@ -60,6 +60,9 @@ PRESETS: dict[str, StyleGANConfig] = {
                                channel_base=4096, channel_max=128),
     "demo-64": StyleGANConfig(resolution=64, latent_dim=128, w_dim=128, mapping_layers=4,
                               channel_base=1024, channel_max=64),
+    # the second 64x64 campaign (issue 24): twice demo-64's widths, 32 maps at 64 px, 64 at 32, 128 below
+    "wide-64": StyleGANConfig(resolution=64, latent_dim=128, w_dim=128, mapping_layers=4,
+                              channel_base=2048, channel_max=128),
     # scripts/compare_recipes.py: demo-64's networks stopped at 32 px (where the campaign collapsed)
     "recipe-32": StyleGANConfig(resolution=32, latent_dim=128, w_dim=128, mapping_layers=4,
                                 channel_base=1024, channel_max=64),

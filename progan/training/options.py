@@ -264,6 +264,10 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     # StyleGAN-lite takes ProGAN's loss too, as StyleGAN did for CelebA-HQ (Karras et al. 2019, appendix C):
     # with the non-saturating loss + R1 (+ ADA) its layouts collapsed at 32 px in every variant tried.
     ("stylegan_lite", "demo-64"): {**_DEMO_64, "loss": "wgan_gp"},
+    # the second campaign (issue 24): demo-64's recipe on twice the widths, evaluated every 40 kimg.
+    # WGAN-GP for both: the best row of both families in docs/recipes.md.
+    ("progan", "wide-64"): {**_DEMO_64, "eval_kimg": 40.0},
+    ("stylegan_lite", "wide-64"): {**_DEMO_64, "eval_kimg": 40.0, "loss": "wgan_gp"},
 }
 
 
