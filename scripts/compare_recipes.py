@@ -313,14 +313,18 @@ def plot(results: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_fid, ax_div) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (ax_fid, ax_div) = plt.subplots(1, 2, figsize=(14, 5.5))
     for i, r in enumerate(results):
-        style = {"color": plt.cm.tab20(i % 20), "linestyle": "-" if r["seed"] == 0 else "--"}
-        label = f"{r['row']} s{r['seed']}"
+        # the rows that held are drawn bold, the collapsed and unfinished ones thin and faint
+        held = r["status"] == "ok"
+        style = {"color": plt.cm.tab20(i % 20), "linestyle": "-" if r["seed"] == 0 else "--",
+                 "linewidth": 2.2 if held else 0.9, "alpha": 1.0 if held else 0.55}
+        label = f"{r['row']} s{r['seed']} ({r['status']})"
         at32 = [e for e in r["evals"] if e["resolution"] == 32]
         ax_fid.plot([e["kimg"] for e in r["evals"]], [e["fid"] for e in r["evals"]], marker=".", label=label, **style)
         if at32:
-            ax_fid.scatter([e["kimg"] for e in at32], [e["fid"] for e in at32], color=style["color"], marker="D", s=18)
+            ax_fid.scatter([e["kimg"] for e in at32], [e["fid"] for e in at32], color=style["color"], marker="D",
+                           s=18, alpha=style["alpha"])
         ax_div.plot([s["kimg"] for s in r["signals"]], [s["diversity"] for s in r["signals"]], label=label, **style)
     for x in (20, 40, 60, 80, 100, 120):
         for ax in (ax_fid, ax_div):
