@@ -217,3 +217,24 @@ def test_preset_recipe_sets_defaults_and_flags_override_it():
     tiny = json.loads(run_train(["--family", "stylegan_lite", "--preset", "tiny", "--dry-run",
                                  "--no-estimate-memory"]).stdout)["train"]
     assert (tiny["augment"], tiny["r1_every"], tiny["batch_size"]) == ("none", 1, 16)  # no recipe: defaults
+
+
+@pytest.mark.parametrize("family", ["progan", "stylegan_lite"])
+def test_wide_64_is_the_campaigns_width_and_recipe(family):
+    """Issue 24 asks for at least 32 feature maps at 64 px and 64 at 32 px; the preset's recipe is
+    WGAN-GP with x-flip (docs/recipes.md), and an explicit flag still wins over it."""
+    import json
+
+    from families import FAMILIES
+
+    config = FAMILIES[family].preset("wide-64")
+    narrow = FAMILIES[family].preset("demo-64")
+    assert config.resolution == 64 and config.channels(64) >= 32 and config.channels(32) >= 64
+    assert all(config.channels(r) >= narrow.channels(r) for r in config.resolutions)  # wider everywhere
+    resolved = json.loads(run_train(["--family", family, "--preset", "wide-64", "--dry-run",
+                                     "--no-estimate-memory"]).stdout)
+    train = resolved["train"]
+    assert (resolved["loss"], train["xflip"], train["eval_kimg"], train["batch_size"]) == ("wgan_gp", True, 40.0, 32)
+    train = json.loads(run_train(["--family", family, "--preset", "wide-64", "--no-xflip", "--dry-run",
+                                  "--no-estimate-memory"]).stdout)["train"]
+    assert train["xflip"] is False
