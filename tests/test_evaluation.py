@@ -136,3 +136,37 @@ def test_a_partial_real_set_is_a_seeded_random_subset_not_the_first_images(tmp_p
     chosen = real_subset(80, 20)
     assert chosen == real_subset(80, 20) and len(set(chosen)) == 20 and 5 <= sum(i >= 40 for i in chosen) <= 15
     assert real_subset(80, 80) is None  # all of them: storage order does not matter
+
+
+def test_a_cached_real_set_scores_the_same_as_a_computed_one(tmp_path):
+    """The generated half must not depend on whether the real statistics came from the cache: computing
+    them draws from the global RNG (the loader), loading them does not. A StyleGAN-lite with strong noise
+    makes the generated images depend on the noise stream; three evaluations (cold cache, warm cache, no
+    cache) must give one FID, and a different evaluation seed another."""
+    from progan.metrics.evaluation import evaluate_generator
+
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    generator = family.generator_cls(family.preset("tiny")).eval()
+    with torch.no_grad():  # non-zero noise strengths: the images follow the noise draws
+        for name, param in generator.named_parameters():
+            if "noise" in name:
+                param.fill_(0.5)
+    reals = torch.randint(0, 256, (40, 3, 16, 16), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    class Reals(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(reals)
+
+        def __getitem__(self, i):
+            return reals[i]
+
+    accelerator, network = Accelerator(cpu=True), StandInFeatures()
+
+    def fid(cache_dir, seed=0):
+        return evaluate_generator(generator, Reals(), network, accelerator=accelerator, num=20, dataset_key="k",
+                                  cache_dir=cache_dir, batch_size=8, metrics=("fid",), seed=seed)["fid"]
+
+    cold, warm, uncached = fid(tmp_path / "cache"), fid(tmp_path / "cache"), fid(None)
+    assert (tmp_path / "cache").exists() and any((tmp_path / "cache").iterdir())  # the second run read it
+    assert cold == warm == uncached
+    assert fid(None, seed=1) != cold  # the noise (and z) stream does reach the images

@@ -241,10 +241,13 @@ def evaluate_generator(
     devices = [accelerator.device] if accelerator.device.type == "cuda" else []
     # fork_rng: DataLoaders and StyleGAN's noise draw from the global generator; training must not notice.
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed * 1000 + 7 + accelerator.process_index)  # StyleGAN noise: fixed per process
         real = distributed_real_statistics(accelerator, dataset, network, num=num_real, dataset_key=dataset_key,
                                            cache_dir=cache_dir, batch_size=batch_size, progress=progress,
                                            should_stop=should_stop)
+        # StyleGAN noise: fixed per process, seeded after the reals. Computing them (a cold cache) draws from
+        # the global generator (the DataLoader's seed) and loading them does not: seeded before, the same
+        # evaluation scored differently with and without cached statistics.
+        torch.manual_seed(seed * 1000 + 7 + accelerator.process_index)
         poll = _StopPoll(accelerator, should_stop) if should_stop is not None else None
         local = _polled(poll, accelerator, num, batch_size, lambda after_batch: generated_features(
             generator, network, num=num, batch_size=batch_size, seed=seed, device=accelerator.device,
