@@ -350,3 +350,26 @@ MUTANTS += [
     m("checkpoint-rng-name-on-save", CK, '_save_synced(rank_state, tmp / f"rng-rank{rank}.pt")',
       '_save_synced(rank_state, tmp / f"rng-{rank}.pt")', RNG_T),
 ]
+
+# The second blind bug-planting pass: three survivors (mixing without the labels, Lap1's level weights,
+# the ONNX rounding) and two caught only by accident (a crop that crashed PIL rather than a centring
+# check; --background dropped, seen only through an RNG bug since fixed); each has a direct test now.
+MUTANTS += [
+    m("blind-c10-mixing-labels", SG, "ws = self.mix(ws, self.broadcast(self.map(mix_z, labels)), crossover)",
+      "ws = self.mix(ws, self.broadcast(self.map(mix_z)), crossover)",
+      ("tests/test_conditional.py::test_style_mixing_maps_both_latents_with_the_labels",
+       NET + "test_style_mixing_uses_each_w_where_it_should")),
+    m("blind-c14-lap1-weights", "app/projection/loss.py", "total = total + (a - b).abs().mean() * 4.0 ** -j",
+      "total = total + (a - b).abs().mean() * 2.0 ** -j",
+      ("tests/test_projection.py::test_lap1_weights_level_j_by_four_to_the_minus_j",
+       "tests/test_projection.py::test_laplacian_pyramid_reconstructs_and_lap1_is_a_distance")),
+    m("blind-c15-onnx-rounding", "app/onnx/sampling.py", "(images * 127.5 + 128).clip(0, 255)",
+      "(images * 127.5 + 127.5).clip(0, 255)", ("tests/test_onnx.py::test_onnx_images_round_like_the_app",)),
+    m("blind-c16-crop-offsets-swapped", "data_prep/resize.py", "left, top = (width - side) // 2, (height - side) // 2",
+      "left, top = (height - side) // 2, (width - side) // 2",
+      ("tests/test_data_prep_decode.py::test_center_crop_takes_the_central_square",
+       "tests/test_data_prep_decode.py::test_center_crop_and_pad")),
+    m("blind-c20-background-dropped", "evaluate.py", "progress=acc.is_local_main_process, background=background)",
+      "progress=acc.is_local_main_process)",
+      ("tests/test_channels.py::test_evaluate_cli_background_reaches_the_metric",)),
+]

@@ -98,6 +98,32 @@ def test_rgb_view_keys_the_cache_by_background():
     assert torch.equal(white(images), network(torch.full((2, 3, 8, 8), 255, dtype=torch.uint8)))
 
 
+def test_evaluate_cli_background_reaches_the_metric(tmp_path, monkeypatch, capsys):
+    """evaluate.py --background R,G,B is the colour evaluate_generator composites RGBA onto, the one the
+    JSON reports (a stand-in for the metric records what it was given; no features are computed)."""
+    import dataclasses
+
+    import evaluate
+    import progan.metrics.evaluation
+
+    data = data_prep.prepare(_rgba_folder(tmp_path / "src", count=4), tmp_path / "data", resolution=16, channels=4,
+                             workers=1, progress=False)
+    torch.manual_seed(0)
+    config = dataclasses.replace(FAMILIES["progan"].presets["tiny"], image_channels=4)
+    FAMILIES["progan"].generator_cls(config).save_pretrained(tmp_path / "g")
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    seen = []
+    monkeypatch.setattr(progan.metrics.evaluation, "evaluate_generator",
+                        lambda *a, **k: seen.append(k.get("background")) or {"fid": 1.0})
+    for background, colour in (("0,128,255", (0, 128, 255)), ("255,255,255", (255, 255, 255))):
+        capsys.readouterr()
+        assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(data), "--num", "4",
+                              "--metrics", "fid", "--background", background]) == 0
+        assert seen[-1] == colour and json.loads(capsys.readouterr().out)["background"] == list(colour)
+    assert len(seen) == 2
+
+
 @pytest.mark.parametrize("channels", [1, 4])
 def test_gray_and_rgba_data_train_export_generate_evaluate(tmp_path, channels, monkeypatch, capsys):
     from app.generate import main as generate_main

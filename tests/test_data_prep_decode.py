@@ -185,6 +185,24 @@ def test_max_pixels_limit(tmp_path):
     assert info.value.reason == "too_large"
 
 
+@pytest.mark.parametrize("size", [(40, 20), (20, 40)])
+@pytest.mark.parametrize("resolution", [20, 8])
+def test_center_crop_takes_the_central_square(size, resolution):
+    """A wide and a tall image whose central square is red and margins blue: crop="center" keeps only red,
+    exactly when no resampling is needed (20 px), within Lanczos ringing at the square's edge otherwise."""
+    from data_prep.resize import square
+
+    width, height = size
+    side = min(size)
+    left, top = (width - side) // 2, (height - side) // 2
+    image = Image.new("RGB", size, BLUE)
+    image.paste(RED, (left, top, left + side, top + side))
+    out = square(image, resolution, crop="center").astype(int)                     # [R, R, 3]
+    assert out.shape == (resolution, resolution, 3)
+    tolerance = 0 if resolution == side else 20                                    # blue ringing in from outside
+    assert (np.abs(out - RED) <= tolerance).all(), np.abs(out - RED).max()
+
+
 def test_center_crop_and_pad(tmp_path):
     wide = Image.new("RGB", (24, 8), BLUE)
     wide.paste(RED, (8, 0, 16, 8))                   # the centre third is red

@@ -95,6 +95,38 @@ def test_generate_cli_samples_from_onnx_like_pytorch(exported, tmp_path, name, n
     assert np.abs(onnx_grid - np.asarray(make_grid(images), dtype=int)).max() <= 1
 
 
+class _StubSession:
+    """Stands in for an onnxruntime session whose graph returns fixed ``images`` (one input, ``z``)."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images, self.done = images, 0
+
+    def get_inputs(self):
+        return [type("Input", (), {"name": "z", "shape": ["batch", 4]})()]
+
+    def run(self, names, feeds):  # the next len(z) images, batch after batch
+        self.done += len(feeds["z"])
+        return [self.images[self.done - len(feeds["z"]):self.done]]
+
+
+def test_onnx_images_round_like_the_app():
+    """OnnxModel turns the graph's floats into the bytes progan.images.images_to_uint8 gives (NVIDIA's
+    rounding: floor(x * 127.5 + 128), i.e. halves of a step round up), so ONNX and PyTorch pixels agree."""
+    from progan.images import images_to_uint8
+
+    known = {-1.5: 0, -1.0: 0, -0.5: 64, 0.0: 128, 0.5: 191, 1.0: 255, 1.5: 255}  # 0 -> 127.5 + 0.5, -0.5 -> 63.75 + 0.5
+    steps = (np.arange(-1, 257, dtype=np.float32) + 0.5) / 127.5 - 1            # half-step boundaries and beyond
+    values = np.concatenate([np.array(list(known), np.float32), steps])
+    values = np.resize(values, 2 * 3 * 4 * 4 * 6).reshape(12, 3, 4, 4)          # [N, 3, R, R]
+    model = object.__new__(OnnxModel)
+    model.session, model.inputs, model.latent_dim, model.resolution = _StubSession(values), ["z"], 4, 4
+    got = model.images(list(range(12)), batch_size=5)                             # [N, R, R, 3], three batches
+    want = images_to_uint8(torch.from_numpy(values)).permute(0, 2, 3, 1).numpy()
+    assert got.dtype == np.uint8 and np.array_equal(got, want), np.argwhere(got != want)[:3]
+    flat = got.transpose(0, 3, 1, 2).reshape(-1)
+    assert flat[:len(known)].tolist() == list(known.values())
+
+
 def test_bad_onnx_file_is_one_line_error(tmp_path, capsys):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")

@@ -24,6 +24,19 @@ def test_laplacian_pyramid_reconstructs_and_lap1_is_a_distance():
         make_distance("vgg")
 
 
+@pytest.mark.parametrize("side, level", [(4, 0), (8, 1), (16, 2), (32, 3), (64, 4)])
+def test_lap1_weights_level_j_by_four_to_the_minus_j(side, level):
+    """Bojanowski et al. 2018, section 3.3: Lap1 = sum_j 2**(-2j) |L^j(x) - L^j(y)|. A constant image has
+    no band-pass content (the Gaussian blur keeps constants), so zeros against c differ only in the
+    low-pass residual, level j = log2(side / 4): Lap1 = c * 4**-j, a factor 4 less per doubling."""
+    c = 0.5
+    zeros, constant = torch.zeros(2, 3, side, side), torch.full((2, 3, side, side), c)
+    levels = laplacian_pyramid(constant)
+    assert len(levels) == level + 1 and all(float(lv.abs().max()) < 1e-6 for lv in levels[:-1])
+    assert float(lap1_distance(zeros, constant)) == pytest.approx(c * 4.0 ** -level, rel=1e-5)
+    assert float(lap1_distance(constant, zeros)) == pytest.approx(c * 4.0 ** -level, rel=1e-5)
+
+
 def test_psnr_and_ssim():
     a = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     assert psnr(a, a) == float("inf") and ssim(a, a) == pytest.approx(1.0)
