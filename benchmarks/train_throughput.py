@@ -139,10 +139,14 @@ def measure(family_name: str, preset: str, stage: int, batch: int, steps: int, p
             "graphs": _compiled_graphs()}
 
 
-def _run_side_by_side(command: list[str], processes: int) -> dict:
-    """Run ``command`` (one ``--one`` measurement) ``processes`` times at once, each on cores/processes
+def _threads_per_process(processes: int) -> int:
+    """The thread budget (``OMP_NUM_THREADS`` if set, else every core) split over ``processes``."""
+    return max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1) // processes)
+
+
+def _run_side_by_side(command: list[str], processes: int, threads: int) -> dict:
+    """Run ``command`` (one ``--one`` measurement) ``processes`` times at once, each on ``threads``
     threads; the row's img/s is their sum, its peak memory and warm-up the largest (one error: the row's)."""
-    threads = max(1, (os.cpu_count() or 1) // processes)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     children = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                 for _ in range(processes)]
@@ -175,7 +179,7 @@ def main() -> None:
                         help="StyleGAN-lite's blur padding (empty: the preset's)")
     parser.add_argument("--loss", default="", help="a loss recipe, e.g. wgan_gp or logistic_r1 (empty: each family's default)")
     parser.add_argument("--processes", type=int, default=1,
-                        help="runs side by side, each on cores/processes threads: img/s is their sum (two "
+                        help="runs side by side, each on OMP_NUM_THREADS (default: all cores) / processes threads: img/s is their sum (two "
                              "one-thread runs against one run on both threads)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: family:preset:stage in a subprocess
     args = parser.parse_args()
@@ -196,7 +200,7 @@ def main() -> None:
     print(f"| family | preset | loss | resolution | batch | precision | layout | augment | reg every | blur padding | "
           f"compile | processes x threads | img/s | {peak_label} | warm-up s |")
     print("|---|---|---|---:|---:|---|---|---|---:|---|---|---|---:|---:|---:|")
-    threads = max(1, (os.cpu_count() or 1) // args.processes)
+    threads = _threads_per_process(args.processes)
     for family in args.families.split(","):
         for preset in args.presets.split(","):
             num_stages = FAMILIES[family].preset(preset).num_stages
@@ -209,7 +213,7 @@ def main() -> None:
                         command += ["--blur-padding", args.blur_padding, "--loss", args.loss]
                         command += ["--channels-last"] if args.channels_last else []
                         command += ["--compile"] if args.compile else []
-                        r = _run_side_by_side(command, args.processes)
+                        r = _run_side_by_side(command, args.processes, threads)
                         blur = r["blur_padding"] or "–"  # ProGAN has no blur
                         head = (f"| {r['family']} | {r['preset']} | {r['loss']} | {r['resolution']} | {r['batch']} | "
                                 f"{r['precision']} | {layout} | {augment} | {reg_every} | {blur} | "
