@@ -153,6 +153,7 @@ def test_a_cached_real_set_scores_the_same_as_a_computed_one(tmp_path):
             if "noise" in name:
                 param.fill_(0.5)
     reals = torch.randint(0, 256, (40, 3, 16, 16), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+
     class Reals(torch.utils.data.Dataset):
         def __len__(self):
             return len(reals)

@@ -223,10 +223,6 @@ def test_preset_recipe_sets_defaults_and_flags_override_it():
 def test_wide_64_is_the_campaigns_width_and_recipe(family):
     """Issue 24 asks for at least 32 feature maps at 64 px and 64 at 32 px; the preset's recipe is
     WGAN-GP with x-flip (docs/recipes.md), and an explicit flag still wins over it."""
-    import json
-
-    from families import FAMILIES
-
     config = FAMILIES[family].preset("wide-64")
     narrow = FAMILIES[family].preset("demo-64")
     assert config.resolution == 64 and config.channels(64) >= 32 and config.channels(32) >= 64
