@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from progan.images import images_to_uint8
 from ..sampling import seed_latents
 
 __all__ = ["OnnxModel"]
@@ -77,7 +78,7 @@ class OnnxModel:
                 feeds["psi"] = np.array(psi, dtype=np.float32)
             feeds.update(self._noise(chunk))
             images = self.session.run(["images"], feeds)[0]                    # [B, 3, R, R]
-            out.append((images * 127.5 + 128).clip(0, 255).astype(np.uint8).transpose(0, 2, 3, 1))
+            out.append(images_to_uint8(torch.from_numpy(images)).permute(0, 2, 3, 1).numpy())  # the app's rounding
         return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
 
     def describe(self) -> str:
