@@ -1,15 +1,20 @@
 """Write a model card (README.md) beside exported weights, from its config and measured metrics.
 
     python scripts/model_card.py weights/stylegan_lite-openmoji --metrics metrics.json --floor floor.json \
-        --run campaign/stylegan_lite-demo64 --title "StyleGAN-lite on OpenMoji (64x64, CPU)"
+        --run campaign/stylegan_lite-demo64 --title "StyleGAN-lite on OpenMoji (64x64, CPU)" \
+        --memorization nearest.json
 
 Every number comes from a file: the weights' own training summary, `evaluate.py --out` and
-`scripts/real_floor.py --out` JSON, and the run's log.jsonl (train time, img/s, ADA p).
+`scripts/real_floor.py --out` JSON, the run's log.jsonl (train time, img/s, ADA p) and, with
+``--memorization``, the JSON of ``evaluate.py --nearest --out`` (progan/metrics/nearest.py). Its
+figure of closest (generated | real) pairs is copied beside the weights (``closest-pairs.png``), so
+the card's picture travels with them (a Hub upload of the folder, a copy elsewhere).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -50,6 +55,20 @@ def _architecture_lines(family: str, model: dict) -> list[str]:
             "at the borders (`blur_padding`)."]
 
 
+def _memorization_lines(memo: dict, weights: Path, figure: Path) -> list[str]:
+    """The memorization check as a card paragraph, and its figure copied to ``weights/closest-pairs.png``."""
+    shutil.copyfile(figure, weights / "closest-pairs.png")
+    return ["", "## Memorization check", "",
+            f"{memo['nearest_fraction_below']:.1%} of {memo['num_generated']:,} samples (psi {memo.get('psi', 1.0):g}) lie "
+            f"closer to their nearest training image (Inception pool features, L2, all {memo['num_real']:,} "
+            f"training images) than the median real image lies to its own nearest neighbour "
+            f"({memo['nearest_threshold']:.2f}); held-out real images score about 50% by construction, a "
+            f"copying generator near 100%. Nearest distances: median {memo['nearest_median_distance']:.2f}, "
+            f"smallest {memo['nearest_min_distance']:.2f} (`python evaluate.py --weights {weights} --nearest "
+            f"--num {memo['num_generated']}`). The closest pairs (generated | nearest real, distance):", "",
+            "![closest pairs](closest-pairs.png)"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights", type=Path)
@@ -59,7 +78,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", required=True)
     parser.add_argument("--hours", type=float, required=True, help="wall-clock training hours (both runs shared the CPU)")
     parser.add_argument("--command", required=True, help="the training command")
+    parser.add_argument("--hardware", default="this project's 2-core CPU VM (CPU only)",
+                        help="where it trained, e.g. \"a 2-core Intel Xeon VM (CPU only)\"")
+    parser.add_argument("--memorization", type=Path, help="evaluate.py --nearest --out JSON (adds the check and "
+                        "its figure of closest pairs)")
+    parser.add_argument("--figure", type=Path, help="the --memorization figure (default: the JSON's 'figure')")
     args = parser.parse_args(argv)
+    memo = json.loads(args.memorization.read_text()) if args.memorization else None
+    if memo is not None:
+        if "nearest_fraction_below" not in memo:
+            print(f"error: {args.memorization} is not an `evaluate.py --nearest` summary (no nearest_fraction_below)",
+                  file=sys.stderr)
+            return 2
+        figure = args.figure or Path(memo["figure"])
+        if not figure.is_file():
+            print(f"error: the memorization figure {figure} does not exist (pass --figure)", file=sys.stderr)
+            return 2
     config = json.loads((args.weights / "config.json").read_text())
     summary, model = config["summary"], config["config"]
     metrics, floor = json.loads(args.metrics.read_text()), json.loads(args.floor.read_text())
@@ -80,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "open-source emoji and icon project\"), the built-in set of `train.py` (rendered by resvg at each resolution).",
         f"- Command: `{args.command}` (resumed across stops with the same command; see campaign/README.md).",
         f"- Images seen: {summary['images_seen']:,} ({summary['kimg']:g} kimg, {summary['steps']:,} steps of 32). Wall clock: "
-        f"{args.hours:.1f} h on this project's 2-core AMD EPYC VM (CPU only), one thread, shared with the other "
+        f"{args.hours:.1f} h on {args.hardware}, one thread, shared with the other "
         "family's run, evaluations and tests.",
         f"- Loss: {summary['loss']}" + (f"; ADA p at the end {facts['augment_p']:.3f}" if "augment_p" in facts else "")
         + ".",
@@ -106,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "FID during training (1,000 generated vs 1,000 real, at the resolution being trained then):", "",
                   "| kimg | resolution | FID |", "|---:|---:|---:|"]
         lines += [f"| {r['kimg']:.0f} | {r['resolution']} | {r['fid']:.1f} |" for r in facts["evals"]]
+    if memo is not None:
+        lines += _memorization_lines(memo, args.weights, figure)
     (args.weights / "README.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.weights / 'README.md'}")
     return 0

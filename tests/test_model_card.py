@@ -1,0 +1,81 @@
+"""scripts/model_card.py: the memorization paragraph and figure, and its refusals of wrong inputs."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from families import FAMILIES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import model_card  # noqa: E402
+
+
+@pytest.fixture
+def card_inputs(tmp_path):
+    family = FAMILIES["progan"]
+    weights = tmp_path / "weights"
+    family.generator_cls(family.presets["tiny"]).save_pretrained(
+        weights, summary={"preset": "tiny", "images_seen": 1000, "kimg": 1.0, "steps": 31, "loss": "wgan_gp"})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text(json.dumps({"kimg": 1.0, "img_per_s": 5.0}) + "\n")
+    scores = {"fid": 100.0, "kid": 0.1, "precision": 0.5, "recall": 0.2}
+    (tmp_path / "metrics.json").write_text(json.dumps({**scores, "num_generated": 10, "num_real": 10,
+                                                       "resolution": 16}))
+    (tmp_path / "floor.json").write_text(json.dumps({**scores, "per_seed": [{"seed": 0}], "num_held_out": 5,
+                                                     "num_reference": 5, "resolution": 16}))
+    figure = tmp_path / "pairs.png"
+    Image.new("RGB", (8, 4), (200, 10, 30)).save(figure)
+    memo = {"nearest_fraction_below": 0.0375, "nearest_threshold": 5.1, "nearest_median_distance": 13.03,
+            "nearest_min_distance": 8.37, "num_generated": 800, "num_real": 4495, "psi": 1.0,
+            "figure": str(figure)}
+    (tmp_path / "memo.json").write_text(json.dumps(memo))
+    base = [str(weights), "--metrics", str(tmp_path / "metrics.json"), "--floor", str(tmp_path / "floor.json"),
+            "--run", str(run), "--title", "t", "--hours", "1", "--command", "c"]
+    return tmp_path, weights, base
+
+
+def test_the_card_reports_the_memorization_check_and_ships_its_figure(card_inputs):
+    tmp_path, weights, base = card_inputs
+    assert model_card.main(base + ["--memorization", str(tmp_path / "memo.json"),
+                                   "--hardware", "a 2-core Intel Xeon VM (CPU only)"]) == 0
+    card = (weights / "README.md").read_text()
+    # 0.0375 of 800 samples = 30 samples = 3.8% (one decimal); the threshold, median and minimum as given
+    assert "3.8% of 800 samples (psi 1) lie closer to their nearest training image" in card
+    assert "all 4,495 training images" in card and "(5.10)" in card
+    assert "median 13.03, smallest 8.37" in card
+    assert "Wall clock: 1.0 h on a 2-core Intel Xeon VM (CPU only)" in card
+    assert "![closest pairs](closest-pairs.png)" in card
+    assert (weights / "closest-pairs.png").read_bytes() == (tmp_path / "pairs.png").read_bytes()
+
+
+def test_the_card_without_the_check_has_no_memorization_section(card_inputs):
+    _, weights, base = card_inputs
+    assert model_card.main(base) == 0
+    assert "Memorization" not in (weights / "README.md").read_text()
+    assert not (weights / "closest-pairs.png").exists()
+
+
+def test_the_figure_flag_overrides_the_json_path(card_inputs):
+    tmp_path, weights, base = card_inputs
+    other = tmp_path / "other.png"
+    Image.new("RGB", (4, 4), (0, 255, 0)).save(other)
+    assert model_card.main(base + ["--memorization", str(tmp_path / "memo.json"), "--figure", str(other)]) == 0
+    assert (weights / "closest-pairs.png").read_bytes() == other.read_bytes()
+
+
+def test_wrong_memorization_inputs_are_refused_before_writing(card_inputs, capsys):
+    tmp_path, weights, base = card_inputs
+    (weights / "README.md").unlink(missing_ok=True)
+    (tmp_path / "metrics_as_memo.json").write_text((tmp_path / "metrics.json").read_text())
+    assert model_card.main(base + ["--memorization", str(tmp_path / "metrics_as_memo.json")]) == 2
+    assert "is not an `evaluate.py --nearest` summary" in capsys.readouterr().err
+    memo = json.loads((tmp_path / "memo.json").read_text())
+    (tmp_path / "memo.json").write_text(json.dumps({**memo, "figure": str(tmp_path / "gone.png")}))
+    assert model_card.main(base + ["--memorization", str(tmp_path / "memo.json")]) == 2
+    assert "gone.png does not exist" in capsys.readouterr().err
+    assert not (weights / "README.md").exists() and not (weights / "closest-pairs.png").exists()
