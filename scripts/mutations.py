@@ -248,7 +248,7 @@ MUTANTS += [
       "opt.load_state_dict(inner.state_dict())", TRICKS_T),
     m("tricks-unrolled-fresh-adam", TR, "opt.load_state_dict(copy.deepcopy(inner.state_dict()))", "pass", TRICKS_T),
     m("tricks-unrolled-ignored", TR, "return dataclasses.replace(ctx, discriminator=d_copy)  #", "return ctx  #", TRICKS_T),
-    m("tricks-ha-not-resumed", "progan/training/trainer.py",
+    m("tricks-ha-not-resumed", "progan/training/resume.py",
       '                history.load_state_dict(state["historical_average"][name])', "                pass", TRICKS_T),
 ]
 

@@ -11,7 +11,7 @@ from accelerate import Accelerator
 
 import data_prep
 import progan.training.iteration as iteration_module
-import progan.training.trainer as trainer_module
+import progan.training.resume as resume_module
 from families import FAMILIES
 from progan.hub.export import PretrainedError
 from progan.training.options import TrainConfig
@@ -149,7 +149,7 @@ def test_a_mismatched_init_from_is_refused_naming_the_first_tensor(tmp_path, cap
 def test_a_resumed_fine_tune_does_not_reload_the_source(tmp_path, monkeypatch):
     source, _ = _export(tmp_path, family="progan")
     _trainer(tmp_path, "ft", family="progan", init_from=str(source), kimg=0.008, checkpoint_kimg=0.004).train()
-    monkeypatch.setattr(trainer_module, "read_init_source",
+    monkeypatch.setattr(resume_module, "read_init_source",
                         lambda *_: pytest.fail("--init-from applied again on resume"))
     again = _trainer(tmp_path, "ft", family="progan", init_from=str(source), kimg=0.012, checkpoint_kimg=0.004)
     again.train()

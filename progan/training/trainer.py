@@ -3,7 +3,8 @@
 One ``Accelerator``; models are placed on the device and the two optimizers go through ``prepare``
 once (mixed precision, GradScaler). Each step runs ``iteration.train_iteration``, the one training
 iteration (D step -> lazy penalty -> G step -> EMA) that the memory estimate traces too; around it the
-trainer owns the data stream, the schedule, logging, samples, evaluation and checkpoints. What
+trainer owns the data stream, the schedule, logging, samples, evaluation and checkpoints (what a
+checkpoint holds, resuming and ``--init-from``: ``training.resume``). What
 processes must agree on (gradients, ``w_avg``, stop and non-finite flags, the checkpoint to resume
 from) lives in ``training.distributed``. Every decision
 (stage, alpha, batch size, data order, latents) derives from the images seen and RNG streams that
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import math
 import signal
@@ -49,26 +49,25 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .augment import AdaptiveController, build_augment
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .compiled import compile_failure, compile_modules
 from . import iteration  # called as iteration.train_iteration: one function, replaceable in one place
-from .distributed import check_ranks_agree, choose_checkpoint, collective_phase
-from ..config import Family, config_to_dict
+from .distributed import collective_phase
+from ..config import Family
 from ..spectral_norm import apply_spectral_norm
 from .conditional import conditional_model_config, grid_labels
-from .data_stream import make_loader, rescale_consumed, split_batch
+from .data_stream import make_loader, split_batch
 from .ema import ema_beta
 from ..metrics.evaluation import EvaluationStopped, PeriodicEvaluator
 from .monitor import HeldOutSplit, TrainingMonitor
 from .progress import excluded_from_rate
+from .resume import CheckpointState
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
 from .health import RunFlags, TrainingDiverged
-from .finetune import (freeze_discriminator_blocks, load_init_weights, model_config_for_dataset,
-                       read_init_source)
+from .finetune import freeze_discriminator_blocks, model_config_for_dataset
 from .options import TrainConfig, model_overrides, parse_batch_sizes
 from .step import StepContext, make_optimizers, regularization_interval
-from .tricks import check_resume_architecture, discriminator_kwargs, tricks_summary
+from .tricks import discriminator_kwargs, tricks_summary
 
 __all__ = ["Trainer", "TrainingDiverged"]
 
@@ -80,7 +79,7 @@ class _Due(NamedTuple):
     evaluate: bool
 
 
-class Trainer:
+class Trainer(CheckpointState):
     def __init__(self, config: TrainConfig, family: Family, open_dataset: Callable[[int], Dataset], *,
                  accelerator: Accelerator | None = None, evaluator: PeriodicEvaluator | None = None,
                  pending_signals: list[int] | None = None) -> None:
@@ -159,118 +158,6 @@ class Trainer:
         self._log_since = (time.time(), 0)          # (time, images_seen) of the last log record: its speed
         self._loader: Iterator[Any] | None = None   # the data stream at the current resolution and batch size
         self._loader_key: tuple[int, int] | None = None
-
-    # --- state ------------------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
-        scaler = self.accelerator.scaler
-        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
-                "generator_ema": self.generator_ema.state_dict(), "opt_g": self.opt_g.state_dict(),
-                "opt_d": self.opt_d.state_dict(), "scaler": scaler.state_dict() if scaler is not None else {},
-                "images_seen": self.images_seen, "step": self.step, "consumed": self.consumed,
-                "sample_z": self.sample_z, "world_size": self.accelerator.num_processes, "best_fid": self.best_fid,
-                "augment_p": self.augment.p if self.augment is not None else 0.0, "opt_lod": self._opt_lod,
-                "train_config": self.config.to_json(), "family": self.family.name,
-                "model_config": json.dumps(config_to_dict(self.model_config), sort_keys=True),
-                "class_names": list(self.model_config.class_names),
-                **({"historical_average": {k: h.state_dict() for k, h in self.history.items()}}
-                   if self.history is not None else {})}
-
-    def weights_digest(self) -> str:
-        """Hash of G, D and G_ema weights: equal on every process of a healthy run (saved per rank)."""
-        digest = hashlib.sha256()
-        for module in (self.generator, self.discriminator, self.generator_ema):
-            for tensor in module.state_dict().values():
-                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        return digest.hexdigest()
-
-    def _rank_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"torch_rng": torch.get_rng_state(), "weights_digest": self.weights_digest(),
-                                 "ada_signs": self._ada_signs.cpu()}
-        if torch.cuda.is_available():
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.accelerator.device)
-        return state
-
-    def save(self) -> Path:
-        acc = self.accelerator
-        return save_checkpoint(self.out / "checkpoints", images_seen=self.images_seen,
-                               state=self._state() if acc.is_main_process else None,
-                               rank_state=self._rank_state(), rank=acc.process_index,
-                               barrier=acc.wait_for_everyone, keep=self.config.keep_checkpoints)
-
-    def try_resume(self) -> Path | None:
-        """Resume from the checkpoint rank 0 sees as latest; every rank must load the same state."""
-        root, acc = self.out / "checkpoints", self.accelerator
-        latest = latest_checkpoint(root) if self.config.resume and acc.is_main_process else None
-        path = choose_checkpoint(root, latest, rank=acc.process_index)
-        if path is None:
-            return None
-        state, rank_state = load_checkpoint(path, rank=self.accelerator.process_index)
-        if state.get("family") != self.family.name:
-            raise ValueError(f"{path} holds a {state.get('family')} run; use another --out or the same --family")
-        if list(state.get("class_names", [])) != list(self.model_config.class_names):
-            raise ValueError(f"{path} was trained on classes {state.get('class_names', [])}, this run has "
-                             f"{list(self.model_config.class_names)}; use another --out or the same data and --cond")
-        check_resume_architecture(state["train_config"], self.config, path)
-        self._check_blur_padding(state, path)
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.generator_ema.load_state_dict(state["generator_ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        if self.accelerator.scaler is not None and state["scaler"]:
-            self.accelerator.scaler.load_state_dict(state["scaler"])
-        self.images_seen, self.step = state["images_seen"], state["step"]
-        # the data stream continues at the same global position even if the process count changed
-        self.consumed = rescale_consumed(state["consumed"], saved_world_size=state["world_size"],
-                                         world_size=self.accelerator.num_processes)
-        self.sample_z = state["sample_z"]
-        if self.history is not None:
-            if "historical_average" not in state:
-                raise ValueError(f"{path} was trained without --historical-averaging; its parameter history is "
-                                 "unknown: use another --out or drop the option")
-            for name, history in self.history.items():
-                history.load_state_dict(state["historical_average"][name])
-        self._opt_lod = state.get("opt_lod", self._lod(self.schedule.phase(self.images_seen)))
-        self.best_fid = state.get("best_fid", math.inf)  # absent in checkpoints older than --eval-kimg
-        if self.ada is not None:
-            self.ada.p = self.augment.p = float(state.get("augment_p", 0.0))
-        if rank_state is not None and state["world_size"] == self.accelerator.num_processes:
-            torch.set_rng_state(rank_state["torch_rng"])
-            if "ada_signs" in rank_state:
-                self._ada_signs = rank_state["ada_signs"].to(self.accelerator.device)
-            if "cuda_rng" in rank_state and torch.cuda.is_available():
-                torch.cuda.set_rng_state(rank_state["cuda_rng"], self.accelerator.device)
-        else:
-            self.accelerator.print("warning: process count changed since the checkpoint; "
-                                   "training continues but is no longer bit-identical")
-        check_ranks_agree(images_seen=self.images_seen, weights_digest=self.weights_digest())
-        return path
-
-    def _check_blur_padding(self, state: dict[str, Any], path: Path) -> None:
-        """Refuse a resume whose generator blurred with another padding (no weights tell: one line).
-        Checkpoints from before the option (no ``model_config``) were all replicate."""
-        ours = getattr(self.model_config, "blur_padding", None)
-        if ours is None:  # ProGAN: no blur
-            return
-        saved = json.loads(state.get("model_config", "{}")).get("blur_padding", "replicate")
-        if saved != ours:
-            raise ValueError(f"{path} was trained with --blur-padding {saved}, this run would use {ours}: "
-                             f"pass --blur-padding {saved} to resume it, or use another --out")
-
-    def initialize_from(self, source: str) -> None:
-        """Fine-tuning: G, G_ema (and D from a checkpoint) from ``source``; every rank reads it, rank 0
-        first (a download is then cached for the others). Logs the weights digest the run starts from."""
-        acc = self.accelerator
-        with acc.main_process_first():
-            init = read_init_source(source)
-        for note in load_init_weights(init, family=self.family.name, generator=self.generator,
-                                      generator_ema=self.generator_ema, discriminator=self.discriminator):
-            acc.print(note)
-        if self.frozen_d:
-            acc.print(f"Freeze-D: {', '.join(self.frozen_d)} of D stay at their initial weights")
-        self.init_digest = self.weights_digest()
-        check_ranks_agree(init_digest=self.init_digest)
-        acc.print(f"weights digest after --init-from: {self.init_digest}")
 
     # --- helpers ----------------------------------------------------------------------------
     def _request_stop(self, signum: int, _frame: Any) -> None:
