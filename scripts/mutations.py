@@ -17,9 +17,10 @@ class Mutant(NamedTuple):
 
 
 AUG = "tests/test_augment.py::"
+LAZY = "tests/test_lazy_regularization.py::"
 STAB = "tests/test_stabilization.py::"
 LOSS_T = ("tests/test_closed_forms.py", "tests/test_penalties.py",
-          AUG + "test_lazy_penalty_gradient_is_k_times_the_closed_form", AUG + "test_penalty_false_leaves_the_penalty_out",
+          LAZY + "test_lazy_penalty_gradient_is_k_times_the_closed_form", LAZY + "test_penalty_false_leaves_the_penalty_out",
           STAB + "test_penalty_inside_the_d_loss", STAB + "test_lazy_penalty_is_k_times_the_closed_form_on_a_nonlinear_critic",
           "tests/test_precision.py::test_fp16_loss_scaling_gives_the_fp32_penalty_and_gradients")
 EMA_T = ("tests/test_closed_forms.py",)
@@ -262,8 +263,8 @@ ONNX_T = ("tests/test_onnx_options.py",)
 FLOOR_T = ("tests/test_projection_floor.py",)
 PR = "app/projection/projector.py"
 IT = "progan/training/iteration.py"
-ITER_T = ("tests/test_iteration.py", AUG + "test_lazy_regularization_adjusts_adam_and_runs_every_k_steps",
-          AUG + "test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on", "tests/test_tricks.py",
+ITER_T = ("tests/test_iteration.py", LAZY + "test_lazy_regularization_adjusts_adam_and_runs_every_k_steps",
+          LAZY + "test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on", "tests/test_tricks.py",
           "tests/test_fp16_safety.py")
 MUTANTS += [
     Mutant("ada-one-mask-for-all", ADA, (("    out: dict[str, torch.Tensor] = {}\n",

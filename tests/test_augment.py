@@ -1,12 +1,12 @@
-"""Augmentation (DiffAugment, ADA) and lazy regularization: properties derived independently of the code.
+"""Augmentation (DiffAugment, ADA): properties derived independently of the code.
 
 - p = 0 is the identity; each transform matches a direct per-pixel construction of its definition;
 - gradients: numerical gradcheck through every transform, and G receives gradients through them;
 - D sees every image augmented exactly once, in the D, G and regularization steps;
-- the ADA controller follows its closed form, and p rises when a discriminator overfits;
-- lazy regularization: the penalty step's gradient on a non-linear critic equals K times the closed
-  form at the points the penalty names,
-  and D's Adam gets lr * c and beta ** c, c = K / (K + 1) (StyleGAN2 appendix B).
+- the ADA controller follows its closed form, and p rises when a discriminator overfits; a checkpoint
+  restores p and its running sums.
+
+Lazy regularization is in test_lazy_regularization.py.
 """
 from __future__ import annotations
 
@@ -18,18 +18,12 @@ from families import FAMILIES
 from progan.training.augment import (ADA_SIGN_LOSSES, POLICIES, AdaAugment, AdaptiveController, Augment,
                                      brightness, build_augment, check_ada_loss, contrast, cutout, parse_policy,
                                      saturation, translate)
-from progan.training.step import StepContext, discriminator_step, generator_step, regularization_step
+from progan.training.step import discriminator_step, generator_step, regularization_step
 
-from critics import SHAPE, ConstantG, SquareCritic, check_points, gp_closed_form, r1_closed_form
+from critics import make_ctx
 
 ALL = ("color", "translation", "cutout")
 TRANSFORMS = [brightness, saturation, contrast, translate, cutout]
-
-
-def _ctx(g, d, loss, **extra) -> StepContext:
-    return StepContext(generator=g, discriminator=d, loss=loss, stage=extra.pop("stage", 0), alpha=1.0,
-                       latent_dim=extra.pop("latent_dim", 4), device=torch.device("cpu"),
-                       autocast=lambda: torch.autocast("cpu", enabled=False), backward=lambda l: l.backward(), **extra)
 
 
 # --- the transforms ---------------------------------------------------------------------------------
@@ -162,7 +156,7 @@ def test_every_d_input_is_augmented_exactly_once(family, loss):
     g = family.generator_cls(config)
     tagging = _Tagging(Augment(ALL, p=1.0))
     d = _CheckedD(family.discriminator_cls(config), tagging)
-    ctx = _ctx(g, d, loss, stage=2, latent_dim=config.latent_dim, augment=tagging)
+    ctx = make_ctx(g, d, loss, stage=2, latent_dim=config.latent_dim, augment=tagging)
     reals = [torch.rand(4, 3, 16, 16) * 2 - 1]
     discriminator_step(ctx, reals)
     regularization_step(ctx, reals, 4)
@@ -178,7 +172,7 @@ def test_generator_gets_gradients_through_the_augmentation(family):
     for policy in (*ALL, "ada"):
         g.zero_grad(set_to_none=True)
         augment = AdaAugment(p=1.0) if policy == "ada" else Augment((policy,))
-        ctx = _ctx(g, d, family.default_loss, stage=2, latent_dim=config.latent_dim, augment=augment)
+        ctx = make_ctx(g, d, family.default_loss, stage=2, latent_dim=config.latent_dim, augment=augment)
         generator_step(ctx, 4, 1)
         grads = [p.grad for p in g.parameters() if p.grad is not None]
         assert grads and all(torch.isfinite(gr).all() for gr in grads), policy
@@ -211,7 +205,7 @@ def test_p_follows_the_speed_formula_while_a_real_discriminator_overfits():
     g, d = family.generator_cls(config), family.discriminator_cls(config)
     opt = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.0, 0.99))
     augment = AdaAugment(p=0.0)
-    ctx = _ctx(g, d, "logistic_r1", stage=1, latent_dim=config.latent_dim, augment=augment)
+    ctx = make_ctx(g, d, "logistic_r1", stage=1, latent_dim=config.latent_dim, augment=augment)
     reals = [torch.rand(8, 3, 8, 8) * 2 - 1]
     controller = AdaptiveController(interval=4, speed_kimg=0.5)
     signs, moves = [], []
@@ -311,74 +305,6 @@ def test_train_py_refuses_ada_under_wgan_gp_in_one_line_and_the_demo_recipe_stil
     assert train.main(["--family", "stylegan_lite", "--preset", "demo-64", "--dry-run", "--no-estimate-memory"]) == 0
 
 
-# --- lazy regularization --------------------------------------------------------------------------
-
-# On the non-linear critic of tests/critics.py (input gradient 2 w x, different at reals, fakes and
-# interpolates), so a penalty taken at the wrong points changes the gradient; a linear critic could not tell.
-
-@pytest.mark.parametrize("every", [1, 4, 16])
-def test_lazy_penalty_gradient_is_k_times_the_closed_form(every):
-    torch.manual_seed(0)
-    reals = [torch.randn(5, *SHAPE)]
-    fakes = torch.full_like(reals[0], 2.0)  # what ConstantG makes
-    for loss, kind, weight in (("logistic_r1", "r1", 0.7 / 2), ("wgan_gp", "wgan_gp", 10.0)):
-        d, g = SquareCritic(SHAPE), ConstantG(SHAPE)
-        regularization_step(_ctx(g, d, loss, r1_gamma=0.7, gp_lambda=10.0), reals, every)
-        check_points(kind, d.seen[-1], reals[0], fakes, 0.5)
-        closed = r1_closed_form if kind == "r1" else gp_closed_form
-        _, dw = closed(d.w.detach(), d.seen[-1])
-        torch.testing.assert_close(d.w.grad, every * weight * dw, rtol=1e-4, atol=1e-5)
-
-
-def test_penalty_false_leaves_the_penalty_out():
-    torch.manual_seed(0)
-    d, g = SquareCritic(SHAPE), ConstantG(SHAPE)
-    reals = [torch.randn(5, *SHAPE)]
-    with_penalty = discriminator_step(_ctx(g, d, "logistic_r1", r1_gamma=3.0), reals)
-    grad_with = d.w.grad.clone()
-    d.w.grad = None
-    without = discriminator_step(_ctx(g, d, "logistic_r1", r1_gamma=3.0, penalty=False), reals)
-    assert "d_r1" in with_penalty and "d_r1" not in without
-    # the difference is gamma / 2 * d/dw R1 at the reals (not at the fakes, which are all 2.0)
-    torch.testing.assert_close(grad_with - d.w.grad, 1.5 * r1_closed_form(d.w.detach(), reals[0])[1],
-                               rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("loss,flag", [("logistic_r1", "r1_every"), ("wgan_gp", "gp_every")])
-def test_lazy_regularization_adjusts_adam_and_runs_every_k_steps(tmp_path, monkeypatch, loss, flag):
-    from accelerate import Accelerator
-
-    import progan.training.iteration as iteration_module
-    from data_prep import open_dataset
-    from progan.training.options import TrainConfig
-    from progan.training.trainer import Trainer
-    from train_utils import make_image_folder
-
-    data = make_image_folder(tmp_path / "data")
-    base = dict(family="progan", preset="tiny", data=str(data), kimg=0.048, batch_size=4, loss=loss,
-                progressive=False, checkpoint_kimg=10, sample_kimg=10, workers=0, d_lr=0.002,
-                adam_beta1=0.5, adam_beta2=0.99)
-    calls, current = [], {}
-    real_step = iteration_module.regularization_step
-    monkeypatch.setattr(iteration_module, "regularization_step",
-                        lambda ctx, reals, every: calls.append((current["t"].step, every)) or real_step(ctx, reals, every))
-    current["t"] = lazy = Trainer(TrainConfig(**base, out=str(tmp_path / "lazy"), **{flag: 4}), FAMILIES["progan"],
-                   lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
-    group = lazy.opt_d.param_groups[0]
-    assert group["lr"] == pytest.approx(0.002 * 0.8)
-    assert group["betas"] == pytest.approx((0.5 ** 0.8, 0.99 ** 0.8))
-    assert lazy.opt_g.param_groups[0]["lr"] == pytest.approx(0.001)  # G is not regularized here
-    lazy.train()
-    assert calls == [(0, 4), (4, 4), (8, 4)]           # steps 0, 4, 8 of 12, each times 4
-    calls.clear()
-    current["t"] = eager = Trainer(TrainConfig(**base, out=str(tmp_path / "eager")), FAMILIES["progan"],
-                    lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
-    assert eager.opt_d.param_groups[0]["lr"] == pytest.approx(0.002)
-    assert eager.opt_d.param_groups[0]["betas"] == pytest.approx((0.5, 0.99))
-    eager.train()
-    assert calls == []                                 # K = 1: the penalty stays inside the D loss
-
-
 def test_checkpoint_restores_ada_p_and_its_running_sums(tmp_path):
     from accelerate import Accelerator
 
@@ -404,57 +330,3 @@ def test_checkpoint_restores_ada_p_and_its_running_sums(tmp_path):
     assert second.try_resume() is not None
     assert second.ada.p == second.augment.p == 0.37
     assert second._ada_signs.tolist() == [5.0, 12.0]
-
-
-@pytest.mark.parametrize("every,log_every", [(4, 2), (16, 10), (3, 3)])
-def test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on(tmp_path, monkeypatch, every, log_every):
-    """A lazy penalty runs on steps 0, K, 2K... (count before the step) and log records are written
-    after steps log_every, 2 log_every...: each record must hold the mean of every term over the
-    steps of its interval on which that term ran, whatever gcd(K, log_every) is."""
-    import json
-
-    from accelerate import Accelerator
-
-    import progan.training.iteration as iteration_module
-    from data_prep import open_dataset
-    from progan.training.options import TrainConfig
-    from progan.training.trainer import Trainer
-    from train_utils import make_image_folder
-
-    data = make_image_folder(tmp_path / "data")
-    steps = 2 * every + 2
-    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"),
-                         kimg=steps * 4 / 1000, batch_size=4, loss="logistic_r1", r1_every=every,
-                         log_every=log_every, progressive=False, checkpoint_kimg=10, sample_kimg=10, workers=0)
-    seen = {"d_r1": {}, "g_loss": {}}  # step number after the step -> value
-    trainer = None
-    real_reg, real_gen = iteration_module.regularization_step, iteration_module.generator_step
-
-    def reg(ctx, reals, k):
-        terms = real_reg(ctx, reals, k)
-        seen["d_r1"][trainer.step + 1] = terms["d_r1"].item()
-        return terms
-
-    def gen(ctx, batch, micro, **kwargs):
-        terms = real_gen(ctx, batch, micro, **kwargs)
-        seen["g_loss"][trainer.step + 1] = terms["g_loss"].item()
-        return terms
-
-    monkeypatch.setattr(iteration_module, "regularization_step", reg)
-    monkeypatch.setattr(iteration_module, "generator_step", gen)
-    trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r),
-                      accelerator=Accelerator(cpu=True))
-    trainer.train()
-    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    records = [r for r in records if "g_loss" in r]
-    bounds = [0] + [r["step"] for r in records]
-    assert bounds[-1] == steps
-    assert sorted(seen["d_r1"]) == list(range(1, steps + 1, every))
-    for lo, hi, record in zip(bounds, bounds[1:], records):
-        for name in ("d_r1", "g_loss"):
-            values = [v for s, v in seen[name].items() if lo < s <= hi]
-            if values:
-                assert record[name] == pytest.approx(sum(values) / len(values), rel=1e-5), (name, lo, hi)
-            else:
-                assert name not in record, (name, lo, hi)
-    assert sum("d_r1" in r for r in records) == len({(s - 1) // log_every for s in seen["d_r1"]})

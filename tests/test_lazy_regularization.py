@@ -1,0 +1,138 @@
+"""Lazy regularization (StyleGAN2 section 3.1, appendix B): properties derived independently of the code.
+
+- the penalty step's gradient on a non-linear critic equals K times the closed form at the points
+  the penalty names (R1 at the reals, WGAN-GP at the interpolates);
+- ``penalty=False`` leaves exactly the penalty's gradient out of the D step;
+- D's Adam gets lr * c and beta ** c, c = K / (K + 1), and the penalty runs on steps 0, K, 2K, ...;
+- every logged term is the mean over the steps it ran on, whatever K and --log-every are.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from families import FAMILIES
+from progan.training.step import discriminator_step, regularization_step
+
+from critics import SHAPE, ConstantG, SquareCritic, check_points, gp_closed_form, make_ctx, r1_closed_form
+
+# --- lazy regularization --------------------------------------------------------------------------
+
+# On the non-linear critic of tests/critics.py (input gradient 2 w x, different at reals, fakes and
+# interpolates), so a penalty taken at the wrong points changes the gradient; a linear critic could not tell.
+
+@pytest.mark.parametrize("every", [1, 4, 16])
+def test_lazy_penalty_gradient_is_k_times_the_closed_form(every):
+    torch.manual_seed(0)
+    reals = [torch.randn(5, *SHAPE)]
+    fakes = torch.full_like(reals[0], 2.0)  # what ConstantG makes
+    for loss, kind, weight in (("logistic_r1", "r1", 0.7 / 2), ("wgan_gp", "wgan_gp", 10.0)):
+        d, g = SquareCritic(SHAPE), ConstantG(SHAPE)
+        regularization_step(make_ctx(g, d, loss, r1_gamma=0.7, gp_lambda=10.0), reals, every)
+        check_points(kind, d.seen[-1], reals[0], fakes, 0.5)
+        closed = r1_closed_form if kind == "r1" else gp_closed_form
+        _, dw = closed(d.w.detach(), d.seen[-1])
+        torch.testing.assert_close(d.w.grad, every * weight * dw, rtol=1e-4, atol=1e-5)
+
+
+def test_penalty_false_leaves_the_penalty_out():
+    torch.manual_seed(0)
+    d, g = SquareCritic(SHAPE), ConstantG(SHAPE)
+    reals = [torch.randn(5, *SHAPE)]
+    with_penalty = discriminator_step(make_ctx(g, d, "logistic_r1", r1_gamma=3.0), reals)
+    grad_with = d.w.grad.clone()
+    d.w.grad = None
+    without = discriminator_step(make_ctx(g, d, "logistic_r1", r1_gamma=3.0, penalty=False), reals)
+    assert "d_r1" in with_penalty and "d_r1" not in without
+    # the difference is gamma / 2 * d/dw R1 at the reals (not at the fakes, which are all 2.0)
+    torch.testing.assert_close(grad_with - d.w.grad, 1.5 * r1_closed_form(d.w.detach(), reals[0])[1],
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss,flag", [("logistic_r1", "r1_every"), ("wgan_gp", "gp_every")])
+def test_lazy_regularization_adjusts_adam_and_runs_every_k_steps(tmp_path, monkeypatch, loss, flag):
+    from accelerate import Accelerator
+
+    import progan.training.iteration as iteration_module
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data")
+    base = dict(family="progan", preset="tiny", data=str(data), kimg=0.048, batch_size=4, loss=loss,
+                progressive=False, checkpoint_kimg=10, sample_kimg=10, workers=0, d_lr=0.002,
+                adam_beta1=0.5, adam_beta2=0.99)
+    calls, current = [], {}
+    real_step = iteration_module.regularization_step
+    monkeypatch.setattr(iteration_module, "regularization_step",
+                        lambda ctx, reals, every: calls.append((current["t"].step, every)) or real_step(ctx, reals, every))
+    current["t"] = lazy = Trainer(TrainConfig(**base, out=str(tmp_path / "lazy"), **{flag: 4}), FAMILIES["progan"],
+                   lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
+    group = lazy.opt_d.param_groups[0]
+    assert group["lr"] == pytest.approx(0.002 * 0.8)
+    assert group["betas"] == pytest.approx((0.5 ** 0.8, 0.99 ** 0.8))
+    assert lazy.opt_g.param_groups[0]["lr"] == pytest.approx(0.001)  # G is not regularized here
+    lazy.train()
+    assert calls == [(0, 4), (4, 4), (8, 4)]           # steps 0, 4, 8 of 12, each times 4
+    calls.clear()
+    current["t"] = eager = Trainer(TrainConfig(**base, out=str(tmp_path / "eager")), FAMILIES["progan"],
+                    lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
+    assert eager.opt_d.param_groups[0]["lr"] == pytest.approx(0.002)
+    assert eager.opt_d.param_groups[0]["betas"] == pytest.approx((0.5, 0.99))
+    eager.train()
+    assert calls == []                                 # K = 1: the penalty stays inside the D loss
+
+
+@pytest.mark.parametrize("every,log_every", [(4, 2), (16, 10), (3, 3)])
+def test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on(tmp_path, monkeypatch, every, log_every):
+    """A lazy penalty runs on steps 0, K, 2K... (count before the step) and log records are written
+    after steps log_every, 2 log_every...: each record must hold the mean of every term over the
+    steps of its interval on which that term ran, whatever gcd(K, log_every) is."""
+    import json
+
+    from accelerate import Accelerator
+
+    import progan.training.iteration as iteration_module
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data")
+    steps = 2 * every + 2
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"),
+                         kimg=steps * 4 / 1000, batch_size=4, loss="logistic_r1", r1_every=every,
+                         log_every=log_every, progressive=False, checkpoint_kimg=10, sample_kimg=10, workers=0)
+    seen = {"d_r1": {}, "g_loss": {}}  # step number after the step -> value
+    trainer = None
+    real_reg, real_gen = iteration_module.regularization_step, iteration_module.generator_step
+
+    def reg(ctx, reals, k):
+        terms = real_reg(ctx, reals, k)
+        seen["d_r1"][trainer.step + 1] = terms["d_r1"].item()
+        return terms
+
+    def gen(ctx, batch, micro, **kwargs):
+        terms = real_gen(ctx, batch, micro, **kwargs)
+        seen["g_loss"][trainer.step + 1] = terms["g_loss"].item()
+        return terms
+
+    monkeypatch.setattr(iteration_module, "regularization_step", reg)
+    monkeypatch.setattr(iteration_module, "generator_step", gen)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r),
+                      accelerator=Accelerator(cpu=True))
+    trainer.train()
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    records = [r for r in records if "g_loss" in r]
+    bounds = [0] + [r["step"] for r in records]
+    assert bounds[-1] == steps
+    assert sorted(seen["d_r1"]) == list(range(1, steps + 1, every))
+    for lo, hi, record in zip(bounds, bounds[1:], records):
+        for name in ("d_r1", "g_loss"):
+            values = [v for s, v in seen[name].items() if lo < s <= hi]
+            if values:
+                assert record[name] == pytest.approx(sum(values) / len(values), rel=1e-5), (name, lo, hi)
+            else:
+                assert name not in record, (name, lo, hi)
+    assert sum("d_r1" in r for r in records) == len({(s - 1) // log_every for s in seen["d_r1"]})
