@@ -251,6 +251,8 @@ MUTANTS += [
     m("tricks-unrolled-ignored", TR, "return dataclasses.replace(ctx, discriminator=d_copy)  #", "return ctx  #", TRICKS_T),
     m("tricks-ha-not-resumed", "progan/training/resume.py",
       '                history.load_state_dict(state["historical_average"][name])', "                pass", TRICKS_T),
+    m("resume-keeps-saved-optimizer-options", "progan/training/resume.py", "        group.update(options)\n",
+      "", (LAZY + "test_a_resume_with_other_optimizer_options_uses_them_and_keeps_adams_moments",)),
 ]
 
 # Issue 20, second pass: ADA's masks and controller, the cutout's shape, what each rank reads and how the

@@ -136,3 +136,47 @@ def test_every_term_is_logged_as_its_mean_over_the_steps_it_ran_on(tmp_path, mon
             else:
                 assert name not in record, (name, lo, hi)
     assert sum("d_r1" in r for r in records) == len({(s - 1) // log_every for s in seen["d_r1"]})
+
+
+def test_a_resume_with_other_optimizer_options_uses_them_and_keeps_adams_moments(tmp_path, capsys):
+    """Optimizer.load_state_dict would restore the checkpoint's lr and betas: a resume with --gp-every 4
+    and another --d-lr must run D's Adam at 4/5 of the new lr and betas ** (4/5), with its moments."""
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data")
+    base = dict(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                loss="wgan_gp", progressive=False, checkpoint_kimg=10, sample_kimg=10, workers=0,
+                adam_beta1=0.5, adam_beta2=0.99)
+
+    def trainer(**options):
+        return Trainer(TrainConfig(**{**base, **options}), FAMILIES["progan"], lambda r: open_dataset(str(data), r),
+                       accelerator=Accelerator(cpu=True))
+
+    first = trainer(kimg=0.016, d_lr=0.002)
+    first.train()
+    moments = {k: v["exp_avg_sq"].clone() for k, v in first.opt_d.state_dict()["state"].items()}
+    capsys.readouterr()
+
+    same = trainer(kimg=0.032, d_lr=0.002)
+    assert same.try_resume() is not None
+    assert same.opt_d.param_groups[0]["lr"] == pytest.approx(0.002)
+    assert "note:" not in capsys.readouterr().out
+
+    lazy = trainer(kimg=0.032, d_lr=0.004, gp_every=4)
+    assert lazy.try_resume() is not None
+    group = lazy.opt_d.param_groups[0]
+    assert group["lr"] == pytest.approx(0.004 * 4 / 5)
+    assert tuple(group["betas"]) == pytest.approx((0.5 ** 0.8, 0.99 ** 0.8))
+    assert lazy.opt_g.param_groups[0]["lr"] == pytest.approx(0.001)  # G's options did not change
+    state = lazy.opt_d.state_dict()["state"]
+    assert state.keys() == moments.keys() and all(state[k]["step"] == 4 for k in state)
+    for k, v in moments.items():
+        torch.testing.assert_close(state[k]["exp_avg_sq"], v, rtol=0, atol=0)
+    out = capsys.readouterr().out
+    assert "note: D's Adam lr is 0.0032 from this run's options (the checkpoint had 0.002)" in out
+    assert "note: D's Adam betas" in out and "note: G's" not in out

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..config import config_to_dict
@@ -27,7 +28,28 @@ from .distributed import check_ranks_agree, choose_checkpoint
 from .finetune import load_init_weights, read_init_source
 from .tricks import check_resume_architecture
 
-__all__ = ["CheckpointState"]
+__all__ = ["CheckpointState", "load_optimizer_keeping_options"]
+
+_SHOWN = ("lr", "betas", "eps", "weight_decay")  # what a note names when it differs
+
+
+def load_optimizer_keeping_options(optimizer: torch.optim.Optimizer, saved: dict[str, Any], name: str) -> list[str]:
+    """Load Adam's moments and step counts from ``saved`` but keep this run's hyperparameters.
+
+    ``Optimizer.load_state_dict`` also restores each group's ``lr``/``betas``/... as saved, so a
+    resume with another ``--d-lr``, ``--g-lr``, ``--adam-beta1/2`` or lazy interval (``--r1-every``,
+    ``--gp-every``, which scale D's lr and betas by ``c = K / (K + 1)``) would silently keep the old
+    values. The options of the command that resumes win; one note per changed value says so.
+    """
+    wanted = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    notes = []
+    for group, options in zip(optimizer.param_groups, wanted):
+        notes += [f"note: {name}'s Adam {key} is {options[key]} from this run's options (the checkpoint had "
+                  f"{group[key]}); its moments are kept" for key in _SHOWN
+                  if key in options and key in group and tuple(np.atleast_1d(group[key])) != tuple(np.atleast_1d(options[key]))]
+        group.update(options)
+    return notes
 
 
 class CheckpointState:
@@ -88,8 +110,9 @@ class CheckpointState:
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.generator_ema.load_state_dict(state["generator_ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        for name, optimizer in (("G", self.opt_g), ("D", self.opt_d)):
+            for note in load_optimizer_keeping_options(optimizer, state[f"opt_{name.lower()}"], name):
+                self.accelerator.print(note)
         if self.accelerator.scaler is not None and state["scaler"]:
             self.accelerator.scaler.load_state_dict(state["scaler"])
         self.images_seen, self.step = state["images_seen"], state["step"]
