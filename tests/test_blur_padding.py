@@ -1,9 +1,9 @@
 """``--blur-padding``: StyleGAN-lite's blur padding as a training option, recorded in checkpoints, exports and
-the model card; a resume keeps it (the layer itself: tests/test_layers.py; exports: tests/test_export.py)."""
+the model card; a resume keeps it (the layer itself: tests/test_layers.py; exports: tests/test_export.py;
+the card: tests/test_model_card.py)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -85,35 +85,3 @@ def test_a_run_records_its_padding_and_a_resume_keeps_it(tmp_path):
         _train(tmp_path, "old", 0.04, blur_padding="zero")
     trainer, _ = _train(tmp_path, "old", 0.04)
     assert trainer.images_seen == 40  # resumed at 20 and trained on
-
-
-def test_the_model_card_names_the_padding(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    import model_card
-
-    family = FAMILIES["stylegan_lite"]
-    weights = tmp_path / "weights"
-    family.generator_cls(family.presets["tiny"]).save_pretrained(
-        weights, summary={"preset": "tiny", "images_seen": 1000, "kimg": 1.0, "steps": 31, "loss": "wgan_gp"})
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "log.jsonl").write_text(json.dumps({"kimg": 1.0, "img_per_s": 5.0}) + "\n")
-    scores = {"fid": 100.0, "kid": 0.1, "precision": 0.5, "recall": 0.2}
-    (tmp_path / "metrics.json").write_text(json.dumps({**scores, "num_generated": 10, "num_real": 10,
-                                                       "resolution": 16}))
-    (tmp_path / "floor.json").write_text(json.dumps({**scores, "per_seed": [{"seed": 0}], "num_held_out": 5,
-                                                     "num_reference": 5, "resolution": 16}))
-
-    def card(config_edit) -> str:
-        config = json.loads((weights / "config.json").read_text())
-        config_edit(config["config"])
-        (weights / "config.json").write_text(json.dumps(config))
-        assert model_card.main([str(weights), "--metrics", str(tmp_path / "metrics.json"), "--floor",
-                                str(tmp_path / "floor.json"), "--run", str(run), "--title", "t", "--hours", "1",
-                                "--command", "c"]) == 0
-        return (weights / "README.md").read_text()
-
-    assert "- Generator blur: [1 2 1] after each upsampling, zero padding" in card(
-        lambda c: c.update(blur_padding="zero"))
-    assert "- Generator blur: [1 2 1] after each upsampling, replicate padding" in card(
-        lambda c: c.pop("blur_padding"))  # the bundled weights' config.json

@@ -1,4 +1,5 @@
-"""scripts/model_card.py: the memorization paragraph and figure, and its refusals of wrong inputs."""
+"""scripts/model_card.py: the generator blur line, the memorization paragraph and figure, and its refusals of
+wrong inputs."""
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ import model_card  # noqa: E402
 
 @pytest.fixture
 def card_inputs(tmp_path):
-    family = FAMILIES["progan"]
+    family = FAMILIES["stylegan_lite"]
     weights = tmp_path / "weights"
     family.generator_cls(family.presets["tiny"]).save_pretrained(
         weights, summary={"preset": "tiny", "images_seen": 1000, "kimg": 1.0, "steps": 31, "loss": "wgan_gp"})
@@ -79,3 +80,19 @@ def test_wrong_memorization_inputs_are_refused_before_writing(card_inputs, capsy
     assert model_card.main(base + ["--memorization", str(tmp_path / "memo.json")]) == 2
     assert "gone.png does not exist" in capsys.readouterr().err
     assert not (weights / "README.md").exists() and not (weights / "closest-pairs.png").exists()
+
+
+def test_the_card_names_the_generator_blur_padding(card_inputs):
+    _, weights, base = card_inputs
+
+    def card(config_edit) -> str:
+        config = json.loads((weights / "config.json").read_text())
+        config_edit(config["config"])
+        (weights / "config.json").write_text(json.dumps(config))
+        assert model_card.main(base) == 0
+        return (weights / "README.md").read_text()
+
+    assert "- Generator blur: [1 2 1] after each upsampling, zero padding" in card(
+        lambda c: c.update(blur_padding="zero"))
+    assert "- Generator blur: [1 2 1] after each upsampling, replicate padding" in card(
+        lambda c: c.pop("blur_padding"))  # the bundled weights' config.json
