@@ -174,3 +174,32 @@ def test_w_avg_tracks_mean_w(style_gen):
     w = torch.randn(8, 16) + 3
     style_gen.update_w_avg(w)
     torch.testing.assert_close(style_gen.w_avg, (1 - style_gen.config.w_avg_beta) * w.mean(0))
+
+
+@pytest.mark.parametrize("multiplier", [0.01, 0.1])
+def test_the_mapping_network_learns_at_its_lr_multiplier(multiplier):
+    """StyleGAN appendix C: the mapping network's learning rate is ``0.01 x`` (the preset's
+    ``mapping_lr_multiplier``). Adam's first step moves every parameter with a non-zero gradient by
+    exactly lr (m / sqrt(v) = g / |g|), so with equalized lr (ProGAN section 4.1: He's constant
+    sqrt(2 / fan_in) applied at run time) each effective weight moves by lr * multiplier * sqrt(2 / fan_in)."""
+    import dataclasses
+    import math
+
+    from progan.layers import EqualizedLinear
+
+    config = dataclasses.replace(STYLE.presets["tiny"], mapping_lr_multiplier=multiplier)
+    torch.manual_seed(0)
+    g = STYLE.generator_cls(config).double()
+    linears = [m for m in g.mapping.modules() if isinstance(m, EqualizedLinear)]
+    assert len(linears) == config.mapping_layers
+    before = [layer.effective_weight().detach().clone() for layer in linears]
+    lr = 1e-3
+    optimizer = torch.optim.Adam(g.mapping.parameters(), lr=lr, eps=1e-300)
+    g(torch.randn(4, config.latent_dim, dtype=torch.float64), noise_mode="const").square().mean().backward()
+    optimizer.step()
+    for layer, old in zip(linears, before):
+        moved = layer.weight.grad.abs() > 1e-200
+        assert moved.double().mean() > 0.5
+        delta = (layer.effective_weight().detach() - old).abs()[moved]
+        expected = lr * multiplier * math.sqrt(2.0 / layer.in_features)
+        torch.testing.assert_close(delta, torch.full_like(delta, expected), rtol=1e-6, atol=0)

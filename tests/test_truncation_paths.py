@@ -8,7 +8,7 @@ generator's mapping and synthesis -- the truncation formula written out, not ``g
   (rows, columns and every mixed cell), for several psi and cutoffs;
 - the app's interpolation and mixing events (``app/ui.py``, which take psi but no cutoff) and the
   CLI's ``interpolate`` and ``mix`` (``--psi``, ``--cutoff``): psi = 0 makes every frame and every
-  cell w_avg's image, psi = 1 does not;
+  cell w_avg's image, psi = 1 does not; psi > 1 (the app allows up to 2) extrapolates away from w_avg;
 - the Generate event (``sample``: psi and the Truncation cutoff slider): its images are the hand-built
   truncation at that cutoff, far from the all-layers truncation a lost cutoff would give.
 """
@@ -65,7 +65,7 @@ def _close(a: np.ndarray, b: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("space", ["z", "w"])
-@pytest.mark.parametrize("psi,cutoff", [(0.5, None), (0.0, 2), (-0.5, 4), (1.0, None)])
+@pytest.mark.parametrize("psi,cutoff", [(0.5, None), (0.0, 2), (-0.5, 4), (1.0, None), (1.5, None)])
 def test_interpolation_frames_are_the_truncated_walk(generator, space, psi, cutoff):
     clip = render_interpolation(generator, KEYS, frames=6, space=space, method="lerp", psi=psi, cutoff=cutoff,
                                 noise="fixed")
@@ -83,7 +83,7 @@ def test_interpolation_at_psi_zero_is_one_image(generator, space):
                                                                   psi=1.0, noise="fixed")}) == 5
 
 
-@pytest.mark.parametrize("psi,cutoff", [(0.5, None), (0.0, 2), (-0.5, 4), (1.0, None)])
+@pytest.mark.parametrize("psi,cutoff", [(0.5, None), (0.0, 2), (-0.5, 4), (1.0, None), (1.5, None)])
 def test_mixing_rows_columns_and_cells_are_truncated(generator, psi, cutoff):
     rows, cols = [1, 2], [5, 6, 8]
     row_images, col_images, cells = render_mixing(generator, rows, cols, styles="coarse", psi=psi, cutoff=cutoff,
@@ -116,7 +116,7 @@ def events(tmp_path_factory):
     return root, {f.api_name: f.fn for f in demo.fns.values()}
 
 
-@pytest.mark.parametrize("psi,cutoff", [(0.5, 2), (0.0, 2), (-0.5, 4)])
+@pytest.mark.parametrize("psi,cutoff", [(0.5, 2), (0.0, 2), (-0.5, 4), (1.8, 3)])  # psi > 1 extrapolates
 def test_sample_event_honours_the_cutoff_slider(events, generator, psi, cutoff):
     _, fns = events
     seeds = [3, 7, 11]
