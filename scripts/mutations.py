@@ -376,3 +376,29 @@ MUTANTS += [
       "progress=acc.is_local_main_process)",
       ("tests/test_channels.py::test_evaluate_cli_background_reaches_the_metric",)),
 ]
+
+# The third blind pass (20 bugs, 13 caught): the seven survivors, each with a direct test now. Four are
+# the pattern of the earlier passes (a value passed through a layer with no arrival check: the mapping
+# lr multiplier, --xflip into the dataset, a saved best_fid, a documented default), two are edges of a
+# bound (psi above 1, the capped read's one extra byte) and one an error path (the export's temp file).
+MUTANTS += [
+    m("blind-d05-best-fid-not-resumed", "progan/training/resume.py",
+      'self.best_fid = state.get("best_fid", math.inf)', "self.best_fid = math.inf",
+      ("tests/test_resume_state.py::test_every_saved_entry_arrives_back_on_resume",)),
+    m("blind-d07-mapping-lr-multiplier", "stylegan_lite/layers.py",
+      "EqualizedLinear(dims[i], dims[i + 1], lr_multiplier=lr_multiplier) for i in range(num_layers)",
+      "EqualizedLinear(dims[i], dims[i + 1]) for i in range(num_layers)",
+      (NET + "test_the_mapping_network_learns_at_its_lr_multiplier",)),
+    m("blind-d10-psi-above-one-ignored", SG, "if not isinstance(psi, torch.Tensor) and psi == 1.0:",
+      "if not isinstance(psi, torch.Tensor) and psi >= 1.0:", ("tests/test_truncation_paths.py",)),
+    m("blind-d13-capped-read-short", "data_prep/sources.py", "data = handle.read(max_bytes + 1)",
+      "data = handle.read(max_bytes)",
+      ("tests/test_data_prep_limits.py::test_a_file_longer_than_its_size_said_is_still_capped",)),
+    m("blind-d15-grid-default-noise", "app/generate.py", 'noise=args.noise or "random",', 'noise=args.noise or "fixed",',
+      ("tests/test_generate_cli.py::test_each_command_draws_its_documented_default_noise",)),
+    m("blind-d16-export-temp-left", "progan/hub/export.py", "        Path(tmp).unlink(missing_ok=True)\n", "",
+      ("tests/test_export.py::test_a_failed_export_write_leaves_the_old_files_and_no_temp_file",)),
+    m("blind-d17-xflip-not-passed", "train.py", "open_dataset(path, resolution, xflip=config.xflip, with_labels",
+      "open_dataset(path, resolution, with_labels",
+      ("tests/test_conditional.py::test_train_py_opens_the_data_with_its_xflip_and_cond",)),
+]

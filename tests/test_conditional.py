@@ -297,3 +297,24 @@ def test_train_cond_end_to_end_and_refusal(labelled, tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: dataset") and "no class labels" in result.stderr
     assert not (tmp_path / "refused" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("xflip", [False, True])
+@pytest.mark.parametrize("cond", [False, True])
+def test_train_py_opens_the_data_with_its_xflip_and_cond(labelled, tmp_path, xflip, cond):
+    """``train.py --xflip`` / ``--cond`` reach the dataset the trainer reads (``train.dataset_opener``): the
+    mirrors double it (index N + i is image i flipped left-right) and labels come with each image."""
+    import train
+    from progan.training.options import TrainConfig
+
+    out = data_prep.prepare(labelled, tmp_path / "data", resolution=8, labels="folders", progress=False, workers=1)
+    config = TrainConfig(family="progan", preset="tiny", data=str(out), xflip=xflip, cond=cond)
+    dataset = train.dataset_opener(config, None)(8)
+    assert len(dataset) == (16 if xflip else 8)
+    items = [dataset[i] for i in range(len(dataset))]
+    assert all(isinstance(item, (tuple, list)) == cond for item in items)
+    images = [item[0] if cond else item for item in items]
+    if xflip:
+        for i in range(8):
+            assert torch.equal(images[8 + i], images[i].flip(-1))
+            assert not cond or int(items[8 + i][1]) == int(items[i][1])

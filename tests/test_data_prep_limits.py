@@ -111,6 +111,25 @@ def test_oversized_file_in_a_folder_is_skipped(tmp_path):
         read_item(Item("exact", path=str(exact)), max_bytes=CAP - 1)
 
 
+
+def test_a_file_longer_than_its_size_said_is_still_capped(tmp_path, monkeypatch):
+    """The size check comes first, but the read itself is bounded too: a file that grew after its stat
+    (or whose stat says less, like a /proc file's 0) is skipped, not cut to ``max_bytes`` and kept."""
+    import os
+
+    import data_prep.sources as sources
+
+    path = tmp_path / "grown.bin"
+    path.write_bytes(bytes(CAP + 1))
+    real_fstat = os.fstat
+    monkeypatch.setattr(sources.os, "fstat", lambda fd: os.stat_result((*real_fstat(fd)[:6], 0, *real_fstat(fd)[7:])))
+    with open(path, "rb") as handle:
+        assert sources.os.fstat(handle.fileno()).st_size == 0                # the stat now says 0 bytes
+    with pytest.raises(SkipImage, match="too_many_bytes"):
+        read_item(Item("grown", path=str(path)), max_bytes=CAP)
+    path.write_bytes(bytes(CAP))
+    assert len(read_item(Item("grown", path=str(path)), max_bytes=CAP)) == CAP   # exactly the cap is kept
+
 def test_cli_flag_sets_the_cap(tmp_path):
     from data_prep.__main__ import build_parser
 

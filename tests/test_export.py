@@ -181,3 +181,24 @@ def test_config_without_blur_padding_loads_as_replicate(tmp_path):
     torch.testing.assert_close(_images(loaded, z), _images(g, z), rtol=0, atol=0)
     with pytest.raises(ValueError, match="blur_padding must be one of"):
         family.config_cls(**{**old, "blur_padding": "reflect"})
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_a_failed_export_write_leaves_the_old_files_and_no_temp_file(family, tiny_generator, tmp_path, monkeypatch,
+                                                                     failing):
+    """A write that fails (disk full at fsync, a rename refused) must leave the previous export intact and
+    no ``.model.safetensors.*.tmp`` behind: the directory lists exactly what it did before."""
+    import progan.hub.export as export
+
+    out = tmp_path / "out"
+    tiny_generator.save_pretrained(out, summary={"kimg": 1.0})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def refuse(*_args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(export.os, failing, refuse)
+    with torch.no_grad():
+        next(iter(tiny_generator.parameters())).add_(1.0)  # other weights: a complete write would differ
+    with pytest.raises(OSError, match="No space left"):
+        tiny_generator.save_pretrained(out, summary={"kimg": 2.0})
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -208,3 +208,44 @@ def test_latent_from_other_weights_of_the_same_shape_runs_with_a_note(weights, l
     assert main(["--weights", str(other), "--latent", str(latents["progan"][0]), "--seeds", "image",
                  "--out", str(tmp_path / "x.png")]) == 0
     assert f"was projected with {weights['progan']}; drawing it with {other}" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def noisy_weights(tmp_path_factory):
+    """Tiny StyleGAN-lite weights whose noise changes pixels (a fresh model's noise strengths are 0)."""
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    generator = family.generator_cls(family.presets["tiny"])
+    with torch.no_grad():
+        generator.synthesis.input.weight.normal_()
+        for layer in generator.synthesis.layers:
+            layer.noise.weight.fill_(0.5)
+    path = tmp_path_factory.mktemp("noisy")
+    generator.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("command,extra,suffix,default,other", [
+    ("grid", ["--seeds", "0-3"], ".png", "random", "fixed"),
+    ("interpolate", ["--seeds", "1,2", "--frames", "4", "--min-size", "16"], ".gif", "fixed", "random"),
+    ("mix", ["--rows", "1,2", "--cols", "3,4"], ".png", "fixed", "random"),
+])
+def test_each_command_draws_its_documented_default_noise(noisy_weights, tmp_path, command, extra, suffix, default,
+                                                         other):
+    """``--help``: "default: random for grid, fixed for videos and mixing". No --noise gives exactly the
+    pixels of that mode, and the other mode's pixels differ (so the comparison can fail)."""
+    import numpy as np
+
+    def pixels(*noise: str) -> np.ndarray:
+        out = tmp_path / f"{command}{'-'.join(('',) + noise)}{suffix}"
+        assert main([command, "--weights", str(noisy_weights), *extra, *noise, "--out", str(out)]) == 0
+        with Image.open(out) as image:
+            frames = []
+            for i in range(getattr(image, "n_frames", 1)):
+                image.seek(i)
+                frames.append(np.asarray(image.convert("RGB")))
+        return np.stack(frames)
+
+    unset = pixels()
+    assert np.array_equal(unset, pixels("--noise", default))
+    assert not np.array_equal(unset, pixels("--noise", other))
