@@ -22,7 +22,7 @@ from progan.training.trainer import Trainer
 from train_utils import assert_states_equal, load_state, make_image_folder
 
 # the saved scalars and tensors set by hand below; a fresh trainer has other values for each
-SET_BY_HAND = ("images_seen", "step", "consumed", "best_fid", "augment_p", "opt_lod", "sample_z")
+SET_BY_HAND = ("images_seen", "step", "consumed", "best_fid", "augment_p", "opt_lod", "sample_z", "clock")
 
 
 @pytest.fixture
@@ -45,11 +45,12 @@ def test_every_saved_entry_arrives_back_on_resume(build):
     first.best_fid = 42.5
     first.ada.p = first.augment.p = 0.37
     first._opt_lod = 1.5
+    first.clock.load_state_dict({"wall_seconds": 3600.5, "cpu_seconds": 7000.25})
     first.sample_z = torch.randn_like(first.sample_z)
     first._ada_signs += torch.tensor([5.0, 12.0], dtype=torch.float64)
     saved, saved_rank = first._state(), first._rank_state()
     path = first.save()
-    assert_states_equal(load_state(path), saved)    # what was written is what the trainer held
+    assert_states_equal(load_state(path, clock=True), saved)    # what was written is what the trainer held
 
     fresh = build()
     fresh_state = fresh._state()
@@ -68,9 +69,50 @@ def test_a_checkpoint_from_before_best_fid_resumes_with_none(build):
     first = build()
     first.best_fid = 42.5
     path = first.save()
-    state = load_state(path)
+    state = load_state(path, clock=True)
     del state["best_fid"]                           # checkpoints older than --eval-kimg
     torch.save(state, path / "state.pt")
     resumed = build()
     assert resumed.try_resume() == path
     assert resumed.best_fid == math.inf
+
+
+def test_the_run_clock_sums_wall_and_cpu_seconds_over_sessions(monkeypatch):
+    """RunClock against fake clocks: each session adds its own (wall, CPU) seconds; a loaded state is
+    continued, not restarted."""
+    import progan.training.progress as progress
+
+    now = {"wall": 100.0, "cpu": 10.0}
+    monkeypatch.setattr(progress.time, "time", lambda: now["wall"])
+    monkeypatch.setattr(progress.time, "process_time", lambda: now["cpu"])
+    clock = progress.RunClock()
+    assert clock.read() == (0.0, 0.0)
+    clock.start()
+    now.update(wall=130.0, cpu=25.0)
+    assert clock.read() == (30.0, 15.0)
+    clock.stop()
+    now.update(wall=500.0, cpu=40.0)                # time between sessions does not count
+    assert clock.state_dict() == {"wall_seconds": 30.0, "cpu_seconds": 15.0}
+    resumed = progress.RunClock()
+    resumed.load_state_dict(clock.state_dict())
+    resumed.start()
+    now.update(wall=510.0, cpu=42.5)
+    assert resumed.read() == (40.0, 17.5)
+
+
+def test_the_log_clock_continues_across_a_resume(build, tmp_path):
+    import json
+
+    first = build()
+    first.train()
+    build_longer = TrainConfig(**{**first.config.__dict__, "kimg": 0.016})
+    second = Trainer(build_longer, FAMILIES["stylegan_lite"], first.open_dataset, accelerator=Accelerator(cpu=True))
+    second.train()
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "g_loss" in r]
+    assert [r["step"] for r in steps] == [2, 4]        # each session logs its last step (--log-every 10)
+    for key in ("wall_s", "cpu_s"):
+        values = [r[key] for r in records]
+        assert all(v >= 0 for v in values) and values == sorted(values), (key, values)
+    saved = load_state(max((tmp_path / "run" / "checkpoints").iterdir()), clock=True)["clock"]
+    assert saved["wall_seconds"] >= steps[-1]["wall_s"] and saved["cpu_seconds"] >= steps[-1]["cpu_s"]

@@ -44,8 +44,14 @@ def run_train(args: list[str], *, timeout: float = 300) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=timeout)
 
 
-def load_state(checkpoint: Path) -> dict:
-    return torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=True)
+def load_state(checkpoint: Path, *, clock: bool = False) -> dict:
+    """A checkpoint's shared state. Without ``clock=True`` the run clock (cumulative wall and CPU
+    seconds, ``progress.RunClock``) is left out: two runs of the same training differ only there, so
+    bit-exact comparisons of resumed against uninterrupted runs compare everything else."""
+    state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=True)
+    if not clock:
+        state.pop("clock", None)
+    return state
 
 
 def assert_states_equal(a, b, path: str = "") -> None:

@@ -64,7 +64,7 @@ class CheckpointState:
                 "images_seen": self.images_seen, "step": self.step, "consumed": self.consumed,
                 "sample_z": self.sample_z, "world_size": self.accelerator.num_processes, "best_fid": self.best_fid,
                 "augment_p": self.augment.p if self.augment is not None else 0.0, "opt_lod": self._opt_lod,
-                "train_config": self.config.to_json(), "family": self.family.name,
+                "train_config": self.config.to_json(), "family": self.family.name, "clock": self.clock.state_dict(),
                 "model_config": json.dumps(config_to_dict(self.model_config), sort_keys=True),
                 "class_names": list(self.model_config.class_names),
                 **({"historical_average": {k: h.state_dict() for k, h in self.history.items()}}
@@ -128,6 +128,11 @@ class CheckpointState:
                 history.load_state_dict(state["historical_average"][name])
         self._opt_lod = state.get("opt_lod", self._lod(self.schedule.phase(self.images_seen)))
         self.best_fid = state.get("best_fid", math.inf)  # absent in checkpoints older than --eval-kimg
+        if "clock" in state:
+            self.clock.load_state_dict(state["clock"])
+        else:
+            self.accelerator.print(f"note: {path} predates the run clock; the log's wall_s and cpu_s count from "
+                                   "this resume")
         if self.ada is not None:
             self.ada.p = self.augment.p = float(state.get("augment_p", 0.0))
         if rank_state is not None and state["world_size"] == self.accelerator.num_processes:

@@ -59,7 +59,7 @@ from .data_stream import make_loader, split_batch
 from .ema import ema_beta
 from ..metrics.evaluation import EvaluationStopped, PeriodicEvaluator
 from .monitor import HeldOutSplit, TrainingMonitor
-from .progress import excluded_from_rate
+from .progress import RunClock, excluded_from_rate
 from .resume import CheckpointState
 from .samples import save_sample_grid
 from .schedule import GrowthSchedule
@@ -156,6 +156,7 @@ class Trainer(CheckpointState):
         self._monitor: TrainingMonitor | None = None
         self._signals: dict[str, float] = {}        # the latest monitor signals (progress bar)
         self._log_since = (time.time(), 0)          # (time, images_seen) of the last log record: its speed
+        self.clock = RunClock()                     # wall and CPU seconds over all sessions (checkpointed)
         self._loader: Iterator[Any] | None = None   # the data stream at the current resolution and batch size
         self._loader_key: tuple[int, int] | None = None
 
@@ -216,6 +217,8 @@ class Trainer(CheckpointState):
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.accelerator.is_main_process:
+            wall, cpu = self.clock.read()
+            record = {**record, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
             self.accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))},
                                  step=self.images_seen)
             with open(self.out / "log.jsonl", "a") as f:
@@ -278,6 +281,7 @@ class Trainer(CheckpointState):
             with collective_phase("training", timeout=self.config.dist_timeout):
                 return self._train()
         finally:
+            self.clock.stop()
             # Shut the loader's workers down now. They ignore SIGTERM (a scheduler signals the whole
             # group), so if the iterator outlived train() multiprocessing's exit hook would terminate()
             # them in vain and then wait for them forever: the process printed "done" and never exited.
@@ -299,6 +303,7 @@ class Trainer(CheckpointState):
         bar = tqdm(total=round(cfg.kimg, 3), initial=round(self.images_seen / 1000, 3), unit="kimg",
                    disable=not self.accelerator.is_main_process, dynamic_ncols=True)  # one bar per run, not per node
         start = time.time()
+        self.clock.start()
         self._loader, self._loader_key = None, None
         self._log_since = (time.time(), self.images_seen)  # speed of the next log record
         if not resumed:
