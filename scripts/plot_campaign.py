@@ -9,6 +9,11 @@ markdown table, a row per kimg and a column per run, so runs can be compared at 
 
 ``--mark RUN:KIMG:TEXT`` draws a dotted vertical line in that run's colour where something changed
 mid-run that the log does not record, e.g. ``--mark progan-demo64:700.8:"bf16 from here"``.
+
+``--x cpu-hours`` plots against the training process's cumulative CPU time instead (the ``cpu_s`` of
+each log record, ``progan.training.progress.RunClock``; logs written before it have none), so runs
+that shared the machine unequally compare at equal cost; the table then lists each evaluation's
+kimg and CPU-hours.
 """
 from __future__ import annotations
 
@@ -28,10 +33,17 @@ def read_evals(run: Path) -> list[dict]:
     return [r for r in read_log(run) if "fid" in r]
 
 
-def signal_series(rows: list[dict], name: str) -> tuple[list[float], list[float]]:
-    """(kimg, value) of a monitor signal (``diversity`` or ``r_v``, progan/training/monitor.py); runs
+def x_value(record: dict, axis: str) -> float | None:
+    """Where a record sits on the x axis: its kimg, or its CPU-hours (None when it has no ``cpu_s``)."""
+    if axis == "kimg":
+        return record["kimg"]
+    return record["cpu_s"] / 3600 if record.get("cpu_s") is not None else None
+
+
+def signal_series(rows: list[dict], name: str, axis: str = "kimg") -> tuple[list[float], list[float]]:
+    """(x, value) of a monitor signal (``diversity`` or ``r_v``, progan/training/monitor.py); runs
     trained before the monitor existed have none."""
-    points = [(r["kimg"], r[name]) for r in rows if r.get(name) is not None]
+    points = [(x_value(r, axis), r[name]) for r in rows if r.get(name) is not None and x_value(r, axis) is not None]
     return [k for k, _ in points], [v for _, v in points]
 
 
@@ -64,6 +76,15 @@ def comparison_table(evals: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def cpu_hours_table(evals: dict[str, list[dict]]) -> str:
+    """Markdown: each run's evaluations with the CPU-hours spent to reach them (``cpu_s``)."""
+    lines = ["| run | kimg | CPU-hours | FID (recall) |", "|---|---:|---:|---:|"]
+    for name, rows in evals.items():
+        lines += [f"| {name} | {r['kimg']:g} | {r['cpu_s'] / 3600:.2f} | {r['fid']:.1f} ({r['recall']:.3f}) "
+                  f"@{r['resolution']}px |" for r in rows]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (--out of train.py)")
@@ -71,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mark", action="append", default=[], metavar="RUN:KIMG:TEXT",
                         help="a dotted vertical line in RUN's colour at KIMG, labelled TEXT (repeatable)")
     parser.add_argument("--title", default="FID (1,000 generated vs 1,000 real) during training, 2-core CPU")
+    parser.add_argument("--x", choices=("kimg", "cpu-hours"), default="kimg",
+                        help="x axis: images seen, or the training process's CPU-hours (logs with cpu_s)")
     args = parser.parse_args(argv)
+    if args.mark and args.x != "kimg":
+        print("error: --mark places lines at a kimg; use it with --x kimg", file=sys.stderr)
+        return 2
     try:
         import matplotlib
     except ImportError:
@@ -97,12 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         if not evals:
             print(f"error: {run}/log.jsonl has no evaluations (train with --eval-kimg)", file=sys.stderr)
             return 2
-        kimg = [r["kimg"] for r in evals]
+        if any(x_value(r, args.x) is None for r in evals):
+            print(f"error: {run}/log.jsonl has evaluations without cpu_s (logged before the run clock); "
+                  "plot it with --x kimg", file=sys.stderr)
+            return 2
+        xs = [x_value(r, args.x) for r in evals]
         fid = [r["fid"] for r in evals]
-        line, = ax.plot(kimg, fid, "-", alpha=0.5, label=run.name)
+        line, = ax.plot(xs, fid, "-", alpha=0.5, label=run.name)
         colours[run.name] = line.get_color()
         for resolution in sorted({r["resolution"] for r in evals}):
-            points = [(r["kimg"], r["fid"]) for r in evals if r["resolution"] == resolution]
+            points = [(x_value(r, args.x), r["fid"]) for r in evals if r["resolution"] == resolution]
             ax.plot(*zip(*points), MARKERS.get(resolution, "o"), color=line.get_color(), markersize=5)
     for name, kimg, label in marks:
         ax.axvline(kimg, color=colours[name], linestyle=":", linewidth=1.2, label=f"{name}: {label}")
@@ -114,13 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         for panel, name, label, reference in ((axes[1][0], "diversity", "diversity: samples / reals\n(8x8 RGB)", 1.0),
                                               (axes[2][0], "r_v", "r_v (ADA): 0 = no\noverfitting, 1 = full", 0.0)):
             for run, rows in logs.items():
-                kimg, values = signal_series(rows, name)
-                if kimg:
-                    panel.plot(kimg, values, "-", color=colours[run.name], linewidth=1)
+                xs, values = signal_series(rows, name, args.x)
+                if xs:
+                    panel.plot(xs, values, "-", color=colours[run.name], linewidth=1)
             panel.axhline(reference, color="gray", linewidth=0.8, linestyle="--")
             panel.set_ylabel(label, fontsize=8)
             panel.grid(alpha=0.3)
-    axes[-1][0].set_xlabel("images seen (kimg)")
+    axes[-1][0].set_xlabel("images seen (kimg)" if args.x == "kimg" else "CPU-hours of the training process")
     ax.set_ylabel("FID (lower is better)")
     ax.set_title(args.title, fontsize=10)
     ax.set_yscale("log")
@@ -130,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out)
     print(f"wrote {args.out}\n\nFID (recall) at the resolution then trained:\n")
-    print(comparison_table({run.name: evals for run, evals in evals_by_run.items()}))
+    named = {run.name: evals for run, evals in evals_by_run.items()}
+    print(comparison_table(named) if args.x == "kimg" else cpu_hours_table(named))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""scripts/plot_campaign.py's comparison table: runs side by side at equal images seen."""
+"""scripts/plot_campaign.py: the comparison table at equal images seen, marks, signal panels, the CPU-hours axis."""
 from __future__ import annotations
 
 import sys
@@ -51,3 +51,29 @@ def test_signals_are_read_from_the_monitor_records_and_plotted_in_their_own_pane
     assert main([str(run), "--out", str(tmp_path / "without.png")]) == 0
     # three panels (FID, diversity, r_v) make a taller figure than FID alone
     assert Image.open(tmp_path / "with.png").height > 1.5 * Image.open(tmp_path / "without.png").height
+
+
+def test_cpu_hours_put_each_point_at_its_cpu_seconds_and_refuse_logs_without_them(tmp_path, capsys):
+    import json
+
+    from plot_campaign import cpu_hours_table, main, signal_series, x_value
+
+    rows = [{"kimg": 20.0, "fid": 150.0, "recall": 0.1, "resolution": 8, "cpu_s": 1800.0},
+            {"kimg": 20.0, "diversity": 0.9, "cpu_s": 1810.0},
+            {"kimg": 40.0, "fid": 140.0, "recall": 0.2, "resolution": 8, "cpu_s": 5400.0}]
+    assert [x_value(r, "cpu-hours") for r in rows] == [0.5, 1810 / 3600, 1.5]
+    assert [x_value(r, "kimg") for r in rows] == [20.0, 20.0, 40.0]
+    assert signal_series(rows, "diversity", "cpu-hours") == ([1810 / 3600], [0.9])
+    table = cpu_hours_table({"sg": [rows[0], rows[2]]}).splitlines()
+    assert table[2:] == ["| sg | 20 | 0.50 | 150.0 (0.100) @8px |", "| sg | 40 | 1.50 | 140.0 (0.200) @8px |"]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    pytest.importorskip("matplotlib")
+    assert main([str(run), "--out", str(tmp_path / "cpu.png"), "--x", "cpu-hours"]) == 0
+    assert "| run | 40 | 1.50 | 140.0 (0.200) @8px |" in capsys.readouterr().out
+    assert main([str(run), "--out", str(tmp_path / "m.png"), "--x", "cpu-hours", "--mark", "run:20:x"]) == 2
+    assert "use it with --x kimg" in capsys.readouterr().err
+    (run / "log.jsonl").write_text("\n".join(json.dumps({k: v for k, v in r.items() if k != "cpu_s"}) for r in rows))
+    assert main([str(run), "--out", str(tmp_path / "old.png"), "--x", "cpu-hours"]) == 2
+    assert "without cpu_s" in capsys.readouterr().err and not (tmp_path / "old.png").exists()
