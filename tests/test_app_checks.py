@@ -6,7 +6,10 @@ app/sampling.py), not where Gradio's component validation would refuse a request
   under ``Limits`` small enough to bite at 16 px).
 - Truncation (Karras et al. 2019, appendix B): psi changes the images; psi=0 gives one image,
   ``w_avg``'s, for every seed -- in the sampling core, the app event and the CLI.
-- ``ModelStore``: refusal above ``max_resolution``, LRU eviction, the bound on visitors' remote models,
+- Noise: every event's Noise radio (sample, interpolate, mix, edit) reaches the drawing: each mode gives
+  the pixels of the sampling core called with that mode, and the three modes differ.
+- ``ModelStore``: refusal above ``max_resolution``, loads onto its device, LRU eviction, the bound on
+  visitors' remote models, ``python -m app``'s ``--device`` / ``--allow-remote-weights`` reaching the store,
   and loads outside the lock: a stalled download (a local HTTP server that holds its reply) blocks
   neither cached models nor other downloads, and a second request for it waits for the first.
 """
@@ -26,9 +29,13 @@ from PIL import Image
 import app.models
 from app.generate import main as generate_main
 from app.limits import Limits
+from app.interpolation import render_interpolation
+from app.mixing import mixing_figure, render_mixing
 from app.models import ModelStore
-from app.sampling import generate_images, styles_from_z
+from app.sampling import NOISE_MODES, generate_images, styles_from_z
 from app.ui import build_demo
+from app.ui_edit import SLIDERS
+from app.video import write_gif
 from families import FAMILIES, load_generator
 
 SMALL = Limits(max_pixels=4 * 16 * 16, max_video_pixels=5 * 16 * 16)  # 16 px: 4 images, 5 frames, 4 cells
@@ -208,6 +215,56 @@ def test_cli_psi(weights, tmp_path):
         assert len({cell.tobytes() for cell in _cells(out, 4)}) == distinct
 
 
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    """``(generator, events)`` for tiny StyleGAN-lite weights whose noise changes pixels (a fresh
+    model's noise strengths are 0, so every noise mode would draw the same image)."""
+    generator = _stylegan()
+    with torch.no_grad():
+        for layer in generator.synthesis.layers:
+            layer.noise.weight.fill_(0.5)
+    path = tmp_path_factory.mktemp("noisy") / "sg"
+    generator.save_pretrained(path)
+    demo = build_demo(ModelStore({"sg": str(path)}), output_dir=tmp_path_factory.mktemp("noisy-out"))
+    return load_generator(str(path), progress=False), {f.api_name: f.fn for f in demo.fns.values()}
+
+
+def _frames(path) -> np.ndarray:
+    with Image.open(path) as image:
+        frames = []
+        for i in range(getattr(image, "n_frames", 1)):
+            image.seek(i)
+            frames.append(np.asarray(image.convert("RGB")))
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize("event", ["sample", "interpolate", "mix", "edit"])
+def test_every_event_draws_with_the_noise_it_is_given(noisy, tmp_path, event):
+    generator, events = noisy
+    drawn = {}
+    for noise in NOISE_MODES:
+        if event == "sample":
+            gallery, _grid, _ = events["sample"]("sg", "3,7", 0.7, None, noise)
+            got = np.stack([image for image, _caption in gallery])
+            expected = generate_images(generator, [3, 7], psi=0.7, noise=noise)
+        elif event == "interpolate":
+            _mp4, gif, _ = events["interpolate"]("sg", "3,7", 4, 8, "lerp", "z", False, 0.7, noise)
+            got = _frames(gif)
+            clip = render_interpolation(generator, [3, 7], frames=4, method="lerp", psi=0.7, noise=noise)
+            expected = _frames(write_gif(clip, tmp_path / f"{noise}.gif", fps=8))
+        elif event == "mix":
+            _shown, figure, _ = events["mix"]("sg", "1", "5,6", "coarse", 0.7, noise)
+            got = _frames(figure)
+            expected = np.asarray(mixing_figure(*render_mixing(generator, [1], [5, 6], styles="coarse", psi=0.7,
+                                                               noise=noise)).convert("RGB"))[None]
+        else:
+            _shown, _status, got = events["edit"]("sg", "7", "all", 0.7, noise, *(0.0,) * SLIDERS, None)
+            expected = generate_images(generator, [7], psi=0.7, noise=noise)[0]
+        assert got.shape == expected.shape and np.abs(got.astype(int) - expected).max() <= 1, noise
+        drawn[noise] = got
+    assert len({image.tobytes() for image in drawn.values()}) == len(NOISE_MODES)  # so a lost mode shows
+
+
 # --- the model store -----------------------------------------------------------------------------
 def test_store_refuses_models_above_max_resolution(weights):
     store = ModelStore({"sg": str(weights / "sg")}, limits=Limits(max_resolution=8))
@@ -215,6 +272,41 @@ def test_store_refuses_models_above_max_resolution(weights):
         store.get("sg")
     assert not store._loaded  # nothing kept
     assert ModelStore({"sg": str(weights / "sg")}, limits=Limits(max_resolution=16)).get("sg").config.resolution == 16
+
+
+def test_store_loads_generators_onto_its_device(weights):
+    """``ModelStore(device=...)`` is where a served generator lives: the meta device (every machine has
+    it) stands in for a GPU, which the default ``cpu`` would silently replace."""
+    generator = ModelStore({"sg": str(weights / "sg")}, device="meta").get("sg")
+    assert {t.device.type for t in [*generator.parameters(), *generator.buffers()]} == {"meta"}
+
+
+def test_app_main_hands_its_device_and_remote_flag_to_the_store(weights, monkeypatch):
+    """``python -m app --device D [--allow-remote-weights]`` builds the page on a store that loads onto D
+    and takes visitors' URLs only with the flag (checked without a network: with the flag, a local path
+    gets past the flag check to the "local paths" refusal). The server itself is never started."""
+    import app.__main__ as entry
+    import app.ui
+
+    class NoServer:
+        def queue(self, **_kwargs):
+            pass
+
+        def launch(self, **_kwargs):
+            pass
+
+    stores = []
+    monkeypatch.setattr(app.ui, "build_demo", lambda store, **_kwargs: stores.append(store) or NoServer())
+    try:
+        for flags, refusal in (([], "does not load weights from URLs"),
+                               (["--allow-remote-weights"], "local paths are not accepted")):
+            assert entry.main(["--weights", str(weights / "sg"), "--device", "meta", *flags]) == 0
+            store = stores[-1]
+            assert next(store.get(store.default).parameters()).device.type == "meta"
+            with pytest.raises(ValueError, match=refusal):
+                store.add_remote(str(weights / "sg"))
+    finally:
+        torch.set_grad_enabled(True)  # main turns gradients off for the server's process
 
 
 def test_store_lru_and_remote_eviction(weights, monkeypatch):

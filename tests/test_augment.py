@@ -273,6 +273,35 @@ def test_trainer_moves_p_by_the_papers_speed_toward_the_target(tmp_path, signs, 
     assert trainer.ada.p == trainer.augment.p == pytest.approx(expected[-1])
 
 
+@pytest.mark.parametrize("policy", ["translation", "color,cutout"])
+def test_trainer_augments_with_its_policy(tmp_path, policy):
+    """``--augment diffaugment --augment-policy P``: the trainer's augmentation runs P's transforms,
+    not the default "color,translation,cutout": under one seed it gives exactly what DiffAugment with P
+    alone gives, and not what the default policy gives."""
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data")
+    config = TrainConfig(family="stylegan_lite", preset="tiny", data=str(data), out=str(tmp_path / "run"),
+                         batch_size=4, workers=0, augment="diffaugment", augment_policy=policy)
+    trainer = Trainer(config, FAMILIES["stylegan_lite"], lambda r: open_dataset(str(data), r),
+                      accelerator=Accelerator(cpu=True))
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+
+    def augmented(augment):
+        torch.manual_seed(0)
+        return augment(x.clone())
+
+    assert trainer.augment.policy == tuple(policy.split(","))
+    torch.testing.assert_close(augmented(trainer.augment), augmented(Augment(tuple(policy.split(",")))),
+                               rtol=0, atol=0)
+    assert not torch.allclose(augmented(trainer.augment), augmented(build_augment("diffaugment")))
+
+
 def test_ada_is_refused_with_a_loss_whose_sign_means_nothing():
     from families import FAMILIES as families
     from progan.training.options import FAMILY_LOSS, TrainConfig

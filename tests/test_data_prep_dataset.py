@@ -80,6 +80,31 @@ def test_plain_folder_decodes_on_the_fly_like_prepare(folder, prepared):
         assert torch.equal(raw[i], ready[i])
 
 
+def test_plain_folder_honours_its_decode_options(tmp_path):
+    """A plain folder's ``crop``, ``background`` and ``upscale`` reach the on-the-fly decode: a 24x8 image
+    (red centre third, blue margins) padded onto green reads exactly as ``prepare`` with the same options
+    stores it, green above and below the content; the default centre crop is all red. A 4x4 image is
+    enlarged to 8x8 only with ``upscale`` (otherwise it is skipped and nothing decodable is left)."""
+    wide = Image.new("RGB", (24, 8), (0, 0, 255))
+    wide.paste((255, 0, 0), (8, 0, 16, 8))
+    (tmp_path / "wide").mkdir()
+    wide.save(tmp_path / "wide" / "a.png")
+    green = (0, 255, 0)
+    padded = ImageDataset(tmp_path / "wide", 8, crop="pad", background=green)[0]
+    ready = prepare(tmp_path / "wide", tmp_path / "ready", resolution=8, crop="pad", background=green, pyramid=False,
+                    workers=1, progress=False)
+    assert torch.equal(padded, ImageDataset(ready, 8)[0])
+    assert (padded[:, 0].T.int() - torch.tensor(green)).abs().max() <= 6     # Lanczos ringing from the content
+    assert torch.equal(ImageDataset(tmp_path / "wide", 8)[0], torch.tensor([255, 0, 0], dtype=torch.uint8)
+                       .view(3, 1, 1).expand(3, 8, 8))
+    (tmp_path / "small").mkdir()
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(tmp_path / "small" / "a.png")
+    assert (ImageDataset(tmp_path / "small", 8, upscale=True)[0].int() - torch.tensor([255, 0, 0]).view(3, 1, 1)
+            ).abs().max() <= 1
+    with pytest.warns(UserWarning, match="a.png"), pytest.raises(RuntimeError, match="no decodable image"):
+        ImageDataset(tmp_path / "small", 8)[0]
+
+
 def test_plain_folder_skips_a_bad_file_deterministically(tmp_path):
     Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "a.png")
     (tmp_path / "b.png").write_bytes(b"broken")

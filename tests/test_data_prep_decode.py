@@ -214,3 +214,25 @@ def test_center_crop_and_pad(tmp_path):
     # the tolerance covers Lanczos ringing from the content edge.
     assert (np.abs(padded[0, [0, -1]].astype(int) - GREEN) <= 6).all()
     assert is_red(padded[0, 4, 4])
+
+
+@pytest.mark.parametrize("crop, drafted", [("pad", (100, 25)), ("center", (200, 50))])
+def test_jpeg_draft_keeps_twice_the_resolution_on_the_side_the_crop_keeps(monkeypatch, crop, drafted):
+    """A large JPEG is decoded at 1/2, 1/4 or 1/8 (libjpeg's draft), the smallest that keeps 2R pixels on
+    the side that becomes the square's side: the short side for crop="center", the long one for "pad".
+    An 800x200 JPEG at R = 16 (2R = 32): "pad" drafts at 1/8 (100x25); "center" at 1/4 (200x50), since
+    1/8 would leave its short side at 25 < 32. The spy records the size ``prepare``'s decode drafted."""
+    import data_prep.decode as decode_module
+    from data_prep.items import Item
+    from data_prep.pipeline import Settings, load_square
+
+    request_draft, sizes = decode_module.request_draft, []
+
+    def spy(image, min_square, **options):
+        request_draft(image, min_square, **options)
+        sizes.append(image.size)
+
+    monkeypatch.setattr(decode_module, "request_draft", spy)
+    wide = encode(Image.new("RGB", (800, 200), BLUE), "JPEG", quality=90)
+    top = load_square(Item("wide.jpg", data=wide), Settings(16, crop=crop))
+    assert sizes == [drafted] and top.shape == (16, 16, 3)

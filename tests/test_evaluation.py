@@ -116,6 +116,24 @@ def test_evaluate_cli_gives_the_same_result_on_one_and_two_processes(tmp_path):
     assert len(list((tmp_path / "cache" / "fid-stats").glob("real-*.safetensors"))) == 1
 
 
+def test_evaluate_cli_computes_the_metrics_it_is_asked_for(weights, tmp_path, monkeypatch, capsys):
+    """``--metrics`` names what is computed and reported (default fid,kid,pr): the JSON holds exactly
+    those scores (pr as precision and recall), none of the others (stand-in feature network)."""
+    import evaluate
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    scores = {"fid", "kid", "precision", "recall"}
+    for metrics, expected in (("fid", {"fid"}), ("kid,pr", {"kid", "precision", "recall"}), (None, scores)):
+        capsys.readouterr()
+        option = [] if metrics is None else ["--metrics", metrics]
+        assert evaluate.main(["--weights", str(weights["progan"]), "--data", str(data), "--num", "8",
+                              "--batch", "4", *option]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert scores & summary.keys() == expected, metrics
+
+
 def test_a_partial_real_set_is_a_seeded_random_subset_not_the_first_images(tmp_path):
     """A dataset stored in an order that follows its content (first half dark, second half bright):
     statistics of a quarter of it must describe the whole set, not its first quarter."""

@@ -249,3 +249,36 @@ def test_each_command_draws_its_documented_default_noise(noisy_weights, tmp_path
     unset = pixels()
     assert np.array_equal(unset, pixels("--noise", default))
     assert not np.array_equal(unset, pixels("--noise", other))
+
+
+@pytest.mark.parametrize("command,extra,suffix", [
+    ("grid", ["--seeds", "0-4"], ".png"),
+    ("interpolate", ["--seeds", "1,2", "--frames", "5", "--min-size", "16"], ".gif"),
+])
+def test_batch_size_bounds_the_images_per_forward_pass(noisy_weights, tmp_path, command, extra, suffix):
+    """``--batch-size`` ("images per forward pass", the knob for a small GPU's memory): no module of the
+    generator sees more than that many images at once, and the pixels are those of the default batch
+    (every image is seeded on its own, so batching cannot change them)."""
+    import numpy as np
+
+    def draw(*batch: str) -> tuple[np.ndarray, int]:
+        widest = []
+        hook = torch.nn.modules.module.register_module_forward_hook(
+            lambda module, args, output: widest.append(output.shape[0]) if isinstance(output, torch.Tensor) else None)
+        out = tmp_path / f"{command}{'-'.join(('',) + batch)}{suffix}"
+        try:
+            assert main([command, "--weights", str(noisy_weights), *extra, *batch, "--out", str(out)]) == 0
+        finally:
+            hook.remove()
+        with Image.open(out) as image:
+            frames = []
+            for i in range(getattr(image, "n_frames", 1)):
+                image.seek(i)
+                frames.append(np.asarray(image.convert("RGB")))
+        return np.stack(frames), max(widest)
+
+    whole, widest = draw()
+    assert widest == 5                                                # the default 16 takes all five at once
+    batched, widest = draw("--batch-size", "2")
+    assert widest == 2
+    assert np.array_equal(batched, whole)

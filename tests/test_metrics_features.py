@@ -87,6 +87,17 @@ def test_generated_features_same_for_any_sharding_and_batch_size():
     assert not torch.allclose(truncated, whole)
 
 
+@pytest.mark.parametrize("desc", [None, "eval: generated"])
+def test_generated_features_progress_bar_names_its_pass(capsys, desc):
+    """The bar says which pass is running (an evaluation shows "eval: real features", then "eval:
+    generated"): ``desc`` when given, else "generated" (the documented default), never the bare
+    "features" of the shared feature loop underneath."""
+    options = {} if desc is None else {"desc": desc}
+    generated_features(ToyGenerator(), StandInFeatures(), num=4, progress=True, **options)
+    err = capsys.readouterr().err
+    assert f"{desc or 'generated'}:" in err and "features:" not in err, err
+
+
 # --------------------------------------------------------------------------------------- cache
 
 
@@ -123,6 +134,23 @@ def test_real_statistics_cache_is_plain_safetensors(tmp_path):
         torch.testing.assert_close(handle.get_tensor("features"), stats.features)
     assert meta["dataset_key"] == "k" and meta["resolution"] == "8x8"
     assert meta["num_images"] == "20" and meta["network_sha256"] == network.sha256
+
+
+def test_cache_is_written_beside_itself_and_renamed(tmp_path, monkeypatch):
+    """Write-then-rename is atomic only within one filesystem, so the temporary file lives in the cache
+    directory itself, never in the system temp dir (a cache on another disk would fail to rename, a full
+    or missing /tmp would fail to write): here the system temp dir does not exist and the cache is still
+    written, the rename staying inside the cache directory and leaving nothing else behind."""
+    import os
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-system-tmp"))
+    renames, replace = [], os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: renames.append((src, dst)) or replace(src, dst))
+    cache = tmp_path / "cache"
+    real_statistics(_image_dataset(), StandInFeatures(), dataset_key="k", cache_dir=cache)
+    (path,) = cache.iterdir()
+    assert path.suffix == ".safetensors" and [os.path.dirname(src) for src, _ in renames] == [str(cache)]
 
 
 def test_corrupt_cache_is_recomputed(tmp_path):

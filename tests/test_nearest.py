@@ -124,3 +124,34 @@ def test_evaluate_nearest_cli(weights, tmp_path, monkeypatch, capsys):
     assert "--pairs must be >= 1" in capsys.readouterr().err
     assert evaluate.main(args + ["--num-real", "5"]) == 2
     assert "drop --num-real" in capsys.readouterr().err
+
+
+def test_evaluate_nearest_cli_draws_the_samples_of_its_seed(weights, tmp_path, monkeypatch, capsys):
+    """``evaluate.py --nearest --seed S`` checks sample i = latent i of seed S, as the metrics do: its
+    summary is that of ``check_generator(seed=S)`` against the same real features, and not seed 0's."""
+    from data_prep import open_dataset
+    from families import load_generator
+
+    folder = tmp_path / "reals"
+    folder.mkdir()
+    for i, image in enumerate(_training_images(12)):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:02d}.png")
+    network = StandInFeatures()
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: network)
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    generator = load_generator(weights["progan"]).eval()
+    real = compute_features(open_dataset(folder, 16), network, batch_size=4)
+    keys = ("nearest_fraction_below", "nearest_median_distance", "nearest_min_distance")
+
+    def cli(seed: int) -> dict:
+        capsys.readouterr()
+        assert evaluate.main(["--weights", str(weights["progan"]), "--data", str(folder), "--nearest", "--num", "10",
+                              "--pairs", "2", "--figure", str(tmp_path / "pairs.png"), "--batch", "4",
+                              "--seed", str(seed)]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        return {k: summary[k] for k in keys}
+
+    direct = check_generator(generator, network, real, num=10, pairs=2, batch_size=4, seed=7)[0].summary()
+    seven = cli(7)
+    assert seven == pytest.approx({k: direct[k] for k in keys})
+    assert seven != pytest.approx(cli(0))

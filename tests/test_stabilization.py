@@ -213,6 +213,29 @@ def test_family_loss_table_matches_the_families():
     assert FAMILY_LOSS == {name: family.default_loss for name, family in FAMILIES.items()}
 
 
+def test_spectral_norm_runs_its_power_iterations_per_forward():
+    """``apply_spectral_norm(d, power_iterations=n)``: each training-mode forward runs n iterations
+    (algorithm 1 repeated), so one forward at n = 3 leaves every ``u``, ``v`` where three forwards at
+    n = 1 do, and not where one forward at n = 1 does (the vectors have not converged yet)."""
+    family = FAMILIES["progan"]
+    config = family.presets["tiny"]
+    x = torch.randn(2, 3, 16, 16)
+
+    def vectors(power_iterations: int, forwards: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        d = apply_spectral_norm(family.discriminator_cls(config).train(), power_iterations=power_iterations)
+        with torch.no_grad():
+            for _ in range(forwards):
+                d(x, stage=config.num_stages - 1)
+        return {k: v for k, v in d.state_dict().items() if k.endswith(("spectral_norm.u", "spectral_norm.v"))}
+
+    three, three_ones, one = vectors(3, 1), vectors(1, 3), vectors(1, 1)
+    assert three.keys() == one.keys() and len(three) > 10
+    for key in three:
+        torch.testing.assert_close(three[key], three_ones[key], rtol=0, atol=1e-6)
+    assert any(not torch.allclose(three[k], one[k], rtol=0, atol=1e-4) for k in three)
+
+
 def test_old_configs_keep_their_meaning():
     root = Path(__file__).resolve().parents[1] / "campaign"
     for path in sorted(root.glob("*/train_config.json")):

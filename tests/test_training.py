@@ -189,6 +189,24 @@ def test_bad_options_are_one_line_errors(tmp_path):
     assert result.returncode == 2 and "--batch-size must be > 0" in result.stderr
 
 
+def test_every_option_with_fixed_values_offers_exactly_them():
+    """A flag whose values form a fixed set is an argparse choice of exactly the set its validation
+    accepts: ``--help`` lists it (``{no,fp16,bf16}``) and a typo is refused before any config is built."""
+    import argparse
+
+    from progan.losses import LOSSES, PENALTIES
+    from progan.training.options import AUGMENT, BLUR_PADDINGS, MIXED_PRECISION, add_arguments
+    from progan.training.tricks import FEATURE_MATCHING_MODES
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    choices = {a.dest: tuple(a.choices) for a in parser._actions if a.choices is not None}
+    assert choices == {"loss": ("", *LOSSES), "mixed_precision": MIXED_PRECISION, "augment": AUGMENT,
+                       "penalty": ("", *PENALTIES), "blur_padding": BLUR_PADDINGS,
+                       "feature_matching_mode": FEATURE_MATCHING_MODES}
+    assert "{no,fp16,bf16}" in parser.format_help()
+
+
 def test_dry_run_prints_resolved_config():
     import json
     result = run_train(["--family", "stylegan_lite", "--preset", "tiny", "--dry-run", "--no-estimate-memory"])

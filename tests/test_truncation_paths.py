@@ -10,7 +10,8 @@ generator's mapping and synthesis -- the truncation formula written out, not ``g
   CLI's ``interpolate`` and ``mix`` (``--psi``, ``--cutoff``): psi = 0 makes every frame and every
   cell w_avg's image, psi = 1 does not; psi > 1 (the app allows up to 2) extrapolates away from w_avg;
 - the Generate event (``sample``: psi and the Truncation cutoff slider): its images are the hand-built
-  truncation at that cutoff, far from the all-layers truncation a lost cutoff would give.
+  truncation at that cutoff, far from the all-layers truncation a lost cutoff would give;
+- the Edit event (``edit``: psi slider, every strength at 0): the hand-built truncation of the seed.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from app.mixing import render_mixing, style_layers
 from app.models import ModelStore
 from app.sampling import seed_latents
 from app.ui import build_demo
+from app.ui_edit import SLIDERS
 from families import FAMILIES
 
 KEYS = [3, 7, 11]
@@ -129,6 +131,19 @@ def test_sample_event_honours_the_cutoff_slider(events, generator, psi, cutoff):
     assert np.abs(shown - every_layer).mean() > 10, np.abs(shown - every_layer).mean()
     if psi == 0.0:  # only the layers below the cutoff are w_avg's: the seeds still differ
         assert len({image.tobytes() for image, _ in gallery}) == len(seeds)
+
+
+@pytest.mark.parametrize("psi", [0.5, 0.0, 1.8])
+def test_edit_event_honours_psi(events, generator, psi):
+    """The Edit tab's psi slider reaches the drawing: with every strength at 0 the edited image is the
+    seed's hand-built truncation at that psi, far from the untruncated image a lost psi would give."""
+    _, fns = events
+    _shown, _status, native = fns["edit"]("sg", "7", "all", psi, "fixed", *(0.0,) * SLIDERS, None)
+    with torch.no_grad():
+        w = generator.mapping(seed_latents([7], generator.config.latent_dim))
+    _close(native[None], _pixels(generator, _by_hand(generator, w, psi, None)))
+    untruncated = _pixels(generator, _by_hand(generator, w, 1.0, None))[0].astype(int)
+    assert np.abs(native.astype(int) - untruncated).mean() > 10, np.abs(native.astype(int) - untruncated).mean()
 
 
 def _gif_frames(path) -> list[np.ndarray]:
