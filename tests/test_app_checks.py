@@ -37,6 +37,7 @@ from app.ui import build_demo
 from app.ui_edit import SLIDERS
 from app.video import write_gif
 from families import FAMILIES, load_generator
+from image_utils import read_frames
 
 SMALL = Limits(max_pixels=4 * 16 * 16, max_video_pixels=5 * 16 * 16)  # 16 px: 4 images, 5 frames, 4 cells
 
@@ -229,15 +230,6 @@ def noisy(tmp_path_factory):
     return load_generator(str(path), progress=False), {f.api_name: f.fn for f in demo.fns.values()}
 
 
-def _frames(path) -> np.ndarray:
-    with Image.open(path) as image:
-        frames = []
-        for i in range(getattr(image, "n_frames", 1)):
-            image.seek(i)
-            frames.append(np.asarray(image.convert("RGB")))
-    return np.stack(frames)
-
-
 @pytest.mark.parametrize("event", ["sample", "interpolate", "mix", "edit"])
 def test_every_event_draws_with_the_noise_it_is_given(noisy, tmp_path, event):
     generator, events = noisy
@@ -249,12 +241,12 @@ def test_every_event_draws_with_the_noise_it_is_given(noisy, tmp_path, event):
             expected = generate_images(generator, [3, 7], psi=0.7, noise=noise)
         elif event == "interpolate":
             _mp4, gif, _ = events["interpolate"]("sg", "3,7", 4, 8, "lerp", "z", False, 0.7, noise)
-            got = _frames(gif)
+            got = read_frames(gif)
             clip = render_interpolation(generator, [3, 7], frames=4, method="lerp", psi=0.7, noise=noise)
-            expected = _frames(write_gif(clip, tmp_path / f"{noise}.gif", fps=8))
+            expected = read_frames(write_gif(clip, tmp_path / f"{noise}.gif", fps=8))
         elif event == "mix":
             _shown, figure, _ = events["mix"]("sg", "1", "5,6", "coarse", 0.7, noise)
-            got = _frames(figure)
+            got = read_frames(figure)
             expected = np.asarray(mixing_figure(*render_mixing(generator, [1], [5, 6], styles="coarse", psi=0.7,
                                                                noise=noise)).convert("RGB"))[None]
         else:

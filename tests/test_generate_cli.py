@@ -12,6 +12,7 @@ from PIL import Image
 
 from app.generate import main
 from families import FAMILIES
+from image_utils import read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -239,12 +240,7 @@ def test_each_command_draws_its_documented_default_noise(noisy_weights, tmp_path
     def pixels(*noise: str) -> np.ndarray:
         out = tmp_path / f"{command}{'-'.join(('',) + noise)}{suffix}"
         assert main([command, "--weights", str(noisy_weights), *extra, *noise, "--out", str(out)]) == 0
-        with Image.open(out) as image:
-            frames = []
-            for i in range(getattr(image, "n_frames", 1)):
-                image.seek(i)
-                frames.append(np.asarray(image.convert("RGB")))
-        return np.stack(frames)
+        return read_frames(out)
 
     unset = pixels()
     assert np.array_equal(unset, pixels("--noise", default))
@@ -270,12 +266,7 @@ def test_batch_size_bounds_the_images_per_forward_pass(noisy_weights, tmp_path, 
             assert main([command, "--weights", str(noisy_weights), *extra, *batch, "--out", str(out)]) == 0
         finally:
             hook.remove()
-        with Image.open(out) as image:
-            frames = []
-            for i in range(getattr(image, "n_frames", 1)):
-                image.seek(i)
-                frames.append(np.asarray(image.convert("RGB")))
-        return np.stack(frames), max(widest)
+        return read_frames(out), max(widest)
 
     whole, widest = draw()
     assert widest == 5                                                # the default 16 takes all five at once

@@ -101,13 +101,21 @@ def test_pairs_figure_layout():
         pairs_figure([])
 
 
-def test_evaluate_nearest_cli(weights, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def cli_reals(tmp_path, monkeypatch) -> tuple:
+    """``(folder, network)`` for evaluate.py's --nearest: 12 training images as PNGs, and the stand-in
+    feature network it loads (counting its calls) instead of Inception."""
     folder = tmp_path / "reals"
     folder.mkdir()
     for i, image in enumerate(_training_images(12)):
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:02d}.png")
     network = StandInFeatures()
     monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: network)
+    return folder, network
+
+
+def test_evaluate_nearest_cli(weights, cli_reals, tmp_path, capsys):
+    folder, network = cli_reals
     args = ["--weights", str(weights["progan"]), "--data", str(folder), "--nearest", "--num", "10", "--pairs", "3",
             "--figure", str(tmp_path / "pairs.png"), "--out", str(tmp_path / "n.json"), "--batch", "4"]
     assert evaluate.main(args) == 0
@@ -126,18 +134,13 @@ def test_evaluate_nearest_cli(weights, tmp_path, monkeypatch, capsys):
     assert "drop --num-real" in capsys.readouterr().err
 
 
-def test_evaluate_nearest_cli_draws_the_samples_of_its_seed(weights, tmp_path, monkeypatch, capsys):
+def test_evaluate_nearest_cli_draws_the_samples_of_its_seed(weights, cli_reals, tmp_path, monkeypatch, capsys):
     """``evaluate.py --nearest --seed S`` checks sample i = latent i of seed S, as the metrics do: its
     summary is that of ``check_generator(seed=S)`` against the same real features, and not seed 0's."""
     from data_prep import open_dataset
     from families import load_generator
 
-    folder = tmp_path / "reals"
-    folder.mkdir()
-    for i, image in enumerate(_training_images(12)):
-        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:02d}.png")
-    network = StandInFeatures()
-    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: network)
+    folder, network = cli_reals
     monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
     generator = load_generator(weights["progan"]).eval()
     real = compute_features(open_dataset(folder, 16), network, batch_size=4)

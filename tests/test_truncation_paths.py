@@ -29,6 +29,7 @@ from app.sampling import seed_latents
 from app.ui import build_demo
 from app.ui_edit import SLIDERS
 from families import FAMILIES
+from image_utils import read_frames
 
 KEYS = [3, 7, 11]
 
@@ -146,20 +147,11 @@ def test_edit_event_honours_psi(events, generator, psi):
     assert np.abs(native.astype(int) - untruncated).mean() > 10, np.abs(native.astype(int) - untruncated).mean()
 
 
-def _gif_frames(path) -> list[np.ndarray]:
-    frames = []
-    with Image.open(path) as gif:
-        for i in range(gif.n_frames):
-            gif.seek(i)
-            frames.append(np.asarray(gif.convert("RGB")))
-    return frames
-
-
 def test_interpolate_event_honours_psi(events):
     _, fns = events
     for psi, distinct in ((0.0, 1), (1.0, 4)):
         _mp4, gif, _status = fns["interpolate"]("sg", "3,7", 4, 8, "lerp", "z", False, psi, "fixed")
-        assert len({frame.tobytes() for frame in _gif_frames(gif)}) == distinct, psi
+        assert len({frame.tobytes() for frame in read_frames(gif)}) == distinct, psi
 
 
 def test_mix_event_honours_psi(events):
@@ -180,7 +172,7 @@ def test_cli_interpolate_and_mix_honour_psi_and_cutoff(events, tmp_path, generat
     walk = tmp_path / "walk.gif"
     assert generate_main(["interpolate", *common, "--seeds", "3,7,11", "--frames", "6", "--out", str(walk)]) == 0
     z = seed_latents(KEYS, generator.config.latent_dim)
-    frames = np.stack(_gif_frames(walk)).astype(int)
+    frames = read_frames(walk).astype(int)
     frames = frames[:, ::frames.shape[1] // size, ::frames.shape[1] // size]   # the GIF is enlarged (nearest)
 
     def distance(psi: float, cut: int | None) -> float:  # mean |level| difference; GIF palettes cost ~3-6
