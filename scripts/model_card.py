@@ -55,9 +55,8 @@ def _architecture_lines(family: str, model: dict) -> list[str]:
             "at the borders (`blur_padding`)."]
 
 
-def _memorization_lines(memo: dict, weights: Path, figure: Path) -> list[str]:
-    """The memorization check as a card paragraph, and its figure copied to ``weights/closest-pairs.png``."""
-    shutil.copyfile(figure, weights / "closest-pairs.png")
+def _memorization_lines(memo: dict, weights: Path) -> list[str]:
+    """The memorization check as a card paragraph, showing ``closest-pairs.png`` beside the card."""
     return ["", "## Memorization check", "",
             f"{memo['nearest_fraction_below']:.1%} of {memo['num_generated']:,} samples (psi {memo.get('psi', 1.0):g}) lie "
             f"closer to their nearest training image (Inception pool features, L2, all {memo['num_real']:,} "
@@ -141,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                   "| kimg | resolution | FID |", "|---:|---:|---:|"]
         lines += [f"| {r['kimg']:.0f} | {r['resolution']} | {r['fid']:.1f} |" for r in facts["evals"]]
     if memo is not None:
-        lines += _memorization_lines(memo, args.weights, figure)
+        shutil.copyfile(figure, args.weights / "closest-pairs.png")
+        lines += _memorization_lines(memo, args.weights)
     (args.weights / "README.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.weights / 'README.md'}")
     return 0

@@ -43,7 +43,7 @@ def x_value(record: dict, axis: str) -> float | None:
 def signal_series(rows: list[dict], name: str, axis: str = "kimg") -> tuple[list[float], list[float]]:
     """(x, value) of a monitor signal (``diversity`` or ``r_v``, progan/training/monitor.py); runs
     trained before the monitor existed have none."""
-    points = [(x_value(r, axis), r[name]) for r in rows if r.get(name) is not None and x_value(r, axis) is not None]
+    points = [(x, r[name]) for r in rows if r.get(name) is not None and (x := x_value(r, axis)) is not None]
     return [k for k, _ in points], [v for _, v in points]
 
 
