@@ -68,6 +68,26 @@ def test_folder_labels_round_trip_to_dataset_and_manifest(labelled, tmp_path):
         assert CLASSES[int(label)] == names[i % 8].split("/")[0] == _expected_class(image)
 
 
+def test_folder_labels_use_the_top_level_folder_of_nested_images(tmp_path):
+    """``--labels folders`` on a two-level tree: the class is the *top-level* subfolder (cats/indoor/a.png and
+    cats/outdoor/b.png are both "cats"), so the tree has two classes, not one per leaf folder."""
+    source = tmp_path / "src"
+    colours = {"cats/indoor/a.png": (200, 30, 30), "cats/outdoor/b.png": (210, 30, 30), "dogs/c.png": (30, 30, 200)}
+    for name, colour in colours.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), colour, np.uint8)).save(source / name)
+    out = data_prep.prepare(source, tmp_path / "data", resolution=8, labels="folders", progress=False, workers=1)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["classes"]["names"] == ["cats", "dogs"] and manifest["classes"]["counts"] == [2, 1]
+    names = json.loads((out / "names.json").read_text())
+    assert sorted(names) == sorted(colours)
+    dataset = data_prep.open_dataset(out, 8, with_labels=True)
+    for i, name in enumerate(names):
+        image, label = dataset[i]
+        assert tuple(image[:, 0, 0].tolist()) == colours[name]          # item i is the file names.json says
+        assert dataset.class_names[int(label)] == ("cats" if name.startswith("cats/") else "dogs")
+
+
 @pytest.mark.parametrize("kind", ["csv", "json"])
 def test_file_labels_round_trip(labelled, tmp_path, kind):
     # swap the folders' meaning so the file, not the folder, decides; leave one image out
