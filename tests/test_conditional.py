@@ -338,3 +338,35 @@ def test_train_py_opens_the_data_with_its_xflip_and_cond(labelled, tmp_path, xfl
         for i in range(8):
             assert torch.equal(images[8 + i], images[i].flip(-1))
             assert not cond or int(items[8 + i][1]) == int(items[i][1])
+
+
+@pytest.mark.parametrize("cond", [False, True])
+def test_train_py_asks_for_the_labelled_builtin_set_under_cond(labelled, tmp_path, monkeypatch, cond):
+    """Without --data, train.py trains on the built-in OpenMoji set; ``--cond`` must ask for it *with* its
+    emoji-group labels (``need_labels``: a cache prepared unlabelled is prepared again), or the run stops on
+    "has no class labels". The rendering (``data_prep.builtin.builtin_openmoji``) is stood in for by a cache
+    that holds the labelled set only when labels were asked for, like a cache written before labels existed."""
+    import types
+
+    import data_prep.builtin
+    import train
+    from progan.training.options import TrainConfig
+
+    sets = {True: data_prep.prepare(labelled, tmp_path / "with", resolution=16, labels="folders", progress=False,
+                                    workers=1),
+            False: data_prep.prepare(labelled, tmp_path / "without", resolution=16, progress=False, workers=1)}
+    asked = []
+
+    def cached(resolution, *, need_labels=False, **_):
+        asked.append((resolution, need_labels))
+        return sets[need_labels]
+
+    monkeypatch.setattr(data_prep.builtin, "builtin_openmoji", cached)
+    config = TrainConfig(family="progan", preset="tiny", cond=cond)
+    assert not config.data
+    dataset = train.dataset_opener(config, types.SimpleNamespace(is_local_main_process=True))(16)
+    assert asked == [(FAMILIES["progan"].presets["tiny"].resolution, cond)]
+    item = dataset[0]
+    assert isinstance(item, (tuple, list)) == cond
+    if cond:
+        assert dataset.class_names == CLASSES
