@@ -68,6 +68,26 @@ def test_folder_labels_round_trip_to_dataset_and_manifest(labelled, tmp_path):
         assert CLASSES[int(label)] == names[i % 8].split("/")[0] == _expected_class(image)
 
 
+def test_folder_labels_use_the_top_level_folder_of_nested_images(tmp_path):
+    """``--labels folders`` on a two-level tree: the class is the *top-level* subfolder (cats/indoor/a.png and
+    cats/outdoor/b.png are both "cats"), so the tree has two classes, not one per leaf folder."""
+    source = tmp_path / "src"
+    colours = {"cats/indoor/a.png": (200, 30, 30), "cats/outdoor/b.png": (210, 30, 30), "dogs/c.png": (30, 30, 200)}
+    for name, colour in colours.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), colour, np.uint8)).save(source / name)
+    out = data_prep.prepare(source, tmp_path / "data", resolution=8, labels="folders", progress=False, workers=1)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["classes"]["names"] == ["cats", "dogs"] and manifest["classes"]["counts"] == [2, 1]
+    names = json.loads((out / "names.json").read_text())
+    assert sorted(names) == sorted(colours)
+    dataset = data_prep.open_dataset(out, 8, with_labels=True)
+    for i, name in enumerate(names):
+        image, label = dataset[i]
+        assert tuple(image[:, 0, 0].tolist()) == colours[name]          # item i is the file names.json says
+        assert dataset.class_names[int(label)] == ("cats" if name.startswith("cats/") else "dogs")
+
+
 @pytest.mark.parametrize("kind", ["csv", "json"])
 def test_file_labels_round_trip(labelled, tmp_path, kind):
     # swap the folders' meaning so the file, not the folder, decides; leave one image out
@@ -318,3 +338,35 @@ def test_train_py_opens_the_data_with_its_xflip_and_cond(labelled, tmp_path, xfl
         for i in range(8):
             assert torch.equal(images[8 + i], images[i].flip(-1))
             assert not cond or int(items[8 + i][1]) == int(items[i][1])
+
+
+@pytest.mark.parametrize("cond", [False, True])
+def test_train_py_asks_for_the_labelled_builtin_set_under_cond(labelled, tmp_path, monkeypatch, cond):
+    """Without --data, train.py trains on the built-in OpenMoji set; ``--cond`` must ask for it *with* its
+    emoji-group labels (``need_labels``: a cache prepared unlabelled is prepared again), or the run stops on
+    "has no class labels". The rendering (``data_prep.builtin.builtin_openmoji``) is stood in for by a cache
+    that holds the labelled set only when labels were asked for, like a cache written before labels existed."""
+    import types
+
+    import data_prep.builtin
+    import train
+    from progan.training.options import TrainConfig
+
+    sets = {True: data_prep.prepare(labelled, tmp_path / "with", resolution=16, labels="folders", progress=False,
+                                    workers=1),
+            False: data_prep.prepare(labelled, tmp_path / "without", resolution=16, progress=False, workers=1)}
+    asked = []
+
+    def cached(resolution, *, need_labels=False, **_):
+        asked.append((resolution, need_labels))
+        return sets[need_labels]
+
+    monkeypatch.setattr(data_prep.builtin, "builtin_openmoji", cached)
+    config = TrainConfig(family="progan", preset="tiny", cond=cond)
+    assert not config.data
+    dataset = train.dataset_opener(config, types.SimpleNamespace(is_local_main_process=True))(16)
+    assert asked == [(FAMILIES["progan"].presets["tiny"].resolution, cond)]
+    item = dataset[0]
+    assert isinstance(item, (tuple, list)) == cond
+    if cond:
+        assert dataset.class_names == CLASSES

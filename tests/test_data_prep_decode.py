@@ -129,6 +129,29 @@ def test_sixteen_bit_is_scaled_not_clipped(tmp_path):
     assert (images[0] == images[0, :, :, :1]).all()  # gray stays gray
 
 
+def test_float_tiff_scale_is_read_from_its_maximum_inclusive_of_one(tmp_path):
+    """Float ("F") TIFFs come as 0..1 or 0..255: a maximum of at most 1.0 means 0..1 (times 255), anything
+    above means 0..255. Both sides of the boundary: exactly 1.0 is still 0..1 (its brightest pixel is
+    white, not 1/255), and the next float32 above 1.0 is already 0..255."""
+    above_one = float(np.nextafter(np.float32(1.0), np.float32(2.0)))
+    rows = {  # name: (stored floats, expected uint8 by hand: round(v * 255) for 0..1, round(v) for 0..255)
+        "max_one.tif": ([0.0, 0.2, 0.6, 1.0], [0, 51, 153, 255]),
+        "below_one.tif": ([0.0, 0.2, 0.6, 0.8], [0, 51, 153, 204]),
+        "above_one.tif": ([0.0, 0.4, 1.0, above_one], [0, 0, 1, 1]),
+        "wide.tif": ([0.0, 2.0, 128.0, 255.0], [0, 2, 128, 255]),
+    }
+    files = {}
+    for name, (values, _) in rows.items():
+        image = Image.fromarray(np.array([values] * 4, dtype=np.float32))
+        assert image.mode == "F"
+        files[name] = encode(image, "TIFF")
+    images, manifest = build(tmp_path, files, 4, pyramid=False)
+    assert manifest["counts"]["kept"] == 4
+    for name, image in zip(sorted(files), images):
+        assert image[0, :, 0].tolist() == rows[name][1], name
+        assert (image == image[:, :, :1]).all()  # gray stays gray
+
+
 def test_animated_gif_keeps_first_frame(tmp_path):
     frames = [Image.new("RGB", (8, 8), RED), Image.new("RGB", (8, 8), BLUE)]
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50)

@@ -273,3 +273,28 @@ def test_batch_size_bounds_the_images_per_forward_pass(noisy_weights, tmp_path, 
     batched, widest = draw("--batch-size", "2")
     assert widest == 2
     assert np.array_equal(batched, whole)
+
+
+def test_interpolate_loop_returns_through_the_seeds_to_the_first(noisy_weights, tmp_path):
+    """``interpolate --loop``: the walk through seeds A, B goes A -> B -> back towards A, its frames spread
+    evenly over the closed path (the last is one step before A, so the clip repeats seamlessly). With two
+    seeds and F = 6 frames the looped clip sits at 0, 1/3, ..., 5/3 of the way A -> B -> A: frame F/2 is B and
+    frame k mirrors frame F - k (the same point walked back). Without --loop the last frame is B itself."""
+    import numpy as np
+
+    def clip(*loop: str) -> np.ndarray:
+        out = tmp_path / f"walk{'-'.join(('',) + loop)}.gif"
+        assert main(["interpolate", "--weights", str(noisy_weights), "--seeds", "1,2", "--frames", "6",
+                     "--space", "z", "--method", "lerp", "--min-size", "16", *loop, "--out", str(out)]) == 0
+        return read_frames(out).astype(int)
+
+    plain, looped = clip(), clip("--loop")
+    assert len(plain) == len(looped) == 6
+    seed_a, seed_b = plain[0], plain[-1]                                  # plain walk: A first, B last
+    assert np.abs(seed_a - seed_b).mean() > 10                            # so the comparisons below can fail
+    assert np.array_equal(looped[0], seed_a)
+    assert np.abs(looped[3] - seed_b).max() <= 2                          # halfway round the loop: B
+    for k in (1, 2):                                                      # the way back retraces the way there
+        assert np.abs(looped[6 - k] - looped[k]).max() <= 2, k
+    assert np.abs(looped[-1] - seed_b).mean() > 5                         # it does not end on the last seed
+    assert np.abs(looped[-1] - seed_a).mean() < np.abs(seed_b - seed_a).mean()   # but on the way back to A

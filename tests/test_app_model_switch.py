@@ -1,0 +1,50 @@
+"""The Model tab's switch event (app/ui.py ``switch_model``), called in-process as Gradio would call it.
+
+Gradio hands the event the dropdown's new value and the session's ``current`` state (the model in use) and
+stores what the event returns for that state; so a session is simulated by feeding each call's returned
+state into the next. A failed switch must leave the session on the model it was using.
+"""
+from __future__ import annotations
+
+import warnings
+
+import gradio as gr
+import pytest
+
+from app.models import ModelStore
+from app.ui import build_demo
+
+
+@pytest.fixture(scope="module")
+def switch(weights, tmp_path_factory):
+    """``switch(model, current) -> (dropdown value, new current state, model info markdown, status)``."""
+    bad = tmp_path_factory.mktemp("bad") / "bad.safetensors"
+    bad.write_bytes(b"this is not a safetensors file")
+    store = ModelStore({"sg": str(weights["stylegan_lite"]), "pg": str(weights["progan"]), "bad": str(bad)})
+    demo = build_demo(store, output_dir=tmp_path_factory.mktemp("app-out"))
+    event = next(f for f in demo.fns.values() if f.api_name == "switch_model")
+    # where the session state sits among the outputs, found from the wiring, not from the handler's tuple
+    state = next(i for i, block in enumerate(event.outputs) if isinstance(block, gr.State))
+
+    def call(model: str, current: str):
+        with warnings.catch_warnings():  # gr.Warning outside a request is a Python warning
+            warnings.simplefilter("ignore")
+            out = event.fn(model, current)
+        assert len(out) == len(event.outputs)
+        return out[0]["value"], out[state], out[2], out[-1]
+
+    return call
+
+
+def test_a_failed_switch_keeps_the_session_on_its_model_every_time(switch):
+    shown, current, info, status = switch("bad", "sg")
+    assert (shown, current) == ("sg", "sg")                    # the dropdown and the session state both revert
+    assert "StyleGAN-lite" in info and "could not load **bad**" in status and "Still using **sg**" in status
+    shown, current, info, status = switch("bad", current)      # and again: still the good model, not "bad"
+    assert (shown, current) == ("sg", "sg") and "Still using **sg**" in status
+
+    shown, current, info, status = switch("pg", current)       # a good switch moves the session
+    assert (shown, current) == ("pg", "pg") and "ProGAN" in info and status == "Loaded **pg**."
+    for _ in range(2):                                         # a failure now falls back to pg, not the default
+        shown, current, info, status = switch("bad", current)
+        assert (shown, current) == ("pg", "pg") and "ProGAN" in info and "Still using **pg**" in status
