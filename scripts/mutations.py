@@ -403,6 +403,45 @@ MUTANTS += [
       ("tests/test_conditional.py::test_train_py_opens_the_data_with_its_xflip_and_cond",)),
 ]
 
+# The fourth blind pass (20 bugs): six of its eleven survivors, each with a direct test now. Two were
+# features tested only apart (truncation with style mixing, random noise within one batch), two
+# layers whose tests used the layer itself as the reference (the conditional mapping, AdaIN's A),
+# and two pass-throughs that no test reached (evaluate.py --seed for the metrics, the export script).
+MUTANTS += [
+    m("blind-e06-truncate-before-mixing", SG,
+      "        ws = self.broadcast(w)                                            # [N, num_ws, w_dim]\n"
+      "        if mix_z is not None:\n"
+      "            if crossover is None:\n"
+      "                raise ValueError(\"mix_z needs a crossover layer\")\n"
+      "            ws = self.mix(ws, self.broadcast(self.map(mix_z, labels)), crossover)  # same class (stylegan2-ada)\n"
+      "        ws = self.truncate(ws, psi=psi, cutoff=cutoff)\n",
+      "        ws = self.truncate(self.broadcast(w), psi=psi, cutoff=cutoff)    # [N, num_ws, w_dim]\n"
+      "        if mix_z is not None:\n"
+      "            if crossover is None:\n"
+      "                raise ValueError(\"mix_z needs a crossover layer\")\n"
+      "            ws = self.mix(ws, self.broadcast(self.map(mix_z, labels)), crossover)  # same class (stylegan2-ada)\n",
+      (NET + "test_truncation_applies_to_the_mixed_in_layers_too",)),
+    m("blind-e07-conditional-mapping-raw-z", "stylegan_lite/layers.py",
+      "x = torch.cat([x, self.embed(labels).to(x.dtype)], dim=1)     # [N, latent_dim + w_dim]",
+      "x = torch.cat([z, self.embed(labels).to(x.dtype)], dim=1)     # [N, latent_dim + w_dim]",
+      ("tests/test_layers.py::test_conditional_mapping_reads_the_normalized_z_and_embedding",)),
+    m("blind-e08-one-noise-map-per-batch", SG,
+      "return torch.randn(x.shape[0], 1, r, r, device=x.device, dtype=x.dtype)",
+      "return torch.randn(1, 1, r, r, device=x.device, dtype=x.dtype)",
+      (NET + "test_random_noise_is_drawn_for_each_sample_of_a_batch",)),
+    m("blind-e09-adain-affine-he-gain", "stylegan_lite/layers.py",
+      "self.affine = EqualizedLinear(w_dim, 2 * channels, gain=1.0)",
+      "self.affine = EqualizedLinear(w_dim, 2 * channels)",
+      ("tests/test_layers.py::test_adain_by_hand_from_the_raw_parameters",)),
+    m("blind-e19-evaluate-seed-dropped", "evaluate.py",
+      "batch_size=args.batch, seed=args.seed, generator_kwargs=kwargs, metrics=metrics,",
+      "batch_size=args.batch, generator_kwargs=kwargs, metrics=metrics,",
+      ("tests/test_evaluation.py::test_evaluate_cli_metrics_draw_the_latents_of_their_seed",)),
+    m("blind-e20-export-raw-generator", "scripts/export_checkpoint.py",
+      'generator.load_state_dict(state["generator_ema"])', 'generator.load_state_dict(state["generator"])',
+      ("tests/test_export.py::test_export_checkpoint_script_exports_the_ema_generator",)),
+]
+
 
 # The pass-through keyword audit (2026-12-03): an ast scan listed every call keyword that passes a value
 # on (``name=<name or attribute>``), a seeded sample of 40 was dropped one at a time against the test

@@ -134,6 +134,44 @@ def test_evaluate_cli_computes_the_metrics_it_is_asked_for(weights, tmp_path, mo
         assert scores & summary.keys() == expected, metrics
 
 
+
+def test_evaluate_cli_metrics_draw_the_latents_of_their_seed(weights, tmp_path, monkeypatch, capsys):
+    """``evaluate.py --seed S``: generated sample i is latent i of seed S (the module docstring), on the
+    metrics path too. The loaded generator records the z it is given: seed 7 gives seed 7's latents
+    (``latents_for_indices``, what ``evaluate_generator(seed=7)`` draws), not seed 0's; the same seed
+    gives the same latents again; the JSON names the seed and its FID follows the latents."""
+    import evaluate
+    import families
+    from progan.metrics.features import latents_for_indices
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    seen, load = [], families.load_generator
+
+    def recording_load(*args, **kwargs):
+        generator = load(*args, **kwargs)
+        generator.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].detach().cpu().clone()))
+        return generator
+
+    monkeypatch.setattr(families, "load_generator", recording_load)
+
+    def cli(seed: int) -> tuple[torch.Tensor, dict]:
+        seen.clear()
+        capsys.readouterr()
+        assert evaluate.main(["--weights", str(weights["progan"]), "--data", str(data), "--num", "6", "--batch", "4",
+                              "--metrics", "fid", "--seed", str(seed)]) == 0
+        return torch.cat(seen), json.loads(capsys.readouterr().out)
+
+    latent_dim = FAMILIES["progan"].presets["tiny"].latent_dim
+    (z7, seven), (z0, zero), (again, _) = cli(7), cli(0), cli(7)
+    assert z7.shape == (6, latent_dim)
+    torch.testing.assert_close(z7, latents_for_indices(range(6), latent_dim, seed=7), rtol=0, atol=0)
+    torch.testing.assert_close(z0, latents_for_indices(range(6), latent_dim, seed=0), rtol=0, atol=0)
+    assert not torch.allclose(z7, z0)
+    assert torch.equal(again, z7)
+    assert seven["seed"] == 7 and zero["seed"] == 0 and seven["fid"] != zero["fid"]
+
 def test_a_partial_real_set_is_a_seeded_random_subset_not_the_first_images(tmp_path):
     """A dataset stored in an order that follows its content (first half dark, second half bright):
     statistics of a quarter of it must describe the whole set, not its first quarter."""

@@ -137,6 +137,46 @@ def test_truncate_to_trained_resolution_matches_the_stage_output(family, tiny_ge
     torch.testing.assert_close(small(z, **kw), tiny_generator(z, stage=1, **kw), rtol=0, atol=0)
 
 
+
+def test_export_checkpoint_script_exports_the_ema_generator(family, tmp_path, monkeypatch, capsys):
+    """scripts/export_checkpoint.py exports a checkpoint's EMA generator (its docstring, the README, the
+    trainer's own export), not the raw training generator. A checkpoint whose two generators are
+    different random networks: the exported weights and images are generator_ema's, bit for bit."""
+    import importlib.util
+    from pathlib import Path
+
+    from progan.training.options import TrainConfig
+
+    config = family.presets["tiny"]
+    torch.manual_seed(1)
+    raw = family.generator_cls(config).eval()
+    torch.manual_seed(2)
+    ema = family.generator_cls(config).eval()
+    if family.name == "stylegan_lite":
+        ema.w_avg.normal_()  # the tracked mean travels with the EMA weights
+    checkpoint = tmp_path / "ckpt-000001.234"
+    checkpoint.mkdir()
+    train = TrainConfig(family=family.name, preset="tiny", data="", out=str(tmp_path / "run"))
+    torch.save({"generator": raw.state_dict(), "generator_ema": ema.state_dict(), "family": family.name,
+                "train_config": train.to_json(), "images_seen": 1234, "step": 309}, checkpoint / "state.pt")
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("export_checkpoint", root / "scripts" / "export_checkpoint.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr("sys.argv", ["export_checkpoint.py", str(checkpoint), "--out", str(tmp_path / "out")])
+    assert script.main() == 0
+    exported = load_generator(tmp_path / "out").eval()
+    differs = False
+    for (key, value), (key_raw, value_raw), (key_ema, value_ema) in zip(
+            exported.state_dict().items(), raw.state_dict().items(), ema.state_dict().items()):
+        assert key == key_raw == key_ema and torch.equal(value, value_ema), key
+        differs = differs or not torch.equal(value, value_raw)
+    assert differs
+    z = torch.randn(3, config.latent_dim)
+    assert torch.equal(_images(exported, z), _images(ema, z)) and not torch.allclose(_images(exported, z), _images(raw, z))
+    summary = read_metadata(tmp_path / "out" / WEIGHTS_NAME)["summary"]
+    assert summary["kimg"] == 1.234 and summary["steps"] == 309 and summary["images_seen"] == 1234
+
 def _blurs(generator):
     from progan.layers import Blur
     return [m for m in generator.modules() if isinstance(m, Blur)]

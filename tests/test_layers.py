@@ -148,6 +148,54 @@ def test_mapping_network_normalizes_z():
     torch.testing.assert_close(mapping(z), mapping(z * 37.0), atol=1e-5, rtol=1e-5)
 
 
+
+def _unit_rms(x: torch.Tensor) -> torch.Tensor:
+    return x / (x.square().mean(dim=1, keepdim=True) + 1e-8).sqrt()
+
+
+def test_conditional_mapping_reads_the_normalized_z_and_embedding():
+    """Section 2 normalizes z before the MLP; the conditional mapping (stylegan2-ada) reads
+    ``[normalize(z), normalize(e(y))]`` with ``e`` an equalized linear layer (gain 1) on the one-hot label.
+    Built here in float64 from the raw parameters, each layer ``lrelu_0.2(x (W c lr)^T + b lr)`` with
+    He's ``c = sqrt(2 / fan_in)`` and ``lr = 0.01``; scaling z by a positive constant leaves w unchanged."""
+    torch.manual_seed(0)
+    classes, latent, w_dim = 3, 16, 8
+    mapping = MappingNetwork(latent, w_dim, num_layers=2, lr_multiplier=0.01, num_classes=classes)
+    with torch.no_grad():
+        for name, param in mapping.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0.0, 0.5 / (0.01 if name.startswith("layers") else 1.0))
+    z, labels = torch.randn(4, latent) * 3.0, torch.tensor([0, 2, 1, 2])
+    embed = mapping.embed.linear
+    e = embed.weight.double()[:, labels].T / math.sqrt(classes) + embed.bias.double()   # one-hot @ W^T
+    x = torch.cat([_unit_rms(z.double()), _unit_rms(e)], dim=1)
+    for layer in mapping.layers:
+        weight = layer.weight.double() * math.sqrt(2.0 / x.shape[1]) * 0.01
+        x = F.leaky_relu(x @ weight.T + layer.bias.double() * 0.01, 0.2)
+    w = mapping(z, labels)
+    torch.testing.assert_close(w.double(), x, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(mapping(z * 0.05, labels), w, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(mapping(z * 37.0, labels), w, rtol=1e-4, atol=1e-5)
+
+
+def test_adain_by_hand_from_the_raw_parameters():
+    """Eq. 1, ``AdaIN(x, w) = y_s (x - mu(x)) / sigma(x) + y_b`` with ``(y_s, y_b) = A(w)``, in float64.
+    A is an equalized dense layer with gain 1 (StyleGAN's style_mod: ``dense(..., gain=1)``), so its
+    effective weight is ``W / sqrt(w_dim)``: ``A(w) = w (W / sqrt(w_dim))^T + b``."""
+    torch.manual_seed(0)
+    channels, w_dim = 8, 16
+    adain = AdaIN(channels, w_dim)
+    with torch.no_grad():
+        adain.affine.weight.normal_()
+        adain.affine.bias.normal_()
+    x, w = torch.randn(3, channels, 5, 7) * 4 + 2, torch.randn(3, w_dim)
+    style = w.double() @ (adain.affine.weight.double() / math.sqrt(w_dim)).T + adain.affine.bias.double()
+    scale, bias = style[:, :channels, None, None], style[:, channels:, None, None]
+    xd = x.double()
+    normalized = (xd - xd.mean(dim=(2, 3), keepdim=True)) / (xd.var(dim=(2, 3), unbiased=False, keepdim=True)
+                                                             + 1e-8).sqrt()
+    torch.testing.assert_close(adain(x, w).double(), scale * normalized + bias, rtol=1e-5, atol=1e-5)
+
 # --- StyleGAN's [1 2 1] blur: replicate (the bundled weights) or zero padding (NVIDIA's blur2d) ---------------
 def _blur_by_shifts(x: np.ndarray, padding: str) -> np.ndarray:
     """The separable [1, 2, 1] / 4 filter along H, then W, with explicit border values (float64, no conv):
