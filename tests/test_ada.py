@@ -220,3 +220,22 @@ def test_gradients_and_second_derivatives_pass_through_the_pipeline():
 
     assert torch.autograd.gradcheck(fixed, (x,))
     assert torch.autograd.gradgradcheck(fixed, (x,))
+
+
+def test_colour_transforms_of_a_grayscale_image():
+    """1-channel images: gray is pure luma, so brightness adds, contrast scales, lumaflip negates, hue and
+    saturation leave it unchanged; and any colour matrix gives the mean of its RGB rows, i.e. the
+    channel mean of the RGB result on the image copied to three channels."""
+    x = torch.rand(N, 1, 4, 5) * 2 - 1
+    one = lambda name, v: augment_with(x, {name: _full(name, v)})  # noqa: E731
+    assert torch.allclose(one("brightness", 0.3), x + 0.3, atol=1e-6)
+    assert torch.allclose(one("contrast", 1.7), x * 1.7, atol=1e-6)
+    assert torch.allclose(one("lumaflip", 1.0), -x, atol=1e-6)
+    for name, value in (("hue", 1.1), ("saturation", 0.3), ("saturation", 2.5), ("lumaflip", 0.0)):
+        assert torch.allclose(one(name, value), x, atol=1e-5), name
+    c = torch.eye(4).repeat(N, 1, 1)
+    c[:, :3, :] += torch.randn(N, 3, 4) * 0.5                                     # any affine colour map
+    rgb = apply_color(x.expand(-1, 3, -1, -1), c)
+    assert torch.allclose(apply_color(x, c), rgb.mean(dim=1, keepdim=True), atol=1e-5)
+    with pytest.raises(ValueError, match="need 1 or 3 channels, got 4"):
+        apply_color(torch.zeros(N, 4, 2, 2), c)

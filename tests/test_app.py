@@ -215,3 +215,59 @@ def test_launch_sources_and_store(tmp_path):
     with pytest.raises(ValueError, match="local paths are not accepted"):
         remote.add_remote(str(tmp_path / "run"))
     assert "bad" in remote.labels and str(tmp_path / "run") not in remote.labels
+
+
+def test_videos_of_gray_and_rgba_models_are_rgb_with_alpha_on_white(tmp_path):
+    """write_video: a 1-channel frame v becomes (v, v, v); an RGBA frame is composited on white
+    (transparent -> white, opaque -> its colour); a suffix other than .mp4/.gif is a one-line error."""
+    from app.video import write_video
+    from image_utils import read_frames
+
+    rgba = np.zeros((2, 8, 8, 4), np.uint8)               # left half opaque, right half transparent black
+    rgba[0, :, :4], rgba[1, :, :4] = (255, 0, 0, 255), (0, 160, 0, 255)
+    gray = np.zeros((2, 8, 8, 1), np.uint8)
+    gray[0, :4], gray[0, 4:], gray[1] = 100, 30, 200
+    got = read_frames(write_video(rgba, tmp_path / "rgba.gif", fps=4, min_size=8))
+    assert got.shape == (2, 8, 8, 3)
+    assert (got[0, :, :4] == (255, 0, 0)).all() and (got[1, :, :4] == (0, 160, 0)).all()
+    assert (got[:, :, 4:] == 255).all()
+    got = read_frames(write_video(gray, tmp_path / "gray.gif", fps=4, min_size=8))
+    assert got.shape == (2, 8, 8, 3)
+    assert (got[0, :4] == 100).all() and (got[0, 4:] == 30).all() and (got[1] == 200).all()
+    with pytest.raises(ValueError, match=r"video output must end in \.mp4 or \.gif, got '.*clip\.avi'"):
+        write_video(gray, tmp_path / "clip.avi", fps=4)
+
+
+def test_rgba_images_saved_as_jpeg_are_composited_on_white(tmp_path):
+    """JPEG has no alpha: the CLI composites RGBA on white there; PNG keeps the alpha as it is."""
+    from PIL import Image
+
+    from app.generate import _save
+
+    pixels = np.zeros((16, 16, 4), np.uint8)
+    pixels[:, :8] = (0, 0, 255, 255)                       # opaque blue | transparent (black under alpha 0)
+    image = Image.fromarray(pixels, "RGBA")
+    _save(image, tmp_path / "a.JPG")
+    with Image.open(tmp_path / "a.JPG") as jpeg:
+        assert jpeg.mode == "RGB"
+        got = np.asarray(jpeg).astype(int)
+    assert np.abs(got[:, :6] - (0, 0, 255)).max() <= 8 and np.abs(got[:, 10:] - 255).max() <= 8
+    _save(image, tmp_path / "a.png")
+    with Image.open(tmp_path / "a.png") as png:
+        assert png.mode == "RGBA" and np.array_equal(np.asarray(png), pixels)
+
+
+def test_model_tab_shows_the_training_summary_as_a_table():
+    from app.models import describe_model
+
+    fam = FAMILIES["progan"]
+    generator = fam.generator_cls(fam.presets["tiny"])
+    text, config = describe_model("m", "/w/model.safetensors", generator)
+    assert "No training summary in this file" in text and config == {"family": "progan"}
+    generator.pretrained_metadata = {"config": {"family": "progan", "resolution": 16},
+                                     "summary": {"kimg": 12.5, "note": "a|b\nc", "fid": {"best": 90.8}}}
+    text, config = describe_model("m", "/w/model.safetensors", generator)
+    lines = text.splitlines()
+    table = lines[lines.index("#### Training summary") + 2:]
+    assert table == ["| | |", "|---|---|", "| kimg | 12.5 |", "| note | a\\|b c |", '| fid | {"best": 90.8} |']
+    assert config == {"family": "progan", "resolution": 16}

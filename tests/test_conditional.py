@@ -370,3 +370,38 @@ def test_train_py_asks_for_the_labelled_builtin_set_under_cond(labelled, tmp_pat
     assert isinstance(item, (tuple, list)) == cond
     if cond:
         assert dataset.class_names == CLASSES
+
+
+def test_a_class_can_be_named_by_its_index():
+    """--class takes a name or an index (int or digit string) below the class count; anything else is
+    the one-line error listing the names."""
+    assert [class_index(CLASSES, c) for c in ("red", "blue", "1", "0", 1, 0)] == [1, 0, 1, 0, 1, 0]
+    assert class_index(("7", "3"), "3") == 1                                   # a name wins over an index
+    for bad in ("2", 2, "-1", -1, "1.0", ""):
+        with pytest.raises(ValueError, match=r"unknown class .*; choose from 'blue', 'red'"):
+            class_index(CLASSES, bad)
+
+
+def test_more_bad_labels_files(labelled, tmp_path):
+    """Blank CSV lines are skipped; a name listed twice, an empty table, invalid JSON, JSON that is not
+    an object and an empty class are one-line errors naming the file (and row)."""
+    from data_prep.labels import file_labeler
+
+    ok = tmp_path / "ok.csv"
+    ok.write_text("name,class\n\n ,  \nblue/00.png,cool\n./red/00.png,warm\n")
+    labeler = file_labeler(ok)
+    assert (labeler("blue/00.png"), labeler("red/00.png"), labeler("red/01.png")) == ("cool", "warm", None)
+    assert labeler.source["entries"] == 2
+    cases = {"twice.csv": ("a.png,x\n./a.png,y\n", r"twice\.csv line 2: 'a\.png' is listed twice"),
+             "empty.csv": ("name,class\n\n", r"empty\.csv lists no images"),
+             "broken.json": ('{"a.png": ', r"broken\.json is not valid JSON"),
+             "list.json": ('["a.png"]', r"list\.json must hold one JSON object"),
+             "blank.json": ('{"a.png": " "}', r"blank\.json: 'a\.png': class must be a non-empty string"),
+             "bool.json": ('{"a.png": true}', "class must be a non-empty string, got True")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataPrepError, match=message):
+            file_labeler(tmp_path / name)
+    (tmp_path / "latin1.csv").write_bytes("a.png,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataPrepError, match=r"cannot read labels file .*latin1\.csv"):
+        file_labeler(tmp_path / "latin1.csv")

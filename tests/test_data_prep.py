@@ -263,3 +263,80 @@ def test_sigterm_mid_run_leaves_nothing(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "nothing was written" in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_background_reads_rgb_and_hex_and_refuses_the_rest():
+    import argparse
+
+    from data_prep.__main__ import _color, _positive_mib, _resolution
+
+    for text in ("0,128,255", " 0, 128 ,255", "#0080ff", "0080FF"):
+        assert _color(text) == (0, 128, 255), text
+    for text in ("1,2", "1,2,3,4", "1,2,256", "-1,0,0", "a,b,c", "red", "#12345", "#gg0000"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected R,G,B"):
+            _color(text)
+    assert _positive_mib("3") == 3 and _resolution("64") == 64
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a whole number of MiB, got '1.5'"):
+        _positive_mib("1.5")
+    with pytest.raises(argparse.ArgumentTypeError, match="power of two >= 4 .* got sixty"):
+        _resolution("sixty")
+
+
+def test_a_file_that_crashes_the_decoder_is_skipped_as_corrupt(photos, tmp_path, monkeypatch):
+    """Any exception while decoding one file (a plugin bug, not only SkipImage) costs that file, not the run."""
+    from data_prep import pipeline
+
+    real = pipeline.load_square
+
+    def crashing(item, settings):
+        if item.name == "set1/img04.jpg":
+            raise RuntimeError("decoder bug")
+        return real(item, settings)
+
+    monkeypatch.setattr(pipeline, "load_square", crashing)
+    _, manifest = run(photos, tmp_path / "ds")
+    assert manifest["counts"]["kept"] == 11
+    assert {"file": "set1/img04.jpg", "reason": "corrupt", "detail": "RuntimeError: decoder bug"} in manifest["skipped"]
+
+
+def test_a_failed_final_rename_puts_the_old_dataset_back(photos, tmp_path, monkeypatch):
+    """--overwrite moves the old dataset aside, then renames the new one into place; when that rename
+    fails (another process put a dataset there meanwhile), the old one comes back: nothing is lost."""
+    out, first = run(photos, tmp_path / "ds")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = os.rename
+
+    def failing(src, dst):
+        if ".tmp-" in os.fspath(src):
+            raise OSError(39, "Directory not empty")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing)
+    with pytest.raises(OutputExists, match="output appeared while writing"):
+        run(photos, out, overwrite=True, resolution=16)
+    monkeypatch.setattr(os, "rename", real)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "photos"]
+
+
+def test_archive_sources_limit_and_refusals(photos, tmp_path):
+    members = sorted(archive_members(photos))
+    tar_path = tmp_path / "photos.tar"
+    with tarfile.open(tar_path, "w") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    _, manifest = run(tar_path, tmp_path / "limited", limit=4)
+    wanted = [name for name, _ in members if name.endswith((".jpg", ".png"))][:4]   # the first 4 images
+    assert manifest["counts"]["found"] == 4
+    names = json.loads((tmp_path / "limited" / "names.json").read_text())
+    assert sorted(names + [s["file"] for s in manifest["skipped"]]) == sorted(wanted)
+    (tmp_path / "fake.zip").write_bytes(b"PK not really")
+    (tmp_path / "fake.tar").write_bytes(b"not a tar" * 200)
+    (tmp_path / "photos.rar").write_bytes(b"Rar!")
+    for source, message in (("fake.zip", "cannot open zip"), ("fake.tar", "not a readable tar archive"),
+                            ("photos.rar", r"source must be a folder, \.zip, \.tar")):
+        with pytest.raises(DataPrepError, match=message):
+            run(tmp_path / source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -164,3 +164,51 @@ def test_damaged_dataset_is_a_clear_error(prepared, tmp_path):
     (copy / "manifest.json").write_text('{"format": "something else"}')
     with pytest.raises(DataPrepError, match="not a gan-studio dataset"):
         ImageDataset(copy, 16)
+
+
+def test_damaged_datasets_are_one_line_errors(folder, tmp_path):
+    """A dataset whose files no longer match its manifest is refused with a DataPrepError naming the
+    file, never read as garbage: manifest, image array (shape, dtype, channels) and labels."""
+    import json
+    import shutil
+
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    (tmp_path / "src" / "b").mkdir()
+    for i in range(4):
+        shutil.copy(folder / f"{i:02d}.png", tmp_path / "src" / "ab"[i % 2] / f"{i}.png")
+    good = prepare(tmp_path / "src", tmp_path / "good", resolution=8, workers=1, progress=False, labels="folders")
+    assert open_dataset(good, 8, with_labels=True).class_counts() == [2, 2]
+    assert open_dataset(good, 8).class_counts() == [2, 2]
+
+    def damaged(name: str, edit) -> "Path":
+        copy = tmp_path / name
+        shutil.copytree(good, copy)
+        edit(copy)
+        return copy
+
+    def set_manifest(key, value):
+        def edit(path):
+            manifest = json.loads((path / "manifest.json").read_text())
+            manifest[key] = value
+            (path / "manifest.json").write_text(json.dumps(manifest))
+        return edit
+
+    cases = [
+        (damaged("manifest", lambda p: (p / "manifest.json").write_text("{")), r"cannot read dataset manifest .*manifest\.json"),
+        (damaged("channels", set_manifest("channels", 1)), r"images_8\.npy: the manifest says 1 channels"),
+        (damaged("range", lambda p: np.save(p / "labels.npy", np.array([0, 1, 2, 0]))), r"labels\.npy does not hold 4 class indices below 2"),
+        (damaged("negative", lambda p: np.save(p / "labels.npy", np.array([0, -1, 1, 0]))), "the dataset is damaged"),
+        (damaged("dtype", lambda p: np.save(p / "labels.npy", np.array([0, 1, 1, 0], np.int32))), "the dataset is damaged"),
+        (damaged("length", lambda p: np.save(p / "labels.npy", np.array([0, 1, 1]))), "does not hold 4 class indices"),
+        (damaged("garbage", lambda p: (p / "labels.npy").write_bytes(b"nope")), r"cannot read labels .*labels\.npy"),
+    ]
+    for path, message in cases:
+        with pytest.raises(DataPrepError, match=message):
+            open_dataset(path, 8)
+    for array in (np.zeros((4, 3, 8, 4), np.uint8), np.zeros((4, 3, 8, 8), np.int16)):
+        path = damaged(f"array-{array.dtype}", lambda p: np.save(p / "images_8.npy", array))
+        dataset = open_dataset(path, 8)
+        with pytest.raises(DataPrepError, match=r"images_8\.npy holds .* the manifest says uint8 \(4, 3, 8, 8\)"):
+            dataset[0]
+    plain = prepare(folder, tmp_path / "plain", resolution=8, workers=1, progress=False)
+    assert open_dataset(plain, 8).class_counts() == []

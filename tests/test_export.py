@@ -242,3 +242,20 @@ def test_a_failed_export_write_leaves_the_old_files_and_no_temp_file(family, tin
     with pytest.raises(OSError, match="No space left"):
         tiny_generator.save_pretrained(out, summary={"kimg": 2.0})
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_missing_file_and_damaged_header_are_one_line_errors(tmp_path):
+    cls = FAMILIES["progan"].generator_cls
+    with pytest.raises(PretrainedError, match=r"empty/model\.safetensors: no such weights file"):
+        (tmp_path / "empty").mkdir() or read_metadata(tmp_path / "empty")
+    g = cls(FAMILIES["progan"].presets["tiny"])
+    good = g.save_pretrained(tmp_path / "good")
+    from safetensors import safe_open
+    with safe_open(str(good), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    for name, header in (("config", {**meta, "config": "{"}), ("summary", {**meta, "summary": "[1,"}),
+                         ("family", {k: v for k, v in meta.items() if k != "family"})):
+        path = tmp_path / f"{name}.safetensors"
+        save_file(tensors, str(path), metadata=header)
+        with pytest.raises(PretrainedError, match=rf"{name}\.safetensors: damaged header"):
+            cls.from_pretrained(path)

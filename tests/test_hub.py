@@ -390,3 +390,15 @@ def test_hub_imports_nothing_above_progan():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1], timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_cache_root_follows_gan_studio_cache_then_xdg_then_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert hub.cache_root() == tmp_path / "mine"
+    monkeypatch.delenv("GAN_STUDIO_CACHE")
+    assert hub.cache_root() == tmp_path / "xdg" / "gan-studio"
+    assert hub.default_cache_dir() == tmp_path / "xdg" / "gan-studio" / "weights"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")                      # empty counts as unset (XDG spec)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert hub.cache_root() == tmp_path / "home" / ".cache" / "gan-studio"

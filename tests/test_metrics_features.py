@@ -223,3 +223,25 @@ def test_resize_samples_like_tf_legacy_bilinear():
     torch.testing.assert_close(out[0, 0], expected, atol=1e-5, rtol=0)
     same = inception._resize_like_nvidia(torch.rand(2, 3, 5, 5), 5)
     assert same.shape == (2, 3, 5, 5)
+
+
+def test_a_cache_file_whose_header_names_other_fields_is_recomputed_and_replaced(tmp_path):
+    """The file name holds only a truncated hash of the key: a file at that name whose header names
+    another key (an older format, a collision) is not served; the fresh statistics replace it."""
+    from safetensors.torch import save_file
+
+    dataset, network = _image_dataset(), StandInFeatures()
+    first = real_statistics(dataset, network, dataset_key="k", cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        fields = handle.metadata()
+    stale = {"features": torch.zeros_like(first.features), "mu": torch.zeros(first.mu.shape, dtype=torch.float64),
+             "sigma": torch.zeros(first.sigma.shape, dtype=torch.float64)}
+    for key, value in (("format", "0"), ("dataset_key", "other"), ("num_images", "7")):
+        save_file(stale, str(path), metadata={**fields, key: value})
+        before = network.calls
+        again = real_statistics(dataset, network, dataset_key="k", cache_dir=tmp_path)
+        assert network.calls > before, key                                     # recomputed, not the stale file
+        torch.testing.assert_close(again.features, first.features)
+        with safe_open(str(path), framework="pt") as handle:
+            assert handle.metadata() == fields                                 # and the file is fresh again

@@ -252,3 +252,26 @@ def test_wide_64_is_the_campaigns_width_and_recipe(family):
     train = json.loads(run_train(["--family", family, "--preset", "wide-64", "--no-xflip", "--dry-run",
                                   "--no-estimate-memory"]).stdout)["train"]
     assert train["xflip"] is False
+
+
+def test_batch_sizes_option_sets_the_batch_of_each_resolution(tmp_path):
+    """--batch-sizes '8:2' trains the 8x8 stage with batches of 2 and every other stage with --batch-size;
+    malformed entries are one-line errors naming the entry."""
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig, parse_batch_sizes
+    from progan.training.trainer import Trainer
+
+    assert parse_batch_sizes("") == {}
+    assert parse_batch_sizes(" 4:64, 16:8 ,") == {4: 64, 16: 8}
+    for bad, message in (("4-64", "must look like RES:BATCH, got '4-64'"), ("4:6:4", "RES:BATCH"),
+                         ("12:8", "bad entry '12:8'"), ("2:8", "bad entry"), ("8:0", "bad entry '8:0'")):
+        with pytest.raises(ValueError, match=message):
+            parse_batch_sizes(bad)
+    data = make_image_folder(tmp_path / "data", count=8)
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         batch_sizes="8:2,16:3", workers=0)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
+    assert trainer.model_config.resolutions == (4, 8, 16)
+    assert [trainer.schedule.batch_size(stage) for stage in range(3)] == [4, 2, 3]
