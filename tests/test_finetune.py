@@ -168,3 +168,31 @@ def test_fine_tuning_options_are_validated():
 def test_freeze_d_beyond_the_output_block_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"--freeze-d must be between 0 and 2"):
         _trainer(tmp_path, "ft", family="progan", init_from="x", freeze_d=3)
+
+
+def test_init_from_a_ckpt_directory_itself_and_a_run_without_checkpoints(tmp_path):
+    """README: --init-from takes a ``ckpt-*`` directory itself (that checkpoint, G, G_ema and D), and a run
+    directory whose checkpoints/ holds no complete checkpoint is one line naming that folder."""
+    from progan.training.checkpoint import save_checkpoint
+    from progan.training.finetune import read_init_source
+
+    torch.manual_seed(0)
+    tensors = {name: {"w": torch.randn(3, 2)} for name in ("generator", "generator_ema", "discriminator")}
+    run = tmp_path / "run"
+    paths = [save_checkpoint(run / "checkpoints", images_seen=n, rank_state={}, rank=0, barrier=lambda: None, keep=5,
+                             state={"family": "progan", **({k: {"w": v["w"] + n} for k, v in tensors.items()})})
+             for n in (4, 8)]
+    older = paths[0]                                    # not the latest: the directory given is the one read
+    source = read_init_source(older)
+    assert source.kind == "checkpoint" and source.path == str(older) and source.family == "progan"
+    for name in tensors:
+        assert torch.equal(getattr(source, name)["w"], tensors[name]["w"] + 4), name
+    assert torch.equal(read_init_source(run).generator_ema["w"], tensors["generator_ema"]["w"] + 8)  # run: latest
+
+    empty = tmp_path / "empty-run"
+    (empty / "checkpoints" / ".tmp-ckpt-000000.004").mkdir(parents=True)   # a save that never completed
+    with pytest.raises(FileNotFoundError) as info:
+        read_init_source(empty)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"--init-from {empty}:")
+    assert f"no complete checkpoint under {empty / 'checkpoints'}" in message
