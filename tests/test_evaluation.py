@@ -227,3 +227,36 @@ def test_a_cached_real_set_scores_the_same_as_a_computed_one(tmp_path):
     assert (tmp_path / "cache").exists() and any((tmp_path / "cache").iterdir())  # the second run read it
     assert cold == warm == uncached
     assert fid(None, seed=1) != cold  # the noise (and z) stream does reach the images
+
+
+def test_evaluate_cli_argument_errors_are_one_line_and_compute_nothing(weights, tmp_path, monkeypatch, capsys):
+    """evaluate.py refuses bad --num/--num-real/--batch, a bad --background, remote weights without
+    --allow-remote-weights and --psi on a ProGAN with exit status 2 and one line naming the option;
+    nothing is evaluated and no --out is written."""
+    import evaluate
+
+    data = make_image_folder(tmp_path / "data", count=4)
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setattr("progan.metrics.evaluation.evaluate_generator", lambda *a, **k: pytest.fail("evaluated"))
+    out = tmp_path / "m.json"
+    base = ["--data", str(data), "--out", str(out)]
+    style, progan = str(weights["stylegan_lite"]), str(weights["progan"])
+    cases = [
+        ([style, "--num", "1"], "--num must be >= 2"),
+        ([style, "--num-real", "1"], "--num-real 0 or >= 2"),
+        ([style, "--num-real=-3"], "--num-real 0 or >= 2"),
+        ([style, "--batch", "0"], "--batch >= 1"),
+        ([style, "--background", "1,2"], "--background must be R,G,B with values 0..255, got '1,2'"),
+        ([style, "--background", "0,0,256"], "--background must be R,G,B with values 0..255, got '0,0,256'"),
+        ([style, "--background=-1,0,0"], "--background must be R,G,B"),
+        ([style, "--background", "white"], "--background must be R,G,B"),
+        (["hf://org/repo"], "--weights is remote; pass --allow-remote-weights"),
+        (["https://example.invalid/m.safetensors"], "--weights is remote; pass --allow-remote-weights"),
+        ([progan, "--psi", "0.7"], "--psi applies to StyleGAN-lite generators only"),
+    ]
+    for args, message in cases:
+        capsys.readouterr()
+        assert evaluate.main(["--weights", *args, *base]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], (args, err)
+        assert not out.exists(), args
