@@ -250,3 +250,30 @@ def test_the_mapping_network_learns_at_its_lr_multiplier(multiplier):
         delta = (layer.effective_weight().detach() - old).abs()[moved]
         expected = lr * multiplier * math.sqrt(2.0 / layer.in_features)
         torch.testing.assert_close(delta, torch.full_like(delta, expected), rtol=1e-6, atol=0)
+
+
+def test_stylegan_synthesis_truncation_and_mixing_refuse_out_of_range_arguments():
+    """StyleGAN-lite's noise_mode is one of three words, a given noise list covers every layer of the stage,
+    and cutoff/crossover lie in [0, num_ws] (both ends meaning "none" and "all"): one-line ValueErrors."""
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"]).eval()   # 16 px: stages 0-2, num_ws 6
+    n = g.num_ws
+    ws = g.mapping(torch.randn(2, g.config.latent_dim))
+    ws = ws.unsqueeze(1).expand(-1, n, -1).clone() if ws.dim() == 2 else ws       # [2, num_ws, w_dim]
+    with pytest.raises(ValueError, match="noise_mode must be 'random', 'const' or 'none', got 'fixed'"):
+        g.synthesis(ws, noise_mode="fixed")
+    noise = [torch.zeros(1, 1, r, r) for r in (4, 4, 8, 8, 16, 16)]
+    with pytest.raises(ValueError, match="^need 6 noise tensors for stage 2, got 5$"):
+        g.synthesis(ws, noise=noise[:5])
+    torch.testing.assert_close(g.synthesis(ws, noise=noise), g.synthesis(ws, noise_mode="none"))  # zeros = none
+    other = torch.randn_like(ws)
+    for bad in (-1, n + 1):
+        with pytest.raises(ValueError, match=rf"^cutoff must be in \[0, {n}\], got {bad}$"):
+            g.truncate(ws, psi=0.5, cutoff=bad)
+        with pytest.raises(ValueError, match=rf"^crossover must be in \[0, {n}\], got {bad}$"):
+            g.mix(ws, other, bad)
+    w_avg = g.w_avg.view(1, 1, -1)
+    torch.testing.assert_close(g.truncate(ws, psi=0.5, cutoff=n), w_avg + 0.5 * (ws - w_avg))  # all layers
+    assert torch.equal(g.truncate(ws, psi=0.5, cutoff=0), ws)                                  # none
+    assert torch.equal(g.mix(ws, other, n), ws) and torch.equal(g.mix(ws, other, 0), other)
