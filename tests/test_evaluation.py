@@ -260,3 +260,32 @@ def test_evaluate_cli_argument_errors_are_one_line_and_compute_nothing(weights, 
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], (args, err)
         assert not out.exists(), args
+
+
+def test_evaluation_refuses_a_conditional_generator_without_labels_and_fewer_than_two_images():
+    """evaluate_generator needs 2+ generated and 2+ real images (a covariance of one is undefined) and, for a
+    conditional generator, labels from somewhere; labels_like_dataset draws only classes the dataset has."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from progan.metrics.evaluation import evaluate_generator, labels_like_dataset
+
+    torch.manual_seed(0)
+    plain = FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"])
+    cond = FAMILIES["progan"].generator_cls(dataclasses.replace(FAMILIES["progan"].presets["tiny"],
+                                                                class_names=("a", "b", "c")))
+    images = [torch.zeros(3, 16, 16, dtype=torch.uint8) for _ in range(4)]
+    common = dict(accelerator=Accelerator(cpu=True), dataset_key="k", cache_dir=None, batch_size=2)
+    with pytest.raises(ValueError, match=r"^a conditional generator needs a dataset with labels \(or explicit "
+                                         r"labels\)$"):
+        evaluate_generator(cond, images, StandInFeatures(), num=4, **common)
+    for data, num, num_real, shown in ((images, 1, None, "got 1 and 1"), (images[:1], 4, None, "got 4 and 1"),
+                                       (images, 4, 1, "got 4 and 1")):
+        with pytest.raises(ValueError, match=rf"^need at least 2 generated and 2 real images, {shown}$"):
+            evaluate_generator(plain, data, StandInFeatures(), num=num, num_real=num_real, **common)
+    assert labels_like_dataset(images, 8) is None
+    labelled = SimpleNamespace(labels=np.array([0, 0, 0, 2]), class_names=("a", "b", "c"))
+    drawn = labels_like_dataset(labelled, 400, seed=3)
+    assert drawn.dtype == torch.int64 and drawn.shape == (400,) and set(drawn.tolist()) == {0, 2}
+    assert 250 < int((drawn == 0).sum()) < 350                          # 3 : 1, as in the dataset
+    assert torch.equal(drawn, labels_like_dataset(labelled, 400, seed=3))
