@@ -271,3 +271,25 @@ def test_model_tab_shows_the_training_summary_as_a_table():
     table = lines[lines.index("#### Training summary") + 2:]
     assert table == ["| | |", "|---|---|", "| kimg | 12.5 |", "| note | a\\|b c |", '| fid | {"best": 90.8} |']
     assert config == {"family": "progan", "resolution": 16}
+
+
+def test_app_refuses_bad_limits_and_weights_it_cannot_load_before_serving(tmp_path, monkeypatch, capsys):
+    """``python -m app``: --concurrency 1..64 and --max-queue >= 1 (usage error otherwise), and the default
+    model is loaded before the page is built, so damaged weights are one error line and exit status 2."""
+    import app.__main__ as entry
+    import app.ui
+
+    for flags in (["--concurrency", "0"], ["--concurrency", "65"], ["--max-queue", "0"]):
+        with pytest.raises(SystemExit) as info:
+            entry.parse_args(flags)
+        assert info.value.code == 2
+        assert "--concurrency must be in 1..64 and --max-queue at least 1" in capsys.readouterr().err, flags
+    for value in ("1", "64"):
+        assert entry.parse_args(["--concurrency", value, "--max-queue", "1"]).concurrency == int(value)
+    monkeypatch.setattr(app.ui, "build_demo", lambda *a, **k: pytest.fail("served weights it cannot load"))
+    bad = tmp_path / "bad" / "model.safetensors"
+    bad.parent.mkdir()
+    bad.write_bytes(b"\x00" * 64)
+    assert entry.main(["--weights", str(bad.parent), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {bad}") and "not a valid safetensors" in err[0]

@@ -55,3 +55,31 @@ def test_bundled_stylegan_weights_keep_their_replicate_blur(monkeypatch):
 
         monkeypatch.setattr(Blur, "forward", before)
         assert torch.equal(generator(z, noise_mode="const", psi=0.7), now)
+
+
+def test_missing_bundled_weights_are_a_note_or_one_line_error(tmp_path, monkeypatch, capsys):
+    """README: with no --weights the app serves the bundled weights that exist, first one the default; a
+    missing one is a note naming it, and none at all is one line asking for --weights."""
+    import app.models as models
+
+    folders = {"first": tmp_path / "weights" / "first", "second": tmp_path / "weights" / "second"}
+    monkeypatch.setattr(models, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(models, "BUNDLED", folders)
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")       # a folder without its model file is still missing
+    with pytest.raises(FileNotFoundError) as info:
+        models.launch_sources(None)
+    message = str(info.value)
+    assert "\n" not in message and "weights/first and weights/second are missing" in message
+    assert "--weights" in message
+
+    (folders["second"] / "model.safetensors").write_bytes(b"x")
+    assert models.launch_sources(None) == {"second": str(folders["second"])}
+    err = capsys.readouterr().err
+    assert err == "note: bundled weights weights/first are missing; not offered\n"
+
+    (folders["first"] / "model.safetensors").write_bytes(b"x")
+    sources = models.launch_sources(None)
+    assert list(sources) == ["first", "second"] and capsys.readouterr().err == ""   # the first is the default
+    assert models.launch_sources(["elsewhere/run"]) == {"run": "elsewhere/run"}      # given weights: bundled unused

@@ -175,3 +175,21 @@ def test_app_display_copies_of_gray_and_rgba_reach_the_gallery(channels):
     assert shown.shape == ((16, 16) if channels == 1 else (16, 16, 4))  # native; the page enlarges it
     np.testing.assert_array_equal(shown.reshape(16, 16, channels), image)
     assert len(gr.Gallery().postprocess([(shown, "seed 0")]).root) == 1
+
+
+def test_other_channel_counts_and_bad_backgrounds_are_one_line_errors():
+    """progan.images takes 1, 3 or 4 channels and a background of three integers 0..255; anything else is
+    a ValueError naming it (not an index or broadcast error deep inside)."""
+    from progan.images import to_pil
+
+    for c in (2, 5):
+        with pytest.raises(ValueError, match=rf"^images must have 1, 3 or 4 channels, got shape \(1, {c}, 2, 2\)$"):
+            uint8_to_rgb(torch.zeros(1, c, 2, 2, dtype=torch.uint8))
+        with pytest.raises(ValueError, match=rf"^images must have 1, 3 or 4 channels, got shape \(2, 2, {c}\)$"):
+            to_pil(np.zeros((2, 2, c), np.uint8))
+    rgba = torch.zeros(1, 4, 2, 2, dtype=torch.uint8)                    # fully transparent: the background shows
+    for bad in ((0, 0, 256), (-1, 0, 0), (0, 0), (0, 0, 0, 0)):
+        with pytest.raises(ValueError, match=r"^background must be three integers 0\.\.255, got "):
+            uint8_to_rgb(rgba, background=bad)
+    for good in ((0, 0, 0), (255, 255, 255), (7, 8, 9)):
+        assert uint8_to_rgb(rgba, background=good)[0, :, 0, 0].tolist() == list(good)

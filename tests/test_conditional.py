@@ -405,3 +405,24 @@ def test_more_bad_labels_files(labelled, tmp_path):
     (tmp_path / "latin1.csv").write_bytes("a.png,caf\xe9\n".encode("latin-1"))
     with pytest.raises(DataPrepError, match=r"cannot read labels file .*latin1\.csv"):
         file_labeler(tmp_path / "latin1.csv")
+
+
+def test_wrong_labels_and_a_class_index_out_of_range_are_one_line():
+    """A conditional generator takes integer labels [N]; a bound class index lies in [0, num_classes)."""
+    from progan.conditioning import ClassBound
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(FAMILIES["progan"].presets["tiny"], class_names=("a", "b"))
+    g = FAMILIES["progan"].generator_cls(config).eval()
+    z = torch.randn(4, config.latent_dim)
+    for labels, shown in ((torch.zeros(4), "torch.float32 (4,)"), (torch.zeros(4, 1, dtype=torch.long),
+                                                                   "torch.int64 (4, 1)"),
+                          (torch.zeros(3, dtype=torch.long), "torch.int64 (3,)")):
+        with pytest.raises(ValueError, match=rf"^labels must be integer class indices of shape \[4\], "
+                                             rf"got {shown.replace('(', '[(]').replace(')', '[)]')}$"):
+            g(z, labels=labels)
+    assert g(z, labels=torch.tensor([0, 1, 1, 0])).shape == (4, 3, 16, 16)
+    for bad in (-1, 2):
+        with pytest.raises(ValueError, match=rf"^class index must be in \[0, 2\), got {bad}$"):
+            ClassBound(g, bad)
+    torch.testing.assert_close(ClassBound(g, 1)(z), g(z, labels=torch.ones(4, dtype=torch.long)))

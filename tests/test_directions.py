@@ -220,3 +220,47 @@ def test_edit_grid_of_a_projected_image(weights, tmp_path, family_name):
     with Image.open(out) as grid:
         middle = np.asarray(grid.convert("RGB"))[16:16 + 64:4, 92 + 66:92 + 66 + 64:4]
     np.testing.assert_array_equal(middle, reconstruction_pixels(projection.render(g)))
+
+
+def test_directions_of_another_family_or_a_bad_k_or_too_many_strengths_are_one_line():
+    """A directions file belongs to one family; k is a whole number; at most k strengths, none = no edit."""
+    torch.manual_seed(0)
+    style = FAMILIES["stylegan_lite"].generator_cls(FAMILIES["stylegan_lite"].presets["tiny"])
+    progan = FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"])
+    d = Directions(torch.eye(4)[:3], torch.ones(3), torch.ones(3), (0, 1), "stylegan_lite", "")
+    d.check_fits(style)                                           # its own family, no digest: fits
+    for digest in (None, ""):                                     # the family is checked with or without a digest
+        with pytest.raises(ValueError, match="belong to a stylegan_lite model, not progan") as info:
+            d.check_fits(progan, digest)
+        assert "\n" not in str(info.value)
+    for k in (True, 2.0, "3"):
+        with pytest.raises(ValueError, match=rf"k must be a whole number, got {k!r}"):
+            compute_directions(style, k=k)
+    assert compute_directions(style, k=np.int64(2)).k == 2        # a NumPy integer is a whole number
+    ws = torch.randn(2, 6, 4)
+    with pytest.raises(ValueError, match="^4 strengths for 3 directions$"):
+        edit_latent(ws, d, [0.0, 0.0, 0.0, 1.0])
+    assert torch.equal(edit_latent(ws, d, []), ws)
+    moved = edit_latent(ws, d, [0.0, 0.0, 2.0])                   # exactly k strengths: the last moves along e_2
+    torch.testing.assert_close(moved[:, :2] - ws[:, :2], torch.tensor([0.0, 0.0, 2.0, 0.0]).expand(2, 2, 4))
+
+
+def test_a_damaged_or_foreign_cache_file_is_recomputed_and_replaced(tmp_path, monkeypatch):
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"])
+    expected = compute_directions(g, layers="0-2", k=3)
+    first = cached_directions(g, layers="0-2", k=3, cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.safetensors")
+    torch.manual_seed(1)
+    other = compute_directions(family.generator_cls(family.presets["tiny"]), layers="0-2", k=3)
+    for bad in (b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}", None):
+        if bad is None:
+            other.save(path)                                     # a valid file of other weights under this name
+        else:
+            path.write_bytes(bad)
+        again = cached_directions(g, layers="0-2", k=3, cache_dir=tmp_path)
+        assert again.weights_sha256 == expected.weights_sha256
+        torch.testing.assert_close(again.vectors, expected.vectors)
+        assert Directions.load(path).weights_sha256 == expected.weights_sha256   # the file itself was replaced
+    torch.testing.assert_close(first.vectors, expected.vectors)

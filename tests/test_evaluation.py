@@ -227,3 +227,65 @@ def test_a_cached_real_set_scores_the_same_as_a_computed_one(tmp_path):
     assert (tmp_path / "cache").exists() and any((tmp_path / "cache").iterdir())  # the second run read it
     assert cold == warm == uncached
     assert fid(None, seed=1) != cold  # the noise (and z) stream does reach the images
+
+
+def test_evaluate_cli_argument_errors_are_one_line_and_compute_nothing(weights, tmp_path, monkeypatch, capsys):
+    """evaluate.py refuses bad --num/--num-real/--batch, a bad --background, remote weights without
+    --allow-remote-weights and --psi on a ProGAN with exit status 2 and one line naming the option;
+    nothing is evaluated and no --out is written."""
+    import evaluate
+
+    data = make_image_folder(tmp_path / "data", count=4)
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setattr("progan.metrics.evaluation.evaluate_generator", lambda *a, **k: pytest.fail("evaluated"))
+    out = tmp_path / "m.json"
+    base = ["--data", str(data), "--out", str(out)]
+    style, progan = str(weights["stylegan_lite"]), str(weights["progan"])
+    cases = [
+        ([style, "--num", "1"], "--num must be >= 2"),
+        ([style, "--num-real", "1"], "--num-real 0 or >= 2"),
+        ([style, "--num-real=-3"], "--num-real 0 or >= 2"),
+        ([style, "--batch", "0"], "--batch >= 1"),
+        ([style, "--background", "1,2"], "--background must be R,G,B with values 0..255, got '1,2'"),
+        ([style, "--background", "0,0,256"], "--background must be R,G,B with values 0..255, got '0,0,256'"),
+        ([style, "--background=-1,0,0"], "--background must be R,G,B"),
+        ([style, "--background", "white"], "--background must be R,G,B"),
+        (["hf://org/repo"], "--weights is remote; pass --allow-remote-weights"),
+        (["https://example.invalid/m.safetensors"], "--weights is remote; pass --allow-remote-weights"),
+        ([progan, "--psi", "0.7"], "--psi applies to StyleGAN-lite generators only"),
+    ]
+    for args, message in cases:
+        capsys.readouterr()
+        assert evaluate.main(["--weights", *args, *base]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], (args, err)
+        assert not out.exists(), args
+
+
+def test_evaluation_refuses_a_conditional_generator_without_labels_and_fewer_than_two_images():
+    """evaluate_generator needs 2+ generated and 2+ real images (a covariance of one is undefined) and, for a
+    conditional generator, labels from somewhere; labels_like_dataset draws only classes the dataset has."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from progan.metrics.evaluation import evaluate_generator, labels_like_dataset
+
+    torch.manual_seed(0)
+    plain = FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"])
+    cond = FAMILIES["progan"].generator_cls(dataclasses.replace(FAMILIES["progan"].presets["tiny"],
+                                                                class_names=("a", "b", "c")))
+    images = [torch.zeros(3, 16, 16, dtype=torch.uint8) for _ in range(4)]
+    common = dict(accelerator=Accelerator(cpu=True), dataset_key="k", cache_dir=None, batch_size=2)
+    with pytest.raises(ValueError, match=r"^a conditional generator needs a dataset with labels \(or explicit "
+                                         r"labels\)$"):
+        evaluate_generator(cond, images, StandInFeatures(), num=4, **common)
+    for data, num, num_real, shown in ((images, 1, None, "got 1 and 1"), (images[:1], 4, None, "got 4 and 1"),
+                                       (images, 4, 1, "got 4 and 1")):
+        with pytest.raises(ValueError, match=rf"^need at least 2 generated and 2 real images, {shown}$"):
+            evaluate_generator(plain, data, StandInFeatures(), num=num, num_real=num_real, **common)
+    assert labels_like_dataset(images, 8) is None
+    labelled = SimpleNamespace(labels=np.array([0, 0, 0, 2]), class_names=("a", "b", "c"))
+    drawn = labels_like_dataset(labelled, 400, seed=3)
+    assert drawn.dtype == torch.int64 and drawn.shape == (400,) and set(drawn.tolist()) == {0, 2}
+    assert 250 < int((drawn == 0).sum()) < 350                          # 3 : 1, as in the dataset
+    assert torch.equal(drawn, labels_like_dataset(labelled, 400, seed=3))

@@ -259,3 +259,26 @@ def test_missing_file_and_damaged_header_are_one_line_errors(tmp_path):
         save_file(tensors, str(path), metadata=header)
         with pytest.raises(PretrainedError, match=rf"{name}\.safetensors: damaged header"):
             cls.from_pretrained(path)
+
+
+def test_an_unknown_family_by_name_or_in_a_file_is_one_line(tmp_path):
+    """families.py picks from the fixed mapping: an unknown name lists the known ones, and a weights file
+    naming another family is a PretrainedError naming the file and the family, not a KeyError."""
+    import re
+
+    from safetensors import safe_open
+
+    from families import get_family
+
+    with pytest.raises(ValueError, match=r"^unknown model family 'biggan'; choose from progan, stylegan_lite$"):
+        get_family("biggan")
+    assert get_family("stylegan_lite") is FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"]).save_pretrained(tmp_path / "g")
+    with safe_open(str(tmp_path / "g" / "model.safetensors"), framework="pt") as f:
+        header, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    foreign = tmp_path / "other" / "model.safetensors"
+    foreign.parent.mkdir()
+    save_file(tensors, str(foreign), metadata={**header, "family": "biggan"})
+    with pytest.raises(PretrainedError, match=rf"^{re.escape(str(foreign))}: unknown model family 'biggan'$"):
+        load_generator(foreign)

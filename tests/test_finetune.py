@@ -168,3 +168,75 @@ def test_fine_tuning_options_are_validated():
 def test_freeze_d_beyond_the_output_block_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"--freeze-d must be between 0 and 2"):
         _trainer(tmp_path, "ft", family="progan", init_from="x", freeze_d=3)
+
+
+def test_init_from_a_ckpt_directory_itself_and_a_run_without_checkpoints(tmp_path):
+    """README: --init-from takes a ``ckpt-*`` directory itself (that checkpoint, G, G_ema and D), and a run
+    directory whose checkpoints/ holds no complete checkpoint is one line naming that folder."""
+    from progan.training.checkpoint import save_checkpoint
+    from progan.training.finetune import read_init_source
+
+    torch.manual_seed(0)
+    tensors = {name: {"w": torch.randn(3, 2)} for name in ("generator", "generator_ema", "discriminator")}
+    run = tmp_path / "run"
+    paths = [save_checkpoint(run / "checkpoints", images_seen=n, rank_state={}, rank=0, barrier=lambda: None, keep=5,
+                             state={"family": "progan", **({k: {"w": v["w"] + n} for k, v in tensors.items()})})
+             for n in (4, 8)]
+    older = paths[0]                                    # not the latest: the directory given is the one read
+    source = read_init_source(older)
+    assert source.kind == "checkpoint" and source.path == str(older) and source.family == "progan"
+    for name in tensors:
+        assert torch.equal(getattr(source, name)["w"], tensors[name]["w"] + 4), name
+    assert torch.equal(read_init_source(run).generator_ema["w"], tensors["generator_ema"]["w"] + 8)  # run: latest
+
+    empty = tmp_path / "empty-run"
+    (empty / "checkpoints" / ".tmp-ckpt-000000.004").mkdir(parents=True)   # a save that never completed
+    with pytest.raises(FileNotFoundError) as info:
+        read_init_source(empty)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"--init-from {empty}:")
+    assert f"no complete checkpoint under {empty / 'checkpoints'}" in message
+
+
+def test_init_weights_extra_tensor_config_warning_and_dataset_channels(tmp_path):
+    """An extra source tensor is refused by name (nothing copied); a source whose config differs only where
+    shapes agree loads with a warning naming those fields; a dataset sets 1/3/4 image channels, else refuses."""
+    from types import SimpleNamespace
+
+    from progan.training.finetune import InitSource, load_init_weights, model_config_for_dataset
+
+    family = FAMILIES["progan"]
+    config = family.preset("tiny")
+    torch.manual_seed(0)
+    g, g_ema, d = (family.generator_cls(config), family.generator_cls(config), family.discriminator_cls(config))
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    source_weights = {k: torch.randn_like(v) for k, v in before.items()}
+    extra = {**source_weights, "zz.weight": torch.zeros(2, 3)}
+    source = InitSource("src", "src", "export", "progan", extra, extra, None, {})
+    with pytest.raises(PretrainedError, match=r"the source's generator tensor zz\.weight \(2, 3\) has no place in "
+                                              r"this run") as info:
+        load_init_weights(source, family="progan", generator=g, generator_ema=g_ema, discriminator=d)
+    assert "\n" not in str(info.value)
+    assert all(torch.equal(g.state_dict()[k], v) for k, v in before.items())          # nothing copied
+
+    own = json.loads(json.dumps(dataclasses.asdict(config)))
+    source = InitSource("src", "src", "export", "progan", source_weights, source_weights, None,
+                        {**own, "use_pixel_norm": not config.use_pixel_norm, "mbstd_group_size": 2, "unknown": 1})
+    notes = load_init_weights(source, family="progan", generator=g, generator_ema=g_ema, discriminator=d)
+    assert notes[-1].startswith("warning: the source's model config differs in mbstd_group_size, use_pixel_norm ")
+    assert all(torch.equal(g_ema.state_dict()[k], v) for k, v in source_weights.items())
+    same = InitSource("src", "src", "export", "progan", source_weights, source_weights, None, own)
+    assert not any("warning" in n for n in load_init_weights(same, family="progan", generator=g, generator_ema=g_ema,
+                                                             discriminator=d))
+
+    for channels, shape_only in ((1, False), (4, False), (3, False), (1, True), (4, True)):
+        image = torch.zeros(channels, 16, 16, dtype=torch.uint8)
+        dataset = [image] if shape_only else SimpleNamespace(channels=channels)   # a list has no .channels
+        got, opened = model_config_for_dataset(config, lambda r, ds=dataset: ds)
+        assert got.image_channels == channels and opened is dataset
+        assert dataclasses.replace(got, image_channels=3) == config                    # nothing else changes
+    for channels in (2, 5):
+        with pytest.raises(ValueError, match=rf"^the dataset has {channels} image channels; gan-studio trains 1, 3 "
+                                             r"or 4$"):
+            model_config_for_dataset(config, lambda r: SimpleNamespace(channels=channels))
+    assert model_config_for_dataset(config, lambda r: None) == (config, None)

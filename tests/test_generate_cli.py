@@ -298,3 +298,76 @@ def test_interpolate_loop_returns_through_the_seeds_to_the_first(noisy_weights, 
         assert np.abs(looped[6 - k] - looped[k]).max() <= 2, k
     assert np.abs(looped[-1] - seed_b).mean() > 5                         # it does not end on the last seed
     assert np.abs(looped[-1] - seed_a).mean() < np.abs(seed_b - seed_a).mean()   # but on the way back to A
+
+
+# --- argument errors and notes with no other fast test ------------------------------------------------------------
+
+def _pixels(path: Path):
+    import numpy as np
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def test_batch_size_zero_is_a_usage_error(weights, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--weights", str(weights["progan"]), "--batch-size", "0", "--out", str(tmp_path / "x.png")])
+    assert info.value.code == 2 and "--batch-size must be at least 1" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    assert main(["--weights", str(weights["progan"]), "--seeds", "0", "--batch-size", "1",
+                 "--out", str(tmp_path / "one.png")]) == 0                      # 1 is allowed
+
+
+def test_progan_ignores_psi_and_cutoff_with_a_note(weights, tmp_path, capsys):
+    """ProGAN has no W space: --psi/--cutoff change nothing (same pixels) and a note says so."""
+    common = ["--weights", str(weights["progan"]), "--seeds", "0-3", "--noise", "none"]
+    assert main([*common, "--out", str(tmp_path / "plain.png")]) == 0
+    assert "note:" not in capsys.readouterr().err
+    for extra in (["--psi", "0.5"], ["--cutoff", "1"]):
+        out = tmp_path / f"{extra[0][2:]}.png"
+        assert main([*common, *extra, "--out", str(out)]) == 0
+        assert "note: ProGAN has no W space; --psi and --cutoff are ignored" in capsys.readouterr().err, extra
+        assert (_pixels(out) == _pixels(tmp_path / "plain.png")).all(), extra
+
+
+def test_a_conditional_model_without_class_draws_its_first_class_and_says_so(tmp_path, capsys):
+    import dataclasses
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(FAMILIES["progan"].presets["tiny"], class_names=("cat", "dog"))
+    FAMILIES["progan"].generator_cls(config).save_pretrained(tmp_path / "cond")
+    common = ["--weights", str(tmp_path / "cond"), "--seeds", "0-1"]
+    assert main([*common, "--out", str(tmp_path / "default.png")]) == 0
+    assert "note: conditional model; drawing class 'cat' (--class: 'cat', 'dog')" in capsys.readouterr().err
+    for name in ("cat", "dog"):
+        assert main([*common, "--class", name, "--out", str(tmp_path / f"{name}.png")]) == 0
+        assert "note:" not in capsys.readouterr().err
+    assert (_pixels(tmp_path / "default.png") == _pixels(tmp_path / "cat.png")).all()
+    assert not (_pixels(tmp_path / "default.png") == _pixels(tmp_path / "dog.png")).all()
+
+
+def test_onnx_and_weights_together_are_refused(weights, tmp_path, capsys):
+    assert main(["--onnx", str(tmp_path / "g.onnx"), "--weights", str(weights["progan"]),
+                 "--out", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: give --onnx or --weights, not both"]
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_directions_file_of_other_weights_is_refused_and_its_own_is_used(tmp_path, capsys):
+    from app.directions import compute_directions
+
+    family = FAMILIES["stylegan_lite"]
+    generators = {}
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        generators[seed] = family.generator_cls(family.presets["tiny"])
+        generators[seed].save_pretrained(tmp_path / f"g{seed}")
+        compute_directions(generators[seed], layers="0-3", k=3).save(tmp_path / f"d{seed}.safetensors")
+    common = ["edit", "--weights", str(tmp_path / "g0"), "--seeds", "0", "--directions", "0", "--steps", "3"]
+    out = tmp_path / "edit.png"
+    assert main([*common, "--directions-file", str(tmp_path / "d1.safetensors"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "these directions were computed from other weights" in err[0]
+    assert not out.exists()
+    assert main([*common, "--directions-file", str(tmp_path / "d0.safetensors"), "--out", str(out)]) == 0
+    assert out.exists()

@@ -402,3 +402,23 @@ def test_cache_root_follows_gan_studio_cache_then_xdg_then_home(monkeypatch, tmp
     monkeypatch.setenv("XDG_CACHE_HOME", "")                      # empty counts as unset (XDG spec)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert hub.cache_root() == tmp_path / "home" / ".cache" / "gan-studio"
+
+
+def test_a_repo_revision_or_file_missing_on_the_hub_is_weights_not_found(monkeypatch):
+    """A Hub 404 (no such repo, revision or file) is WeightsNotFoundError naming the hf:// source and what
+    was missing, not a generic download failure (which callers would retry)."""
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    for kind in (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+        error = kind.__new__(kind)                  # their constructors want an HTTP response (client-specific)
+        Exception.__init__(error, "404 missing")
+
+        def missing(**kwargs):
+            raise error
+
+        monkeypatch.setattr(huggingface_hub, "hf_hub_download", missing)
+        with pytest.raises(WeightsNotFoundError) as info:
+            resolve_weights("hf://org/repo@v2/model.safetensors")
+        assert str(info.value) == f"hf://org/repo@v2/model.safetensors not found on the Hub: {type(error).__name__}"
+        assert not isinstance(info.value, DownloadError)

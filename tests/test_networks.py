@@ -250,3 +250,67 @@ def test_the_mapping_network_learns_at_its_lr_multiplier(multiplier):
         delta = (layer.effective_weight().detach() - old).abs()[moved]
         expected = lr * multiplier * math.sqrt(2.0 / layer.in_features)
         torch.testing.assert_close(delta, torch.full_like(delta, expected), rtol=1e-6, atol=0)
+
+
+def test_stylegan_synthesis_truncation_and_mixing_refuse_out_of_range_arguments():
+    """StyleGAN-lite's noise_mode is one of three words, a given noise list covers every layer of the stage,
+    and cutoff/crossover lie in [0, num_ws] (both ends meaning "none" and "all"): one-line ValueErrors."""
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"]).eval()   # 16 px: stages 0-2, num_ws 6
+    n = g.num_ws
+    ws = g.mapping(torch.randn(2, g.config.latent_dim))
+    ws = ws.unsqueeze(1).expand(-1, n, -1).clone() if ws.dim() == 2 else ws       # [2, num_ws, w_dim]
+    with pytest.raises(ValueError, match="noise_mode must be 'random', 'const' or 'none', got 'fixed'"):
+        g.synthesis(ws, noise_mode="fixed")
+    noise = [torch.zeros(1, 1, r, r) for r in (4, 4, 8, 8, 16, 16)]
+    with pytest.raises(ValueError, match="^need 6 noise tensors for stage 2, got 5$"):
+        g.synthesis(ws, noise=noise[:5])
+    torch.testing.assert_close(g.synthesis(ws, noise=noise), g.synthesis(ws, noise_mode="none"))  # zeros = none
+    other = torch.randn_like(ws)
+    for bad in (-1, n + 1):
+        with pytest.raises(ValueError, match=rf"^cutoff must be in \[0, {n}\], got {bad}$"):
+            g.truncate(ws, psi=0.5, cutoff=bad)
+        with pytest.raises(ValueError, match=rf"^crossover must be in \[0, {n}\], got {bad}$"):
+            g.mix(ws, other, bad)
+    w_avg = g.w_avg.view(1, 1, -1)
+    torch.testing.assert_close(g.truncate(ws, psi=0.5, cutoff=n), w_avg + 0.5 * (ws - w_avg))  # all layers
+    assert torch.equal(g.truncate(ws, psi=0.5, cutoff=0), ws)                                  # none
+    assert torch.equal(g.mix(ws, other, n), ws) and torch.equal(g.mix(ws, other, 0), other)
+
+
+def test_model_configs_refuse_what_no_network_can_be_built_from():
+    """The config dataclasses validate in __post_init__ (one line each) and config_from_dict names unknown
+    fields, so a damaged config.json never builds a half-right network."""
+    import dataclasses
+
+    from progan.config import config_from_dict, config_to_dict
+
+    progan, style = FAMILIES["progan"].presets["tiny"], FAMILIES["stylegan_lite"].presets["tiny"]
+    cases = [
+        (progan, {"class_names": ("cat", "cat")}, r"class_names must be distinct non-empty strings, got \['cat', 'cat'\]"),
+        (progan, {"class_names": ("cat", "")}, "class_names must be distinct non-empty strings"),
+        (progan, {"class_names": ("cat", 3)}, "class_names must be distinct non-empty strings"),
+        (progan, {"resolution": 12}, "resolution must be a power of two >= 4, got 12"),
+        (progan, {"resolution": 2}, "resolution must be a power of two >= 4, got 2"),
+        (progan, {"latent_dim": 0}, "latent_dim must be a positive integer, got 0"),
+        (progan, {"mbstd_group_size": 0}, "mbstd_group_size must be a positive integer, got 0"),
+        (progan, {"mbstd_num_features": 3}, "mbstd_num_features must divide every channel count"),
+        (style, {"w_dim": 0}, "w_dim and mapping_layers must be positive"),
+        (style, {"mapping_layers": 0}, "w_dim and mapping_layers must be positive"),
+        (style, {"mapping_lr_multiplier": 0.0}, r"mapping_lr_multiplier must be in \(0, 1\], got 0.0"),
+        (style, {"mapping_lr_multiplier": 1.5}, r"mapping_lr_multiplier must be in \(0, 1\], got 1.5"),
+        (style, {"w_avg_beta": 1.0}, r"w_avg_beta must be in \[0, 1\), got 1.0"),
+    ]
+    for base, changes, message in cases:
+        with pytest.raises(ValueError, match=f"^{message}") as info:
+            dataclasses.replace(base, **changes)
+        assert "\n" not in str(info.value), changes
+    # the edges that are allowed
+    assert dataclasses.replace(style, mapping_lr_multiplier=1.0, w_avg_beta=0.0).w_avg_beta == 0.0
+    assert dataclasses.replace(progan, resolution=4, class_names=["a", "b"]).class_names == ("a", "b")
+    assert dataclasses.replace(progan, mbstd_num_features=2).mbstd_num_features == 2   # tiny widths are even
+    values = config_to_dict(style)
+    assert config_from_dict(type(style), values) == style
+    with pytest.raises(ValueError, match="^unknown StyleGANConfig fields: colour, depth$"):
+        config_from_dict(type(style), {**values, "depth": 3, "colour": 1})

@@ -99,3 +99,26 @@ def test_evaluate_cli_per_class(tmp_path, monkeypatch, capsys):
                           "--per-class"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: --per-class needs a class-conditional generator (this one has no classes)"]
+
+
+def test_evaluate_cli_per_class_refuses_a_dataset_with_other_classes_or_order(tmp_path, monkeypatch, capsys):
+    """Label i means class i: a dataset whose classes differ from the generator's, even only in order,
+    would score each class against another's reals; one line naming both lists, exit status 2."""
+    import evaluate
+    import progan.metrics.inception
+    from metric_utils import StandInFeatures
+
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setattr("progan.metrics.evaluation.evaluate_generator", lambda *a, **k: pytest.fail("evaluated"))
+    data = _labelled_dataset(tmp_path, sizes=(("blue", 2), ("red", 2)))      # classes blue, red (label 0, 1)
+    for name, classes in (("swapped", ("red", "blue")), ("more", ("blue", "red", "green"))):
+        torch.manual_seed(0)
+        config = dataclasses.replace(FAMILIES["progan"].presets["tiny"], class_names=classes)
+        FAMILIES["progan"].generator_cls(config).save_pretrained(tmp_path / name)
+        capsys.readouterr()
+        assert evaluate.main(["--weights", str(tmp_path / name), "--data", str(data), "--num", "6",
+                              "--per-class", "--out", str(tmp_path / "m.json")]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"error: --per-class: the dataset's classes ['blue', 'red'] are not the generator's {list(classes)}"]
+        assert not (tmp_path / "m.json").exists()

@@ -117,3 +117,36 @@ def test_the_log_clock_continues_across_a_resume(build, tmp_path):
     saved = load_state(max((tmp_path / "run" / "checkpoints").iterdir()), clock=True)["clock"]
     # the log rounds to 0.1 s: the checkpoint, saved after the last record, holds at least its value less 0.05
     assert saved["wall_seconds"] >= steps[-1]["wall_s"] - 0.05 and saved["cpu_seconds"] >= steps[-1]["cpu_s"] - 0.05
+
+
+def _files(root):
+    """Every file under ``root`` with its bytes: compared before and after a refused resume."""
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_resume_into_another_family_or_other_classes_is_a_one_line_refusal_that_loses_nothing(build, tmp_path):
+    """README: a run resumes only as the same family and classes; anything else is refused with one
+    line naming the checkpoint and the way out (another --out), before a single weight is loaded."""
+    own = build()
+    progan_config = TrainConfig(**{**own.config.__dict__, "family": "progan", "augment": "none",
+                                   "historical_averaging": 0.0, "loss": "wgan_gp"})
+    other = Trainer(progan_config, FAMILIES["progan"], own.open_dataset, accelerator=Accelerator(cpu=True))
+    path = other.save()                                 # a ProGAN run's checkpoint in this --out
+    before = _files(tmp_path / "run")
+    digest = own.weights_digest()
+    with pytest.raises(ValueError) as info:
+        own.try_resume()
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and "progan run" in message and "--family" in message
+    assert _files(tmp_path / "run") == before and own.weights_digest() == digest and own.images_seen == 0
+
+    latest = own.save()                                 # now a stylegan_lite checkpoint trained on two classes
+    torch.save({**load_state(latest, clock=True), "class_names": ["cat", "dog"]}, latest / "state.pt")
+    before = _files(tmp_path / "run")
+    fresh = build()
+    digest = fresh.weights_digest()
+    with pytest.raises(ValueError) as info:
+        fresh.try_resume()
+    message = str(info.value)
+    assert "\n" not in message and str(latest) in message and "['cat', 'dog']" in message and "--out" in message
+    assert _files(tmp_path / "run") == before and fresh.weights_digest() == digest and fresh.images_seen == 0
