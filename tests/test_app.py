@@ -185,6 +185,34 @@ def test_mixing_grid_copies_row_styles_on_the_chosen_layers():
     assert mixing_figure(rows, cols, cells).size == (4 * 16, 3 * 16)
 
 
+def test_random_noise_mixing_cells_keep_the_column_seeds_noise():
+    """Module promise: 'each cell keeps source A's noise, so a cell differs from the image above it only by B's
+    styles'. At psi = 0 every seed's styles are w_avg, so B's styles are A's and each cell must equal the column
+    image above it exactly, with random (per-seed) noise too; the row images (same styles, the row seeds' noise)
+    differ, so taking the row seeds' noise would show. At psi = 1 a cell is, by hand, G.mix of the seeds' ws
+    synthesized with the column seed's maps from the sampling core's seed_noise."""
+    fam = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = fam.generator_cls(fam.presets["tiny"]).eval()
+    with torch.no_grad():
+        for module in g.modules():
+            if isinstance(module, NoiseInjection):
+                module.weight.fill_(1.0)                                      # trained models use their noise
+    rows, cols, cells = render_mixing(g, [7, 8], [1, 2], styles="coarse", psi=0.0, noise="random")
+    assert not np.array_equal(rows, cols)                                     # the seeds' noise maps matter
+    for r in range(2):
+        np.testing.assert_array_equal(cells[r], cols)
+    rows, cols, cells = render_mixing(g, [7, 8], [1, 2], styles="coarse", psi=1.0, noise="random")
+    with torch.no_grad():
+        ws_a = styles_from_z(g, seed_latents([2], 16))                        # column seed 2 (source A)
+        ws_b = styles_from_z(g, seed_latents([8], 16))                        # row seed 8 (source B)
+        image = g.synthesis(g.mix(ws_b, ws_a, 4), noise=seed_noise(g, [2]))   # coarse: layers < 4 from B
+        wrong = g.synthesis(g.mix(ws_b, ws_a, 4), noise=seed_noise(g, [8]))
+    expected = (image * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()[0]
+    assert np.abs(cells[1, 1].astype(int) - expected).max() <= 1
+    wrong = (wrong * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()[0]
+    assert np.abs(wrong.astype(int) - expected).max() > 1                     # the row seed's noise differs
+
 def test_video_writers(tmp_path):
     frames = np.random.default_rng(0).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
     assert upscale_nearest(frames).shape == (5, 256, 256, 3)

@@ -96,3 +96,15 @@ def test_the_card_names_the_generator_blur_padding(card_inputs):
         lambda c: c.update(blur_padding="zero"))
     assert "- Generator blur: [1 2 1] after each upsampling, replicate padding" in card(
         lambda c: c.pop("blur_padding"))  # the bundled weights' config.json
+
+
+def test_the_card_reports_the_last_logged_ada_p(card_inputs):
+    """'ADA p at the end' is the p of the run's last logged step, not its first: a log whose p rises
+    0.0 -> 0.3 -> 0.7 gives a card that says 0.700 (and none of the earlier values)."""
+    tmp_path, weights, base = card_inputs
+    rows = [{"kimg": k, "img_per_s": 5.0, "augment_p": p} for k, p in ((0.5, 0.0), (1.0, 0.3), (1.5, 0.7))]
+    (tmp_path / "run" / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert model_card.main(base) == 0
+    card = (weights / "README.md").read_text()
+    assert "ADA p at the end 0.700" in card
+    assert "ADA p at the end 0.000" not in card and "ADA p at the end 0.300" not in card

@@ -142,3 +142,23 @@ def test_learning_rate_follows_the_projectors_schedule(monkeypatch):
                 for t in (s / 40 for s in range(40))]
     assert seen == pytest.approx(expected, abs=1e-12)
     assert seen[0] == 0.0 and max(seen) == pytest.approx(0.2)
+
+
+def test_cli_target_png_is_the_input_as_the_model_sees_it(weights, tmp_path):
+    """target.png is 'the input as the model sees it' (module docstring): the largest centred square,
+    resized to the model's resolution. A 48x16 PNG whose middle 16x16 is a random pattern, for a 16 px
+    model, is exactly that middle square (no resize); the reconstruction after 3 steps is something else."""
+    rng = np.random.default_rng(0)
+    pixels = np.zeros((16, 48, 3), np.uint8)
+    pixels[:, :16] = (255, 0, 0)
+    pixels[:, 32:] = (0, 0, 255)
+    middle = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    pixels[:, 16:32] = middle
+    image, out = tmp_path / "wide.png", tmp_path / "out"
+    Image.fromarray(pixels).save(image)
+    assert project_main([str(image), "--weights", str(weights["progan"]), "--out", str(out), "--steps", "3"]) == 0
+    with Image.open(out / "target.png") as saved:
+        target = np.asarray(saved.convert("RGB"))
+    np.testing.assert_array_equal(target, middle)
+    with Image.open(out / "reconstruction.png") as saved:
+        assert not np.array_equal(np.asarray(saved.convert("RGB")), middle)

@@ -75,3 +75,22 @@ def test_a_run_without_grids_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: no sample grids") and not list(tmp_path.iterdir())
     assert timelapse.main([str(tmp_path / "missing")]) == 2
+
+
+def test_a_gif_with_fewer_frames_lasts_as_long_as_the_mp4(run, tmp_path):
+    """--fps is the MP4's rate and the GIF 'lasts as long': 5 grids at 5 fps are a 1.0 s MP4, so the GIF of 3
+    kept grids must total 1.0 s too (its frame durations read back from the file; GIF stores centiseconds,
+    so within one MP4 frame)."""
+    fps, out = 5.0, tmp_path / "out" / "tl"
+    assert timelapse.main([str(run), "--out", str(out), "--fps", str(fps), "--gif-frames", "3",
+                           "--min-size", "32"]) == 0
+    mp4_frames = sum(1 for _ in imageio_ffmpeg.read_frames(str(out.with_suffix(".mp4")))) - 1  # minus the meta
+    assert mp4_frames == 5
+    mp4_seconds = mp4_frames / fps
+    durations = []
+    with Image.open(out.with_suffix(".gif")) as image:
+        assert image.n_frames == 3
+        for index in range(image.n_frames):
+            image.seek(index)
+            durations.append(image.info["duration"])
+    assert abs(sum(durations) / 1000 - mp4_seconds) <= 1 / fps
