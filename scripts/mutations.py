@@ -555,4 +555,7 @@ MUTANTS += [
     m('cov-stats-cache-format-only', 'progan/metrics/features.py', 'if handle.metadata() != fields:',
       'if handle.metadata().get("format") != fields["format"]:',
       ('tests/test_metrics_features.py::test_a_cache_file_whose_header_names_other_fields_is_recomputed_and_replaced',)),
+    m('blind-f11-upper-case-extension-ignored', 'data_prep/sources.py', 'suffix = os.path.splitext(base)[1].lower()',
+      'suffix = os.path.splitext(base)[1]',
+      ('tests/test_data_prep.py::test_upper_case_extensions_are_read_not_ignored',)),
 ]
