@@ -558,4 +558,8 @@ MUTANTS += [
     m('blind-f11-upper-case-extension-ignored', 'data_prep/sources.py', 'suffix = os.path.splitext(base)[1].lower()',
       'suffix = os.path.splitext(base)[1]',
       ('tests/test_data_prep.py::test_upper_case_extensions_are_read_not_ignored',)),
+    m('blind-f04-lazy-dragan-ignores-c', 'progan/losses.py',
+      '        dragan = dragan_penalty(discriminator, real, c=dragan_c, grad_scale=grad_scale)\n        return gp_lambda * dragan',
+      '        dragan = dragan_penalty(discriminator, real, grad_scale=grad_scale)\n        return gp_lambda * dragan',
+      ('tests/test_penalties.py::test_dragan_perturbs_with_the_c_it_is_given',)),
 ]

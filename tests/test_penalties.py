@@ -65,3 +65,31 @@ def test_the_lazy_penalty_alone_is_taken_where_the_paper_says(name):
     assert loss.item() == pytest.approx(_weight(kind) * value, rel=1e-5)
     loss.backward()
     torch.testing.assert_close(d.w.grad, _weight(kind) * dw, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_dragan_perturbs_with_the_c_it_is_given(lazy):
+    """--dragan-c reaches the penalty in both paths (lazy ``discriminator_penalty`` and the in-loss one):
+    under one RNG draw the points are the hand-built ``x + u * c * std(x) * U`` (U ~ U[0, 1) per pixel,
+    u ~ U[0, 1) per image) for c = 0.1 and c = 2, not for the default 0.5, and the penalty is the closed
+    form at those points, so it differs between the two c's."""
+    reals, fakes = data()
+    values = {}
+    for c in (0.1, 2.0):
+        torch.manual_seed(3)
+        box = torch.rand_like(reals)
+        u = torch.rand(reals.shape[0], 1, 1, 1)
+        expected = reals + u * c * reals.std() * box
+        torch.manual_seed(3)
+        d = SquareCritic(SHAPE)
+        weights = {**WEIGHTS, "dragan_c": c}
+        if lazy:
+            loss, parts = losses.discriminator_penalty("logistic+dragan", d, reals, fakes, **weights)
+        else:
+            _, parts = losses.discriminator_real_loss("logistic+dragan", d, reals, fakes, penalty=True, **weights)
+        points = d.seen[-1]
+        torch.testing.assert_close(points, expected, rtol=1e-5, atol=1e-6)
+        value, _ = gp_closed_form(d.w.detach(), expected)
+        assert parts["d_dragan"].item() == pytest.approx(value, rel=1e-5)
+        values[c] = value
+    assert abs(values[0.1] - values[2.0]) > 0.01 * max(values.values())
