@@ -562,4 +562,7 @@ MUTANTS += [
       '        dragan = dragan_penalty(discriminator, real, c=dragan_c, grad_scale=grad_scale)\n        return gp_lambda * dragan',
       '        dragan = dragan_penalty(discriminator, real, grad_scale=grad_scale)\n        return gp_lambda * dragan',
       ('tests/test_penalties.py::test_dragan_perturbs_with_the_c_it_is_given',)),
+    m('blind-f20-nearest-ignores-psi', 'evaluate.py', 'seed=args.seed, generator_kwargs=kwargs, progress=True)',
+      'seed=args.seed, progress=True)',
+      ('tests/test_nearest.py::test_evaluate_nearest_scores_the_truncated_samples_of_psi',)),
 ]
