@@ -565,4 +565,7 @@ MUTANTS += [
     m('blind-f20-nearest-ignores-psi', 'evaluate.py', 'seed=args.seed, generator_kwargs=kwargs, progress=True)',
       'seed=args.seed, progress=True)',
       ('tests/test_nearest.py::test_evaluate_nearest_scores_the_truncated_samples_of_psi',)),
+    m('blind-f02-grad-accum-fake-half-unaveraged', 'progan/training/step.py',
+      '        ctx.backward(fake_loss / len(reals))  # frees the fake graph', '        ctx.backward(fake_loss)  # frees the fake graph',
+      ('tests/test_penalties.py::test_grad_accum_gives_the_gradient_of_one_step_on_the_whole_batch',)),
 ]
