@@ -568,4 +568,8 @@ MUTANTS += [
     m('blind-f02-grad-accum-fake-half-unaveraged', 'progan/training/step.py',
       '        ctx.backward(fake_loss / len(reals))  # frees the fake graph', '        ctx.backward(fake_loss)  # frees the fake graph',
       ('tests/test_penalties.py::test_grad_accum_gives_the_gradient_of_one_step_on_the_whole_batch',)),
+    m('blind-f01-resume-keeps-checkpoint-lr-betas', 'progan/training/resume.py',
+      "                  if key in options and key in group and tuple(np.atleast_1d(group[key])) != tuple(np.atleast_1d(options[key]))]\n        group.update(options)\n",
+      "                  if key in options and key in group and tuple(np.atleast_1d(group[key])) != tuple(np.atleast_1d(options[key]))]\n",
+      ('tests/test_resume_state.py::test_a_resume_runs_adam_with_the_new_commands_lr_and_betas_and_the_checkpoints_moments',)),
 ]
