@@ -340,3 +340,18 @@ def test_archive_sources_limit_and_refusals(photos, tmp_path):
         with pytest.raises(DataPrepError, match=message):
             run(tmp_path / source, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_upper_case_extensions_are_read_not_ignored(tmp_path):
+    """Cameras write IMG_0001.JPG: extensions match case-insensitively, so both files below are images."""
+    root = tmp_path / "camera"
+    root.mkdir()
+    (root / "IMG_0001.JPG").write_bytes(jpeg(1, size=(40, 36)))
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((36, 40, 3), 200, np.uint8)).save(buffer, "PNG")
+    (root / "A.PNG").write_bytes(buffer.getvalue())
+    out, manifest = run(root, tmp_path / "ds")
+    counts = manifest["counts"]
+    assert counts["found"] == 2 and counts["kept"] == 2 and counts["skipped"] == 0
+    assert counts["ignored_by_extension"] == {}
+    assert json.loads((out / "names.json").read_text()) == ["A.PNG", "IMG_0001.JPG"]

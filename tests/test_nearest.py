@@ -158,3 +158,46 @@ def test_evaluate_nearest_cli_draws_the_samples_of_its_seed(weights, cli_reals, 
     seven = cli(7)
     assert seven == pytest.approx({k: direct[k] for k in keys})
     assert seven != pytest.approx(cli(0))
+
+
+def test_evaluate_nearest_scores_the_truncated_samples_of_psi(cli_reals, tmp_path, monkeypatch, capsys):
+    """``evaluate.py --nearest --psi 0.5`` checks the samples the summary names: StyleGAN-lite's synthesis
+    receives ``w' = w_avg + psi * (w - w_avg)`` (Karras et al. 2019, appendix B) of latent i of the seed,
+    built here by hand from the mapping network, with a w_avg away from zero; psi 1 gives the raw w."""
+    from families import FAMILIES
+    from stylegan_lite.networks import Generator, SynthesisNetwork
+
+    folder, _ = cli_reals
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    generator = Generator(FAMILIES["stylegan_lite"].presets["tiny"]).eval()
+    with torch.no_grad():
+        generator.w_avg.copy_(torch.randn(generator.config.w_dim))
+    generator.save_pretrained(tmp_path / "g")
+    seen: list[torch.Tensor] = []
+    forward = SynthesisNetwork.forward
+
+    def recording(self, ws, **kwargs):
+        seen.append(ws.detach().clone())
+        return forward(self, ws, **kwargs)
+
+    monkeypatch.setattr(SynthesisNetwork, "forward", recording)
+
+    def cli(psi: float) -> tuple[torch.Tensor, dict]:
+        seen.clear()
+        capsys.readouterr()
+        assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(folder), "--nearest", "--num", "6",
+                              "--pairs", "2", "--figure", str(tmp_path / "pairs.png"), "--batch", "4",
+                              "--seed", "3", "--psi", str(psi)]) == 0
+        return torch.cat(seen), json.loads(capsys.readouterr().out)
+
+    with torch.no_grad():
+        w = generator.map(latents_for_indices(range(6), generator.config.latent_dim, seed=3))  # [6, w_dim]
+    w_avg = generator.w_avg
+    half, summary = cli(0.5)
+    assert summary["psi"] == 0.5 and summary["num_generated"] == 6
+    expected = (w_avg + 0.5 * (w - w_avg)).unsqueeze(1).expand(-1, generator.num_ws, -1)
+    torch.testing.assert_close(half, expected, rtol=1e-5, atol=1e-5)
+    full, _ = cli(1.0)
+    torch.testing.assert_close(full, w.unsqueeze(1).expand(-1, generator.num_ws, -1), rtol=1e-5, atol=1e-5)
+    assert (half - full).abs().max() > 0.1

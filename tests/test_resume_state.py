@@ -150,3 +150,33 @@ def test_a_resume_into_another_family_or_other_classes_is_a_one_line_refusal_tha
     message = str(info.value)
     assert "\n" not in message and str(latest) in message and "['cat', 'dog']" in message and "--out" in message
     assert _files(tmp_path / "run") == before and fresh.weights_digest() == digest and fresh.images_seen == 0
+
+
+def test_a_resume_runs_adam_with_the_new_commands_lr_and_betas_and_the_checkpoints_moments(tmp_path):
+    """Optimizer.load_state_dict alone would bring back the checkpoint's lr and betas: a resume with
+    another --d-lr, --g-lr and --adam-beta2 must train with the new values (what the command asks), while
+    Adam's moments and step counts are the checkpoint's, bit for bit."""
+    data = make_image_folder(tmp_path / "data")
+    base = dict(family="stylegan_lite", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                workers=0, loss="logistic_r1", progressive=False, checkpoint_kimg=10, sample_kimg=10,
+                adam_beta1=0.0)
+
+    def trainer(**options) -> Trainer:
+        return Trainer(TrainConfig(**{**base, **options}), FAMILIES["stylegan_lite"],
+                       lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
+
+    first = trainer(kimg=0.008, d_lr=0.002, g_lr=0.001, adam_beta2=0.99)
+    first.train()
+    saved = {name: getattr(first, name).state_dict()["state"] for name in ("opt_d", "opt_g")}
+    first.save()
+
+    resumed = trainer(kimg=0.016, d_lr=0.003, g_lr=0.0005, adam_beta2=0.9)
+    assert resumed.try_resume() is not None
+    for name, lr in (("opt_d", 0.003), ("opt_g", 0.0005)):
+        optimizer = getattr(resumed, name)
+        for group in optimizer.param_groups:
+            assert group["lr"] == lr and tuple(group["betas"]) == (0.0, 0.9), name
+        state = optimizer.state_dict()["state"]
+        assert state.keys() == saved[name].keys() and len(state) > 0
+        for k, moments in saved[name].items():
+            assert_states_equal(state[k], moments)
