@@ -180,9 +180,13 @@ def test_mixing_grid_copies_row_styles_on_the_chosen_layers():
     assert cells.shape == (2, 3, 16, 16, 3) and rows.shape[0] == 2 and cols.shape[0] == 3
     with torch.no_grad():
         expected = g.synthesis(mixed[1], noise_mode="const")
-    assert np.abs(cells[1].astype(int) - ((expected * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-                                         .permute(0, 2, 3, 1).numpy())).max() <= 1
+    assert np.abs(cells[1].astype(int) - _pixels(expected)).max() <= 1
     assert mixing_figure(rows, cols, cells).size == (4 * 16, 3 * 16)
+
+
+def _pixels(images: torch.Tensor) -> np.ndarray:
+    """[-1, 1] NCHW images as int NHWC pixels, written out here rather than taken from the app."""
+    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy().astype(int)
 
 
 def test_random_noise_mixing_cells_keep_the_column_seeds_noise():
@@ -208,10 +212,10 @@ def test_random_noise_mixing_cells_keep_the_column_seeds_noise():
         ws_b = styles_from_z(g, seed_latents([8], 16))                        # row seed 8 (source B)
         image = g.synthesis(g.mix(ws_b, ws_a, 4), noise=seed_noise(g, [2]))   # coarse: layers < 4 from B
         wrong = g.synthesis(g.mix(ws_b, ws_a, 4), noise=seed_noise(g, [8]))
-    expected = (image * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()[0]
+    expected = _pixels(image)[0]
     assert np.abs(cells[1, 1].astype(int) - expected).max() <= 1
-    wrong = (wrong * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()[0]
-    assert np.abs(wrong.astype(int) - expected).max() > 1                     # the row seed's noise differs
+    assert np.abs(_pixels(wrong)[0] - expected).max() > 1                     # the row seed's noise differs
+
 
 def test_video_writers(tmp_path):
     frames = np.random.default_rng(0).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 
 import numpy as np
@@ -169,9 +171,6 @@ def test_damaged_dataset_is_a_clear_error(prepared, tmp_path):
 def test_damaged_datasets_are_one_line_errors(folder, tmp_path):
     """A dataset whose files no longer match its manifest is refused with a DataPrepError naming the
     file, never read as garbage: manifest, image array (shape, dtype, channels) and labels."""
-    import json
-    import shutil
-
     (tmp_path / "src" / "a").mkdir(parents=True)
     (tmp_path / "src" / "b").mkdir()
     for i in range(4):

@@ -148,7 +148,6 @@ def test_mapping_network_normalizes_z():
     torch.testing.assert_close(mapping(z), mapping(z * 37.0), atol=1e-5, rtol=1e-5)
 
 
-
 def _unit_rms(x: torch.Tensor) -> torch.Tensor:
     return x / (x.square().mean(dim=1, keepdim=True) + 1e-8).sqrt()
 
@@ -195,6 +194,7 @@ def test_adain_by_hand_from_the_raw_parameters():
     normalized = (xd - xd.mean(dim=(2, 3), keepdim=True)) / (xd.var(dim=(2, 3), unbiased=False, keepdim=True)
                                                              + 1e-8).sqrt()
     torch.testing.assert_close(adain(x, w).double(), scale * normalized + bias, rtol=1e-5, atol=1e-5)
+
 
 # --- StyleGAN's [1 2 1] blur: replicate (the bundled weights) or zero padding (NVIDIA's blur2d) ---------------
 def _blur_by_shifts(x: np.ndarray, padding: str) -> np.ndarray:

@@ -150,7 +150,6 @@ def test_style_mixing_uses_each_w_where_it_should(style_gen):
         style_gen(z1, mix_z=z2)
 
 
-
 @pytest.mark.parametrize("crossover, cutoff", [(2, None), (2, 4), (1, 5), (4, 2)])
 def test_truncation_applies_to_the_mixed_in_layers_too(style_gen, crossover, cutoff):
     """Style mixing (section 3.1) and truncation (appendix B) together: the layer styles are w1 below the
@@ -196,6 +195,7 @@ def test_random_noise_is_drawn_for_each_sample_of_a_batch(style_gen):
         assert not torch.equal(noise[0], noise[1]), f"layer {i}: both samples got the same noise"
     a, b = torch.cat(per_sample, dim=1)
     assert abs(torch.corrcoef(torch.stack([a, b]))[0, 1].item()) < 0.2
+
 
 def test_fixed_noise_gives_identical_images_and_new_noise_changes_only_detail(style_gen):
     z = torch.randn(2, 16)
@@ -259,8 +259,7 @@ def test_stylegan_synthesis_truncation_and_mixing_refuse_out_of_range_arguments(
     torch.manual_seed(0)
     g = family.generator_cls(family.presets["tiny"]).eval()   # 16 px: stages 0-2, num_ws 6
     n = g.num_ws
-    ws = g.mapping(torch.randn(2, g.config.latent_dim))
-    ws = ws.unsqueeze(1).expand(-1, n, -1).clone() if ws.dim() == 2 else ws       # [2, num_ws, w_dim]
+    ws = g.mapping(torch.randn(2, g.config.latent_dim)).unsqueeze(1).expand(-1, n, -1).clone()  # [2, num_ws, w_dim]
     with pytest.raises(ValueError, match="noise_mode must be 'random', 'const' or 'none', got 'fixed'"):
         g.synthesis(ws, noise_mode="fixed")
     noise = [torch.zeros(1, 1, r, r) for r in (4, 4, 8, 8, 16, 16)]

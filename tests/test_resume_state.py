@@ -124,6 +124,17 @@ def _files(root):
     return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _assert_refused_losing_nothing(trainer, run, *needles):
+    """``trainer.try_resume()`` is refused with one line holding every needle, and changes no file under
+    ``run``, no weight and no image count."""
+    before, digest = _files(run), trainer.weights_digest()
+    with pytest.raises(ValueError) as info:
+        trainer.try_resume()
+    message = str(info.value)
+    assert "\n" not in message and all(needle in message for needle in needles), message
+    assert _files(run) == before and trainer.weights_digest() == digest and trainer.images_seen == 0
+
+
 def test_a_resume_into_another_family_or_other_classes_is_a_one_line_refusal_that_loses_nothing(build, tmp_path):
     """README: a run resumes only as the same family and classes; anything else is refused with one
     line naming the checkpoint and the way out (another --out), before a single weight is loaded."""
@@ -132,24 +143,11 @@ def test_a_resume_into_another_family_or_other_classes_is_a_one_line_refusal_tha
                                    "historical_averaging": 0.0, "loss": "wgan_gp"})
     other = Trainer(progan_config, FAMILIES["progan"], own.open_dataset, accelerator=Accelerator(cpu=True))
     path = other.save()                                 # a ProGAN run's checkpoint in this --out
-    before = _files(tmp_path / "run")
-    digest = own.weights_digest()
-    with pytest.raises(ValueError) as info:
-        own.try_resume()
-    message = str(info.value)
-    assert "\n" not in message and str(path) in message and "progan run" in message and "--family" in message
-    assert _files(tmp_path / "run") == before and own.weights_digest() == digest and own.images_seen == 0
+    _assert_refused_losing_nothing(own, tmp_path / "run", str(path), "progan run", "--family")
 
     latest = own.save()                                 # now a stylegan_lite checkpoint trained on two classes
     torch.save({**load_state(latest, clock=True), "class_names": ["cat", "dog"]}, latest / "state.pt")
-    before = _files(tmp_path / "run")
-    fresh = build()
-    digest = fresh.weights_digest()
-    with pytest.raises(ValueError) as info:
-        fresh.try_resume()
-    message = str(info.value)
-    assert "\n" not in message and str(latest) in message and "['cat', 'dog']" in message and "--out" in message
-    assert _files(tmp_path / "run") == before and fresh.weights_digest() == digest and fresh.images_seen == 0
+    _assert_refused_losing_nothing(build(), tmp_path / "run", str(latest), "['cat', 'dog']", "--out")
 
 
 def test_a_resume_runs_adam_with_the_new_commands_lr_and_betas_and_the_checkpoints_moments(tmp_path):
