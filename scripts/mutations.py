@@ -511,7 +511,7 @@ MUTANTS += [
     m("blind-e12-folder-label-parent-dir", "data_prep/labels.py",
       "return parts[0] if len(parts) > 1 and parts[0] else None",
       "return parts[-2] if len(parts) > 1 and parts[0] else None",
-      ("tests/test_conditional.py::test_folder_labels_use_the_top_level_folder_of_nested_images",)),
+      ("tests/test_data_prep_labels.py::test_folder_labels_use_the_top_level_folder_of_nested_images",)),
     m("blind-e13-interpolate-drops-loop", "app/generate.py",
       'loop=args.loop, psi=psi, cutoff=cutoff, noise=args.noise or "fixed",',
       'psi=psi, cutoff=cutoff, noise=args.noise or "fixed",',

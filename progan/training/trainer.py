@@ -4,7 +4,8 @@ One ``Accelerator``; models are placed on the device and the two optimizers go t
 once (mixed precision, GradScaler). Each step runs ``iteration.train_iteration``, the one training
 iteration (D step -> lazy penalty -> G step -> EMA) that the memory estimate traces too; around it the
 trainer owns the data stream, the schedule, logging, samples, evaluation and checkpoints (what a
-checkpoint holds, resuming and ``--init-from``: ``training.resume``). What
+checkpoint holds, resuming and ``--init-from``: ``training.resume``; log records, sample grids, monitor
+signals, evaluations and the run summary: ``training.reporting``). What
 processes must agree on (gradients, ``w_avg``, stop and non-finite flags, the checkpoint to resume
 from) lives in ``training.distributed``. Every decision
 (stage, alpha, batch size, data order, latents) derives from the images seen and RNG streams that
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import signal
 import time
@@ -54,20 +54,20 @@ from . import iteration  # called as iteration.train_iteration: one function, re
 from .distributed import collective_phase
 from ..config import Family
 from ..spectral_norm import apply_spectral_norm
-from .conditional import conditional_model_config, grid_labels
+from .conditional import conditional_model_config
 from .data_stream import make_loader, split_batch
 from .ema import ema_beta
 from ..metrics.evaluation import EvaluationStopped, PeriodicEvaluator
 from .monitor import HeldOutSplit, TrainingMonitor
 from .progress import RunClock, excluded_from_rate
+from .reporting import RunReports
 from .resume import CheckpointState
-from .samples import save_sample_grid
 from .schedule import GrowthSchedule
 from .health import RunFlags, TrainingDiverged
 from .finetune import freeze_discriminator_blocks, model_config_for_dataset
 from .options import TrainConfig, model_overrides, parse_batch_sizes
 from .step import StepContext, make_optimizers, regularization_interval
-from .tricks import discriminator_kwargs, tricks_summary
+from .tricks import discriminator_kwargs
 
 __all__ = ["Trainer", "TrainingDiverged"]
 
@@ -79,7 +79,7 @@ class _Due(NamedTuple):
     evaluate: bool
 
 
-class Trainer(CheckpointState):
+class Trainer(CheckpointState, RunReports):
     def __init__(self, config: TrainConfig, family: Family, open_dataset: Callable[[int], Dataset], *,
                  accelerator: Accelerator | None = None, evaluator: PeriodicEvaluator | None = None,
                  pending_signals: list[int] | None = None) -> None:
@@ -180,20 +180,6 @@ class Trainer(CheckpointState):
         full = self._full_dataset(resolution)
         return self._split.training_subset(full) if self.config.holdout else full
 
-    def _monitor_signals(self, phase) -> None:
-        """The collapse signal and r_v (``training.monitor``), main process only, logged as one record."""
-        if self.config.monitor_num == 0 or not self.accelerator.is_main_process:
-            return
-        full = self._full_dataset(phase.resolution)
-        if self._monitor is None:
-            self._monitor = TrainingMonitor(latent_dim=self.model_config.latent_dim, num=self.config.monitor_num,
-                                            seed=self.config.seed, train_indices=self._split.train,
-                                            heldout_indices=self._split.heldout)
-        self._signals = self._monitor(self.generator, self.discriminator, full, stage=phase.stage,
-                                      alpha=phase.alpha, device=self.accelerator.device)
-        self._log({"kimg": self.images_seen / 1000, "step": self.step, "resolution": phase.resolution,
-                   "alpha": round(phase.alpha, 4), **self._signals})
-
     def _agree(self) -> tuple[bool, bool, int]:
         """(any rank asked to stop, any non-finite loss, images_seen at the first one): ``training.health``."""
         return self._flags.agree(stop_requested=self._stop_requested, images_seen=self.images_seen,
@@ -204,51 +190,6 @@ class Trainer(CheckpointState):
             return False
         every = interval_kimg * 1000
         return math.floor(before / every) != math.floor(self.images_seen / every)
-
-    def _samples(self, phase) -> None:
-        """The sample grid (main process); a stop request abandons it between batches, unwritten, and
-        the next agreement (at most --sync-every steps, or the evaluation's first batch) saves."""
-        if self.accelerator.is_main_process:
-            labels = grid_labels(len(self.sample_z), self.model_config.num_classes) if self.config.cond else None
-            save_sample_grid(self.generator_ema, self.sample_z,
-                             self.out / "samples" / f"grid-{self.images_seen / 1000:09.3f}kimg.png",
-                             stage=phase.stage, alpha=phase.alpha, full_resolution=self.model_config.resolution,
-                             labels=labels, should_stop=lambda: self._stop_requested)
-
-    def _log(self, record: dict[str, Any]) -> None:
-        if self.accelerator.is_main_process:
-            wall, cpu = self.clock.read()
-            record = {**record, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
-            self.accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))},
-                                 step=self.images_seen)
-            with open(self.out / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-
-    def _evaluate(self, phase, seconds: float) -> None:
-        """Metrics of the EMA generator at the current stage; a new best FID at full resolution is exported."""
-        assert self.evaluator is not None
-        results = self.evaluator(self.generator_ema, self._dataset(phase.resolution), stage=phase.stage,
-                                 alpha=phase.alpha, should_stop=lambda: self._stop_requested)
-        if results is None:  # not the main process
-            return
-        self._log({"kimg": self.images_seen / 1000, "step": self.step, "resolution": phase.resolution,
-                   "alpha": round(phase.alpha, 4), "eval_num": self.evaluator.num, **results})
-        self.accelerator.print(f"\neval at {self.images_seen / 1000:.3f} kimg, {phase.resolution}px: "
-                               + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
-        final = phase.resolution == self.model_config.resolution and phase.alpha >= 1.0
-        if final and "fid" in results and results["fid"] < self.best_fid:
-            self.best_fid = results["fid"]
-            summary = {**self.summary(seconds), "fid": results["fid"], "fid_num": self.evaluator.num}
-            self.generator_ema.save_pretrained(self.out / "best", summary=summary)
-
-    def summary(self, seconds: float) -> dict[str, Any]:
-        return {"preset": self.config.preset, "family": self.family.name, "images_seen": self.images_seen,
-                "kimg": round(self.images_seen / 1000, 3), "steps": self.step, "train_seconds": round(seconds, 1),
-                "processes": self.accelerator.num_processes, "device": str(self.accelerator.device),
-                "loss": self.loss, "data": self.config.data or "openmoji",
-                "stabilization": self.config.stabilization(), **tricks_summary(self.config),
-                **({"init_from": self.config.init_from, "init_regrow": self.config.init_regrow,
-                    "freeze_d": self.config.freeze_d} if self.config.init_from else {})}
 
     def _lod(self, phase) -> float:
         """StyleGAN's level of detail: 0 at the full resolution, fractional during a fade-in."""
@@ -451,34 +392,3 @@ class Trainer(CheckpointState):
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
         return self.out / "checkpoints"
-
-    def _accumulate_terms(self, terms: dict[str, torch.Tensor]) -> None:
-        """Add this step's terms to the sums of the current log interval (no host sync)."""
-        for name, value in terms.items():
-            total = self._term_sums.setdefault(name, [torch.zeros((), device=self.accelerator.device), 0])
-            total[0] += value.detach().float()
-            total[1] += 1
-
-    def _log_terms(self, phase, bar) -> None:
-        """Each term's mean over the steps of the interval on which it ran, averaged over processes in
-        one stacked reduce and read with one host sync. Every process runs the same steps, so the
-        names and counts agree across ranks."""
-        names = sorted(self._term_sums)
-        means = torch.stack([self._term_sums[k][0] / self._term_sums[k][1] for k in names])
-        self._term_sums = {}
-        values = self.accelerator.reduce(means, reduction="mean")
-        logged = dict(zip(names, values.tolist()))
-        since, seen = self._log_since
-        speed = (self.images_seen - seen) / max(time.time() - since, 1e-9)
-        self._log_since = (time.time(), self.images_seen)
-        record = {"kimg": self.images_seen / 1000, "step": self.step, "stage": phase.stage,
-                  "resolution": phase.resolution, "alpha": round(phase.alpha, 4), "img_per_s": speed, **logged}
-        postfix = {"res": phase.resolution, "alpha": f"{phase.alpha:.2f}", "d": f"{logged['d_loss']:.3f}",
-                   "g": f"{logged['g_loss']:.3f}", "ips": f"{speed:.0f}"}
-        if self.augment is not None:
-            record["augment_p"] = self.augment.p
-            postfix["p"] = f"{self.augment.p:.3f}"
-        if "diversity" in self._signals:
-            postfix["div"] = f"{self._signals['diversity']:.2f}"
-        bar.set_postfix(postfix)
-        self._log(record)
