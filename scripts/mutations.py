@@ -691,4 +691,9 @@ MUTANTS += [
       'self.weight_scale = HE_GAIN / math.sqrt(in_features) * lr_multiplier', ('tests/test_layers.py::test_equalized_layers_apply_the_gain_they_are_given',)),
     m('loose-data-bias-init-not-divided', 'progan/layers.py', 'torch.full((out_features,), bias_init / lr_multiplier)',
       'torch.full((out_features,), bias_init)', ('tests/test_layers.py::test_equalized_layers_apply_the_gain_they_are_given',)),
+    m('loose-data-card-floor-fid-from-metrics', 'scripts/model_card.py', "score FID {floor['fid']:.1f}",
+      "score FID {metrics['fid']:.1f}", ('tests/test_model_card.py::test_every_number_comes_from_its_own_file',)),
+    m('loose-data-card-precision-is-recall', 'scripts/model_card.py',
+      "KID {metrics['kid']:.4f}, precision {metrics['precision']:.3f}, recall ",
+      "KID {metrics['kid']:.4f}, precision {metrics['recall']:.3f}, recall ", ('tests/test_model_card.py::test_every_number_comes_from_its_own_file',)),
 ]
