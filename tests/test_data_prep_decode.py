@@ -305,3 +305,17 @@ def test_sixteen_bit_and_float_images_into_rgba_are_scaled_and_opaque():
         for c in range(3):
             assert rgba[0, :, c].tolist() == expected, (fmt, c)
         assert (rgba[..., 3] == 255).all()
+
+
+def test_pad_fills_gray_with_the_backgrounds_luma_and_rgba_with_transparency():
+    """crop="pad" beyond RGB: an 8x4 image letterboxed to 8x8 (no resampling) gets two rows above and two
+    below of the background's luma for L (green: round(587 * 255 / 1000) = 150, PIL's 'L') and of fully
+    transparent black for RGBA, whatever the background; the content rows are untouched."""
+    from data_prep.resize import square
+
+    gray = square(Image.new("L", (8, 4), 100), 8, crop="pad", background=GREEN)
+    assert gray.shape == (8, 8, 1)
+    assert (gray[[0, 1, 6, 7]] == 150).all() and (gray[2:6] == 100).all()
+    rgba = square(Image.new("RGBA", (8, 4), (200, 10, 30, 255)), 8, crop="pad", background=GREEN)
+    assert rgba.shape == (8, 8, 4)
+    assert (rgba[[0, 1, 6, 7]] == 0).all() and (rgba[2:6] == (200, 10, 30, 255)).all()
