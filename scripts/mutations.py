@@ -698,4 +698,7 @@ MUTANTS += [
       "KID {metrics['kid']:.4f}, precision {metrics['recall']:.3f}, recall ", ('tests/test_model_card.py::test_every_number_comes_from_its_own_file',)),
     m('loose-data-pad-gray-not-luma', 'data_prep/resize.py', '.convert("L").getpixel((0, 0)),', '.getpixel((0, 0))[0],', ('tests/test_data_prep_decode.py::test_pad_fills_gray_with_the_backgrounds_luma_and_rgba_with_transparency',)),
     m('loose-data-pad-rgba-opaque-background', 'data_prep/resize.py', '"RGBA": (0, 0, 0, 0)}', '"RGBA": (*background, 255)}', ('tests/test_data_prep_decode.py::test_pad_fills_gray_with_the_backgrounds_luma_and_rgba_with_transparency',)),
+    m('loose-data-evaluate-num-real-ignored', 'evaluate.py', 'accelerator=acc, num=args.num, num_real=num_real,',
+      'accelerator=acc, num=args.num, num_real=len(dataset),',
+      ('tests/test_evaluation.py::test_evaluate_cli_num_real_sets_how_many_real_images_are_scored',)),
 ]
