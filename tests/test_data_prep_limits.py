@@ -166,5 +166,6 @@ def test_a_tar_member_longer_than_its_header_said_is_skipped_and_the_rest_kept(t
 
     monkeypatch.setattr(tarfile.TarFile, "extractfile", extract)
     items = list(open_source(path, max_bytes=CAP).items)
-    assert [(i.name, i.error and i.reason) for i in items] == [("a.png", None), ("liar.png", "too_many_bytes"), ("b.png", None)]
+    assert [(i.name, i.error and i.reason) for i in items] == [
+        ("a.png", None), ("liar.png", "too_many_bytes"), ("b.png", None)]
     assert items[0].data == _png(1) and items[2].data == _png(3) and items[1].data is None

@@ -51,7 +51,8 @@ def test_equalized_layers_apply_the_gain_they_are_given(gain):
     conv = EqualizedConv2d(6, 4, 1, gain=gain)
     torch.nn.init.normal_(conv.bias)
     x = torch.randn(2, 6, 3, 3)
-    expected = torch.einsum("oc,nchw->nohw", conv.weight[:, :, 0, 0] * gain / math.sqrt(6), x) + conv.bias.view(1, -1, 1, 1)
+    weight = conv.weight[:, :, 0, 0] * gain / math.sqrt(6)                      # [O, C]
+    expected = torch.einsum("oc,nchw->nohw", weight, x) + conv.bias.view(1, -1, 1, 1)
     torch.testing.assert_close(conv(x), expected)
     linear = EqualizedLinear(8, 5, gain=gain, bias_init=0.5, lr_multiplier=0.1)
     x = torch.randn(3, 8)
