@@ -701,4 +701,9 @@ MUTANTS += [
     m('loose-data-evaluate-num-real-ignored', 'evaluate.py', 'accelerator=acc, num=args.num, num_real=num_real,',
       'accelerator=acc, num=args.num, num_real=len(dataset),',
       ('tests/test_evaluation.py::test_evaluate_cli_num_real_sets_how_many_real_images_are_scored',)),
+    m('loose-data-evaluate-metrics-ignore-psi', 'evaluate.py', 'generator_kwargs=kwargs, metrics=metrics,',
+      'generator_kwargs={}, metrics=metrics,', ('tests/test_evaluation.py::test_evaluate_cli_metrics_score_the_truncated_samples_of_psi',)),
+    m('loose-data-evaluation-drops-generator-kwargs', 'progan/metrics/evaluation.py',
+      'generator_kwargs=generator_kwargs, indices=_shard(accelerator, num)', 'generator_kwargs=None, indices=_shard(accelerator, num)',
+      ('tests/test_evaluation.py::test_evaluate_cli_metrics_score_the_truncated_samples_of_psi',)),
 ]
