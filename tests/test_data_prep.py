@@ -355,3 +355,28 @@ def test_upper_case_extensions_are_read_not_ignored(tmp_path):
     assert counts["found"] == 2 and counts["kept"] == 2 and counts["skipped"] == 0
     assert counts["ignored_by_extension"] == {}
     assert json.loads((out / "names.json").read_text()) == ["A.PNG", "IMG_0001.JPG"]
+
+
+def test_prepare_refuses_bad_options_before_reading_anything(tmp_path):
+    """prepare() is also a library call, where no argparse choices stand in front of it: each bad option is
+    one DataPrepError naming it, and nothing is written. The edges of each range are accepted."""
+    source = tmp_path / "src"
+    source.mkdir()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(source / "a.png")
+    bad = [({"crop": "corner"}, "crop must be 'center' or 'pad'"),
+           ({"background": (0, 0)}, "background must be three integers"),
+           ({"background": (0, 0, 256)}, "background must be three integers"),
+           ({"background": (-1, 0, 0)}, "background must be three integers"),
+           ({"background": (0.5, 0, 0)}, "background must be three integers"),
+           ({"limit": 0}, "limit must be >= 1"),
+           ({"max_bytes": 0}, "max_bytes must be >= 1"),
+           ({"channels": 2}, "channels must be 1 .* 3 .* or 4"),
+           ({"channels": 0}, "channels must be 1 .* 3 .* or 4")]
+    for options, message in bad:
+        with pytest.raises(DataPrepError, match=message):
+            run(source, tmp_path / "out", resolution=8, **options)
+        assert not (tmp_path / "out").exists(), options
+    for i, options in enumerate([{"background": (0, 0, 0), "limit": 1, "max_bytes": 1 << 10, "channels": 1},
+                                 {"background": (255, 255, 255), "crop": "pad", "channels": 4}]):
+        _, manifest = run(source, tmp_path / f"ok{i}", resolution=8, **options)
+        assert manifest["counts"]["kept"] == 1

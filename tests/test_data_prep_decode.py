@@ -259,3 +259,61 @@ def test_jpeg_draft_keeps_twice_the_resolution_on_the_side_the_crop_keeps(monkey
     wide = encode(Image.new("RGB", (800, 200), BLUE), "JPEG", quality=90)
     top = load_square(Item("wide.jpg", data=wide), Settings(16, crop=crop))
     assert sizes == [drafted] and top.shape == (16, 16, 3)
+
+
+def test_a_header_that_crashes_its_plugin_is_corrupt_not_a_crash(monkeypatch):
+    """A damaged header can raise anything inside a PIL plugin (struct.error, SyntaxError, ...): decode
+    turns it into SkipImage("corrupt") naming the error, so one bad file costs one image."""
+    def crash(*args, **kwargs):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(Image, "open", crash)
+    with pytest.raises(SkipImage) as info:
+        decode(b"\x89PNG\r\n\x1a\n damaged")
+    assert info.value.reason == "corrupt" and "unpack requires" in info.value.detail
+
+
+@pytest.mark.parametrize("broken", ["getexif", "exif_transpose"])
+def test_malformed_exif_keeps_the_image_as_stored(monkeypatch, broken):
+    """An EXIF block PIL cannot parse, or an orientation it cannot apply, must not cost the image: it is
+    kept in its stored orientation (red block still top-left, stored size)."""
+    from PIL import ImageOps
+
+    def crash(*args, **kwargs):
+        raise struct.error("bad TIFF IFD in the EXIF block")
+
+    if broken == "getexif":
+        monkeypatch.setattr(Image.Image, "getexif", crash)
+    else:
+        monkeypatch.setattr(ImageOps, "exif_transpose", crash)
+    image = decode(with_orientation(corner_image(32, 16), 6))     # 6 would rotate to 16x32
+    assert image.size == (32, 16)
+    pixels = np.asarray(image)
+    assert is_red(pixels[2, 2]) and not is_red(pixels[2, 29]) and not is_red(pixels[13, 2])
+
+
+def test_sixteen_bit_and_float_images_into_rgba_are_scaled_and_opaque():
+    """channels=4: a 16-bit scan is scaled v * 255 / 65535 (PIL alone would clip it to white) and a float
+    image read as 0..1, each grey in R, G and B with alpha 255 (no alpha in the file)."""
+    sixteen = Image.fromarray(np.array([[0, 257, 32896, 65535]] * 4, dtype=np.uint16))
+    floats = Image.fromarray(np.array([[0.0, 0.2, 0.6, 1.0]] * 4, dtype=np.float32))
+    for image, fmt, expected in ((sixteen, "PNG", [0, 1, 128, 255]), (floats, "TIFF", [0, 51, 153, 255])):
+        rgba = np.asarray(decode(encode(image, fmt), channels=4))
+        assert rgba.shape == (4, 4, 4)
+        for c in range(3):
+            assert rgba[0, :, c].tolist() == expected, (fmt, c)
+        assert (rgba[..., 3] == 255).all()
+
+
+def test_pad_fills_gray_with_the_backgrounds_luma_and_rgba_with_transparency():
+    """crop="pad" beyond RGB: an 8x4 image letterboxed to 8x8 (no resampling) gets two rows above and two
+    below of the background's luma for L (green: round(587 * 255 / 1000) = 150, PIL's 'L') and of fully
+    transparent black for RGBA, whatever the background; the content rows are untouched."""
+    from data_prep.resize import square
+
+    gray = square(Image.new("L", (8, 4), 100), 8, crop="pad", background=GREEN)
+    assert gray.shape == (8, 8, 1)
+    assert (gray[[0, 1, 6, 7]] == 150).all() and (gray[2:6] == 100).all()
+    rgba = square(Image.new("RGBA", (8, 4), (200, 10, 30, 255)), 8, crop="pad", background=GREEN)
+    assert rgba.shape == (8, 8, 4)
+    assert (rgba[[0, 1, 6, 7]] == 0).all() and (rgba[2:6] == (200, 10, 30, 255)).all()

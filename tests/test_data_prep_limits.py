@@ -138,3 +138,34 @@ def test_cli_flag_sets_the_cap(tmp_path):
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args(["x", "--out", "y", "--resolution", "8", "--max-mib", "0"])
     assert info.value.code == 2  # argparse's usage error, not any exit
+
+
+def test_an_in_memory_item_above_the_cap_is_skipped():
+    """Items that carry their bytes (tar members, OpenMoji renders) are capped by read_item as well:
+    exactly ``max_bytes`` is kept, one byte more is too_many_bytes."""
+    assert read_item(Item("fits", data=bytes(10)), max_bytes=10) == bytes(10)
+    with pytest.raises(SkipImage) as info:
+        read_item(Item("over", data=bytes(11)), max_bytes=10)
+    assert info.value.reason == "too_many_bytes"
+
+
+def test_a_tar_member_longer_than_its_header_said_is_skipped_and_the_rest_kept(tmp_path, monkeypatch):
+    """tarfile stops at the header's size, but the capped read is still the last word: a member whose
+    read brings more than ``max_bytes`` (a handle that lies) is one skipped item, the next member is read."""
+    path = tmp_path / "a.tar"
+    with tarfile.open(path, "w") as archive:
+        for name, data in (("a.png", _png(1)), ("liar.png", _png(2)), ("b.png", _png(3))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    real_extract = tarfile.TarFile.extractfile
+
+    def extract(self, member):
+        name = getattr(member, "name", member)
+        return io.BytesIO(bytes(CAP + 1)) if name == "liar.png" else real_extract(self, member)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", extract)
+    items = list(open_source(path, max_bytes=CAP).items)
+    assert [(i.name, i.error and i.reason) for i in items] == [
+        ("a.png", None), ("liar.png", "too_many_bytes"), ("b.png", None)]
+    assert items[0].data == _png(1) and items[2].data == _png(3) and items[1].data is None

@@ -289,3 +289,56 @@ def test_evaluation_refuses_a_conditional_generator_without_labels_and_fewer_tha
     assert drawn.dtype == torch.int64 and drawn.shape == (400,) and set(drawn.tolist()) == {0, 2}
     assert 250 < int((drawn == 0).sum()) < 350                          # 3 : 1, as in the dataset
     assert torch.equal(drawn, labels_like_dataset(labelled, 400, seed=3))
+
+
+def test_evaluate_cli_num_real_sets_how_many_real_images_are_scored(weights, tmp_path, monkeypatch, capsys):
+    """``--num-real 5`` of an 8-image folder: the feature network sees 5 real images next to the 4
+    generated ones (9 rows), against all 8 reals (12 rows) without the flag; the JSON says the same."""
+    import evaluate
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    rows = []
+
+    class Counting(StandInFeatures):
+        def forward(self, images):
+            rows.append(images.shape[0])
+            return super().forward(images)
+
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: Counting())
+    for option, real in (([], 8), (["--num-real", "5"], 5)):
+        rows.clear()
+        capsys.readouterr()
+        monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / f"cache-{real}"))   # a cold cache each time
+        assert evaluate.main(["--weights", str(weights["progan"]), "--data", str(data), "--num", "4", "--batch", "4",
+                              "--metrics", "fid", *option]) == 0
+        assert sum(rows) == 4 + real, option
+        assert json.loads(capsys.readouterr().out)["num_real"] == real
+
+
+def test_evaluate_cli_metrics_score_the_truncated_samples_of_psi(weights, tmp_path, monkeypatch, capsys):
+    """``--psi`` on the metrics path (the --nearest path has its own test): a fresh StyleGAN-lite has
+    w_avg = 0 and zero noise strength, so at psi 0 every sample is the one image of w_avg, while psi 1
+    (the default) gives distinct samples. The images the loaded generator returns are recorded."""
+    import evaluate
+    import families
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    drawn, load = [], families.load_generator
+
+    def recording_load(*args, **kwargs):
+        generator = load(*args, **kwargs)
+        assert float(generator.w_avg.abs().max()) == 0.0
+        generator.register_forward_hook(lambda module, inputs, out: drawn.append(out.detach().cpu().clone()))
+        return generator
+
+    monkeypatch.setattr(families, "load_generator", recording_load)
+    for option, one_image in (([], False), (["--psi", "0"], True)):
+        drawn.clear()
+        assert evaluate.main(["--weights", str(weights["stylegan_lite"]), "--data", str(data), "--num", "4",
+                              "--batch", "4", "--metrics", "fid", *option]) == 0
+        images = torch.cat(drawn)
+        assert images.shape[0] == 4
+        same = [torch.equal(images[0], images[i]) for i in range(1, 4)]
+        assert same == [one_image] * 3, option

@@ -42,6 +42,24 @@ def test_equalized_conv_effective_output_scale():
     assert conv.weight_scale == pytest.approx(math.sqrt(2) / math.sqrt(64 * 9))
 
 
+@pytest.mark.parametrize("gain", [1.0, 2**0.5 / 4])
+def test_equalized_layers_apply_the_gain_they_are_given(gain):
+    """Non-default gains are what the networks use for ToRGB and D's output (1) and the 4x4 dense layer
+    (sqrt(2)/4): each output is sum_c W[o, c] * gain / sqrt(fan_in) * x[c] + b, written out with einsum
+    (1x1 conv: fan_in = C); bias_init with an lr multiplier gives that bias at run time."""
+    torch.manual_seed(0)
+    conv = EqualizedConv2d(6, 4, 1, gain=gain)
+    torch.nn.init.normal_(conv.bias)
+    x = torch.randn(2, 6, 3, 3)
+    weight = conv.weight[:, :, 0, 0] * gain / math.sqrt(6)                      # [O, C]
+    expected = torch.einsum("oc,nchw->nohw", weight, x) + conv.bias.view(1, -1, 1, 1)
+    torch.testing.assert_close(conv(x), expected)
+    linear = EqualizedLinear(8, 5, gain=gain, bias_init=0.5, lr_multiplier=0.1)
+    x = torch.randn(3, 8)
+    expected = x @ (linear.weight * 0.1 * gain / math.sqrt(8)).T + 0.5
+    torch.testing.assert_close(linear(x), expected)
+
+
 def test_pixel_norm_gives_unit_rms_per_pixel():
     x = torch.randn(4, 32, 8, 8) * torch.rand(4, 1, 8, 8) * 10
     y = PixelNorm()(x)

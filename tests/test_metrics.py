@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -72,6 +74,23 @@ def test_frechet_singular_covariances_are_handled():
     value = frechet_distance(*stats)
     assert np.isfinite(value) and value > 0
     assert value == pytest.approx(frechet_distance(*stats, method="sqrtm"), rel=1e-4)
+
+
+def test_frechet_sqrtm_of_two_rank_one_covariances_retries_with_an_offset():
+    """sigma1 = a a^T, sigma2 = b b^T: scipy's sqrtm of their (diagonalizable, repeated-zero) product
+    comes back non-finite, so the sqrtm route must retry with 1e-6 on both diagonals, as pytorch-fid
+    does. Closed form: (a a^T)(b b^T) = (a.b) a b^T has one non-zero eigenvalue (a.b)^2, so
+    Tr((S1 S2)^1/2) = |a.b| and d^2 = |mu1 - mu2|^2 + |a|^2 + |b|^2 - 2 |a.b|."""
+    for a, b in (([0.0, 1, 2], [1.0, -1, -2]), ([1.0, -1, 2, 2, 2], [2.0, 0, -2, 2, -2])):
+        a, b = np.array(a), np.array(b)
+        s1, s2 = np.outer(a, a), np.outer(b, b)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert not np.isfinite(scipy.linalg.sqrtm(s1 @ s2)).all()   # the case the retry exists for
+        mu1, mu2 = np.zeros(len(a)), np.arange(len(a), dtype=float)
+        expected = mu2 @ mu2 + a @ a + b @ b - 2 * abs(a @ b)
+        for method in ("sqrtm", "eigh"):
+            assert frechet_distance(mu1, s1, mu2, s2, method=method) == pytest.approx(expected, abs=1e-3), method
 
 
 def test_feature_statistics_match_numpy():

@@ -108,3 +108,37 @@ def test_the_card_reports_the_last_logged_ada_p(card_inputs):
     card = (weights / "README.md").read_text()
     assert "ADA p at the end 0.700" in card
     assert "ADA p at the end 0.000" not in card and "ADA p at the end 0.300" not in card
+
+
+def test_every_number_comes_from_its_own_file(card_inputs):
+    """The fixture's metrics and floor hold the same scores, so a card that swapped them (or precision and
+    recall) would pass the tests above. Here each file has its own values, and each appears where the card
+    says it comes from, formatted as written here by hand, with the title, command and hours verbatim."""
+    tmp_path, weights, base = card_inputs
+    (tmp_path / "metrics.json").write_text(json.dumps({"fid": 41.26, "kid": 0.03127, "precision": 0.612, "recall": 0.204,
+                                                       "num_generated": 1200, "num_real": 4495, "resolution": 16}))
+    (tmp_path / "floor.json").write_text(json.dumps({"fid": 7.84, "kid": 0.000412, "precision": 0.771, "recall": 0.758,
+                                                     "per_seed": [{"seed": 0}, {"seed": 3}], "num_held_out": 1000,
+                                                     "num_reference": 3495, "resolution": 16}))
+    (tmp_path / "run" / "log.jsonl").write_text("\n".join(json.dumps(r) for r in (
+        {"kimg": 1.0, "img_per_s": 5.0, "augment_p": 0.1},
+        {"kimg": 40.0, "resolution": 8, "fid": 120.44},
+        {"kimg": 80.0, "resolution": 16, "fid": 95.06},
+        {"kimg": 81.0, "img_per_s": 5.0, "augment_p": 0.2345}, )) + "\n")
+    args = list(base)
+    args[args.index("--title") + 1] = "My emoji model"
+    args[args.index("--hours") + 1] = "12.34"
+    args[args.index("--command") + 1] = "accelerate launch train.py --preset tiny"
+    assert model_card.main(args) == 0
+    card = (weights / "README.md").read_text()
+    assert card.startswith("# My emoji model\n")
+    assert "- Command: `accelerate launch train.py --preset tiny`" in card
+    assert "Wall clock: 12.3 h on" in card
+    assert "- Images seen: 1,000 (1 kimg, 31 steps of 32)." in card
+    assert "- Loss: wgan_gp; ADA p at the end 0.234." in card
+    assert ("- FID **41.3**, KID 0.0313, precision 0.612, recall 0.204: 1,200 generated (psi 1) vs all 4,495 real "
+            "images at 16 px") in card
+    assert ("randomly held-out real images vs the other 3,495 (mean over split seeds 0, 3) score FID 7.8, "
+            "KID 0.00041, precision 0.771, recall 0.758") in card
+    assert "1,000 randomly held-out" in card
+    assert "| 40 | 8 | 120.4 |\n| 80 | 16 | 95.1 |" in card
