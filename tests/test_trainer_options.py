@@ -171,3 +171,37 @@ def test_a_clock_loaded_while_running_counts_on_from_the_loaded_sums(monkeypatch
     stopped.load_state_dict({"wall_seconds": 5.0, "cpu_seconds": 1.0})
     fake.advance(7.0, 7.0)
     assert stopped.read() == (5.0, 1.0)
+
+
+# --- --holdout ---------------------------------------------------------------------------------------
+
+def test_d_never_sees_a_held_out_image_or_its_mirror(tmp_path):
+    """--holdout 3 with --xflip on 8 images: over two epochs D's reals are exactly the 5 training images
+    and their mirrors, each found by its pixels among the dataset's 16 views; no held-out image, no mirror
+    of one (r_v would otherwise measure images D trained on)."""
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         workers=0, monitor_num=0, holdout=3, seed=2, xflip=True, progressive=False)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r, xflip=True),
+                      accelerator=Accelerator(cpu=True))
+    views = open_dataset(str(data), 16, xflip=True)
+    assert len(views) == 16
+    pixels = torch.stack([torch.as_tensor(views[i]).float() for i in range(16)])  # uint8 [16, 3, 16, 16]
+    phase = trainer.schedule.phase(0)
+    seen = []
+    for _ in range(5):                                           # 20 images: two epochs of 10
+        (reals,), _ = trainer._next_minibatch(phase)
+        for image in (reals + 1) * 127.5:
+            distance = (pixels - image).abs().flatten(1).amax(1)
+            assert distance.min() < 1e-3
+            seen.append(int(distance.argmin()))
+    heldout = trainer._split.heldout
+    assert len(heldout) == 3 and len(set(heldout)) == 3
+    allowed = {i for i in range(8) if i not in heldout} | {i + 8 for i in range(8) if i not in heldout}
+    assert sorted(seen) == sorted([*allowed, *allowed])  # each training view once per epoch
