@@ -690,4 +690,8 @@ MUTANTS += [
       'indices + ([i + num_images for i in indices] if flips else [])',
       'indices + ([i + num_images for i in range(num_images)] if flips else [])',
       ('tests/test_trainer_options.py::test_d_never_sees_a_held_out_image_or_its_mirror',)),
+    m('loose-train-no-resume-ignored', 'progan/training/resume.py',
+      'latest = latest_checkpoint(root) if self.config.resume and acc.is_main_process else None',
+      'latest = latest_checkpoint(root) if acc.is_main_process else None',
+      ('tests/test_trainer_options.py::test_no_resume_starts_afresh_beside_a_checkpoint',)),
 ]

@@ -205,3 +205,24 @@ def test_d_never_sees_a_held_out_image_or_its_mirror(tmp_path):
     assert len(heldout) == 3 and len(set(heldout)) == 3
     allowed = {i for i in range(8) if i not in heldout} | {i + 8 for i in range(8) if i not in heldout}
     assert sorted(seen) == sorted([*allowed, *allowed])  # each training view once per epoch
+
+
+# --- --no-resume ------------------------------------------------------------------------------------
+
+def test_no_resume_starts_afresh_beside_a_checkpoint(tmp_path):
+    """A checkpoint in --out whose weights and counters differ from a fresh start: the default resumes
+    from it, --no-resume ignores it (counters 0, the seed's initial weights, bit for bit)."""
+    first = _trainer(tmp_path)
+    fresh = {k: v.clone() for k, v in first.generator.state_dict().items()}
+    with torch.no_grad():
+        for p in first.generator.parameters():
+            p.add_(1.0)
+    first.images_seen, first.step = 400, 100
+    first.save()
+    resumed = _trainer(tmp_path)
+    assert resumed.try_resume() is not None and (resumed.images_seen, resumed.step) == (400, 100)
+    assert torch.equal(next(resumed.generator.parameters()), next(first.generator.parameters()))
+    again = _trainer(tmp_path, resume=False)
+    assert again.try_resume() is None and (again.images_seen, again.step) == (0, 0)
+    for name, tensor in again.generator.state_dict().items():
+        assert torch.equal(tensor, fresh[name]), name
