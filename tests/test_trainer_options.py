@@ -102,10 +102,15 @@ def _by_hand(generator, z: torch.Tensor, *, stage: int, alpha: float, full: int,
 @pytest.mark.parametrize("family_name", ["progan", "stylegan_lite"])
 def test_a_sample_grid_in_small_batches_at_an_early_stage_is_each_latent_by_hand(tmp_path, family_name):
     """5 latents in batches of 2 at the 8 px stage mid fade-in, shown at 16 px: every tile is its own
-    latent's image (not another batch's), upsampled by pixel repetition; 3 columns, 2 rows."""
+    latent's image (not another batch's), upsampled by pixel repetition, StyleGAN-lite's with its fixed
+    noise maps (the same grid at every sample step); 3 columns, 2 rows."""
     family = FAMILIES[family_name]
     torch.manual_seed(0)
     generator = family.generator_cls(family.preset("tiny")).eval()
+    with torch.no_grad():  # noise strengths start at 0; a trained generator's are not, so the grid's noise shows
+        for name, p in generator.named_parameters():
+            if name.endswith("noise.weight"):
+                p.fill_(0.3)
     z = torch.randn(5, family.preset("tiny").latent_dim)
     path = tmp_path / "grid.png"
     assert save_sample_grid(generator, z, path, stage=1, alpha=0.25, full_resolution=16, batch_size=2)
