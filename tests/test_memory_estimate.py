@@ -22,6 +22,8 @@ import torch
 from families import FAMILIES
 from progan.training import iteration
 from progan.training.memory import LiveBytes, SavedTensorBytes, estimate_training_memory
+from progan.layers import EqualizedConv2d, EqualizedLinear
+from progan.spectral_norm import apply_spectral_norm
 from progan.training.options import TrainConfig
 from progan.training.step import StepContext, make_optimizers
 from train_utils import run_train
@@ -66,11 +68,17 @@ class _MallocPeak(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 def _real_iteration(family_name: str, config: TrainConfig, *, meters=()) -> dict:
-    """One real training iteration on CPU tensors, the trainer's ``iteration.train_iteration`` (1 process, fp32)."""
+    """One real training iteration on CPU tensors, the trainer's ``iteration.train_iteration`` (1 process, fp32),
+    with the trainer's own ``--spectral-norm`` and ``--channels-last`` conversions when ``config`` asks."""
     family = FAMILIES[family_name]
     model = family.preset(config.preset)
     torch.manual_seed(0)
     g, d = family.generator_cls(model).train(), family.discriminator_cls(model).train()
+    if config.spectral_norm:
+        apply_spectral_norm(d)
+    if config.channels_last:  # as the trainer does it (Trainer.__init__)
+        g.to(memory_format=torch.channels_last)
+        d.to(memory_format=torch.channels_last)
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
     opt_g, opt_d = make_optimizers(g, d, config)
     for opt, module in ((opt_g, g), (opt_d, d)):  # Adam's moments exist, as in the estimate
@@ -105,6 +113,8 @@ def _real_iteration(family_name: str, config: TrainConfig, *, meters=()) -> dict
         for meter in meters:
             stack.enter_context(meter)
         reals = [torch.rand(config.batch_size, 3, model.resolution, model.resolution) * 2 - 1]
+        if config.channels_last:  # as Trainer._next_minibatch
+            reals = [r.contiguous(memory_format=torch.channels_last) for r in reals]
         iteration.train_iteration(ctx, setup, reals, step=0, ema_beta=0.999)
     return {"g": g, "d": d, "d_active": [p.numel() for p in d.parameters() if id(p) in got_grad],
             "g_active": [p.numel() for p in g.parameters() if id(p) in got_grad]}
@@ -130,6 +140,32 @@ def test_trace_equals_a_real_cpu_iteration(family_name):
     transient = estimate.total - (estimate.parameters + estimate.buffers + estimate.ema + estimate.optimizer)
     # above it by the kernels' own scratch buffers (oneDNN/im2col here, cuDNN workspaces on a GPU): 6-22% measured
     assert transient <= malloc.peak <= 1.3 * transient, (transient, malloc.peak)
+
+
+@pytest.mark.parametrize("option", ["spectral_norm", "channels_last"])
+@pytest.mark.parametrize("family_name", FAMILY_NAMES)
+def test_trace_with_spectral_norm_or_channels_last_equals_a_real_iteration_with_it(family_name, option):
+    """``--spectral-norm`` adds D's power-iteration vectors u, v (4 bytes per row and per column of each
+    layer's weight, counted by hand) and the normalization's own tensors; ``--channels-last`` changes no
+    state bytes. Either way the trace must keep the live bytes of a real CPU iteration with that option,
+    at every moment (``--channels-last`` made the estimate itself crash: torch 2.14 refuses to swap fake
+    parameters in ``Module.to``)."""
+    family = FAMILIES[family_name]
+    plain = estimate_training_memory(_config(family_name, "tiny", 4), family)
+    config = TrainConfig(family=family_name, preset="tiny", batch_size=4, progressive=False, mixing_prob=1.0,
+                         **{option: True})
+    estimate = estimate_training_memory(config, family)
+    saved, live = SavedTensorBytes(), LiveBytes()
+    _real_iteration(family_name, config, meters=(saved, live))
+    assert estimate.total == live.peak and estimate.saved == saved.peak
+    assert estimate.activations == live.category_peaks["activations"]
+    assert (estimate.parameters, estimate.optimizer, estimate.ema) == (plain.parameters, plain.optimizer, plain.ema)
+    layers = [m for m in family.discriminator_cls(family.preset("tiny")).modules()
+              if isinstance(m, (EqualizedConv2d, EqualizedLinear))]
+    vectors = 4 * sum(m.weight.shape[0] + m.weight[0].numel() for m in layers) if option == "spectral_norm" else 0
+    assert estimate.buffers == plain.buffers + vectors and (vectors > 0) == (option == "spectral_norm")
+    if option == "spectral_norm":  # sigma and W / sigma per layer, in every D forward
+        assert estimate.total > plain.total + vectors
 
 
 @pytest.mark.parametrize("family_name", FAMILY_NAMES)

@@ -129,3 +129,25 @@ def test_grad_accum_gives_the_gradient_of_one_step_on_the_whole_batch(name, pena
         loss = loss + WEIGHTS["r1_gamma"] / 2 * (2 * w * reals).flatten(1).square().sum(1).mean()
     (expected,) = torch.autograd.grad(loss, w)
     torch.testing.assert_close(d.w.grad, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("target", [0.5, 3.0])
+@pytest.mark.parametrize("kind", ["wgan_gp", "dragan"])
+def test_gradient_norm_penalties_pull_towards_the_target_they_are_given(kind, target):
+    """``target=`` (a one-centred penalty's 1, e.g. 0.5 or 3): mean (||2 w x_hat|| - target)^2 at the points
+    D was differentiated at, with its w-gradient, never the default target's."""
+    torch.manual_seed(0)
+    d, (reals, fakes) = SquareCritic(SHAPE), data()
+    if kind == "wgan_gp":
+        value = losses.gradient_penalty(d, reals, fakes, target=target)
+    else:
+        value = losses.dragan_penalty(d, reals, c=0.5, target=target)
+    (points,) = d.seen
+    check_points(kind, points, reals, fakes, 0.5)
+    grads = 2 * d.w.detach() * points
+    norms = grads.flatten(1).norm(dim=1)
+    assert value.item() == pytest.approx((norms - target).square().mean().item(), rel=1e-5)
+    assert value.item() != pytest.approx((norms - 1).square().mean().item(), rel=1e-3)
+    (dw,) = torch.autograd.grad(value, d.w)
+    expected = ((2 * (norms - target) / norms).view(-1, 1, 1, 1) * grads * 2 * points).mean(0)
+    torch.testing.assert_close(dw, expected, rtol=1e-4, atol=1e-6)

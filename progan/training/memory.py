@@ -226,9 +226,12 @@ def estimate_training_memory(config: TrainConfig, family: Family, *, batch_size:
             apply_spectral_norm(discriminator)
         # a second construction, not deepcopy: a deep copy of fake tensors belongs to another fake mode
         generator_ema = family.generator_cls(model_config).eval().requires_grad_(False)
-        if config.channels_last:
+        if config.channels_last:  # what the trainer's module.to(memory_format=channels_last) does: its 4-D
+            # weights and buffers channels_last. In place: Module.to swaps fake tensors, which torch 2.14 refuses
             for module in (generator, discriminator):
-                module.to(memory_format=torch.channels_last)
+                for tensor in (*module.parameters(), *module.buffers()):
+                    if tensor.dim() == 4:
+                        tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
         opt_g, opt_d = make_optimizers(generator, discriminator, config, reg_every=reg_every)
         augment = build_augment(config.augment, policy=config.augment_policy, p=1.0)  # ADA at its costliest
         with meter:

@@ -1,0 +1,233 @@
+"""Options the trainer itself applies, each given a value other than its default and checked by its effect
+against a value built by hand: the EMA half-life and ramp-up (one real step), ADA's target, interval and
+speed (the trainer's own adjustment), the sample grid's count, seed and pixels, and the run clock."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from families import FAMILIES
+from progan.training.augment import AdaptiveController
+from progan.training.progress import RunClock
+from progan.training.samples import save_sample_grid
+from train_utils import make_image_folder
+
+
+def _trainer(tmp_path, family: str = "progan", **options):
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    config = TrainConfig(family=family, preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         workers=0, monitor_num=0, **options)
+    return Trainer(config, FAMILIES[family], lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
+
+
+# --- EMA ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options,half_life_images", [
+    (dict(ema_half_life_kimg=0.008, ema_rampup=0.0), 8.0),   # no ramp-up: the half-life as given, in images
+    (dict(ema_rampup=0.5), 2.0),                              # ramp-up caps 10 kimg at 4 images seen * 0.5
+    (dict(), 0.2),                                            # the defaults: 4 * 0.05
+])
+def test_the_trainers_ema_step_uses_its_half_life_and_rampup(tmp_path, options, half_life_images):
+    """After the first step (4 images) G_ema = beta * G_before + (1 - beta) * G_after with
+    beta = 0.5 ** (4 / half-life in images), the half-life min(--ema-half-life-kimg * 1000, 4 * --ema-rampup)."""
+    trainer = _trainer(tmp_path, **options)
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    phase = trainer.schedule.phase(0)
+    trainer._train_step(phase, *trainer._next_minibatch(phase))
+    beta = 0.5 ** (4 / half_life_images)
+    moved = 0
+    for old, new, ema in zip(before, trainer.generator.parameters(), trainer.generator_ema.parameters()):
+        torch.testing.assert_close(ema, beta * old + (1 - beta) * new.detach(), rtol=1e-5, atol=1e-6)
+        moved += int(not torch.equal(old, new))
+    assert moved > 0  # the step changed G, so beta is seen
+
+
+# --- ADA --------------------------------------------------------------------------------------------
+
+def test_the_controller_steers_towards_the_target_it_is_given():
+    """r_t between the default target 0.6 and the given one: p moves towards the given one's side."""
+    high = AdaptiveController(target=0.9, interval=1, speed_kimg=0.1, p=0.5)
+    assert high.adjust(0.75 * 40, 40) == 0.75 and high.p == pytest.approx(0.5 - 40 / 100)  # 0.75 < 0.9: down
+    low = AdaptiveController(target=0.3, interval=1, speed_kimg=0.1, p=0.5)
+    low.adjust(0.45 * 40, 40)
+    assert low.p == pytest.approx(0.5 + 40 / 100)                                          # 0.45 > 0.3: up
+
+
+def test_the_trainer_adjusts_ada_with_its_target_interval_and_speed(tmp_path):
+    """--ada-interval 3: p moves only after every third step, by the three steps' r_t against --ada-target
+    0.9 (r_t 0.7 would raise p under the default 0.6), by 12 images / (--ada-kimg 0.1 * 1000)."""
+    trainer = _trainer(tmp_path, "stylegan_lite", augment="ada", ada_target=0.9, ada_interval=3, ada_kimg=0.1)
+    trainer.ada.p = trainer.augment.p = 0.5
+    for step, sign in enumerate((1.0, 0.5, 0.6)):  # this step's mean sign(D(real)) over its 4 reals
+        trainer.step = step
+        trainer._adapt(torch.tensor(sign), 4)
+        if step < 2:
+            assert trainer.ada.p == trainer.augment.p == 0.5
+    r_t = (1.0 + 0.5 + 0.6) * 4 / 12
+    assert r_t == pytest.approx(0.7) and trainer.augment.p == trainer.ada.p == pytest.approx(0.5 - 12 / 100)
+    assert trainer._ada_signs.tolist() == [0.0, 0.0]  # the next interval starts afresh
+
+
+# --- sample grids ------------------------------------------------------------------------------------
+
+def _by_hand(generator, z: torch.Tensor, *, stage: int, alpha: float, full: int, columns: int) -> torch.Tensor:
+    """Each latent alone through G (const noise), nearest-upsampled by repetition, NVIDIA's uint8
+    conversion (x * 127.5 + 128, truncated), tiled row-major on a black canvas: [H, W, 3]."""
+    tiles = []
+    with torch.no_grad():
+        for i in range(len(z)):
+            kwargs = {"noise_mode": "const"} if hasattr(generator, "synthesis") else {}
+            image = generator(z[i:i + 1], stage=stage, alpha=alpha, **kwargs)[0]
+            factor = full // image.shape[-1]
+            image = image.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
+            tiles.append((image * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0))
+    rows = math.ceil(len(z) / columns)
+    canvas = torch.zeros(rows * full, columns * full, 3, dtype=torch.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        canvas[r * full:(r + 1) * full, c * full:(c + 1) * full] = tile
+    return canvas
+
+
+@pytest.mark.parametrize("family_name", ["progan", "stylegan_lite"])
+def test_a_sample_grid_in_small_batches_at_an_early_stage_is_each_latent_by_hand(tmp_path, family_name):
+    """5 latents in batches of 2 at the 8 px stage mid fade-in, shown at 16 px: every tile is its own
+    latent's image (not another batch's), upsampled by pixel repetition, StyleGAN-lite's with its fixed
+    noise maps (the same grid at every sample step); 3 columns, 2 rows."""
+    family = FAMILIES[family_name]
+    torch.manual_seed(0)
+    generator = family.generator_cls(family.preset("tiny")).eval()
+    with torch.no_grad():  # noise strengths start at 0; a trained generator's are not, so the grid's noise shows
+        for name, p in generator.named_parameters():
+            if name.endswith("noise.weight"):
+                p.fill_(0.3)
+    z = torch.randn(5, family.preset("tiny").latent_dim)
+    path = tmp_path / "grid.png"
+    assert save_sample_grid(generator, z, path, stage=1, alpha=0.25, full_resolution=16, batch_size=2)
+    grid = torch.from_numpy(np.asarray(Image.open(path)).copy())
+    assert grid.shape == (32, 48, 3)
+    expected = _by_hand(generator, z, stage=1, alpha=0.25, full=16, columns=3)
+    assert (grid.int() - expected.int()).abs().max() <= 1  # batched and one-by-one convolutions may round apart
+
+
+def test_the_trainers_grid_has_sample_count_latents_of_its_seed(tmp_path):
+    """--sample-count 5 --seed 3: the grid's latents are the first 5 normal draws of a generator seeded
+    with 3, and the grid written before the first step shows exactly those 5 through G_ema."""
+    trainer = _trainer(tmp_path, "stylegan_lite", sample_count=5, seed=3)
+    latent_dim = trainer.model_config.latent_dim
+    torch.testing.assert_close(trainer.sample_z, torch.randn(5, latent_dim, generator=torch.Generator().manual_seed(3)),
+                               rtol=0, atol=0)
+    trainer.out.mkdir(parents=True)
+    phase = trainer.schedule.phase(0)
+    trainer._samples(phase)
+    (path,) = (trainer.out / "samples").glob("grid-*.png")
+    grid = torch.from_numpy(np.asarray(Image.open(path)).copy())
+    expected = _by_hand(trainer.generator_ema, trainer.sample_z, stage=phase.stage, alpha=phase.alpha, full=16,
+                        columns=3)
+    assert grid.shape == expected.shape == (32, 48, 3)
+    assert (grid.int() - expected.int()).abs().max() <= 1
+
+
+# --- the run clock ---------------------------------------------------------------------------------
+
+class _FakeTime:
+    def __init__(self) -> None:
+        self.wall, self.cpu = 1000.0, 50.0
+
+    def time(self) -> float:
+        return self.wall
+
+    def process_time(self) -> float:
+        return self.cpu
+
+    def advance(self, wall: float, cpu: float) -> None:
+        self.wall += wall
+        self.cpu += cpu
+
+
+def test_a_clock_loaded_while_running_counts_on_from_the_loaded_sums(monkeypatch):
+    """Loaded while running (a resume after ``start``), the clock counts from the loaded sums at the
+    moment of loading, not from its own start: time before the load is not added on top of them."""
+    import progan.training.progress as progress
+
+    fake = _FakeTime()
+    monkeypatch.setattr(progress, "time", fake)
+    clock = RunClock()
+    clock.start()
+    fake.advance(30.0, 3.0)                                         # before the load: replaced by the loaded sums
+    clock.load_state_dict({"wall_seconds": 500.0, "cpu_seconds": 70.0})
+    assert clock.read() == (500.0, 70.0)
+    fake.advance(10.0, 2.0)
+    assert clock.read() == (510.0, 72.0)
+    clock.stop()
+    fake.advance(99.0, 9.0)                                         # stopped: nothing counts
+    assert clock.read() == (510.0, 72.0) and clock.state_dict() == {"wall_seconds": 510.0, "cpu_seconds": 72.0}
+    stopped = RunClock()                                            # loaded while stopped: stays stopped
+    stopped.load_state_dict({"wall_seconds": 5.0, "cpu_seconds": 1.0})
+    fake.advance(7.0, 7.0)
+    assert stopped.read() == (5.0, 1.0)
+
+
+# --- --holdout ---------------------------------------------------------------------------------------
+
+def test_d_never_sees_a_held_out_image_or_its_mirror(tmp_path):
+    """--holdout 3 with --xflip on 8 images: over two epochs D's reals are exactly the 5 training images
+    and their mirrors, each found by its pixels among the dataset's 16 views; no held-out image, no mirror
+    of one (r_v would otherwise measure images D trained on)."""
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         workers=0, monitor_num=0, holdout=3, seed=2, xflip=True, progressive=False)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r, xflip=True),
+                      accelerator=Accelerator(cpu=True))
+    views = open_dataset(str(data), 16, xflip=True)
+    assert len(views) == 16
+    pixels = torch.stack([torch.as_tensor(views[i]).float() for i in range(16)])  # uint8 [16, 3, 16, 16]
+    phase = trainer.schedule.phase(0)
+    seen = []
+    for _ in range(5):                                           # 20 images: two epochs of 10
+        (reals,), _ = trainer._next_minibatch(phase)
+        for image in (reals + 1) * 127.5:
+            distance = (pixels - image).abs().flatten(1).amax(1)
+            assert distance.min() < 1e-3
+            seen.append(int(distance.argmin()))
+    heldout = trainer._split.heldout
+    assert len(heldout) == 3 and len(set(heldout)) == 3
+    allowed = {i for i in range(8) if i not in heldout} | {i + 8 for i in range(8) if i not in heldout}
+    assert sorted(seen) == sorted([*allowed, *allowed])  # each training view once per epoch
+
+
+# --- --no-resume ------------------------------------------------------------------------------------
+
+def test_no_resume_starts_afresh_beside_a_checkpoint(tmp_path):
+    """A checkpoint in --out whose weights and counters differ from a fresh start: the default resumes
+    from it, --no-resume ignores it (counters 0, the seed's initial weights, bit for bit)."""
+    first = _trainer(tmp_path)
+    fresh = {k: v.clone() for k, v in first.generator.state_dict().items()}
+    with torch.no_grad():
+        for p in first.generator.parameters():
+            p.add_(1.0)
+    first.images_seen, first.step = 400, 100
+    first.save()
+    resumed = _trainer(tmp_path)
+    assert resumed.try_resume() is not None and (resumed.images_seen, resumed.step) == (400, 100)
+    assert torch.equal(next(resumed.generator.parameters()), next(first.generator.parameters()))
+    again = _trainer(tmp_path, resume=False)
+    assert again.try_resume() is None and (again.images_seen, again.step) == (0, 0)
+    for name, tensor in again.generator.state_dict().items():
+        assert torch.equal(tensor, fresh[name]), name
