@@ -28,7 +28,7 @@ STREAM_T = ("tests/test_data_stream.py",)
 STEP_T = (*LOSS_T, "tests/test_precision.py::test_gradient_accumulation_averages_the_micro_batches")
 INC_T = ("tests/test_inception_preprocessing.py",)
 METRIC_T = ("tests/test_metrics.py",)
-APP_T = ("tests/test_app_checks.py",)
+APP_T = ("tests/test_app_checks.py", "tests/test_app_store.py")
 NET = "tests/test_networks.py::"
 STYLE_T = ("tests/test_app_checks.py", "tests/test_closed_forms.py",
            "tests/test_app.py::test_mixing_grid_copies_row_styles_on_the_chosen_layers",
@@ -36,7 +36,7 @@ STYLE_T = ("tests/test_app_checks.py", "tests/test_closed_forms.py",
            NET + "test_truncation_cutoff_leaves_later_layers_untouched",
            NET + "test_style_mixing_uses_each_w_where_it_should", NET + "test_w_avg_tracks_mean_w")
 SLOW_DIST = ("tests/test_distributed.py::test_accelerate_launch_two_cpu_processes",)  # minutes: only with --slow
-SERVER_T = ("tests/test_app_checks.py", "tests/test_app_server.py")
+SERVER_T = ("tests/test_app_checks.py", "tests/test_app_store.py", "tests/test_app_server.py")
 BROWSER = "tests/test_app_browser.py::"  # chromium: minutes per mutant, only with --slow
 IMAGE_T = (BROWSER + "test_your_image_projects_streams_and_feeds_the_other_tabs",)
 GEN = "tests/test_generate_cli.py::"
@@ -462,13 +462,13 @@ MUTANTS += [
       ('tests/test_app_checks.py::test_every_event_draws_with_the_noise_it_is_given',)),
     m('kw-store-ignores-device', 'app/models.py', 'generator = load_generator(source, device=self.device, progress=False)',
       'generator = load_generator(source, progress=False)',
-      ('tests/test_app_checks.py::test_store_loads_generators_onto_its_device',)),
+      ('tests/test_app_store.py::test_store_loads_generators_onto_its_device',)),
     m('kw-app-main-drops-device', 'app/__main__.py', 'store = ModelStore(launch_sources(args.weights), device=device, allow_remote=args.allow_remote_weights,',
       'store = ModelStore(launch_sources(args.weights), allow_remote=args.allow_remote_weights,',
-      ('tests/test_app_checks.py::test_app_main_hands_its_device_and_remote_flag_to_the_store',)),
+      ('tests/test_app_store.py::test_app_main_hands_its_device_and_remote_flag_to_the_store',)),
     m('kw-app-main-drops-allow-remote', 'app/__main__.py', 'store = ModelStore(launch_sources(args.weights), device=device, allow_remote=args.allow_remote_weights,\n                           limits=DEFAULT_LIMITS)',
       'store = ModelStore(launch_sources(args.weights), device=device, limits=DEFAULT_LIMITS)',
-      ('tests/test_app_checks.py::test_app_main_hands_its_device_and_remote_flag_to_the_store',)),
+      ('tests/test_app_store.py::test_app_main_hands_its_device_and_remote_flag_to_the_store',)),
     m('kw-grid-ignores-batch-size', 'app/generate.py', 'drawn = iter(generate_images(generator, seeds, psi=psi, cutoff=cutoff, noise=noise, batch_size=batch_size,\n                                 progress=_progress_bar("generating")) if seeds else ())',
       'drawn = iter(generate_images(generator, seeds, psi=psi, cutoff=cutoff, noise=noise, progress=_progress_bar("generating")) if seeds else ())',
       ('tests/test_generate_cli.py::test_batch_size_bounds_the_images_per_forward_pass',)),
@@ -617,4 +617,64 @@ MUTANTS += [
       "                  if key in options and key in group and tuple(np.atleast_1d(group[key])) != tuple(np.atleast_1d(options[key]))]\n        group.update(options)\n",
       "                  if key in options and key in group and tuple(np.atleast_1d(group[key])) != tuple(np.atleast_1d(options[key]))]\n",
       ('tests/test_resume_state.py::test_a_resume_runs_adam_with_the_new_commands_lr_and_betas_and_the_checkpoints_moments',)),
+    # loose-app: options whose every test used the default value (tests/test_app_event_options.py)
+    m('loose-ui-interp-method-ignored', 'app/ui.py', 'space=space, method=method,', 'space=space, method="lerp",',
+      ('tests/test_app_event_options.py::test_interpolate_event_draws_the_method_space_and_loop_it_is_given',)),
+    m('loose-ui-interp-space-ignored', 'app/ui.py', 'space=space, method=method,', 'space="z", method=method,',
+      ('tests/test_app_event_options.py::test_interpolate_event_draws_the_method_space_and_loop_it_is_given',)),
+    m('loose-ui-interp-loop-ignored', 'app/ui.py', 'loop=bool(loop), psi=psi, noise=noise', 'loop=False, psi=psi, noise=noise',
+      ('tests/test_app_event_options.py::test_interpolate_event_draws_the_method_space_and_loop_it_is_given',)),
+    m('loose-ui-mix-styles-ignored', 'app/ui.py', 'render_mixing(generator, rows, cols, styles=styles,',
+      'render_mixing(generator, rows, cols, styles="coarse",',
+      ('tests/test_app_event_options.py::test_mix_event_and_cli_copy_the_styles_they_are_given',)),
+    m('loose-cli-mix-styles-ignored', 'app/generate.py', 'render_mixing(generator, rows, cols, styles=args.styles,',
+      'render_mixing(generator, rows, cols, styles="coarse",',
+      ('tests/test_app_event_options.py::test_mix_event_and_cli_copy_the_styles_they_are_given',)),
+    m('loose-cli-grid-columns-ignored', 'app/generate.py', '_save(make_grid(images, columns=columns, padding=',
+      '_save(make_grid(images, columns=None, padding=', ('tests/test_app_event_options.py::test_cli_grid_columns_and_padding',)),
+    m('loose-cli-grid-padding-ignored', 'app/generate.py', 'columns=columns, padding=max(0, args.padding)), args.out)',
+      'columns=columns, padding=0), args.out)', ('tests/test_app_event_options.py::test_cli_grid_columns_and_padding',)),
+    # loose-app: one-line refusals no fast test reached (tests/test_app_refusals.py)
+    m('loose-mixing-progan-not-refused', 'app/mixing.py', 'if not is_stylegan(generator):', 'if False:',
+      ('tests/test_app_refusals.py::test_progan_style_mixing_is_refused_in_one_line', 'tests/test_app_refusals.py::test_core_argument_errors_are_one_line')),
+    m('loose-seed-above-max-drawn', 'app/sampling.py', 'if new[0] > MAX_SEED:', 'if new[0] > MAX_SEED + 1:',
+      ('tests/test_app_refusals.py::test_seeds_up_to_max_seed_are_drawn_and_one_more_is_refused',)),
+    m('loose-image-key-not-counted', 'app/keys.py', '    if len(keys) > max_count:', '    if len(keys) > max_count + 1:',
+      ('tests/test_app_refusals.py::test_image_keys_count_towards_the_seed_cap',)),
+    m('loose-stream-error-not-one-line', 'app/ui.py',
+      '            except LOAD_ERRORS as exc:\n                raise _one_line(exc) from None\n        return stream',
+      '            except ZeroDivisionError as exc:\n                raise _one_line(exc) from None\n        return stream',
+      ('tests/test_app_refusals.py::test_a_streamed_events_error_is_one_line',)),
+    m('loose-foreign-projection-used', 'app/ui.py',
+      'if mine is not None and mine.metadata.get("model") not in (None, model):', 'if False:',
+      ('tests/test_app_refusals.py::test_a_projection_of_another_model_is_refused',)),
+    m('loose-progan-projection-keeps-space', 'app/projection/ui.py', 'space = "z"  # ProGAN', 'space = space  # ProGAN',
+      ('tests/test_app_refusals.py::test_progan_projection_ignores_the_space_radio',)),
+    m('loose-pixel-distance-abs', 'app/projection/loss.py', 'return (x - y).square().mean()', 'return (x - y).abs().mean()',
+      ('tests/test_app_refusals.py::test_pixel_distance_is_the_mean_squared_error',)),
+    m('loose-progan-w-projection-silently-z', 'app/projection/projector.py', 'if space not in (None, "z"):',
+      'if space not in (None, "z", "w", "w+"):', ('tests/test_app_refusals.py::test_projection_into_a_space_the_family_lacks_is_refused',)),
+    # loose-app: export_checkpoint options and the ONNX sampler's classes and refusals
+    m('loose-export-resolution-ignored', 'scripts/export_checkpoint.py', '    if args.resolution:', '    if False:', ('tests/test_export.py::test_export_checkpoint_script_exports_at_the_resolution_and_with_the_note_it_is_given',)),
+    m('loose-export-note-dropped', 'scripts/export_checkpoint.py', '"note": args.note}', '"note": ""}', ('tests/test_export.py::test_export_checkpoint_script_exports_at_the_resolution_and_with_the_note_it_is_given',)),
+    m('loose-onnx-first-class-is-last', 'app/onnx/sampling.py',
+      'return 0 if name is None else class_index(self.class_names, name)',
+      'return len(self.class_names) - 1 if name is None else class_index(self.class_names, name)',
+      ('tests/test_onnx_refusals.py::test_a_conditional_graph_draws_the_named_class_or_its_first',)),
+    m('loose-onnx-label-fed-as-zero', 'app/onnx/sampling.py', 'feeds["labels"] = np.full(len(chunk), label, dtype=np.int64)',
+      'feeds["labels"] = np.zeros(len(chunk), dtype=np.int64)',
+      ('tests/test_onnx_refusals.py::test_a_conditional_graph_draws_the_named_class_or_its_first',)),
+    m('loose-onnx-class-check-dropped', 'app/onnx/sampling.py', 'if ("labels" in self.inputs) != (label is not None):',
+      'if False:', ('tests/test_onnx_refusals.py::test_a_conditional_graph_draws_the_named_class_or_its_first', 'tests/test_onnx_refusals.py::test_an_unconditional_graph_refuses_a_class')),
+    m('loose-onnx-metadata-unchecked', 'app/onnx/sampling.py',
+      'if "family" not in self.metadata or "latent_dim" not in self.metadata:', 'if False:',
+      ('tests/test_onnx_refusals.py::test_missing_file_and_foreign_graph_are_one_line',)),
+    m('loose-load-generator-drops-sha256', 'families.py', 'resolve_weights(source, sha256=sha256, **resolve_options)',
+      'resolve_weights(source, **resolve_options)', ('tests/test_hub_load.py::test_loaders_check_the_sha256_they_are_given',)),
+    m('loose-from-pretrained-drops-sha256', 'progan/hub/export.py', 'resolve_weights(source, sha256=sha256, **resolve_options)',
+      'resolve_weights(source, **resolve_options)', ('tests/test_hub_load.py::test_loaders_check_the_sha256_they_are_given',)),
+    m('loose-ui-gif-fps-ignored', 'app/ui.py', 'gif = write_gif(clip, folder / "interpolation.gif", fps=fps)',
+      'gif = write_gif(clip, folder / "interpolation.gif", fps=24)', ('tests/test_app_event_options.py::test_interpolate_event_and_cli_play_at_the_fps_they_are_given',)),
+    m('loose-cli-video-fps-ignored', 'app/generate.py', 'write_video(clip, args.out, fps=fps,',
+      'write_video(clip, args.out, fps=24,', ('tests/test_app_event_options.py::test_interpolate_event_and_cli_play_at_the_fps_they_are_given',)),
 ]
