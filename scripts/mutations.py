@@ -677,4 +677,6 @@ MUTANTS += [
       'gif = write_gif(clip, folder / "interpolation.gif", fps=24)', ('tests/test_app_event_options.py::test_interpolate_event_and_cli_play_at_the_fps_they_are_given',)),
     m('loose-cli-video-fps-ignored', 'app/generate.py', 'write_video(clip, args.out, fps=fps,',
       'write_video(clip, args.out, fps=24,', ('tests/test_app_event_options.py::test_interpolate_event_and_cli_play_at_the_fps_they_are_given',)),
+    m('loose-image-keys-fixed-and-none-swapped', 'app/keys.py', '        elif noise == "fixed":', '        elif noise == "none":',
+      ('tests/test_app_event_options.py::test_seeds_beside_a_projected_image_follow_the_noise_mode',)),
 ]

@@ -1,11 +1,13 @@
 """The app's events and the CLI honour the options whose other tests used only one value.
 
-The interpolation event was called with lerp / z / no loop only (its page default is slerp), the
-mixing event and ``generate mix`` with coarse styles only, and ``generate grid`` with the default
-columns and padding. Here each gets another value, and its pixels are compared with a reference
-built by hand from the generator: the latent path written out (slerp's formula, lerp in W, the
-looped path), the styles of the chosen layers copied, the cells cut at the padded offsets. Each case
-also checks that the reference of the default value differs, so an ignored option cannot pass.
+The interpolation event was called with lerp / z / no loop only (its page default is slerp) and its
+fps never read back, the mixing event and ``generate mix`` with coarse styles only, ``generate grid``
+with the default columns and padding, and seeds beside a projected image with one noise mode. Here
+each gets another value, and its pixels are compared with a reference built by hand from the
+generator: the latent path written out (slerp's formula, lerp in W, the looped path), the styles of
+the chosen layers copied, the cells cut at the padded offsets, the synthesis called with each noise,
+the GIF frame duration 1000 / fps. Each case also checks that the reference of the default value
+differs, so an ignored option cannot pass.
 """
 from __future__ import annotations
 
@@ -174,3 +176,33 @@ def test_interpolate_event_and_cli_play_at_the_fps_they_are_given(setup, tmp_pat
     assert generate_main(["interpolate", "--weights", str(weights), "--seeds", "3,7", "--frames", "3", "--fps", "4",
                           "--min-size", "16", "--out", str(out)]) == 0
     assert _frame_ms(out) == [250] * 3
+
+
+@pytest.mark.parametrize("noise", ["random", "fixed", "none"])
+def test_seeds_beside_a_projected_image_follow_the_noise_mode(noise):
+    """A mixing grid whose columns are a projected image and a seed (``app.keys.key_noise``): the image keeps
+    its own maps, the seed's column is drawn with the chosen mode (the generator's synthesis called with that noise by hand).
+    Noise strengths of 0.5, so the three modes give different pixels."""
+    from app.mixing import render_mixing
+    from app.projection import Projection
+    from app.sampling import seed_noise
+
+    generator = _stylegan()
+    with torch.no_grad():
+        for layer in generator.synthesis.layers:
+            layer.noise.weight.fill_(0.5)
+    torch.manual_seed(5)
+    maps = [torch.randn(1, 1, r, r) for r in generator.config.resolutions for _ in range(2)]
+    projection = Projection("stylegan_lite", "w", torch.randn(1, generator.config.w_dim), noise=maps)
+    _rows, cols, _cells = render_mixing(generator, [2], [projection, 9], noise=noise)
+    with torch.no_grad():
+        ws = generator.mapping(_z(9, generator.config.latent_dim)[None]).unsqueeze(1).repeat(1, generator.num_ws, 1)
+        by_mode = {"random": generator.synthesis(ws, noise=seed_noise(generator, [9])),
+                   "fixed": generator.synthesis(ws, noise_mode="const"),
+                   "none": generator.synthesis(ws, noise_mode="none")}
+        own = generator.synthesis(projection.ws(generator), noise=maps)
+    pixels = {k: ((v.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()[0].astype(int)
+              for k, v in {**by_mode, "own": own}.items()}
+    assert np.abs(cols[1].astype(int) - pixels[noise]).max() <= 1
+    assert min(np.abs(pixels[noise] - pixels[other]).max() for other in by_mode if other != noise) > 3
+    assert np.abs(cols[0].astype(int) - pixels["own"]).max() <= 1
