@@ -679,4 +679,6 @@ MUTANTS += [
       'write_video(clip, args.out, fps=24,', ('tests/test_app_event_options.py::test_interpolate_event_and_cli_play_at_the_fps_they_are_given',)),
     m('loose-image-keys-fixed-and-none-swapped', 'app/keys.py', '        elif noise == "fixed":', '        elif noise == "none":',
       ('tests/test_app_event_options.py::test_seeds_beside_a_projected_image_follow_the_noise_mode',)),
+    m('loose-ui-old-outputs-kept', 'app/ui.py', 'now - old.stat().st_mtime > _OUTPUT_MAX_AGE_S:',
+      'now - old.stat().st_mtime > 100 * _OUTPUT_MAX_AGE_S:', ('tests/test_app_store.py::test_output_folders_older_than_the_max_age_are_deleted',)),
 ]

@@ -4,6 +4,7 @@ Refusal above ``max_resolution``, loads onto its device, LRU eviction, the bound
 models, ``python -m app``'s ``--device`` / ``--allow-remote-weights`` reaching the store, and loads
 outside the lock: a stalled download (a local HTTP server that holds its reply) blocks neither cached
 models nor other downloads, and a second request for it waits for the first.
+Also the app's output folders: those older than the max age are deleted when a request makes a new one.
 """
 from __future__ import annotations
 
@@ -232,3 +233,22 @@ def test_store_failed_load_is_shared_then_retried(weights, monkeypatch):
     with pytest.raises(ValueError, match="not a valid"):
         store.get("a")                                        # not cached: tried again
     assert calls == ["a", "a"] and not store._loading
+
+
+def test_output_folders_older_than_the_max_age_are_deleted(tmp_path):
+    """Each request writes under a fresh folder; making one deletes folders older than 15 minutes (Gradio
+    has its own copy by then), so a long-running server's disk does not fill. Ages set with os.utime."""
+    import os
+    import time
+
+    from app.ui import _OUTPUT_MAX_AGE_S, _Outputs
+
+    outputs = _Outputs(tmp_path / "out")
+    old, recent = outputs.new(), outputs.new()
+    (old / "grid.png").write_bytes(b"x")
+    now = time.time()
+    os.utime(old, (now - _OUTPUT_MAX_AGE_S - 60, now - _OUTPUT_MAX_AGE_S - 60))
+    os.utime(recent, (now - _OUTPUT_MAX_AGE_S + 60, now - _OUTPUT_MAX_AGE_S + 60))
+    fresh = outputs.new()
+    assert not old.exists() and recent.is_dir() and fresh.is_dir() and fresh.parent == tmp_path / "out"
+    assert _OUTPUT_MAX_AGE_S == 900
