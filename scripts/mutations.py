@@ -681,4 +681,14 @@ MUTANTS += [
       ('tests/test_app_event_options.py::test_seeds_beside_a_projected_image_follow_the_noise_mode',)),
     m('loose-ui-old-outputs-kept', 'app/ui.py', 'now - old.stat().st_mtime > _OUTPUT_MAX_AGE_S:',
       'now - old.stat().st_mtime > 100 * _OUTPUT_MAX_AGE_S:', ('tests/test_app_store.py::test_output_folders_older_than_the_max_age_are_deleted',)),
+    # loose-app: python -m app.project options whose every test used the default
+    m('loose-project-cli-seed-ignored', 'app/projection/cli.py', 'loss=args.loss, seed=args.seed)', 'loss=args.loss, seed=0)',
+      ('tests/test_projection_cli_options.py::test_loss_and_seed_reach_the_projector',)),
+    m('loose-project-cli-loss-ignored', 'app/projection/cli.py', 'loss=args.loss, seed=args.seed)', 'loss="lap", seed=args.seed)',
+      ('tests/test_projection_cli_options.py::test_loss_and_seed_reach_the_projector',)),
+    m('loose-project-cli-crop-ignored', 'app/projection/cli.py', 'crop=args.crop, background=background, allow_svg=True)',
+      'crop="center", background=background, allow_svg=True)', ('tests/test_projection_cli_options.py::test_pad_crop_puts_the_whole_image_on_the_background',)),
+    m('loose-project-cli-background-ignored', 'app/projection/cli.py',
+      'crop=args.crop, background=background, allow_svg=True)', 'crop=args.crop, allow_svg=True)',
+      ('tests/test_projection_cli_options.py::test_pad_crop_puts_the_whole_image_on_the_background',)),
 ]
