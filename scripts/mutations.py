@@ -691,4 +691,10 @@ MUTANTS += [
     m('loose-project-cli-background-ignored', 'app/projection/cli.py',
       'crop=args.crop, background=background, allow_svg=True)', 'crop=args.crop, allow_svg=True)',
       ('tests/test_projection_cli_options.py::test_pad_crop_puts_the_whole_image_on_the_background',)),
+    m('loose-edit-cli-layers-ignored', 'app/generate.py', 'cached_directions(generator, layers=args.layers, k=args.k)',
+      'cached_directions(generator, layers="all", k=args.k)', ('tests/test_edit_cli_options.py::test_edit_cli_moves_the_chosen_direction_by_the_chosen_strength_on_the_chosen_layers',)),
+    m('loose-edit-cli-strength-ignored', 'app/generate.py', 'strengths_for(args.strength, args.steps)',
+      'strengths_for(3.0, args.steps)', ('tests/test_edit_cli_options.py::test_edit_cli_moves_the_chosen_direction_by_the_chosen_strength_on_the_chosen_layers',)),
+    m('loose-edit-cli-steps-ignored', 'app/generate.py', 'strengths_for(args.strength, args.steps)',
+      'strengths_for(args.strength, 5)', ('tests/test_edit_cli_options.py::test_edit_cli_moves_the_chosen_direction_by_the_chosen_strength_on_the_chosen_layers',)),
 ]
