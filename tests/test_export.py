@@ -177,6 +177,43 @@ def test_export_checkpoint_script_exports_the_ema_generator(family, tmp_path, mo
     summary = read_metadata(tmp_path / "out" / WEIGHTS_NAME)["summary"]
     assert summary["kimg"] == 1.234 and summary["steps"] == 309 and summary["images_seen"] == 1234
 
+def test_export_checkpoint_script_exports_at_the_resolution_and_with_the_note_it_is_given(family, tmp_path,
+                                                                                         monkeypatch, capsys):
+    """``--resolution 8`` exports the EMA generator cut at 8 px: its images are the full EMA generator's
+    stage-1 output (the network called directly, not truncate_to_resolution), the config and summary say
+    8 px; ``--note`` is stored in the summary as given."""
+    import importlib.util
+    from pathlib import Path
+
+    from progan.training.options import TrainConfig
+
+    config = family.presets["tiny"]
+    torch.manual_seed(3)
+    ema = family.generator_cls(config).eval()
+    checkpoint = tmp_path / "ckpt-000000.500"
+    checkpoint.mkdir()
+    train = TrainConfig(family=family.name, preset="tiny", data="", out=str(tmp_path / "run"))
+    torch.save({"generator": ema.state_dict(), "generator_ema": ema.state_dict(), "family": family.name,
+                "train_config": train.to_json(), "images_seen": 500, "step": 10}, checkpoint / "state.pt")
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("export_checkpoint", root / "scripts" / "export_checkpoint.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr("sys.argv", ["export_checkpoint.py", str(checkpoint), "--out", str(tmp_path / "out"),
+                                     "--resolution", "8", "--note", "one H200, campaign 3"])
+    assert script.main() == 0
+    exported = load_generator(tmp_path / "out").eval()
+    assert exported.config.resolution == 8
+    z = torch.randn(3, config.latent_dim)
+    kw = {"noise_mode": "const"} if family.name == "stylegan_lite" else {}
+    with torch.no_grad():
+        stage_one = ema(z, stage=1, **kw)                                  # [3, C, 8, 8]
+    assert stage_one.shape[-1] == 8 and torch.equal(_images(exported, z), stage_one)
+    summary = read_metadata(tmp_path / "out" / WEIGHTS_NAME)["summary"]
+    assert summary["exported_resolution"] == 8 and summary["note"] == "one H200, campaign 3"
+    assert json.loads((tmp_path / "out" / CONFIG_NAME).read_text())["config"]["resolution"] == 8
+
+
 def _blurs(generator):
     from progan.layers import Blur
     return [m for m in generator.modules() if isinstance(m, Blur)]

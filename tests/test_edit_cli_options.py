@@ -1,0 +1,46 @@
+"""``python -m app.generate edit`` with ``--strength``, ``--steps``, ``--layers``, ``--k`` and ``--directions``
+away from their defaults; the one other CLI test checks only the strength-0 column.
+
+The cell of seed 0, direction 1, strength +2 (the last of 3 columns from -2 to +2) must be the
+image of w moved by 2 * sigma_1 * n_1 on layers 0-3 only, written out here from the directions
+(cached for those layers and k) and synthesised with the constant noise. The grid's shape follows
+--steps and --directions; the directions of all layers, or strength 3, would give other pixels.
+(--k only sets how many directions are computed; the top ones are the same, so it cannot show here.)
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from app.directions import cached_directions
+from app.generate import main as generate_main
+from families import load_generator
+
+CELL, GAP, LEFT, TOP = 64, 2, 92, 16  # tiny's 16 px cells shown at 64 px (app.edit.edit_grid's layout)
+
+
+def _moved(generator, directions, strength: float, first: int, last: int) -> np.ndarray:
+    z = torch.randn(1, generator.config.latent_dim, generator=torch.Generator("cpu").manual_seed(0))
+    with torch.no_grad():
+        ws = generator.mapping(z).unsqueeze(1).repeat(1, generator.num_ws, 1)
+        ws[:, first:last + 1] += strength * directions.sigma[1] * directions.vectors[1]
+        image = generator.synthesis(ws, noise_mode="const")
+    return ((image.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()[0].astype(int)
+
+
+def test_edit_cli_moves_the_chosen_direction_by_the_chosen_strength_on_the_chosen_layers(weights, tmp_path):
+    generator = load_generator(weights["stylegan_lite"], progress=False)
+    out = tmp_path / "edit.png"
+    assert generate_main(["edit", "--weights", str(weights["stylegan_lite"]), "--seeds", "0", "--layers", "0-3",
+                          "--k", "4", "--directions", "0-1", "--strength", "2", "--steps", "3", "--out", str(out)]) == 0
+    grid = np.asarray(Image.open(out).convert("RGB"), dtype=int)
+    assert grid.shape == (TOP + 2 * (CELL + GAP), LEFT + 3 * (CELL + GAP), 3)     # 2 directions x 3 strengths
+    y, x = TOP + (CELL + GAP), LEFT + 2 * (CELL + GAP)                           # row: direction 1; column: +2
+    cell = grid[y:y + CELL:4, x:x + CELL:4]
+    directions = cached_directions(generator, layers="0-3", k=4)
+    expected = _moved(generator, directions, 2.0, 0, 3)
+    assert np.abs(cell - expected).max() <= 1
+    assert np.abs(cell - _moved(generator, directions, 3.0, 0, 3)).max() > 3                  # strength lost
+    every_layer = cached_directions(generator, layers="all", k=4)
+    assert np.abs(cell - _moved(generator, every_layer, 2.0, 0, generator.num_ws - 1)).max() > 3  # layers lost

@@ -1,0 +1,78 @@
+"""``app.onnx.sampling.OnnxModel`` on graphs built by hand with ``onnx.helper`` (no export, no torch model).
+
+A graph whose ``images`` is ``reshape(z) * 0 + label`` shows what the sampler feeds: a conditional
+graph draws its first class when none is named and the named one otherwise (pixel value by hand:
+label 0 -> level 128, label 1 -> 255); giving a class to an unconditional graph, none to a conditional
+one, an unknown class, a missing file or a graph without GAN Studio metadata are one-line errors.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason='onnx is not installed (pip install -e ".[onnx]")')
+pytest.importorskip("onnxruntime", reason='onnxruntime is not installed (pip install -e ".[onnx]")')
+
+from onnx import TensorProto, helper  # noqa: E402
+
+from app.onnx.sampling import OnnxModel  # noqa: E402
+
+LATENT = 3 * 4 * 4  # z reshaped into a 4x4 RGB image
+
+
+def _graph(path, *, conditional: bool, metadata: bool = True):
+    inputs = [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", LATENT])]
+    shape = helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 3, 4, 4])
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    nodes = [helper.make_node("Reshape", ["z", "shape"], ["image"]), helper.make_node("Mul", ["image", "zero"], ["blank"])]
+    if conditional:
+        inputs.append(helper.make_tensor_value_info("labels", TensorProto.INT64, ["N"]))
+        column = helper.make_tensor("column", TensorProto.INT64, [4], [-1, 1, 1, 1])
+        nodes += [helper.make_node("Cast", ["labels"], ["level"], to=TensorProto.FLOAT),
+                  helper.make_node("Reshape", ["level", "column"], ["levels"]),
+                  helper.make_node("Add", ["blank", "levels"], ["images"])]
+        initializers = [shape, zero, column]
+    else:
+        nodes.append(helper.make_node("Identity", ["blank"], ["images"]))
+        initializers = [shape, zero]
+    output = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 4, 4])
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, [output], initializers),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if metadata:
+        names = ["cat", "dog"] if conditional else []
+        helper.set_model_props(model, {"family": "progan", "resolution": "4", "latent_dim": str(LATENT),
+                                       "class_names": json.dumps(names), "noise": "const", "opset": "17"})
+    onnx.save(model, str(path))
+    return path
+
+
+def _one_line(call, match: str) -> None:
+    with pytest.raises(ValueError) as info:
+        call()
+    assert match in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_a_conditional_graph_draws_the_named_class_or_its_first(tmp_path):
+    model = OnnxModel(_graph(tmp_path / "cond.onnx", conditional=True))
+    assert model.class_label(None) == 0 and model.class_label("dog") == 1 and model.class_label("1") == 1
+    first = model.images([0, 1], label=model.class_label(None))
+    dog = model.images([0, 1], label=model.class_label("dog"))
+    assert first.shape == (2, 4, 4, 3) and (first == 128).all() and (dog == 255).all()
+    _one_line(lambda: model.images([0]), "this graph is conditional: give a class")
+    _one_line(lambda: model.class_label("bird"), "unknown class 'bird'; choose from 'cat', 'dog'")
+
+
+def test_an_unconditional_graph_refuses_a_class(tmp_path):
+    model = OnnxModel(_graph(tmp_path / "plain.onnx", conditional=False))
+    assert model.class_label(None) is None and (model.images([0]) == 128).all()
+    _one_line(lambda: model.images([0], label=0), "this graph is unconditional: it takes no class")
+    _one_line(lambda: model.class_label("cat"), "unconditional")
+
+
+def test_missing_file_and_foreign_graph_are_one_line(tmp_path):
+    _one_line(lambda: OnnxModel(tmp_path / "absent.onnx"), "no such ONNX file")
+    foreign = _graph(tmp_path / "foreign.onnx", conditional=False, metadata=False)
+    _one_line(lambda: OnnxModel(foreign), "no GAN Studio metadata")

@@ -1,0 +1,54 @@
+"""``python -m app.project`` options whose every test used the default: ``--crop pad``, ``--background``,
+``--loss``, ``--seed``.
+
+The target a pad crop makes is written out here: a 32x16 red picture padded to a 32x32 square on the
+background (8 rows above and below), then shrunk to 16 px: rows 0-3 and 12-15 are the background,
+rows 4-11 red (compared away from the edges, within a few levels of resampling overshoot; the
+default centre crop would give red everywhere, a lost background white). The latent of a run with ``--loss pixel --seed 3`` must be the projector's own result
+for those options (``project`` called directly), and differ from the default options' result.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from app.projection import Projection, ProjectionOptions, image_to_target, project
+from app.projection.cli import main as project_main
+from app.projection.target import load_target
+from families import load_generator
+
+RED, BLUE = (220, 30, 30), (0, 0, 255)
+
+
+def test_pad_crop_puts_the_whole_image_on_the_background(weights, tmp_path):
+    image = tmp_path / "wide.png"
+    Image.new("RGB", (32, 16), RED).save(image)
+    out = tmp_path / "out"
+    assert project_main([str(image), "--weights", str(weights["progan"]), "--out", str(out), "--steps", "1",
+                         "--crop", "pad", "--background", "0,0,255"]) == 0
+    target = np.asarray(Image.open(out / "target.png").convert("RGB"), dtype=int)
+    assert target.shape == (16, 16, 3)
+    for rows, colour in ((slice(0, 3), BLUE), (slice(13, 16), BLUE), (slice(5, 11), RED)):
+        assert np.abs(target[rows] - np.array(colour)).max() <= 6, (rows, colour)
+
+
+@pytest.mark.parametrize("name", ["progan", "stylegan_lite"])
+def test_loss_and_seed_reach_the_projector(weights, tmp_path, name):
+    image = tmp_path / "in.png"
+    Image.new("RGB", (16, 16), RED).save(image)
+    out = tmp_path / "out"
+    assert project_main([str(image), "--weights", str(weights[name]), "--out", str(out), "--steps", "3",
+                         "--loss", "pixel", "--seed", "3"]) == 0
+    got = Projection.load(out / "latent.safetensors").latent
+    generator = load_generator(weights[name])
+    target = image_to_target(load_target(image.read_bytes(), 16))
+    space = "z" if name == "progan" else "w"
+
+    def latent(**options) -> torch.Tensor:
+        return project(generator, target, ProjectionOptions(steps=3, space=space, **options)).latent
+
+    assert torch.allclose(got, latent(loss="pixel", seed=3), atol=1e-6)
+    for other in ({"loss": "pixel", "seed": 0}, {"loss": "lap", "seed": 3}):
+        assert (got - latent(**other)).abs().max() > 1e-4, other
