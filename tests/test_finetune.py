@@ -240,3 +240,26 @@ def test_init_weights_extra_tensor_config_warning_and_dataset_channels(tmp_path)
                                              r"or 4$"):
             model_config_for_dataset(config, lambda r: SimpleNamespace(channels=channels))
     assert model_config_for_dataset(config, lambda r: None) == (config, None)
+
+
+@pytest.mark.parametrize("regrow", [False, True])
+def test_init_regrow_grows_from_4x4_again_and_without_it_the_final_stage_trains(tmp_path, monkeypatch, regrow):
+    """--init-regrow: the fine-tune restarts progressive growing at 4 px (stage 0) and fades in each
+    higher resolution; without it every step is the final stage (tiny: 16 px) at alpha 1."""
+    source, _ = _export(tmp_path)
+    trainer = _trainer(tmp_path, f"ft-{regrow}", init_from=str(source), init_regrow=regrow, kimg=0.1)
+    stages = []
+    real_step = iteration_module.discriminator_step
+
+    def recorded_step(ctx, reals):
+        stages.append((ctx.stage, ctx.alpha, reals[0].shape[-1]))  # reals: the micro-batches
+        return real_step(ctx, reals)
+
+    monkeypatch.setattr(iteration_module, "discriminator_step", recorded_step)
+    trainer.train()
+    if regrow:
+        # TINY: 0.02 kimg fade + 0.02 stable per resolution, batch 4: 4 px for 5 steps, then 8 px fading in
+        assert stages[0] == (0, 1.0, 4) and {s[2] for s in stages} == {4, 8, 16}
+        assert any(0 < alpha < 1 for stage, alpha, _ in stages if stage > 0)
+    else:
+        assert {(stage, alpha, size) for stage, alpha, size in stages} == {(2, 1.0, 16)}

@@ -122,3 +122,32 @@ def test_evaluate_cli_per_class_refuses_a_dataset_with_other_classes_or_order(tm
         assert capsys.readouterr().err.strip().splitlines() == [
             f"error: --per-class: the dataset's classes ['blue', 'red'] are not the generator's {list(classes)}"]
         assert not (tmp_path / "m.json").exists()
+
+
+def test_classes_of_equal_size_keep_their_own_cached_real_statistics(tmp_path):
+    """With a statistics cache, two classes with as many real images each (and the whole dataset's
+    statistics cached under the same key first) still score against their own reals, cold and warm."""
+    from accelerate import Accelerator
+
+    import data_prep
+    from metric_utils import StandInFeatures
+    from progan.metrics.evaluation import evaluate_generator
+    from progan.metrics.per_class import evaluate_per_class
+
+    data = _labelled_dataset(tmp_path, sizes=(("blue", 5), ("red", 5)))
+    dataset = data_prep.open_dataset(data, 16)
+    generator = _conditional("stylegan_lite")
+    network = StandInFeatures()
+    accelerator = Accelerator(cpu=True)
+    cache = tmp_path / "cache"
+    evaluate_generator(generator, dataset, network, accelerator=accelerator, num=6, num_real=5, dataset_key="k",
+                       metrics=("fid",), cache_dir=cache, batch_size=4,
+                       labels=torch.zeros(6, dtype=torch.long))  # 5 of all the reals, cached under "k"
+    expected = {name: _by_hand(generator, dataset, label, network, 6) for label, name in enumerate(CLASSES)}
+    for _ in ("cold", "warm"):
+        results = evaluate_per_class(generator, dataset, network, accelerator=accelerator, num=6, dataset_key="k",
+                                     cache_dir=cache, batch_size=4)
+        for name in CLASSES:
+            assert results[name]["num_real"] == 5
+            assert results[name]["fid"] == pytest.approx(expected[name]["fid"], rel=1e-4)
+    assert expected["blue"]["fid"] != pytest.approx(expected["red"]["fid"], rel=1e-3)

@@ -231,3 +231,24 @@ def test_no_resume_starts_afresh_beside_a_checkpoint(tmp_path):
     assert again.try_resume() is None and (again.images_seen, again.step) == (0, 0)
     for name, tensor in again.generator.state_dict().items():
         assert torch.equal(tensor, fresh[name]), name
+
+
+# --- gradient accumulation ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("accum", [1, 2, 4])
+def test_grad_accum_counts_every_micro_batch_in_images_seen(tmp_path, accum):
+    """--grad-accum K with --batch-size 4: each step sees 4K images, so --kimg 0.048 is 12/K steps; the
+    schedule is counted in images too (fade 0.016 + stable 0.016 kimg per resolution: 4 px for the first
+    16 images, 8 px fading in and then stable up to 48, 16 px from there)."""
+    import json
+
+    trainer = _trainer(tmp_path, grad_accum=accum, kimg=0.048, fade_kimg=0.016, stable_kimg=0.016, log_every=1,
+                       checkpoint_kimg=1.0, sample_kimg=1.0)
+    trainer.train()
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "g_loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, 12 // accum + 1))
+    assert [round(r["kimg"] * 1000) for r in steps] == [4 * accum * s for s in range(1, 12 // accum + 1)]
+    for r in steps:  # the resolution of the step that ended at r["kimg"] began at r["kimg"] minus one step
+        start = round(r["kimg"] * 1000) - 4 * accum
+        assert r["resolution"] == (4 if start < 16 else 8 if start < 48 else 16)
