@@ -875,4 +875,11 @@ MUTANTS += [
       '    if mixed_precision != "bf16" or cuda:', ('tests/test_cpu_bf16.py',)),
     m('cpu-bf16-warning-not-printed', 'train.py', '        print(slow_bf16, file=sys.stderr)', '        pass',
       ('tests/test_cpu_bf16.py',)),
+    m('blind-g13-onnx-class-names-sorted', 'app/onnx/export.py',
+      '{"class_names": json.dumps(list(config.class_names))}', '{"class_names": json.dumps(sorted(config.class_names))}',
+      ('tests/test_onnx.py::test_generate_cli_class_from_onnx_follows_the_models_class_order',)),
+    m('blind-g09-interpolation-last-seeds-noise', 'app/interpolation.py',
+      'noise_one = seed_noise(generator, seeds[:1]) if stylegan and noise == "random" else None',
+      'noise_one = seed_noise(generator, seeds[-1:]) if stylegan and noise == "random" else None',
+      ('tests/test_app.py::test_random_noise_interpolation_starts_on_the_first_seeds_image_with_its_noise',)),
 ]

@@ -155,6 +155,24 @@ def test_render_interpolation(tiny_generator):
             render_interpolation(tiny_generator, [1, 2], frames=4, space="w")
 
 
+
+def test_random_noise_interpolation_starts_on_the_first_seeds_image_with_its_noise():
+    """noise "random": one noise draw for the whole clip, the first seed's (no flicker), so frame 0 is
+    that seed's image as the sample tab draws it; with another seed's noise it would not be."""
+    fam = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = fam.generator_cls(fam.presets["tiny"]).eval()
+    with torch.no_grad():  # noise strengths start at 0, where noise changes nothing
+        for layer in g.synthesis.layers:
+            layer.noise.weight.fill_(0.5)
+    seeds = [1, 2, 3]
+    clip = render_interpolation(g, seeds, frames=5, noise="random")
+    own = generate_images(g, seeds, noise="random")
+    assert np.abs(clip[0].astype(int) - own[0]).max() <= 1
+    other_noise = generate_images(g, [1], noise="fixed")[0]          # the same latent, other noise
+    assert np.abs(own[0].astype(int) - other_noise).max() > 8       # the noise shows in the image
+    assert np.abs(clip[-1].astype(int) - own[2]).max() > 8          # the last key keeps seed 1's noise
+
 def test_style_layers_follow_the_paper_ranges():
     paper = FAMILIES["stylegan_lite"].presets["paper-256"]                     # 4..256 px: 14 ws
     assert style_layers(paper, "coarse") == [0, 1, 2, 3]

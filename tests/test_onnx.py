@@ -5,6 +5,8 @@ The acceptance check of issue 12: max |onnx - torch| <= 1e-4 over 16 seeds, at b
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -23,9 +25,10 @@ TOLERANCE = 1e-4
 CASES = [("progan", "const"), ("stylegan_lite", "const"), ("stylegan_lite", "inputs"), ("stylegan_lite", "none")]
 
 
-def _tiny(name: str) -> torch.nn.Module:
+def _tiny(name: str, **changes) -> torch.nn.Module:
     torch.manual_seed(0)
-    generator = FAMILIES[name].generator_cls(FAMILIES[name].presets["tiny"]).eval()
+    config = dataclasses.replace(FAMILIES[name].presets["tiny"], **changes)
+    generator = FAMILIES[name].generator_cls(config).eval()
     if name == "stylegan_lite":  # as after training: non-zero w_avg and noise strength (psi and noise matter)
         with torch.no_grad():  # and a non-constant 4x4 input (all ones makes the first AdaIN divide ~0 by ~0)
             generator.w_avg.normal_(0, 0.5)
@@ -93,6 +96,30 @@ def test_generate_cli_samples_from_onnx_like_pytorch(exported, tmp_path, name, n
     from app.sampling import make_grid
 
     assert np.abs(onnx_grid - np.asarray(make_grid(images), dtype=int)).max() <= 1
+
+
+
+@pytest.mark.parametrize("name", ["progan", "stylegan_lite"])
+def test_generate_cli_class_from_onnx_follows_the_models_class_order(tmp_path, name):
+    """Class names not in alphabetical order: `app.generate --onnx F --class NAME` draws the class the
+    PyTorch model has under that name (its index in the model's own order), for every class."""
+    from PIL import Image
+
+    from app.sampling import make_grid
+    from progan.conditioning import bind_class
+
+    classes = ("red", "blue", "green")
+    generator = _tiny(name, class_names=classes)
+    path = export_onnx(generator, tmp_path / "cond.onnx", noise="const")
+    assert OnnxModel(path).class_names == classes
+    grids = {}
+    for cls in classes:
+        out = tmp_path / f"{cls}.png"
+        assert generate_main(["--onnx", str(path), "--seeds", "0-3", "--class", cls, "--out", str(out)]) == 0
+        grids[cls] = np.asarray(Image.open(out), dtype=int)
+        expected = generate_images(bind_class(generator, cls), [0, 1, 2, 3], noise="fixed")  # PyTorch, by name
+        assert np.abs(grids[cls] - np.asarray(make_grid(expected), dtype=int)).max() <= 1
+    assert np.abs(grids["red"] - grids["blue"]).max() > 0
 
 
 class _StubSession:
