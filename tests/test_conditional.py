@@ -276,3 +276,27 @@ def test_wrong_labels_and_a_class_index_out_of_range_are_one_line():
         with pytest.raises(ValueError, match=rf"^class index must be in \[0, 2\), got {bad}$"):
             ClassBound(g, bad)
     torch.testing.assert_close(ClassBound(g, 1)(z), g(z, labels=torch.ones(4, dtype=torch.long)))
+
+
+def test_a_conditional_trainer_draws_g_step_labels_in_the_datasets_class_proportions(labelled, tmp_path, monkeypatch):
+    """``--cond`` on classes of unequal size (3 blue, 5 red as written by the fixture): every G step draws
+    its fake labels from weights 3 : 5 (uniform weights would look the same on classes of equal size)."""
+    from accelerate import Accelerator
+
+    import progan.training.step
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    data = data_prep.prepare(labelled, tmp_path / "data", resolution=16, labels="folders", progress=False, workers=1)
+    weights, original = [], progan.training.step.sample_labels
+
+    def spy(ctx, batch_size):
+        weights.append(ctx.class_weights.tolist())
+        return original(ctx, batch_size)
+
+    monkeypatch.setattr(progan.training.step, "sample_labels", spy)
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         workers=0, monitor_num=0, cond=True, kimg=0.012, checkpoint_kimg=1.0, sample_kimg=1.0)
+    Trainer(config, FAMILIES["progan"], lambda r: data_prep.open_dataset(str(data), r, with_labels=True),
+            accelerator=Accelerator(cpu=True)).train()
+    assert len(weights) >= 3 and all(w == [3.0, 5.0] for w in weights)

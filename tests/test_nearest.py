@@ -82,6 +82,38 @@ def test_verbatim_copies_score_near_one_with_the_right_neighbours():
         np.testing.assert_array_equal(image, reals[int(expected[i])].permute(1, 2, 0).numpy())
 
 
+class Shifted(Verbatim):
+    """Training images shifted in brightness by an amount each latent sets: every sample at its own distance
+    from the training set (verbatim copies all sit at distance 0, so any k of them are "the closest k")."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (self.reals[_index_of(z)] + 0.3 * z[:, 1, None, None, None].abs().clamp(max=2.0)).clamp(-1, 1)
+
+
+def test_the_kept_pairs_are_the_samples_nearest_a_training_image_across_batches():
+    """``check_generator`` keeps the pixels of the ``pairs`` samples nearest to a training image, picked
+    across batches; the reference ranks every sample's distance by brute force (numpy) on the features
+    of the same samples."""
+    from progan.images import images_to_uint8
+
+    reals = _training_images()
+    network = StandInFeatures()
+    real_features = compute_features(torch.utils.data.TensorDataset(reals), network)
+    generator = Shifted(reals)
+    with torch.no_grad():
+        samples = images_to_uint8(generator(latents_for_indices(range(40), 8, seed=0)))
+    full = np.linalg.norm(network(samples).numpy()[:, None] - real_features.numpy()[None], axis=2).min(1)
+    ranked = np.sort(full)
+    assert ranked[4] < ranked[5] - 1e-4                                   # "the closest 5" is one set
+    expected = np.argsort(full)[:5].tolist()
+    assert max(expected) >= 16 and set(expected) != set(range(5))        # found past the first batch
+    result, closest = check_generator(generator, network, real_features, num=40, pairs=5, batch_size=16)
+    assert sorted(result.closest(5)) == sorted(expected)
+    assert sorted(closest) == sorted(expected)
+    for i, image in closest.items():
+        np.testing.assert_array_equal(image, samples[i].permute(1, 2, 0).numpy())
+
+
 def test_noise_scores_near_zero():
     reals = _training_images()
     network = StandInFeatures()

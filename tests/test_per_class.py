@@ -151,3 +151,24 @@ def test_classes_of_equal_size_keep_their_own_cached_real_statistics(tmp_path):
             assert results[name]["num_real"] == 5
             assert results[name]["fid"] == pytest.approx(expected[name]["fid"], rel=1e-4)
     assert expected["blue"]["fid"] != pytest.approx(expected["red"]["fid"], rel=1e-3)
+
+
+def test_a_class_of_an_x_flipped_dataset_is_its_images_and_then_their_mirrors(tmp_path):
+    """``class_subset`` of a dataset opened with ``xflip``: the class's images, then each one mirrored (not
+    repeated, not another class's). The fixture's images are random noise, so a mirror differs from its image;
+    each image's class is told from its pixels (the blue class has blue at 230, the red class red at 230)."""
+    import data_prep
+    from progan.metrics.per_class import class_subset
+
+    data = _labelled_dataset(tmp_path, sizes=(("blue", 3), ("red", 4)))
+    plain = [data_prep.open_dataset(data, 16)[i] for i in range(7)]
+    flipped = data_prep.open_dataset(data, 16, xflip=True)
+    for label, (channel, count) in enumerate(((2, 3), (0, 4))):
+        originals = [x for x in plain if bool((x[channel] == 230).all())]
+        assert len(originals) == count
+        subset = class_subset(flipped, label)
+        assert len(subset) == 2 * count and subset.num_images == count
+        got = [subset[i] for i in range(len(subset))]
+        for image, want in zip(got, originals + [x.flip(-1) for x in originals]):
+            assert torch.equal(image, want)
+        assert not any(torch.equal(x, x.flip(-1)) for x in originals)  # the mirrors are visible
