@@ -12,7 +12,7 @@ from app.directions import (Directions, cached_directions, compute_directions, e
                             main as directions_main, parse_layers, projection_weight)
 from app.edit import parse_indices, strengths_for
 from app.generate import main as generate_main
-from app.sampling import generate_images, seed_latents, styles_from_z
+from app.sampling import generate_images, seed_latents, seed_noise, styles_from_z, to_uint8
 from families import FAMILIES, load_generator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +168,34 @@ def test_edit_at_strength_zero_is_the_sample_and_edits_differ(weights, family_na
     assert images.shape == (3, 16, 16, 3) and images.dtype == np.uint8
     np.testing.assert_array_equal(images[0], generate_images(g, [5], noise="fixed")[0])
     assert np.abs(images[1].astype(int) - images[0]).sum() > 0 and np.abs(images[2].astype(int) - images[0]).sum() > 0
+
+
+@pytest.mark.parametrize("noise", ["random", "fixed", "none"])
+def test_edits_draw_the_noise_mode_they_are_given_and_keep_it_along_the_row(noise):
+    """Each noise mode's strength-0 edit is the sample tab's image of that seed in that mode (and not the
+    other modes' images), and the edit at strength 2 keeps that same noise: it is the synthesis of the
+    edited w with the seed's noise maps (its stream after z; the constant buffers; zeros). The model's
+    noise strengths are 0.5 here: a fresh model's are 0, where every noise mode gives the same picture."""
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"]).eval()
+    with torch.no_grad():
+        g.synthesis.input.weight.normal_()
+        for layer in g.synthesis.layers:
+            layer.noise.weight.fill_(0.5)
+    d = compute_directions(g, k=2)
+    images = edit_images(g, 5, d, [[0.0], [2.0]], noise=noise)
+    np.testing.assert_array_equal(images[0], generate_images(g, [5], noise=noise)[0])
+    for other in {"random", "fixed", "none"} - {noise}:
+        assert np.abs(images[0].astype(int) - generate_images(g, [5], noise=other)[0]).max() > 8, other
+    synthesis = g.synthesis
+    maps = {"random": seed_noise(g, [5]),
+            "fixed": [getattr(synthesis, f"noise_const_{i}") for i in range(len(synthesis.layers))],
+            "none": [torch.zeros(1, 1, r, r) for r in g.config.resolutions for _ in range(2)]}[noise]
+    with torch.no_grad():
+        edited = edit_latent(styles_from_z(g, seed_latents([5], g.config.latent_dim)), d, [2.0])
+        expected = to_uint8(synthesis(edited, noise=maps))[0]
+    np.testing.assert_array_equal(images[1], expected)
 
 
 def test_edit_moves_only_the_chosen_layers():

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from progan.layers import Blur, EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
 from stylegan_lite.layers import AdaIN, MappingNetwork, NoiseInjection
+from stylegan_lite.networks import StyledLayer
 
 
 def test_equalized_linear_applies_he_constant_at_runtime():
@@ -265,3 +266,28 @@ def test_blur_replicate_is_the_default_and_unchanged():
     assert torch.equal(Blur()(x), before)
     with pytest.raises(ValueError, match="blur padding must be one of"):
         Blur(padding="reflect")
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_styled_layer_adds_noise_and_bias_before_the_activation_then_adain(conv):
+    """Figure 1b: ``conv 3x3 -> + noise (B) -> + bias -> leaky ReLU -> AdaIN(w) (A)``, built here in float64 from
+    the raw parameters. A fresh layer's noise strengths and biases are 0, where moving either after the
+    activation changes nothing; here both are trained-like (non-zero, of both signs)."""
+    torch.manual_seed(0)
+    cin, cout, w_dim = (4 if conv else 6), 6, 16
+    layer = StyledLayer(cin, cout, w_dim, conv=conv).double()
+    with torch.no_grad():
+        layer.noise.weight.normal_(0, 0.7)
+        layer.bias.normal_(0, 0.7)
+        layer.adain.affine.weight.normal_()
+        layer.adain.affine.bias.normal_()
+    x, w, noise = torch.randn(3, cin, 5, 5, dtype=torch.float64), torch.randn(3, w_dim, dtype=torch.float64), \
+        torch.randn(3, 1, 5, 5, dtype=torch.float64)
+    y = F.conv2d(x, layer.conv.weight * math.sqrt(2 / (cin * 9)), padding=1) if conv else x
+    y = y + layer.noise.weight.view(1, -1, 1, 1) * noise + layer.bias.view(1, -1, 1, 1)
+    y = torch.where(y >= 0, y, 0.2 * y)
+    style = w @ (layer.adain.affine.weight / math.sqrt(w_dim)).T + layer.adain.affine.bias
+    scale, shift = style[:, :cout, None, None], style[:, cout:, None, None]
+    y = (y - y.mean(dim=(2, 3), keepdim=True)) / (y.var(dim=(2, 3), unbiased=False, keepdim=True) + 1e-8).sqrt()
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x, w, noise), scale * y + shift, rtol=1e-6, atol=1e-6)

@@ -223,6 +223,19 @@ def test_w_avg_tracks_mean_w(style_gen):
     torch.testing.assert_close(style_gen.w_avg, (1 - style_gen.config.w_avg_beta) * w.mean(0))
 
 
+def test_w_avg_update_keeps_beta_of_the_previous_mean(style_gen):
+    """``w_avg <- beta w_avg + (1 - beta) mean(w)`` from a tracked mean that is not the origin (a fresh
+    model's w_avg is 0, where forgetting the previous mean looks the same), twice in a row."""
+    beta = style_gen.config.w_avg_beta
+    expected = torch.randn(16, dtype=torch.float64) * 2
+    style_gen.w_avg.copy_(expected)
+    for shift in (3.0, -1.0):
+        w = torch.randn(8, 16) + shift
+        style_gen.update_w_avg(w)
+        expected = beta * expected + (1 - beta) * w.double().mean(0)
+        torch.testing.assert_close(style_gen.w_avg.double(), expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("multiplier", [0.01, 0.1])
 def test_the_mapping_network_learns_at_its_lr_multiplier(multiplier):
     """StyleGAN appendix C: the mapping network's learning rate is ``0.01 x`` (the preset's
