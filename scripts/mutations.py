@@ -908,4 +908,7 @@ MUTANTS += [
     m('degen-edit-always-fixed-noise', 'app/directions.py',
       'noise_maps = key_noise(generator, [key], noise)', 'noise_maps = key_noise(generator, [key], "fixed")',
       ('tests/test_directions.py::test_edits_draw_the_noise_mode_they_are_given_and_keep_it_along_the_row',)),
+    m('degen-seed-noise-one-stream-for-all-seeds', 'app/sampling.py',
+      '    for s in seeds:\n        rng = _seeded(s)\n', '    rng = _seeded(seeds[0])\n    for s in seeds:\n',
+      ('tests/test_app.py::test_same_seed_same_image_regardless_of_grid',)),
 ]
