@@ -911,4 +911,7 @@ MUTANTS += [
     m('degen-seed-noise-one-stream-for-all-seeds', 'app/sampling.py',
       '    for s in seeds:\n        rng = _seeded(s)\n', '    rng = _seeded(seeds[0])\n    for s in seeds:\n',
       ('tests/test_app.py::test_same_seed_same_image_regardless_of_grid',)),
+    m('degen-const-noise-pair-shares-a-buffer', 'stylegan_lite/networks.py',
+      '            return getattr(self, f"noise_const_{i}")', '            return getattr(self, f"noise_const_{i - i % 2}")',
+      ('tests/test_networks.py::test_const_noise_is_each_layers_own_draw_from_seed_0',)),
 ]

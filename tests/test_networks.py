@@ -326,3 +326,17 @@ def test_model_configs_refuse_what_no_network_can_be_built_from():
     assert config_from_dict(type(style), values) == style
     with pytest.raises(ValueError, match="^unknown StyleGANConfig fields: colour, depth$"):
         config_from_dict(type(style), {**values, "depth": 3, "colour": 1})
+
+
+def test_const_noise_is_each_layers_own_draw_from_seed_0(style_gen):
+    """noise_mode "const": layer i's noise is the i-th map drawn from a generator seeded 0 (one map per
+    layer, two layers per resolution, each its own draw), whatever the batch; built here by hand."""
+    seeded = torch.Generator().manual_seed(0)
+    resolutions = style_gen.config.resolutions
+    by_hand = [torch.randn(1, 1, r, r, generator=seeded) for r in resolutions for _ in range(2)]
+    assert not torch.equal(by_hand[0], by_hand[1])                     # the two layers of a resolution differ
+    ws = style_gen.broadcast(style_gen.mapping(torch.randn(3, 16, generator=torch.Generator().manual_seed(1))))
+    with torch.no_grad():
+        const = style_gen.synthesis(ws, noise_mode="const")
+        explicit = style_gen.synthesis(ws, noise=[n.expand(3, -1, -1, -1) for n in by_hand])
+    torch.testing.assert_close(const, explicit)
