@@ -914,4 +914,8 @@ MUTANTS += [
     m('degen-const-noise-pair-shares-a-buffer', 'stylegan_lite/networks.py',
       '            return getattr(self, f"noise_const_{i}")', '            return getattr(self, f"noise_const_{i - i % 2}")',
       ('tests/test_networks.py::test_const_noise_is_each_layers_own_draw_from_seed_0',)),
+    m('degen-constant-input-ignores-its-weight', 'stylegan_lite/layers.py',
+      '        return self.weight.expand(batch_size, -1, -1, -1)',
+      '        return torch.ones_like(self.weight).expand(batch_size, -1, -1, -1)',
+      ('tests/test_networks.py::test_fixed_noise_gives_identical_images_and_new_noise_changes_only_detail',)),
 ]
