@@ -29,27 +29,16 @@ from app.sampling import NOISE_MODES, generate_images, styles_from_z
 from app.ui import build_demo
 from app.ui_edit import SLIDERS
 from app.video import write_gif
-from families import FAMILIES, load_generator
+from families import load_generator
 from image_utils import read_frames
+from model_utils import save_tiny_weights, tiny_stylegan
 
 SMALL = Limits(max_pixels=4 * 16 * 16, max_video_pixels=5 * 16 * 16)  # 16 px: 4 images, 5 frames, 4 cells
 
 
-def _stylegan(seed: int = 0):
-    family = FAMILIES["stylegan_lite"]
-    torch.manual_seed(seed)
-    generator = family.generator_cls(family.presets["tiny"]).eval()
-    generator.w_avg.copy_(torch.randn(generator.config.w_dim))  # as after training: not the origin
-    return generator
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    root = tmp_path_factory.mktemp("weights")
-    _stylegan().save_pretrained(root / "sg")
-    torch.manual_seed(0)
-    FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"]).save_pretrained(root / "pg")
-    return root
+    return save_tiny_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +146,7 @@ def test_unknown_model_is_refused(events):
 
 # --- truncation -------------------------------------------------------------------------------
 def test_styles_from_z_truncates_towards_w_avg():
-    generator = _stylegan()
+    generator = tiny_stylegan()
     z = torch.randn(5, generator.config.latent_dim)
     with torch.no_grad():
         full = styles_from_z(generator, z, psi=1.0)
@@ -172,7 +161,7 @@ def test_styles_from_z_truncates_towards_w_avg():
 
 
 def test_psi_changes_images_and_psi_zero_gives_one_image():
-    generator = _stylegan()
+    generator = tiny_stylegan()
     seeds = [0, 1, 2, 3]
     full = generate_images(generator, seeds, psi=1.0, noise="fixed")
     half = generate_images(generator, seeds, psi=0.5, noise="fixed")
@@ -213,7 +202,7 @@ def test_cli_psi(weights, tmp_path):
 def noisy(tmp_path_factory):
     """``(generator, events)`` for tiny StyleGAN-lite weights whose noise changes pixels (a fresh
     model's noise strengths are 0, so every noise mode would draw the same image)."""
-    generator = _stylegan()
+    generator = tiny_stylegan()
     with torch.no_grad():
         for layer in generator.synthesis.layers:
             layer.noise.weight.fill_(0.5)

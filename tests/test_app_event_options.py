@@ -23,25 +23,17 @@ from app.limits import Limits
 from app.models import ModelStore
 from app.ui import build_demo
 from app.video import write_gif
-from families import FAMILIES
 from image_utils import read_frames
+from model_utils import tiny_stylegan
 
 SEEDS = (3, 7)
 FRAMES = 5
 
 
-def _stylegan():
-    family = FAMILIES["stylegan_lite"]
-    torch.manual_seed(0)
-    generator = family.generator_cls(family.presets["tiny"]).eval()
-    generator.w_avg.copy_(torch.randn(generator.config.w_dim))
-    return generator
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("weights")
-    generator = _stylegan()
+    generator = tiny_stylegan()
     generator.save_pretrained(root / "sg")
     demo = build_demo(ModelStore({"sg": str(root / "sg")}), limits=Limits(),
                       output_dir=tmp_path_factory.mktemp("out"))
@@ -187,7 +179,7 @@ def test_seeds_beside_a_projected_image_follow_the_noise_mode(noise):
     from app.projection import Projection
     from app.sampling import seed_noise
 
-    generator = _stylegan()
+    generator = tiny_stylegan()
     with torch.no_grad():
         for layer in generator.synthesis.layers:
             layer.noise.weight.fill_(0.5)

@@ -18,24 +18,12 @@ import torch
 import app.models
 from app.limits import Limits
 from app.models import ModelStore
-from families import FAMILIES
-
-
-def _stylegan(seed: int = 0):
-    family = FAMILIES["stylegan_lite"]
-    torch.manual_seed(seed)
-    generator = family.generator_cls(family.presets["tiny"]).eval()
-    generator.w_avg.copy_(torch.randn(generator.config.w_dim))  # as after training: not the origin
-    return generator
+from model_utils import save_tiny_weights, tiny_stylegan
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    root = tmp_path_factory.mktemp("weights")
-    _stylegan().save_pretrained(root / "sg")
-    torch.manual_seed(0)
-    FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"]).save_pretrained(root / "pg")
-    return root
+    return save_tiny_weights(tmp_path_factory.mktemp("weights"))
 
 
 def test_store_refuses_models_above_max_resolution(weights):
@@ -86,7 +74,7 @@ def test_store_lru_and_remote_eviction(weights, monkeypatch):
 
     def fake_load(source, **_kwargs):
         loads.append(source)
-        return _stylegan()
+        return tiny_stylegan()
 
     monkeypatch.setattr(app.models, "load_generator", fake_load)
     store = ModelStore({"a": "a", "b": "b", "c": "c"}, cache_size=2)

@@ -28,23 +28,15 @@ from app.models import ModelStore
 from app.sampling import seed_latents
 from app.ui import build_demo
 from app.ui_edit import SLIDERS
-from families import FAMILIES
 from image_utils import read_frames
+from model_utils import tiny_stylegan
 
 KEYS = [3, 7, 11]
 
 
-def _stylegan():
-    family = FAMILIES["stylegan_lite"]
-    torch.manual_seed(0)
-    generator = family.generator_cls(family.presets["tiny"]).eval()
-    generator.w_avg.copy_(torch.randn(generator.config.w_dim) * 2)  # as after training: far from the origin
-    return generator
-
-
 @pytest.fixture(scope="module")
 def generator():
-    return _stylegan()
+    return tiny_stylegan(w_avg_scale=2.0)
 
 
 def _by_hand(generator, w: torch.Tensor, psi: float, cutoff: int | None) -> torch.Tensor:
@@ -113,7 +105,7 @@ def test_mixing_at_psi_zero_is_one_image(generator):
 @pytest.fixture(scope="module")
 def events(tmp_path_factory):
     root = tmp_path_factory.mktemp("weights")
-    _stylegan().save_pretrained(root / "sg")
+    tiny_stylegan(w_avg_scale=2.0).save_pretrained(root / "sg")
     store = ModelStore({"sg": str(root / "sg")})
     demo = build_demo(store, limits=Limits(), output_dir=tmp_path_factory.mktemp("app-out"))
     return root, {f.api_name: f.fn for f in demo.fns.values()}
