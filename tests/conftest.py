@@ -24,8 +24,21 @@ def tiny_generator(family):
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    # downloads and dataset caches never touch the user's ~/.cache during tests
+    # downloads and dataset caches never touch the user's ~/.cache during tests, and a developer's own
+    # offline flag does not change what they see
     monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("GAN_STUDIO_OFFLINE", raising=False)
+
+
+@pytest.fixture(scope="module")
+def payload(tmp_path_factory) -> bytes:
+    """A small valid safetensors file's bytes, for the download tests to serve."""
+    from safetensors.torch import save_file
+
+    path = tmp_path_factory.mktemp("payload") / "model.safetensors"
+    save_file({"w": torch.arange(12, dtype=torch.float32).reshape(3, 4)}, str(path),
+              metadata={"family": "progan"})
+    return path.read_bytes()
 
 
 def _free_port() -> int:

@@ -14,26 +14,9 @@ import threading
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import save_file
 
 from progan.hub import download as hub
 from progan.hub import ChecksumMismatchError, DownloadError, WeightsNotFoundError, resolve_weights, sha256_file
-
-
-@pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch, tmp_path):
-    # A developer's own offline flag or cache must not change what these tests see.
-    monkeypatch.delenv("GAN_STUDIO_OFFLINE", raising=False)
-    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "default-cache"))
-
-
-@pytest.fixture(scope="module")
-def payload(tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("payload") / "model.safetensors"
-    save_file({"w": torch.arange(12, dtype=torch.float32).reshape(3, 4)}, str(path),
-              metadata={"family": "progan"})
-    return path.read_bytes()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -176,7 +159,8 @@ def test_download_then_cache_hit_offline(server, tmp_path, payload):
     assert server.hits == ["/m/model.safetensors"]
 
 
-def test_default_cache_dir_from_env(server, tmp_path, payload):
+def test_default_cache_dir_from_env(server, tmp_path, payload, monkeypatch):
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "default-cache"))
     server.routes["/model.safetensors"] = ("ok", payload)
     path = resolve_weights(server.url("/model.safetensors"), progress=False)
     assert path.parent == tmp_path / "default-cache" / "weights"

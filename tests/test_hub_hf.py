@@ -7,26 +7,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-import torch
-from safetensors.torch import save_file
 
 from progan.hub import (ChecksumMismatchError, DownloadError, HfLocation, WeightsNotFoundError,
                         parse_hf_uri, resolve_weights)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch, tmp_path):
-    # A developer's own offline flag or cache must not change what these tests see.
-    monkeypatch.delenv("GAN_STUDIO_OFFLINE", raising=False)
-    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "default-cache"))
-
-
-@pytest.fixture(scope="module")
-def payload(tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("payload") / "model.safetensors"
-    save_file({"w": torch.arange(12, dtype=torch.float32).reshape(3, 4)}, str(path),
-              metadata={"family": "progan"})
-    return path.read_bytes()
 
 
 def _sha(data: bytes) -> str:
