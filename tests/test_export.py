@@ -138,15 +138,32 @@ def test_truncate_to_trained_resolution_matches_the_stage_output(family, tiny_ge
 
 
 
-def test_export_checkpoint_script_exports_the_ema_generator(family, tmp_path, monkeypatch, capsys):
-    """scripts/export_checkpoint.py exports a checkpoint's EMA generator (its docstring, the README, the
-    trainer's own export), not the raw training generator. A checkpoint whose two generators are
-    different random networks: the exported weights and images are generator_ema's, bit for bit."""
+def _export_checkpoint_script(tmp_path, monkeypatch, family, raw, ema, images_seen: int, step: int,
+                              *options: str) -> None:
+    """Write a checkpoint holding ``raw`` and ``ema`` (as train.py saves one), then run
+    scripts/export_checkpoint.py on it into ``tmp_path/out`` with ``options``; it must exit 0."""
     import importlib.util
     from pathlib import Path
 
     from progan.training.options import TrainConfig
 
+    checkpoint = tmp_path / f"ckpt-{images_seen / 1000:010.3f}"
+    checkpoint.mkdir()
+    train = TrainConfig(family=family.name, preset="tiny", data="", out=str(tmp_path / "run"))
+    torch.save({"generator": raw.state_dict(), "generator_ema": ema.state_dict(), "family": family.name,
+                "train_config": train.to_json(), "images_seen": images_seen, "step": step}, checkpoint / "state.pt")
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("export_checkpoint", root / "scripts" / "export_checkpoint.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr("sys.argv", ["export_checkpoint.py", str(checkpoint), "--out", str(tmp_path / "out"), *options])
+    assert script.main() == 0
+
+
+def test_export_checkpoint_script_exports_the_ema_generator(family, tmp_path, monkeypatch, capsys):
+    """scripts/export_checkpoint.py exports a checkpoint's EMA generator (its docstring, the README, the
+    trainer's own export), not the raw training generator. A checkpoint whose two generators are
+    different random networks: the exported weights and images are generator_ema's, bit for bit."""
     config = family.presets["tiny"]
     torch.manual_seed(1)
     raw = family.generator_cls(config).eval()
@@ -154,17 +171,7 @@ def test_export_checkpoint_script_exports_the_ema_generator(family, tmp_path, mo
     ema = family.generator_cls(config).eval()
     if family.name == "stylegan_lite":
         ema.w_avg.normal_()  # the tracked mean travels with the EMA weights
-    checkpoint = tmp_path / "ckpt-000001.234"
-    checkpoint.mkdir()
-    train = TrainConfig(family=family.name, preset="tiny", data="", out=str(tmp_path / "run"))
-    torch.save({"generator": raw.state_dict(), "generator_ema": ema.state_dict(), "family": family.name,
-                "train_config": train.to_json(), "images_seen": 1234, "step": 309}, checkpoint / "state.pt")
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("export_checkpoint", root / "scripts" / "export_checkpoint.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    monkeypatch.setattr("sys.argv", ["export_checkpoint.py", str(checkpoint), "--out", str(tmp_path / "out")])
-    assert script.main() == 0
+    _export_checkpoint_script(tmp_path, monkeypatch, family, raw, ema, 1234, 309)
     exported = load_generator(tmp_path / "out").eval()
     differs = False
     for (key, value), (key_raw, value_raw), (key_ema, value_ema) in zip(
@@ -182,26 +189,11 @@ def test_export_checkpoint_script_exports_at_the_resolution_and_with_the_note_it
     """``--resolution 8`` exports the EMA generator cut at 8 px: its images are the full EMA generator's
     stage-1 output (the network called directly, not truncate_to_resolution), the config and summary say
     8 px; ``--note`` is stored in the summary as given."""
-    import importlib.util
-    from pathlib import Path
-
-    from progan.training.options import TrainConfig
-
     config = family.presets["tiny"]
     torch.manual_seed(3)
     ema = family.generator_cls(config).eval()
-    checkpoint = tmp_path / "ckpt-000000.500"
-    checkpoint.mkdir()
-    train = TrainConfig(family=family.name, preset="tiny", data="", out=str(tmp_path / "run"))
-    torch.save({"generator": ema.state_dict(), "generator_ema": ema.state_dict(), "family": family.name,
-                "train_config": train.to_json(), "images_seen": 500, "step": 10}, checkpoint / "state.pt")
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("export_checkpoint", root / "scripts" / "export_checkpoint.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    monkeypatch.setattr("sys.argv", ["export_checkpoint.py", str(checkpoint), "--out", str(tmp_path / "out"),
-                                     "--resolution", "8", "--note", "one H200, campaign 3"])
-    assert script.main() == 0
+    _export_checkpoint_script(tmp_path, monkeypatch, family, ema, ema, 500, 10,
+                              "--resolution", "8", "--note", "one H200, campaign 3")
     exported = load_generator(tmp_path / "out").eval()
     assert exported.config.resolution == 8
     z = torch.randn(3, config.latent_dim)
