@@ -1,7 +1,7 @@
 """Mutation testing, by hand-written mutants: apply one deliberate bug at a time, run the tests named
 for it, and report which mutants the tests kill.
 
-    python scripts/mutate.py                       # every mutant in scripts/mutations.py
+    python scripts/mutate.py                       # every mutant scripts/mutations.py gathers
     python scripts/mutate.py --set escapes         # the bugs issue 14 found slipping through
     python scripts/mutate.py --only loss-gp-abs --only ema-blend-reversed
     python scripts/mutate.py --list
