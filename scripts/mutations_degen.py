@@ -32,4 +32,11 @@ DEGENERATE: list[Mutant] = [
       '        return self.weight.expand(batch_size, -1, -1, -1)',
       '        return torch.ones_like(self.weight).expand(batch_size, -1, -1, -1)',
       ('tests/test_networks.py::test_fixed_noise_gives_identical_images_and_new_noise_changes_only_detail',)),
+    # red-team R3 (issue 20): app latent paths on fixtures that do not hide the bug
+    m('r3-slerp-angle-of-raw-vectors', 'app/interpolation.py',
+      'omega = (a_dir * b_dir).sum(-1, keepdim=True)', 'omega = (a * b).sum(-1, keepdim=True)',
+      ('tests/test_latent_combinations.py::test_slerp_of_vectors_of_different_lengths_follows_the_closed_form',)),
+    m('r3-image-mixing-columns-untruncated', 'app/mixing.py',
+      'ws_cols = key_styles(generator, col_seeds, psi=psi, cutoff=cutoff)', 'ws_cols = key_styles(generator, col_seeds)',
+      ('tests/test_latent_combinations.py::test_mixing_with_an_image_truncates_the_seeds_beside_it',)),
 ]

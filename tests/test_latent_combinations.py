@@ -1,0 +1,74 @@
+"""Latent paths on fixtures that do not hide bugs (issue 20, red-team pass R3).
+
+- slerp between vectors of *different lengths* at a known angle: the closed form
+  ``sin((1-t) omega)/sin(omega) a + sin(t omega)/sin(omega) b`` with omega the angle between the
+  directions (White 2016); unit-length inputs would hide an angle taken from the raw vectors.
+- style mixing with a projected image among the keys *and* truncation: the seed keys beside the
+  image are truncated like any seed (``app.keys``), the image is not; expected pixels are built here
+  from the mapping, the truncation formula and the synthesis.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from app.interpolation import slerp
+from app.mixing import render_mixing, style_layers
+from app.projection import Projection
+from app.sampling import seed_latents
+from model_utils import tiny_stylegan
+
+
+def test_slerp_of_vectors_of_different_lengths_follows_the_closed_form():
+    # a has length 2, b length 3, 60 degrees apart: <a, b> = 3, which a clamp to [-1, 1] would read as 0 degrees
+    a = torch.tensor([2.0, 0.0, 0.0], dtype=torch.float64)
+    b = 3.0 * torch.tensor([math.cos(math.pi / 3), math.sin(math.pi / 3), 0.0], dtype=torch.float64)
+    omega = math.pi / 3
+    for t in (0.25, 0.5, 0.8):
+        expected = (math.sin((1 - t) * omega) * a + math.sin(t * omega) * b) / math.sin(omega)
+        torch.testing.assert_close(slerp(a, b, t), expected)
+    # and it is not the straight line (the midpoint of lerp is shorter)
+    assert (slerp(a, b, 0.5) - (a + b) / 2).norm() > 0.1
+
+
+def _by_hand(g, seeds: list[int], psi: float) -> torch.Tensor:
+    """Seeds -> ``w_avg + psi (w - w_avg)`` on every layer, ``[N, num_ws, w_dim]``, written out here."""
+    with torch.no_grad():
+        w = g.mapping(seed_latents(seeds, g.config.latent_dim))
+    w = g.w_avg + psi * (w - g.w_avg)
+    return w.unsqueeze(1).repeat(1, g.num_ws, 1)
+
+
+def _pixels(g, ws: torch.Tensor, noise) -> np.ndarray:
+    with torch.no_grad():
+        images = g.synthesis(ws, noise=noise)
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy().astype(int)
+
+
+def test_mixing_with_an_image_truncates_the_seeds_beside_it():
+    """rows = [image, 7], columns = [1, 2], psi 0.5: the seeds (rows and columns) are truncated, the image
+    keeps its own w; every cell is column A's ws with the coarse layers of row B, drawn with A's noise."""
+    g = tiny_stylegan(w_avg_scale=2.0)
+    torch.manual_seed(3)
+    w_image = torch.randn(1, g.config.w_dim)
+    image_noise = g.synthesis.make_noise(1)
+    image = Projection("stylegan_lite", "w", w_image, image_noise)
+    psi = 0.5
+    const = [getattr(g.synthesis, f"noise_const_{i}") for i in range(len(g.synthesis.layers))]  # "fixed"
+    rows, cols, cells = render_mixing(g, [image, 7], [1, 2], styles="coarse", psi=psi, noise="fixed")
+    ws_cols = _by_hand(g, [1, 2], psi)
+    ws_rows = torch.cat([w_image.unsqueeze(1).repeat(1, g.num_ws, 1), _by_hand(g, [7], psi)])
+    expect_cols = _pixels(g, ws_cols, const)
+    assert np.abs(cols.astype(int) - expect_cols).max() <= 1
+    untruncated = _pixels(g, _by_hand(g, [1, 2], 1.0), const)
+    assert np.abs(untruncated - expect_cols).max() > 8               # psi shows in these pixels
+    assert np.abs(rows[1].astype(int) - _pixels(g, ws_rows[1:], const)[0]).max() <= 1
+    assert np.abs(rows[0].astype(int) - _pixels(g, ws_rows[:1], image_noise)[0]).max() <= 1
+    coarse = style_layers(g.config, "coarse")
+    for r in range(2):
+        for c in range(2):
+            ws = ws_cols[c:c + 1].clone()
+            ws[:, coarse] = ws_rows[r:r + 1, coarse]
+            assert np.abs(cells[r, c].astype(int) - _pixels(g, ws, const)[0]).max() <= 1, (r, c)
