@@ -39,4 +39,7 @@ DEGENERATE: list[Mutant] = [
     m('r3-image-mixing-columns-untruncated', 'app/mixing.py',
       'ws_cols = key_styles(generator, col_seeds, psi=psi, cutoff=cutoff)', 'ws_cols = key_styles(generator, col_seeds)',
       ('tests/test_latent_combinations.py::test_mixing_with_an_image_truncates_the_seeds_beside_it',)),
+    m('r3-progan-projection-starts-at-worst-z', 'app/projection/projector.py',
+      'return z[int(scores.argmin())]', 'return z[int(scores.argmax())]',
+      ('tests/test_latent_combinations.py::test_progan_projection_starts_from_the_best_of_its_random_z',)),
 ]

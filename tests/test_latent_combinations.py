@@ -72,3 +72,22 @@ def test_mixing_with_an_image_truncates_the_seeds_beside_it():
             ws = ws_cols[c:c + 1].clone()
             ws[:, coarse] = ws_rows[r:r + 1, coarse]
             assert np.abs(cells[r, c].astype(int) - _pixels(g, ws, const)[0]).max() <= 1, (r, c)
+
+
+def test_progan_projection_starts_from_the_best_of_its_random_z():
+    """ProGAN's projector tries ``z_candidates`` random z (drawn from its seed) and starts at the one whose
+    image is closest. With the target equal to candidate 17's image, that is candidate 17 (distance 0).
+    One step: the learning rate is 0 at t = 0 (ramp-up), so the result is the start put back on its
+    sphere of radius sqrt(latent_dim)."""
+    from app.projection import ProjectionOptions, project
+    from families import FAMILIES
+
+    torch.manual_seed(0)
+    g = FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"]).eval()
+    dim, seed = g.config.latent_dim, 5
+    candidates = torch.randn(64, dim, generator=torch.Generator("cpu").manual_seed(seed))
+    with torch.no_grad():
+        target = g(candidates[17:18])[0]
+    result = project(g, target, ProjectionOptions(steps=1, seed=seed, loss="pixel"))
+    expected = candidates[17] * math.sqrt(dim) / candidates[17].norm()
+    torch.testing.assert_close(result.latent[0], expected, rtol=1e-4, atol=1e-4)
