@@ -54,4 +54,7 @@ DEGENERATE: list[Mutant] = [
     m('r3-short-projection-divides-by-zero', 'app/projection/ui.py',
       'every = max(1, steps // _UPDATES)', 'every = steps // _UPDATES',
       ('tests/test_app_edges.py::test_a_projection_of_fewer_than_twelve_steps_streams_every_step',)),
+    m('r3-onnx-progan-metadata-claims-noise', 'app/onnx/export.py',
+      '"noise": noise if module.stylegan else "none"', '"noise": noise',
+      ('tests/test_onnx.py::test_metadata_records_each_export_as_it_was_made',)),
 ]

@@ -6,6 +6,7 @@ The acceptance check of issue 12: max |onnx - torch| <= 1e-4 over 16 seeds, at b
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -159,3 +160,18 @@ def test_bad_onnx_file_is_one_line_error(tmp_path, capsys):
     bad.write_bytes(b"not a model")
     assert generate_main(["--onnx", str(bad), "--out", str(tmp_path / "x.png")]) == 2
     assert "not a loadable ONNX model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, noise", CASES)
+def test_metadata_records_each_export_as_it_was_made(exported, name, noise):
+    """The metadata ``app.generate --onnx`` reads: family, resolution, latent size, the graph's inputs, and the
+    noise actually in the graph ("none" for a ProGAN, which has no noise, whatever --noise said)."""
+    generator, path = exported[name, noise]
+    meta = OnnxModel(path).metadata
+    config = generator.config
+    assert meta["family"] == name and meta["resolution"] == str(config.resolution)
+    assert meta["latent_dim"] == str(config.latent_dim) and meta["cutoff"] == ""
+    assert meta["noise"] == (noise if name == "stylegan_lite" else "none")
+    layers = 2 * config.num_stages
+    expected_inputs = ["z"] if name == "progan" else ["z", "psi", *(f"noise_{i}" for i in range(layers) if noise == "inputs")]
+    assert json.loads(meta["inputs"]) == expected_inputs
