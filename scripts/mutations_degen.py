@@ -57,4 +57,7 @@ DEGENERATE: list[Mutant] = [
     m('r3-onnx-progan-metadata-claims-noise', 'app/onnx/export.py',
       '"noise": noise if module.stylegan else "none"', '"noise": noise',
       ('tests/test_onnx.py::test_metadata_records_each_export_as_it_was_made',)),
+    m('r3-progress-overshoots-total', 'app/sampling.py',
+      'progress(min(start + batch_size, len(seeds)), len(seeds))', 'progress(start + batch_size, len(seeds))',
+      ('tests/test_app_edges.py::test_progress_counts_images_done_and_ends_exactly_at_the_total',)),
 ]

@@ -60,3 +60,12 @@ def test_a_projection_of_fewer_than_twelve_steps_streams_every_step():
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(buffer, "PNG")
     updates = list(run_projection(g, buffer.getvalue(), "a.png", label="sg", steps=5, space="w", limits=DEFAULT_LIMITS))
     assert [u.step for u in updates] == [1, 2, 3, 4, 5] and [u.done for u in updates] == [False] * 4 + [True]
+
+
+def test_progress_counts_images_done_and_ends_exactly_at_the_total():
+    """5 seeds in batches of 2: progress after each batch is 2, 4, then 5 of 5 (never 6 of 5)."""
+    from app.sampling import generate_images
+
+    calls: list[tuple[int, int]] = []
+    images = generate_images(tiny_stylegan(), [4, 5, 6, 7, 8], batch_size=2, progress=lambda d, t: calls.append((d, t)))
+    assert len(images) == 5 and calls == [(2, 5), (4, 5), (5, 5)]
