@@ -60,4 +60,7 @@ DEGENERATE: list[Mutant] = [
     m('r3-progress-overshoots-total', 'app/sampling.py',
       'progress(min(start + batch_size, len(seeds)), len(seeds))', 'progress(start + batch_size, len(seeds))',
       ('tests/test_app_edges.py::test_progress_counts_images_done_and_ends_exactly_at_the_total',)),
+    m('r3-export-summary-data-always-openmoji', 'scripts/export_checkpoint.py',
+      '"data": train["data"] or "openmoji"', '"data": "openmoji"',
+      ('tests/test_export.py::test_export_checkpoint_summary_names_the_runs_own_data',)),
 ]

@@ -139,7 +139,7 @@ def test_truncate_to_trained_resolution_matches_the_stage_output(family, tiny_ge
 
 
 def _export_checkpoint_script(tmp_path, monkeypatch, family, raw, ema, images_seen: int, step: int,
-                              *options: str) -> None:
+                              *options: str, data: str = "") -> None:
     """Write a checkpoint holding ``raw`` and ``ema`` (as train.py saves one), then run
     scripts/export_checkpoint.py on it into ``tmp_path/out`` with ``options``; it must exit 0."""
     import importlib.util
@@ -149,7 +149,7 @@ def _export_checkpoint_script(tmp_path, monkeypatch, family, raw, ema, images_se
 
     checkpoint = tmp_path / f"ckpt-{images_seen / 1000:010.3f}"
     checkpoint.mkdir()
-    train = TrainConfig(family=family.name, preset="tiny", data="", out=str(tmp_path / "run"))
+    train = TrainConfig(family=family.name, preset="tiny", data=data, out=str(tmp_path / "run"))
     torch.save({"generator": raw.state_dict(), "generator_ema": ema.state_dict(), "family": family.name,
                 "train_config": train.to_json(), "images_seen": images_seen, "step": step}, checkpoint / "state.pt")
     root = Path(__file__).resolve().parents[1]
@@ -311,3 +311,14 @@ def test_an_unknown_family_by_name_or_in_a_file_is_one_line(tmp_path):
     save_file(tensors, str(foreign), metadata={**header, "family": "biggan"})
     with pytest.raises(PretrainedError, match=rf"^{re.escape(str(foreign))}: unknown model family 'biggan'$"):
         load_generator(foreign)
+
+
+def test_export_checkpoint_summary_names_the_runs_own_data(family, tmp_path, monkeypatch, capsys):
+    """A run trained on its own dataset records that dataset in the exported summary ("openmoji" is only
+    the name of the built-in set that an empty --data means), with the preset and family it trained."""
+    torch.manual_seed(4)
+    ema = family.generator_cls(family.presets["tiny"]).eval()
+    _export_checkpoint_script(tmp_path, monkeypatch, family, ema, ema, 2000, 20, data="datasets/cats-32")
+    summary = read_metadata(tmp_path / "out" / WEIGHTS_NAME)["summary"]
+    assert summary["data"] == "datasets/cats-32"
+    assert summary["preset"] == "tiny" and summary["family"] == family.name
