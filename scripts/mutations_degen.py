@@ -63,4 +63,11 @@ DEGENERATE: list[Mutant] = [
     m('r3-export-summary-data-always-openmoji', 'scripts/export_checkpoint.py',
       '"data": train["data"] or "openmoji"', '"data": "openmoji"',
       ('tests/test_export.py::test_export_checkpoint_summary_names_the_runs_own_data',)),
+    m('r3-image-walk-takes-first-keys-noise', 'app/interpolation.py',
+      'noise_one = key_noise(generator, keys[first:first + 1], noise)', 'noise_one = key_noise(generator, keys[:1], noise)',
+      ('tests/test_latent_combinations.py::test_a_walk_from_a_seed_to_an_image_ends_on_the_images_reconstruction',)),
+    m('r3-switch-keeps-old-cutoff-value', 'app/ui.py',
+      'cutoff_update = gr.update(maximum=layers, value=layers, interactive=is_stylegan(generator))',
+      'cutoff_update = gr.update(maximum=layers, interactive=is_stylegan(generator))',
+      ('tests/test_app_model_switch.py::test_switching_models_resets_the_cutoff_slider_to_all_of_the_new_models_layers',)),
 ]

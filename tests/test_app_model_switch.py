@@ -48,3 +48,19 @@ def test_a_failed_switch_keeps_the_session_on_its_model_every_time(switch):
     for _ in range(2):                                         # a failure now falls back to pg, not the default
         shown, current, info, status = switch("bad", current)
         assert (shown, current) == ("pg", "pg") and "ProGAN" in info and "Still using **pg**" in status
+
+
+def test_switching_models_resets_the_cutoff_slider_to_all_of_the_new_models_layers(weights, tmp_path):
+    """The cutoff slider's update after a switch: maximum and value both the new model's style-layer count
+    (2 per resolution), so a cutoff left from the previous model cannot truncate only part of the new one."""
+    from families import load_generator
+
+    store = ModelStore({"sg": str(weights["stylegan_lite"]), "pg": str(weights["progan"])})
+    demo = build_demo(store, output_dir=tmp_path / "out")
+    event = next(f for f in demo.fns.values() if f.api_name == "switch_model")
+    slider = next(i for i, block in enumerate(event.outputs) if isinstance(block, gr.Slider))
+    for label in ("pg", "sg"):
+        update = event.fn(label, "sg" if label == "pg" else "pg")[slider]
+        layers = 2 * len(load_generator(store.sources[label], progress=False).config.resolutions)
+        assert update["maximum"] == layers and update.get("value") == layers, label
+

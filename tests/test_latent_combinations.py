@@ -91,3 +91,22 @@ def test_progan_projection_starts_from_the_best_of_its_random_z():
     result = project(g, target, ProjectionOptions(steps=1, seed=seed, loss="pixel"))
     expected = candidates[17] * math.sqrt(dim) / candidates[17].norm()
     torch.testing.assert_close(result.latent[0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_walk_from_a_seed_to_an_image_ends_on_the_images_reconstruction():
+    """keys "3,image": the clip uses the projected image's own noise maps for every frame (app.interpolation),
+    even when the image is not the first key, so the last frame is the image's reconstruction. The noise
+    strengths are 0.5 here: at a fresh model's 0 every noise map draws the same picture."""
+    g = tiny_stylegan(w_avg_scale=2.0)
+    with torch.no_grad():
+        for layer in g.synthesis.layers:
+            layer.noise.weight.fill_(0.5)
+    torch.manual_seed(4)
+    image = Projection("stylegan_lite", "w", torch.randn(1, g.config.w_dim), g.synthesis.make_noise(1))
+    from app.interpolation import render_interpolation
+
+    clip = render_interpolation(g, [3, image], frames=4, space="w", method="lerp", noise="fixed")
+    reconstruction = _pixels(g, image.ws(g), image.noise)[0]
+    assert np.abs(clip[-1].astype(int) - reconstruction).max() <= 1
+    const = [getattr(g.synthesis, f"noise_const_{i}") for i in range(len(g.synthesis.layers))]
+    assert np.abs(_pixels(g, image.ws(g), const)[0] - reconstruction).max() > 8   # the noise shows
