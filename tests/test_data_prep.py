@@ -101,6 +101,8 @@ def test_dedupe_drops_later_copies(photos, tmp_path):
     out, manifest = run(photos, tmp_path / "dedup", dedupe=True)
     assert plain["counts"]["kept"] == 13
     assert manifest["counts"]["kept"] == 12 and manifest["counts"]["duplicates"] == 1
+    # found: 12 JPEGs + broken.png + zz_copy.jpg (readme.txt is ignored); the duplicate was found too
+    assert manifest["counts"]["found"] == plain["counts"]["found"] == 14
     assert manifest["duplicates"] == [{"file": "zz_copy.jpg", "duplicate_of": "set1/img01.jpg"}]
 
 
@@ -182,6 +184,7 @@ def test_existing_output_needs_overwrite(photos, tmp_path):
     (photos / "set0" / "img00.jpg").unlink()
     _, second = run(photos, out, overwrite=True)
     assert second["counts"]["kept"] == first["counts"]["kept"] - 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "photos"]  # the old dataset is gone, not aside
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("do not delete")
