@@ -96,6 +96,10 @@ def test_rgb_view_keys_the_cache_by_background():
     assert isinstance(white, RGBView) and len({network.sha256, white.sha256, black.sha256}) == 3
     images = torch.zeros(2, 4, 8, 8, dtype=torch.uint8)                              # fully transparent
     assert torch.equal(white(images), network(torch.full((2, 3, 8, 8), 255, dtype=torch.uint8)))
+    # an RGB generator scored against RGBA or grayscale data: the data still needs the view
+    for mixed in ((3, 4), (4, 3), (3, 1)):
+        view = rgb_view(network, channels=mixed)
+        assert isinstance(view, RGBView) and torch.equal(view(images), white(images)), mixed
 
 
 def test_evaluate_cli_background_reaches_the_metric(tmp_path, monkeypatch, capsys):

@@ -113,6 +113,7 @@ def archive_members(photos: Path) -> list[tuple[str, bytes]]:
 
 def test_zip_and_tar_give_the_folder_result(photos, tmp_path):
     members = archive_members(photos)
+    (photos / "._img03.jpg").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble, outside __MACOSX/
     zip_path, tar_path = tmp_path / "photos.zip", tmp_path / "photos.tar.gz"
     with zipfile.ZipFile(zip_path, "w") as archive:
         for name, data in members:
@@ -120,15 +121,17 @@ def test_zip_and_tar_give_the_folder_result(photos, tmp_path):
         archive.writestr("__MACOSX/set0/._img00.jpg", b"\x00\x05\x16\x07")  # macOS junk
     with tarfile.open(tar_path, "w:gz") as archive:
         for name, data in sorted(members):
-            info = tarfile.TarInfo(name)
+            info = tarfile.TarInfo("./" + name)  # as `tar -C photos -czf photos.tar.gz .` writes them
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     folder_out, folder = run(photos, tmp_path / "from-folder")
+    assert folder["counts"]["ignored_by_extension"] == {".txt": 1, "macos-metadata": 1}
     for path in (zip_path, tar_path):
         out, manifest = run(path, tmp_path / f"from-{path.name}")
         assert manifest["source"]["kind"] in ("zip", "tar")
         assert manifest["counts"]["kept"] == folder["counts"]["kept"]
         assert manifest["skipped"] == folder["skipped"]
+        assert (out / "names.json").read_text() == (folder_out / "names.json").read_text()
         for r in (32, 4):
             assert manifest["files"][str(r)]["sha256"] == folder["files"][str(r)]["sha256"]
     assert manifest["counts"]["ignored_by_extension"] == {".txt": 1}

@@ -81,3 +81,16 @@ def test_real_floor_script_reports_the_mean_over_its_seeds(tmp_path, monkeypatch
             assert got[key] == pytest.approx(row[key], rel=1e-6, abs=1e-9), key
         assert summary[key] == pytest.approx((rows[0][key] + rows[1][key]) / 2, rel=1e-6, abs=1e-9), key
     assert rows[0]["fid"] != pytest.approx(rows[1]["fid"], rel=1e-3)       # the seeds' splits differ
+
+
+def test_the_floor_is_the_metrics_of_its_split_with_kid_subsets_of_its_seed():
+    """``real_floor`` with seed s: the metrics of held_out_split(seed=s)'s held-out rows against the others,
+    KID's random subsets of the 180 reference rows drawn with seed s too (seed 0's subsets give another KID)."""
+    features = compute_features(iter(_sorted_by_colour().split(32)), StandInFeatures())  # [240, 16]
+    for seed in (1, 2):
+        reference, held = held_out_split(240, 60, seed=seed)
+        expected = compute_metrics(features[reference], features[held], seed=seed, kid_subset_size=60)
+        got = real_floor(features, num_held_out=60, seed=seed)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        other = compute_metrics(features[reference], features[held], metrics=("kid",), seed=0, kid_subset_size=60)
+        assert other["kid"] != pytest.approx(expected["kid"], rel=1e-6, abs=1e-12)
