@@ -194,6 +194,8 @@ def test_existing_output_needs_overwrite(photos, tmp_path):
     with pytest.raises(DataPrepError, match="not a data_prep dataset"):
         run(photos, precious, overwrite=True)
     assert (precious / "thesis.tex").exists()
+    (tmp_path / "empty").mkdir()                                            # an empty directory may be filled
+    assert run(photos, tmp_path / "empty", overwrite=True)[1]["counts"]["kept"] == second["counts"]["kept"]
 
 
 def test_clear_errors(tmp_path, photos):

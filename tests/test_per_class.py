@@ -199,3 +199,26 @@ def test_evaluate_cli_per_class_draws_the_samples_of_its_seed(tmp_path, monkeypa
         assert per_class[name]["kid"] == pytest.approx(expected["kid"], rel=1e-4, abs=1e-7)
         assert per_class[name]["fid"] != pytest.approx(_by_hand(generator, dataset, label, network, 6)["fid"],
                                                        rel=1e-3)
+
+
+def test_num_real_above_a_class_size_takes_all_of_that_class(tmp_path):
+    """``num_real=6`` with classes of 5 and 7 images (and one of 1): blue is scored against its 5 reals (all of
+    them, recorded as 5), red against 6 of its 7, and the 1-image class is still skipped, not evaluated."""
+    from accelerate import Accelerator
+
+    import data_prep
+    from metric_utils import StandInFeatures
+    from progan.metrics.per_class import evaluate_per_class
+
+    data = _labelled_dataset(tmp_path)
+    generator = dataclasses.replace(FAMILIES["progan"].presets["tiny"], class_names=("blue", "red", "solo"))
+    torch.manual_seed(0)
+    generator = FAMILIES["progan"].generator_cls(generator).eval()
+    network = StandInFeatures()
+    results = evaluate_per_class(generator, data_prep.open_dataset(data, 16), network,
+                                 accelerator=Accelerator(cpu=True), num=6, num_real=6, dataset_key="k",
+                                 cache_dir=None, batch_size=4)
+    assert results["blue"]["num_real"] == 5 and results["red"]["num_real"] == 6
+    assert results["solo"] == {"num_real": 1, "skipped": "fewer than 2 real images"}
+    assert results["blue"]["fid"] == pytest.approx(
+        _by_hand(generator, data_prep.open_dataset(data, 16), 0, network, 6)["fid"], rel=1e-4)
