@@ -125,4 +125,8 @@ DEGENERATE: list[Mutant] = [
       'if not self.out.is_dir() or not (is_dataset or not any(self.out.iterdir())):',
       'if not self.out.is_dir() or not is_dataset:',
       ('tests/test_data_prep.py::test_existing_output_needs_overwrite',)),
+    m('degen-r4-config-json-drops-summary', 'progan/hub/export.py',
+      '"config": config_to_dict(config), "summary": summary or {}}',
+      '"config": config_to_dict(config), "summary": {}}',
+      ('tests/test_export.py::test_save_load_is_bit_exact',)),
 ]
