@@ -96,6 +96,10 @@ def test_rgb_view_keys_the_cache_by_background():
     assert isinstance(white, RGBView) and len({network.sha256, white.sha256, black.sha256}) == 3
     images = torch.zeros(2, 4, 8, 8, dtype=torch.uint8)                              # fully transparent
     assert torch.equal(white(images), network(torch.full((2, 3, 8, 8), 255, dtype=torch.uint8)))
+    # an RGB generator scored against RGBA or grayscale data: the data still needs the view
+    for mixed in ((3, 4), (4, 3), (3, 1)):
+        view = rgb_view(network, channels=mixed)
+        assert isinstance(view, RGBView) and torch.equal(view(images), white(images)), mixed
 
 
 def test_evaluate_cli_background_reaches_the_metric(tmp_path, monkeypatch, capsys):
@@ -193,3 +197,30 @@ def test_other_channel_counts_and_bad_backgrounds_are_one_line_errors():
             uint8_to_rgb(rgba, background=bad)
     for good in ((0, 0, 0), (255, 255, 255), (7, 8, 9)):
         assert uint8_to_rgb(rgba, background=good)[0, :, 0, 0].tolist() == list(good)
+
+
+def test_evaluate_cli_reports_the_background_whenever_either_side_is_rgba(tmp_path, monkeypatch, capsys):
+    """An RGB generator scored against RGBA data: the data is composited onto --background, so the JSON
+    records it (with both channel counts); the same generator against RGB data records no background."""
+    import evaluate
+    import progan.metrics.evaluation
+
+    source = _rgba_folder(tmp_path / "src", count=4)
+    for channels in (4, 3):
+        data_prep.prepare(source, tmp_path / f"data{channels}", resolution=16, channels=channels, workers=1,
+                          progress=False)
+    torch.manual_seed(0)
+    FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"]).save_pretrained(tmp_path / "g")   # RGB
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    seen = []
+    monkeypatch.setattr(progan.metrics.evaluation, "evaluate_generator",
+                        lambda *a, **k: seen.append(k.get("background")) or {"fid": 1.0})
+    for channels in (4, 3):
+        capsys.readouterr()
+        assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(tmp_path / f"data{channels}"),
+                              "--num", "4", "--metrics", "fid", "--background", "0,128,255"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert seen[-1] == (0, 128, 255)
+        assert (summary["image_channels"], summary["channels_real"]) == (3, channels)
+        assert summary.get("background") == ([0, 128, 255] if channels == 4 else None)

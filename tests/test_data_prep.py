@@ -101,6 +101,8 @@ def test_dedupe_drops_later_copies(photos, tmp_path):
     out, manifest = run(photos, tmp_path / "dedup", dedupe=True)
     assert plain["counts"]["kept"] == 13
     assert manifest["counts"]["kept"] == 12 and manifest["counts"]["duplicates"] == 1
+    # found: 12 JPEGs + broken.png + zz_copy.jpg (readme.txt is ignored); the duplicate was found too
+    assert manifest["counts"]["found"] == plain["counts"]["found"] == 14
     assert manifest["duplicates"] == [{"file": "zz_copy.jpg", "duplicate_of": "set1/img01.jpg"}]
 
 
@@ -111,6 +113,7 @@ def archive_members(photos: Path) -> list[tuple[str, bytes]]:
 
 def test_zip_and_tar_give_the_folder_result(photos, tmp_path):
     members = archive_members(photos)
+    (photos / "._img03.jpg").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble, outside __MACOSX/
     zip_path, tar_path = tmp_path / "photos.zip", tmp_path / "photos.tar.gz"
     with zipfile.ZipFile(zip_path, "w") as archive:
         for name, data in members:
@@ -118,15 +121,17 @@ def test_zip_and_tar_give_the_folder_result(photos, tmp_path):
         archive.writestr("__MACOSX/set0/._img00.jpg", b"\x00\x05\x16\x07")  # macOS junk
     with tarfile.open(tar_path, "w:gz") as archive:
         for name, data in sorted(members):
-            info = tarfile.TarInfo(name)
+            info = tarfile.TarInfo("./" + name)  # as `tar -C photos -czf photos.tar.gz .` writes them
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     folder_out, folder = run(photos, tmp_path / "from-folder")
+    assert folder["counts"]["ignored_by_extension"] == {".txt": 1, "macos-metadata": 1}
     for path in (zip_path, tar_path):
         out, manifest = run(path, tmp_path / f"from-{path.name}")
         assert manifest["source"]["kind"] in ("zip", "tar")
         assert manifest["counts"]["kept"] == folder["counts"]["kept"]
         assert manifest["skipped"] == folder["skipped"]
+        assert (out / "names.json").read_text() == (folder_out / "names.json").read_text()
         for r in (32, 4):
             assert manifest["files"][str(r)]["sha256"] == folder["files"][str(r)]["sha256"]
     assert manifest["counts"]["ignored_by_extension"] == {".txt": 1}
@@ -182,12 +187,15 @@ def test_existing_output_needs_overwrite(photos, tmp_path):
     (photos / "set0" / "img00.jpg").unlink()
     _, second = run(photos, out, overwrite=True)
     assert second["counts"]["kept"] == first["counts"]["kept"] - 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "photos"]  # the old dataset is gone, not aside
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("do not delete")
     with pytest.raises(DataPrepError, match="not a data_prep dataset"):
         run(photos, precious, overwrite=True)
     assert (precious / "thesis.tex").exists()
+    (tmp_path / "empty").mkdir()                                            # an empty directory may be filled
+    assert run(photos, tmp_path / "empty", overwrite=True)[1]["counts"]["kept"] == second["counts"]["kept"]
 
 
 def test_clear_errors(tmp_path, photos):

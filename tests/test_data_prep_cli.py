@@ -89,3 +89,23 @@ def test_overwrite_flag_replaces_an_existing_dataset(tmp_path, capsys):
     assert json.loads((tmp_path / "ds" / "names.json").read_text()) == ["a.png"]   # untouched by the refusal
     assert main([*out, "--overwrite"]) == 0
     assert json.loads((tmp_path / "ds" / "names.json").read_text()) == ["a.png", "b.png", "d.png", "e.png"]
+
+
+def test_crop_and_background_flags_reach_the_dataset(tmp_path, capsys):
+    """An 8x4 red image at --resolution 8: the default centre crop's square (4 px) is too small, so it is
+    skipped; --crop pad --background 0,0,255 letterboxes it onto an 8x8 square with no resampling, so rows
+    0-1 and 6-7 are exactly the background and rows 2-5 exactly red."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "wide.png").write_bytes(_png(RED, (8, 4)))
+    (source / "square.png").write_bytes(_png(GREEN))
+    common = [str(source), "--resolution", "8", "--workers", "1", "--quiet", "--no-pyramid"]
+    assert main([*common, "--out", str(tmp_path / "centre")]) == 0
+    manifest, names, _ = _read(tmp_path / "centre")
+    assert names == ["square.png"] and [s["reason"] for s in manifest["skipped"]] == ["too_small"]
+    assert main([*common, "--out", str(tmp_path / "pad"), "--crop", "pad", "--background", "0,0,255"]) == 0
+    manifest, names, images = _read(tmp_path / "pad")
+    assert names == ["square.png", "wide.png"] and manifest["settings"]["crop"] == "pad"
+    wide = images[1].transpose(1, 2, 0)                                       # [8, 8, 3]
+    assert (wide[[0, 1, 6, 7]] == BLUE).all() and (wide[2:6] == RED).all()
+    assert (images[0].transpose(1, 2, 0) == GREEN).all()                      # a square image is unchanged

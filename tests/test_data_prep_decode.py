@@ -317,3 +317,13 @@ def test_pad_fills_gray_with_the_backgrounds_luma_and_rgba_with_transparency():
     rgba = square(Image.new("RGBA", (8, 4), (200, 10, 30, 255)), 8, crop="pad", background=GREEN)
     assert rgba.shape == (8, 8, 4)
     assert (rgba[[0, 1, 6, 7]] == 0).all() and (rgba[2:6] == (200, 10, 30, 255)).all()
+
+
+def test_rgba_keeps_straight_colour_wherever_alpha_is_above_zero():
+    """channels=4 clears the colour of fully transparent pixels only: a pixel of alpha 1, 128 or 254 keeps
+    its stored (straight) colour exactly, and only the alpha-0 pixel becomes (0, 0, 0, 0)."""
+    pixels = np.array([[(200, 100, 50, 0), (200, 100, 50, 1), (10, 220, 30, 128), (90, 80, 70, 254),
+                        (1, 2, 3, 255)]], dtype=np.uint8)
+    rgba = np.asarray(decode(encode(Image.fromarray(pixels, "RGBA"), "PNG"), channels=4))
+    assert rgba.tolist() == [[[0, 0, 0, 0], [200, 100, 50, 1], [10, 220, 30, 128], [90, 80, 70, 254],
+                              [1, 2, 3, 255]]]

@@ -158,3 +158,18 @@ def test_more_bad_labels_files(labelled, tmp_path):
     (tmp_path / "latin1.csv").write_bytes("a.png,caf\xe9\n".encode("latin-1"))
     with pytest.raises(DataPrepError, match=r"cannot read labels file .*latin1\.csv"):
         file_labeler(tmp_path / "latin1.csv")
+
+
+def test_labels_files_accept_a_header_in_any_case_and_whole_number_classes(tmp_path):
+    """A spreadsheet writes the header ``Name,Class``: it is a header in any case, not an image called
+    "Name"; a JSON class may be a whole number (``{"a.png": 3}`` is class "3"), a boolean may not."""
+    from data_prep.labels import file_labeler
+
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text(" Name , CLASS \nblue/00.png,cool\n")
+    labeler = file_labeler(csv_file)
+    assert labeler.source["entries"] == 1 and labeler("Name") is None and labeler("blue/00.png") == "cool"
+    json_file = tmp_path / "labels.json"
+    json_file.write_text('{"blue/00.png": 3, "red/00.png": "warm"}')
+    labeler = file_labeler(json_file)
+    assert (labeler("blue/00.png"), labeler("red/00.png")) == ("3", "warm")

@@ -289,11 +289,13 @@ def test_evaluation_refuses_a_conditional_generator_without_labels_and_fewer_tha
     assert drawn.dtype == torch.int64 and drawn.shape == (400,) and set(drawn.tolist()) == {0, 2}
     assert 250 < int((drawn == 0).sum()) < 350                          # 3 : 1, as in the dataset
     assert torch.equal(drawn, labels_like_dataset(labelled, 400, seed=3))
+    assert not torch.equal(drawn, labels_like_dataset(labelled, 400, seed=4))  # the seed picks the draw
 
 
 def test_evaluate_cli_num_real_sets_how_many_real_images_are_scored(weights, tmp_path, monkeypatch, capsys):
     """``--num-real 5`` of an 8-image folder: the feature network sees 5 real images next to the 4
-    generated ones (9 rows), against all 8 reals (12 rows) without the flag; the JSON says the same."""
+    generated ones (9 rows), against all 8 reals (12 rows) without the flag or with ``--num-real 50``
+    (more than there are); the JSON says how many were used."""
     import evaluate
 
     data = make_image_folder(tmp_path / "data", count=8)
@@ -305,10 +307,10 @@ def test_evaluate_cli_num_real_sets_how_many_real_images_are_scored(weights, tmp
             return super().forward(images)
 
     monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: Counting())
-    for option, real in (([], 8), (["--num-real", "5"], 5)):
+    for option, real in (([], 8), (["--num-real", "5"], 5), (["--num-real", "50"], 8)):
         rows.clear()
         capsys.readouterr()
-        monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / f"cache-{real}"))   # a cold cache each time
+        monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "-".join(["cache", *option])))   # a cold cache each time
         assert evaluate.main(["--weights", str(weights["progan"]), "--data", str(data), "--num", "4", "--batch", "4",
                               "--metrics", "fid", *option]) == 0
         assert sum(rows) == 4 + real, option

@@ -28,6 +28,9 @@ def test_save_load_is_bit_exact(family, tiny_generator, tmp_path):
     assert meta["family"] == family.name and meta["summary"] == {"kimg": 12.5, "preset": "tiny"}
     on_disk = json.loads((tmp_path / "out" / CONFIG_NAME).read_text())
     assert on_disk["config"] == meta["config"] and on_disk["family"] == family.name
+    assert on_disk["summary"] == {"kimg": 12.5, "preset": "tiny"}      # the model card reads it from here
+    for name in (CONFIG_NAME, WEIGHTS_NAME):                            # shareable, whatever mkstemp made
+        assert (tmp_path / "out" / name).stat().st_mode & 0o777 == 0o644, name
     # no stray temp files from the atomic write
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
     # the family-agnostic loader picks the right class from the header

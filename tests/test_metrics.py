@@ -157,6 +157,24 @@ def test_kid_seed_is_reproducible_and_identical_sets_small():
     assert a == b and abs(a) < 0.05 * shifted
 
 
+@pytest.mark.parametrize("fewer", ["real", "fake"])
+def test_kid_subset_size_is_the_smaller_set_whichever_it_is(fewer):
+    """KID draws m = min(N_real, N_fake, max_subset_size) rows from *each* set. With the larger set made of
+    one repeated row, the subset drawn from it does not matter, the smaller set is used whole, and the
+    unbiased MMD^2 is a closed form: k(a, a) + mean_{i != j} k(y_i, y_j) - 2 mean_j k(a, y_j)."""
+    d = 3
+    small = np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5], [-1.0, 1.0, 1.0], [0.0, 2.0, 0.5], [2.0, -0.5, 0.0]])
+    a = np.array([1.0, 0.5, -0.5])
+    large = np.tile(a, (12, 1))                                           # 12 rows > 5 rows
+    k = lambda x, y: (x @ y.T / d + 1) ** 3                               # noqa: E731
+    within_small = (k(small, small).sum() - np.trace(k(small, small))) / (5 * 4)
+    expected = float(k(a[None], a[None])[0, 0] + within_small - 2 * k(a[None], small).mean())
+    real, fake = (small, large) if fewer == "real" else (large, small)
+    got = kernel_inception_distance(real, fake, num_subsets=3, max_subset_size=1000, seed=1)
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert abs(expected) > 0.1                                            # not a trivially zero case
+
+
 # ------------------------------------------------------------------------- precision / recall
 
 

@@ -87,6 +87,29 @@ def test_generated_features_same_for_any_sharding_and_batch_size():
     assert not torch.allclose(truncated, whole)
 
 
+class ToyConditional(ToyGenerator):
+    """ToyGenerator whose class label shifts every pixel: label k adds 0.4 k (class 0 unshifted)."""
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.linear(z) + 0.4 * labels.float()[:, None]).view(-1, 3, 8, 8)
+
+
+def test_generated_sample_i_has_class_labels_i_in_every_batch_and_shard():
+    """Sample i is drawn with class labels[i], also in later batches and in a rank's interleaved share:
+    the expected features come from the toy generator applied to each (latent i, labels[i]) by hand."""
+    generator, network = ToyConditional(), StandInFeatures()
+    labels = torch.tensor([0, 1, 2, 0, 2, 1, 1, 0, 2, 2, 0, 1])
+    z = latents_for_indices(range(12), 6, seed=2)
+    with torch.no_grad():
+        expected = network(images_to_uint8(generator(z, labels)))                        # [12, 16]
+    whole = generated_features(generator, network, num=12, batch_size=5, seed=2, labels=labels)
+    torch.testing.assert_close(whole, expected, rtol=0, atol=1e-6)
+    share = generated_features(generator, network, num=12, batch_size=2, seed=2, labels=labels,
+                               indices=range(1, 12, 3))
+    torch.testing.assert_close(share, expected[1::3], rtol=0, atol=1e-6)
+    assert not torch.allclose(expected[1], network(images_to_uint8(generator(z[1:2], labels[:1]))))
+
+
 @pytest.mark.parametrize("desc", [None, "eval: generated"])
 def test_generated_features_progress_bar_names_its_pass(capsys, desc):
     """The bar says which pass is running (an evaluation shows "eval: real features", then "eval:

@@ -142,3 +142,21 @@ def test_every_number_comes_from_its_own_file(card_inputs):
             "KID 0.00041, precision 0.771, recall 0.758") in card
     assert "1,000 randomly held-out" in card
     assert "| 40 | 8 | 120.4 |\n| 80 | 16 | 95.1 |" in card
+
+
+def test_the_card_names_the_fine_tuning_options_the_summary_records(card_inputs):
+    """A fine-tuned model's card names its source, and --init-regrow / --freeze-d only when the summary
+    says they were used: init_regrow False and freeze_d 0 add nothing, True and 2 add both."""
+    _, weights, base = card_inputs
+
+    def card(**fields) -> str:
+        config = json.loads((weights / "config.json").read_text())
+        config["summary"].update(fields)
+        (weights / "config.json").write_text(json.dumps(config))
+        assert model_card.main(base) == 0
+        return next(line for line in (weights / "README.md").read_text().splitlines() if "Fine-tuned" in line)
+
+    plain = card(init_from="weights/progan-openmoji", init_regrow=False, freeze_d=0)
+    assert plain == "- Fine-tuned from `weights/progan-openmoji` (`--init-from`)."
+    both = card(init_from="weights/progan-openmoji", init_regrow=True, freeze_d=2)
+    assert both == "- Fine-tuned from `weights/progan-openmoji` (`--init-from`, `--init-regrow`, Freeze-D `--freeze-d 2`)."

@@ -66,6 +66,10 @@ def test_nearest_neighbours_match_brute_force():
     result = memorization(q, r)
     assert result.threshold == pytest.approx(float(np.median(full_rr.min(1))))
     assert result.fraction_below == pytest.approx(float((full.min(1) < result.threshold).mean()))
+    summary = result.summary()                                            # 30 samples: an even count
+    assert summary["nearest_median_distance"] == pytest.approx(float(np.median(full.min(1))))
+    assert summary["nearest_min_distance"] == pytest.approx(float(full.min()))
+    assert (summary["num_generated"], summary["num_real"]) == (30, 40)
 
 
 def test_verbatim_copies_score_near_one_with_the_right_neighbours():

@@ -39,14 +39,14 @@ def _labelled_dataset(tmp_path, sizes=(("blue", 5), ("red", 7), ("solo", 1))):
                              progress=False, workers=1)
 
 
-def _by_hand(generator, dataset, label: int, network, num: int) -> dict[str, float]:
+def _by_hand(generator, dataset, label: int, network, num: int, seed: int = 0) -> dict[str, float]:
     from progan.metrics.features import compute_metrics, images_to_uint8, latents_for_indices
 
     reals = torch.stack([dataset[i] for i in range(len(dataset)) if dataset.labels[i] == label])
-    z = latents_for_indices(range(num), generator.config.latent_dim, seed=0)
+    z = latents_for_indices(range(num), generator.config.latent_dim, seed=seed)
     with torch.no_grad():
         fakes = images_to_uint8(generator(z, labels=torch.full((num,), label)))
-        return compute_metrics(network(reals), network(fakes), metrics=("fid", "kid"), seed=0,
+        return compute_metrics(network(reals), network(fakes), metrics=("fid", "kid"), seed=seed,
                                kid_subset_size=min(1000, num, len(reals)))
 
 
@@ -172,3 +172,53 @@ def test_a_class_of_an_x_flipped_dataset_is_its_images_and_then_their_mirrors(tm
         for image, want in zip(got, originals + [x.flip(-1) for x in originals]):
             assert torch.equal(image, want)
         assert not any(torch.equal(x, x.flip(-1)) for x in originals)  # the mirrors are visible
+
+
+def test_evaluate_cli_per_class_draws_the_samples_of_its_seed(tmp_path, monkeypatch):
+    """``--seed 5 --per-class``: every class is scored on latents 0..num-1 *of seed 5* (and KID's subsets of
+    seed 5), the values a by-hand computation with seed 5 gives, not seed 0's."""
+    import evaluate
+    import progan.metrics.inception
+    from metric_utils import StandInFeatures
+
+    import data_prep
+
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
+    data = _labelled_dataset(tmp_path, sizes=(("blue", 5), ("red", 7)))
+    generator = _conditional("progan")
+    generator.save_pretrained(tmp_path / "g")
+    out = tmp_path / "m.json"
+    assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(data), "--num", "6", "--metrics", "fid,kid",
+                          "--seed", "5", "--per-class", "--out", str(out)]) == 0
+    per_class = json.loads(out.read_text())["per_class"]
+    dataset, network = data_prep.open_dataset(data, 16), StandInFeatures()
+    for label, name in enumerate(CLASSES):
+        expected = _by_hand(generator, dataset, label, network, 6, seed=5)
+        assert per_class[name]["fid"] == pytest.approx(expected["fid"], rel=1e-4)
+        assert per_class[name]["kid"] == pytest.approx(expected["kid"], rel=1e-4, abs=1e-7)
+        assert per_class[name]["fid"] != pytest.approx(_by_hand(generator, dataset, label, network, 6)["fid"],
+                                                       rel=1e-3)
+
+
+def test_num_real_above_a_class_size_takes_all_of_that_class(tmp_path):
+    """``num_real=6`` with classes of 5 and 7 images (and one of 1): blue is scored against its 5 reals (all of
+    them, recorded as 5), red against 6 of its 7, and the 1-image class is still skipped, not evaluated."""
+    from accelerate import Accelerator
+
+    import data_prep
+    from metric_utils import StandInFeatures
+    from progan.metrics.per_class import evaluate_per_class
+
+    data = _labelled_dataset(tmp_path)
+    generator = dataclasses.replace(FAMILIES["progan"].presets["tiny"], class_names=("blue", "red", "solo"))
+    torch.manual_seed(0)
+    generator = FAMILIES["progan"].generator_cls(generator).eval()
+    network = StandInFeatures()
+    results = evaluate_per_class(generator, data_prep.open_dataset(data, 16), network,
+                                 accelerator=Accelerator(cpu=True), num=6, num_real=6, dataset_key="k",
+                                 cache_dir=None, batch_size=4)
+    assert results["blue"]["num_real"] == 5 and results["red"]["num_real"] == 6
+    assert results["solo"] == {"num_real": 1, "skipped": "fewer than 2 real images"}
+    assert results["blue"]["fid"] == pytest.approx(
+        _by_hand(generator, data_prep.open_dataset(data, 16), 0, network, 6)["fid"], rel=1e-4)

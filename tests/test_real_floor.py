@@ -41,3 +41,56 @@ def test_a_dataset_in_content_order_floors_near_zero_kid_where_the_last_n_split_
         assert abs(floor["kid"]) < 0.03 * tail["kid"], (seed, floor["kid"], tail)
         assert floor["fid"] < 0.03 * tail["fid"], (seed, floor["fid"], tail)
         assert floor["precision"] > 0.8 and floor["recall"] > 0.8
+
+
+def test_real_floor_script_reports_the_mean_over_its_seeds(tmp_path, monkeypatch, capsys):
+    """scripts/real_floor.py: each seed's row is `real_floor` of that seed's split on the dataset's features,
+    the top-level numbers (what the model card reads) are the mean over the seeds, not one seed's row, and
+    the counts are those of the split."""
+    import json
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    import data_prep
+    import progan.metrics.inception
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import real_floor as script
+
+    source = tmp_path / "src"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(source / f"{i:02d}.png")
+    data = data_prep.prepare(source, tmp_path / "data", resolution=8, workers=1, progress=False)
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
+    out = tmp_path / "floor.json"
+    assert script.main(["--resolution", "8", "--data", str(data), "--held-out", "5", "--seeds", "0", "3",
+                        "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    features = compute_features(data_prep.open_dataset(data, 8), StandInFeatures())
+    rows = [real_floor(features, num_held_out=5, seed=seed) for seed in (0, 3)]
+    assert [row["seed"] for row in summary["per_seed"]] == [0, 3]
+    assert (summary["num_held_out"], summary["num_reference"], summary["resolution"]) == (5, 11, 8)
+    for key in ("fid", "kid", "precision", "recall"):
+        for got, row in zip(summary["per_seed"], rows):
+            assert got[key] == pytest.approx(row[key], rel=1e-6, abs=1e-9), key
+        assert summary[key] == pytest.approx((rows[0][key] + rows[1][key]) / 2, rel=1e-6, abs=1e-9), key
+    assert rows[0]["fid"] != pytest.approx(rows[1]["fid"], rel=1e-3)       # the seeds' splits differ
+
+
+def test_the_floor_is_the_metrics_of_its_split_with_kid_subsets_of_its_seed():
+    """``real_floor`` with seed s: the metrics of held_out_split(seed=s)'s held-out rows against the others,
+    KID's random subsets of the 180 reference rows drawn with seed s too (seed 0's subsets give another KID)."""
+    features = compute_features(iter(_sorted_by_colour().split(32)), StandInFeatures())  # [240, 16]
+    for seed in (1, 2):
+        reference, held = held_out_split(240, 60, seed=seed)
+        expected = compute_metrics(features[reference], features[held], seed=seed, kid_subset_size=60)
+        got = real_floor(features, num_held_out=60, seed=seed)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        other = compute_metrics(features[reference], features[held], metrics=("kid",), seed=0, kid_subset_size=60)
+        assert other["kid"] != pytest.approx(expected["kid"], rel=1e-6, abs=1e-12)

@@ -94,3 +94,11 @@ def test_a_gif_with_fewer_frames_lasts_as_long_as_the_mp4(run, tmp_path):
             image.seek(index)
             durations.append(image.info["duration"])
     assert abs(sum(durations) / 1000 - mp4_seconds) <= 1 / fps
+
+
+def test_min_size_rounds_the_whole_enlargement_factor_up(run):
+    """The final grids are 32 px: --min-size 40 needs the factor ceil(40 / 32) = 2 (64 px, at least 40),
+    not 1 (32 px, below what was asked); 64 is exactly 2, 65 needs 3, and 1 leaves the size as it is."""
+    for min_size, side in ((40, 64), (64, 64), (65, 96), (1, 32)):
+        _, frame = next(iter(timelapse.frames(run, min_size=min_size)))
+        assert frame.shape == (side + timelapse.BAND, side, 3), min_size
