@@ -178,3 +178,22 @@ def test_a_resume_runs_adam_with_the_new_commands_lr_and_betas_and_the_checkpoin
         assert state.keys() == saved[name].keys() and len(state) > 0
         for k, moments in saved[name].items():
             assert_states_equal(state[k], moments)
+
+
+def test_a_resume_skips_a_newer_checkpoint_without_its_state_and_an_unfinished_one(build, tmp_path):
+    """Only a checkpoint whose state.pt is there counts: a newer directory holding a rank's RNG file
+    alone (state.pt lost: a copy cut short, a full disk) and a newer ``.tmp-`` directory (a save that
+    never finished its rename) are passed over, and the run resumes from the complete one."""
+    import shutil
+
+    first = build()
+    first.images_seen, first.step = 400, 100
+    complete = first.save()
+    root = tmp_path / "run" / "checkpoints"
+    partial = root / "ckpt-000009.000"
+    partial.mkdir()
+    shutil.copy(complete / "rng-rank0.pt", partial / "rng-rank0.pt")
+    shutil.copytree(complete, root / ".tmp-ckpt-000010.000")
+    resumed = build()
+    assert resumed.try_resume() == complete
+    assert (resumed.images_seen, resumed.step) == (400, 100)
