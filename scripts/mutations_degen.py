@@ -109,4 +109,12 @@ DEGENERATE: list[Mutant] = [
       'if delivered.get(worker.pid, 0) < requested:',
       'if worker.pid not in delivered:',
       ('tests/test_stop_signals.py::test_the_launcher_gives_each_announced_worker_every_stop_signal_once',)),
+    m('r1-resume-architecture-unchecked', 'progan/training/resume.py',
+      '        check_resume_architecture(state["train_config"], self.config, path)\n',
+      '',
+      ('tests/test_resume_state.py::test_a_resume_with_another_minibatch_discrimination_is_a_one_line_refusal',)),
+    m('r1-dry-run-ignores-estimate-processes', 'train.py',
+      'processes=max(1, args.estimate_processes)',
+      'processes=1',
+      ('tests/test_memory_estimate.py::test_dry_run_estimates_for_the_processes_it_is_given',)),
 ]

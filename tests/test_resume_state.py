@@ -197,3 +197,20 @@ def test_a_resume_skips_a_newer_checkpoint_without_its_state_and_an_unfinished_o
     resumed = build()
     assert resumed.try_resume() == complete
     assert (resumed.images_seen, resumed.step) == (400, 100)
+
+
+def test_a_resume_with_another_minibatch_discrimination_is_a_one_line_refusal(tmp_path):
+    """D's layers depend on --minibatch-discrimination: a checkpoint trained with 8,4 resumed with 6,4 or
+    without it is refused in one line naming the option, before a weight or a count is loaded."""
+    data = make_image_folder(tmp_path / "data")
+    base = dict(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4, workers=0)
+
+    def trainer(option: str) -> Trainer:
+        return Trainer(TrainConfig(**base, minibatch_discrimination=option), FAMILIES["progan"],
+                       lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
+
+    first = trainer("8,4")
+    first.images_seen = 400
+    first.save()
+    for option in ("6,4", ""):
+        _assert_refused_losing_nothing(trainer(option), tmp_path / "run", "--minibatch-discrimination", "another --out")
