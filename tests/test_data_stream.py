@@ -174,3 +174,20 @@ def test_to_float_images_maps_uint8_onto_minus_one_one():
     batch = torch.tensor([0, 127, 128, 255], dtype=torch.uint8).view(1, 1, 2, 2)
     out = to_float_images(batch, torch.device("cpu"))
     torch.testing.assert_close(out.flatten(), torch.tensor([-1.0, 127 / 127.5 - 1, 128 / 127.5 - 1, 1.0]))
+
+
+@pytest.mark.parametrize("before, per_rank, after", [(2, 3, 4), (3, 5, 2), (4, 3, 5), (1, 7, 2)])
+def test_resume_on_a_process_count_that_does_not_divide_skips_nothing(before, per_rank, after):
+    """``before`` processes read global positions 0 .. per_rank * before - 1; when ``after`` does not
+    divide that, the new processes must restart at or before the first unread position (no image
+    skipped) and less than one new global step earlier (each process repeats at most one image)."""
+    read = per_rank * before
+    assert read % after  # the case the divisible test above cannot see
+    consumed = rescale_consumed(per_rank, saved_world_size=before, world_size=after)
+    restart = consumed * after                    # global position of the new rank 0's first image
+    assert read - after < restart <= read
+    size = 50                                      # one epoch: positions are indices of one permutation
+    global_stream = _take(StreamSampler(size, seed=5, rank=0, world_size=1), size)
+    first = sorted(global_stream.index(_take(StreamSampler(size, seed=5, rank=r, world_size=after,
+                                                           consumed=consumed), 1)[0]) for r in range(after))
+    assert first == list(range(restart, restart + after)) and read in first  # the first unread image comes next

@@ -254,3 +254,14 @@ def test_dry_run_prints_the_estimate_and_writes_nothing(tmp_path):
     assert memory["total"] >= memory["activations"] > memory["parameters"] > 0
     assert "total peak per process" in result.stderr and "batch 8, precision bf16" in result.stderr
     assert not out.exists()                                       # no checkpoints, logs or samples
+
+
+
+def test_dry_run_estimates_for_the_processes_it_is_given(tmp_path):
+    """--estimate-processes 3 reaches the estimate: the JSON and the table both say 3 processes (the
+    default, 1, is what every other dry run here uses)."""
+    result = run_train(["--family", "progan", "--preset", "tiny", "--batch-size", "4", "--out", str(tmp_path / "run"),
+                        "--dry-run", "--estimate-processes", "3"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["memory_estimate_bytes"]["processes"] == 3
+    assert "3 process(es)" in result.stderr

@@ -111,3 +111,23 @@ def test_signals_are_logged_and_do_not_change_training(tmp_path):
     for key in ("generator", "discriminator", "generator_ema"):
         for name, tensor in states[0][key].items():
             assert torch.equal(tensor, states[8][key][name]), (key, name)
+
+
+def test_the_trainers_split_holds_out_base_images_of_an_x_flipped_dataset(tmp_path):
+    """--holdout 3 --xflip on 8 images (16 views): the trainer splits the 8 base images, not the 16 views,
+    so the held-out indices are 3 base images and D trains on the other 5 and their mirrors (10 views)."""
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         workers=0, monitor_num=0, holdout=3, seed=5, xflip=True, progressive=False)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r, xflip=True),
+                      accelerator=Accelerator(cpu=True))
+    trained_on = trainer._dataset(16)
+    assert sorted(trainer._split.heldout + trainer._split.train) == list(range(8))
+    assert len(trainer._split.heldout) == 3 and len(trained_on) == 10

@@ -178,3 +178,39 @@ def test_a_resume_runs_adam_with_the_new_commands_lr_and_betas_and_the_checkpoin
         assert state.keys() == saved[name].keys() and len(state) > 0
         for k, moments in saved[name].items():
             assert_states_equal(state[k], moments)
+
+
+def test_a_resume_skips_a_newer_checkpoint_without_its_state_and_an_unfinished_one(build, tmp_path):
+    """Only a checkpoint whose state.pt is there counts: a newer directory holding a rank's RNG file
+    alone (state.pt lost: a copy cut short, a full disk) and a newer ``.tmp-`` directory (a save that
+    never finished its rename) are passed over, and the run resumes from the complete one."""
+    import shutil
+
+    first = build()
+    first.images_seen, first.step = 400, 100
+    complete = first.save()
+    root = tmp_path / "run" / "checkpoints"
+    partial = root / "ckpt-000009.000"
+    partial.mkdir()
+    shutil.copy(complete / "rng-rank0.pt", partial / "rng-rank0.pt")
+    shutil.copytree(complete, root / ".tmp-ckpt-000010.000")
+    resumed = build()
+    assert resumed.try_resume() == complete
+    assert (resumed.images_seen, resumed.step) == (400, 100)
+
+
+def test_a_resume_with_another_minibatch_discrimination_is_a_one_line_refusal(tmp_path):
+    """D's layers depend on --minibatch-discrimination: a checkpoint trained with 8,4 resumed with 6,4 or
+    without it is refused in one line naming the option, before a weight or a count is loaded."""
+    data = make_image_folder(tmp_path / "data")
+    base = dict(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4, workers=0)
+
+    def trainer(option: str) -> Trainer:
+        return Trainer(TrainConfig(**base, minibatch_discrimination=option), FAMILIES["progan"],
+                       lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
+
+    first = trainer("8,4")
+    first.images_seen = 400
+    first.save()
+    for option in ("6,4", ""):
+        _assert_refused_losing_nothing(trainer(option), tmp_path / "run", "--minibatch-discrimination", "another --out")

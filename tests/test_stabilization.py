@@ -363,3 +363,15 @@ def test_resume_with_the_new_options_is_bit_exact(tmp_path, name):
     meta = json.loads((tmp_path / "resumed" / "export" / "config.json").read_text())
     assert meta["summary"]["stabilization"] == TrainConfig(**{**options, "family": options.get("family", "progan"),
                                                               "preset": "tiny"}).stabilization()
+
+
+def test_the_trainer_anneals_instance_noise_by_the_images_seen(tmp_path, monkeypatch):
+    """--instance-noise 0.2 over 0.02 kimg, 4 images a step: the step that starts at n images seen adds
+    noise of std 0.2 * (1 - n / 20), 0 from image 20 on (what each step's context holds, as trained)."""
+    import progan.training.iteration as iteration_module
+
+    sigmas, real = [], iteration_module.train_iteration
+    monkeypatch.setattr(iteration_module, "train_iteration",
+                        lambda ctx, *args, **kwargs: sigmas.append(ctx.instance_noise) or real(ctx, *args, **kwargs))
+    _trainer(tmp_path, "noise", kimg=0.032, instance_noise=0.2, instance_noise_kimg=0.02).train()
+    assert sigmas == pytest.approx([0.2 * max(0.0, 1 - n / 20) for n in range(0, 32, 4)])

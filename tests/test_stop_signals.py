@@ -118,6 +118,60 @@ def test_the_launcher_catches_stop_signals_before_anything_slow_is_imported():
     assert imported <= {"annotations", "signal", "threading"}, imported
 
 
+
+_CHILD = """
+import os, signal, sys, time
+def note(signum, _frame):
+    with open(sys.argv[2], "a") as f:
+        f.write(f"{signum}\\n")
+for s in (signal.SIGTERM, signal.SIGUSR1):
+    signal.signal(s, note)
+if sys.argv[1] != "-":  # announce, as train.py does once it catches the stop signals
+    open(os.path.join(sys.argv[1], str(os.getpid())), "x").close()
+while True:
+    time.sleep(1)
+"""
+
+
+def test_the_launcher_gives_each_announced_worker_every_stop_signal_once(tmp_path, monkeypatch):
+    """The launcher's delivery thread, on real child processes: a worker that announces after the first
+    signal still gets it; a second signal reaches it too (the latest one, once each); a child that never
+    announced gets none."""
+    import threading
+
+    from progan.training import launch
+
+    monkeypatch.setattr(launch, "_REQUESTED", [])
+    monkeypatch.setattr(launch, "_WAKE", threading.Event())
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    threading.Thread(target=launch._deliver, args=(ready,), kwargs={"poll": 0.02}, daemon=True).start()
+    launch._record(signal.SIGUSR1)                       # before any worker announced
+    worker, silent = tmp_path / "worker.txt", tmp_path / "silent.txt"
+    children = [subprocess.Popen([sys.executable, "-c", _CHILD, str(ready), str(worker)]),
+                subprocess.Popen([sys.executable, "-c", _CHILD, "-", str(silent)])]
+
+    def received(path: Path) -> list[int]:
+        return [int(v) for v in path.read_text().split()] if path.exists() else []
+
+    def wait_for(expected: list[int]) -> None:
+        deadline = time.time() + 30
+        while received(worker) != expected and time.time() < deadline:
+            time.sleep(0.02)
+        assert received(worker) == expected
+
+    try:
+        wait_for([signal.SIGUSR1])
+        launch._record(signal.SIGTERM)
+        wait_for([signal.SIGUSR1, signal.SIGTERM])
+        time.sleep(0.3)                                  # time for a duplicate or a stray delivery
+        assert received(worker) == [signal.SIGUSR1, signal.SIGTERM] and received(silent) == []
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("processes, moment, signum", [
     (1, "launcher", signal.SIGUSR1), (1, "worker", signal.SIGTERM), (1, "training", signal.SIGUSR1),

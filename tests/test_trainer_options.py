@@ -252,3 +252,19 @@ def test_grad_accum_counts_every_micro_batch_in_images_seen(tmp_path, accum):
     for r in steps:  # the resolution of the step that ended at r["kimg"] began at r["kimg"] minus one step
         start = round(r["kimg"] * 1000) - 4 * accum
         assert r["resolution"] == (4 if start < 16 else 8 if start < 48 else 16)
+    # the data stream's position (checkpointed as "consumed"; a resume restarts the stream there) counts
+    # every micro-batch too: one process read 48 images, so a resumed run neither repeats nor skips any
+    assert trainer.consumed == 48
+    assert trainer.summary(0.0)["steps"] == 12 // accum  # the model card's "N steps of B images"
+
+
+def test_ada_counts_every_micro_batch_of_reals(tmp_path):
+    """--grad-accum 2 with --batch-size 4 and --ada-interval 1: each step adjusts p by 8 reals /
+    (--ada-kimg 0.1 * 1000), up or down as sign(D(real)) says, from p = 0.5."""
+    trainer = _trainer(tmp_path, "stylegan_lite", augment="ada", ada_interval=1, ada_kimg=0.1, grad_accum=2,
+                       progressive=False)
+    trainer.ada.p = trainer.augment.p = 0.5
+    phase = trainer.schedule.phase(0)
+    trainer._train_step(phase, *trainer._next_minibatch(phase))
+    assert abs(trainer.ada.p - 0.5) == pytest.approx(8 / 100) and trainer.augment.p == trainer.ada.p
+

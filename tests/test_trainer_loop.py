@@ -1,0 +1,166 @@
+"""When the training loop writes and stops (``progan/training/trainer.py``), each checked against steps
+counted by hand: log records every --log-every steps and at the last; checkpoints, sample grids and
+evaluations on the step that crosses their interval (also one the batch does not divide) and at the end;
+stop requests agreed on every --sync-every steps and before anything is written (a non-finite loss never
+reaches a checkpoint); a signal caught before the trainer, and a second Ctrl-C."""
+from __future__ import annotations
+
+import pytest
+
+from families import FAMILIES
+from train_utils import make_image_folder
+
+
+def _trainer(tmp_path, family: str = "progan", **options):
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    config = TrainConfig(family=family, preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         workers=0, monitor_num=0, **options)
+    return Trainer(config, FAMILIES[family], lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
+
+
+# --- log records ---------------------------------------------------------------------------------------
+
+def test_log_records_follow_log_every_and_the_last_step(tmp_path, restore_signals):
+    """--log-every 3 over 7 steps (0.028 kimg of 4 images): one record after steps 3 and 6 (counted after
+    the step) and one after the last, 7; each at the images seen by then."""
+    import json
+
+    _trainer(tmp_path, kimg=0.028, log_every=3, progressive=False, checkpoint_kimg=1.0, sample_kimg=1.0).train()
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "g_loss" in r]
+    assert [(r["step"], round(r["kimg"] * 1000)) for r in steps] == [(3, 12), (6, 24), (7, 28)]
+
+
+# --- what is written when: intervals that the batch does not divide, and the end of the run -------------
+
+def test_checkpoints_and_grids_fall_on_the_step_that_crosses_each_interval_and_at_the_end(tmp_path, restore_signals):
+    """4 images a step to --kimg 0.028 (7 steps). --checkpoint-kimg 0.01: the steps ending at 12 and 20
+    images cross 10 and 20, and 28 is the end (no crossing); --sample-kimg 0.012: the grid before the
+    first step, the steps crossing 12 and 24 (at 12 and 24) and the end (28)."""
+    from progan.training.checkpoint import list_checkpoints
+
+    _trainer(tmp_path, kimg=0.028, checkpoint_kimg=0.01, sample_kimg=0.012, keep_checkpoints=10,
+             progressive=False, log_every=100).train()
+    names = [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")]
+    assert names == ["ckpt-000000.012", "ckpt-000000.020", "ckpt-000000.028"]
+    grids = sorted(p.name for p in (tmp_path / "run" / "samples").glob("grid-*.png"))
+    assert grids == [f"grid-{n / 1000:09.3f}kimg.png" for n in (0, 12, 24, 28)]
+
+
+def test_an_evaluation_is_due_where_its_interval_is_crossed_and_at_the_end(tmp_path, restore_signals):
+    """--eval-kimg 0.012 to --kimg 0.02, 4 images a step: evaluated after 12 images (the crossing) and 20 (the end)."""
+    seen = []
+
+    class Recording:
+        num = 12
+
+        def load(self):
+            pass
+
+        def __call__(self, generator, dataset, *, stage, alpha, should_stop):
+            seen.append(trainer.images_seen)
+            return {"fid": 100.0 - len(seen)}
+
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         workers=0, monitor_num=0, kimg=0.02, eval_kimg=0.012, progressive=False,
+                         checkpoint_kimg=1.0, sample_kimg=1.0)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r),
+                      accelerator=Accelerator(cpu=True), evaluator=Recording())
+    trainer.train()
+    assert seen == [12, 20]
+
+
+def test_a_stop_signal_caught_before_the_trainer_ends_the_run_before_its_first_step(tmp_path, restore_signals):
+    """train.py records SIGTERM from its first line (``pending_signals``): the trainer then trains no
+    step and writes no checkpoint, and says to rerun the same command."""
+    import signal
+
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from progan.training.checkpoint import list_checkpoints
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         workers=0, monitor_num=0, kimg=0.02, progressive=False, checkpoint_kimg=0.004)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r),
+                      accelerator=Accelerator(cpu=True), pending_signals=[signal.SIGTERM])
+    assert trainer.train() == tmp_path / "run" / "checkpoints"
+    assert (trainer.images_seen, trainer.step) == (0, 0)
+    assert list_checkpoints(tmp_path / "run" / "checkpoints") == []
+    assert not (tmp_path / "run" / "export").exists()
+
+
+def test_stop_requests_are_kept_and_only_a_second_ctrl_c_aborts(tmp_path):
+    """SIGTERM and SIGUSR1 (a scheduler may send both, or one twice) only request the stop that saves a
+    checkpoint; Ctrl-C does too the first time, and a second Ctrl-C aborts at once (KeyboardInterrupt)."""
+    import signal
+
+    trainer = _trainer(tmp_path)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGTERM):
+        try:
+            trainer._request_stop(signum, None)
+        except KeyboardInterrupt:  # would end the run without its checkpoint (and end pytest: catch it)
+            pytest.fail(f"{signal.Signals(signum).name} after a stop request aborted the run")
+        assert trainer._stop_requested
+    with pytest.raises(KeyboardInterrupt):
+        trainer._request_stop(signal.SIGINT, None)
+
+
+def test_a_stop_request_is_agreed_on_every_sync_every_steps(tmp_path, monkeypatch, restore_signals):
+    """--sync-every 3 with --log-every 100 and nothing else due: a stop requested during step 2 is seen
+    at the agreement after step 3, which saves a checkpoint at 12 images and ends the run there."""
+    import progan.training.iteration as iteration_module
+    from progan.training.checkpoint import list_checkpoints
+
+    trainer = _trainer(tmp_path, kimg=0.04, sync_every=3, log_every=100, checkpoint_kimg=1.0, sample_kimg=1.0,
+                       progressive=False)
+    real = iteration_module.train_iteration
+
+    def stop_in_step_2(ctx, *args, step, **kwargs):
+        trainer._stop_requested = trainer._stop_requested or step == 1  # the second step (step counts before it)
+        return real(ctx, *args, step=step, **kwargs)
+
+    monkeypatch.setattr(iteration_module, "train_iteration", stop_in_step_2)
+    assert trainer.train() == tmp_path / "run" / "checkpoints"
+    assert (trainer.step, trainer.images_seen) == (3, 12)
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["ckpt-000000.012"]
+
+
+def test_a_non_finite_loss_is_agreed_on_before_a_checkpoint_that_no_sync_step_precedes(tmp_path, monkeypatch,
+                                                                                       restore_signals):
+    """--sync-every 100 (no periodic agreement in the run), --checkpoint-kimg 0.012: G's loss is NaN from
+    the third step on, so the checkpoint due after step 3 (12 images) must first agree, find the NaN and
+    stop the run, naming the first bad step (8 images); nothing is saved."""
+    import progan.training.step as step_module
+    from progan.training.checkpoint import list_checkpoints
+    from progan.training.trainer import TrainingDiverged
+
+    calls, real = {"n": 0}, step_module.generator_loss
+
+    def poisoned(name, scores):
+        calls["n"] += 1
+        return real(name, scores) * (float("nan") if calls["n"] > 2 else 1.0)
+
+    monkeypatch.setattr(step_module, "generator_loss", poisoned)
+    trainer = _trainer(tmp_path, kimg=0.02, sync_every=100, log_every=100, checkpoint_kimg=0.012, sample_kimg=1.0,
+                       progressive=False)
+    with pytest.raises(TrainingDiverged, match="non-finite loss at 0.008 kimg"):
+        trainer.train()
+    assert trainer.images_seen == 12
+    assert list_checkpoints(tmp_path / "run" / "checkpoints") == []
