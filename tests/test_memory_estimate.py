@@ -12,6 +12,7 @@ and closed forms.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import copy
 import ctypes
 import json
@@ -254,3 +255,14 @@ def test_dry_run_prints_the_estimate_and_writes_nothing(tmp_path):
     assert memory["total"] >= memory["activations"] > memory["parameters"] > 0
     assert "total peak per process" in result.stderr and "batch 8, precision bf16" in result.stderr
     assert not out.exists()                                       # no checkpoints, logs or samples
+
+
+def test_each_stage_is_traced_at_its_own_batch_sizes_entry():
+    """``--batch-sizes 8:6,16:2`` on the 16 px tiny preset: the estimate of stage 1 (8 px) uses 6 images,
+    the final stage 2, and stage 0 (4 px, not listed) ``--batch-size``; an explicit batch wins
+    (which entry is picked does not depend on the family)."""
+    config = dataclasses.replace(_config("progan", "tiny", 5), batch_sizes="8:6,16:2")
+    family = FAMILIES["progan"]
+    assert [estimate_training_memory(config, family, stage=s).batch_size for s in (0, 1, 2)] == [5, 6, 2]
+    assert estimate_training_memory(config, family).batch_size == 2
+    assert estimate_training_memory(config, family, stage=1, batch_size=3).batch_size == 3
