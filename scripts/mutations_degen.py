@@ -74,4 +74,8 @@ DEGENERATE: list[Mutant] = [
       'x = torch.cat([x, self.embed(labels).to(x.dtype)], dim=1)     # [N, 2 * latent_dim]',
       'x = self.input_norm(torch.cat([z, self.embed(labels).to(x.dtype)], dim=1))',
       ('tests/test_conditional.py::test_conditional_progan_reads_normalized_z_next_to_normalized_embedding',)),
+    m('r2-init-warning-fields-unsorted', 'progan/training/finetune.py',
+      'differs = sorted(k for k, v in source.config.items() if k in own and own[k] != v)',
+      'differs = [k for k, v in source.config.items() if k in own and own[k] != v]',
+      ('tests/test_finetune.py::test_the_config_warning_names_the_differing_fields_sorted',)),
 ]
