@@ -78,4 +78,8 @@ DEGENERATE: list[Mutant] = [
       'differs = sorted(k for k, v in source.config.items() if k in own and own[k] != v)',
       'differs = [k for k, v in source.config.items() if k in own and own[k] != v]',
       ('tests/test_finetune.py::test_the_config_warning_names_the_differing_fields_sorted',)),
+    m('r2-progan-class-embedding-not-normalized', 'progan/networks.py',
+      'ClassEmbedding(config.num_classes, config.latent_dim, normalize=True)',
+      'ClassEmbedding(config.num_classes, config.latent_dim)',
+      ('tests/test_conditional.py::test_the_generators_class_embedding_reaches_the_network_at_unit_rms',)),
 ]
