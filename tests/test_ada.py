@@ -13,8 +13,8 @@ import math
 import pytest
 import torch
 
-from progan.training.ada import (GROUPS, IDENTITY, AdaAugment, apply_color, augment_with, color_matrix,
-                                 draw_parameters)
+from progan.training.ada import (GROUPS, IDENTITY, MULTIPLIERS, AdaAugment, Strengths, apply_color, augment_with,
+                                 color_matrix, draw_parameters)
 
 N = 3
 
@@ -239,3 +239,21 @@ def test_colour_transforms_of_a_grayscale_image():
     assert torch.allclose(apply_color(x, c), rgb.mean(dim=1, keepdim=True), atol=1e-5)
     with pytest.raises(ValueError, match="need 1 or 3 channels, got 4"):
         apply_color(torch.zeros(N, 4, 2, 2), c)
+
+
+def test_ada_augment_passes_its_groups_multipliers_and_strengths_on():
+    """``AdaAugment`` draws with the groups, multipliers and strengths it holds (none of them the
+    defaults here), on an image that is not square: the same as drawing them by hand, and not the same
+    as the defaults would give."""
+    x = torch.randn(8, 3, 12, 10)
+    strengths = Strengths(xint_max=0.4, brightness_std=0.9, contrast_std=0.1, hue_max=0.3, saturation_std=0.2)
+    multipliers = {**MULTIPLIERS, "xflip": 0.0, "hue": 0.5}
+    options = {"groups": ("blit", "color"), "multipliers": multipliers, "strengths": strengths}
+    torch.manual_seed(1)
+    out = AdaAugment(p=0.7, **options)(x)
+    torch.manual_seed(1)
+    expected = augment_with(x, draw_parameters(8, 0.7, height=12, width=10, **options))
+    torch.manual_seed(1)
+    default = augment_with(x, draw_parameters(8, 0.7, height=12, width=10, groups=("blit", "color")))
+    torch.testing.assert_close(out, expected)
+    assert not torch.allclose(out, default, atol=1e-3)

@@ -300,3 +300,68 @@ def test_a_conditional_trainer_draws_g_step_labels_in_the_datasets_class_proport
     Trainer(config, FAMILIES["progan"], lambda r: data_prep.open_dataset(str(data), r, with_labels=True),
             accelerator=Accelerator(cpu=True)).train()
     assert len(weights) >= 3 and all(w == [3.0, 5.0] for w in weights)
+
+
+@pytest.mark.parametrize("family", ["progan", "stylegan_lite"])
+def test_the_generators_class_embedding_reaches_the_network_at_unit_rms(family):
+    """G reads ``[normalize(z), normalize(e(y))]`` (stylegan2-ada's mapping): whatever scale the embedding
+    layer's weights and biases have (here x7 and nonzero), e(y) has RMS 1 over its features for every
+    class, and it equals the raw one-hot layer ``W[:, y] / sqrt(K) + b`` divided by its own RMS."""
+    generator, _ = _conditional(family)
+    embed = generator.embed if family == "progan" else generator.mapping.embed
+    with torch.no_grad():
+        embed.linear.weight.mul_(7.0)
+        embed.linear.bias.normal_(0.0, 3.0)
+    labels = torch.arange(len(CLASSES))
+    raw = embed.linear.weight.double()[:, labels].T / math.sqrt(len(CLASSES)) + embed.linear.bias.double()
+    expected = raw / raw.square().mean(dim=1, keepdim=True).sqrt()
+    e = embed(labels).double()
+    torch.testing.assert_close(e.square().mean(dim=1), torch.ones(len(CLASSES), dtype=torch.float64))
+    torch.testing.assert_close(e, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_cond_refuses_a_dataset_with_an_empty_class():
+    """A class with no image cannot be drawn from (its G-step weight would be 0): refused in one line;
+    the smallest class may hold a single image."""
+    class Labelled:
+        class_names = ("blue", "red")
+
+        def __init__(self, counts):
+            self.counts = counts
+
+        def class_counts(self):
+            return self.counts
+
+    tiny = FAMILIES["progan"].presets["tiny"]
+    with pytest.raises(ValueError, match=r"dataset class counts \[3, 0\] do not match its 2 classes"):
+        conditional_model_config(tiny, Labelled([3, 0]))
+    config, counts = conditional_model_config(tiny, Labelled([3, 1]))
+    assert config.class_names == ("blue", "red") and counts == [3, 1]
+
+
+@pytest.mark.parametrize("family", ["progan", "stylegan_lite"])
+def test_bind_class_takes_index_zero_as_an_int(family):
+    """``bind_class(g, 0)`` (an int, as the app passes a dropdown index) binds class 0, not 'no class'."""
+    generator, _ = _conditional(family)
+    z = torch.randn(3, generator.latent_dim)
+    bound = bind_class(generator, 0)
+    assert bound is not generator and bound.label == 0
+    kwargs = {} if family == "progan" else {"noise_mode": "const"}
+    torch.testing.assert_close(bound(z, **kwargs), generator(z, labels=torch.zeros(3, dtype=torch.long), **kwargs))
+
+
+def test_conditional_progan_reads_normalized_z_next_to_normalized_embedding():
+    """ProGAN's first dense layer sees ``[normalize(z), normalize(e(y))]`` (each half at unit RMS on its
+    own), caught by a hook; z is drawn 3x too large, so normalizing the concatenation instead shows."""
+    generator, _ = _conditional("progan")
+    seen = []
+    generator.blocks[0].dense.register_forward_hook(lambda module, args, out: seen.append(args[0].detach()))
+    z, labels = torch.randn(4, generator.latent_dim, dtype=torch.float64) * 3.0, torch.tensor([1, 0, 0, 1])
+    generator(z.float(), labels=labels)
+    embed = generator.embed.linear
+    e = embed.weight.double()[:, labels].T / math.sqrt(len(CLASSES)) + embed.bias.double()
+
+    def unit_rms(v):
+        return v / v.square().mean(dim=1, keepdim=True).sqrt()
+
+    torch.testing.assert_close(seen[0].double(), torch.cat([unit_rms(z), unit_rms(e)], dim=1), rtol=1e-5, atol=1e-6)

@@ -263,3 +263,20 @@ def test_init_regrow_grows_from_4x4_again_and_without_it_the_final_stage_trains(
         assert any(0 < alpha < 1 for stage, alpha, _ in stages if stage > 0)
     else:
         assert {(stage, alpha, size) for stage, alpha, size in stages} == {(2, 1.0, 16)}
+
+
+def test_the_config_warning_names_the_differing_fields_sorted():
+    """The warning lists the fields that differ in alphabetical order, whatever order the source's config
+    has (here reversed: a JSON file written by another tool), and only those that differ."""
+    from progan.training.finetune import InitSource, load_init_weights
+
+    family = FAMILIES["progan"]
+    config = family.preset("tiny")
+    g, g_ema, d = (family.generator_cls(config), family.generator_cls(config), family.discriminator_cls(config))
+    own = json.loads(json.dumps(dataclasses.asdict(config)))
+    changed = {**own, "use_pixel_norm": not config.use_pixel_norm, "mbstd_num_features": 2, "channel_base": 64}
+    weights = g.state_dict()
+    source = InitSource("src", "src", "export", "progan", weights, weights, None, dict(reversed(changed.items())))
+    notes = load_init_weights(source, family="progan", generator=g, generator_ema=g_ema, discriminator=d)
+    assert notes[-1].startswith("warning: the source's model config differs in channel_base, mbstd_num_features, "
+                                "use_pixel_norm (")

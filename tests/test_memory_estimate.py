@@ -12,6 +12,7 @@ and closed forms.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import copy
 import ctypes
 import json
@@ -256,7 +257,6 @@ def test_dry_run_prints_the_estimate_and_writes_nothing(tmp_path):
     assert not out.exists()                                       # no checkpoints, logs or samples
 
 
-
 def test_dry_run_estimates_for_the_processes_it_is_given(tmp_path):
     """--estimate-processes 3 reaches the estimate: the JSON and the table both say 3 processes (the
     default, 1, is what every other dry run here uses)."""
@@ -265,3 +265,14 @@ def test_dry_run_estimates_for_the_processes_it_is_given(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["memory_estimate_bytes"]["processes"] == 3
     assert "3 process(es)" in result.stderr
+
+
+def test_each_stage_is_traced_at_its_own_batch_sizes_entry():
+    """``--batch-sizes 8:6,16:2`` on the 16 px tiny preset: the estimate of stage 1 (8 px) uses 6 images,
+    the final stage 2, and stage 0 (4 px, not listed) ``--batch-size``; an explicit batch wins
+    (which entry is picked does not depend on the family)."""
+    config = dataclasses.replace(_config("progan", "tiny", 5), batch_sizes="8:6,16:2")
+    family = FAMILIES["progan"]
+    assert [estimate_training_memory(config, family, stage=s).batch_size for s in (0, 1, 2)] == [5, 6, 2]
+    assert estimate_training_memory(config, family).batch_size == 2
+    assert estimate_training_memory(config, family, stage=1, batch_size=3).batch_size == 3

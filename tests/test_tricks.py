@@ -3,6 +3,7 @@ unrolled discriminator of Metz et al. 2017 (section 2): closed forms, hand-compu
 the unrolled copy leaving D alone, and bit-exact resume with the options on."""
 import contextlib
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from progan.networks import Discriminator
 from progan.training.options import TrainConfig
 from progan.training.step import StepContext, discriminator_step, fade_reals, generator_step
 from progan.training.tricks import (HistoricalAverage, feature_matching_generator_loss, feature_matching_loss,
-                                    unrolled_context)
+                                    tricks_summary, unrolled_context)
 
 from train_utils import assert_states_equal, make_image_folder
 
@@ -294,3 +295,35 @@ def test_resume_is_bit_exact_with_all_tricks_on(tmp_path):
 @pytest.mark.parametrize("option", sorted(ALL_TRICKS))
 def test_resume_is_bit_exact_with_each_trick(tmp_path, option):
     _check_resume(tmp_path, {option: ALL_TRICKS[option]})
+
+
+def test_unrolled_copy_takes_its_penalty_every_step_even_when_ds_is_lazy():
+    """Under lazy regularization the real D's loss has no penalty (``ctx.penalty`` False); the copy's K
+    steps are D's full loss all the same: equal to D after K steps of ``penalty=True`` with the same
+    latents, and not to D after K steps without the penalty (R1 changes the result here)."""
+    g, d, opt_d, ctx, reals = _unrolled_setup()
+    lazy = dataclasses.replace(ctx, penalty=False)
+    start_d, start_opt = copy.deepcopy(d.state_dict()), copy.deepcopy(opt_d.state_dict())
+    rng = torch.get_rng_state()
+    g_ctx = unrolled_context(lazy, opt_d, reals, steps=2, discriminator_step=discriminator_step)
+    outcomes = {}
+    for penalty in (True, False):
+        d.load_state_dict(start_d), opt_d.load_state_dict(copy.deepcopy(start_opt))
+        torch.set_rng_state(rng)
+        for _ in range(2):
+            discriminator_step(dataclasses.replace(ctx, penalty=penalty), reals)
+            opt_d.step()
+            opt_d.zero_grad(set_to_none=True)
+        outcomes[penalty] = copy.deepcopy(d.state_dict())
+    assert_states_equal(g_ctx.discriminator.state_dict(), outcomes[True])
+    assert any(not torch.equal(a, outcomes[False][k]) for k, a in outcomes[True].items())
+
+
+def test_the_tricks_summary_records_each_options_value():
+    """The model card's summary holds the values given (non-defaults: mode ``add``), and nothing when off."""
+    config = TrainConfig(feature_matching=0.5, feature_matching_mode="add", historical_averaging=0.25,
+                         minibatch_discrimination="4,3", unrolled_steps=2)
+    assert tricks_summary(config) == {"feature_matching": {"weight": 0.5, "mode": "add"},
+                                      "historical_averaging": 0.25, "minibatch_discrimination": "4,3",
+                                      "unrolled_steps": 2}
+    assert tricks_summary(TrainConfig()) == {}
