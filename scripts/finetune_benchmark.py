@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                "freeze_d": args.freeze_d, "eval_num": args.eval_num, "seed": args.seed,
                "train_args": args.train_args, "rows": rows}
     (args.out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"| arm | kimg | FID | KID x 1e3 | train s |\n|---|---:|---:|---:|---:|")
+    print("| arm | kimg | FID | KID x 1e3 | train s |\n|---|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['arm']} | {r['kimg']:g} | {r['fid']:.1f} | {r['kid'] * 1e3:.1f} | {r['seconds']:.0f} |")
     print(f"\n{len(dataset)} flags at {RESOLUTION} px; FID/KID from {args.eval_num} generated images; "

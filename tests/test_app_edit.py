@@ -13,7 +13,7 @@ from app.models import ModelStore
 from app.nearest_view import NearestIndex, nearest_index
 from app.sampling import generate_images
 from app.ui import build_demo
-from families import FAMILIES, load_generator
+from families import load_generator
 from metric_utils import StandInFeatures
 
 ZERO = (0.0,) * app.ui_edit.SLIDERS

@@ -9,7 +9,6 @@ with 2 CPU processes on gloo.
 """
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess

@@ -8,7 +8,6 @@ test gave or derived itself: the reals' own labels for D on reals, the class wei
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 
 import numpy as np

@@ -179,7 +179,7 @@ def test_damaged_datasets_are_one_line_errors(folder, tmp_path):
     assert open_dataset(good, 8, with_labels=True).class_counts() == [2, 2]
     assert open_dataset(good, 8).class_counts() == [2, 2]
 
-    def damaged(name: str, edit) -> "Path":
+    def damaged(name: str, edit):
         copy = tmp_path / name
         shutil.copytree(good, copy)
         edit(copy)

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from app.directions import (Directions, cached_directions, compute_directions, edit_images, edit_latent, factorize,
-                            main as directions_main, parse_layers, projection_weight)
+                            main as directions_main, projection_weight)
 from app.edit import parse_indices, strengths_for
 from app.generate import main as generate_main
 from app.sampling import generate_images, seed_latents, seed_noise, styles_from_z, to_uint8

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx", reason='onnx is not installed (pip install -e ".[onnx]")')

@@ -1,6 +1,5 @@
 """Training: exact resume after SIGKILL, clean SIGTERM stop, stop-gradients, NaN guard, schedule, EMA."""
 import json
-import os
 import signal
 import subprocess
 import sys
