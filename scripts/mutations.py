@@ -395,7 +395,8 @@ MUTANTS += [
 
 # The later passes live in their own modules (each under ~400 lines).
 from mutations_audit import AUDIT  # noqa: E402
+from mutations_blind_h import BLIND_H  # noqa: E402
 from mutations_degen import DEGENERATE  # noqa: E402
 from mutations_loose import LOOSE  # noqa: E402
 
-MUTANTS += AUDIT + LOOSE + DEGENERATE
+MUTANTS += AUDIT + LOOSE + DEGENERATE + BLIND_H

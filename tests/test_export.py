@@ -276,6 +276,24 @@ def test_a_failed_export_write_leaves_the_old_files_and_no_temp_file(family, tin
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_ctrl_c_during_an_export_write_leaves_the_old_files_and_no_temp_file(family, tiny_generator, tmp_path,
+                                                                            monkeypatch):
+    """Ctrl-C (KeyboardInterrupt, not an Exception) while the new weights are being flushed: the interrupt
+    goes on up, the previous export is intact and no hidden ``.tmp`` file is left next to it."""
+    import progan.hub.export as export
+
+    out = tmp_path / "out"
+    tiny_generator.save_pretrained(out, summary={"kimg": 1.0})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def ctrl_c(*_args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(export.os, "fsync", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_generator.save_pretrained(out, summary={"kimg": 2.0})
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_missing_file_and_damaged_header_are_one_line_errors(tmp_path):
     cls = FAMILIES["progan"].generator_cls
     with pytest.raises(PretrainedError, match=r"empty/model\.safetensors: no such weights file"):

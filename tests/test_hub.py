@@ -263,6 +263,28 @@ def test_non_safetensors_body_is_not_cached(server, tmp_path):
     assert _files(tmp_path) == []
 
 
+
+@pytest.mark.parametrize("beyond", [1, 4, 8])
+def test_a_body_cut_inside_its_safetensors_header_is_not_cached(server, tmp_path, beyond):
+    """A safetensors file is 8 bytes of header length N, then N bytes of JSON: a body of S bytes can hold
+    at most N = S - 8. One that claims a header ``beyond`` bytes past its end was cut short (a proxy, a
+    full disk) and must not be cached, even though it starts like a real file."""
+    header = b'{"__metadata__":{"format":"pt"}}'
+    body = (len(header) + beyond).to_bytes(8, "little") + header
+    server.routes["/model.safetensors"] = ("ok", body)
+    with pytest.raises(DownloadError, match="not return a safetensors"):
+        resolve_weights(server.url("/model.safetensors"), cache_dir=tmp_path)
+    assert _files(tmp_path) == []
+
+
+def test_a_header_that_fills_the_whole_body_is_a_complete_file(server, tmp_path):
+    """The bound's other side: N = S - 8 exactly (a safetensors file with no tensors) is whole, and cached."""
+    header = b'{"__metadata__":{"format":"pt"}}'
+    body = len(header).to_bytes(8, "little") + header
+    server.routes["/model.safetensors"] = ("ok", body)
+    assert resolve_weights(server.url("/model.safetensors"), cache_dir=tmp_path).read_bytes() == body
+
+
 def test_offline_env_cache_miss_and_hit(server, tmp_path, payload, monkeypatch):
     server.routes["/model.safetensors"] = ("ok", payload)
     url = server.url("/model.safetensors")

@@ -162,3 +162,27 @@ def test_cli_target_png_is_the_input_as_the_model_sees_it(weights, tmp_path):
     np.testing.assert_array_equal(target, middle)
     with Image.open(out / "reconstruction.png") as saved:
         assert not np.array_equal(np.asarray(saved.convert("RGB")), middle)
+
+
+@pytest.mark.parametrize("space", ["w", "w+"])
+def test_w_std_is_the_typical_length_of_w_minus_its_mean_over_all_w_dims(space):
+    """NVIDIA's projector scales its step-0 exploration noise by w_std = sqrt(sum over samples and w dims of
+    (w - w_avg)^2 / samples): the typical *length* of w - w_avg, not one coordinate's spread. With a mapping
+    that returns 2 z, every coordinate has variance 4, so w_std = 2 sqrt(w_dim) (16 here: 8), to 3% with
+    10,000 samples; a per-coordinate std would be 2. The start is w_avg (about 0 here), once per layer in w+."""
+    from app.projection.projector import _start
+
+    generator = FAMILIES["stylegan_lite"].generator_cls(FAMILIES["stylegan_lite"].presets["tiny"]).eval()
+    w_dim = generator.config.w_dim
+
+    class Doubled(torch.nn.Module):
+        def forward(self, z, *args, **kwargs):
+            return 2 * z[:, :w_dim]
+
+    generator.mapping = Doubled()
+    target = torch.zeros(1, 3, 16, 16)
+    latent, w_std = _start(generator, target, ProjectionOptions(w_avg_samples=10_000), space, None,
+                           torch.Generator().manual_seed(0))
+    assert w_std == pytest.approx(2 * w_dim ** 0.5, rel=0.03)
+    assert latent.shape == ((1, w_dim) if space == "w" else (1, generator.num_ws, w_dim))
+    assert latent.abs().max() < 0.1  # the mean of 10,000 draws of 2 z: within 2 / sqrt(10,000) * 5

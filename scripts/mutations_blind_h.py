@@ -1,0 +1,24 @@
+"""The seventh blind pass (issue 20; H01-H20, 17 of 20 caught): its three survivors, each with a direct test now,
+and the bound edge next to one of them (docs/testing.md).
+"""
+from __future__ import annotations
+
+from mutant_base import Mutant, m
+
+BLIND_H: list[Mutant] = [
+    m('blind-h05-projector-w-std-per-coordinate', 'app/projection/projector.py',
+      'w_std = float(((w - w_avg).square().sum() / len(w)).sqrt())',
+      'w_std = float((w - w_avg).square().mean().sqrt())',
+      ('tests/test_projection.py::test_w_std_is_the_typical_length_of_w_minus_its_mean_over_all_w_dims',)),
+    m('blind-h16-header-bound-ignores-length-bytes', 'progan/hub/download.py',
+      '0 < struct.unpack("<Q", head[:8])[0] <= size - 8',
+      '0 < struct.unpack("<Q", head[:8])[0] <= size',
+      ('tests/test_hub.py::test_a_body_cut_inside_its_safetensors_header_is_not_cached',)),
+    m('blind-h20-export-temp-left-on-ctrl-c', 'progan/hub/export.py',
+      '    except BaseException:\n        Path(tmp).unlink(missing_ok=True)',
+      '    except Exception:\n        Path(tmp).unlink(missing_ok=True)',
+      ('tests/test_export.py::test_ctrl_c_during_an_export_write_leaves_the_old_files_and_no_temp_file',)),
+    m('blind-h16-whole-body-header-refused', 'progan/hub/download.py',
+      '0 < struct.unpack("<Q", head[:8])[0] <= size - 8', '0 < struct.unpack("<Q", head[:8])[0] < size - 8',
+      ('tests/test_hub.py::test_a_header_that_fills_the_whole_body_is_a_complete_file',)),
+]
