@@ -155,3 +155,37 @@ def test_hf_force_download_and_timeout_reach_the_hub_client(monkeypatch, tmp_pat
     monkeypatch.delenv("GAN_STUDIO_OFFLINE", raising=False)
     assert resolve_weights("hf://org/repo", force_download=True, timeout=4.0) == file
     assert calls[0]["force_download"] is True and calls[0]["etag_timeout"] == 4.0
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
+def test_every_spelling_of_offline_forbids_the_network(server, tmp_path, payload, monkeypatch, value):
+    server.routes["/model.safetensors"] = payload
+    monkeypatch.setenv("GAN_STUDIO_OFFLINE", value)
+    with pytest.raises(hub.WeightsNotFoundError, match="GAN_STUDIO_OFFLINE=1"):
+        resolve_weights(server.url("/model.safetensors"), cache_dir=tmp_path, progress=False)
+    assert server.hits == []
+
+
+def test_schemes_are_case_insensitive(server, tmp_path, payload, monkeypatch):
+    """RFC 3986: ``HTTP://`` is ``http://``, and ``HF://`` is ``hf://`` (as parse_hf_uri already reads it)."""
+    server.routes["/model.safetensors"] = payload
+    url = server.url("/model.safetensors").replace("http://", "HTTP://")
+    assert resolve_weights(url, cache_dir=tmp_path, progress=False).read_bytes() == payload
+    calls = []
+    monkeypatch.setattr("huggingface_hub.hf_hub_download",
+                        lambda **kwargs: calls.append(kwargs) or str(tmp_path / next(tmp_path.iterdir()).name))
+    resolve_weights("HF://Org/Repo@v1")
+    assert (calls[0]["repo_id"], calls[0]["revision"]) == ("Org/Repo", "v1")
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_a_truncated_generator_is_ready_to_sample(name):
+    """``truncate_to_resolution`` returns what ``from_pretrained`` returns: eval mode, no gradients."""
+    from progan.hub.export import truncate_to_resolution
+
+    family = FAMILIES[name]
+    config = type(family.presets["tiny"])(**{**family.presets["tiny"].__dict__, "resolution": 16})
+    full = family.generator_cls(config).train()
+    small = truncate_to_resolution(full, 8)
+    assert not small.training and not any(p.requires_grad for p in small.parameters())
+    assert small.config.resolution == 8
