@@ -359,4 +359,8 @@ DEGENERATE: list[Mutant] = [
       'return smaller.to(next(generator.parameters()).device).eval().requires_grad_(False)',
       'return smaller.to(next(generator.parameters()).device)',
       ('tests/test_hub_options.py::test_a_truncated_generator_is_ready_to_sample',)),
+    m('r6-bf16-low-res-run-in-fp32', 'progan/layers.py',
+      'or not torch.is_autocast_enabled(device) or torch.get_autocast_dtype(device) != torch.float16):',
+      'or not torch.is_autocast_enabled(device)):',
+      ('tests/test_fp16_safety.py::test_bf16_autocast_keeps_every_resolution_in_bf16',)),
 ]
