@@ -155,3 +155,19 @@ def test_fp16_only_in_the_four_highest_resolutions(family):
     assert dtypes["g"] == expected and dtypes["d"] == expected
     g(torch.randn(2, config.latent_dim))  # without autocast everything stays fp32
     assert set(dtypes["g"].values()) == {full}
+
+
+def test_bf16_autocast_keeps_every_resolution_in_bf16(family):
+    """The fp16 rule (fp32 below the four highest resolutions) is for fp16 only: bf16 has fp32's range,
+    so under bf16 autocast the 4 and 8 px convolutions of a 128 px model run in bf16 like the rest."""
+    torch.manual_seed(0)
+    config = type(family.presets["tiny"])(**{**family.presets["tiny"].__dict__, "resolution": 128})
+    g, d = family.generator_cls(config), family.discriminator_cls(config)
+    dtypes: dict[tuple[str, int], torch.dtype] = {}
+    g_first = g.blocks[0].conv.conv if family.name == "progan" else g.synthesis.layers[1].conv
+    for key, conv in ((("g", 4), g_first), (("d", 4), d.blocks[0].conv), (("d", 8), d.blocks[1].conv1)):
+        conv.register_forward_hook(lambda _m, _i, out, key=key: dtypes.update({key: out.dtype}))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d(g(torch.randn(2, config.latent_dim)).float())
+    assert dtypes == {("g", 4): torch.bfloat16, ("d", 4): torch.bfloat16, ("d", 8): torch.bfloat16}
+
