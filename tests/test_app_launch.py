@@ -116,3 +116,43 @@ def test_nearest_threshold_is_the_median_nearest_distance_without_self():
     found = index.match(torch.zeros(2, 4, 3, dtype=torch.uint8).numpy())
     assert (found.index, found.distance, found.num_real) == (3, pytest.approx(1.0), 5)
     assert (found.real == images[3].permute(1, 2, 0).numpy()).all() and found.real.shape == (2, 4, 3)
+
+
+def test_a_visitor_url_is_trimmed_and_its_scheme_is_any_case(monkeypatch):
+    monkeypatch.setattr(app.models, "load_generator", lambda source, **_kwargs: tiny_stylegan())
+    store = ModelStore({"a": "a"}, allow_remote=True)
+    url = "HTTPS://example.invalid/x/model.safetensors"
+    assert store.add_remote(f"  {url}\n") == url and store.labels == ["a", url]
+    assert store.add_remote("Hf://org/repo") == "Hf://org/repo"
+
+
+def test_frames_allowed_floor_is_two_and_bools_are_not_integers():
+    from app.limits import Limits, check_int
+
+    assert Limits(max_video_pixels=0).frames_allowed(16) == 2     # an interpolation needs two frames
+    assert DEFAULT_LIMITS.frames_allowed(1024) == 15               # 240 * 256**2 // 1024**2
+    with pytest.raises(ValueError, match="must be an integer"):
+        check_int("frames", True, 0, 10)
+
+
+@pytest.fixture(scope="module")
+def events(weights, tmp_path_factory):
+    from app.ui import build_demo
+
+    demo = build_demo(ModelStore({"sg": str(weights / "sg")}), output_dir=tmp_path_factory.mktemp("out"))
+    return {f.api_name: f.fn for f in demo.fns.values() if f.api_name}
+
+
+def test_interpolation_takes_up_to_max_keyframes_seeds(events):
+    """16 keyframes (the default max_keyframes, above max_mix_seeds = 8) pass; 17 are refused."""
+    *_, status = events["interpolate"]("sg", "0-15", 16, 24, "lerp", "z", False, 1.0, "fixed")
+    assert "through seeds 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ... (16 seeds)" in status
+    with pytest.raises(Exception, match="too many"):
+        events["interpolate"]("sg", "0-16", 17, 24, "lerp", "z", False, 1.0, "fixed")
+
+
+def test_sample_status_lists_twelve_seeds_then_the_count(events):
+    *_, status = events["sample"]("sg", "0-12", 1.0, None, "fixed")
+    assert "seeds 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ... (13 seeds)" in status
+    *_, status = events["sample"]("sg", "3,5", 1.0, None, "fixed")
+    assert status.endswith("seeds 3, 5")
