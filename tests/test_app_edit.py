@@ -92,3 +92,12 @@ def test_edit_endpoint_of_the_running_app(app_launcher, weights):
         client.predict(model, "3", "0-40", 1.0, "fixed", *ZERO, api_name="/edit")
     _, status = client.predict(model, "3", "all", 1.0, "fixed", *ZERO, api_name="/edit")
     assert "no edit" in status
+
+
+def test_a_negative_strength_moves_the_other_way(events):
+    """Strengths are signed: -3 sigmas is accepted, moves the image, and not to where +3 does."""
+    _, _, still = events["edit"]("sg", "4", "all", 1.0, "fixed", *ZERO, None)
+    _, status, down = events["edit"]("sg", "4", "all", 1.0, "fixed", -3.0, *ZERO[1:], None)
+    _, _, up = events["edit"]("sg", "4", "all", 1.0, "fixed", 3.0, *ZERO[1:], None)
+    assert "d0 -3" in status
+    assert np.abs(down.astype(int) - still).sum() > 0 and np.abs(down.astype(int) - up).sum() > 0
