@@ -363,4 +363,12 @@ DEGENERATE: list[Mutant] = [
       'or not torch.is_autocast_enabled(device) or torch.get_autocast_dtype(device) != torch.float16):',
       'or not torch.is_autocast_enabled(device)):',
       ('tests/test_fp16_safety.py::test_bf16_autocast_keeps_every_resolution_in_bf16',)),
+    m('r7-resume-consumed-not-rescaled', 'progan/training/resume.py',
+      'self.consumed = rescale_consumed(state["consumed"], saved_world_size=state["world_size"],\n                                         world_size=self.accelerator.num_processes)',
+      'self.consumed = state["consumed"]',
+      ('tests/test_resume_state.py::test_a_resume_on_another_process_count_continues_the_global_stream_and_adas_controller',)),
+    m('r7-resume-ada-controller-p-not-restored', 'progan/training/resume.py',
+      'self.ada.p = self.augment.p = float(state.get("augment_p", 0.0))',
+      'self.augment.p = float(state.get("augment_p", 0.0))',
+      ('tests/test_resume_state.py::test_a_resume_on_another_process_count_continues_the_global_stream_and_adas_controller',)),
 ]
