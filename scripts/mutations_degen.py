@@ -371,4 +371,10 @@ DEGENERATE: list[Mutant] = [
       'self.ada.p = self.augment.p = float(state.get("augment_p", 0.0))',
       'self.augment.p = float(state.get("augment_p", 0.0))',
       ('tests/test_resume_state.py::test_a_resume_on_another_process_count_continues_the_global_stream_and_adas_controller',)),
+    m('r7-periodic-evaluator-drops-seed', 'progan/metrics/evaluation.py',
+      'batch_size=self.batch_size, seed=self.seed,', 'batch_size=self.batch_size, seed=0,',
+      ('tests/test_evaluation_options.py::test_the_periodic_evaluator_passes_its_seed_stage_and_alpha_on',)),
+    m('r7-kid-subset-ignores-num-real', 'progan/metrics/evaluation.py',
+      'kid_subset_size=min(1000, num, num_real)', 'kid_subset_size=min(1000, num)',
+      ('tests/test_evaluation_options.py::test_kid_subsets_are_capped_by_the_number_of_reals_scored',)),
 ]
