@@ -214,3 +214,19 @@ def test_a_resume_with_another_minibatch_discrimination_is_a_one_line_refusal(tm
     first.save()
     for option in ("6,4", ""):
         _assert_refused_losing_nothing(trainer(option), tmp_path / "run", "--minibatch-discrimination", "another --out")
+
+
+def test_a_resume_on_another_process_count_continues_the_global_stream_and_adas_controller(build):
+    """A checkpoint of 4 processes that each read 300 images (global positions 0..1199) resumes on 1
+    process at 1200; ADA's controller (not only the augment pipe) continues at the saved p."""
+    first = build()
+    first.ada.p = first.augment.p = 0.37
+    first.consumed = 300
+    path = first.save()
+    state = load_state(path, clock=True)
+    state["world_size"] = 4                          # as if 4 processes had saved it
+    torch.save(state, path / "state.pt")
+    resumed = build()
+    assert resumed.try_resume() == path
+    assert resumed.consumed == 1200                  # 4 * 300 / 1, by hand
+    assert resumed.ada.p == pytest.approx(0.37) and resumed.augment.p == pytest.approx(0.37)

@@ -1,0 +1,40 @@
+"""Options of the evaluation reach the layer below (``progan/metrics/evaluation.py``).
+
+The periodic evaluator's seed and the KID subset size are passed on, not re-derived: a run evaluated
+with ``seed=5`` draws seed 5's latents, and KID's subsets never ask for more reals than were scored.
+The layers below are replaced by recorders, so what arrives is checked directly."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from accelerate import Accelerator
+
+import progan.metrics.evaluation as evaluation
+
+
+def test_the_periodic_evaluator_passes_its_seed_stage_and_alpha_on(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(evaluation, "evaluate_generator", lambda *a, **kw: seen.update(kw) or {"fid": 1.0})
+    acc = Accelerator(cpu=True)
+    evaluator = evaluation.PeriodicEvaluator(acc, num=12, data_label="", network=object(), batch_size=3, seed=5)
+    evaluator(object(), [torch.zeros(3, 4, 4)] * 4, stage=2, alpha=0.25)
+    assert seen["seed"] == 5 and seen["num"] == 12 and seen["batch_size"] == 3
+    assert seen["generator_kwargs"] == {"stage": 2, "alpha": 0.25}
+
+
+def test_kid_subsets_are_capped_by_the_number_of_reals_scored(monkeypatch):
+    """10 generated against a 5-image dataset: KID's subset size is 5 (min of 1000, 10 and 5)."""
+    seen = {}
+    real = SimpleNamespace(features=torch.randn(5, 4), mu=None, sigma=None)
+    monkeypatch.setattr(evaluation, "distributed_real_statistics", lambda *a, **kw: real)
+    monkeypatch.setattr(evaluation, "generated_features", lambda *a, num, **kw: torch.randn(num, 4))
+    monkeypatch.setattr(evaluation, "compute_metrics", lambda *a, **kw: seen.update(kw) or {})
+    generator = SimpleNamespace(config=SimpleNamespace(image_channels=3, num_classes=0))
+    dataset = [torch.zeros(3, 4, 4, dtype=torch.uint8)] * 5
+    evaluation.evaluate_generator(generator, dataset, lambda x: x, accelerator=Accelerator(cpu=True), num=10,
+                                  dataset_key="k")
+    assert seen["kid_subset_size"] == 5
+    evaluation.evaluate_generator(generator, dataset, lambda x: x, accelerator=Accelerator(cpu=True), num=10,
+                                  dataset_key="k", num_real=3)
+    assert seen["kid_subset_size"] == 3
