@@ -1,5 +1,5 @@
-"""The seventh blind pass (issue 20; H01-H20, 17 of 20 caught): its three survivors, each with a direct test now,
-and the bound edge next to one of them (docs/testing.md).
+"""The seventh and eighth blind passes (issue 20; H01-H20, 17 of 20 caught; I01-I20, 16 of 20): their survivors,
+each with a direct test now, and the bound edge next to one of them (docs/testing.md).
 """
 from __future__ import annotations
 
@@ -21,4 +21,17 @@ BLIND_H: list[Mutant] = [
     m('blind-h16-whole-body-header-refused', 'progan/hub/download.py',
       '0 < struct.unpack("<Q", head[:8])[0] <= size - 8', '0 < struct.unpack("<Q", head[:8])[0] < size - 8',
       ('tests/test_hub.py::test_a_header_that_fills_the_whole_body_is_a_complete_file',)),
+    # the eighth blind set (I01-I20, 16 of 20 caught in the files it listed): three of its four survivors
+    m('blind-i04-video-factor-rounded-down', 'app/video.py',
+      '    factor = max(1, math.ceil(min_size / min(frames.shape[1:3])))',
+      '    factor = max(1, min_size // min(frames.shape[1:3]))',
+      ('tests/test_app_edges.py::test_videos_are_enlarged_by_the_smallest_whole_factor_reaching_min_size',)),
+    m('blind-i14-per-class-ignores-psi', 'evaluate.py',
+      '                                       cache_dir=cache_root() / "fid-stats", batch_size=args.batch, seed=args.seed,\n                                       generator_kwargs=kwargs, background=background)',
+      '                                       cache_dir=cache_root() / "fid-stats", batch_size=args.batch, seed=args.seed,\n                                       background=background)',
+      ('tests/test_per_class.py::test_evaluate_cli_per_class_scores_the_truncated_generator_it_is_given',)),
+    m('blind-i15-rgba-composite-truncates', 'progan/images.py',
+      '    return ((alpha * rgb + (255 - alpha) * bg + 127) // 255).to(torch.uint8)',
+      '    return ((alpha * rgb + (255 - alpha) * bg) // 255).to(torch.uint8)',
+      ('tests/test_channels.py::test_rgba_compositing_rounds_to_nearest_at_every_alpha',)),
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -69,3 +70,15 @@ def test_progress_counts_images_done_and_ends_exactly_at_the_total():
     calls: list[tuple[int, int]] = []
     images = generate_images(tiny_stylegan(), [4, 5, 6, 7, 8], batch_size=2, progress=lambda d, t: calls.append((d, t)))
     assert len(images) == 5 and calls == [(2, 5), (4, 5), (5, 5)]
+
+
+@pytest.mark.parametrize("min_size, side", [(64, 64), (100, 128), (128, 128), (129, 192), (256, 256)])
+def test_videos_are_enlarged_by_the_smallest_whole_factor_reaching_min_size(min_size, side):
+    """64 px frames: the factor is ceil(min_size / 64), so every side reaches at least ``min_size`` (100 needs 2,
+    giving 128; 129 needs 3); each pixel becomes a factor x factor block of itself (nearest neighbour)."""
+    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    out = upscale_nearest(frames, min_size=min_size)
+    assert out.shape == (2, side, side, 3) and side >= min_size
+    factor = side // 64
+    assert np.array_equal(out[:, ::factor, ::factor], frames)
+    assert np.array_equal(out[:, factor - 1::factor, factor - 1::factor], frames)

@@ -89,6 +89,18 @@ def test_uint8_to_rgb_closed_forms():
     assert uint8_to_rgb(rgb) is rgb
 
 
+def test_rgba_compositing_rounds_to_nearest_at_every_alpha():
+    """Every alpha 0..255 of colour (201, 3, 77) over (0, 128, 255), against (a c + (255 - a) b) / 255 rounded
+    in exact arithmetic (no ties: 255 is odd). The fixture above has only fractions below one half, where
+    truncating gives the same; here most alphas have a fraction above it (a = 100: 78.8 -> 79)."""
+    colour, background = (201, 3, 77), (0, 128, 255)
+    alphas = torch.arange(256)
+    rgba = torch.stack([torch.full((256,), c) for c in colour] + [alphas]).to(torch.uint8).reshape(1, 4, 256, 1)
+    out = uint8_to_rgb(rgba, background=background)[0, :, :, 0].T                    # [256 alphas, 3]
+    expected = [[round((a * c + (255 - a) * b) / 255) for c, b in zip(colour, background)] for a in range(256)]
+    assert out.tolist() == expected
+
+
 def test_rgb_view_keys_the_cache_by_background():
     network = StandInFeatures()
     assert rgb_view(network, channels=(3, 3)) is network                            # RGB caches unchanged
