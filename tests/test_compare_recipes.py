@@ -103,3 +103,15 @@ def test_the_verdict_is_the_mean_diversity_of_the_last_three_monitor_records(rec
     final = json.loads((out / "final.json").read_text())
     assert final["status"] == verdict and final["diversity"] == pytest.approx(sum(tail) / 3)
     assert {k: final[k] for k in scores} == scores
+
+
+def test_the_32px_throughput_is_the_median_of_stable_32px_records_only(recipes):
+    row = next(r for r in recipes.ROWS if r.name == "sg-wgan")
+    out = recipes.run_dir(row, 0)
+    out.mkdir(parents=True)
+    records = [{"kimg": 90.0, "resolution": 16, "alpha": 1.0, "img_per_s": 500.0},
+               {"kimg": 110.0, "resolution": 32, "alpha": 0.5, "img_per_s": 1.0},    # fade-in: not counted
+               {"kimg": 111.0, "resolution": 32, "alpha": 0.75, "img_per_s": 2.0},
+               *({"kimg": 120.0 + i, "resolution": 32, "alpha": 1.0, "img_per_s": v} for i, v in enumerate((30.0, 10.0, 20.0)))]
+    (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert recipes.summarize(row, 0)["img_per_s_32px"] == 20.0
