@@ -469,4 +469,13 @@ DEGENERATE: list[Mutant] = [
       'diversity = statistics.fmean(r["diversity"] for r in signals[-3:])',
       'diversity = statistics.fmean(r["diversity"] for r in signals[:3])',
       ('tests/test_compare_recipes.py::test_the_verdict_is_the_mean_diversity_of_the_last_three_monitor_records',)),
+    m('r8-gif-delay-truncated', 'app/video.py',
+      'duration = max(10, round(1000 / fps / 10) * 10)', 'duration = max(10, int(1000 / fps / 10) * 10)',
+      ('tests/test_timelapse.py::test_gif_delay_is_the_frame_time_rounded_to_centiseconds',)),
+    m('r8-timelapse-stable-stamped-fade-in', 'scripts/timelapse.py',
+      '(f", fade-in {alpha:.2f}" if alpha < 1.0 else "")', '(f", fade-in {alpha:.2f}" if alpha <= 1.0 else "")',
+      ('tests/test_timelapse.py::test_each_frame_is_stamped_with_its_kimg_resolution_and_only_a_real_fade_in',)),
+    m('r8-recipes-speed-counts-fade-in', 'scripts/compare_recipes.py',
+      'r.get("resolution") == 32 and r.get("alpha") == 1.0]', 'r.get("resolution") == 32]',
+      ('tests/test_compare_recipes.py::test_the_32px_throughput_is_the_median_of_stable_32px_records_only',)),
 ]
