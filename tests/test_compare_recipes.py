@@ -77,3 +77,41 @@ def test_sample_sheet_falls_back_to_the_committed_last_grid(recipes, tmp_path):
     recipes.sample_sheet(results, sheet_path)
     colours = {c for _, c in Image.open(sheet_path).convert("RGB").getcolors(1 << 16)}
     assert (255, 0, 0) in colours and (0, 0, 255) in colours  # both tiles, one from each source
+
+
+@pytest.mark.parametrize("tail, verdict", [((0.9, 1.0, 1.1), "ok"), ((0.5, 0.6, 0.7), "collapsed")])
+def test_the_verdict_is_the_mean_diversity_of_the_last_three_monitor_records(recipes, monkeypatch, tail, verdict):
+    """Six monitor records (and a loss record between them): the run is judged on the mean of the last
+    three, 1.0 (ok) or 0.6 (collapsed, below 0.75), whatever the first three were (here the opposite)."""
+    row = next(r for r in recipes.ROWS if r.name == "sg-wgan")
+    out = recipes.run_dir(row, 0)
+    head = (0.2, 0.3, 0.4) if verdict == "ok" else (1.2, 1.3, 1.4)
+    scores = {"fid": 50.0, "kid": 0.04, "precision": 0.5, "recall": 0.25}
+
+    def spawn(cmd, log):
+        log.write_text("")
+        if "evaluate.py" in cmd:
+            (out / "score.json").write_text(json.dumps(scores))
+        else:
+            records = [{"kimg": 10.0 * i, "resolution": 32, "diversity": d} for i, d in enumerate(head + tail)]
+            records.insert(4, {"kimg": 35.0, "resolution": 32, "g_loss": 1.0})
+            (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        return 0
+
+    monkeypatch.setattr(recipes, "_spawn", spawn)
+    assert recipes.train_and_score(row, 0) == verdict
+    final = json.loads((out / "final.json").read_text())
+    assert final["status"] == verdict and final["diversity"] == pytest.approx(sum(tail) / 3)
+    assert {k: final[k] for k in scores} == scores
+
+
+def test_the_32px_throughput_is_the_median_of_stable_32px_records_only(recipes):
+    row = next(r for r in recipes.ROWS if r.name == "sg-wgan")
+    out = recipes.run_dir(row, 0)
+    out.mkdir(parents=True)
+    records = [{"kimg": 90.0, "resolution": 16, "alpha": 1.0, "img_per_s": 500.0},
+               {"kimg": 110.0, "resolution": 32, "alpha": 0.5, "img_per_s": 1.0},    # fade-in: not counted
+               {"kimg": 111.0, "resolution": 32, "alpha": 0.75, "img_per_s": 2.0},
+               *({"kimg": 120.0 + i, "resolution": 32, "alpha": 1.0, "img_per_s": v} for i, v in enumerate((30.0, 10.0, 20.0)))]
+    (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert recipes.summarize(row, 0)["img_per_s_32px"] == 20.0

@@ -131,3 +131,28 @@ def test_the_trainers_split_holds_out_base_images_of_an_x_flipped_dataset(tmp_pa
     trained_on = trainer._dataset(16)
     assert sorted(trainer._split.heldout + trainer._split.train) == list(range(8))
     assert len(trainer._split.heldout) == 3 and len(trained_on) == 10
+
+
+class _LabelledCopier(torch.nn.Module):
+    """A conditional 'generator' that records the labels it was given and returns zeros."""
+
+    def forward(self, z, *, stage, alpha, labels):
+        self.labels = labels
+        return torch.zeros(z.shape[0], 3, 8, 8)
+
+
+def test_conditional_signals_score_each_set_with_its_own_labels():
+    """--cond: D sees the training reals with their classes, the held-out reals with *theirs* and the fakes
+    with the training reals' classes cycled. Classes here: 1 for training images, 3 for held-out ones, and
+    a critic whose score is the class it is given, so d_train = 1, d_val = 3, d_gen = 1 by construction."""
+    images = _dataset()
+    split = HeldOutSplit(len(images), 10, seed=1)
+    held = set(split.heldout)
+    data = [(image, 3 if i in held else 1) for i, image in enumerate(images)]
+    monitor = TrainingMonitor(latent_dim=4, num=6, seed=2, train_indices=split.train, heldout_indices=split.heldout)
+    critic = lambda x, stage, alpha, labels: labels.float().view(-1, 1) + 0 * x.flatten(1).mean(1, keepdim=True)  # noqa: E731
+    generator = _LabelledCopier()
+    signals = monitor(generator, critic, data, stage=1, alpha=1.0, device=torch.device("cpu"))
+    assert (signals["d_train"], signals["d_val"], signals["d_gen"]) == (1.0, 3.0, 1.0)
+    assert generator.labels.tolist() == [1] * 6
+    assert len(monitor.heldout_indices) == 6 and set(monitor.heldout_indices) <= held

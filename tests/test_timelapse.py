@@ -102,3 +102,21 @@ def test_min_size_rounds_the_whole_enlargement_factor_up(run):
     for min_size, side in ((40, 64), (64, 64), (65, 96), (1, 32)):
         _, frame = next(iter(timelapse.frames(run, min_size=min_size)))
         assert frame.shape == (side + timelapse.BAND, side, 3), min_size
+
+
+def test_each_frame_is_stamped_with_its_kimg_resolution_and_only_a_real_fade_in(run, monkeypatch):
+    texts = []
+    monkeypatch.setattr(timelapse, "stamp", lambda image, text: texts.append(text) or np.zeros((1, 1, 3), np.uint8))
+    list(timelapse.frames(run, min_size=1))
+    assert texts == ["0.0 kimg | 4 px", "4.0 kimg | 4 px", "8.0 kimg | 8 px, fade-in 0.50", "12.0 kimg | 8 px",
+                     "16.0 kimg | 8 px"]
+
+
+@pytest.mark.parametrize("fps, delay", [(6, 170), (12, 80), (4, 250), (100, 10)])
+def test_gif_delay_is_the_frame_time_rounded_to_centiseconds(tmp_path, fps, delay):
+    from app.video import write_gif
+
+    frames = np.random.default_rng(1).integers(0, 256, (3, 4, 4, 3), dtype=np.uint8)
+    write_gif(frames, tmp_path / "a.gif", fps=fps, min_size=1)
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.info["duration"] == delay  # 1000/6 = 166.7 ms -> 17 cs, not truncated to 16

@@ -37,6 +37,9 @@ def test_ema_half_life_and_rampup():
     assert ema_beta(10, half_life_images=1000, images_seen=10**9) ** 100 == pytest.approx(0.5)
     # early on the half-life is capped by images_seen * rampup, so the average forgets the init fast
     assert ema_beta(10, half_life_images=1000, images_seen=200, rampup=0.05) == pytest.approx(0.5)
+    # --ema-rampup 0 turns the cap off (like None): the full half-life from the first step, not a copy
+    for off in (0, 0.0, None):
+        assert ema_beta(32, half_life_images=10_000, images_seen=64, rampup=off) == pytest.approx(0.5 ** (32 / 10_000))
 
 
 @pytest.mark.parametrize("loss", ["wgan_gp", "logistic_r1"])
