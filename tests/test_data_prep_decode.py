@@ -327,3 +327,16 @@ def test_rgba_keeps_straight_colour_wherever_alpha_is_above_zero():
     rgba = np.asarray(decode(encode(Image.fromarray(pixels, "RGBA"), "PNG"), channels=4))
     assert rgba.tolist() == [[[0, 0, 0, 0], [200, 100, 50, 1], [10, 220, 30, 128], [90, 80, 70, 254],
                               [1, 2, 3, 255]]]
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_sixteen_bit_rounds_to_the_nearest_eight_bit_value(channels):
+    """v * 255 / 65535 rounded to nearest, not the high byte (v >> 8): values whose fraction is above
+    one half (200 -> 0.78, 511 -> 1.99) tell the two apart, unlike 257 or 32896 (exact multiples)."""
+    values = [200, 511, 32767, 65000]
+    expected = [int(v * 255 / 65535 + 0.5) for v in values]               # 1, 2, 127, 253
+    assert expected != [v >> 8 for v in values]
+    image = Image.fromarray(np.array([values] * 4, dtype=np.uint16))
+    out = np.asarray(decode(encode(image, "PNG"), channels=channels)).reshape(4, 4, channels)
+    for c in range(min(channels, 3)):
+        assert out[0, :, c].tolist() == expected, c
