@@ -481,4 +481,8 @@ DEGENERATE: list[Mutant] = [
       'space=("w+" if args.w_plus else "w") if stylegan else "z"',
       'space="w" if stylegan else "z"',
       ('tests/test_cli_option_paths.py::test_project_w_plus_writes_one_w_per_layer',)),
+    m('r10-grid-columns-bound-excludes-last', 'app/generate.py',
+      'columns = check_int("--columns", args.columns, 1, len(seeds)) if args.columns else None\n        _save(',
+      'columns = check_int("--columns", args.columns, 1, len(seeds) - 1) if args.columns else None\n        _save(',
+      ('tests/test_cli_option_paths.py::test_grid_columns_up_to_the_number_of_seeds',)),
 ]

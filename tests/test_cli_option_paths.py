@@ -135,3 +135,20 @@ def test_project_w_plus_writes_one_w_per_layer(styled, tmp_path):
         assert project_main([str(image), "--weights", str(path), "--out", str(out), "--steps", "1", *flag]) == 0
         projection = Projection.load(out / "latent.safetensors")
         assert projection.space == space and tuple(projection.latent.shape) == shape, (flag, projection.latent.shape)
+
+
+def test_grid_columns_up_to_the_number_of_seeds(styled, tmp_path, capsys):
+    """``--columns`` may be anything from 1 to the number of images: 4 seeds in 4 columns is one row
+    (the bound itself is allowed), 5 columns is one ``error:`` line and no file."""
+    path, _ = styled
+    for columns, size in (("4", (4 * R, R)), ("1", (R, 4 * R))):
+        out = tmp_path / f"grid{columns}.png"
+        assert generate_main(["--weights", str(path), "--seeds", "0-3", "--columns", columns, "--out", str(out)]) == 0
+        with Image.open(out) as image:
+            assert image.size == size, columns
+    capsys.readouterr()
+    assert generate_main(["--weights", str(path), "--seeds", "0-3", "--columns", "5",
+                          "--out", str(tmp_path / "five.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--columns" in err[0]
+    assert not (tmp_path / "five.png").exists()
