@@ -38,3 +38,31 @@ def test_kid_subsets_are_capped_by_the_number_of_reals_scored(monkeypatch):
     evaluation.evaluate_generator(generator, dataset, lambda x: x, accelerator=Accelerator(cpu=True), num=10,
                                   dataset_key="k", num_real=3)
     assert seen["kid_subset_size"] == 3
+
+
+def test_the_evaluate_cli_passes_its_options_on_and_its_json_records_them(weights, tmp_path, monkeypatch, capsys):
+    """``evaluate.py --num 6 --num-real 4 --batch 3 --seed 2 --metrics fid,kid`` (none at its default): the
+    layer below receives each value, and the JSON names the counts as given (6 generated, 4 real: two different
+    numbers), the seed, the resolution and family of the weights, and the scores it returned."""
+    import json
+
+    import evaluate
+    from metric_utils import StandInFeatures
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    seen = {}
+    monkeypatch.setattr(evaluation, "evaluate_generator",
+                        lambda *a, **kw: seen.update(kw) or {"fid": 12.5, "kid": 0.25})
+    out = tmp_path / "m.json"
+    assert evaluate.main(["--weights", str(weights["progan"]), "--data", str(data), "--num", "6", "--num-real", "4",
+                          "--batch", "3", "--seed", "2", "--metrics", "fid,kid", "--out", str(out)]) == 0
+    assert (seen["num"], seen["num_real"], seen["batch_size"], seen["seed"]) == (6, 4, 3, 2)
+    assert tuple(seen["metrics"]) == ("fid", "kid") and seen["generator_kwargs"] == {}
+    summary = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == summary
+    assert (summary["num_generated"], summary["num_real"], summary["seed"]) == (6, 4, 2)
+    assert (summary["family"], summary["resolution"], summary["psi"]) == ("progan", 16, 1.0)
+    assert (summary["fid"], summary["kid"]) == (12.5, 0.25)

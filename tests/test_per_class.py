@@ -252,3 +252,26 @@ def test_num_real_above_a_class_size_takes_all_of_that_class(tmp_path):
     assert results["solo"] == {"num_real": 1, "skipped": "fewer than 2 real images"}
     assert results["blue"]["fid"] == pytest.approx(
         _by_hand(generator, data_prep.open_dataset(data, 16), 0, network, 6)["fid"], rel=1e-4)
+
+
+def test_evaluate_cli_per_class_keeps_num_real_and_metrics_and_records_the_counts(tmp_path, monkeypatch):
+    """``--num 6 --num-real 3 --metrics fid --per-class`` (every option away from its default): each class is
+    scored against 3 of its reals (of 5 and 7) with FID alone, and the JSON records 6 generated and 3 real
+    images overall (two different numbers, so one cannot stand in for the other)."""
+    import evaluate
+    import progan.metrics.inception
+    from metric_utils import StandInFeatures
+
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
+    data = _labelled_dataset(tmp_path, sizes=(("blue", 5), ("red", 7)))
+    _conditional("progan").save_pretrained(tmp_path / "g")
+    out = tmp_path / "m.json"
+    assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(data), "--num", "6", "--num-real", "3",
+                          "--metrics", "fid", "--per-class", "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["num_generated"] == 6 and summary["num_real"] == 3
+    assert "fid" in summary and "kid" not in summary and "precision" not in summary
+    for name in CLASSES:
+        row = summary["per_class"][name]
+        assert row["num_real"] == 3 and np.isfinite(row["fid"]) and "kid" not in row, (name, row)
