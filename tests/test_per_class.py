@@ -50,6 +50,39 @@ def _by_hand(generator, dataset, label: int, network, num: int, seed: int = 0, *
                                kid_subset_size=min(1000, num, len(reals)))
 
 
+def _evaluate_cli_per_class(tmp_path, monkeypatch, generator, *flags: str, whole_summary: bool = False):
+    """``evaluate.py --per-class`` with ``flags`` on ``generator`` (saved), classes of 5 and 7 images and the
+    stand-in feature network; returns the JSON's ``per_class`` and the dataset path (or the whole JSON)."""
+    import evaluate
+    import progan.metrics.inception
+    from metric_utils import StandInFeatures
+
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
+    data = _labelled_dataset(tmp_path, sizes=(("blue", 5), ("red", 7)))
+    generator.save_pretrained(tmp_path / "g")
+    out = tmp_path / "m.json"
+    assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(data), *flags, "--per-class",
+                          "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    return summary if whole_summary else (summary["per_class"], data)
+
+
+def _assert_classes_scored_by_hand(per_class: dict, generator, data, seed: int = 0, **generator_kwargs) -> None:
+    """Each class's FID/KID (6 samples) are the by-hand values with ``seed`` and ``generator_kwargs``, and not
+    those of the defaults (seed 0, no keywords): the options visibly arrived."""
+    import data_prep
+    from metric_utils import StandInFeatures
+
+    dataset, network = data_prep.open_dataset(data, 16), StandInFeatures()
+    for label, name in enumerate(CLASSES):
+        expected = _by_hand(generator, dataset, label, network, 6, seed=seed, **generator_kwargs)
+        assert per_class[name]["fid"] == pytest.approx(expected["fid"], rel=1e-4)
+        assert per_class[name]["kid"] == pytest.approx(expected["kid"], rel=1e-4, abs=1e-7)
+        assert per_class[name]["fid"] != pytest.approx(_by_hand(generator, dataset, label, network, 6)["fid"],
+                                                       rel=1e-3)
+
+
 def test_per_class_metrics_are_each_class_against_its_own_reals(tmp_path):
     from accelerate import Accelerator
 
@@ -177,58 +210,22 @@ def test_a_class_of_an_x_flipped_dataset_is_its_images_and_then_their_mirrors(tm
 def test_evaluate_cli_per_class_draws_the_samples_of_its_seed(tmp_path, monkeypatch):
     """``--seed 5 --per-class``: every class is scored on latents 0..num-1 *of seed 5* (and KID's subsets of
     seed 5), the values a by-hand computation with seed 5 gives, not seed 0's."""
-    import evaluate
-    import progan.metrics.inception
-    from metric_utils import StandInFeatures
-
-    import data_prep
-
-    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
-    data = _labelled_dataset(tmp_path, sizes=(("blue", 5), ("red", 7)))
     generator = _conditional("progan")
-    generator.save_pretrained(tmp_path / "g")
-    out = tmp_path / "m.json"
-    assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(data), "--num", "6", "--metrics", "fid,kid",
-                          "--seed", "5", "--per-class", "--out", str(out)]) == 0
-    per_class = json.loads(out.read_text())["per_class"]
-    dataset, network = data_prep.open_dataset(data, 16), StandInFeatures()
-    for label, name in enumerate(CLASSES):
-        expected = _by_hand(generator, dataset, label, network, 6, seed=5)
-        assert per_class[name]["fid"] == pytest.approx(expected["fid"], rel=1e-4)
-        assert per_class[name]["kid"] == pytest.approx(expected["kid"], rel=1e-4, abs=1e-7)
-        assert per_class[name]["fid"] != pytest.approx(_by_hand(generator, dataset, label, network, 6)["fid"],
-                                                       rel=1e-3)
+    per_class, data = _evaluate_cli_per_class(tmp_path, monkeypatch, generator, "--num", "6", "--metrics", "fid,kid",
+                                              "--seed", "5")
+    _assert_classes_scored_by_hand(per_class, generator, data, seed=5)
 
 
 def test_evaluate_cli_per_class_scores_the_truncated_generator_it_is_given(tmp_path, monkeypatch):
     """``--psi 0.5 --per-class`` on a conditional StyleGAN-lite (w_avg set away from 0): each class's FID/KID
     are those of the truncated generator, computed by hand, not of the untruncated one; the overall
     numbers and the per-class ones then describe the same samples."""
-    import evaluate
-    import progan.metrics.inception
-    from metric_utils import StandInFeatures
-
-    import data_prep
-
-    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
-    data = _labelled_dataset(tmp_path, sizes=(("blue", 5), ("red", 7)))
     generator = _conditional("stylegan_lite")
     with torch.no_grad():
         generator.w_avg.copy_(torch.randn(generator.w_avg.shape, generator=torch.Generator().manual_seed(1)))
-    generator.save_pretrained(tmp_path / "g")
-    out = tmp_path / "m.json"
-    assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(data), "--num", "6", "--metrics", "fid,kid",
-                          "--psi", "0.5", "--per-class", "--out", str(out)]) == 0
-    per_class = json.loads(out.read_text())["per_class"]
-    dataset, network = data_prep.open_dataset(data, 16), StandInFeatures()
-    for label, name in enumerate(CLASSES):
-        expected = _by_hand(generator, dataset, label, network, 6, psi=0.5)
-        assert per_class[name]["fid"] == pytest.approx(expected["fid"], rel=1e-4)
-        assert per_class[name]["kid"] == pytest.approx(expected["kid"], rel=1e-4, abs=1e-7)
-        assert per_class[name]["fid"] != pytest.approx(_by_hand(generator, dataset, label, network, 6)["fid"],
-                                                       rel=1e-3)
+    per_class, data = _evaluate_cli_per_class(tmp_path, monkeypatch, generator, "--num", "6", "--metrics", "fid,kid",
+                                              "--psi", "0.5")
+    _assert_classes_scored_by_hand(per_class, generator, data, psi=0.5)
 
 
 def test_num_real_above_a_class_size_takes_all_of_that_class(tmp_path):
@@ -258,18 +255,8 @@ def test_evaluate_cli_per_class_keeps_num_real_and_metrics_and_records_the_count
     """``--num 6 --num-real 3 --metrics fid --per-class`` (every option away from its default): each class is
     scored against 3 of its reals (of 5 and 7) with FID alone, and the JSON records 6 generated and 3 real
     images overall (two different numbers, so one cannot stand in for the other)."""
-    import evaluate
-    import progan.metrics.inception
-    from metric_utils import StandInFeatures
-
-    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
-    data = _labelled_dataset(tmp_path, sizes=(("blue", 5), ("red", 7)))
-    _conditional("progan").save_pretrained(tmp_path / "g")
-    out = tmp_path / "m.json"
-    assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(data), "--num", "6", "--num-real", "3",
-                          "--metrics", "fid", "--per-class", "--out", str(out)]) == 0
-    summary = json.loads(out.read_text())
+    summary = _evaluate_cli_per_class(tmp_path, monkeypatch, _conditional("progan"), "--num", "6", "--num-real", "3",
+                                      "--metrics", "fid", whole_summary=True)
     assert summary["num_generated"] == 6 and summary["num_real"] == 3
     assert "fid" in summary and "kid" not in summary and "precision" not in summary
     for name in CLASSES:
