@@ -113,3 +113,13 @@ def restore_signals():
     yield
     for sig, handler in saved.items():
         signal.signal(sig, handler)
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server (tests/http_utils.py); stopped after the test."""
+    from http_utils import route_server
+
+    srv = route_server()
+    yield srv
+    srv.stop()

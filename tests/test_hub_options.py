@@ -8,9 +8,7 @@ ThreadingHTTPServer on 127.0.0.1; hf_hub_download is monkeypatched. No test touc
 from __future__ import annotations
 
 import hashlib
-import http.server
 import struct
-import threading
 
 import pytest
 import torch
@@ -19,40 +17,6 @@ from families import FAMILIES, load_generator
 from progan.hub import DownloadError, resolve_weights
 from progan.hub import download as hub
 from progan.hub.export import WEIGHTS_NAME
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.routes[path] = body`` with its Content-Length; counts requests in ``hits``."""
-
-    timeout = 5
-
-    def do_GET(self):  # noqa: N802 (http.server naming)
-        self.server.hits.append(self.path)
-        body = self.server.routes.get(self.path)
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.routes, srv.hits = {}, []
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    srv.url = lambda path: f"http://127.0.0.1:{srv.server_address[1]}{path}"
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
 
 
 def _body(header_len: int, first: bytes, size: int) -> bytes:
@@ -72,7 +36,7 @@ def _body(header_len: int, first: bytes, size: int) -> bytes:
 ])
 def test_header_check_edges(server, tmp_path, header_len, first, size, ok):
     body = _body(header_len, first, size)
-    server.routes["/model.safetensors"] = body
+    server.routes["/model.safetensors"] = ("ok", body)
     url = server.url("/model.safetensors")
     if ok:
         assert resolve_weights(url, cache_dir=tmp_path, progress=False).read_bytes() == body
@@ -83,7 +47,7 @@ def test_header_check_edges(server, tmp_path, header_len, first, size, ok):
 
 
 def test_an_upper_case_sha256_is_the_same_checksum(server, tmp_path, payload):
-    server.routes["/model.safetensors"] = payload
+    server.routes["/model.safetensors"] = ("ok", payload)
     digest = hashlib.sha256(payload).hexdigest()
     path = resolve_weights(server.url("/model.safetensors"), cache_dir=tmp_path, progress=False,
                            sha256=f"  {digest.upper()}\n")
@@ -113,7 +77,7 @@ def test_loaders_hand_resolve_options_to_the_download(server, tmp_path, name):
     torch.manual_seed(1)
     saved = family.generator_cls(family.presets["tiny"]).eval()
     saved.save_pretrained(tmp_path / "src")
-    server.routes["/g/model.safetensors"] = (tmp_path / "src" / WEIGHTS_NAME).read_bytes()
+    server.routes["/g/model.safetensors"] = ("ok", (tmp_path / "src" / WEIGHTS_NAME).read_bytes())
     url = server.url("/g/model.safetensors")
     for i, load in enumerate((load_generator, family.generator_cls.from_pretrained)):
         cache = tmp_path / f"cache{i}"
@@ -128,7 +92,7 @@ def test_loaders_hand_resolve_options_to_the_download(server, tmp_path, name):
 
 
 def test_url_timeout_reaches_urlopen(server, tmp_path, payload, monkeypatch):
-    server.routes["/model.safetensors"] = payload
+    server.routes["/model.safetensors"] = ("ok", payload)
     seen = []
     real = hub.urllib.request.urlopen
 
@@ -159,7 +123,7 @@ def test_hf_force_download_and_timeout_reach_the_hub_client(monkeypatch, tmp_pat
 
 @pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
 def test_every_spelling_of_offline_forbids_the_network(server, tmp_path, payload, monkeypatch, value):
-    server.routes["/model.safetensors"] = payload
+    server.routes["/model.safetensors"] = ("ok", payload)
     monkeypatch.setenv("GAN_STUDIO_OFFLINE", value)
     with pytest.raises(hub.WeightsNotFoundError, match="GAN_STUDIO_OFFLINE=1"):
         resolve_weights(server.url("/model.safetensors"), cache_dir=tmp_path, progress=False)
@@ -168,7 +132,7 @@ def test_every_spelling_of_offline_forbids_the_network(server, tmp_path, payload
 
 def test_schemes_are_case_insensitive(server, tmp_path, payload, monkeypatch):
     """RFC 3986: ``HTTP://`` is ``http://``, and ``HF://`` is ``hf://`` (as parse_hf_uri already reads it)."""
-    server.routes["/model.safetensors"] = payload
+    server.routes["/model.safetensors"] = ("ok", payload)
     url = server.url("/model.safetensors").replace("http://", "HTTP://")
     assert resolve_weights(url, cache_dir=tmp_path, progress=False).read_bytes() == payload
     calls = []
