@@ -388,15 +388,13 @@ MUTANTS += [
 ]
 
 
-# The pass-through keyword audit (2026-12-03): an ast scan listed every call keyword that passes a value
-# on (``name=<name or attribute>``), a seeded sample of 40 was dropped one at a time against the test
-# files that import the module, and each survivor that was a real gap got a direct test. One mutant per
-# dropped keyword; the old text is the scan's, widened until it occurs once (docs/testing.md).
-
-# The later passes live in their own modules (each under ~400 lines).
+# The later passes live in their own modules (each under ~400 lines): the pass-through keyword audit and
+# the coverage passes, the loose checks, the degenerate fixtures, the red teams, the blind sets' survivors.
 from mutations_audit import AUDIT  # noqa: E402
 from mutations_blind_h import BLIND_H  # noqa: E402
 from mutations_degen import DEGENERATE  # noqa: E402
 from mutations_loose import LOOSE  # noqa: E402
+from mutations_redteam import REDTEAM  # noqa: E402
+from mutations_redteam2 import REDTEAM2  # noqa: E402
 
-MUTANTS += AUDIT + LOOSE + DEGENERATE + BLIND_H
+MUTANTS += AUDIT + LOOSE + DEGENERATE + REDTEAM + REDTEAM2 + BLIND_H
