@@ -396,5 +396,6 @@ from mutations_degen import DEGENERATE  # noqa: E402
 from mutations_loose import LOOSE  # noqa: E402
 from mutations_redteam import REDTEAM  # noqa: E402
 from mutations_redteam2 import REDTEAM2  # noqa: E402
+from mutations_sweep import SWEEP  # noqa: E402
 
-MUTANTS += AUDIT + LOOSE + DEGENERATE + REDTEAM + REDTEAM2 + BLIND_H
+MUTANTS += AUDIT + LOOSE + DEGENERATE + REDTEAM + REDTEAM2 + BLIND_H + SWEEP
