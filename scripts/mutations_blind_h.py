@@ -1,5 +1,6 @@
-"""The seventh and eighth blind passes (issue 20; H01-H20, 17 of 20 caught; I01-I20, 16 of 20): their survivors,
-each with a direct test now, and the bound edge next to one of them (docs/testing.md).
+"""The seventh, eighth and ninth blind passes (issue 20; H01-H20, 17 of 20 caught; I01-I20, 16 of 20; J01-J20,
+nine survivors in the test files a maintainer would name): their survivors, each with a direct test now, and the
+bound edge next to one of them (docs/testing.md).
 """
 from __future__ import annotations
 
@@ -34,4 +35,11 @@ BLIND_H: list[Mutant] = [
       '    return ((alpha * rgb + (255 - alpha) * bg + 127) // 255).to(torch.uint8)',
       '    return ((alpha * rgb + (255 - alpha) * bg) // 255).to(torch.uint8)',
       ('tests/test_channels.py::test_rgba_compositing_rounds_to_nearest_at_every_alpha',)),
+    # the ninth blind set (J01-J20): its nine survivors in the test files a maintainer would name
+    m('blind-j01-before-after-loses-its-gap', 'app/projection/target.py',
+      'canvas.paste(Image.fromarray(pair[1]), (w + gap, 0))', 'canvas.paste(Image.fromarray(pair[1]), (w, 0))',
+      ('tests/test_projection.py::test_before_after_puts_target_left_gap_white_and_reconstruction_right',)),
+    m('blind-j15-ssim-window-too-narrow', 'progan/metrics/reconstruction.py',
+      '/ (2 * sigma ** 2))', '/ (sigma ** 2))',
+      ('tests/test_projection.py::test_ssim_of_one_white_pixel_against_black_weighs_it_by_a_sigma_1_5_gaussian',)),
 ]
