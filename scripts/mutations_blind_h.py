@@ -42,4 +42,7 @@ BLIND_H: list[Mutant] = [
     m('blind-j15-ssim-window-too-narrow', 'progan/metrics/reconstruction.py',
       '/ (2 * sigma ** 2))', '/ (sigma ** 2))',
       ('tests/test_projection.py::test_ssim_of_one_white_pixel_against_black_weighs_it_by_a_sigma_1_5_gaussian',)),
+    m('blind-j03-seed-range-filling-the-cap-refused', 'app/sampling.py',
+      'if stop - start + 1 + len(seeds) > max_count:', 'if stop - start + 1 + len(seeds) >= max_count:',
+      ('tests/test_app_refusals.py::test_seeds_that_fill_max_count_exactly_are_drawn_and_one_more_is_refused',)),
 ]
