@@ -45,4 +45,7 @@ BLIND_H: list[Mutant] = [
     m('blind-j03-seed-range-filling-the-cap-refused', 'app/sampling.py',
       'if stop - start + 1 + len(seeds) > max_count:', 'if stop - start + 1 + len(seeds) >= max_count:',
       ('tests/test_app_refusals.py::test_seeds_that_fill_max_count_exactly_are_drawn_and_one_more_is_refused',)),
+    m('blind-j04-onnx-refuses-cutoff-num-ws', 'app/onnx/export.py',
+      'not 0 <= cutoff <= generator.num_ws:', 'not 0 <= cutoff < generator.num_ws:',
+      ('tests/test_onnx_refusals.py::test_the_export_takes_cutoff_num_ws_as_every_layer_and_refuses_one_past_either_end',)),
 ]
