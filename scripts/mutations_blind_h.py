@@ -48,4 +48,7 @@ BLIND_H: list[Mutant] = [
     m('blind-j04-onnx-refuses-cutoff-num-ws', 'app/onnx/export.py',
       'not 0 <= cutoff <= generator.num_ws:', 'not 0 <= cutoff < generator.num_ws:',
       ('tests/test_onnx_refusals.py::test_the_export_takes_cutoff_num_ws_as_every_layer_and_refuses_one_past_either_end',)),
+    m('blind-j08-pruning-keeps-one-more', 'progan/training/checkpoint.py',
+      'for old in list_checkpoints(root)[:-keep]:', 'for old in list_checkpoints(root)[:-keep - 1]:',
+      ('tests/test_resume_state.py::test_keep_checkpoints_leaves_exactly_the_newest_keep_after_every_save',)),
 ]
