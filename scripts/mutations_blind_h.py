@@ -51,4 +51,8 @@ BLIND_H: list[Mutant] = [
     m('blind-j08-pruning-keeps-one-more', 'progan/training/checkpoint.py',
       'for old in list_checkpoints(root)[:-keep]:', 'for old in list_checkpoints(root)[:-keep - 1]:',
       ('tests/test_resume_state.py::test_keep_checkpoints_leaves_exactly_the_newest_keep_after_every_save',)),
+    m('blind-j10-pad-offsets-swapped', 'data_prep/resize.py',
+      'canvas.paste(image, ((side - width) // 2, (side - height) // 2))',
+      'canvas.paste(image, ((side - height) // 2, (side - width) // 2))',
+      ('tests/test_data_prep_resize.py::test_pad_centres_a_landscape_or_portrait_image_pixel_exactly',)),
 ]
