@@ -55,4 +55,7 @@ BLIND_H: list[Mutant] = [
       'canvas.paste(image, ((side - width) // 2, (side - height) // 2))',
       'canvas.paste(image, ((side - height) // 2, (side - width) // 2))',
       ('tests/test_data_prep_resize.py::test_pad_centres_a_landscape_or_portrait_image_pixel_exactly',)),
+    m('blind-j12-class-counts-drop-trailing-empty', 'data_prep/dataset.py',
+      'np.bincount(self.labels, minlength=len(self.class_names))', 'np.bincount(self.labels)',
+      ('tests/test_data_prep_dataset.py::test_class_counts_has_one_entry_per_class_name_zero_for_trailing_empty_classes',)),
 ]
