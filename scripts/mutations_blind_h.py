@@ -58,4 +58,8 @@ BLIND_H: list[Mutant] = [
     m('blind-j12-class-counts-drop-trailing-empty', 'data_prep/dataset.py',
       'np.bincount(self.labels, minlength=len(self.class_names))', 'np.bincount(self.labels)',
       ('tests/test_data_prep_dataset.py::test_class_counts_has_one_entry_per_class_name_zero_for_trailing_empty_classes',)),
+    m('blind-j14-labels-by-batch-position', 'progan/metrics/features.py',
+      'kwargs["labels"] = labels[torch.as_tensor(list(chunk), dtype=torch.long)].to(device)',
+      'kwargs["labels"] = labels[start : start + batch_size].to(device)',
+      ('tests/test_evaluation_order.py::test_sharded_conditional_features_use_each_samples_own_label',)),
 ]
