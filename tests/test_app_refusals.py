@@ -4,8 +4,8 @@ The sampling, interpolation, mixing and keys cores are called directly with what
 would refuse first (``app.limits``), because the CLI and Python callers reach them without the UI:
 each bad value must be a one-line ``ValueError`` naming it (and a value at the bound is accepted).
 Through the events: ProGAN style mixing, a streamed (generator) event's error, and a projected image
-of another model become one-line ``gr.Error``s; a ProGAN projection ignores the space radio. The projector's options, and its "pixel"
-distance against the mean squared error written out.
+of another model become one-line ``gr.Error``s; a ProGAN projection ignores the space radio. The
+projector's options, and its "pixel" distance against the mean squared error written out.
 """
 from __future__ import annotations
 
