@@ -62,4 +62,8 @@ BLIND_H: list[Mutant] = [
       'kwargs["labels"] = labels[torch.as_tensor(list(chunk), dtype=torch.long)].to(device)',
       'kwargs["labels"] = labels[start : start + batch_size].to(device)',
       ('tests/test_evaluation_order.py::test_sharded_conditional_features_use_each_samples_own_label',)),
+    # J19: evaluate_generator caps num_real again, so the scores are the same, but the JSON recorded the 100 asked for
+    m('blind-j19-num-real-not-capped-in-the-summary', 'evaluate.py',
+      'num_real = min(args.num_real or len(dataset), len(dataset))', 'num_real = args.num_real or len(dataset)',
+      ('tests/test_evaluation_options.py::test_evaluate_cli_num_real_above_the_dataset_size_scores_and_records_the_dataset_size',)),
 ]
