@@ -1,5 +1,6 @@
-"""The seventh and eighth blind passes (issue 20; H01-H20, 17 of 20 caught; I01-I20, 16 of 20): their survivors,
-each with a direct test now, and the bound edge next to one of them (docs/testing.md).
+"""The seventh, eighth and ninth blind passes (issue 20; H01-H20, 17 of 20 caught; I01-I20, 16 of 20; J01-J20,
+nine survivors in the test files a maintainer would name): their survivors, each with a direct test now, and the
+bound edge next to one of them (docs/testing.md).
 """
 from __future__ import annotations
 
@@ -34,4 +35,35 @@ BLIND_H: list[Mutant] = [
       '    return ((alpha * rgb + (255 - alpha) * bg + 127) // 255).to(torch.uint8)',
       '    return ((alpha * rgb + (255 - alpha) * bg) // 255).to(torch.uint8)',
       ('tests/test_channels.py::test_rgba_compositing_rounds_to_nearest_at_every_alpha',)),
+    # the ninth blind set (J01-J20): its nine survivors in the test files a maintainer would name
+    m('blind-j01-before-after-loses-its-gap', 'app/projection/target.py',
+      'canvas.paste(Image.fromarray(pair[1]), (w + gap, 0))', 'canvas.paste(Image.fromarray(pair[1]), (w, 0))',
+      ('tests/test_projection.py::test_before_after_puts_target_left_gap_white_and_reconstruction_right',)),
+    m('blind-j15-ssim-window-too-narrow', 'progan/metrics/reconstruction.py',
+      '/ (2 * sigma ** 2))', '/ (sigma ** 2))',
+      ('tests/test_projection.py::test_ssim_of_one_white_pixel_against_black_weighs_it_by_a_sigma_1_5_gaussian',)),
+    m('blind-j03-seed-range-filling-the-cap-refused', 'app/sampling.py',
+      'if stop - start + 1 + len(seeds) > max_count:', 'if stop - start + 1 + len(seeds) >= max_count:',
+      ('tests/test_app_refusals.py::test_seeds_that_fill_max_count_exactly_are_drawn_and_one_more_is_refused',)),
+    m('blind-j04-onnx-refuses-cutoff-num-ws', 'app/onnx/export.py',
+      'not 0 <= cutoff <= generator.num_ws:', 'not 0 <= cutoff < generator.num_ws:',
+      ('tests/test_onnx_refusals.py::test_the_export_takes_cutoff_num_ws_as_every_layer_and_refuses_one_past_either_end',)),
+    m('blind-j08-pruning-keeps-one-more', 'progan/training/checkpoint.py',
+      'for old in list_checkpoints(root)[:-keep]:', 'for old in list_checkpoints(root)[:-keep - 1]:',
+      ('tests/test_resume_state.py::test_keep_checkpoints_leaves_exactly_the_newest_keep_after_every_save',)),
+    m('blind-j10-pad-offsets-swapped', 'data_prep/resize.py',
+      'canvas.paste(image, ((side - width) // 2, (side - height) // 2))',
+      'canvas.paste(image, ((side - height) // 2, (side - width) // 2))',
+      ('tests/test_data_prep_resize.py::test_pad_centres_a_landscape_or_portrait_image_pixel_exactly',)),
+    m('blind-j12-class-counts-drop-trailing-empty', 'data_prep/dataset.py',
+      'np.bincount(self.labels, minlength=len(self.class_names))', 'np.bincount(self.labels)',
+      ('tests/test_data_prep_dataset.py::test_class_counts_has_one_entry_per_class_name_zero_for_trailing_empty_classes',)),
+    m('blind-j14-labels-by-batch-position', 'progan/metrics/features.py',
+      'kwargs["labels"] = labels[torch.as_tensor(list(chunk), dtype=torch.long)].to(device)',
+      'kwargs["labels"] = labels[start : start + batch_size].to(device)',
+      ('tests/test_evaluation_order.py::test_sharded_conditional_features_use_each_samples_own_label',)),
+    # J19: evaluate_generator caps num_real again, so the scores are the same, but the JSON recorded the 100 asked for
+    m('blind-j19-num-real-not-capped-in-the-summary', 'evaluate.py',
+      'num_real = min(args.num_real or len(dataset), len(dataset))', 'num_real = args.num_real or len(dataset)',
+      ('tests/test_evaluation_options.py::test_evaluate_cli_num_real_above_the_dataset_size_scores_and_records_the_dataset_size',)),
 ]

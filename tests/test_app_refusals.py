@@ -2,10 +2,10 @@
 
 The sampling, interpolation, mixing and keys cores are called directly with what the UI's own checks
 would refuse first (``app.limits``), because the CLI and Python callers reach them without the UI:
-each bad value must be a one-line ``ValueError`` naming it. Through the events: ProGAN style mixing,
-a streamed (generator) event's error, and a projected image of another model become one-line
-``gr.Error``s; a ProGAN projection ignores the space radio. The projector's options, and its "pixel"
-distance against the mean squared error written out.
+each bad value must be a one-line ``ValueError`` naming it (and a value at the bound is accepted).
+Through the events: ProGAN style mixing, a streamed (generator) event's error, and a projected image
+of another model become one-line ``gr.Error``s; a ProGAN projection ignores the space radio. The
+projector's options, and its "pixel" distance against the mean squared error written out.
 """
 from __future__ import annotations
 
@@ -41,6 +41,19 @@ def test_seeds_up_to_max_seed_are_drawn_and_one_more_is_refused():
     assert parse_seeds(f"{MAX_SEED - 1}-{MAX_SEED}", max_count=4) == [MAX_SEED - 1, MAX_SEED]
     for text in (str(MAX_SEED + 1), f"{MAX_SEED}-{MAX_SEED + 1}"):
         _one_line_value_error(lambda: parse_seeds(text, max_count=4), f"between 0 and {MAX_SEED}, got {MAX_SEED + 1}")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0-15", list(range(16))),                                     # a range alone fills the cap exactly
+    ("3,5,10-23", [3, 5, *range(10, 24)]),                         # 2 listed + 14 in the range = 16
+    ("10-23,3,5", [*range(10, 24), 3, 5]),                         # the range first, then the 2
+])
+def test_seeds_that_fill_max_count_exactly_are_drawn_and_one_more_is_refused(text, expected):
+    """max_count is the most seeds a request may draw: exactly 16 of them is allowed (also when a range
+    meets seeds listed before it), 17 is the one-line 'too many seeds'."""
+    assert parse_seeds(text, max_count=16) == expected
+    one_more = {"0-15": "0-16", "3,5,10-23": "3,5,10-24", "10-23,3,5": "10-23,3,5,6"}[text]
+    _one_line_value_error(lambda: parse_seeds(one_more, max_count=16), "too many seeds: at most 16")
 
 
 def test_image_keys_count_towards_the_seed_cap():

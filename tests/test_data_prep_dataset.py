@@ -211,3 +211,19 @@ def test_damaged_datasets_are_one_line_errors(folder, tmp_path):
             dataset[0]
     plain = prepare(folder, tmp_path / "plain", resolution=8, workers=1, progress=False)
     assert open_dataset(plain, 8).class_counts() == []
+
+
+def test_class_counts_has_one_entry_per_class_name_zero_for_trailing_empty_classes(folder, tmp_path):
+    """Five images in class folders a (3) and b (2), then the manifest names two more classes, c and d, that
+    no image has (labels 0 and 1 stay valid): class_counts is [3, 2, 0, 0], one count per class name, the
+    trailing empty ones included (not [3, 2], which no longer lines up with the names)."""
+    for i, cls in enumerate("aaabb"):
+        (tmp_path / "src" / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(folder / f"{i:02d}.png", tmp_path / "src" / cls / f"{i}.png")
+    ready = prepare(tmp_path / "src", tmp_path / "ready", resolution=8, workers=1, progress=False, labels="folders")
+    assert open_dataset(ready, 8).class_counts() == [3, 2]
+    manifest = json.loads((ready / "manifest.json").read_text())
+    manifest["classes"]["names"] = ["a", "b", "c", "d"]
+    (ready / "manifest.json").write_text(json.dumps(manifest))
+    dataset = open_dataset(ready, 8, with_labels=True)
+    assert dataset.class_names == ("a", "b", "c", "d") and dataset.class_counts() == [3, 2, 0, 0]

@@ -2,9 +2,11 @@
 
 The periodic evaluator's seed and the KID subset size are passed on, not re-derived: a run evaluated
 with ``seed=5`` draws seed 5's latents, and KID's subsets never ask for more reals than were scored.
-The layers below are replaced by recorders, so what arrives is checked directly."""
+The layers below are replaced by recorders, so what arrives is checked directly. A ``--num-real`` above the
+dataset's size is recorded as the dataset's size, the number of reals actually scored."""
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import torch
@@ -66,3 +68,28 @@ def test_the_evaluate_cli_passes_its_options_on_and_its_json_records_them(weight
     assert (summary["num_generated"], summary["num_real"], summary["seed"]) == (6, 4, 2)
     assert (summary["family"], summary["resolution"], summary["psi"]) == ("progan", 16, 1.0)
     assert (summary["fid"], summary["kid"]) == (12.5, 0.25)
+
+
+def test_evaluate_cli_num_real_above_the_dataset_size_scores_and_records_the_dataset_size(weights, tmp_path,
+                                                                                         monkeypatch, capsys):
+    """``--num-real 100`` on an 8-image dataset: all 8 reals are scored (the real statistics are asked for 8)
+    and the JSON's num_real says 8, the number behind the scores, not the 100 asked for."""
+    import json
+
+    import evaluate
+    from metric_utils import StandInFeatures
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    asked, real_statistics = [], evaluation.distributed_real_statistics
+    monkeypatch.setattr(evaluation, "distributed_real_statistics",
+                        lambda *a, num, **kw: asked.append(num) or real_statistics(*a, num=num, **kw))
+    out = tmp_path / "m.json"
+    assert evaluate.main(["--weights", str(weights["progan"]), "--data", str(data), "--num", "4", "--num-real", "100",
+                          "--batch", "4", "--metrics", "fid", "--out", str(out)]) == 0
+    capsys.readouterr()
+    summary = json.loads(out.read_text())
+    assert asked == [8] and summary["num_real"] == 8 and summary["num_generated"] == 4
+    assert math.isfinite(summary["fid"])

@@ -4,6 +4,8 @@ A graph whose ``images`` is ``reshape(z) * 0 + label`` shows what the sampler fe
 graph draws its first class when none is named and the named one otherwise (pixel value by hand:
 label 0 -> level 128, label 1 -> 255); giving a class to an unconditional graph, none to a conditional
 one, an unknown class, a missing file or a graph without GAN Studio metadata are one-line errors.
+The export's ``--cutoff`` check, on the module it exports (no export run): every layer (cutoff = num_ws) is
+allowed, as the PyTorch path allows it, and one past either end is refused.
 """
 from __future__ import annotations
 
@@ -75,3 +77,24 @@ def test_missing_file_and_foreign_graph_are_one_line(tmp_path):
     _one_line(lambda: OnnxModel(tmp_path / "absent.onnx"), "no such ONNX file")
     foreign = _graph(tmp_path / "foreign.onnx", conditional=False, metadata=False)
     _one_line(lambda: OnnxModel(foreign), "no GAN Studio metadata")
+
+
+def test_the_export_takes_cutoff_num_ws_as_every_layer_and_refuses_one_past_either_end():
+    """``OnnxGenerator(g, cutoff=c)`` accepts 0 <= c <= num_ws like ``g.truncate``: at c = num_ws and psi = 0 every
+    layer's style is w_avg (set by hand to a random vector), so the module draws exactly the synthesis of w_avg
+    repeated num_ws times, for any z; c = num_ws + 1 and c = -1 are one-line refusals naming the range."""
+    import torch
+
+    from app.onnx.export import OnnxGenerator
+    from families import FAMILIES
+
+    torch.manual_seed(0)
+    g = FAMILIES["stylegan_lite"].generator_cls(FAMILIES["stylegan_lite"].presets["tiny"]).eval()
+    g.w_avg.copy_(torch.randn(g.config.w_dim))
+    module = OnnxGenerator(g, cutoff=g.num_ws)
+    with torch.no_grad():
+        images = module(torch.randn(2, g.config.latent_dim), torch.tensor(0.0))
+        expected = g.synthesis(g.w_avg.expand(2, g.num_ws, -1).clone(), noise_mode="const")
+    torch.testing.assert_close(images, expected, rtol=0, atol=0)
+    for cutoff in (g.num_ws + 1, -1):
+        _one_line(lambda: OnnxGenerator(g, cutoff=cutoff), f"cutoff must be between 0 and {g.num_ws}, got {cutoff}")

@@ -44,6 +44,21 @@ def test_psnr_and_ssim():
     assert 25 < psnr(a, b) < 35 and ssim(a, b) < 1.0
 
 
+def test_ssim_of_one_white_pixel_against_black_weighs_it_by_a_sigma_1_5_gaussian():
+    """An 11x11 image, one white pixel at its centre, against black: one window position, and the Gaussian
+    window (sigma 1.5, Wang et al. 2004) gives the centre the weight w = 1 / S^2, S = sum_k exp(-k^2 / 4.5)
+    over k = -5..5. Then mean_x = 255 w, var_x = 255^2 w (1 - w), the reference is flat 0, so
+    SSIM = C1 C2 / ((mean_x^2 + C1)(var_x + C2)), C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2."""
+    import math
+
+    x = np.zeros((11, 11, 3), np.uint8)
+    x[5, 5] = 255
+    w = 1 / sum(math.exp(-k * k / (2 * 1.5 ** 2)) for k in range(-5, 6)) ** 2
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    expected = c1 * c2 / (((255 * w) ** 2 + c1) * (255 ** 2 * w * (1 - w) + c2))
+    assert ssim(x, np.zeros_like(x)) == pytest.approx(expected, rel=1e-9)
+
+
 def test_projection_recovers_a_generated_image_and_does_not_touch_weights(tiny_generator):
     g = tiny_generator
     before = {k: v.clone() for k, v in g.state_dict().items()}
@@ -94,6 +109,23 @@ def test_load_target_uses_data_prep_decoding():
         load_target(b"GIF89a broken", 16)
     assert image_to_target(pixels).shape == (3, 16, 16)
     assert before_after(pixels, pixels).size == (2 * 256 + 8, 256)
+
+
+def test_before_after_puts_target_left_gap_white_and_reconstruction_right():
+    """Two different 4x4 pictures at min_size 8 (factor 2) with a 3 px gap: an 8 x (8 + 3 + 8) canvas whose
+    pixel (y, x) is target[y // 2][x // 2] left of column 8, white in columns 8-10, and
+    reconstruction[y // 2][(x - 11) // 2] from column 11 on, written out pixel by pixel."""
+    rng = np.random.default_rng(1)
+    target = rng.integers(0, 200, (4, 4, 3), dtype=np.uint8)                  # never pure white
+    reconstruction = rng.integers(0, 200, (4, 4, 3), dtype=np.uint8)
+    canvas = np.asarray(before_after(target, reconstruction, min_size=8, gap=3))
+    assert canvas.shape == (8, 19, 3)
+    expected = np.full((8, 19, 3), 255, np.uint8)
+    for y in range(8):
+        for x in range(8):
+            expected[y, x] = target[y // 2, x // 2]
+            expected[y, 11 + x] = reconstruction[y // 2, x // 2]
+    np.testing.assert_array_equal(canvas, expected)
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))

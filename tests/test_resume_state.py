@@ -5,7 +5,8 @@ that only checks weights: the run continues, and only later does something go wr
 export overwritten by a worse model, ADA restarting at p = 0, the sample latents changing). So the
 test sets every saved scalar to a value no fresh trainer has, trains two steps so the optimizers
 have moments, saves, resumes in a fresh trainer, and requires the resumed trainer's own state to be
-the saved state, entry by entry, bit for bit, with no entry left at its fresh value.
+the saved state, entry by entry, bit for bit, with no entry left at its fresh value. What a resume can
+find: ``--keep-checkpoints K`` leaves exactly the newest K checkpoints after every save.
 """
 from __future__ import annotations
 
@@ -230,3 +231,20 @@ def test_a_resume_on_another_process_count_continues_the_global_stream_and_adas_
     assert resumed.try_resume() == path
     assert resumed.consumed == 1200                  # 4 * 300 / 1, by hand
     assert resumed.ada.p == pytest.approx(0.37) and resumed.augment.p == pytest.approx(0.37)
+
+
+@pytest.mark.parametrize("keep", [1, 2, 3])
+def test_keep_checkpoints_leaves_exactly_the_newest_keep_after_every_save(tmp_path, keep):
+    """Six saves at 8, 16, ..., 48 images: after save i (1-based) the folder holds checkpoints
+    max(1, i - keep + 1) .. i, that is min(i, keep) of them, the newest; a resume picks the last."""
+    from progan.training.checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, save_checkpoint
+
+    root = tmp_path / "checkpoints"
+    for i in range(1, 7):
+        save_checkpoint(root, images_seen=8 * i, state={"images_seen": 8 * i}, rank_state={}, rank=0,
+                        barrier=lambda: None, keep=keep)
+        expected = [checkpoint_name(8 * j) for j in range(max(1, i - keep + 1), i + 1)]
+        assert len(expected) == min(i, keep)
+        assert [p.name for p in list_checkpoints(root)] == expected
+        assert sorted(p.name for p in root.iterdir()) == expected          # nothing else left behind
+    assert latest_checkpoint(root).name == checkpoint_name(48)
