@@ -32,4 +32,10 @@ DEGENERATE: list[Mutant] = [
       '        return self.weight.expand(batch_size, -1, -1, -1)',
       '        return torch.ones_like(self.weight).expand(batch_size, -1, -1, -1)',
       ('tests/test_networks.py::test_fixed_noise_gives_identical_images_and_new_noise_changes_only_detail',)),
+    m('degen-schedule-refuses-fade-zero', 'progan/training/schedule.py',
+      'if self.fade_kimg < 0 or', 'if self.fade_kimg <= 0 or', ('tests/test_training.py::test_schedule_accepts_its_bounds_and_refuses_just_past_them',)),
+    m('degen-schedule-accepts-stable-zero', 'progan/training/schedule.py',
+      'or self.stable_kimg <= 0:', 'or self.stable_kimg < 0:', ('tests/test_training.py::test_schedule_accepts_its_bounds_and_refuses_just_past_them',)),
+    m('degen-schedule-refuses-batch-one', 'progan/training/schedule.py',
+      'min(self.batch_sizes) < 1:', 'min(self.batch_sizes) <= 1:', ('tests/test_training.py::test_schedule_accepts_its_bounds_and_refuses_just_past_them',)),
 ]

@@ -32,6 +32,22 @@ def test_schedule_fades_then_stabilizes_each_resolution():
     assert fixed.phase(0).stage == 2 and fixed.phase(0).alpha == 1.0
 
 
+def test_schedule_accepts_its_bounds_and_refuses_just_past_them():
+    # fade_kimg 0 is a hard switch (alpha 1 at once), stable_kimg must be positive, every batch >= 1
+    hard = GrowthSchedule(num_stages=2, fade_kimg=0, stable_kimg=1)
+    assert hard.phase(999).stage == 0 and hard.phase(1000).stage == 1 and hard.phase(1000).alpha == 1.0
+    assert GrowthSchedule(num_stages=2, batch_sizes=(1,)).phase(0).batch_size == 1
+    assert GrowthSchedule(num_stages=2, stable_kimg=0.001).phase(1).stage == 1
+    for bad in (dict(fade_kimg=-0.001), dict(stable_kimg=0), dict(stable_kimg=-1), dict(batch_sizes=()),
+                dict(batch_sizes=(16, 0)), dict(batch_sizes=(0, 16))):
+        with pytest.raises(ValueError):
+            GrowthSchedule(num_stages=3, **bad)
+    # stage n starts its fade-in after the first stable period and n-1 fade+stable periods
+    s = GrowthSchedule(num_stages=4, fade_kimg=3, stable_kimg=5)
+    assert [s.stage_start_kimg(k) for k in range(4)] == [0.0, 5.0, 13.0, 21.0]
+    assert [s.phase(int(s.stage_start_kimg(k) * 1000)).stage for k in range(4)] == [0, 1, 2, 3]
+    assert GrowthSchedule(num_stages=4, progressive=False).stage_start_kimg(3) == 0.0
+
 def test_ema_half_life_and_rampup():
     assert ema_beta(100, half_life_images=100, images_seen=10**9) == pytest.approx(0.5)
     assert ema_beta(10, half_life_images=1000, images_seen=10**9) ** 100 == pytest.approx(0.5)
