@@ -14,6 +14,9 @@ contexts (lines reached only from fixtures or subprocesses count as uncovered):
     coverage run --rcfile=RC -m pytest -m "not slow" tests      # RC: [run] dynamic_context = test_function
     python scripts/boundary_sweep.py --coverage .coverage --out sweep.json [--only app/,data_prep/] [--list]
 
+To use both cores, run a second sweep in a second checkout over other files (``--only``, and
+``--coverage-root`` naming the checkout the coverage run measured).
+
 The file being mutated is written in place and restored after each run: use a scratch checkout. A
 survivor is not necessarily a gap: ``x < 0.5`` against ``x <= 0.5`` on a random float is equivalent in
 practice. Each survivor is judged by hand; the ones that change behaviour get a direct test and a mutant
@@ -97,13 +100,15 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="results JSON (resumed if it exists)")
     ap.add_argument("--only", default="", help="comma-separated path prefixes to sweep")
     ap.add_argument("--list", action="store_true", help="list the mutants and their test counts, run nothing")
+    ap.add_argument("--coverage-root", default=None,
+                    help="the checkout the coverage run measured, if not this one (a second sweep in parallel)")
     args = ap.parse_args(argv)
     import coverage
 
     root = os.getcwd()
     cov = coverage.CoverageData(basename=args.coverage)
     cov.read()
-    measured = {os.path.relpath(p, root): p for p in cov.measured_files()}
+    measured = {os.path.relpath(p, args.coverage_root or root): p for p in cov.measured_files()}
     prefixes = [p for p in args.only.split(",") if p]
     todo = []
     for rel in product_files(root):
