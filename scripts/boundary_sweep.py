@@ -14,6 +14,10 @@ contexts (lines reached only from fixtures or subprocesses count as uncovered):
     coverage run --rcfile=RC -m pytest -m "not slow" tests      # RC: [run] dynamic_context = test_function
     python scripts/boundary_sweep.py --coverage .coverage --out sweep.json [--only app/,data_prep/] [--list]
 
+A line reached by 200 tests costs minutes per survivor; ``--durations`` (a ``pytest --durations=0
+--durations-min=0`` log) and ``--budget S`` run each mutant against its fastest covering tests first, up to S
+seconds; ``--verify`` then reruns only the survivors of such a partial run against every covering test.
+
 To use both cores, run a second sweep in a second checkout over other files (``--only``, and
 ``--coverage-root`` naming the checkout the coverage run measured).
 
@@ -28,6 +32,8 @@ import argparse
 import ast
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -94,6 +100,29 @@ def nodeid(context: str) -> str:
     return f"tests/{parts[i]}.py::" + "::".join(parts[i + 1:])
 
 
+def durations(path: str) -> dict[str, float]:
+    """Seconds per test function (all its parameters, setup and teardown) from ``pytest --durations=0`` output."""
+    out: dict[str, float] = {}
+    for line in open(path):
+        hit = re.match(r"\s*([\d.]+)s (setup|call|teardown)\s+(\S+)", line)
+        if hit:
+            fn = hit.group(3).split("[")[0]
+            out[fn] = out.get(fn, 0.0) + float(hit.group(1))
+    return out
+
+
+def pick(tests: list[str], seconds: dict[str, float], budget: float) -> list[str]:
+    """The fastest covering tests, cheapest first, until ``budget`` seconds (always at least one)."""
+    ranked = sorted(tests, key=lambda t: (seconds.get(t, 60.0), t))
+    chosen, spent = [], 0.0
+    for t in ranked:
+        if chosen and spent + seconds.get(t, 60.0) > budget:
+            break
+        chosen.append(t)
+        spent += seconds.get(t, 60.0)
+    return chosen
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--coverage", required=True, help="coverage data file with test_function contexts")
@@ -102,8 +131,19 @@ def main(argv=None) -> None:
     ap.add_argument("--list", action="store_true", help="list the mutants and their test counts, run nothing")
     ap.add_argument("--coverage-root", default=None,
                     help="the checkout the coverage run measured, if not this one (a second sweep in parallel)")
+    ap.add_argument("--durations", default=None,
+                    help="a `pytest --durations=0 --durations-min=0` log: run the fastest covering tests first")
+    ap.add_argument("--budget", type=float, default=float("inf"),
+                    help="seconds of (fastest) covering tests per mutant; survivors of a partial run say so")
+    ap.add_argument("--verify", action="store_true", help="rerun the partial survivors against every covering test")
     args = ap.parse_args(argv)
     import coverage
+
+    def restore_and_exit(signum, frame):  # the mutated file is restored by the finally below
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, restore_and_exit)
+    seconds = durations(args.durations) if args.durations else {}
 
     root = os.getcwd()
     cov = coverage.CoverageData(basename=args.coverage)
@@ -126,8 +166,11 @@ def main(argv=None) -> None:
     res = json.load(open(args.out)) if os.path.exists(args.out) else {}
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1")
     for n, (src, m, tests) in enumerate(todo):
-        if m["id"] in res:
+        done = res.get(m["id"])
+        if done and not (args.verify and done["status"] == "SURVIVED" and done.get("partial")):
             continue
+        covering = tests
+        tests = tests if args.verify else pick(tests, seconds, args.budget)
         status, tail, t = "uncovered", "", time.time()
         if tests:
             open(m["file"], "w").write(apply(src, m))
@@ -141,7 +184,8 @@ def main(argv=None) -> None:
                 status = "timeout"
             finally:
                 open(m["file"], "w").write(src)
-        res[m["id"]] = dict(m, status=status, tests=tests, s=round(time.time() - t), tail=tail)
+        res[m["id"]] = dict(m, status=status, tests=tests, partial=len(tests) < len(covering),
+                            s=round(time.time() - t), tail=tail)
         json.dump(res, open(args.out + ".tmp", "w"), indent=1)
         os.replace(args.out + ".tmp", args.out)
         print(f"[{n + 1}/{len(todo)}] {status:9s} {res[m['id']]['s']:4d}s {m['id']}  {m['text'][:90]}", flush=True)

@@ -61,3 +61,23 @@ def test_the_swept_files_are_the_product_and_not_the_mutation_tooling():
     files = set(sweep.product_files(str(root)))
     assert {"progan/losses.py", "app/sampling.py", "data_prep/resize.py", "train.py", "evaluate.py"} <= files
     assert not any(f.startswith(("tests/", "scripts/mutat")) or f.endswith("boundary_sweep.py") for f in files)
+
+
+def test_durations_sum_setup_call_and_teardown_of_every_parameter_of_a_test_function(tmp_path):
+    log = tmp_path / "d.log"
+    log.write_text("============ slowest durations ============\n"
+                   "2.50s call     tests/test_a.py::test_x[1]\n"
+                   "0.25s setup    tests/test_a.py::test_x[2]\n"
+                   "1.00s call     tests/test_a.py::test_x[2]\n"
+                   "0.01s teardown tests/test_b.py::TestC::test_y\n"
+                   "(3 durations < 0.005s hidden.)\n")
+    assert sweep.durations(str(log)) == {"tests/test_a.py::test_x": 3.75, "tests/test_b.py::TestC::test_y": 0.01}
+
+
+def test_pick_takes_the_fastest_covering_tests_up_to_the_budget_and_always_one():
+    seconds = {"t::a": 1.0, "t::b": 5.0, "t::c": 30.0}
+    assert sweep.pick(["t::c", "t::b", "t::a"], seconds, 10) == ["t::a", "t::b"]
+    assert sweep.pick(["t::c", "t::b", "t::a"], seconds, 6) == ["t::a", "t::b"]
+    assert sweep.pick(["t::c", "t::b"], seconds, 0.5) == ["t::b"]
+    assert sweep.pick(["t::c", "t::unknown"], seconds, 100) == ["t::c", "t::unknown"]  # unknown counts 60 s
+    assert sweep.pick(["t::c", "t::b", "t::a"], seconds, float("inf")) == ["t::a", "t::b", "t::c"]
