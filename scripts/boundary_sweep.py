@@ -1,0 +1,199 @@
+"""Boundary sweep: flip every comparison's boundary and every min/max, and run only the tests that cover it.
+
+The hand-written mutants (scripts/mutations.py) are the bugs someone thought of; the blind sets kept finding
+bounds nobody had thought to test (a range that exactly fills a limit refused, a checkpoint count off by one,
+a cutoff equal to the number of layers refused). This sweep generates those mechanically:
+
+- ``<`` <-> ``<=`` and ``>`` <-> ``>=`` at every comparison in the product code (each operator of a chain
+  ``0 <= x <= n`` separately);
+- ``min(...)`` <-> ``max(...)`` for every call with two or more arguments.
+
+Each mutant runs only the fast tests that executed its line, taken from a coverage run with per-test
+contexts (lines reached only from fixtures or subprocesses count as uncovered):
+
+    coverage run --rcfile=RC -m pytest -m "not slow" tests      # RC: [run] dynamic_context = test_function
+    python scripts/boundary_sweep.py --coverage .coverage --out sweep.json [--only app/,data_prep/] [--list]
+
+A line reached by 200 tests costs minutes per survivor; ``--durations`` (a ``pytest --durations=0
+--durations-min=0`` log) and ``--budget S`` run each mutant against its fastest covering tests first, up to S
+seconds; ``--verify`` then reruns only the survivors of such a partial run against every covering test.
+
+To use both cores, run a second sweep in a second checkout over other files (``--only``, and
+``--coverage-root`` naming the checkout the coverage run measured).
+
+The file being mutated is written in place and restored after each run: use a scratch checkout. A
+survivor is not necessarily a gap: ``x < 0.5`` against ``x <= 0.5`` on a random float is equivalent in
+practice. Each survivor is judged by hand; the ones that change behaviour get a direct test and a mutant
+in scripts/mutations*.py. Results and the judgements are in docs/testing.md.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+SWAP = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">")}
+ROOTS = ("progan", "stylegan_lite", "app", "data_prep", "scripts", "train.py", "evaluate.py", "families.py")
+SKIP = ("scripts/mutat", "scripts/mutant_base.py", "scripts/boundary_sweep.py")
+
+
+def product_files(root: str):
+    for r in ROOTS:
+        p = os.path.join(root, r)
+        if os.path.isfile(p):
+            yield r
+        elif os.path.isdir(p):
+            for d, _, fs in sorted(os.walk(p)):
+                for f in sorted(fs):
+                    rel = os.path.relpath(os.path.join(d, f), root)
+                    if f.endswith(".py") and not rel.startswith(SKIP):
+                        yield rel
+
+
+def mutants(src: str, rel: str = "<src>") -> list[dict]:
+    """Every boundary flip in ``src``: dicts with the byte position of the operator, old and new text."""
+    data = src.encode()
+    starts, acc = [], 0
+    for line in data.splitlines(keepends=True):
+        starts.append(acc)
+        acc += len(line)
+    lines = src.splitlines()
+    out = []
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for i, op in enumerate(node.ops):
+                if type(op) not in SWAP:
+                    continue
+                a, b = operands[i], operands[i + 1]
+                lo = starts[a.end_lineno - 1] + a.end_col_offset
+                hi = starts[b.lineno - 1] + b.col_offset
+                old, new = SWAP[type(op)]
+                k = data[lo:hi].find(old.encode())  # between two operands only brackets, spaces and the operator
+                out.append(dict(line=a.end_lineno, pos=lo + k, old=old, new=new))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max")
+              and len(node.args) + len(node.keywords) >= 2 and not any(isinstance(x, ast.Starred) for x in node.args)):
+            old = node.func.id
+            out.append(dict(line=node.func.lineno, pos=starts[node.func.lineno - 1] + node.func.col_offset,
+                            old=old, new="max" if old == "min" else "min"))
+    for m in out:
+        m.update(file=rel, id=f"{rel}:{m['line']}:{m['old']}->{m['new']}@{m['pos']}", text=lines[m["line"] - 1].strip())
+    return sorted(out, key=lambda m: m["pos"])
+
+
+def apply(src: str, m: dict) -> str:
+    data = src.encode()
+    assert data[m["pos"]:m["pos"] + len(m["old"])] == m["old"].encode(), m["id"]
+    return (data[:m["pos"]] + m["new"].encode() + data[m["pos"] + len(m["old"]):]).decode()
+
+
+def nodeid(context: str) -> str:
+    """coverage's test_function context ("tests.test_x.test_y", "test_x.Class.test_y") as a pytest node id."""
+    parts = context.split(".")
+    i = next(k for k, p in enumerate(parts) if p.startswith("test_") and k + 1 < len(parts))
+    return f"tests/{parts[i]}.py::" + "::".join(parts[i + 1:])
+
+
+def durations(path: str) -> dict[str, float]:
+    """Seconds per test function (all its parameters, setup and teardown) from ``pytest --durations=0`` output."""
+    out: dict[str, float] = {}
+    for line in open(path):
+        hit = re.match(r"\s*([\d.]+)s (setup|call|teardown)\s+(\S+)", line)
+        if hit:
+            fn = hit.group(3).split("[")[0]
+            out[fn] = out.get(fn, 0.0) + float(hit.group(1))
+    return out
+
+
+def pick(tests: list[str], seconds: dict[str, float], budget: float) -> list[str]:
+    """The fastest covering tests, cheapest first, until ``budget`` seconds (always at least one)."""
+    ranked = sorted(tests, key=lambda t: (seconds.get(t, 60.0), t))
+    chosen, spent = [], 0.0
+    for t in ranked:
+        if chosen and spent + seconds.get(t, 60.0) > budget:
+            break
+        chosen.append(t)
+        spent += seconds.get(t, 60.0)
+    return chosen
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--coverage", required=True, help="coverage data file with test_function contexts")
+    ap.add_argument("--out", required=True, help="results JSON (resumed if it exists)")
+    ap.add_argument("--only", default="", help="comma-separated path prefixes to sweep")
+    ap.add_argument("--list", action="store_true", help="list the mutants and their test counts, run nothing")
+    ap.add_argument("--coverage-root", default=None,
+                    help="the checkout the coverage run measured, if not this one (a second sweep in parallel)")
+    ap.add_argument("--durations", default=None,
+                    help="a `pytest --durations=0 --durations-min=0` log: run the fastest covering tests first")
+    ap.add_argument("--budget", type=float, default=float("inf"),
+                    help="seconds of (fastest) covering tests per mutant; survivors of a partial run say so")
+    ap.add_argument("--verify", action="store_true", help="rerun the partial survivors against every covering test")
+    args = ap.parse_args(argv)
+    import coverage
+
+    def restore_and_exit(signum, frame):  # the mutated file is restored by the finally below
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, restore_and_exit)
+    seconds = durations(args.durations) if args.durations else {}
+
+    root = os.getcwd()
+    cov = coverage.CoverageData(basename=args.coverage)
+    cov.read()
+    measured = {os.path.relpath(p, args.coverage_root or root): p for p in cov.measured_files()}
+    prefixes = [p for p in args.only.split(",") if p]
+    todo = []
+    for rel in product_files(root):
+        if prefixes and not rel.startswith(tuple(prefixes)):
+            continue
+        src = open(rel).read()
+        ctx = cov.contexts_by_lineno(measured[rel]) if rel in measured else {}
+        for m in mutants(src, rel):
+            todo.append((src, m, sorted({nodeid(c) for c in ctx.get(m["line"], ()) if c})))
+    if args.list:
+        for _, m, tests in todo:
+            print(f"{len(tests):4d}  {m['id']}  {m['text'][:100]}")
+        print(f"{len(todo)} mutants, {sum(1 for t in todo if not t[2])} on lines no fast test reaches")
+        return
+    res = json.load(open(args.out)) if os.path.exists(args.out) else {}
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1")
+    for n, (src, m, tests) in enumerate(todo):
+        done = res.get(m["id"])
+        if done and not (args.verify and done["status"] == "SURVIVED" and done.get("partial")):
+            continue
+        covering = tests
+        tests = tests if args.verify else pick(tests, seconds, args.budget)
+        status, tail, t = "uncovered", "", time.time()
+        if tests:
+            open(m["file"], "w").write(apply(src, m))
+            try:
+                p = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow",
+                                    "-p", "no:cacheprovider", *tests], env=env, capture_output=True, text=True,
+                                   timeout=900)
+                status = {0: "SURVIVED", 1: "killed"}.get(p.returncode, f"error rc {p.returncode}")
+                tail = p.stdout[-400:]
+            except subprocess.TimeoutExpired:
+                status = "timeout"
+            finally:
+                open(m["file"], "w").write(src)
+        res[m["id"]] = dict(m, status=status, tests=tests, partial=len(tests) < len(covering),
+                            s=round(time.time() - t), tail=tail)
+        json.dump(res, open(args.out + ".tmp", "w"), indent=1)
+        os.replace(args.out + ".tmp", args.out)
+        print(f"[{n + 1}/{len(todo)}] {status:9s} {res[m['id']]['s']:4d}s {m['id']}  {m['text'][:90]}", flush=True)
+    counts = {}
+    for v in res.values():
+        counts[v["status"]] = counts.get(v["status"], 0) + 1
+    print(counts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""scripts/boundary_sweep.py: which boundary flips it generates, where, and which tests it runs for them."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "boundary_sweep", Path(__file__).resolve().parents[1] / "scripts" / "boundary_sweep.py")
+sweep = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sweep)
+
+SRC = '''\
+label = "é < ü"  # a comparison in a string is not code
+def f(a, b, c):
+    if 0 <= a < (b
+                 ):
+        return min(a, b)
+    ok = c >= 1 and c > a and a == b and a != c
+    return max(*a), max(a), min(a, b, key=abs)
+'''
+
+
+def test_every_ordering_operator_and_two_argument_min_max_is_flipped_once_at_its_own_position():
+    ms = sweep.mutants(SRC, "f.py")
+    got = [(m["line"], m["old"], m["new"]) for m in ms]
+    assert got == [(3, "<=", "<"), (3, "<", "<="), (5, "min", "max"), (6, ">=", ">"), (6, ">", ">="),
+                   (7, "min", "max")]
+    # each flip replaces exactly the operator token: the byte offsets count the two-byte letters of line 1
+    expected_lines = {
+        0: "    if 0 < a < (b", 1: "    if 0 <= a <= (b", 2: "        return max(a, b)",
+        3: "    ok = c > 1 and c > a and a == b and a != c", 4: "    ok = c >= 1 and c >= a and a == b and a != c",
+        5: "    return max(*a), max(a), max(a, b, key=abs)",
+    }
+    for k, m in enumerate(ms):
+        mutated = sweep.apply(SRC, m).splitlines()
+        original = SRC.splitlines()
+        changed = [i for i in range(len(original)) if mutated[i] != original[i]]
+        assert changed == [m["line"] - 1]
+        assert mutated[m["line"] - 1] == expected_lines[k]
+        compile("\n".join(mutated), "f.py", "exec")
+
+
+def test_apply_refuses_a_position_that_does_not_hold_the_operator():
+    m = dict(sweep.mutants(SRC, "f.py")[0])
+    m["pos"] += 1
+    with pytest.raises(AssertionError):
+        sweep.apply(SRC, m)
+
+
+@pytest.mark.parametrize("context, nodeid", [
+    ("tests.test_app.test_sample_handler", "tests/test_app.py::test_sample_handler"),
+    ("test_app.test_sample_handler", "tests/test_app.py::test_sample_handler"),
+    ("tests.test_ema.TestDecay.test_half_life", "tests/test_ema.py::TestDecay::test_half_life"),
+])
+def test_coverage_contexts_become_pytest_node_ids(context, nodeid):
+    assert sweep.nodeid(context) == nodeid
+
+
+def test_the_swept_files_are_the_product_and_not_the_mutation_tooling():
+    root = Path(__file__).resolve().parents[1]
+    files = set(sweep.product_files(str(root)))
+    assert {"progan/losses.py", "app/sampling.py", "data_prep/resize.py", "train.py", "evaluate.py"} <= files
+    assert not any(f.startswith(("tests/", "scripts/mutat")) or f.endswith("boundary_sweep.py") for f in files)
+
+
+def test_durations_sum_setup_call_and_teardown_of_every_parameter_of_a_test_function(tmp_path):
+    log = tmp_path / "d.log"
+    log.write_text("============ slowest durations ============\n"
+                   "2.50s call     tests/test_a.py::test_x[1]\n"
+                   "0.25s setup    tests/test_a.py::test_x[2]\n"
+                   "1.00s call     tests/test_a.py::test_x[2]\n"
+                   "0.01s teardown tests/test_b.py::TestC::test_y\n"
+                   "(3 durations < 0.005s hidden.)\n")
+    assert sweep.durations(str(log)) == {"tests/test_a.py::test_x": 3.75, "tests/test_b.py::TestC::test_y": 0.01}
+
+
+def test_pick_takes_the_fastest_covering_tests_up_to_the_budget_and_always_one():
+    seconds = {"t::a": 1.0, "t::b": 5.0, "t::c": 30.0}
+    assert sweep.pick(["t::c", "t::b", "t::a"], seconds, 10) == ["t::a", "t::b"]
+    assert sweep.pick(["t::c", "t::b", "t::a"], seconds, 6) == ["t::a", "t::b"]
+    assert sweep.pick(["t::c", "t::b"], seconds, 0.5) == ["t::b"]
+    assert sweep.pick(["t::c", "t::unknown"], seconds, 100) == ["t::c", "t::unknown"]  # unknown counts 60 s
+    assert sweep.pick(["t::c", "t::b", "t::a"], seconds, float("inf")) == ["t::a", "t::b", "t::c"]
