@@ -123,6 +123,33 @@ def test_make_grid_dimensions():
     assert make_grid(images, columns=5, padding=2).size == (5 * 6 + 4 * 2, 2 * 8 + 2)
 
 
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_make_grid_and_mixing_figure_place_tiles_row_major_with_gaps(channels):
+    """5 tiles of 2x3 px, each a distinct value per channel, 3 columns, padding 1: tile i at x = (i % 3) * 4,
+    y = (i // 3) * 3; the gaps and the empty cell are the white fill (transparent white for RGBA). The mixing
+    figure is the same grid with a blank corner, column sources on top, each row's source first on the left."""
+    def tile(v: int) -> np.ndarray:                                    # [2, 3, C], channel k holds v + 40 k
+        return np.stack([np.full((2, 3), v + 40 * k, np.uint8) for k in range(channels)], axis=-1)
+
+    grid = np.asarray(make_grid([tile(i + 1) for i in range(5)], columns=3, padding=1)).reshape(5, 11, channels)
+    fill = [255, 255, 255, 0][:channels] if channels > 1 else [255]
+    blank = np.ones((5, 11), bool)
+    for i in range(5):
+        y, x = (i // 3) * 3, (i % 3) * 4
+        np.testing.assert_array_equal(grid[y:y + 2, x:x + 3], tile(i + 1), err_msg=f"tile {i}")
+        blank[y:y + 2, x:x + 3] = False
+    assert (grid[blank] == fill).all()
+    rows, cols = np.stack([tile(100), tile(101)]), np.stack([tile(1), tile(2), tile(3)])
+    cells = np.stack([[tile(10 * r + c) for c in range(3)] for r in range(2)])
+    figure = np.asarray(mixing_figure(rows, cols, cells)).reshape(6, 12, channels)
+    expected = [[None, 1, 2, 3], [100, 0, 1, 2], [101, 10, 11, 12]]
+    for r, line in enumerate(expected):
+        for c, v in enumerate(line):
+            want = np.broadcast_to(np.array(fill, np.uint8), (2, 3, channels)) if v is None else tile(v)
+            np.testing.assert_array_equal(figure[2 * r:2 * r + 2, 3 * c:3 * c + 3], want, err_msg=f"cell {r}, {c}")
+
+
 def test_slerp_endpoints_and_unit_norm():
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(2, 32, generator=gen)

@@ -361,17 +361,19 @@ def test_checkpoint_restores_ada_p_and_its_running_sums(tmp_path):
     assert second._ada_signs.tolist() == [5.0, 12.0]
 
 
-def test_translation_and_cutout_sizes_follow_each_axis_of_a_non_square_image():
+@pytest.mark.parametrize("h, w, max_dy, max_dx", [(8, 16, 1, 2), (12, 20, 2, 3)])
+def test_translation_and_cutout_sizes_follow_each_axis_of_a_non_square_image(h, w, max_dy, max_dx):
     """On 8x16 images the shift range is 1/8 of each side (rows +-1, columns +-2), drawn rows first, and
-    cutout's hole is half of each side (4 rows by 8 columns): a square image hides a swapped axis."""
-    n, h, w = 40, 8, 16
+    cutout's hole is half of each side (4 rows by 8 columns): a square image hides a swapped axis. On 12x20
+    the eighths 1.5 and 2.5 round half up (DiffAugment's int(x + 0.5)) to +-2 and +-3; the hole is 6 by 10."""
+    n = 40
     x = torch.randn(n, 2, h, w)
     torch.manual_seed(5)
     out = translate(x)
     torch.manual_seed(5)
-    dy = torch.randint(-1, 2, (n,)).tolist()
-    dx = torch.randint(-2, 3, (n,)).tolist()
-    assert {-2, 2} <= set(dx)                                  # the draw reaches the wider range
+    dy = torch.randint(-max_dy, max_dy + 1, (n,)).tolist()
+    dx = torch.randint(-max_dx, max_dx + 1, (n,)).tolist()
+    assert {-max_dx, max_dx} <= set(dx)                        # the draw reaches the wider range
     expected = torch.zeros_like(x)
     for k in range(n):
         for i in range(h):
@@ -382,4 +384,4 @@ def test_translation_and_cutout_sizes_follow_each_axis_of_a_non_square_image():
     torch.manual_seed(0)
     holes = cutout(torch.ones(300, 1, h, w))[:, 0] == 0                   # [N, H, W]
     rows, cols = holes.any(dim=2).sum(dim=1), holes.any(dim=1).sum(dim=1)  # the hole's extent per axis
-    assert rows.max().item() == 4 and cols.max().item() == 8
+    assert rows.max().item() == h // 2 and cols.max().item() == w // 2

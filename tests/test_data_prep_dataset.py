@@ -227,3 +227,26 @@ def test_class_counts_has_one_entry_per_class_name_zero_for_trailing_empty_class
     (ready / "manifest.json").write_text(json.dumps(manifest))
     dataset = open_dataset(ready, 8, with_labels=True)
     assert dataset.class_names == ("a", "b", "c", "d") and dataset.class_counts() == [3, 2, 0, 0]
+def test_stored_pixels_are_the_image_in_chw_and_its_rounded_box_means(tmp_path):
+    """One 8x8 PNG of distinct values (no resampling at 8 px): the Dataset's [C, y, x] is the file's pixel
+    (x, y) channel C, read back with PIL's getpixel, not a transpose; the 4 px level is each 2x2 block's
+    mean rounded half up (blocks summing to 4k + 2 end in .5)."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 250, (8, 8, 3), dtype=np.uint8)
+    pixels[0:2, 2:4, 1] = [[10, 11], [10, 11]]                         # sum 42 = 4 * 10.5: rounds up to 11
+    pixels[6:8, 0:2, 0] = [[0, 0], [0, 1]]                             # sum 1 = 4 * 0.25: rounds down to 0
+    folder = tmp_path / "src"
+    folder.mkdir()
+    Image.fromarray(pixels).save(folder / "a.png")
+    out = prepare(folder, tmp_path / "ds", resolution=8, workers=1, progress=False)
+    with Image.open(folder / "a.png") as png:
+        image = png.convert("RGB")
+        expected = [[[image.getpixel((x, y))[c] for x in range(8)] for y in range(8)] for c in range(3)]
+    assert open_dataset(out, 8)[0].tolist() == expected
+    small = open_dataset(out, 4)[0]
+    for c in range(3):
+        for y in range(4):
+            for x in range(4):
+                block = [expected[c][2 * y + dy][2 * x + dx] for dy in (0, 1) for dx in (0, 1)]
+                assert int(small[c, y, x]) == int(sum(block) / 4 + 0.5), (c, y, x, block)
+    assert int(small[1, 0, 1]) == 11 and int(small[0, 3, 0]) == 0

@@ -340,3 +340,40 @@ def test_sixteen_bit_rounds_to_the_nearest_eight_bit_value(channels):
     out = np.asarray(decode(encode(image, "PNG"), channels=channels)).reshape(4, 4, channels)
     for c in range(min(channels, 3)):
         assert out[0, :, c].tolist() == expected, c
+
+
+@pytest.mark.parametrize("size", [(7, 4), (4, 7)])
+def test_center_crop_of_an_odd_margin_starts_at_its_floor_half(size):
+    """A 7x4 (and 4x7) image whose columns (rows) are numbered 0..6 into a 4 px square: no resampling, so the
+    kept pixels are exactly lines 1-4 (the odd margin of 3 splits 1 before, 2 after), red and blue distinct."""
+    from data_prep.resize import square
+
+    width, height = size
+    line = np.arange(max(size), dtype=np.uint8) * 30                               # 0, 30, ..., 180
+    pixels = np.zeros((height, width, 3), np.uint8)
+    if width > height:
+        pixels[..., 0] = line[None, :]
+    else:
+        pixels[..., 0] = line[:, None]
+    pixels[..., 2] = 200                                                           # channels kept apart
+    out = square(Image.fromarray(pixels), 4, crop="center")
+    kept = out[0, :, 0] if width > height else out[:, 0, 0]
+    assert kept.tolist() == [30, 60, 90, 120]
+    assert (out[..., 2] == 200).all() and (out[..., 1] == 0).all()
+
+
+@pytest.mark.parametrize("size, resolution", [((12, 9), 8), ((5, 7), 8)])    # shrink; enlarge (upscale)
+def test_resize_is_lanczos_of_the_central_square(size, resolution):
+    """Resampling is Lanczos (Pillow's LANCZOS on the central square's box, the filter the module names),
+    not bilinear or bicubic: a random image, so every filter gives other bytes."""
+    from data_prep.resize import square
+
+    width, height = size
+    pixels = np.random.default_rng(5).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    side = min(size)
+    left, top = (width - side) // 2, (height - side) // 2
+    expected = np.asarray(image.resize((resolution, resolution), Image.LANCZOS, box=(left, top, left + side, top + side)))
+    np.testing.assert_array_equal(square(image, resolution, crop="center", upscale=True), expected)
+    bilinear = np.asarray(image.resize((resolution, resolution), Image.BILINEAR, box=(left, top, left + side, top + side)))
+    assert np.abs(expected.astype(int) - bilinear).max() > 8                        # the filters do differ here

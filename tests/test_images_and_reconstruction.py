@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from progan.images import make_grid
+from progan.images import make_grid, to_uint8
 from progan.metrics.reconstruction import psnr, ssim
 
 
@@ -34,6 +34,24 @@ def test_make_grid_default_columns_is_ceil_sqrt():
     grid = np.asarray(make_grid(images))                          # ceil(sqrt(7)) = 3 columns, 3 rows
     assert grid.shape == (3 * 2, 3 * 3, 3)
     assert grid[::2, ::3, 0].tolist() == [[1, 2, 3], [4, 5, 6], [7, 0, 0]]
+
+
+def test_to_uint8_rounds_half_up_and_puts_channels_last():
+    """[-1, 1] -> uint8 is NVIDIA's floor(127.5 x + 128) clamped (0 -> 128, not 127), and [N, C, H, W] becomes
+    [N, H, W, C]: checked element by element in Python floats on a 3-channel 2x3 image of distinct values
+    (multiples of 1/256, so 127.5 x is exact in float32 too)."""
+    steps = torch.tensor([-300, -256, -255, -2, -1, 0, 1, 2, 3, 64, 200, 255, 256, 257, 300, 1,
+                          5, -64])                                  # 18 = 3 channels x 2 rows x 3 columns
+    x = (steps.float() / 256).view(1, 3, 2, 3)
+    out = to_uint8(x)
+    assert out.dtype == torch.uint8 and out.shape == (1, 2, 3, 3)
+    for c in range(3):
+        for row in range(2):
+            for col in range(3):
+                value = float(x[0, c, row, col])
+                expected = min(255, max(0, math.floor(127.5 * value + 128)))
+                assert int(out[0, row, col, c]) == expected, (c, row, col, value)
+    assert int(out[0, 1, 2, 0]) == 128                             # x = 0: 127.5 rounds up
 
 
 def test_psnr_of_a_known_mean_square_error():

@@ -237,3 +237,30 @@ def test_evaluate_nearest_scores_the_truncated_samples_of_psi(cli_reals, tmp_pat
     full, _ = cli(1.0)
     torch.testing.assert_close(full, w.unsqueeze(1).expand(-1, generator.num_ws, -1), rtol=1e-5, atol=1e-5)
     assert (half - full).abs().max() > 0.1
+
+
+class _Pixels(nn.Module):
+    """Features = the uint8 pixels themselves in [C, H, W] order: a transposed or channel-moved input lands
+    elsewhere in feature space."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.double().flatten(1)
+
+
+def test_app_nearest_view_returns_the_training_image_upright():
+    """app.nearest_view.NearestIndex: an [R, R, 3] picture that is training image 2 (asymmetric random pixels,
+    every channel different) finds index 2 at distance 0, and the real image comes back [R, R, 3] as stored:
+    pixel (y, x) channel c is the dataset's [c, y, x]."""
+    from torch.utils.data import TensorDataset
+
+    from app.nearest_view import NearestIndex
+
+    reals = torch.randint(0, 256, (4, 3, 5, 5), generator=torch.Generator().manual_seed(4), dtype=torch.uint8)
+    network = _Pixels()
+    index = NearestIndex(network, TensorDataset(reals), network(reals))
+    picture = np.stack([reals[2, c].numpy() for c in range(3)], axis=-1)        # [5, 5, 3], built channel by channel
+    match = index.match(picture)
+    assert match.index == 2 and match.distance == 0.0 and match.num_real == 4
+    assert match.real.shape == (5, 5, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(match.real[..., c], reals[2, c].numpy())

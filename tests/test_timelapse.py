@@ -120,3 +120,19 @@ def test_gif_delay_is_the_frame_time_rounded_to_centiseconds(tmp_path, fps, dela
     write_gif(frames, tmp_path / "a.gif", fps=fps, min_size=1)
     with Image.open(tmp_path / "a.gif") as gif:
         assert gif.info["duration"] == delay  # 1000/6 = 166.7 ms -> 17 cs, not truncated to 16
+
+
+def test_wide_grids_keep_their_width_and_height_when_enlarged(tmp_path):
+    """Grids 3 tiles wide and 2 high (48x32 px, an older 24x16 one first): every frame is the last grid's size
+    times the whole factor ceil(40 / 32) = 2, width and height kept apart (96 wide, 64 high), each grid
+    pixel a 2x2 (the older grid: 4x4) square of its colour."""
+    (tmp_path / "samples").mkdir()
+    rng = np.random.default_rng(1)
+    grids = {0: rng.integers(0, 256, (16, 24, 3), dtype=np.uint8), 4: rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)}
+    for kimg, pixels in grids.items():
+        Image.fromarray(pixels).save(tmp_path / "samples" / f"grid-{kimg:09.3f}kimg.png")
+    got = dict(timelapse.frames(tmp_path, min_size=40))
+    for kimg, factor in ((0, 4), (4, 2)):
+        frame = got[kimg]
+        assert frame.shape == (64 + timelapse.BAND, 96, 3), kimg
+        np.testing.assert_array_equal(frame[:64], grids[kimg].repeat(factor, axis=0).repeat(factor, axis=1))
