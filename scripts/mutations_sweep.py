@@ -7,4 +7,73 @@ from __future__ import annotations
 from mutant_base import Mutant, m
 
 SWEEP: list[Mutant] = [
+    # progan/metrics/evaluation.py
+    m('sweep-evaluation-two-generated', 'progan/metrics/evaluation.py', 'if num < 2 or num_real < 2:',
+      'if num <= 2 or num_real < 2:', ('tests/test_evaluation_bounds.py::test_two_generated_and_two_real_images_are_scored_and_one_is_refused',)),
+    m('sweep-evaluation-two-real', 'progan/metrics/evaluation.py', 'if num < 2 or num_real < 2:',
+      'if num < 2 or num_real <= 2:', ('tests/test_evaluation_bounds.py::test_two_generated_and_two_real_images_are_scored_and_one_is_refused',)),
+    m('sweep-evaluation-shard-one-per-process', 'progan/metrics/evaluation.py', 'if num < accelerator.num_processes:',
+      'if num <= accelerator.num_processes:',
+      ('tests/test_evaluation_bounds.py::test_a_shard_needs_one_image_per_process_and_as_many_as_processes_is_enough',)),
+    m('sweep-evaluation-agree-always-true', 'progan/metrics/evaluation.py', 'from_process=0)[0] > 0)',
+      'from_process=0)[0] >= 0)', ('tests/test_evaluation_bounds.py::test_the_main_processs_cache_flag_reaches_every_process_as_it_was',)),
+    # progan/metrics/features.py
+    m('sweep-features-count-max', 'progan/metrics/features.py', 'else min(num, len(images))',
+      'else max(num, len(images))', ('tests/test_metrics_features.py::test_compute_features_of_a_dataset_reads_only_the_first_num_images',)),
+    m('sweep-features-one-batch-too-many', 'progan/metrics/features.py', 'and seen >= num:', 'and seen > num:',
+      ('tests/test_metrics_features.py::test_compute_features_stops_pulling_batches_once_num_images_are_seen',)),
+    m('sweep-features-real-two', 'progan/metrics/features.py', '    if count < 2:', '    if count <= 2:',
+      ('tests/test_metrics_features.py::test_real_statistics_of_exactly_two_images_and_one_is_refused',)),
+    m('sweep-features-index-num-accepted', 'progan/metrics/features.py', 'not 0 <= i < num for',
+      'not 0 <= i <= num for', ('tests/test_metrics_features.py::test_generated_features_indices_lie_in_zero_to_num',)),
+    # progan/metrics/scores.py
+    m('sweep-scores-two-samples', 'progan/metrics/scores.py', '    if x.shape[0] < 2:', '    if x.shape[0] <= 2:',
+      ('tests/test_metrics.py::test_feature_statistics_of_two_samples_and_one_is_refused',)),
+    m('sweep-scores-one-kid-subset', 'progan/metrics/scores.py', 'if num_subsets < 1:', 'if num_subsets <= 1:',
+      ('tests/test_metrics.py::test_kid_with_one_subset_is_the_unbiased_mmd_of_the_whole_sets_and_zero_subsets_are_refused',)),
+    # progan/metrics/floor.py
+    m('sweep-floor-two-held-out', 'progan/metrics/floor.py', 'if not 2 <= num_held_out', 'if not 2 < num_held_out',
+      ('tests/test_real_floor.py::test_the_held_out_count_leaves_at_least_two_images_on_each_side',)),
+    m('sweep-floor-two-reference', 'progan/metrics/floor.py', 'num_held_out <= num - 2:', 'num_held_out < num - 2:',
+      ('tests/test_real_floor.py::test_the_held_out_count_leaves_at_least_two_images_on_each_side',)),
+    m('sweep-floor-kid-subset-max', 'progan/metrics/floor.py', 'kid_subset_size=min(kid_subset_size',
+      'kid_subset_size=max(kid_subset_size',
+      ('tests/test_real_floor.py::test_kid_subsets_of_the_floor_are_the_smallest_of_the_size_asked_and_both_sides',)),
+    # progan/metrics/nearest.py
+    m('sweep-nearest-exclude-self-two-rows', 'progan/metrics/nearest.py', 'or reference.shape[0] < 2):',
+      'or reference.shape[0] <= 2):', ('tests/test_nearest.py::test_nearest_neighbours_at_their_smallest_sets',)),
+    m('sweep-nearest-one-reference-row', 'progan/metrics/nearest.py', 'if reference.shape[0] < 1:',
+      'if reference.shape[0] <= 1:', ('tests/test_nearest.py::test_nearest_neighbours_at_their_smallest_sets',)),
+    m('sweep-nearest-two-reals', 'progan/metrics/nearest.py', 'if real.shape[0] < 2:', 'if real.shape[0] <= 2:',
+      ('tests/test_nearest.py::test_memorization_of_two_reals_counts_samples_strictly_below_the_threshold',)),
+    m('sweep-nearest-at-threshold-counted', 'progan/metrics/nearest.py', '(distances < threshold)',
+      '(distances <= threshold)', ('tests/test_nearest.py::test_memorization_of_two_reals_counts_samples_strictly_below_the_threshold',)),
+    m('sweep-nearest-one-sample', 'progan/metrics/nearest.py', 'if num < 1 or pairs < 0:', 'if num <= 1 or pairs < 0:',
+      ('tests/test_nearest.py::test_check_generator_takes_one_sample_and_zero_pairs_and_refuses_less',)),
+    m('sweep-nearest-zero-pairs', 'progan/metrics/nearest.py', 'if num < 1 or pairs < 0:', 'if num < 1 or pairs <= 0:',
+      ('tests/test_nearest.py::test_check_generator_takes_one_sample_and_zero_pairs_and_refuses_less',)),
+    # progan/metrics/per_class.py
+    m('sweep-per-class-label-count-accepted', 'progan/metrics/per_class.py', 'if not 0 <= label < len',
+      'if not 0 <= label <= len', ('tests/test_per_class.py::test_class_indices_run_from_zero_to_one_below_the_class_count',)),
+    m('sweep-per-class-two-reals-skipped', 'progan/metrics/per_class.py', 'if reals < 2:', 'if reals <= 2:',
+      ('tests/test_per_class.py::test_a_class_of_two_images_is_scored_and_a_class_of_one_is_skipped',)),
+    # progan/minibatch_discrimination.py
+    m('sweep-minibatch-one-kernel', 'progan/minibatch_discrimination.py', 'if kernels < 1 or dim < 1:',
+      'if kernels <= 1 or dim < 1:', ('tests/test_tricks.py::test_minibatch_discrimination_option_is_parsed_and_checked',)),
+    m('sweep-minibatch-dimension-one', 'progan/minibatch_discrimination.py', 'if kernels < 1 or dim < 1:',
+      'if kernels < 1 or dim <= 1:', ('tests/test_tricks.py::test_minibatch_discrimination_option_is_parsed_and_checked',)),
+    # progan/networks.py (and StyleGAN-lite's fade-in, the same check)
+    m('sweep-networks-stage-count-accepted', 'progan/networks.py', 'if not 0 <= stage < config.num_stages:',
+      'if not 0 <= stage <= config.num_stages:', ('tests/test_networks.py::test_stages_run_from_zero_to_one_below_the_stage_count',)),
+    m('sweep-networks-d-skip-at-alpha-one', 'progan/networks.py', '            if alpha < 1.0:',
+      '            if alpha <= 1.0:', ('tests/test_networks.py::test_a_finished_fade_in_leaves_the_previous_stages_rgb_layers_without_gradient',)),
+    m('sweep-networks-g-skip-at-alpha-one', 'progan/networks.py', '        if alpha >= 1.0:', '        if alpha > 1.0:',
+      ('tests/test_networks.py::test_a_finished_fade_in_leaves_the_previous_stages_rgb_layers_without_gradient',)),
+    m('sweep-stylegan-g-skip-at-alpha-one', 'stylegan_lite/networks.py', 'or alpha >= 1.0:', 'or alpha > 1.0:',
+      ('tests/test_networks.py::test_a_finished_fade_in_leaves_the_previous_stages_rgb_layers_without_gradient',)),
+    # progan/hub/export.py (cosmetic: the ellipsis after the first 5 keys)
+    m('sweep-export-missing-ellipsis-at-five', 'progan/hub/export.py', "if len(missing) > 5", "if len(missing) >= 5",
+      ('tests/test_export.py::test_a_key_mismatch_lists_five_keys_and_marks_more_with_an_ellipsis',)),
+    m('sweep-export-extra-ellipsis-at-five', 'progan/hub/export.py', "if len(extra) > 5", "if len(extra) >= 5",
+      ('tests/test_export.py::test_a_key_mismatch_lists_five_keys_and_marks_more_with_an_ellipsis',)),
 ]

@@ -72,6 +72,25 @@ def test_mismatched_weights_are_refused(family, tiny_generator, tmp_path, damage
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("count, shown", [(5, "['k0', 'k1', 'k2', 'k3', 'k4']"),
+                                          (6, "['k0', 'k1', 'k2', 'k3', 'k4'] ...")])
+def test_a_key_mismatch_lists_five_keys_and_marks_more_with_an_ellipsis(count, shown):
+    """Exactly 5 missing (or unexpected) keys are all listed, without "..."; 6 list the first 5 and then "..."."""
+    from torch import nn
+
+    from progan.hub.export import load_state_strict
+
+    keys = [f"k{i}" for i in range(count)]
+    module = nn.Module()
+    for key in keys:
+        module.register_buffer(key, torch.zeros(1))
+    with pytest.raises(PretrainedError) as info:
+        load_state_strict(module, {}, source="m")
+    assert str(info.value) == f"m: weights do not match the config: missing keys {shown}"
+    with pytest.raises(PretrainedError) as info:
+        load_state_strict(nn.Module(), {key: torch.zeros(1) for key in keys}, source="m")
+    assert str(info.value) == f"m: weights do not match the config: unexpected keys {shown}"
+
 def test_truncated_file_is_refused(family, tiny_generator, tmp_path):
     path = tiny_generator.save_pretrained(tmp_path)
     data = path.read_bytes()

@@ -100,6 +100,14 @@ def test_feature_statistics_match_numpy():
     np.testing.assert_allclose(sigma, np.cov(x.T))
 
 
+def test_feature_statistics_of_two_samples_and_one_is_refused():
+    """Rows (1, 2) and (3, 6): mean (2, 4); with u = (2, 4) their difference the unbiased covariance is
+    u u^T / 2 = [[2, 4], [4, 8]]. One row has no covariance."""
+    mu, sigma = feature_statistics(np.array([[1.0, 2.0], [3.0, 6.0]]))
+    assert mu.tolist() == [2.0, 4.0] and sigma.tolist() == [[2.0, 4.0], [4.0, 8.0]]
+    with pytest.raises(ValueError, match=r"^features needs at least 2 samples, got 1$"):
+        feature_statistics(np.array([[1.0, 2.0]]))
+
 def test_frechet_shape_mismatch_raises():
     with pytest.raises(ValueError, match="shape mismatch"):
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
@@ -174,6 +182,25 @@ def test_kid_subset_size_is_the_smaller_set_whichever_it_is(fewer):
     assert got == pytest.approx(expected, rel=1e-12)
     assert abs(expected) > 0.1                                            # not a trivially zero case
 
+
+def test_kid_with_one_subset_is_the_unbiased_mmd_of_the_whole_sets_and_zero_subsets_are_refused():
+    """Two sets of 3 rows, m = 3: one subset is each whole set (in some order, which the sums ignore), so KID is
+    mean_{i != j} k(x_i, x_j) + mean_{i != j} k(y_i, y_j) - 2 mean_{i, j} k(x_i, y_j), k(x, y) = (x.y / d + 1)^3."""
+    d = 2
+    fake = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, -1.0]])
+    real = np.array([[1.0, 0.0], [0.5, 0.5], [-1.0, 2.0]])
+
+    def k(x, y):
+        return (float(np.dot(x, y)) / d + 1) ** 3
+
+    def within(s):
+        return sum(k(s[i], s[j]) for i in range(3) for j in range(3) if i != j) / 6
+
+    expected = within(fake) + within(real) - 2 * sum(k(x, y) for x in fake for y in real) / 9
+    assert kernel_inception_distance(real, fake, num_subsets=1, seed=4) == pytest.approx(expected, rel=1e-12)
+    assert abs(expected) > 0.1
+    with pytest.raises(ValueError, match=r"^num_subsets must be >= 1, got 0$"):
+        kernel_inception_distance(real, fake, num_subsets=0)
 
 # ------------------------------------------------------------------------- precision / recall
 

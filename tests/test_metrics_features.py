@@ -61,6 +61,72 @@ def test_compute_features_dataset_and_batches_agree():
     assert compute_features(iter(batches), network, num=7).shape == (7, 16)
 
 
+class _Reads(torch.utils.data.Dataset):
+    """Flat uint8 images [3, 4, 4] of value i; records which indices were read."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.read = n, []
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        self.read.append(int(i))
+        return torch.full((3, 4, 4), i, dtype=torch.uint8)
+
+
+def _means(images: torch.Tensor) -> torch.Tensor:
+    return images.float().mean(dim=(1, 2, 3)).unsqueeze(1)  # [N, 1]: the image's value
+
+
+def test_compute_features_of_a_dataset_reads_only_the_first_num_images():
+    """num=5 of 8 in batches of 4: images 0..4 are read (not the rest of the second batch); num above the
+    length takes all 8; the features are the images' values in order."""
+    for num, read in ((5, [0, 1, 2, 3, 4]), (8, list(range(8))), (20, list(range(8)))):
+        data = _Reads(8)
+        got = compute_features(data, _means, num=num, batch_size=4, device="cpu")
+        assert sorted(data.read) == read, num
+        assert got[:, 0].tolist() == [float(i) for i in read], num
+
+
+def test_compute_features_stops_pulling_batches_once_num_images_are_seen():
+    """A lazy iterable (generated_features passes a generator of generator outputs): num=4 with batches of 2
+    pulls exactly 2 batches, num=5 pulls 3 and keeps one image of the third."""
+    for num, pulls in ((4, 2), (5, 3)):
+        pulled = []
+
+        def batches():
+            for k in range(5):
+                pulled.append(k)
+                yield torch.full((2, 3, 4, 4), k, dtype=torch.uint8)
+
+        got = compute_features(batches(), _means, num=num, device="cpu")
+        assert len(pulled) == pulls, num
+        assert got[:, 0].tolist() == [float(i // 2) for i in range(num)], num
+
+
+def test_real_statistics_of_exactly_two_images_and_one_is_refused():
+    """Two flat images of values 10 and 30 (feature: their value): mean 20, unbiased variance
+    ((10 - 20)^2 + (30 - 20)^2) / (2 - 1) = 200."""
+    data = [torch.full((3, 4, 4), v, dtype=torch.uint8) for v in (10, 30, 90)]
+    stats = real_statistics(data, _means, dataset_key="k", num=2, device="cpu")
+    assert stats.mu.tolist() == [20.0] and stats.sigma.reshape(-1).tolist() == [200.0]
+    assert real_statistics(data[:2], _means, dataset_key="k", device="cpu").sigma.reshape(-1).tolist() == [200.0]
+    for data_, num in ((data, 1), (data[:1], None), (data[:1], 5)):
+        with pytest.raises(ValueError, match=r"^need at least 2 real images, got 1$"):
+            real_statistics(data_, _means, dataset_key="k", num=num, device="cpu")
+
+
+def test_generated_features_indices_lie_in_zero_to_num():
+    generator, network = ToyGenerator(), StandInFeatures()
+    whole = generated_features(generator, network, num=4, batch_size=4, seed=2)
+    for ends in ([0], [3], [0, 3]):
+        torch.testing.assert_close(generated_features(generator, network, num=4, seed=2, indices=ends), whole[ends])
+    for bad in ([4], [-1], [0, 4]):
+        with pytest.raises(ValueError, match=r"^indices must lie in \[0, 4\)$"):
+            generated_features(generator, network, num=4, seed=2, indices=bad)
+
+
 def test_images_to_uint8_matches_png_rounding():
     x = torch.tensor([-1.0, -0.999, 0.0, 0.5, 1.0, 1.5, -2.0])
     expected = torch.tensor([0, 0, 128, 191, 255, 255, 0], dtype=torch.uint8)

@@ -72,6 +72,43 @@ def test_nearest_neighbours_match_brute_force():
     assert (summary["num_generated"], summary["num_real"]) == (30, 40)
 
 
+def test_nearest_neighbours_at_their_smallest_sets():
+    """Two rows (0, 0) and (3, 4), each other's neighbour at 5, are enough to exclude self; one is not. One
+    reference row is enough to search: (0, 0) and (1, 0) are 5 and sqrt(20) from (3, 4). No rows are not."""
+    two = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    dist, index = nearest_neighbours(two, two, exclude_self=True)
+    assert dist.tolist() == [5.0, 5.0] and index.tolist() == [1, 0]
+    with pytest.raises(ValueError, match=r"^exclude_self needs the same \[N, D\] set twice, with at least 2 rows$"):
+        nearest_neighbours(two[:1], two[:1], exclude_self=True)
+    dist, index = nearest_neighbours(torch.tensor([[0.0, 0.0], [1.0, 0.0]]), two[1:])
+    assert dist.tolist() == pytest.approx([5.0, 20 ** 0.5], rel=1e-12) and index.tolist() == [0, 0]
+    with pytest.raises(ValueError, match=r"^no reference features to search$"):
+        nearest_neighbours(two, two[:0])
+
+
+def test_memorization_of_two_reals_counts_samples_strictly_below_the_threshold():
+    """Reals at 0 and 2 on a line: each other's neighbour at 2, so the threshold (median) is 2. Samples at 4, 0.5
+    and 1 lie 2, 0.5 and 1 from a real: the one exactly at the threshold is not below it (2 of 3)."""
+    result = memorization(torch.tensor([[4.0], [0.5], [1.0]]), torch.tensor([[0.0], [2.0]]))
+    assert result.threshold == 2.0 and result.real_distances.tolist() == [2.0, 2.0]
+    assert result.distances.tolist() == [2.0, 0.5, 1.0] and result.indices.tolist() == [1, 0, 0]
+    assert result.fraction_below == pytest.approx(2 / 3, rel=1e-12)
+    with pytest.raises(ValueError, match=r"^need at least 2 real images for real-to-real distances, got 1$"):
+        memorization(torch.tensor([[1.0]]), torch.tensor([[0.0]]))
+
+
+def test_check_generator_takes_one_sample_and_zero_pairs_and_refuses_less():
+    reals = _training_images()
+    network = StandInFeatures()
+    real_features = compute_features(torch.utils.data.TensorDataset(reals), network)
+    result, closest = check_generator(Verbatim(reals), network, real_features, num=1, pairs=0)
+    assert closest == {} and result.distances.shape == (1,)
+    assert int(result.indices[0]) == int(_index_of(latents_for_indices([0], 8, seed=0))[0])  # its own original
+    assert list(check_generator(Verbatim(reals), network, real_features, num=1, pairs=1)[1]) == [0]
+    for num, pairs in ((0, 0), (1, -1)):
+        with pytest.raises(ValueError, match=rf"^need num >= 1 and pairs >= 0; got num={num}, pairs={pairs}$"):
+            check_generator(Verbatim(reals), network, real_features, num=num, pairs=pairs)
+
 def test_verbatim_copies_score_near_one_with_the_right_neighbours():
     reals = _training_images()
     network = StandInFeatures()

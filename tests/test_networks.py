@@ -60,6 +60,41 @@ def test_invalid_stage_is_a_clear_error(tiny_generator, family):
         tiny_generator(torch.randn(1, family.presets["tiny"].latent_dim), stage=7)
 
 
+def test_stages_run_from_zero_to_one_below_the_stage_count(tiny_generator, family):
+    """The tiny preset has 3 stages (4, 8, 16 px): stage 2 is the last, 3 and -1 are refused in G and in D."""
+    config = family.presets["tiny"]
+    assert config.num_stages == 3
+    z = torch.randn(1, config.latent_dim)
+    assert tiny_generator(z, stage=2).shape[-1] == 16 and tiny_generator(z, stage=0).shape[-1] == 4
+    disc = family.discriminator_cls(config)
+    assert disc(torch.zeros(1, 3, 16, 16), stage=2).shape == (1, 1)
+    for bad in (3, -1):
+        with pytest.raises(ValueError, match=rf"^stage must be in \[0, 2\], got {bad}$"):
+            tiny_generator(z, stage=bad)
+        with pytest.raises(ValueError, match=rf"^stage must be in \[0, 2\], got {bad}$"):
+            disc(torch.zeros(1, 3, 16, 16), stage=bad)
+
+
+def test_a_finished_fade_in_leaves_the_previous_stages_rgb_layers_without_gradient(tiny_generator, family):
+    """At alpha = 1 the previous stage's ToRGB (G) and FromRGB (D) are inactive (no gradient at all, so Adam
+    does not move them and the skip branch is not computed); just below 1 they get one."""
+    config = family.presets["tiny"]
+    disc = family.discriminator_cls(config)
+    tiny_generator.train()
+    for alpha, inactive in ((1.0, True), (0.999, False)):
+        tiny_generator.zero_grad(set_to_none=True)
+        disc.zero_grad(set_to_none=True)
+        images = tiny_generator(torch.randn(2, config.latent_dim), stage=1, alpha=alpha)
+        disc(images, stage=1, alpha=alpha).square().mean().backward()
+        to_rgb = getattr(tiny_generator, "synthesis", tiny_generator).to_rgb  # StyleGAN-lite: in its synthesis
+        for name, layer in (("G to_rgb[0]", to_rgb[0]), ("D from_rgb[0]", disc.from_rgb[0])):
+            grads = [p.grad for p in layer.parameters()]
+            if inactive:
+                assert all(g is None for g in grads), (name, alpha)
+            else:
+                assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads), (name, alpha)
+
+
 def test_backward_reaches_only_active_parameters(family, tiny_generator):
     config = family.presets["tiny"]
     tiny_generator.train()

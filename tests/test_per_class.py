@@ -262,3 +262,46 @@ def test_evaluate_cli_per_class_keeps_num_real_and_metrics_and_records_the_count
     for name in CLASSES:
         row = summary["per_class"][name]
         assert row["num_real"] == 3 and np.isfinite(row["fid"]) and "kid" not in row, (name, row)
+
+
+class _Labels:
+    """Just the labels and class names of a labelled dataset (no images: nothing here reads them)."""
+
+    def __init__(self, labels: list[int], class_names: tuple[str, ...]) -> None:
+        self.labels, self.class_names = np.array(labels), class_names
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def test_class_indices_run_from_zero_to_one_below_the_class_count():
+    from progan.metrics.per_class import class_subset
+
+    data = _Labels([0, 2, 1, 2], ("a", "b", "c"))
+    assert class_subset(data, 0).indices == [0] and class_subset(data, 2).indices == [1, 3]
+    for bad in (3, -1):
+        with pytest.raises(ValueError, match=rf"^class index must be in \[0, 3\), got {bad}$"):
+            class_subset(data, bad)
+
+
+def test_a_class_of_two_images_is_scored_and_a_class_of_one_is_skipped(monkeypatch):
+    """Classes of 2, 1 and 3 images: classes "a" and "c" reach ``evaluate_generator`` with their 2 and 3 reals
+    (2 and 2 under num_real=2), "b" is reported skipped with its 1."""
+    import progan.metrics.per_class as per_class
+    from types import SimpleNamespace
+
+    calls = []
+    monkeypatch.setattr(per_class, "evaluate_generator",
+                        lambda generator, subset, network, **kw: calls.append((subset.label, kw["num_real"])) or
+                        {"fid": float(subset.label)})
+    names = ("a", "b", "c")
+    data = _Labels([0, 1, 2, 0, 2, 2], names)
+    generator = SimpleNamespace(config=SimpleNamespace(class_names=names))
+    common = dict(accelerator=SimpleNamespace(is_main_process=True), num=4, dataset_key="k")
+    out = per_class.evaluate_per_class(generator, data, None, **common)
+    assert calls == [(0, 2), (2, 3)]
+    assert out == {"a": {"num_real": 2, "fid": 0.0}, "b": {"num_real": 1, "skipped": "fewer than 2 real images"},
+                   "c": {"num_real": 3, "fid": 2.0}}
+    calls.clear()
+    assert per_class.evaluate_per_class(generator, data, None, num_real=2, **common)["c"]["num_real"] == 2
+    assert calls == [(0, 2), (2, 2)]

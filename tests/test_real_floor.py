@@ -94,3 +94,27 @@ def test_the_floor_is_the_metrics_of_its_split_with_kid_subsets_of_its_seed():
         assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
         other = compute_metrics(features[reference], features[held], metrics=("kid",), seed=0, kid_subset_size=60)
         assert other["kid"] != pytest.approx(expected["kid"], rel=1e-6, abs=1e-12)
+
+
+def test_the_held_out_count_leaves_at_least_two_images_on_each_side():
+    """Of 6 images, 2 and 4 held out are the extremes (2 left on the other side); 1 and 5 are refused."""
+    for held in (2, 4):
+        reference, held_out = held_out_split(6, held, seed=0)
+        assert (len(held_out), len(reference)) == (held, 6 - held)
+        assert sorted(torch.cat([reference, held_out]).tolist()) == list(range(6))
+    for held in (1, 5):
+        with pytest.raises(ValueError, match=rf"^the held-out count must leave at least 2 images on each side: "
+                                             rf"{held} of 6$"):
+            held_out_split(6, held, seed=0)
+
+
+def test_kid_subsets_of_the_floor_are_the_smallest_of_the_size_asked_and_both_sides():
+    """4 held out of 10 with kid_subset_size 2: subsets of 2 rows (the size asked, below both sides); asked for
+    1000, subsets of 4 (the held-out side). Each equals KID of the split at that subset size, and they differ."""
+    features = torch.randn(10, 4, generator=torch.Generator().manual_seed(0))
+    reference, held = held_out_split(10, 4, seed=5)
+    kid = {size: compute_metrics(features[reference], features[held], metrics=("kid",), seed=5,
+                                 kid_subset_size=size)["kid"] for size in (2, 4)}
+    assert kid[2] != pytest.approx(kid[4], rel=1e-6)
+    assert real_floor(features, num_held_out=4, seed=5, kid_subset_size=2)["kid"] == pytest.approx(kid[2], rel=1e-12)
+    assert real_floor(features, num_held_out=4, seed=5)["kid"] == pytest.approx(kid[4], rel=1e-12)

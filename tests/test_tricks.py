@@ -173,6 +173,10 @@ def test_minibatch_discrimination_option_is_parsed_and_checked():
     for bad in ("100", "a,b", "0,5", "3,4,5"):
         with pytest.raises(ValueError, match="--minibatch-discrimination"):
             TrainConfig(minibatch_discrimination=bad)
+    assert parse_minibatch_discrimination("1,1") == (1, 1)  # the smallest kernel count and dimension
+    for bad in ("0,1", "1,0"):
+        with pytest.raises(ValueError, match=rf"^--minibatch-discrimination: B and C must be >= 1, got '{bad}'$"):
+            parse_minibatch_discrimination(bad)
 
 
 @pytest.mark.parametrize("options,message", [
