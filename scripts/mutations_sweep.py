@@ -7,4 +7,9 @@ from __future__ import annotations
 from mutant_base import Mutant, m
 
 SWEEP: list[Mutant] = [
+    # stylegan_lite/config.py: w_dim 1 and mapping_layers 1 are the smallest valid values
+    m('sweep-config-w-dim-1-refused', 'stylegan_lite/config.py', 'if self.w_dim < 1 or', 'if self.w_dim <= 1 or',
+      ('tests/test_networks.py::test_model_configs_refuse_what_no_network_can_be_built_from',)),
+    m('sweep-config-mapping-layers-1-refused', 'stylegan_lite/config.py', 'self.mapping_layers < 1:', 'self.mapping_layers <= 1:',
+      ('tests/test_networks.py::test_model_configs_refuse_what_no_network_can_be_built_from',)),
 ]
