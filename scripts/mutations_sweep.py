@@ -12,4 +12,9 @@ SWEEP: list[Mutant] = [
       ('tests/test_networks.py::test_model_configs_refuse_what_no_network_can_be_built_from',)),
     m('sweep-config-mapping-layers-1-refused', 'stylegan_lite/config.py', 'self.mapping_layers < 1:', 'self.mapping_layers <= 1:',
       ('tests/test_networks.py::test_model_configs_refuse_what_no_network_can_be_built_from',)),
+    # app/directions.py: k == latent size is the whole eigenbasis; the CLI's ", ..." only beyond five eigenvalues
+    m('sweep-directions-k-equal-dim-refused', 'app/directions.py', 'if not 1 <= k <= dim:', 'if not 1 <= k < dim:',
+      ('tests/test_directions.py::test_factorize_takes_k_up_to_the_latent_size',)),
+    m('sweep-directions-ellipsis-at-five', 'app/directions.py', "if directions.k > 5 else", "if directions.k >= 5 else",
+      ('tests/test_directions.py::test_cli_lists_at_most_five_eigenvalues_and_marks_the_rest',)),
 ]
