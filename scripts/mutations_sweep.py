@@ -17,4 +17,21 @@ SWEEP: list[Mutant] = [
       ('tests/test_directions.py::test_factorize_takes_k_up_to_the_latent_size',)),
     m('sweep-directions-ellipsis-at-five', 'app/directions.py', "if directions.k > 5 else", "if directions.k >= 5 else",
       ('tests/test_directions.py::test_cli_lists_at_most_five_eigenvalues_and_marks_the_rest',)),
+    # app/generate.py, app/interpolation.py, app/mixing.py: padding is max(0, n); progress counts frames done
+    # per batch and the CLI's bar closes at done == total; the refusal names every range the model has
+    m('sweep-generate-mix-padding-min', 'app/generate.py',
+      'mixing_figure(row_images, col_images, cells, padding=max(0, args.padding))',
+      'mixing_figure(row_images, col_images, cells, padding=min(0, args.padding))',
+      ('tests/test_cli_option_paths.py::test_mix_padding_puts_white_gaps_between_the_cells',)),
+    m('sweep-generate-onnx-padding-min', 'app/generate.py',
+      'make_grid(images, columns=columns, padding=max(0, args.padding)).save(args.out)',
+      'make_grid(images, columns=columns, padding=min(0, args.padding)).save(args.out)',
+      ('tests/test_onnx.py::test_generate_cli_from_onnx_pads_the_grid',)),
+    m('sweep-generate-bar-not-closed-at-total', 'app/generate.py', '        if done >= total:', '        if done > total:',
+      ('tests/test_cli_option_paths.py::test_interpolate_progress_counts_frames_per_batch_and_closes_the_bar_at_the_end',)),
+    m('sweep-interpolation-progress-max', 'app/interpolation.py', 'progress(min(start + batch_size, frames), frames)',
+      'progress(max(start + batch_size, frames), frames)',
+      ('tests/test_cli_option_paths.py::test_interpolate_progress_counts_frames_per_batch_and_closes_the_bar_at_the_end',)),
+    m('sweep-mixing-present-ranges-skip-lowest', 'app/mixing.py', 'return any(low <= r and', 'return any(low < r and',
+      ('tests/test_app.py::test_style_layers_follow_the_paper_ranges',)),
 ]
