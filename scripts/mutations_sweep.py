@@ -34,4 +34,9 @@ SWEEP: list[Mutant] = [
       ('tests/test_cli_option_paths.py::test_interpolate_progress_counts_frames_per_batch_and_closes_the_bar_at_the_end',)),
     m('sweep-mixing-present-ranges-skip-lowest', 'app/mixing.py', 'return any(low <= r and', 'return any(low < r and',
       ('tests/test_app.py::test_style_layers_follow_the_paper_ranges',)),
+    # app/sampling.py, app/projection/projector.py: cutoff == num_ws and steps == 100000 are the last allowed
+    m('sweep-sampling-cutoff-num-ws-refused', 'app/sampling.py', 'and not 0 <= cutoff <= generator.num_ws:',
+      'and not 0 <= cutoff < generator.num_ws:', ('tests/test_app_refusals.py::test_the_bounds_themselves_are_accepted',)),
+    m('sweep-projector-steps-100000-refused', 'app/projection/projector.py', 'if not 1 <= self.steps <= 100_000:',
+      'if not 1 <= self.steps < 100_000:', ('tests/test_app_refusals.py::test_the_bounds_themselves_are_accepted',)),
 ]
