@@ -39,4 +39,8 @@ SWEEP: list[Mutant] = [
       'and not 0 <= cutoff < generator.num_ws:', ('tests/test_app_refusals.py::test_the_bounds_themselves_are_accepted',)),
     m('sweep-projector-steps-100000-refused', 'app/projection/projector.py', 'if not 1 <= self.steps <= 100_000:',
       'if not 1 <= self.steps < 100_000:', ('tests/test_app_refusals.py::test_the_bounds_themselves_are_accepted',)),
+    # app/projection/loss.py: ``levels`` band-pass levels, not one more
+    m('sweep-loss-pyramid-one-level-too-many', 'app/projection/loss.py', '(levels is None or len(out) < levels)',
+      '(levels is None or len(out) <= levels)',
+      ('tests/test_projection.py::test_laplacian_pyramid_reconstructs_and_lap1_is_a_distance',)),
 ]
