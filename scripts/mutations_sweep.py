@@ -43,4 +43,8 @@ SWEEP: list[Mutant] = [
     m('sweep-loss-pyramid-one-level-too-many', 'app/projection/loss.py', '(levels is None or len(out) < levels)',
       '(levels is None or len(out) <= levels)',
       ('tests/test_projection.py::test_laplacian_pyramid_reconstructs_and_lap1_is_a_distance',)),
+    # app/ui.py: the status lists up to twelve seeds in full; ", ... (n seeds)" only beyond
+    m('sweep-ui-seed-text-count-at-twelve', 'app/ui.py', ' seeds)" if len(seeds) > 12 else "")',
+      ' seeds)" if len(seeds) >= 12 else "")',
+      ('tests/test_app_launch.py::test_sample_status_lists_twelve_seeds_then_the_count',)),
 ]

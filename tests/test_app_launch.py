@@ -154,5 +154,7 @@ def test_interpolation_takes_up_to_max_keyframes_seeds(events):
 def test_sample_status_lists_twelve_seeds_then_the_count(events):
     *_, status = events["sample"]("sg", "0-12", 1.0, None, "fixed")
     assert "seeds 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ... (13 seeds)" in status
+    *_, status = events["sample"]("sg", "0-11", 1.0, None, "fixed")     # exactly twelve: all listed, no count
+    assert status.endswith("seeds 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")
     *_, status = events["sample"]("sg", "3,5", 1.0, None, "fixed")
     assert status.endswith("seeds 3, 5")
