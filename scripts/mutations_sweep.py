@@ -47,4 +47,8 @@ SWEEP: list[Mutant] = [
     m('sweep-ui-seed-text-count-at-twelve', 'app/ui.py', ' seeds)" if len(seeds) > 12 else "")',
       ' seeds)" if len(seeds) >= 12 else "")',
       ('tests/test_app_launch.py::test_sample_status_lists_twelve_seeds_then_the_count',)),
+    # app/ui.py: the seed box opens on at most 16 seeds
+    m('sweep-ui-first-seeds-max', 'app/ui.py', 'count = min(16, shared.limits.images_allowed',
+      'count = max(16, shared.limits.images_allowed',
+      ('tests/test_app_launch.py::test_seed_box_opens_on_at_most_sixteen_seeds',)),
 ]

@@ -158,3 +158,14 @@ def test_sample_status_lists_twelve_seeds_then_the_count(events):
     assert status.endswith("seeds 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")
     *_, status = events["sample"]("sg", "3,5", 1.0, None, "fixed")
     assert status.endswith("seeds 3, 5")
+
+
+def test_seed_box_opens_on_at_most_sixteen_seeds(weights, tmp_path):
+    """The seed box's default is 16 seeds when the limits allow more (default limits: 64 at 16 px), so a
+    generous limit does not make the first page draw 64 images; the lower cap is test_app_checks' SMALL."""
+    from app.ui import build_demo
+
+    assert DEFAULT_LIMITS.images_allowed(16) > 16
+    demo = build_demo(ModelStore({"sg": str(weights / "sg")}), output_dir=tmp_path)
+    boxes = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Seeds"]
+    assert boxes and {b.value for b in boxes} == {"0-15"}
