@@ -50,5 +50,8 @@ SWEEP: list[Mutant] = [
     # app/ui.py: the seed box opens on at most 16 seeds
     m('sweep-ui-first-seeds-max', 'app/ui.py', 'count = min(16, shared.limits.images_allowed',
       'count = max(16, shared.limits.images_allowed',
-      ('tests/test_app_launch.py::test_seed_box_opens_on_at_most_sixteen_seeds',)),
+      ('tests/test_app_launch.py::test_seed_box_and_steps_open_on_at_most_sixteen_seeds_and_200_steps',)),
+    m('sweep-projection-ui-steps-default-max', 'app/projection/ui.py', 'value=min(200, limits.max_projection_steps)',
+      'value=max(200, limits.max_projection_steps)',
+      ('tests/test_app_launch.py::test_seed_box_and_steps_open_on_at_most_sixteen_seeds_and_200_steps',)),
 ]

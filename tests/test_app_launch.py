@@ -160,7 +160,7 @@ def test_sample_status_lists_twelve_seeds_then_the_count(events):
     assert status.endswith("seeds 3, 5")
 
 
-def test_seed_box_opens_on_at_most_sixteen_seeds(weights, tmp_path):
+def test_seed_box_and_steps_open_on_at_most_sixteen_seeds_and_200_steps(weights, tmp_path):
     """The seed box's default is 16 seeds when the limits allow more (default limits: 64 at 16 px), so a
     generous limit does not make the first page draw 64 images; the lower cap is test_app_checks' SMALL."""
     from app.ui import build_demo
@@ -169,3 +169,7 @@ def test_seed_box_opens_on_at_most_sixteen_seeds(weights, tmp_path):
     demo = build_demo(ModelStore({"sg": str(weights / "sg")}), output_dir=tmp_path)
     boxes = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Seeds"]
     assert boxes and {b.value for b in boxes} == {"0-15"}
+    # the projection's steps slider likewise opens on 200 under a cap of DEFAULT_LIMITS' 300
+    assert DEFAULT_LIMITS.max_projection_steps > 200
+    sliders = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Steps"]
+    assert len(sliders) == 1 and sliders[0].value == 200 and sliders[0].maximum == DEFAULT_LIMITS.max_projection_steps
