@@ -1,6 +1,8 @@
 """Fast tests of the app's pure sampling code: seeds, reproducibility, interpolation, style mixing, bounds."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -209,8 +211,15 @@ def test_style_layers_follow_the_paper_ranges():
     assert style_layers(paper, "coarse") == [0, 1, 2, 3]
     assert style_layers(paper, "middle") == [4, 5, 6, 7]
     assert style_layers(paper, "fine") == list(range(8, 14))
+    tiny = FAMILIES["stylegan_lite"].presets["tiny"]                          # 4, 8, 16 px
     with pytest.raises(ValueError, match="no fine layers"):
-        style_layers(FAMILIES["stylegan_lite"].presets["tiny"], "fine")
+        style_layers(tiny, "fine")
+    # the refusal names the ranges the model does have; middle starts at 16 px, tiny's top resolution
+    with pytest.raises(ValueError, match=r"^this 16x16 model has no fine layers \(64 px and up\); "
+                                         r"choose coarse or middle$"):
+        style_layers(tiny, "fine")
+    with pytest.raises(ValueError, match=r"^this 8x8 model has no middle layers \(16-32 px\); choose coarse$"):
+        style_layers(dataclasses.replace(tiny, resolution=8), "middle")
 
 
 def test_mixing_grid_copies_row_styles_on_the_chosen_layers():

@@ -154,5 +154,22 @@ def test_interpolation_takes_up_to_max_keyframes_seeds(events):
 def test_sample_status_lists_twelve_seeds_then_the_count(events):
     *_, status = events["sample"]("sg", "0-12", 1.0, None, "fixed")
     assert "seeds 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ... (13 seeds)" in status
+    *_, status = events["sample"]("sg", "0-11", 1.0, None, "fixed")     # exactly twelve: all listed, no count
+    assert status.endswith("seeds 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")
     *_, status = events["sample"]("sg", "3,5", 1.0, None, "fixed")
     assert status.endswith("seeds 3, 5")
+
+
+def test_seed_box_and_steps_open_on_at_most_sixteen_seeds_and_200_steps(weights, tmp_path):
+    """The seed box's default is 16 seeds when the limits allow more (default limits: 64 at 16 px), so a
+    generous limit does not make the first page draw 64 images; the lower cap is test_app_checks' SMALL."""
+    from app.ui import build_demo
+
+    assert DEFAULT_LIMITS.images_allowed(16) > 16
+    demo = build_demo(ModelStore({"sg": str(weights / "sg")}), output_dir=tmp_path)
+    boxes = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Seeds"]
+    assert boxes and {b.value for b in boxes} == {"0-15"}
+    # the projection's steps slider likewise opens on 200 under a cap of DEFAULT_LIMITS' 300
+    assert DEFAULT_LIMITS.max_projection_steps > 200
+    sliders = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Steps"]
+    assert len(sliders) == 1 and sliders[0].value == 200 and sliders[0].maximum == DEFAULT_LIMITS.max_projection_steps

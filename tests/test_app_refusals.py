@@ -10,6 +10,7 @@ projector's options, and its "pixel" distance against the mean squared error wri
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -87,6 +88,22 @@ def test_core_argument_errors_are_one_line(call, match):
 ])
 def test_projection_options_are_checked(options, match):
     _one_line_value_error(lambda: ProjectionOptions(**options), match)
+
+
+def test_the_bounds_themselves_are_accepted():
+    """The last allowed values, next to the refusals above: cutoff == num_ws (6 for tiny) truncates every
+    layer, so it draws what no cutoff draws (and cutoff 0 what psi 1 draws); steps 100000 is allowed, 100001
+    is one line."""
+    sg = _tiny("stylegan_lite")
+    with torch.no_grad():
+        sg.w_avg.normal_(0.0, 2.0)                  # a fresh w_avg is 0: truncation must move something
+    every = generate_images(sg, [1], psi=0.5, noise="fixed")
+    assert np.array_equal(generate_images(sg, [1], psi=0.5, cutoff=6, noise="fixed"), every)
+    assert np.array_equal(generate_images(sg, [1], psi=0.5, cutoff=0, noise="fixed"),
+                          generate_images(sg, [1], noise="fixed"))
+    assert not np.array_equal(every, generate_images(sg, [1], noise="fixed"))
+    assert ProjectionOptions(steps=100_000).steps == 100_000
+    _one_line_value_error(lambda: ProjectionOptions(steps=100_001), "steps must be between 1 and 100000, got 100001")
 
 
 @pytest.mark.parametrize("name, space, match", [

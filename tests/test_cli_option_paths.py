@@ -1,6 +1,6 @@
 """CLI options away from their defaults, each checked against pixels built here by hand from the model's parts
 (red-team pass R10): ``interpolate --space/--method/--min-size``, ``mix --cutoff`` with ``--psi``,
-``edit --psi``, ``app.project --w-plus``.
+``edit --psi``, ``app.project --w-plus``; ``mix --padding`` and the progress bar of a batched walk (boundary sweep).
 
 The fixture model has a non-zero ``w_avg`` (a fresh model's is 0, so truncation would be the identity around
 it and a lost psi or cutoff could not show) and a random constant input. Seed s draws z from
@@ -152,3 +152,50 @@ def test_grid_columns_up_to_the_number_of_seeds(styled, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "--columns" in err[0]
     assert not (tmp_path / "five.png").exists()
+
+
+def test_mix_padding_puts_white_gaps_between_the_cells(styled, tmp_path):
+    """``mix --padding 2``: 2 white pixels between the figure's tiles, each source at its padded offset
+    (column sources on top from x = R + 2, the row source on the left at y = R + 2), drawn here by hand;
+    a negative padding is none."""
+    path, g = styled
+    out = tmp_path / "mix.png"
+    assert generate_main(["mix", "--weights", str(path), "--rows", "1", "--cols", "2,5", "--psi", "1",
+                          "--padding", "2", "--out", str(out)]) == 0
+    figure, step = _png(out), R + 2
+    assert figure.shape == (R + step, R + 2 * step, 3)
+    for tile, seed in ((figure[:R, step:step + R], 2), (figure[:R, 2 * step:], 5), (figure[step:, :R], 1)):
+        assert np.abs(tile - _image(g, _ws(g, _z(seed, g.config.latent_dim)))).max() <= 1, seed
+    assert (figure[R:step] == 255).all() and (figure[:, R:step] == 255).all()
+    assert (figure[:, step + R:2 * step] == 255).all()
+    assert generate_main(["mix", "--weights", str(path), "--rows", "1", "--cols", "2,5", "--padding", "-3",
+                          "--out", str(out)]) == 0
+    assert _png(out).shape == (2 * R, 3 * R, 3)
+
+
+def test_interpolate_progress_counts_frames_per_batch_and_closes_the_bar_at_the_end(styled, tmp_path, monkeypatch):
+    """``interpolate --frames 5 --batch-size 2``: the bar sees 2, 4, then 5 of 5 frames done (one update per
+    batch, the last batch short), and is closed once, when all 5 are done (not left open below the summary)."""
+    import tqdm.auto
+
+    bars = []
+
+    class _Bar:  # stands in for tqdm: records what the bar was told
+        def __init__(self, total=0, **_kwargs):
+            self.total, self.n, self.seen, self.closed_at = total, 0, [], None
+            bars.append(self)
+
+        def update(self, k):
+            self.n += k
+            self.seen.append((self.n, self.total))
+
+        def close(self):
+            assert self.closed_at is None, "closed twice"
+            self.closed_at = self.n
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", _Bar)
+    path, _ = styled
+    assert generate_main(["interpolate", "--weights", str(path), "--seeds", "1,2", "--frames", "5", "--batch-size",
+                          "2", "--min-size", "16", "--out", str(tmp_path / "walk.gif")]) == 0
+    assert len(bars) == 1
+    assert bars[0].seen == [(2, 5), (4, 5), (5, 5)] and bars[0].closed_at == 5

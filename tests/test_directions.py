@@ -45,6 +45,20 @@ def test_factorize_recovers_a_known_spectrum():
     assert (a @ n.T).norm(dim=0).max() <= (a @ vectors[0]).norm() + 1e-9
 
 
+def test_factorize_takes_k_up_to_the_latent_size():
+    # k == dim is the whole eigenbasis: V's columns in the order of s (an orthogonal matrix), eigenvalues
+    # s^2; k == dim + 1 names the latent size in the refusal
+    dim = 6
+    s = torch.tensor([6.0, 5.0, 4.0, 3.0, 2.0, 1.0], dtype=torch.float64)
+    u, v = _orthogonal(10, 3)[:, :dim], _orthogonal(dim, 4)
+    vectors, values = factorize(u @ torch.diag(s) @ v.T, dim)
+    assert vectors.shape == (dim, dim)
+    torch.testing.assert_close(values, s ** 2, atol=1e-9, rtol=0)
+    torch.testing.assert_close((vectors @ v).abs(), torch.eye(dim, dtype=torch.float64), atol=1e-9, rtol=0)
+    with pytest.raises(ValueError, match=rf"^k must be between 1 and {dim} \(the latent size\), got {dim + 1}$"):
+        factorize(u @ torch.diag(s) @ v.T, dim + 1)
+
+
 def test_a_is_the_effective_map_from_the_latent(tiny_generator):
     # eq. 3: moving the latent by n moves the first layers' input by exactly A n (equalized-lr scale included)
     g = tiny_generator
@@ -146,6 +160,15 @@ def test_cli_writes_the_file_and_the_cache_reuses_it(weights, tmp_path, capsys, 
     torch.testing.assert_close(again.vectors, d.vectors)
     with pytest.raises(ValueError, match="not a directions file"):
         Directions.load(weights["stylegan_lite"] / "model.safetensors")
+
+
+def test_cli_lists_at_most_five_eigenvalues_and_marks_the_rest(weights, capsys):
+    # the summary line shows the top five eigenvalues; ", ..." only when there are more than five
+    g = load_generator(weights["progan"], progress=False)
+    for k, tail in ((5, ""), (6, ", ...")):
+        assert directions_main(["--weights", str(weights["progan"]), "--k", str(k)]) == 0
+        top = ", ".join(f"{v:.3g}" for v in compute_directions(g, k=5).eigenvalues.tolist())
+        assert f"eigenvalues {top}{tail}; weights sha256 " in capsys.readouterr().out
 
 
 def test_other_weights_get_their_own_directions(tmp_path):

@@ -355,6 +355,10 @@ def test_model_configs_refuse_what_no_network_can_be_built_from():
         assert "\n" not in str(info.value), changes
     # the edges that are allowed
     assert dataclasses.replace(style, mapping_lr_multiplier=1.0, w_avg_beta=0.0).w_avg_beta == 0.0
+    # one-wide w and a one-layer mapping network are the smallest that exist (0 is refused above)
+    smallest = dataclasses.replace(style, w_dim=1, mapping_layers=1)
+    tiny_g = STYLE.generator_cls(smallest)
+    assert tiny_g.mapping(torch.randn(2, smallest.latent_dim)).shape == (2, 1)
     assert dataclasses.replace(progan, resolution=4, class_names=["a", "b"]).class_names == ("a", "b")
     assert dataclasses.replace(progan, mbstd_num_features=2).mbstd_num_features == 2   # tiny widths are even
     values = config_to_dict(style)

@@ -100,6 +100,28 @@ def test_generate_cli_samples_from_onnx_like_pytorch(exported, tmp_path, name, n
 
 
 
+def test_generate_cli_from_onnx_pads_the_grid(tmp_path):
+    """``--onnx F --columns 2 --padding 3`` for 4 seeds: 2 rows of 2, seed i's PyTorch image at
+    ((i // 2) * 19, (i % 2) * 19), 3 white pixels between cells; a negative padding is none."""
+    from PIL import Image
+
+    generator, path = _tiny("progan"), tmp_path / "progan.onnx"
+    export_onnx(generator, path, noise="const")
+    size, step, out = 16, 19, tmp_path / "grid.png"
+    assert generate_main(["--onnx", str(path), "--seeds", "0-3", "--columns", "2", "--padding", "3",
+                          "--out", str(out)]) == 0
+    grid = np.asarray(Image.open(out).convert("RGB"), dtype=int)
+    assert grid.shape == (size + step, size + step, 3)
+    for i, image in enumerate(generate_images(generator, [0, 1, 2, 3], noise="fixed")):
+        top, left = (i // 2) * step, (i % 2) * step
+        assert np.abs(grid[top:top + size, left:left + size] - np.asarray(image, dtype=int)).max() <= 1, i
+    assert (grid[size:step] == 255).all() and (grid[:, size:step] == 255).all()
+    assert generate_main(["--onnx", str(path), "--seeds", "0-3", "--columns", "2", "--padding", "-3",
+                          "--out", str(out)]) == 0
+    with Image.open(out) as image:
+        assert image.size == (2 * size, 2 * size)
+
+
 @pytest.mark.parametrize("name", ["progan", "stylegan_lite"])
 def test_generate_cli_class_from_onnx_follows_the_models_class_order(tmp_path, name):
     """Class names not in alphabetical order: `app.generate --onnx F --class NAME` draws the class the

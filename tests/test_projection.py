@@ -19,6 +19,10 @@ def test_laplacian_pyramid_reconstructs_and_lap1_is_a_distance():
     x = torch.rand(2, 3, 16, 16)
     levels = laplacian_pyramid(x)
     assert [lv.shape[-1] for lv in levels] == [16, 8, 4]
+    # ``levels`` band-pass levels exactly, then the residual: 0 -> x itself, 1 -> [16] + 8 px residual
+    assert torch.equal(laplacian_pyramid(x, levels=0)[0], x) and len(laplacian_pyramid(x, levels=0)) == 1
+    assert [lv.shape[-1] for lv in laplacian_pyramid(x, levels=1)] == [16, 8]
+    assert [lv.shape[-1] for lv in laplacian_pyramid(x, levels=2)] == [16, 8, 4]
     assert float(lap1_distance(x, x)) == 0.0 and float(lap1_distance(x, x.flip(-1))) > 0.0
     with pytest.raises(ValueError, match="loss must be one of"):
         make_distance("vgg")
