@@ -19,4 +19,13 @@ SWEEP: list[Mutant] = [
     m('sweep-augment-controller-empty-interval', 'progan/training/augment.py',
       'if count <= 0:', 'if count < 0:',
       (AUG + 'test_controller_leaves_p_alone_after_an_interval_without_images',)),
+    m('sweep-data-stream-one-image-refused', 'progan/training/data_stream.py',
+      'if size < 1:', 'if size <= 1:',
+      ('tests/test_data_stream.py::test_a_one_image_dataset_streams_and_an_empty_one_is_refused',)),
+    m('sweep-monitor-two-refused', 'progan/training/monitor.py',
+      'if num < 2:', 'if num <= 2:',
+      ('tests/test_monitor.py::test_the_monitor_accepts_two_images_and_refuses_one',)),
+    m('sweep-health-scale-one-diverged', 'progan/training/health.py',
+      'scaler.get_scale() < 1.0', 'scaler.get_scale() <= 1.0',
+      ('tests/test_fp16_safety.py::test_a_scale_of_exactly_one_is_not_yet_divergence',)),
 ]
