@@ -28,4 +28,13 @@ SWEEP: list[Mutant] = [
     m('sweep-health-scale-one-diverged', 'progan/training/health.py',
       'scaler.get_scale() < 1.0', 'scaler.get_scale() <= 1.0',
       ('tests/test_fp16_safety.py::test_a_scale_of_exactly_one_is_not_yet_divergence',)),
+    m('sweep-memory-saved-peak-min', 'progan/training/memory.py',
+      'meter.peak = max(meter.peak, meter.live)', 'meter.peak = min(meter.peak, meter.live)',
+      ('tests/test_memory_estimate.py::test_saved_bytes_peak_is_the_largest_live_total_by_hand',)),
+    m('sweep-memory-fade-without-fade-kimg', 'progan/training/memory.py',
+      'config.fade_kimg > 0 and stage > 0', 'config.fade_kimg >= 0 and stage > 0',
+      ('tests/test_memory_estimate.py::test_no_fade_is_traced_without_fade_kimg_or_at_the_first_stage',)),
+    m('sweep-memory-fade-at-stage-zero', 'progan/training/memory.py',
+      'config.fade_kimg > 0 and stage > 0', 'config.fade_kimg > 0 and stage >= 0',
+      ('tests/test_memory_estimate.py::test_no_fade_is_traced_without_fade_kimg_or_at_the_first_stage',)),
 ]
