@@ -37,4 +37,10 @@ SWEEP: list[Mutant] = [
     m('sweep-memory-fade-at-stage-zero', 'progan/training/memory.py',
       'config.fade_kimg > 0 and stage > 0', 'config.fade_kimg > 0 and stage >= 0',
       ('tests/test_memory_estimate.py::test_no_fade_is_traced_without_fade_kimg_or_at_the_first_stage',)),
+    m('sweep-iteration-history-at-weight-zero', 'progan/training/iteration.py',
+      'if config.historical_averaging > 0 else None)', 'if config.historical_averaging >= 0 else None)',
+      ('tests/test_iteration.py::test_history_and_the_minibatch_are_kept_only_for_the_tricks_that_read_them',)),
+    m('sweep-iteration-reals-kept-at-fm-zero', 'progan/training/iteration.py',
+      'g_reals = reals if ctx.feature_matching > 0 else None', 'g_reals = reals if ctx.feature_matching >= 0 else None',
+      ('tests/test_iteration.py::test_history_and_the_minibatch_are_kept_only_for_the_tricks_that_read_them',)),
 ]
