@@ -43,4 +43,7 @@ SWEEP: list[Mutant] = [
     m('sweep-iteration-reals-kept-at-fm-zero', 'progan/training/iteration.py',
       'g_reals = reals if ctx.feature_matching > 0 else None', 'g_reals = reals if ctx.feature_matching >= 0 else None',
       ('tests/test_iteration.py::test_history_and_the_minibatch_are_kept_only_for_the_tricks_that_read_them',)),
+    m('sweep-options-batch-sizes-one-refused', 'progan/training/options.py',
+      'res & (res - 1) or batch < 1:', 'res & (res - 1) or batch <= 1:',
+      ('tests/test_training.py::test_batch_sizes_accept_one_image_and_4_px_and_refuse_zero_and_2_px',)),
 ]
