@@ -46,4 +46,7 @@ SWEEP: list[Mutant] = [
     m('sweep-options-batch-sizes-one-refused', 'progan/training/options.py',
       'res & (res - 1) or batch < 1:', 'res & (res - 1) or batch <= 1:',
       ('tests/test_training.py::test_batch_sizes_accept_one_image_and_4_px_and_refuse_zero_and_2_px',)),
+    m('sweep-step-mixing-coin-draw-equal-to-p', 'progan/training/step.py',
+      'torch.rand(()).item() < ctx.mixing_prob', 'torch.rand(()).item() <= ctx.mixing_prob',
+      ('tests/test_closed_forms.py::test_the_style_mixing_coin_mixes_below_the_probability_only',)),
 ]
