@@ -49,4 +49,11 @@ SWEEP: list[Mutant] = [
     m('sweep-step-mixing-coin-draw-equal-to-p', 'progan/training/step.py',
       'torch.rand(()).item() < ctx.mixing_prob', 'torch.rand(()).item() <= ctx.mixing_prob',
       ('tests/test_closed_forms.py::test_the_style_mixing_coin_mixes_below_the_probability_only',)),
+    m('sweep-tricks-fp16-refused-without-unrolled-d', 'progan/training/tricks.py',
+      'if config.unrolled_steps > 0 and config.mixed_precision == "fp16":',
+      'if config.unrolled_steps >= 0 and config.mixed_precision == "fp16":',
+      ('tests/test_tricks.py::test_fp16_is_refused_with_one_unrolled_step_and_accepted_with_none',)),
+    m('sweep-trainer-zero-interval-crossed', 'progan/training/trainer.py',
+      'if interval_kimg <= 0:', 'if interval_kimg < 0:',
+      ('tests/test_trainer_loop.py::test_an_interval_of_zero_is_never_crossed_and_a_step_onto_a_multiple_crosses_it',)),
 ]
