@@ -56,4 +56,10 @@ SWEEP: list[Mutant] = [
     m('sweep-trainer-zero-interval-crossed', 'progan/training/trainer.py',
       'if interval_kimg <= 0:', 'if interval_kimg < 0:',
       ('tests/test_trainer_loop.py::test_an_interval_of_zero_is_never_crossed_and_a_step_onto_a_multiple_crosses_it',)),
+    m('sweep-reporting-speed-min', 'progan/training/reporting.py',
+      'max(time.time() - since, 1e-9)', 'min(time.time() - since, 1e-9)',
+      ('tests/test_run_reports.py::test_a_log_records_speed_is_its_images_over_its_seconds',)),
+    m('sweep-reporting-equal-fid-replaces-best', 'progan/training/reporting.py',
+      'results["fid"] < self.best_fid', 'results["fid"] <= self.best_fid',
+      ('tests/test_evaluation.py::test_best_holds_the_lowest_fid_of_the_final_fully_faded_in_resolution',)),
 ]
