@@ -202,6 +202,15 @@ def test_p_zero_is_the_exact_identity():
     assert not any(t.any() for t in _applied(params).values())
 
 
+def test_a_uniform_draw_equal_to_the_probability_applies_nothing(monkeypatch):
+    """A transform applies where ``rand < p * multiplier`` (rand uniform on [0, 1): probability exactly that);
+    every draw made exactly 0 with p = 0, or exactly 0.25 with p = 0.25 and multipliers 1, applies nothing."""
+    for value, p, multipliers in ((0.0, 0.0, MULTIPLIERS), (0.25, 0.25, {k: 1.0 for k in MULTIPLIERS})):
+        monkeypatch.setattr(torch, "rand", lambda *size, device=None, v=value, **_: torch.full(size, v, device=device))
+        params = draw_parameters(50, p, height=8, width=8, multipliers=multipliers)
+        assert not any(t.any() for t in _applied(params).values()), value
+
+
 def test_p_one_changes_every_image_and_keeps_shape_and_dtype():
     torch.manual_seed(0)
     x = torch.rand(16, 3, 8, 8) * 2 - 1

@@ -36,6 +36,24 @@ def test_p_zero_is_the_identity_and_an_all_false_mask_changes_nothing():
         assert torch.equal(transform(x, none), x), transform.__name__
 
 
+def test_p_one_draws_no_masks_and_a_draw_equal_to_p_selects_no_image(monkeypatch):
+    """p = 1 is DiffAugment itself: the output and the random stream after it are those of the transforms
+    applied with no mask. Below 1, ``rand < p`` selects an image (rand is uniform on [0, 1): probability
+    exactly p), so a draw of exactly p leaves every image alone."""
+    x = torch.randn(4, 3, 8, 8)
+    torch.manual_seed(0)
+    out, after = Augment(ALL, p=1.0)(x), torch.get_rng_state()
+    torch.manual_seed(0)
+    expected = x
+    for name in ALL:
+        for transform in POLICIES[name]:
+            expected = transform(expected)
+    assert torch.equal(out, expected) and torch.equal(after, torch.get_rng_state())
+    monkeypatch.setattr(torch, "rand", lambda *size, device=None, dtype=None, **_: torch.full(
+        tuple(size[0]) if len(size) == 1 and not isinstance(size[0], int) else size, 0.25, device=device, dtype=dtype))
+    assert torch.equal(Augment(ALL, p=0.25)(x), x)
+
+
 def test_each_transform_applies_to_a_fraction_p_of_the_images():
     """Cutout always changes an all-ones image, so the changed fraction estimates p (2000 draws: sigma ~ 0.01)."""
     torch.manual_seed(0)
@@ -194,6 +212,14 @@ def test_controller_closed_form():
     c.p = 0.99
     c.adjust(500.0, 500)
     assert c.p == 1.0                                    # clamped at 1
+
+
+def test_controller_leaves_p_alone_after_an_interval_without_images():
+    """count 0 (no real image seen in the interval): r_t is undefined (NaN) and p stays; count 1 moves p by 1 / 1000 kimg."""
+    c = AdaptiveController(target=0.6, speed_kimg=1.0, p=0.5)
+    r_t = c.adjust(0.0, 0)
+    assert r_t != r_t and c.p == 0.5
+    assert c.adjust(1.0, 1) == 1.0 and c.p == pytest.approx(0.5 + 1 / 1000)
 
 
 def test_p_follows_the_speed_formula_while_a_real_discriminator_overfits():

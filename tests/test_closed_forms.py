@@ -209,3 +209,22 @@ def test_gradient_penalty_is_taken_on_the_real_fake_line():
     eps = torch.rand(SHAPE[0])
     expected = (eps * fake.flatten(1).norm(dim=1) - 1).square().mean()
     assert gp.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_the_style_mixing_coin_mixes_below_the_probability_only(monkeypatch):
+    """A minibatch mixes when ``rand < mixing_prob`` (rand uniform on [0, 1): probability exactly
+    mixing_prob): a draw of exactly 0.25 at mixing_prob 0.25 does not mix, a draw of 0.125 does."""
+    from progan.training.step import _generate
+
+    class Recorder(nn.Module):
+        config = type("Config", (), {"latent_dim": 4})()
+
+        def forward(self, z, **kwargs):
+            self.kwargs = kwargs
+            return z
+
+    for draw, mixes in ((0.25, False), (0.125, True)):
+        monkeypatch.setattr(torch, "rand", lambda size, v=draw, **_: torch.full(size, v))  # the coin: rand(())
+        g = Recorder()
+        _generate(_ctx(g, nn.Identity(), mixing_prob=0.25), 3, training_w_avg=True)
+        assert ("mix_z" in g.kwargs) == mixes, draw

@@ -42,6 +42,15 @@ def test_ranks_split_each_epoch_disjoint_and_covering(size, world):
         assert set().union(*first_epoch) == set(range(size))
 
 
+def test_a_one_image_dataset_streams_and_an_empty_one_is_refused():
+    """One image is a dataset: every epoch is the permutation of one index, so the stream is that index
+    over and over (two ranks included); zero images is refused in one line."""
+    assert _take(StreamSampler(1, seed=0, rank=0, world_size=1), 5) == [0] * 5
+    assert _take(StreamSampler(1, seed=0, rank=1, world_size=2, consumed=3), 4) == [0] * 4
+    with pytest.raises(ValueError, match="the dataset is empty"):
+        StreamSampler(0, seed=0, rank=0, world_size=1)
+
+
 def test_epochs_are_reshuffled_and_seeded():
     first, second = (_take(StreamSampler(50, seed=1, rank=0, world_size=1), 100)[i * 50:(i + 1) * 50] for i in (0, 1))
     assert first != second and sorted(first) == sorted(second)

@@ -360,23 +360,23 @@ class _ScriptedFid:
 
 def test_best_holds_the_lowest_fid_of_the_final_fully_faded_in_resolution(tmp_path):
     """best/ takes an evaluation only at the full resolution with alpha = 1 (not during its fade-in,
-    however low the FID), and only when its FID is below every earlier such one."""
+    however low the FID), and only when its FID is below every earlier such one (an equal FID keeps the earlier model)."""
     from progan.training.schedule import Phase
 
     data = make_image_folder(tmp_path / "images", count=8)
     config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
                          workers=0, monitor_num=0, eval_kimg=0.1, eval_num=12)
     trainer = Trainer(config, FAMILIES["progan"], lambda r: data_prep.open_dataset(str(data), r),
-                      accelerator=Accelerator(cpu=True), evaluator=_ScriptedFid([1.0, 5.0, 7.0, 3.0]))
+                      accelerator=Accelerator(cpu=True), evaluator=_ScriptedFid([1.0, 5.0, 7.0, 3.0, 3.0]))
     trainer.out.mkdir(parents=True)                  # what train() does first
     last = trainer.model_config.num_stages - 1
     best = tmp_path / "run" / "best"
     trainer._evaluate(Phase(last, 0.5, 4), 1.0)      # the final resolution still fading in: not best
     assert not best.exists() and trainer.best_fid == float("inf")
-    for images_seen, fid in ((100, 5.0), (200, 7.0), (300, 3.0)):
+    for images_seen, fid in ((100, 5.0), (200, 7.0), (300, 3.0), (400, 3.0)):
         trainer.images_seen = images_seen
         trainer._evaluate(Phase(last, 1.0, 4), 1.0)
-        expected = min(f for n, f in ((100, 5.0), (200, 7.0), (300, 3.0)) if n <= images_seen)
+        expected = min(f for n, f in ((100, 5.0), (200, 7.0), (300, 3.0), (400, 3.0)) if n <= images_seen)
         summary = read_metadata(best)["summary"]
         assert (trainer.best_fid, summary["fid"]) == (expected, expected)
-        assert summary["kimg"] == {5.0: 0.1, 3.0: 0.3}[expected]  # a worse FID leaves best/ as it was
+        assert summary["kimg"] == {5.0: 0.1, 3.0: 0.3}[expected]  # a worse or equal FID leaves best/ as it was

@@ -133,6 +133,19 @@ def test_a_stop_request_and_a_scale_below_one_are_agreed_on():
     assert flags.agree(stop_requested=False, images_seen=44, scaler=Scaler()) == (False, True, 44)
 
 
+def test_a_scale_of_exactly_one_is_not_yet_divergence():
+    """The GradScaler halves its scale on each overflow; at 1.0 the next step is unscaled and has not yet
+    failed, so only a scale below 1 (an unscaled step overflowed too) counts as non-finite."""
+    from progan.training.health import RunFlags
+    from progan.training.iteration import IterationTerms
+
+    for scale, expected in ((1.0, (False, False, -1)), (0.5, (False, True, 44))):
+        flags = RunFlags(torch.device("cpu"))
+        flags.note(IterationTerms(*_finite_terms(), False), images_seen=40)
+        scaler = type("Scaler", (), {"get_scale": lambda self, s=scale: s})()
+        assert flags.agree(stop_requested=False, images_seen=44, scaler=scaler) == expected, scale
+
+
 def test_fp16_only_in_the_four_highest_resolutions(family):
     """stylegan2-ada's num_fp16_res = 4: at 128 px, convolutions at 4 and 8 px run in fp32 under fp16 autocast."""
     torch.manual_seed(0)

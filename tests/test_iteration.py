@@ -150,3 +150,22 @@ def test_ema_is_the_closed_form_of_g_after_its_step(family_name):
     assert any(not torch.allclose(e, x) for e, x in zip(ema.parameters(), from_g_before))
     for b_ema, b_g in zip(ema.buffers(), g.buffers()):  # buffers (w_avg) copied, not averaged
         assert torch.equal(b_ema, b_g)
+
+
+def test_history_and_the_minibatch_are_kept_only_for_the_tricks_that_read_them():
+    """Historical averaging (Salimans et al. 2016, section 3.3) keeps running sums, and logs its penalty,
+    only at a weight above 0; with feature matching and the unrolled D off (weight 0, 0 steps) G's step
+    reads no reals, so the iteration empties the caller's minibatch list before G's graph is built."""
+    from progan.training.options import TrainConfig
+
+    for weight in (0.0, 0.5):
+        torch.manual_seed(0)
+        g, d = ConstantG(SHAPE), SquareCritic(SHAPE)
+        setup = IterationSetup.from_config(
+            TrainConfig(historical_averaging=weight), generator=g, discriminator=d, generator_ema=copy.deepcopy(g),
+            opt_g=torch.optim.Adam(g.parameters()), opt_d=torch.optim.Adam(d.parameters()), reg_every=1)
+        assert (setup.history is None) == (weight == 0.0)
+        reals = [data()[0]]
+        terms = train_iteration(make_ctx(g, d, "wgan_gp", feature_matching=0.0), setup, reals, step=0, ema_beta=0.5)
+        assert ("d_historical" in terms.d_terms, "g_historical" in terms.g_terms) == (weight > 0,) * 2
+        assert reals == []

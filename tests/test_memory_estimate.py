@@ -276,3 +276,28 @@ def test_each_stage_is_traced_at_its_own_batch_sizes_entry():
     assert [estimate_training_memory(config, family, stage=s).batch_size for s in (0, 1, 2)] == [5, 6, 2]
     assert estimate_training_memory(config, family).batch_size == 2
     assert estimate_training_memory(config, family, stage=1, batch_size=3).batch_size == 3
+
+
+def test_saved_bytes_peak_is_the_largest_live_total_by_hand():
+    """``x * x`` saves both factors for backward: 1000 fp32 values hold 2 * 4000 bytes; freeing the graph
+    brings the live count back to 0, a later 10-value product holds 80 and the peak stays 8000."""
+    x = torch.zeros(1000, requires_grad=True)
+    with SavedTensorBytes() as saved:
+        y = x * x
+        assert saved.live == 8000
+        del y
+        small = x[:10] * x[:10]                                     # 80 bytes: the peak does not move
+    assert (saved.live, saved.peak) == (80, 8000)
+    del small
+
+
+def test_no_fade_is_traced_without_fade_kimg_or_at_the_first_stage():
+    """alpha 0.5 (both paths of a fade-in alive) only where a fade happens: progressive growing with
+    fade_kimg > 0 past stage 0. fade_kimg 0 or stage 0 trace the alpha-1 graph; fading does cost more."""
+    family = FAMILIES["progan"]
+    faded = dataclasses.replace(_config("progan", "tiny", 4), progressive=True, fade_kimg=1.0)
+    assert estimate_training_memory(faded, family) == estimate_training_memory(faded, family, alpha=0.5)
+    assert estimate_training_memory(faded, family, alpha=0.5).total > estimate_training_memory(faded, family, alpha=1.0).total
+    no_fade = dataclasses.replace(faded, fade_kimg=0.0)
+    assert estimate_training_memory(no_fade, family) == estimate_training_memory(no_fade, family, alpha=1.0)
+    assert estimate_training_memory(faded, family, stage=0) == estimate_training_memory(faded, family, stage=0, alpha=1.0)

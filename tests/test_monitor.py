@@ -113,6 +113,16 @@ def test_signals_are_logged_and_do_not_change_training(tmp_path):
             assert torch.equal(tensor, states[8][key][name]), (key, name)
 
 
+def test_the_monitor_accepts_two_images_and_refuses_one():
+    """Diversity compares images pairwise, so 2 is the smallest ``--monitor-num``: 2 latents and 2 reals
+    (of 3 training images), while 1 is refused in one line."""
+    monitor = TrainingMonitor(latent_dim=4, num=2, seed=0, train_indices=[5, 6, 7], heldout_indices=[0, 1, 2])
+    assert monitor.z.shape == (2, 4) and len(set(monitor.real_indices)) == 2
+    assert set(monitor.real_indices) <= {5, 6, 7} and monitor.heldout_indices == [0, 1]
+    with pytest.raises(ValueError, match="--monitor-num must be >= 2"):
+        TrainingMonitor(latent_dim=4, num=1, seed=0, train_indices=[5, 6, 7], heldout_indices=[0, 1, 2])
+
+
 def test_the_trainers_split_holds_out_base_images_of_an_x_flipped_dataset(tmp_path):
     """--holdout 3 --xflip on 8 images (16 views): the trainer splits the 8 base images, not the 16 views,
     so the held-out indices are 3 base images and D trains on the other 5 and their mirrors (10 views)."""

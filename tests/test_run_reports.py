@@ -78,3 +78,15 @@ def test_a_log_record_holds_each_terms_mean_over_the_steps_it_ran(tmp_path):
         (1.5, 7, 1, 8, 0.375)
     assert postfix["d"] == "3.000" and postfix["res"] == 8
     assert stub._term_sums == {}  # the next interval starts from zero
+
+
+def test_a_log_records_speed_is_its_images_over_its_seconds(tmp_path, monkeypatch):
+    """img_per_s is the interval's images over the interval's seconds: 1000 images (500 -> 1500) in 4 s
+    (the last record at t = 100, this one at t = 104) is 250, and the next interval starts there."""
+    monkeypatch.setattr(reporting, "time", SimpleNamespace(time=lambda: 104.0))
+    stub = _stub(tmp_path)
+    stub._log_since = (100.0, 500)
+    stub._accumulate_terms({"d_loss": torch.tensor(1.0), "g_loss": torch.tensor(2.0)})
+    stub._log_terms(Phase(stage=1, alpha=1.0, batch_size=4), SimpleNamespace(set_postfix=lambda *_, **__: None))
+    record, = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert record["img_per_s"] == 250.0 and stub._log_since == (104.0, 1500)

@@ -53,6 +53,19 @@ def test_checkpoints_and_grids_fall_on_the_step_that_crosses_each_interval_and_a
     assert grids == [f"grid-{n / 1000:09.3f}kimg.png" for n in (0, 12, 24, 28)]
 
 
+def test_an_interval_of_zero_is_never_crossed_and_a_step_onto_a_multiple_crosses_it():
+    """``_crossed(before, kimg)``: a step from ``before`` to ``images_seen`` crosses the interval where
+    floor(seen / (kimg * 1000)) changes; kimg 0 (the option turned off) is never crossed."""
+    from types import SimpleNamespace
+
+    from progan.training.trainer import Trainer
+
+    at = SimpleNamespace(images_seen=1000)
+    assert Trainer._crossed(at, 996, 0.0) is False
+    assert Trainer._crossed(at, 996, 1.0) is True and Trainer._crossed(at, 1000, 1.0) is False
+    assert Trainer._crossed(SimpleNamespace(images_seen=999), 995, 1.0) is False
+
+
 def test_an_evaluation_is_due_where_its_interval_is_crossed_and_at_the_end(tmp_path, restore_signals):
     """--eval-kimg 0.012 to --kimg 0.02, 4 images a step: evaluated after 12 images (the crossing) and 20 (the end)."""
     seen = []

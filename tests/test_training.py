@@ -272,6 +272,17 @@ def test_wide_64_is_the_campaigns_width_and_recipe(family):
     assert train["xflip"] is False
 
 
+def test_batch_sizes_accept_one_image_and_4_px_and_refuse_zero_and_2_px():
+    """--batch-sizes bounds on both sides: a batch of 1 and the 4 px stage are valid entries; 0 images
+    and a 2 px stage (below ProGAN's first, 4x4) are refused."""
+    from progan.training.options import parse_batch_sizes
+
+    assert parse_batch_sizes("4:1,8:1") == {4: 1, 8: 1}
+    for bad in ("8:0", "2:1"):
+        with pytest.raises(ValueError, match=f"bad entry '{bad}'"):
+            parse_batch_sizes(bad)
+
+
 def test_batch_sizes_option_sets_the_batch_of_each_resolution(tmp_path):
     """--batch-sizes '8:2' trains the 8x8 stage with batches of 2 and every other stage with --batch-size;
     malformed entries are one-line errors naming the entry."""

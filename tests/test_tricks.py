@@ -192,6 +192,13 @@ def test_illegal_options_are_refused_in_one_line(options, message):
     assert "\n" not in str(info.value)
 
 
+def test_fp16_is_refused_with_one_unrolled_step_and_accepted_with_none():
+    """Only an unrolled D copy needs plain optimizer steps: fp16 with 0 unrolled steps is a valid run, 1 is refused."""
+    assert TrainConfig(unrolled_steps=0, mixed_precision="fp16").mixed_precision == "fp16"
+    with pytest.raises(ValueError, match="--unrolled-steps needs --mixed-precision no or bf16"):
+        TrainConfig(unrolled_steps=1, mixed_precision="fp16")
+
+
 # --- unrolled discriminator (Metz et al. 2017, section 2) ---------------------------------------------
 
 def _unrolled_setup():
