@@ -123,4 +123,24 @@ SWEEP: list[Mutant] = [
     m('sweep-projection-ui-steps-default-max', 'app/projection/ui.py', 'value=min(200, limits.max_projection_steps)',
       'value=max(200, limits.max_projection_steps)',
       ('tests/test_app_launch.py::test_seed_box_and_steps_open_on_at_most_sixteen_seeds_and_200_steps',)),
+    # app/projection/ui.py: an upload of exactly max_upload_bytes is read; w_avg from 1000..10,000 samples
+    m('sweep-projection-ui-upload-at-cap-refused', 'app/projection/ui.py', 'if size > limits.max_upload_bytes:',
+      'if size >= limits.max_upload_bytes:',
+      ('tests/test_app_project.py::test_upload_exactly_at_the_byte_cap_is_accepted_one_byte_more_refused',)),
+    m('sweep-projection-ui-w-avg-samples-cap-max', 'app/projection/ui.py', 'w_avg_samples=min(10_000, max(1000,',
+      'w_avg_samples=max(10_000, max(1000,',
+      ('tests/test_app_project.py::test_w_avg_samples_scale_with_the_model_between_1000_and_10000',)),
+    m('sweep-projection-ui-w-avg-samples-floor-min', 'app/projection/ui.py', 'w_avg_samples=min(10_000, max(1000,',
+      'w_avg_samples=min(10_000, min(1000,',
+      ('tests/test_app_project.py::test_w_avg_samples_scale_with_the_model_between_1000_and_10000',)),
+    # app/projection/cli.py: a file of exactly MAX_FILE_BYTES is read
+    m('sweep-projection-cli-file-at-cap-refused', 'app/projection/cli.py',
+      'if args.image.stat().st_size > MAX_FILE_BYTES:', 'if args.image.stat().st_size >= MAX_FILE_BYTES:',
+      ('tests/test_projection_cli_options.py::test_a_file_exactly_at_the_size_cap_is_read_one_byte_more_refused',)),
+    # app/projection/projector.py: the noise penalty's last level is 8 px; the w-noise ramps down to 0 and stays
+    m('sweep-projector-noise-penalty-level-below-8', 'app/projection/projector.py', 'if n.shape[-1] <= 8:',
+      'if n.shape[-1] < 8:', ('tests/test_projection.py::test_noise_penalty_stops_at_the_8_px_level',)),
+    m('sweep-projector-w-noise-ramp-min', 'app/projection/projector.py', 'max(0.0, 1.0 - t / options.noise_ramp)',
+      'min(0.0, 1.0 - t / options.noise_ramp)',
+      ('tests/test_projection.py::test_w_noise_decays_to_zero_at_the_ramp_and_stays_zero',)),
 ]
