@@ -143,4 +143,24 @@ SWEEP: list[Mutant] = [
     m('sweep-projector-w-noise-ramp-min', 'app/projection/projector.py', 'max(0.0, 1.0 - t / options.noise_ramp)',
       'min(0.0, 1.0 - t / options.noise_ramp)',
       ('tests/test_projection.py::test_w_noise_decays_to_zero_at_the_ramp_and_stays_zero',)),
+    # data_prep/dataset.py: index -len(dataset) is the first image
+    m('sweep-dataset-minus-len-refused', 'data_prep/dataset.py', 'if not -len(self) <= index < len(self):',
+      'if not -len(self) < index < len(self):', ('tests/test_data_prep_dataset.py::test_items_are_contiguous_uint8_chw',)),
+    # data_prep/decode.py: exactly max_pixels is decoded
+    m('sweep-decode-max-pixels-exact-refused', 'data_prep/decode.py', 'if width * height > max_pixels:',
+      'if width * height >= max_pixels:', ('tests/test_data_prep_decode.py::test_max_pixels_limit',)),
+    # data_prep/pipeline.py: max_bytes 1 is a cap; workers at least 1 and otherwise as asked; chunk 1..32
+    m('sweep-pipeline-max-bytes-one-refused', 'data_prep/pipeline.py', 'if max_bytes < 1:', 'if max_bytes <= 1:',
+      ('tests/test_data_prep_limits.py::test_max_bytes_of_one_is_a_cap_and_zero_is_refused',)),
+    m('sweep-pipeline-workers-min', 'data_prep/pipeline.py', 'else max(1, int(workers))', 'else min(1, int(workers))',
+      ('tests/test_data_prep_pipeline.py::test_workers_are_at_least_one_and_otherwise_as_asked',)),
+    m('sweep-pipeline-chunk-floor-min', 'data_prep/pipeline.py', 'chunk = max(1, min(32,', 'chunk = min(1, min(32,',
+      ('tests/test_data_prep_pipeline.py::test_chunks_hold_about_4_mib_of_pixels_and_at_most_32_images',)),
+    m('sweep-pipeline-chunk-cap-max', 'data_prep/pipeline.py', 'chunk = max(1, min(32,', 'chunk = max(1, max(32,',
+      ('tests/test_data_prep_pipeline.py::test_chunks_hold_about_4_mib_of_pixels_and_at_most_32_images',)),
+    # data_prep/sources.py: an archive member of exactly max_bytes is read
+    m('sweep-sources-tar-member-at-cap-skipped', 'data_prep/sources.py', 'if member.size > max_bytes:',
+      'if member.size >= max_bytes:', ('tests/test_data_prep_limits.py::test_a_tar_or_zip_member_of_exactly_the_cap_is_read_one_byte_less_cap_skips_it',)),
+    m('sweep-sources-zip-member-at-cap-skipped', 'data_prep/sources.py', 'if declared > max_bytes:',
+      'if declared >= max_bytes:', ('tests/test_data_prep_limits.py::test_a_tar_or_zip_member_of_exactly_the_cap_is_read_one_byte_less_cap_skips_it',)),
 ]
