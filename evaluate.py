@@ -31,6 +31,9 @@ import time
 from pathlib import Path
 
 
+PR_MIN = 4  # precision/recall (k = 3 nearest neighbours) need more than 3 images on each side
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="exported model: dir, .safetensors, URL or hf://")
@@ -72,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     if not metrics or set(metrics) - {"fid", "kid", "pr"}:
         print(f"error: --metrics must be a comma list of fid, kid, pr; got {args.metrics!r}", file=sys.stderr)
         return 2
+    # precision/recall use each side's k = 3 nearest neighbours besides the row itself: 4 images per side
+    if "pr" in metrics and not args.nearest and (args.num < PR_MIN or 0 < args.num_real < PR_MIN):
+        print(f"error: --metrics pr needs --num and --num-real >= {PR_MIN} (3 nearest neighbours); "
+              "score fewer with --metrics fid,kid", file=sys.stderr)
+        return 2
     try:
         background = tuple(int(v) for v in args.background.split(","))
         if len(background) != 3 or not all(0 <= v <= 255 for v in background):
@@ -105,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     num_real = min(args.num_real or len(dataset), len(dataset))
+    if "pr" in metrics and not args.nearest and num_real < PR_MIN:
+        print(f"error: --metrics pr needs {PR_MIN} real images and the dataset has {num_real}; "
+              "score it with --metrics fid,kid", file=sys.stderr)
+        return 2
     family = generator.config.family
     kwargs = {"psi": args.psi} if args.psi != 1.0 else {}
     if kwargs and family != "stylegan_lite":

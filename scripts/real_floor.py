@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     acc = Accelerator(cpu=not torch.cuda.is_available())
     data = args.data or str(data_prep.builtin_openmoji_for_processes(args.resolution, acc))
     dataset = data_prep.open_dataset(data, args.resolution)
-    if not 2 <= args.held_out <= len(dataset) - 2:
-        print(f"error: --held-out must leave at least 2 images on each side of {len(dataset)}", file=sys.stderr)
+    # precision/recall use each side's k = 3 nearest neighbours: both sides need at least 4 images
+    if not 4 <= args.held_out <= len(dataset) - 4:
+        print(f"error: --held-out must leave at least 4 images on each side of {len(dataset)}", file=sys.stderr)
         return 2
     network = load_feature_network(args.inception, device=acc.device)
     # the same cache entry evaluate.py uses for "all real images of this dataset at this resolution"

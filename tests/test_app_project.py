@@ -102,3 +102,41 @@ def test_project_event_streams_numbers_and_stores_the_projection(tmp_path):
     assert isinstance(stored, Projection) and stored.metadata["model"] == "sg" and stored.space == "w"
     assert status.startswith("projected into w in 20 steps") and picture.shape == (16, 33, 3)
     assert not (folder / "me.png").exists()                                   # the upload is gone
+
+
+def test_upload_exactly_at_the_byte_cap_is_accepted_one_byte_more_refused(tmp_path):
+    """``max_upload_bytes`` is the largest upload allowed: a file of exactly that many bytes is read, one
+    byte more is refused (both deleted)."""
+    data = _png(tmp_path / "x.png").read_bytes()
+    for extra, accepted in ((0, True), (1, False)):
+        path = tmp_path / f"up{extra}.png"
+        path.write_bytes(data + b"\0" * extra)
+        limits = Limits(max_upload_bytes=len(data))
+        if accepted:
+            assert read_upload(str(path), limits)[0] == data
+        else:
+            with pytest.raises(ValueError, match="limit is"):
+                read_upload(str(path), limits)
+        assert not path.exists()
+
+
+@pytest.mark.parametrize("resolution, samples", [(16, 10_000), (256, 4 * 10**8 // 256**2), (1024, 1000)])
+def test_w_avg_samples_scale_with_the_model_between_1000_and_10000(monkeypatch, resolution, samples):
+    """The tab estimates w_avg from 4e8 / resolution^2 mapping samples, at least 1000 and at most 10,000:
+    10,000 at 16 px (1,562,500 before the cap), 6103 at 256 px, 1000 at 1024 px (381 before the floor)."""
+    from types import SimpleNamespace
+
+    import app.projection.ui as ui
+
+    class Seen(Exception):
+        pass
+
+    def options(**kwargs):
+        raise Seen(kwargs["w_avg_samples"])
+
+    monkeypatch.setattr(ui, "load_target", lambda *args, **kwargs: None)
+    monkeypatch.setattr(ui, "ProjectionOptions", options)
+    generator = SimpleNamespace(config=SimpleNamespace(resolution=resolution, family="progan"))
+    with pytest.raises(Seen) as seen:
+        next(run_projection(generator, b"", "x.png", label="m", steps=10, space="w", limits=DEFAULT_LIMITS))
+    assert seen.value.args[0] == samples

@@ -75,14 +75,17 @@ def test_sample_sheet_falls_back_to_the_committed_last_grid(recipes, tmp_path):
                _finished_run(recipes, "pg-wgan", (0, 0, 255), samples=False)]
     sheet_path = tmp_path / "sheet.png"
     recipes.sample_sheet(results, sheet_path)
+    # two 8 px tiles shown 2x (16 px) with an 8 px pad and a 16 px label: one row of two columns, not four
+    assert Image.open(sheet_path).size == (2 * (16 + 8), 16 + 16 + 8)
     colours = {c for _, c in Image.open(sheet_path).convert("RGB").getcolors(1 << 16)}
     assert (255, 0, 0) in colours and (0, 0, 255) in colours  # both tiles, one from each source
 
 
-@pytest.mark.parametrize("tail, verdict", [((0.9, 1.0, 1.1), "ok"), ((0.5, 0.6, 0.7), "collapsed")])
+@pytest.mark.parametrize("tail, verdict", [((0.9, 1.0, 1.1), "ok"), ((0.5, 0.6, 0.7), "collapsed"),
+                                           ((0.75, 0.75, 0.75), "ok")])  # exactly 0.75 is not below it
 def test_the_verdict_is_the_mean_diversity_of_the_last_three_monitor_records(recipes, monkeypatch, tail, verdict):
     """Six monitor records (and a loss record between them): the run is judged on the mean of the last
-    three, 1.0 (ok) or 0.6 (collapsed, below 0.75), whatever the first three were (here the opposite)."""
+    three, 1.0 or 0.75 (ok) or 0.6 (collapsed, below 0.75), whatever the first three were (here the opposite)."""
     row = next(r for r in recipes.ROWS if r.name == "sg-wgan")
     out = recipes.run_dir(row, 0)
     head = (0.2, 0.3, 0.4) if verdict == "ok" else (1.2, 1.3, 1.4)
@@ -115,3 +118,15 @@ def test_the_32px_throughput_is_the_median_of_stable_32px_records_only(recipes):
                *({"kimg": 120.0 + i, "resolution": 32, "alpha": 1.0, "img_per_s": v} for i, v in enumerate((30.0, 10.0, 20.0)))]
     (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert recipes.summarize(row, 0)["img_per_s_32px"] == 20.0
+
+
+def test_the_lowest_32px_diversity_is_the_minimum_over_32px_monitor_records_only(recipes):
+    """``min_diversity_32px``: the smallest diversity logged at 32 px (0.4 here), not the largest (0.9) and
+    not the 16 px record's 0.1."""
+    row = next(r for r in recipes.ROWS if r.name == "sg-wgan")
+    out = recipes.run_dir(row, 0)
+    out.mkdir(parents=True)
+    records = [{"kimg": 50.0, "resolution": 16, "diversity": 0.1},
+               *({"kimg": 100.0 + i, "resolution": 32, "diversity": d} for i, d in enumerate((0.9, 0.4, 0.8)))]
+    (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert recipes.summarize(row, 0)["min_diversity_32px"] == 0.4

@@ -41,8 +41,11 @@ def test_items_are_contiguous_uint8_chw(prepared):
     stored = np.load(prepared / "images_16.npy")
     assert torch.equal(image, torch.from_numpy(stored[3]))
     assert torch.equal(dataset[-1], dataset[9])
+    assert torch.equal(dataset[-10], dataset[0])  # -len(dataset) is the first image, as for a list
     with pytest.raises(IndexError):
         dataset[10]
+    with pytest.raises(IndexError):
+        dataset[-11]
 
 
 def test_every_pyramid_level_is_readable(prepared):

@@ -206,6 +206,7 @@ def test_max_pixels_limit(tmp_path):
     with pytest.raises(SkipImage) as info:
         decode(encode(Image.new("RGB", (20, 20)), "PNG"), max_pixels=399)
     assert info.value.reason == "too_large"
+    assert decode(encode(Image.new("RGB", (20, 20)), "PNG"), max_pixels=400).size == (20, 20)  # exactly the cap
 
 
 @pytest.mark.parametrize("size", [(40, 20), (20, 40)])

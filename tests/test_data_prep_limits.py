@@ -169,3 +169,40 @@ def test_a_tar_member_longer_than_its_header_said_is_skipped_and_the_rest_kept(t
     assert [(i.name, i.error and i.reason) for i in items] == [
         ("a.png", None), ("liar.png", "too_many_bytes"), ("b.png", None)]
     assert items[0].data == _png(1) and items[2].data == _png(3) and items[1].data is None
+
+
+def test_a_tar_or_zip_member_of_exactly_the_cap_is_read_one_byte_less_cap_skips_it(tmp_path):
+    """Archive members are checked against ``max_bytes`` by their declared size before any read: a member of
+    exactly ``max_bytes`` bytes is read whole, with a cap one byte smaller it is too_many_bytes (tar: the
+    header's size; zip: the central directory's)."""
+    data = _png(5)
+    tar_path, zip_path = tmp_path / "a.tar", tmp_path / "a.zip"
+    with tarfile.open(tar_path, "w") as archive:
+        info = tarfile.TarInfo("a.png")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("a.png", data)
+    [member] = open_source(tar_path, max_bytes=len(data)).items
+    assert member.data == data and member.error is None
+    [member] = open_source(tar_path, max_bytes=len(data) - 1).items
+    assert member.data is None and member.reason == "too_many_bytes"
+    [member] = open_source(zip_path, max_bytes=len(data)).items
+    assert read_item(member, max_bytes=len(data)) == data
+    with pytest.raises(SkipImage) as info:
+        read_item(member, max_bytes=len(data) - 1)
+    assert info.value.reason == "too_many_bytes"
+
+
+def test_max_bytes_of_one_is_a_cap_and_zero_is_refused(tmp_path):
+    """``max_bytes >= 1``: 1 is a valid (if useless) cap that skips every image as too_many_bytes; 0 is a
+    one-line DataPrepError about the argument."""
+    from data_prep import DataPrepError
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(_png(6))
+    with pytest.raises(DataPrepError, match=r"was skipped: \{'too_many_bytes': 1\}"):
+        prepare(folder, tmp_path / "one", resolution=8, workers=1, progress=False, max_bytes=1)
+    with pytest.raises(DataPrepError, match="max_bytes must be >= 1, got 0"):
+        prepare(folder, tmp_path / "zero", resolution=8, workers=1, progress=False, max_bytes=0)

@@ -222,3 +222,42 @@ def test_w_std_is_the_typical_length_of_w_minus_its_mean_over_all_w_dims(space):
     assert w_std == pytest.approx(2 * w_dim ** 0.5, rel=0.03)
     assert latent.shape == ((1, w_dim) if space == "w" else (1, generator.num_ws, w_dim))
     assert latent.abs().max() < 0.1  # the mean of 10,000 draws of 2 z: within 2 / sqrt(10,000) * 5
+
+
+@pytest.mark.parametrize("side, expected", [(4, 2.0), (8, 2.0), (16, 4.0), (32, 6.0)])
+def test_noise_penalty_stops_at_the_8_px_level(side, expected):
+    """NVIDIA's noise regulariser sums the squared 1-px autocorrelations (x and y) of each noise map, then
+    halves it and repeats while the map is larger than 8 px (8 px is the last level). A map of ones has
+    autocorrelation 1 at every level: 2 per level, so 4 and 8 px give 2, 16 px 4, 32 px 6."""
+    from app.projection.projector import _noise_penalty
+
+    assert _noise_penalty([torch.ones(1, 1, side, side)]).item() == pytest.approx(expected)
+
+
+def test_w_noise_decays_to_zero_at_the_ramp_and_stays_zero(monkeypatch):
+    """The exploration noise added to w is w_std * 0.05 * max(0, 1 - t / 0.75)^2 at t = step / steps:
+    non-zero before t = 0.75 (steps 0 to 5 of 8), exactly zero from t = 0.75 on (steps 6 and 7). Seen as the w+ fed to synthesis minus the latent
+    that Adam then steps."""
+    latents, fed = [], []
+
+    class Recording(torch.optim.Adam):
+        def step(self, closure=None):
+            latents.append(self.param_groups[0]["params"][0].detach().clone())
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Recording)
+    family = FAMILIES["stylegan_lite"]
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"]).eval()
+    synthesis = g.synthesis.forward
+
+    def recording_synthesis(ws, *args, **kwargs):
+        fed.append(ws.detach().clone())
+        return synthesis(ws, *args, **kwargs)
+
+    monkeypatch.setattr(g.synthesis, "forward", recording_synthesis)
+    project(g, torch.rand(3, 16, 16) * 2 - 1, ProjectionOptions(steps=8, space="w+", w_avg_samples=100))
+    jitter = [(ws - latent).abs().max().item() for ws, latent in zip(fed, latents)]
+    assert len(latents) == 8
+    assert all(j > 0 for j in jitter[:6]), jitter
+    assert jitter[6:] == [0.0, 0.0]

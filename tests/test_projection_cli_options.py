@@ -52,3 +52,18 @@ def test_loss_and_seed_reach_the_projector(weights, tmp_path, name):
     assert torch.allclose(got, latent(loss="pixel", seed=3), atol=1e-6)
     for other in ({"loss": "pixel", "seed": 0}, {"loss": "lap", "seed": 3}):
         assert (got - latent(**other)).abs().max() > 1e-4, other
+
+
+def test_a_file_exactly_at_the_size_cap_is_read_one_byte_more_refused(weights, tmp_path, monkeypatch):
+    """``MAX_FILE_BYTES`` is the largest file the CLI reads: a PNG of exactly that size projects (the image
+    is what comes after the cap check), one byte more is refused with the one-line error."""
+    import app.projection.cli as cli
+
+    image = tmp_path / "in.png"
+    Image.new("RGB", (16, 16), RED).save(image)
+    monkeypatch.setattr(cli, "MAX_FILE_BYTES", image.stat().st_size)
+    args = ["--weights", str(weights["progan"]), "--out", str(tmp_path / "o"), "--steps", "1"]
+    assert project_main([str(image), *args]) == 0
+    with open(image, "ab") as handle:
+        handle.write(b"\0")
+    assert project_main([str(image), *args]) == 2

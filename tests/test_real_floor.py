@@ -118,3 +118,34 @@ def test_kid_subsets_of_the_floor_are_the_smallest_of_the_size_asked_and_both_si
     assert kid[2] != pytest.approx(kid[4], rel=1e-6)
     assert real_floor(features, num_held_out=4, seed=5, kid_subset_size=2)["kid"] == pytest.approx(kid[2], rel=1e-12)
     assert real_floor(features, num_held_out=4, seed=5)["kid"] == pytest.approx(kid[4], rel=1e-12)
+
+
+def test_the_script_scores_4_and_n_minus_4_held_out_and_refuses_3_and_n_minus_3(tmp_path, monkeypatch, capsys):
+    """scripts/real_floor.py on 9 images: precision/recall need k + 1 = 4 rows on each side (3 nearest
+    neighbours besides the row itself), so --held-out 4 and 5 are scored (exit 0) and 3 and 6 are the
+    one-line error (exit 2), not a ValueError traceback from the metric (the old bound of 2 let 2 and 3 crash)."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    import data_prep
+    import progan.metrics.inception
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import real_floor as script
+
+    source = tmp_path / "src"
+    source.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(9):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(source / f"{i}.png")
+    data = data_prep.prepare(source, tmp_path / "data", resolution=8, workers=1, progress=False)
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
+    for held_out, code in ((3, 2), (4, 0), (5, 0), (6, 2)):
+        args = ["--resolution", "8", "--data", str(data), "--held-out", str(held_out), "--seeds", "0",
+                "--out", str(tmp_path / f"floor{held_out}.json")]
+        assert script.main(args) == code, held_out
+        assert ("--held-out must leave at least 4" in capsys.readouterr().err) == (code == 2), held_out

@@ -136,3 +136,17 @@ def test_wide_grids_keep_their_width_and_height_when_enlarged(tmp_path):
         frame = got[kimg]
         assert frame.shape == (64 + timelapse.BAND, 96, 3), kimg
         np.testing.assert_array_equal(frame[:64], grids[kimg].repeat(factor, axis=0).repeat(factor, axis=1))
+
+
+@pytest.mark.parametrize("option, inside, outside", [
+    ("--fps", "0.5", "0.49"), ("--fps", "60", "60.5"), ("--gif-frames", "1", "0"),
+    ("--min-size", "1", "0"), ("--min-size", "4096", "4097"),
+])
+def test_option_bounds_are_inclusive(tmp_path, capsys, option, inside, outside):
+    """--fps in [0.5, 60], --gif-frames >= 1, --min-size in [1, 4096], both ends included: a value at the
+    bound passes the check (and the missing run is what is refused), one just outside is the option error."""
+    missing = str(tmp_path / "missing")
+    assert timelapse.main([missing, option, inside]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+    assert timelapse.main([missing, option, outside]) == 2
+    assert "--fps must be in [0.5, 60]" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""evaluate.py's argument bounds, each at its exact value (checked before any model is loaded).
+
+A value at a bound passes its check and the run stops at the next one (an invalid ``--metrics`` or
+``--background`` given on purpose); one just outside is that bound's own one-line error. Precision/recall
+use 3 nearest neighbours besides the image itself, so with ``pr`` each side needs 4 images: fewer used to
+generate everything, then end in a ValueError traceback from the metric."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import evaluate  # noqa: E402
+
+
+def _error(capsys, argv):
+    assert evaluate.main(["--weights", "unused", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize("inside, outside, refusal", [
+    (["--num", "2"], ["--num", "1"], "--num must be >= 2"),
+    (["--batch", "1"], ["--batch", "0"], "--batch >= 1"),
+    (["--nearest", "--pairs", "1"], ["--nearest", "--pairs", "0"], "--pairs must be >= 1"),
+])
+def test_count_bounds_are_inclusive(capsys, inside, outside, refusal):
+    assert "--metrics must be" in _error(capsys, [*inside, "--metrics", "bogus"])
+    assert refusal in _error(capsys, [*outside, "--metrics", "bogus"])
+
+
+@pytest.mark.parametrize("argv, refused", [
+    (["--num", "3"], True), (["--num", "4"], False), (["--num", "3", "--metrics", "fid,kid"], False),
+    (["--num-real", "3"], True), (["--num-real", "4"], False), (["--num-real", "3", "--metrics", "fid,kid"], False),
+])
+def test_precision_recall_needs_four_images_per_side(capsys, argv, refused):
+    error = _error(capsys, [*argv, "--background", "bad"])
+    assert ("--metrics pr needs --num and --num-real >= 4" in error) == refused, error
+    assert ("--background must be" in error) == (not refused), error
+
+
+def test_precision_recall_on_a_three_image_dataset_is_refused_before_generating(weights, tmp_path, monkeypatch,
+                                                                               capsys):
+    """A dataset of 3 images scores FID and KID but not precision/recall: one line, no traceback."""
+    import data_prep
+    import progan.metrics.evaluation
+    import progan.metrics.inception
+    from metric_utils import StandInFeatures
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(source / f"{i}.png")
+    data = data_prep.prepare(source, tmp_path / "data", resolution=16, workers=1, progress=False)
+    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setattr(progan.metrics.evaluation, "evaluate_generator",
+                        lambda *a, **k: pytest.fail("generated despite too few real images"))
+    args = ["--weights", str(weights["progan"]), "--data", str(data), "--num", "4"]
+    assert evaluate.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --metrics pr needs 4 real images and the dataset has 3; score it with --metrics fid,kid"]
