@@ -66,4 +66,13 @@ BLIND_H: list[Mutant] = [
     m('blind-j19-num-real-not-capped-in-the-summary', 'evaluate.py',
       'num_real = min(args.num_real or len(dataset), len(dataset))', 'num_real = args.num_real or len(dataset)',
       ('tests/test_evaluation_options.py::test_evaluate_cli_num_real_above_the_dataset_size_scores_and_records_the_dataset_size',)),
+    # the tenth blind set (K01-K20): survivors in the test files a maintainer would name
+    m('blind-k13-drain-newest-chunk-first', 'data_prep/pipeline.py',
+      'while pending:\n            yield from pending.popleft().get()',
+      'while pending:\n            yield from pending.pop().get()',
+      ('tests/test_data_prep_order.py::test_several_workers_store_every_chunk_in_sorted_source_order',)),
+    m('blind-k18-cache-key-ignores-length', 'progan/metrics/evaluation.py',
+      'return json.dumps({"data": path, "files": manifest.get("files"), "length": len(dataset)}, sort_keys=True)',
+      'return json.dumps({"data": path, "files": manifest.get("files")}, sort_keys=True)',
+      ('tests/test_evaluation_cache.py::test_the_x_flip_view_of_a_folder_gets_its_own_key_and_its_own_cached_statistics',)),
 ]
