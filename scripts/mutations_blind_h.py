@@ -1,6 +1,7 @@
 """The seventh, eighth and ninth blind passes (issue 20; H01-H20, 17 of 20 caught; I01-I20, 16 of 20; J01-J20,
 nine survivors in the test files a maintainer would name): their survivors, each with a direct test now, and the
 bound edge next to one of them (docs/testing.md).
+The tenth set (K01-K20, 16 of 20 caught in the files it named): its two app survivors here (K10, K11).
 """
 from __future__ import annotations
 
@@ -75,4 +76,13 @@ BLIND_H: list[Mutant] = [
       'return json.dumps({"data": path, "files": manifest.get("files"), "length": len(dataset)}, sort_keys=True)',
       'return json.dumps({"data": path, "files": manifest.get("files")}, sort_keys=True)',
       ('tests/test_evaluation_cache.py::test_the_x_flip_view_of_a_folder_gets_its_own_key_and_its_own_cached_statistics',)),
+    # the tenth blind set (K01-K20, 16 of 20 caught): a picture transposed into the projection target, and
+    # ONNX noise fed by name order (noise_10 before noise_2) instead of layer order
+    m('blind-k10-projection-target-transposed', 'app/projection/projector.py',
+      '.permute(2, 0, 1).float() - 128.0) / 127.5', '.permute(2, 1, 0).float() - 128.0) / 127.5',
+      ('tests/test_projection.py::test_image_to_target_keeps_rows_columns_and_channels_in_place',)),
+    m('blind-k11-onnx-noise-in-name-order', 'app/onnx/sampling.py',
+      'names = [n for n in self.inputs if n.startswith("noise_")]',
+      'names = sorted(n for n in self.inputs if n.startswith("noise_"))',
+      ('tests/test_onnx.py::test_random_noise_goes_to_noise_inputs_in_layer_order_past_ten_layers',)),
 ]

@@ -197,3 +197,27 @@ def test_metadata_records_each_export_as_it_was_made(exported, name, noise):
     layers = 2 * config.num_stages
     expected_inputs = ["z"] if name == "progan" else ["z", "psi", *(f"noise_{i}" for i in range(layers) if noise == "inputs")]
     assert json.loads(meta["inputs"]) == expected_inputs
+
+
+def test_random_noise_goes_to_noise_inputs_in_layer_order_past_ten_layers():
+    """A stand-in session with inputs z, psi, noise_0 .. noise_11 (layer order, sides 4, 4, 8, 8, ..., 128, 128):
+    for each seed the stream is manual_seed(seed), z [1, 3], then one [1, 1, r, r] map per layer in layer order
+    (app.sampling.seed_noise), so noise_10 gets the eleventh map drawn, not the third (name order)."""
+    from types import SimpleNamespace
+
+    sides = [4, 4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128]
+    names = ["z", "psi"] + [f"noise_{i}" for i in range(12)]
+    shapes = [["N", 3], []] + [["N", 1, r, r] for r in sides]
+    session = SimpleNamespace(get_inputs=lambda: [SimpleNamespace(name=n, shape=s) for n, s in zip(names, shapes)])
+    model = object.__new__(OnnxModel)
+    model.session, model.inputs, model.latent_dim = session, names, 3
+    seeds = [5, 12]
+    feeds = model._noise(seeds)
+    assert sorted(feeds) == sorted(names[2:])
+    for row, seed in enumerate(seeds):
+        rng = torch.Generator("cpu").manual_seed(seed)
+        torch.randn(1, 3, generator=rng)                                        # z comes first
+        for layer, side in enumerate(sides):
+            expected = torch.randn(1, 1, side, side, generator=rng)[0].numpy()
+            assert feeds[f"noise_{layer}"].shape == (len(seeds), 1, side, side)
+            np.testing.assert_array_equal(feeds[f"noise_{layer}"][row], expected)

@@ -115,6 +115,26 @@ def test_load_target_uses_data_prep_decoding():
     assert before_after(pixels, pixels).size == (2 * 256 + 8, 256)
 
 
+def test_image_to_target_keeps_rows_columns_and_channels_in_place():
+    """A 2-row, 3-column picture whose pixel (y, x) channel c is 100 c + 10 y + x (every value distinct): the
+    target is [3, 2, 3] with target[c, y, x] = (100 c + 10 y + x - 128) / 127.5, e.g. (1, 2) red 12 -> -116 / 127.5;
+    a 3x3 picture, asymmetric across its diagonal, the same way (a transpose would swap y and x)."""
+    for height, width in ((2, 3), (3, 3)):
+        pixels = np.zeros((height, width, 3), np.uint8)
+        for y in range(height):
+            for x in range(width):
+                for c in range(3):
+                    pixels[y, x, c] = 100 * c + 10 * y + x
+        target = image_to_target(pixels)
+        assert target.shape == (3, height, width) and target.dtype == torch.float32
+        for y in range(height):
+            for x in range(width):
+                for c in range(3):
+                    assert target[c, y, x].item() == pytest.approx((100 * c + 10 * y + x - 128) / 127.5, abs=1e-6)
+    assert image_to_target(pixels)[0, 1, 2].item() == pytest.approx(-116 / 127.5, abs=1e-6)
+    assert image_to_target(pixels)[2, 2, 0].item() == pytest.approx((220 - 128) / 127.5, abs=1e-6)
+
+
 def test_before_after_puts_target_left_gap_white_and_reconstruction_right():
     """Two different 4x4 pictures at min_size 8 (factor 2) with a 3 px gap: an 8 x (8 + 3 + 8) canvas whose
     pixel (y, x) is target[y // 2][x // 2] left of column 8, white in columns 8-10, and
