@@ -1,7 +1,7 @@
 """The seventh, eighth and ninth blind passes (issue 20; H01-H20, 17 of 20 caught; I01-I20, 16 of 20; J01-J20,
 nine survivors in the test files a maintainer would name): their survivors, each with a direct test now, and the
 bound edge next to one of them (docs/testing.md).
-The tenth set (K01-K20, 16 of 20 caught in the files it named): its two app survivors here (K10, K11).
+The tenth set (K01-K20, 16 of 20 caught in the files it named): its four survivors (K10, K11, K13, K18).
 """
 from __future__ import annotations
 
