@@ -85,4 +85,11 @@ BLIND_H: list[Mutant] = [
       'names = [n for n in self.inputs if n.startswith("noise_")]',
       'names = sorted(n for n in self.inputs if n.startswith("noise_"))',
       ('tests/test_onnx.py::test_random_noise_goes_to_noise_inputs_in_layer_order_past_ten_layers',)),
+    # the eleventh blind set (L01-L20): survivors in the test files a maintainer would name
+    m('blind-l04-instance-noise-kimg-as-images', 'progan/training/step.py',
+      '1.0 - images_seen / (config.instance_noise_kimg * 1000)', '1.0 - images_seen / config.instance_noise_kimg',
+      ('tests/test_tricks.py::test_instance_noise_anneals_over_kimg_thousand_images_not_kimg_images',)),
+    m('blind-l09-laplacian-level-unblurred-upsample', 'app/projection/loss.py',
+      'out.append(current - _blur(up))', 'out.append(current - up)',
+      ('tests/test_projection.py::test_laplacian_level_subtracts_the_blurred_nearest_upsample_of_the_low_pass',)),
 ]

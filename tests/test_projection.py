@@ -28,6 +28,25 @@ def test_laplacian_pyramid_reconstructs_and_lap1_is_a_distance():
         make_distance("vgg")
 
 
+def _hand_blur(a: np.ndarray) -> np.ndarray:
+    """5x5 binomial [1 4 6 4 1]/16 in each direction, edges replicated, one loop per output pixel."""
+    k = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0
+    padded = np.pad(a, 2, mode="edge")
+    return np.array([[(padded[i:i + 5, j:j + 5] * k).sum() for j in range(a.shape[1])] for i in range(a.shape[0])])
+
+
+def test_laplacian_level_subtracts_the_blurred_nearest_upsample_of_the_low_pass():
+    """Level 0 of an 8 px image is x - blur(up(down(x))), down = blur then every other pixel, up = nearest
+    x2; so x = level0 + blur(up(residual)) exactly. Built by hand on a non-constant image."""
+    x = np.random.default_rng(3).random((8, 8))
+    low = _hand_blur(x)[::2, ::2]
+    up = np.repeat(np.repeat(low, 2, axis=0), 2, axis=1)
+    band, residual = laplacian_pyramid(torch.from_numpy(x)[None, None], levels=1)
+    np.testing.assert_allclose(residual[0, 0].numpy(), low, atol=1e-12)
+    np.testing.assert_allclose(band[0, 0].numpy(), x - _hand_blur(up), atol=1e-12)
+    np.testing.assert_allclose(band[0, 0].numpy() + _hand_blur(up), x, atol=1e-12)
+
+
 @pytest.mark.parametrize("side, level", [(4, 0), (8, 1), (16, 2), (32, 3), (64, 4)])
 def test_lap1_weights_level_j_by_four_to_the_minus_j(side, level):
     """Bojanowski et al. 2018, section 3.3: Lap1 = sum_j 2**(-2j) |L^j(x) - L^j(y)|. A constant image has

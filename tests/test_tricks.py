@@ -13,7 +13,7 @@ from families import FAMILIES
 from progan.minibatch_discrimination import MinibatchDiscrimination, parse_minibatch_discrimination
 from progan.networks import Discriminator
 from progan.training.options import TrainConfig
-from progan.training.step import StepContext, discriminator_step, fade_reals, generator_step
+from progan.training.step import StepContext, discriminator_step, fade_reals, generator_step, instance_noise_std
 from progan.training.tricks import (HistoricalAverage, feature_matching_generator_loss, feature_matching_loss,
                                     tricks_summary, unrolled_context)
 
@@ -338,3 +338,16 @@ def test_the_tricks_summary_records_each_options_value():
                                       "historical_averaging": 0.25, "minibatch_discrimination": "4,3",
                                       "unrolled_steps": 2}
     assert tricks_summary(TrainConfig()) == {}
+
+
+@pytest.mark.parametrize("kimg", [0.5, 4.0])
+def test_instance_noise_anneals_over_kimg_thousand_images_not_kimg_images(kimg):
+    """--instance-noise-kimg counts thousands of images: sigma * max(0, 1 - seen / (kimg * 1000))."""
+    sigma, span = 0.3, kimg * 1000
+    config = TrainConfig(family="progan", instance_noise=sigma, instance_noise_kimg=kimg)
+    expected = {0: sigma, 7: sigma * (1 - 7 / span), int(span / 4): 0.75 * sigma,
+                int(span / 2): 0.5 * sigma, int(span): 0.0, int(3 * span): 0.0}
+    for seen, value in expected.items():
+        assert instance_noise_std(config, seen) == pytest.approx(value, abs=1e-12), seen
+    assert instance_noise_std(dataclasses.replace(config, instance_noise=0.0), 0) == 0.0
+
