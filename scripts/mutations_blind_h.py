@@ -85,4 +85,9 @@ BLIND_H: list[Mutant] = [
       'names = [n for n in self.inputs if n.startswith("noise_")]',
       'names = sorted(n for n in self.inputs if n.startswith("noise_"))',
       ('tests/test_onnx.py::test_random_noise_goes_to_noise_inputs_in_layer_order_past_ten_layers',)),
+    # L11: noise "none" beside a projected image: one zero map per resolution instead of one per layer
+    m('blind-l11-none-noise-one-map-per-resolution', 'app/keys.py',
+      'per_key.append([torch.zeros(1, 1, r, r) for r in generator.config.resolutions for _ in range(2)])',
+      'per_key.append([torch.zeros(1, 1, r, r) for r in generator.config.resolutions])',
+      ('tests/test_latent_combinations.py::test_noise_none_beside_an_image_gives_a_zero_map_per_layer_and_the_grid_draws_with_it',)),
 ]
