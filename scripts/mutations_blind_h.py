@@ -92,4 +92,9 @@ BLIND_H: list[Mutant] = [
     m('blind-l09-laplacian-level-unblurred-upsample', 'app/projection/loss.py',
       'out.append(current - _blur(up))', 'out.append(current - up)',
       ('tests/test_projection.py::test_laplacian_level_subtracts_the_blurred_nearest_upsample_of_the_low_pass',)),
+    # L11: noise "none" beside a projected image: one zero map per resolution instead of one per layer
+    m('blind-l11-none-noise-one-map-per-resolution', 'app/keys.py',
+      'per_key.append([torch.zeros(1, 1, r, r) for r in generator.config.resolutions for _ in range(2)])',
+      'per_key.append([torch.zeros(1, 1, r, r) for r in generator.config.resolutions])',
+      ('tests/test_latent_combinations.py::test_noise_none_beside_an_image_gives_a_zero_map_per_layer_and_the_grid_draws_with_it',)),
 ]

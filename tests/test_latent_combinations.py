@@ -6,6 +6,8 @@
 - style mixing with a projected image among the keys *and* truncation: the seed keys beside the
   image are truncated like any seed (``app.keys``), the image is not; expected pixels are built here
   from the mapping, the truncation formula and the synthesis.
+- noise "none" beside a projected image: one zero map per synthesis layer (two per resolution), so a
+  mixing grid draws the seeds with all-zero noise.
 """
 from __future__ import annotations
 
@@ -110,3 +112,32 @@ def test_a_walk_from_a_seed_to_an_image_ends_on_the_images_reconstruction():
     assert np.abs(clip[-1].astype(int) - reconstruction).max() <= 1
     const = [getattr(g.synthesis, f"noise_const_{i}") for i in range(len(g.synthesis.layers))]
     assert np.abs(_pixels(g, image.ws(g), const)[0] - reconstruction).max() > 8   # the noise shows
+
+
+def test_noise_none_beside_an_image_gives_a_zero_map_per_layer_and_the_grid_draws_with_it():
+    """noise "none" with a projected image among the keys (app.keys.key_noise): every seed key gets one zero
+    map per synthesis layer, two per resolution (``[1, 1, r, r]`` at resolutions[i // 2]), the image keeps its
+    own maps; a mixing grid [image] x [3] then draws the seed column with all-zero noise. Noise strengths are
+    0.5 so that zero noise and the constant maps draw different pictures."""
+    from app.keys import key_noise
+
+    g = tiny_stylegan(w_avg_scale=2.0)
+    with torch.no_grad():
+        for layer in g.synthesis.layers:
+            layer.noise.weight.fill_(0.5)
+    torch.manual_seed(5)
+    image = Projection("stylegan_lite", "w", torch.randn(1, g.config.w_dim), g.synthesis.make_noise(1))
+    resolutions = g.config.resolutions
+    noise = key_noise(g, [3, image, 5], "none")
+    assert len(noise) == 2 * len(resolutions) == len(g.synthesis.layers)
+    for i, maps in enumerate(noise):
+        r = resolutions[i // 2]
+        assert maps.shape == (3, 1, r, r), i
+        assert torch.count_nonzero(maps[0]) == 0 and torch.count_nonzero(maps[2]) == 0, i
+        assert torch.equal(maps[1:2], image.noise[i]), i
+    zeros = [torch.zeros(1, 1, resolutions[i // 2], resolutions[i // 2]) for i in range(2 * len(resolutions))]
+    _, cols, _ = render_mixing(g, [image], [3], styles="coarse", noise="none")
+    expected = _pixels(g, _by_hand(g, [3], 1.0), zeros)[0]
+    assert np.abs(cols[0].astype(int) - expected).max() <= 1
+    const = [getattr(g.synthesis, f"noise_const_{i}") for i in range(len(g.synthesis.layers))]
+    assert np.abs(_pixels(g, _by_hand(g, [3], 1.0), const)[0] - expected).max() > 8   # the noise shows
