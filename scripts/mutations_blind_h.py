@@ -2,6 +2,7 @@
 nine survivors in the test files a maintainer would name): their survivors, each with a direct test now, and the
 bound edge next to one of them (docs/testing.md).
 The tenth set (K01-K20, 16 of 20 caught in the files it named): its four survivors (K10, K11, K13, K18).
+The eleventh set (L01-L20, 17 of 20): its three survivors (L04, L09, L11).
 """
 from __future__ import annotations
 
