@@ -95,16 +95,22 @@ def test_progan_projection_starts_from_the_best_of_its_random_z():
     torch.testing.assert_close(result.latent[0], expected, rtol=1e-4, atol=1e-4)
 
 
-def test_a_walk_from_a_seed_to_an_image_ends_on_the_images_reconstruction():
-    """keys "3,image": the clip uses the projected image's own noise maps for every frame (app.interpolation),
-    even when the image is not the first key, so the last frame is the image's reconstruction. The noise
-    strengths are 0.5 here: at a fresh model's 0 every noise map draws the same picture."""
+def _noisy_generator_and_projection(seed):
+    """A tiny StyleGAN-lite whose noise strengths are 0.5 (at a fresh model's 0 every noise map draws the same
+    picture) and a projected image of it: a random w and its own noise maps, drawn from `seed`."""
     g = tiny_stylegan(w_avg_scale=2.0)
     with torch.no_grad():
         for layer in g.synthesis.layers:
             layer.noise.weight.fill_(0.5)
-    torch.manual_seed(4)
-    image = Projection("stylegan_lite", "w", torch.randn(1, g.config.w_dim), g.synthesis.make_noise(1))
+    torch.manual_seed(seed)
+    return g, Projection("stylegan_lite", "w", torch.randn(1, g.config.w_dim), g.synthesis.make_noise(1))
+
+
+def test_a_walk_from_a_seed_to_an_image_ends_on_the_images_reconstruction():
+    """keys "3,image": the clip uses the projected image's own noise maps for every frame (app.interpolation),
+    even when the image is not the first key, so the last frame is the image's reconstruction. The noise
+    strengths are 0.5 here: at a fresh model's 0 every noise map draws the same picture."""
+    g, image = _noisy_generator_and_projection(seed=4)
     from app.interpolation import render_interpolation
 
     clip = render_interpolation(g, [3, image], frames=4, space="w", method="lerp", noise="fixed")
@@ -121,12 +127,7 @@ def test_noise_none_beside_an_image_gives_a_zero_map_per_layer_and_the_grid_draw
     0.5 so that zero noise and the constant maps draw different pictures."""
     from app.keys import key_noise
 
-    g = tiny_stylegan(w_avg_scale=2.0)
-    with torch.no_grad():
-        for layer in g.synthesis.layers:
-            layer.noise.weight.fill_(0.5)
-    torch.manual_seed(5)
-    image = Projection("stylegan_lite", "w", torch.randn(1, g.config.w_dim), g.synthesis.make_noise(1))
+    g, image = _noisy_generator_and_projection(seed=5)
     resolutions = g.config.resolutions
     noise = key_noise(g, [3, image, 5], "none")
     assert len(noise) == 2 * len(resolutions) == len(g.synthesis.layers)

@@ -43,11 +43,9 @@ def test_a_dataset_in_content_order_floors_near_zero_kid_where_the_last_n_split_
         assert floor["precision"] > 0.8 and floor["recall"] > 0.8
 
 
-def test_real_floor_script_reports_the_mean_over_its_seeds(tmp_path, monkeypatch, capsys):
-    """scripts/real_floor.py: each seed's row is `real_floor` of that seed's split on the dataset's features,
-    the top-level numbers (what the model card reads) are the mean over the seeds, not one seed's row, and
-    the counts are those of the split."""
-    import json
+def _floor_script_on_random_images(tmp_path, monkeypatch, *, count, seed, name):
+    """scripts/real_floor.py imported, and a prepared dataset of `count` random 8x8 images, scored by the
+    stand-in feature network with its own statistics cache."""
     import sys
     from pathlib import Path
 
@@ -62,12 +60,24 @@ def test_real_floor_script_reports_the_mean_over_its_seeds(tmp_path, monkeypatch
 
     source = tmp_path / "src"
     source.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(16):
-        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(source / f"{i:02d}.png")
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(source / name.format(i))
     data = data_prep.prepare(source, tmp_path / "data", resolution=8, workers=1, progress=False)
     monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
+    return script, data
+
+
+def test_real_floor_script_reports_the_mean_over_its_seeds(tmp_path, monkeypatch, capsys):
+    """scripts/real_floor.py: each seed's row is `real_floor` of that seed's split on the dataset's features,
+    the top-level numbers (what the model card reads) are the mean over the seeds, not one seed's row, and
+    the counts are those of the split."""
+    import json
+
+    import data_prep
+
+    script, data = _floor_script_on_random_images(tmp_path, monkeypatch, count=16, seed=0, name="{:02d}.png")
     out = tmp_path / "floor.json"
     assert script.main(["--resolution", "8", "--data", str(data), "--held-out", "5", "--seeds", "0", "3",
                         "--out", str(out)]) == 0
@@ -124,26 +134,7 @@ def test_the_script_scores_4_and_n_minus_4_held_out_and_refuses_3_and_n_minus_3(
     """scripts/real_floor.py on 9 images: precision/recall need k + 1 = 4 rows on each side (3 nearest
     neighbours besides the row itself), so --held-out 4 and 5 are scored (exit 0) and 3 and 6 are the
     one-line error (exit 2), not a ValueError traceback from the metric (the old bound of 2 let 2 and 3 crash)."""
-    import sys
-    from pathlib import Path
-
-    import numpy as np
-    from PIL import Image
-
-    import data_prep
-    import progan.metrics.inception
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    import real_floor as script
-
-    source = tmp_path / "src"
-    source.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(9):
-        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(source / f"{i}.png")
-    data = data_prep.prepare(source, tmp_path / "data", resolution=8, workers=1, progress=False)
-    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", lambda *a, **k: StandInFeatures())
+    script, data = _floor_script_on_random_images(tmp_path, monkeypatch, count=9, seed=1, name="{}.png")
     for held_out, code in ((3, 2), (4, 0), (5, 0), (6, 2)):
         args = ["--resolution", "8", "--data", str(data), "--held-out", str(held_out), "--seeds", "0",
                 "--out", str(tmp_path / f"floor{held_out}.json")]
