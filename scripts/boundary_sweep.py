@@ -6,7 +6,11 @@ a cutoff equal to the number of layers refused). This sweep generates those mech
 
 - ``<`` <-> ``<=`` and ``>`` <-> ``>=`` at every comparison in the product code (each operator of a chain
   ``0 <= x <= n`` separately);
-- ``min(...)`` <-> ``max(...)`` for every call with two or more arguments.
+- ``min(...)`` <-> ``max(...)`` for every call with two or more arguments;
+- with ``--family arith``: each arithmetic operator of a numeric expression or ``+=``-style assignment
+  swapped for its usual slip (``+``/``-``, ``*`` -> ``/``, ``/`` -> ``*``, ``//`` -> ``*``, ``**`` -> ``*``):
+  a formula slip or a unit converted the wrong way. About 870 of them; ``--sample N --seed S`` runs a
+  seeded random sample.
 
 Each mutant runs only the fast tests that executed its line, taken from a coverage run with per-test
 contexts (lines reached only from fixtures or subprocesses count as uncovered):
@@ -39,6 +43,11 @@ import sys
 import time
 
 SWAP = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">")}
+# the arithmetic family: a formula's operator slipped (+/-, a scale multiplied instead of divided, a power
+# taken as a product); % (formatting), @ and the bit operators are left alone
+ARITH = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*"),
+         ast.FloorDiv: ("//", "*"), ast.Pow: ("**", "*")}
+FAMILIES = ("boundary", "arith")
 ROOTS = ("progan", "stylegan_lite", "app", "data_prep", "scripts", "train.py", "evaluate.py", "families.py")
 SKIP = ("scripts/mutat", "scripts/mutant_base.py", "scripts/boundary_sweep.py")
 
@@ -56,8 +65,19 @@ def product_files(root: str):
                         yield rel
 
 
-def mutants(src: str, rel: str = "<src>") -> list[dict]:
-    """Every boundary flip in ``src``: dicts with the byte position of the operator, old and new text."""
+def _not_a_number(node) -> bool:
+    """An operand that makes ``+``/``*`` a string or sequence operation (concatenation, repetition)."""
+    return (isinstance(node, (ast.JoinedStr, ast.List, ast.Tuple, ast.ListComp, ast.Set, ast.Dict))
+            or (isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes))))
+
+
+def mutants(src: str, rel: str = "<src>", family: str = "boundary") -> list[dict]:
+    """Every mutant of ``family`` in ``src``: dicts with the byte position of the operator, old and new text.
+
+    boundary: each ordering comparison's boundary and each min/max; arith: each arithmetic operator of a
+    numeric expression or augmented assignment, swapped for its usual slip (see ARITH)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}: choose from {', '.join(FAMILIES)}")
     data = src.encode()
     starts, acc = [], 0
     for line in data.splitlines(keepends=True):
@@ -65,18 +85,30 @@ def mutants(src: str, rel: str = "<src>") -> list[dict]:
         acc += len(line)
     lines = src.splitlines()
     out = []
+    def between(a, b, old):  # the operator's position: between two operands only brackets and spaces
+        lo = starts[a.end_lineno - 1] + a.end_col_offset
+        hi = starts[b.lineno - 1] + b.col_offset
+        return lo + data[lo:hi].find(old.encode())
+
     for node in ast.walk(ast.parse(src)):
+        if family == "arith":
+            if isinstance(node, ast.BinOp) and type(node.op) in ARITH and not (
+                    _not_a_number(node.left) or _not_a_number(node.right)):
+                old, new = ARITH[type(node.op)]
+                out.append(dict(line=node.left.end_lineno, pos=between(node.left, node.right, old), old=old, new=new))
+            elif isinstance(node, ast.AugAssign) and type(node.op) in ARITH and not _not_a_number(node.value):
+                old, new = (o + "=" for o in ARITH[type(node.op)])
+                out.append(dict(line=node.target.end_lineno, pos=between(node.target, node.value, old),
+                                old=old, new=new))
+            continue
         if isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
             for i, op in enumerate(node.ops):
                 if type(op) not in SWAP:
                     continue
-                a, b = operands[i], operands[i + 1]
-                lo = starts[a.end_lineno - 1] + a.end_col_offset
-                hi = starts[b.lineno - 1] + b.col_offset
                 old, new = SWAP[type(op)]
-                k = data[lo:hi].find(old.encode())  # between two operands only brackets, spaces and the operator
-                out.append(dict(line=a.end_lineno, pos=lo + k, old=old, new=new))
+                out.append(dict(line=operands[i].end_lineno, pos=between(operands[i], operands[i + 1], old),
+                                old=old, new=new))
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max")
               and len(node.args) + len(node.keywords) >= 2 and not any(isinstance(x, ast.Starred) for x in node.args)):
             old = node.func.id
@@ -136,6 +168,10 @@ def main(argv=None) -> None:
     ap.add_argument("--budget", type=float, default=float("inf"),
                     help="seconds of (fastest) covering tests per mutant; survivors of a partial run say so")
     ap.add_argument("--verify", action="store_true", help="rerun the partial survivors against every covering test")
+    ap.add_argument("--family", choices=FAMILIES, default="boundary", help="which mutants (default: boundary)")
+    ap.add_argument("--sample", type=int, default=0,
+                    help="run a seeded random sample of this many mutants (0: all); the same seed, the same sample")
+    ap.add_argument("--seed", type=int, default=0, help="seed of --sample")
     args = ap.parse_args(argv)
     import coverage
 
@@ -156,8 +192,11 @@ def main(argv=None) -> None:
             continue
         src = open(rel).read()
         ctx = cov.contexts_by_lineno(measured[rel]) if rel in measured else {}
-        for m in mutants(src, rel):
+        for m in mutants(src, rel, args.family):
             todo.append((src, m, sorted({nodeid(c) for c in ctx.get(m["line"], ()) if c})))
+    if args.sample and args.sample < len(todo):
+        import random
+        todo = sorted(random.Random(args.seed).sample(todo, args.sample), key=lambda t: (t[1]["file"], t[1]["pos"]))
     if args.list:
         for _, m, tests in todo:
             print(f"{len(tests):4d}  {m['id']}  {m['text'][:100]}")

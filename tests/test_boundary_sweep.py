@@ -81,3 +81,31 @@ def test_pick_takes_the_fastest_covering_tests_up_to_the_budget_and_always_one()
     assert sweep.pick(["t::c", "t::b"], seconds, 0.5) == ["t::b"]
     assert sweep.pick(["t::c", "t::unknown"], seconds, 100) == ["t::c", "t::unknown"]  # unknown counts 60 s
     assert sweep.pick(["t::c", "t::b", "t::a"], seconds, float("inf")) == ["t::a", "t::b", "t::c"]
+
+
+ARITH_SRC = '''\
+x = a + b * (c - d) / e // 2 ** k
+s, t, v = "a" + name, f"{a}" + tail, stem + ".json"
+u, r = [1] + xs, "-" * 40
+y -= 1
+z **= n
+q += ".json"
+w = a % b | c @ m
+'''
+
+
+def test_the_arithmetic_family_swaps_each_numeric_operator_for_its_slip_and_leaves_strings_and_sequences():
+    ms = sweep.mutants(ARITH_SRC, "f.py", "arith")
+    by_line = {}
+    for m in ms:
+        by_line.setdefault(m["line"], []).append(sweep.apply(ARITH_SRC, m).splitlines()[m["line"] - 1])
+    assert by_line == {
+        1: ["x = a - b * (c - d) / e // 2 ** k", "x = a + b / (c - d) / e // 2 ** k",
+            "x = a + b * (c + d) / e // 2 ** k", "x = a + b * (c - d) * e // 2 ** k",
+            "x = a + b * (c - d) / e * 2 ** k", "x = a + b * (c - d) / e // 2 * k"],
+        4: ["y += 1"], 5: ["z *= n"],
+    }
+    # the boundary family of the same text has no comparison to flip; an unknown family is refused
+    assert sweep.mutants(ARITH_SRC, "f.py") == []
+    with pytest.raises(ValueError, match="unknown family 'bits'"):
+        sweep.mutants(ARITH_SRC, "f.py", "bits")
