@@ -9,8 +9,10 @@ a cutoff equal to the number of layers refused). This sweep generates those mech
 - ``min(...)`` <-> ``max(...)`` for every call with two or more arguments;
 - with ``--family arith``: each arithmetic operator of a numeric expression or ``+=``-style assignment
   swapped for its usual slip (``+``/``-``, ``*`` -> ``/``, ``/`` -> ``*``, ``//`` -> ``*``, ``**`` -> ``*``):
-  a formula slip or a unit converted the wrong way. About 870 of them; ``--sample N --seed S`` runs a
-  seeded random sample.
+  a formula slip or a unit converted the wrong way (about 870);
+- with ``--family kwarg``: each keyword argument that passes a value on (``f(x, size=size)``, not a
+  literal) dropped, so the callee silently uses its default: a value computed but not passed on (about
+  1,270). ``--sample N --seed S`` runs a seeded random sample of a family.
 
 Each mutant runs only the fast tests that executed its line, taken from a coverage run with per-test
 contexts (lines reached only from fixtures or subprocesses count as uncovered):
@@ -47,7 +49,7 @@ SWAP = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE:
 # taken as a product); % (formatting), @ and the bit operators are left alone
 ARITH = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*"),
          ast.FloorDiv: ("//", "*"), ast.Pow: ("**", "*")}
-FAMILIES = ("boundary", "arith")
+FAMILIES = ("boundary", "arith", "kwarg")
 ROOTS = ("progan", "stylegan_lite", "app", "data_prep", "scripts", "train.py", "evaluate.py", "families.py")
 SKIP = ("scripts/mutat", "scripts/mutant_base.py", "scripts/boundary_sweep.py")
 
@@ -75,7 +77,8 @@ def mutants(src: str, rel: str = "<src>", family: str = "boundary") -> list[dict
     """Every mutant of ``family`` in ``src``: dicts with the byte position of the operator, old and new text.
 
     boundary: each ordering comparison's boundary and each min/max; arith: each arithmetic operator of a
-    numeric expression or augmented assignment, swapped for its usual slip (see ARITH)."""
+    numeric expression or augmented assignment, swapped for its usual slip (see ARITH); kwarg: each keyword
+    argument that passes a value on (not a literal) dropped, so the callee falls back to its default."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}: choose from {', '.join(FAMILIES)}")
     data = src.encode()
@@ -90,7 +93,24 @@ def mutants(src: str, rel: str = "<src>", family: str = "boundary") -> list[dict
         hi = starts[b.lineno - 1] + b.col_offset
         return lo + data[lo:hi].find(old.encode())
 
+    def pos(lineno, col):
+        return starts[lineno - 1] + col
+
     for node in ast.walk(ast.parse(src)):
+        if family == "kwarg":
+            if isinstance(node, ast.Call):
+                items = sorted([*node.args, *node.keywords], key=lambda x: (x.lineno, x.col_offset))
+                for i, kw in enumerate(items):
+                    if not isinstance(kw, ast.keyword) or kw.arg is None or isinstance(kw.value, ast.Constant):
+                        continue
+                    if i > 0:  # ", name=value" after the item before it
+                        lo, hi = pos(items[i - 1].end_lineno, items[i - 1].end_col_offset), pos(kw.end_lineno, kw.end_col_offset)
+                    elif i + 1 < len(items):  # "name=value, " before the next item
+                        lo, hi = pos(kw.lineno, kw.col_offset), pos(items[i + 1].lineno, items[i + 1].col_offset)
+                    else:
+                        lo, hi = pos(kw.lineno, kw.col_offset), pos(kw.end_lineno, kw.end_col_offset)
+                    out.append(dict(line=kw.lineno, pos=lo, old=data[lo:hi].decode(), new="", kw=kw.arg))
+            continue
         if family == "arith":
             if isinstance(node, ast.BinOp) and type(node.op) in ARITH and not (
                     _not_a_number(node.left) or _not_a_number(node.right)):
@@ -115,7 +135,8 @@ def mutants(src: str, rel: str = "<src>", family: str = "boundary") -> list[dict
             out.append(dict(line=node.func.lineno, pos=starts[node.func.lineno - 1] + node.func.col_offset,
                             old=old, new="max" if old == "min" else "min"))
     for m in out:
-        m.update(file=rel, id=f"{rel}:{m['line']}:{m['old']}->{m['new']}@{m['pos']}", text=lines[m["line"] - 1].strip())
+        what = f"drop {m.pop('kw')}" if "kw" in m else f"{m['old']}->{m['new']}"
+        m.update(file=rel, id=f"{rel}:{m['line']}:{what}@{m['pos']}", text=lines[m["line"] - 1].strip())
     return sorted(out, key=lambda m: m["pos"])
 
 

@@ -109,3 +109,29 @@ def test_the_arithmetic_family_swaps_each_numeric_operator_for_its_slip_and_leav
     assert sweep.mutants(ARITH_SRC, "f.py") == []
     with pytest.raises(ValueError, match="unknown family 'bits'"):
         sweep.mutants(ARITH_SRC, "f.py", "bits")
+
+
+KWARG_SRC = '''\
+y = f(a, size=n, mode="x")
+z = g(size=n,
+      psi=p)
+h(only=v)
+k(**opts, d=q)
+'''
+
+
+def test_the_keyword_family_drops_each_value_passed_on_with_its_separator_and_keeps_literals():
+    ms = sweep.mutants(KWARG_SRC, "f.py", "kwarg")
+    got = [sweep.apply(KWARG_SRC, m) for m in ms]
+    lines = KWARG_SRC.splitlines(keepends=True)
+    assert got == [
+        'y = f(a, mode="x")\n' + "".join(lines[1:]),
+        lines[0] + "z = g(psi=p)\n" + "".join(lines[3:]),
+        lines[0] + "z = g(size=n)\n" + "".join(lines[3:]),
+        "".join(lines[:3]) + "h()\n" + lines[4],
+        "".join(lines[:4]) + "k(**opts)\n",
+    ]
+    assert [m["id"].split(":")[2].split("@")[0] for m in ms] == ["drop size", "drop size", "drop psi", "drop only",
+                                                                "drop d"]
+    for text in got:
+        compile(text, "f.py", "exec")
