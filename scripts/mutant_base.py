@@ -14,6 +14,7 @@ class Mutant(NamedTuple):
 
 
 AUG = "tests/test_augment.py::"
+AUGT = "tests/test_augment_training.py::"
 LAZY = "tests/test_lazy_regularization.py::"
 STAB = "tests/test_stabilization.py::"
 LOSS_T = ("tests/test_closed_forms.py", "tests/test_penalties.py",
@@ -52,8 +53,8 @@ def m(id: str, file: str, old: str, new: str, tests: tuple[str, ...]) -> Mutant:
 # Shorthands of the later passes.
 TR, MBD, TRICKS_T = "progan/training/tricks.py", "progan/minibatch_discrimination.py", ("tests/test_tricks.py",)
 ADA, AUGM, DIST, ONNX = "progan/training/ada.py", "progan/training/augment.py", "progan/training/distributed.py", "app/onnx/export.py"
-ADA_T = (AUG + "test_controller_closed_form", AUG + "test_p_follows_the_speed_formula_while_a_real_discriminator_overfits",
-         AUG + "test_trainer_moves_p_by_the_papers_speed_toward_the_target")
+ADA_T = (AUGT + "test_controller_closed_form", AUGT + "test_p_follows_the_speed_formula_while_a_real_discriminator_overfits",
+         AUGT + "test_trainer_moves_p_by_the_papers_speed_toward_the_target")
 RANK_T = ("tests/test_rank_data.py",)  # 2 processes: about a minute, only with --only or --slow
 ONNX_T = ("tests/test_onnx_options.py",)
 FLOOR_T = ("tests/test_projection_floor.py",)

@@ -58,7 +58,7 @@ AUDIT: list[Mutant] = [
       ('tests/test_metrics_features.py::test_generated_features_progress_bar_names_its_pass',)),
     m('kw-trainer-ignores-augment-policy', 'progan/training/trainer.py', 'self.augment = build_augment(config.augment, policy=config.augment_policy)  # ADA starts at p = 0',
       'self.augment = build_augment(config.augment)  # ADA starts at p = 0',
-      ('tests/test_augment.py::test_trainer_augments_with_its_policy',)),
+      ('tests/test_augment_training.py::test_trainer_augments_with_its_policy',)),
     m('kw-mixed-precision-no-choices', 'progan/training/options.py', '"and overflows more easily)", choices=MIXED_PRECISION)',
       '"and overflows more easily)")',
       ('tests/test_training.py::test_every_option_with_fixed_values_offers_exactly_them',)),

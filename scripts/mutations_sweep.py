@@ -4,7 +4,7 @@ Survivors judged equivalent (or cosmetic) are listed in docs/testing.md without 
 """
 from __future__ import annotations
 
-from mutant_base import AUG, Mutant, m
+from mutant_base import AUG, AUGT, Mutant, m
 
 SWEEP: list[Mutant] = [
     # progan/metrics/evaluation.py
@@ -134,7 +134,7 @@ SWEEP: list[Mutant] = [
       (AUG + 'test_p_one_draws_no_masks_and_a_draw_equal_to_p_selects_no_image',)),
     m('sweep-augment-controller-empty-interval', 'progan/training/augment.py',
       'if count <= 0:', 'if count < 0:',
-      (AUG + 'test_controller_leaves_p_alone_after_an_interval_without_images',)),
+      (AUGT + 'test_controller_leaves_p_alone_after_an_interval_without_images',)),
     m('sweep-data-stream-one-image-refused', 'progan/training/data_stream.py',
       'if size < 1:', 'if size <= 1:',
       ('tests/test_data_stream.py::test_a_one_image_dataset_streams_and_an_empty_one_is_refused',)),

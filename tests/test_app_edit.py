@@ -1,4 +1,9 @@
-"""The app's Edit tab (SeFa sliders) and nearest-training-image view, called as Gradio would call them."""
+"""The app's Edit tab (SeFa sliders) and nearest-training-image view, called as Gradio would call them.
+
+Every test here goes through the Gradio events (or gradio's own ``gr.Error``), so gradio is imported once
+at the top; the tests without it are beside their subjects: ``app.edit.edit_grid``'s layout in
+test_edit_cli_options.py, ``nearest_index``'s refusal without cached features in test_nearest.py.
+"""
 from __future__ import annotations
 
 import gradio as gr
@@ -10,7 +15,7 @@ from torch.utils.data import TensorDataset
 import app.ui_edit
 from app.display import for_display
 from app.models import ModelStore
-from app.nearest_view import NearestIndex, nearest_index
+from app.nearest_view import NearestIndex
 from app.sampling import generate_images
 from app.ui import build_demo
 from families import load_generator
@@ -69,12 +74,6 @@ def test_nearest_event_finds_the_training_image(events, weights, monkeypatch):
         events["nearest"]("sg", None)
 
 
-def test_nearest_without_cached_features_names_the_command():
-    with pytest.raises(ValueError, match="evaluate.py --nearest") as info:
-        nearest_index(16)  # the test cache is empty: no prepared images, no features
-    assert "\n" not in str(info.value)
-
-
 @pytest.mark.slow
 def test_edit_endpoint_of_the_running_app(app_launcher, weights):
     # the real server through gradio_client: the edit endpoint draws, a bad layer range is one line, and
@@ -101,35 +100,3 @@ def test_a_negative_strength_moves_the_other_way(events):
     _, _, up = events["edit"]("sg", "4", "all", 1.0, "fixed", 3.0, *ZERO[1:], None)
     assert "d0 -3" in status
     assert np.abs(down.astype(int) - still).sum() > 0 and np.abs(down.astype(int) - up).sum() > 0
-
-
-def test_edit_grid_places_each_cell_enlarged_by_whole_pixels(monkeypatch):
-    """app.edit.edit_grid's layout, with the images stubbed by asymmetric random 16 px pictures: cell (row i,
-    column c) starts at (92 + c * (64 + 2), 16 + i * (64 + 2)) and is the picture repeated 4x4 (nearest:
-    every generated pixel a crisp 4x4 square, no blending); rows run seed-major, then direction."""
-    import app.edit
-    from app.edit import edit_grid
-
-    rng = np.random.default_rng(7)
-    drawn = {}
-
-    def fake_edit_images(generator, key, directions, table, *, psi, noise):
-        d = len(table[0]) - 1                                          # the direction that moves
-        drawn[key, d] = rng.integers(0, 256, (len(table), 16, 16, 3), dtype=np.uint8)
-        return drawn[key, d]
-
-    class Config:
-        resolution = 16
-
-    class Generator:
-        config = Config()
-
-    monkeypatch.setattr(app.edit, "edit_images", fake_edit_images)
-    grid = np.asarray(edit_grid(Generator(), [5, 9], None, [0, 2], [-1.0, 0.0, 1.0]))
-    assert grid.shape == (16 + 4 * 66, 92 + 3 * 66, 3)
-    for i, (key, d) in enumerate([(5, 0), (5, 2), (9, 0), (9, 2)]):
-        for c in range(3):
-            y, x = 16 + i * 66, 92 + c * 66
-            expected = drawn[key, d][c].repeat(4, axis=0).repeat(4, axis=1)
-            np.testing.assert_array_equal(grid[y:y + 64, x:x + 64], expected, err_msg=f"row {i} column {c}")
-            assert (grid[y:y + 64, x + 64:x + 66] == 255).all()          # the white gap after each cell

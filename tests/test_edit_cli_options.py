@@ -6,6 +6,7 @@ image of w moved by 2 * sigma_1 * n_1 on layers 0-3 only, written out here from 
 (cached for those layers and k) and synthesised with the constant noise. The grid's shape follows
 --steps and --directions; the directions of all layers, or strength 3, would give other pixels.
 (--k only sets how many directions are computed; the top ones are the same, so it cannot show here.)
+``app.edit.edit_grid``'s layout (where each cell sits, enlarged by whole pixels) is checked last, with stubbed images.
 """
 from __future__ import annotations
 
@@ -44,3 +45,35 @@ def test_edit_cli_moves_the_chosen_direction_by_the_chosen_strength_on_the_chose
     assert np.abs(cell - _moved(generator, directions, 3.0, 0, 3)).max() > 3                  # strength lost
     every_layer = cached_directions(generator, layers="all", k=4)
     assert np.abs(cell - _moved(generator, every_layer, 2.0, 0, generator.num_ws - 1)).max() > 3  # layers lost
+
+
+def test_edit_grid_places_each_cell_enlarged_by_whole_pixels(monkeypatch):
+    """app.edit.edit_grid's layout, with the images stubbed by asymmetric random 16 px pictures: cell (row i,
+    column c) starts at (92 + c * (64 + 2), 16 + i * (64 + 2)) and is the picture repeated 4x4 (nearest:
+    every generated pixel a crisp 4x4 square, no blending); rows run seed-major, then direction."""
+    import app.edit
+    from app.edit import edit_grid
+
+    rng = np.random.default_rng(7)
+    drawn = {}
+
+    def fake_edit_images(generator, key, directions, table, *, psi, noise):
+        d = len(table[0]) - 1                                          # the direction that moves
+        drawn[key, d] = rng.integers(0, 256, (len(table), 16, 16, 3), dtype=np.uint8)
+        return drawn[key, d]
+
+    class Config:
+        resolution = 16
+
+    class Generator:
+        config = Config()
+
+    monkeypatch.setattr(app.edit, "edit_images", fake_edit_images)
+    grid = np.asarray(edit_grid(Generator(), [5, 9], None, [0, 2], [-1.0, 0.0, 1.0]))
+    assert grid.shape == (16 + 4 * 66, 92 + 3 * 66, 3)
+    for i, (key, d) in enumerate([(5, 0), (5, 2), (9, 0), (9, 2)]):
+        for c in range(3):
+            y, x = 16 + i * 66, 92 + c * 66
+            expected = drawn[key, d][c].repeat(4, axis=0).repeat(4, axis=1)
+            np.testing.assert_array_equal(grid[y:y + 64, x:x + 64], expected, err_msg=f"row {i} column {c}")
+            assert (grid[y:y + 64, x + 64:x + 66] == 255).all()          # the white gap after each cell

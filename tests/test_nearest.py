@@ -1,4 +1,5 @@
-"""Memorization check (progan.metrics.nearest, evaluate.py --nearest) with a cheap stand-in feature network."""
+"""Memorization check (progan.metrics.nearest, evaluate.py --nearest, and the app's reader of its cache,
+app.nearest_view) with a cheap stand-in feature network."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ from PIL import Image
 from torch import nn
 
 import evaluate
+from app.nearest_view import nearest_index
 from progan.metrics.features import compute_features, latents_for_indices
 from progan.metrics.nearest import check_generator, memorization, nearest_neighbours, pairs_figure
 from metric_utils import StandInFeatures
@@ -301,3 +303,9 @@ def test_app_nearest_view_returns_the_training_image_upright():
     assert match.real.shape == (5, 5, 3)
     for c in range(3):
         np.testing.assert_array_equal(match.real[..., c], reals[2, c].numpy())
+
+
+def test_nearest_without_cached_features_names_the_command():
+    with pytest.raises(ValueError, match="evaluate.py --nearest") as info:
+        nearest_index(16)  # the test cache is empty: no prepared images, no features
+    assert "\n" not in str(info.value)

@@ -1,7 +1,7 @@
 """The range of each single training option (``TrainConfig.__post_init__``): a value just outside is a
 one-line error that names the flag and the value, through ``TrainConfig`` and through ``train.py``
 (exit 2, nothing else printed); the value on the boundary is accepted. The combinations of options
-are in ``test_stabilization.py``, ``test_finetune.py`` and ``test_augment.py``."""
+are in ``test_stabilization.py``, ``test_finetune.py`` and ``test_augment_training.py``."""
 from __future__ import annotations
 
 import re
