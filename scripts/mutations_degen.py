@@ -81,4 +81,7 @@ DEGENERATE: list[Mutant] = [
     m('r11-translate-range-truncated', 'progan/training/augment.py',
       'max_dy, max_dx = int(h * ratio + 0.5), int(w * ratio + 0.5)', 'max_dy, max_dx = int(h * ratio), int(w * ratio)',
       ('tests/test_augment.py::test_translation_and_cutout_sizes_follow_each_axis_of_a_non_square_image',)),
+    m('blind-p11-video-suffix-case-sensitive', 'app/video.py',
+      '    suffix = Path(path).suffix.lower()', '    suffix = Path(path).suffix',
+      ('tests/test_app_edges.py::test_video_suffix_picks_the_writer_whatever_its_case',)),
 ]

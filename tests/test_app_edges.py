@@ -6,7 +6,8 @@ fixture would hide.
 - SeFa's ``sigma_i`` is the spread of ``<w, n_i>`` over mapped z (Shen & Zhou 2021, our units of
   strength): estimated here from 20,000 z of another seed, within 5 %;
 - projection steps: at least 10 for any model (``Limits.projection_steps_allowed``), and a stream of
-  fewer than 12 steps (``steps // 12 == 0``) still yields every step and then the result.
+  fewer than 12 steps (``steps // 12 == 0``) still yields every step and then the result;
+- ``write_video`` reads the suffix without regard to case: ``.MP4`` and ``.GIF`` are videos, not refusals.
 """
 from __future__ import annotations
 
@@ -82,3 +83,32 @@ def test_videos_are_enlarged_by_the_smallest_whole_factor_reaching_min_size(min_
     factor = side // 64
     assert np.array_equal(out[:, ::factor, ::factor], frames)
     assert np.array_equal(out[:, factor - 1::factor, factor - 1::factor], frames)
+
+
+@pytest.mark.parametrize("name, kind", [("walk.gif", "GIF"), ("walk.GIF", "GIF"), ("walk.Gif", "GIF"),
+                                        ("walk.mp4", "MP4"), ("walk.MP4", "MP4")])
+def test_video_suffix_picks_the_writer_whatever_its_case(tmp_path, name, kind):
+    """``write_video`` picks the format from the suffix without regard to case (the CLI accepts ``--out x.MP4``):
+    a ``.GIF`` is a 3-frame GIF, an ``.MP4`` an ISO media file (``ftyp`` box at byte 4) of 3 frames."""
+    import imageio_ffmpeg
+
+    from app.video import write_video
+
+    frames = np.random.default_rng(1).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    path = write_video(frames, tmp_path / name, fps=4, min_size=8)
+    assert path == tmp_path / name and path.exists()
+    if kind == "GIF":
+        with Image.open(path) as image:
+            assert image.format == "GIF" and image.n_frames == 3 and image.size == (8, 8)
+    else:
+        assert path.read_bytes()[4:8] == b"ftyp"
+        assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == 3
+
+
+@pytest.mark.parametrize("name", ["walk.png", "walk.MP", "walk", "walk.gif.txt"])
+def test_other_video_suffixes_are_one_line_errors(tmp_path, name):
+    from app.video import write_video
+
+    with pytest.raises(ValueError, match=r"^video output must end in \.mp4 or \.gif, got '.*'$"):
+        write_video(np.zeros((2, 8, 8, 3), np.uint8), tmp_path / name, fps=4, min_size=8)
+    assert not (tmp_path / name).exists()
