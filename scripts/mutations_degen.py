@@ -84,4 +84,8 @@ DEGENERATE: list[Mutant] = [
     m('blind-p11-video-suffix-case-sensitive', 'app/video.py',
       '    suffix = Path(path).suffix.lower()', '    suffix = Path(path).suffix',
       ('tests/test_app_edges.py::test_video_suffix_picks_the_writer_whatever_its_case',)),
+    m('blind-p14-nearest-pair-sides-swapped', 'app/ui_edit.py',
+      'pair = np.concatenate([image, np.full((image.shape[0], 2, 3), 255, np.uint8), found.real], axis=1)',
+      'pair = np.concatenate([found.real, np.full((image.shape[0], 2, 3), 255, np.uint8), image], axis=1)',
+      ('tests/test_app_edit.py::test_nearest_image_puts_the_edited_image_left_and_its_match_right',)),
 ]

@@ -1,8 +1,9 @@
 """The app's Edit tab (SeFa sliders) and nearest-training-image view, called as Gradio would call them.
 
-Every test here goes through the Gradio events (or gradio's own ``gr.Error``), so gradio is imported once
-at the top; the tests without it are beside their subjects: ``app.edit.edit_grid``'s layout in
-test_edit_cli_options.py, ``nearest_index``'s refusal without cached features in test_nearest.py.
+Every test here goes through the Gradio events, gradio's own ``gr.Error`` or ``app.ui_edit`` (a gradio
+module), so gradio is imported once at the top; the tests without it are beside their subjects:
+``app.edit.edit_grid``'s layout in test_edit_cli_options.py, ``nearest_index``'s refusal without cached
+features in test_nearest.py.
 """
 from __future__ import annotations
 
@@ -100,3 +101,30 @@ def test_a_negative_strength_moves_the_other_way(events):
     _, _, up = events["edit"]("sg", "4", "all", 1.0, "fixed", 3.0, *ZERO[1:], None)
     assert "d0 -3" in status
     assert np.abs(down.astype(int) - still).sum() > 0 and np.abs(down.astype(int) - up).sum() > 0
+
+
+@pytest.mark.parametrize("distance, verdict", [(3.0, "closer than"), (5.0, "farther than"), (7.5, "farther than")])
+def test_nearest_image_puts_the_edited_image_left_and_its_match_right(monkeypatch, distance, verdict):
+    """``nearest_image`` of an edited image that differs from every training image (so a swap shows): the
+    picture is [edited | 2 white columns | nearest training image], as its label "Edited | nearest training
+    image" says; the verdict compares the distance with the median yardstick 5.0 strictly (5.0 is not closer)."""
+    from app.nearest_view import NearestMatch
+
+    rng = np.random.default_rng(7)
+    edited, real = (rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(2))
+    asked = []
+
+    class Index:
+        def match(self, image):
+            asked.append(image)
+            return NearestMatch(real, index=3, distance=distance, threshold=5.0, num_real=9)
+
+    monkeypatch.setattr(app.ui_edit, "nearest_index", lambda resolution: asked.append(resolution) or Index())
+    pair, status = app.ui_edit.nearest_image(edited, 16)
+    assert asked[0] == 16 and asked[1] is edited
+    assert pair.shape == (16, 16 + 2 + 16, 3)
+    np.testing.assert_array_equal(pair[:, :16], edited)
+    assert (pair[:, 16:18] == 255).all()
+    np.testing.assert_array_equal(pair[:, 18:], real)
+    assert status == (f"nearest of 9 training images: #3, Inception distance {distance:.1f}, {verdict} the median "
+                      f"real-to-real nearest distance (5.0).")
