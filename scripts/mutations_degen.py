@@ -88,4 +88,7 @@ DEGENERATE: list[Mutant] = [
       'pair = np.concatenate([image, np.full((image.shape[0], 2, 3), 255, np.uint8), found.real], axis=1)',
       'pair = np.concatenate([found.real, np.full((image.shape[0], 2, 3), 255, np.uint8), image], axis=1)',
       ('tests/test_app_edit.py::test_nearest_image_puts_the_edited_image_left_and_its_match_right',)),
+    m('blind-p20-per-class-pr-only-no-fid-fallback', 'evaluate.py',
+      'metrics=tuple(m for m in metrics if m != "pr") or ("fid",),', 'metrics=tuple(m for m in metrics if m != "pr"),',
+      ('tests/test_per_class.py::test_evaluate_cli_per_class_scores_the_metrics_asked_besides_pr_or_fid_when_pr_is_all',)),
 ]

@@ -305,3 +305,26 @@ def test_a_class_of_two_images_is_scored_and_a_class_of_one_is_skipped(monkeypat
     calls.clear()
     assert per_class.evaluate_per_class(generator, data, None, num_real=2, **common)["c"]["num_real"] == 2
     assert calls == [(0, 2), (2, 2)]
+
+
+@pytest.mark.parametrize("metrics, per_class_metrics", [("pr", {"fid"}), ("kid,pr", {"kid"}),
+                                                        ("fid,kid,pr", {"fid", "kid"})])
+def test_evaluate_cli_per_class_scores_the_metrics_asked_besides_pr_or_fid_when_pr_is_all(
+        tmp_path, monkeypatch, metrics, per_class_metrics):
+    """Precision/recall is not scored per class (a class has too few reals for 3 nearest neighbours): each
+    class gets the other metrics asked for, and FID when ``pr`` was the only one. The overall row keeps all
+    of them; each class's FID is the by-hand value of its 6 samples against its own reals."""
+    import data_prep
+    from metric_utils import StandInFeatures
+
+    generator = _conditional("progan")
+    summary = _evaluate_cli_per_class(tmp_path, monkeypatch, generator, "--num", "6", "--metrics", metrics,
+                                      whole_summary=True)
+    assert {"precision", "recall"} <= set(summary)
+    dataset = data_prep.open_dataset(summary["data"], 16)
+    for label, (name, count) in enumerate(zip(CLASSES, (5, 7))):
+        row = summary["per_class"][name]
+        assert set(row) == {"num_real"} | per_class_metrics and row["num_real"] == count, (name, row)
+        if "fid" in row:
+            expected = _by_hand(generator, dataset, label, StandInFeatures(), 6)
+            assert row["fid"] == pytest.approx(expected["fid"], rel=1e-4)
