@@ -91,4 +91,7 @@ DEGENERATE: list[Mutant] = [
     m('blind-p20-per-class-pr-only-no-fid-fallback', 'evaluate.py',
       'metrics=tuple(m for m in metrics if m != "pr") or ("fid",),', 'metrics=tuple(m for m in metrics if m != "pr"),',
       ('tests/test_per_class.py::test_evaluate_cli_per_class_scores_the_metrics_asked_besides_pr_or_fid_when_pr_is_all',)),
+    m('blind-p21-out-folder-not-created', 'evaluate.py',
+      '        Path(out).parent.mkdir(parents=True, exist_ok=True)\n', '',
+      ('tests/test_evaluate_cli.py::test_the_json_is_written_where_out_says_creating_its_folders',)),
 ]

@@ -3,7 +3,7 @@
 A value at a bound passes its check and the run stops at the next one (an invalid ``--metrics`` or
 ``--background`` given on purpose); one just outside is that bound's own one-line error. Precision/recall
 use 3 nearest neighbours besides the image itself, so with ``pr`` each side needs 4 images: fewer used to
-generate everything, then end in a ValueError traceback from the metric."""
+generate everything, then end in a ValueError traceback from the metric. Last, where ``--out`` puts the JSON."""
 from __future__ import annotations
 
 import sys
@@ -64,3 +64,34 @@ def test_precision_recall_on_a_three_image_dataset_is_refused_before_generating(
     assert evaluate.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --metrics pr needs 4 real images and the dataset has 3; score it with --metrics fid,kid"]
+
+
+@pytest.mark.parametrize("out", ["new/deeper/m.json", "m.json", "ABSOLUTE/new/m.json", ""])
+def test_the_json_is_written_where_out_says_creating_its_folders(weights, tmp_path, monkeypatch, capsys, out):
+    """``--out`` in folders that do not exist yet (relative or absolute) creates them and writes the printed
+    JSON there; a bare file name lands in the working directory; no ``--out`` prints and writes nothing."""
+    import json
+
+    import progan.metrics.evaluation
+    from metric_utils import StandInFeatures
+    from train_utils import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", count=4)
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
+    monkeypatch.setattr(progan.metrics.evaluation, "evaluate_generator", lambda *a, **kw: {"fid": 3.5})
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    out = out.replace("ABSOLUTE", str(tmp_path / "abs"))
+    before = {p for p in tmp_path.rglob("*") if "cache" not in p.parts}
+    assert evaluate.main(["--weights", str(weights["progan"]), "--data", str(data), "--num", "4",
+                          "--metrics", "fid", *(["--out", out] if out else [])]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["fid"] == 3.5
+    written = {p for p in tmp_path.rglob("*") if "cache" not in p.parts and p.is_file()} - before
+    if out:
+        target = work / out                      # an absolute `out` replaces `work`
+        assert written == {target} and json.loads(target.read_text()) == printed
+    else:
+        assert written == set()
