@@ -94,4 +94,8 @@ DEGENERATE: list[Mutant] = [
     m('blind-p21-out-folder-not-created', 'evaluate.py',
       '        Path(out).parent.mkdir(parents=True, exist_ok=True)\n', '',
       ('tests/test_evaluate_cli.py::test_the_json_is_written_where_out_says_creating_its_folders',)),
+    m('blind-p25-floor-keys-builtin-by-its-folder', 'scripts/real_floor.py',
+      'stats = real_statistics(dataset, network, dataset_key=dataset_key(args.data, dataset),',
+      'stats = real_statistics(dataset, network, dataset_key=dataset_key(data, dataset),',
+      ('tests/test_real_floor.py::test_the_script_caches_real_features_under_evaluate_pys_key',)),
 ]

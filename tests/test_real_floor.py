@@ -140,3 +140,33 @@ def test_the_script_scores_4_and_n_minus_4_held_out_and_refuses_3_and_n_minus_3(
                 "--out", str(tmp_path / f"floor{held_out}.json")]
         assert script.main(args) == code, held_out
         assert ("--held-out must leave at least 4" in capsys.readouterr().err) == (code == 2), held_out
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_the_script_caches_real_features_under_evaluate_pys_key(tmp_path, monkeypatch, capsys, given):
+    """The real features are cached under the key evaluate.py uses for the same data, so each reuses the
+    other's: for the built-in OpenMoji set (no --data) the key names "builtin-openmoji", not the folder it was
+    rendered into; for --data DIR it names DIR's absolute path. The JSON's "data" is the folder either way."""
+    import json
+
+    import data_prep
+    import progan.metrics.features
+
+    script, data = _floor_script_on_random_images(tmp_path, monkeypatch, count=9, seed=2, name="{}.png")
+    rendered = []
+    monkeypatch.setattr(data_prep, "builtin_openmoji_for_processes",
+                        lambda resolution, acc, **kw: rendered.append(resolution) or data)
+    keys, real_statistics = [], progan.metrics.features.real_statistics
+    monkeypatch.setattr(progan.metrics.features, "real_statistics",
+                        lambda *a, dataset_key, **kw: keys.append(dataset_key) or real_statistics(
+                            *a, dataset_key=dataset_key, **kw))
+    monkeypatch.chdir(tmp_path)
+    args = ["--resolution", "8", "--held-out", "4", "--seeds", "0"] + (["--data", "data"] if given else [])
+    assert script.main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert rendered == ([] if given else [8])
+    assert len(keys) == 1
+    key = json.loads(keys[0])
+    assert key["data"] == (str((tmp_path / "data").resolve()) if given else "builtin-openmoji")
+    assert key["length"] == 9
+    assert summary["data"] == ("data" if given else str(data))
