@@ -81,4 +81,8 @@ DEGENERATE: list[Mutant] = [
     m('r11-translate-range-truncated', 'progan/training/augment.py',
       'max_dy, max_dx = int(h * ratio + 0.5), int(w * ratio + 0.5)', 'max_dy, max_dx = int(h * ratio), int(w * ratio)',
       ('tests/test_augment.py::test_translation_and_cutout_sizes_follow_each_axis_of_a_non_square_image',)),
+    # blind set P (session 15): survivors of the named test files, each with a direct test
+    m('blind-p01-batch-sizes-refuse-4px', 'progan/training/options.py',
+      '        if res < 4 or res & (res - 1) or batch < 1:', '        if res <= 4 or res & (res - 1) or batch < 1:',
+      ('tests/test_option_ranges.py::test_batch_sizes_accept_the_4_px_stage_and_a_batch_of_one',)),
 ]
