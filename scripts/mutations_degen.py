@@ -85,4 +85,8 @@ DEGENERATE: list[Mutant] = [
     m('blind-p01-batch-sizes-refuse-4px', 'progan/training/options.py',
       '        if res < 4 or res & (res - 1) or batch < 1:', '        if res <= 4 or res & (res - 1) or batch < 1:',
       ('tests/test_option_ranges.py::test_batch_sizes_accept_the_4_px_stage_and_a_batch_of_one',)),
+    m('blind-p02-dragan-summary-without-weight', 'progan/training/options.py',
+      '        if penalty in ("wgan_gp", "dragan"):\n            facts.update(',
+      '        if penalty == "wgan_gp":\n            facts.update(',
+      ('tests/test_penalties.py::test_the_summary_records_each_penaltys_own_weight_and_laziness_and_no_other',)),
 ]
