@@ -89,4 +89,8 @@ DEGENERATE: list[Mutant] = [
       '        if penalty in ("wgan_gp", "dragan"):\n            facts.update(',
       '        if penalty == "wgan_gp":\n            facts.update(',
       ('tests/test_penalties.py::test_the_summary_records_each_penaltys_own_weight_and_laziness_and_no_other',)),
+    m('blind-p03-rank-rng-restored-on-another-process-count', 'progan/training/resume.py',
+      '        if rank_state is not None and state["world_size"] == self.accelerator.num_processes:',
+      '        if rank_state is not None:',
+      ('tests/test_resume_state.py::test_rank_rng_states_come_back_only_on_the_process_count_that_saved_them',)),
 ]

@@ -7,6 +7,7 @@ test sets every saved scalar to a value no fresh trainer has, trains two steps s
 have moments, saves, resumes in a fresh trainer, and requires the resumed trainer's own state to be
 the saved state, entry by entry, bit for bit, with no entry left at its fresh value. What a resume can
 find: ``--keep-checkpoints K`` leaves exactly the newest K checkpoints after every save.
+Each rank's RNG comes back only on the process count that saved it (else a warning).
 """
 from __future__ import annotations
 
@@ -231,6 +232,36 @@ def test_a_resume_on_another_process_count_continues_the_global_stream_and_adas_
     assert resumed.try_resume() == path
     assert resumed.consumed == 1200                  # 4 * 300 / 1, by hand
     assert resumed.ada.p == pytest.approx(0.37) and resumed.augment.p == pytest.approx(0.37)
+
+
+@pytest.mark.parametrize("saved_by", [1, 4])
+def test_rank_rng_states_come_back_only_on_the_process_count_that_saved_them(build, capsys, saved_by):
+    """On the same process count each rank's torch RNG and ADA sign sums continue bit for bit, silently.
+    A checkpoint of 4 processes resumed on 1 still holds an rng-rank0.pt, but it belonged to a quarter of
+    the stream: this process keeps its own RNG and sign sums and warns that the run is no longer
+    bit-identical."""
+    first = build()
+    first._ada_signs += torch.tensor([5.0, 12.0], dtype=torch.float64)
+    path = first.save()
+    saved_rank = torch.load(path / "rng-rank0.pt", weights_only=True)
+    state = load_state(path, clock=True)
+    state["world_size"] = saved_by
+    torch.save(state, path / "state.pt")
+    resumed = build()
+    torch.manual_seed(12345)                         # a stream the checkpoint does not hold
+    ours, our_signs = torch.get_rng_state(), resumed._ada_signs.clone()
+    assert not torch.equal(ours, saved_rank["torch_rng"]) and not torch.equal(our_signs, saved_rank["ada_signs"])
+    capsys.readouterr()
+    assert resumed.try_resume() == path
+    out = capsys.readouterr().out
+    if saved_by == 1:
+        assert torch.equal(torch.get_rng_state(), saved_rank["torch_rng"])
+        assert torch.equal(resumed._ada_signs, saved_rank["ada_signs"])
+        assert "process count changed" not in out
+    else:
+        assert torch.equal(torch.get_rng_state(), ours) and torch.equal(resumed._ada_signs, our_signs)
+        assert "warning: process count changed since the checkpoint; training continues but is no longer " \
+               "bit-identical" in out
 
 
 @pytest.mark.parametrize("keep", [1, 2, 3])
