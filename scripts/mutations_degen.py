@@ -93,4 +93,7 @@ DEGENERATE: list[Mutant] = [
       '        if rank_state is not None and state["world_size"] == self.accelerator.num_processes:',
       '        if rank_state is not None:',
       ('tests/test_resume_state.py::test_rank_rng_states_come_back_only_on_the_process_count_that_saved_them',)),
+    m('blind-p04-log-speed-counts-from-construction', 'progan/training/trainer.py',
+      '        self._log_since = (time.time(), self.images_seen)  # speed of the next log record\n', '',
+      ('tests/test_resume_state.py::test_the_logged_speed_counts_only_this_sessions_images_and_seconds',)),
 ]

@@ -7,11 +7,14 @@ test sets every saved scalar to a value no fresh trainer has, trains two steps s
 have moments, saves, resumes in a fresh trainer, and requires the resumed trainer's own state to be
 the saved state, entry by entry, bit for bit, with no entry left at its fresh value. What a resume can
 find: ``--keep-checkpoints K`` leaves exactly the newest K checkpoints after every save.
-Each rank's RNG comes back only on the process count that saved it (else a warning).
+Each rank's RNG comes back only on the process count that saved it (else a warning); the first logged
+speed after a start or a resume counts only that session's images and seconds.
 """
 from __future__ import annotations
 
+import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -279,3 +282,38 @@ def test_keep_checkpoints_leaves_exactly_the_newest_keep_after_every_save(tmp_pa
         assert [p.name for p in list_checkpoints(root)] == expected
         assert sorted(p.name for p in root.iterdir()) == expected          # nothing else left behind
     assert latest_checkpoint(root).name == checkpoint_name(48)
+
+
+def test_the_logged_speed_counts_only_this_sessions_images_and_seconds(tmp_path, monkeypatch):
+    """A fake clock that moves 100 s between building a trainer and its train() (start-up, loading) and
+    1 s per 4-image step: every log record says 4 img/s, in the first session and in the one resumed at
+    16 images (not the images since 0 kimg, nor the seconds since the trainer was built)."""
+    import progan.training.reporting as reporting
+    import progan.training.trainer as trainer_module
+
+    clock = SimpleNamespace(now=1000.0)
+    fake_time = SimpleNamespace(time=lambda: clock.now)
+    monkeypatch.setattr(reporting, "time", fake_time)
+    monkeypatch.setattr(trainer_module, "time", fake_time)
+    data = make_image_folder(tmp_path / "data")
+
+    def session(kimg: float) -> None:
+        config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), kimg=kimg,
+                             batch_size=4, workers=0, log_every=2, checkpoint_kimg=10, sample_kimg=10)
+        trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r),
+                          accelerator=Accelerator(cpu=True))
+        step = trainer._train_step
+
+        def one_second_step(*args, **kwargs):
+            clock.now += 1.0
+            return step(*args, **kwargs)
+        trainer._train_step = one_second_step
+        clock.now += 100.0
+        trainer.train()
+
+    session(0.016)
+    session(0.032)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    records = [r for r in records if "img_per_s" in r]  # the monitor's records carry no speed
+    assert [r["kimg"] for r in records] == [0.008, 0.016, 0.024, 0.032]
+    assert [r["img_per_s"] for r in records] == [4.0] * 4
