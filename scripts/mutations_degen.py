@@ -96,4 +96,7 @@ DEGENERATE: list[Mutant] = [
     m('blind-p04-log-speed-counts-from-construction', 'progan/training/trainer.py',
       '        self._log_since = (time.time(), self.images_seen)  # speed of the next log record\n', '',
       ('tests/test_resume_state.py::test_the_logged_speed_counts_only_this_sessions_images_and_seconds',)),
+    m('blind-p24-exported-resolution-zero-at-full-size', 'scripts/export_checkpoint.py',
+      '"exported_resolution": generator.config.resolution,', '"exported_resolution": args.resolution,',
+      ('tests/test_export.py::test_export_checkpoint_script_exports_the_ema_generator',)),
 ]
