@@ -185,7 +185,8 @@ def _export_checkpoint_script(tmp_path, monkeypatch, family, raw, ema, images_se
 def test_export_checkpoint_script_exports_the_ema_generator(family, tmp_path, monkeypatch, capsys):
     """scripts/export_checkpoint.py exports a checkpoint's EMA generator (its docstring, the README, the
     trainer's own export), not the raw training generator. A checkpoint whose two generators are
-    different random networks: the exported weights and images are generator_ema's, bit for bit."""
+    different random networks: the exported weights and images are generator_ema's, bit for bit; without
+    --resolution the summary records the full resolution."""
     config = family.presets["tiny"]
     torch.manual_seed(1)
     raw = family.generator_cls(config).eval()
@@ -205,6 +206,8 @@ def test_export_checkpoint_script_exports_the_ema_generator(family, tmp_path, mo
     assert torch.equal(_images(exported, z), _images(ema, z)) and not torch.allclose(_images(exported, z), _images(raw, z))
     summary = read_metadata(tmp_path / "out" / WEIGHTS_NAME)["summary"]
     assert summary["kimg"] == 1.234 and summary["steps"] == 309 and summary["images_seen"] == 1234
+    # without --resolution the export is the full 16 px generator, and its summary says so (not 0)
+    assert config.resolution == exported.config.resolution == summary["exported_resolution"] == 16
 
 def test_export_checkpoint_script_exports_at_the_resolution_and_with_the_note_it_is_given(family, tmp_path,
                                                                                          monkeypatch, capsys):

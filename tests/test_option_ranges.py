@@ -9,7 +9,7 @@ import re
 import pytest
 
 import train
-from progan.training.options import TrainConfig
+from progan.training.options import TrainConfig, parse_batch_sizes
 
 STYLEGAN = {"family": "stylegan_lite"}  # StyleGAN-lite's default loss (logistic + R1) allows ADA
 
@@ -64,3 +64,27 @@ def test_a_value_outside_an_options_range_is_a_one_line_error(options, message, 
 def test_the_boundary_of_an_options_range_is_accepted(options):
     config = TrainConfig(**options)
     assert all(getattr(config, name) == value for name, value in options.items())
+
+
+# --batch-sizes RES:BATCH: RES a power of two from 4 (ProGAN's first stage), BATCH at least 1
+BATCH_SIZES_ACCEPTED = [("4:64,8:32", {4: 64, 8: 32}), ("4:1", {4: 1}), (" 8:1 , 1024:2,", {8: 1, 1024: 2})]
+BATCH_SIZES_REFUSED = ["2:64", "1:8", "0:8", "3:8", "12:8", "4:0", "8:-1", "4:64,2:8"]
+
+
+@pytest.mark.parametrize("spec,by_resolution", BATCH_SIZES_ACCEPTED, ids=[s for s, _ in BATCH_SIZES_ACCEPTED])
+def test_batch_sizes_accept_the_4_px_stage_and_a_batch_of_one(spec, by_resolution, capsys):
+    """The lowest stage (4 px) and the smallest batch (1) are valid entries, through TrainConfig and train.py."""
+    assert parse_batch_sizes(spec) == by_resolution
+    assert TrainConfig(batch_sizes=spec).batch_sizes == spec
+    assert train.main(["--batch-sizes", spec, "--dry-run", "--no-estimate-memory"]) == 0
+    assert '"batch_sizes": ' + repr(spec).replace("'", '"') in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec", BATCH_SIZES_REFUSED)
+def test_batch_sizes_refuse_a_stage_below_4_px_or_off_the_powers_of_two_and_a_batch_below_one(spec, capsys):
+    bad = spec.split(",")[-1]
+    with pytest.raises(ValueError, match=f"^--batch-sizes: bad entry '{bad}'$"):
+        TrainConfig(batch_sizes=spec)
+    assert train.main(["--batch-sizes", spec, "--dry-run", "--no-estimate-memory"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == f"error: --batch-sizes: bad entry '{bad}'\n"

@@ -8,6 +8,7 @@ given reals and fakes that differ, to the non-linear critic of ``tests/critics.p
 whose input gradient ``2 w x`` differs at reals, fakes and interpolates. The expected gradients are the
 closed forms there; a penalty taken on the fakes, or on the reals instead of the interpolates, changes
 them (the linear critic of the older tests could not tell).
+A run's summary (model card, export) records each penalty's own weight and laziness, and no other's.
 """
 from __future__ import annotations
 
@@ -151,3 +152,28 @@ def test_gradient_norm_penalties_pull_towards_the_target_they_are_given(kind, ta
     (dw,) = torch.autograd.grad(value, d.w)
     expected = ((2 * (norms - target) / norms).view(-1, 1, 1, 1) * grads * 2 * points).mean(0)
     torch.testing.assert_close(dw, expected, rtol=1e-4, atol=1e-6)
+
+
+# each penalty's own weight and laziness, set apart from the defaults (gp 10, r1 10, every 1, c 0.5, drift 1e-3)
+_SET = dict(gp_lambda=3.0, r1_gamma=5.0, dragan_c=0.25, drift_epsilon=0.002, spectral_norm=True)
+_RECORDED = [  # (options, the penalty facts the run records), by hand from each paper's parameters
+    (dict(loss="wgan", penalty="wgan_gp", gp_every=4),
+     dict(loss="wgan", penalty="wgan_gp", drift_epsilon=0.002, gp_lambda=3.0, penalty_every=4)),
+    (dict(loss="logistic", penalty="dragan", gp_every=8),
+     dict(loss="logistic", penalty="dragan", gp_lambda=3.0, penalty_every=8, dragan_c=0.25)),
+    (dict(loss="hinge", penalty="r1", r1_every=16), dict(loss="hinge", penalty="r1", r1_gamma=5.0, penalty_every=16)),
+    (dict(loss="hinge"), dict(loss="hinge", penalty="none")),
+    (dict(loss="wgan"), dict(loss="wgan", penalty="none", drift_epsilon=0.002)),
+]
+
+
+@pytest.mark.parametrize("options,recorded", _RECORDED, ids=[f"{o['loss']}+{r['penalty']}" for o, r in _RECORDED])
+def test_the_summary_records_each_penaltys_own_weight_and_laziness_and_no_other(options, recorded):
+    """What model cards and summaries record (``TrainConfig.stabilization``): WGAN-GP and DRAGAN their
+    lambda and --gp-every, DRAGAN also c, R1 its gamma and --r1-every, WGAN its drift; nothing for a
+    penalty the run does not take."""
+    from progan.training.options import TrainConfig
+
+    facts = TrainConfig(**_SET, **options).stabilization()
+    assert facts == {**recorded, "spectral_norm": True, "label_smoothing": 0.0, "instance_noise": 0.0,
+                     "g_lr": 0.001, "d_lr": 0.001, "reset_opt_at_stage": False}

@@ -7,10 +7,14 @@ test sets every saved scalar to a value no fresh trainer has, trains two steps s
 have moments, saves, resumes in a fresh trainer, and requires the resumed trainer's own state to be
 the saved state, entry by entry, bit for bit, with no entry left at its fresh value. What a resume can
 find: ``--keep-checkpoints K`` leaves exactly the newest K checkpoints after every save.
+Each rank's RNG comes back only on the process count that saved it (else a warning); the first logged
+speed after a start or a resume counts only that session's images and seconds.
 """
 from __future__ import annotations
 
+import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -233,6 +237,36 @@ def test_a_resume_on_another_process_count_continues_the_global_stream_and_adas_
     assert resumed.ada.p == pytest.approx(0.37) and resumed.augment.p == pytest.approx(0.37)
 
 
+@pytest.mark.parametrize("saved_by", [1, 4])
+def test_rank_rng_states_come_back_only_on_the_process_count_that_saved_them(build, capsys, saved_by):
+    """On the same process count each rank's torch RNG and ADA sign sums continue bit for bit, silently.
+    A checkpoint of 4 processes resumed on 1 still holds an rng-rank0.pt, but it belonged to a quarter of
+    the stream: this process keeps its own RNG and sign sums and warns that the run is no longer
+    bit-identical."""
+    first = build()
+    first._ada_signs += torch.tensor([5.0, 12.0], dtype=torch.float64)
+    path = first.save()
+    saved_rank = torch.load(path / "rng-rank0.pt", weights_only=True)
+    state = load_state(path, clock=True)
+    state["world_size"] = saved_by
+    torch.save(state, path / "state.pt")
+    resumed = build()
+    torch.manual_seed(12345)                         # a stream the checkpoint does not hold
+    ours, our_signs = torch.get_rng_state(), resumed._ada_signs.clone()
+    assert not torch.equal(ours, saved_rank["torch_rng"]) and not torch.equal(our_signs, saved_rank["ada_signs"])
+    capsys.readouterr()
+    assert resumed.try_resume() == path
+    out = capsys.readouterr().out
+    if saved_by == 1:
+        assert torch.equal(torch.get_rng_state(), saved_rank["torch_rng"])
+        assert torch.equal(resumed._ada_signs, saved_rank["ada_signs"])
+        assert "process count changed" not in out
+    else:
+        assert torch.equal(torch.get_rng_state(), ours) and torch.equal(resumed._ada_signs, our_signs)
+        assert "warning: process count changed since the checkpoint; training continues but is no longer " \
+               "bit-identical" in out
+
+
 @pytest.mark.parametrize("keep", [1, 2, 3])
 def test_keep_checkpoints_leaves_exactly_the_newest_keep_after_every_save(tmp_path, keep):
     """Six saves at 8, 16, ..., 48 images: after save i (1-based) the folder holds checkpoints
@@ -248,3 +282,38 @@ def test_keep_checkpoints_leaves_exactly_the_newest_keep_after_every_save(tmp_pa
         assert [p.name for p in list_checkpoints(root)] == expected
         assert sorted(p.name for p in root.iterdir()) == expected          # nothing else left behind
     assert latest_checkpoint(root).name == checkpoint_name(48)
+
+
+def test_the_logged_speed_counts_only_this_sessions_images_and_seconds(tmp_path, monkeypatch):
+    """A fake clock that moves 100 s between building a trainer and its train() (start-up, loading) and
+    1 s per 4-image step: every log record says 4 img/s, in the first session and in the one resumed at
+    16 images (not the images since 0 kimg, nor the seconds since the trainer was built)."""
+    import progan.training.reporting as reporting
+    import progan.training.trainer as trainer_module
+
+    clock = SimpleNamespace(now=1000.0)
+    fake_time = SimpleNamespace(time=lambda: clock.now)
+    monkeypatch.setattr(reporting, "time", fake_time)
+    monkeypatch.setattr(trainer_module, "time", fake_time)
+    data = make_image_folder(tmp_path / "data")
+
+    def session(kimg: float) -> None:
+        config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), kimg=kimg,
+                             batch_size=4, workers=0, log_every=2, checkpoint_kimg=10, sample_kimg=10)
+        trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r),
+                          accelerator=Accelerator(cpu=True))
+        step = trainer._train_step
+
+        def one_second_step(*args, **kwargs):
+            clock.now += 1.0
+            return step(*args, **kwargs)
+        trainer._train_step = one_second_step
+        clock.now += 100.0
+        trainer.train()
+
+    session(0.016)
+    session(0.032)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    records = [r for r in records if "img_per_s" in r]  # the monitor's records carry no speed
+    assert [r["kimg"] for r in records] == [0.008, 0.016, 0.024, 0.032]
+    assert [r["img_per_s"] for r in records] == [4.0] * 4
