@@ -98,4 +98,8 @@ DEGENERATE: list[Mutant] = [
       'stats = real_statistics(dataset, network, dataset_key=dataset_key(args.data, dataset),',
       'stats = real_statistics(dataset, network, dataset_key=dataset_key(data, dataset),',
       ('tests/test_real_floor.py::test_the_script_caches_real_features_under_evaluate_pys_key',)),
+    m('blind-n15-progan-z-noise-not-over-sqrt-dim', 'app/projection/projector.py',
+      '            image = generator(latent + jitter / math.sqrt(latent.shape[1]))',
+      '            image = generator(latent + jitter)',
+      ('tests/test_projection.py::test_exploration_noise_per_coordinate_is_the_scale_over_sqrt_dim_times_the_ramp',)),
 ]
