@@ -102,4 +102,8 @@ DEGENERATE: list[Mutant] = [
       '            image = generator(latent + jitter / math.sqrt(latent.shape[1]))',
       '            image = generator(latent + jitter)',
       ('tests/test_projection.py::test_exploration_noise_per_coordinate_is_the_scale_over_sqrt_dim_times_the_ramp',)),
+    m('blind-n19-macos-name-strips-first-folder-only', 'data_prep/sources.py',
+      '    base = name.rsplit("/", 1)[-1]',
+      '    base = name.split("/", 1)[-1]',
+      ('tests/test_data_prep_sources.py::test_macos_metadata_is_ignored_at_any_depth_and_judged_by_the_file_name_alone',)),
 ]
