@@ -106,4 +106,8 @@ DEGENERATE: list[Mutant] = [
       '    base = name.rsplit("/", 1)[-1]',
       '    base = name.split("/", 1)[-1]',
       ('tests/test_data_prep_sources.py::test_macos_metadata_is_ignored_at_any_depth_and_judged_by_the_file_name_alone',)),
+    m('blind-n23-nearest-figure-real-transposed', 'evaluate.py',
+      'pairs.append((closest[i], real_image.permute(1, 2, 0).numpy()',
+      'pairs.append((closest[i], real_image.permute(2, 1, 0).numpy()',
+      ('tests/test_nearest.py::test_evaluate_nearest_figure_draws_each_sample_and_its_training_image_upright',)),
 ]
