@@ -278,6 +278,44 @@ def test_evaluate_nearest_scores_the_truncated_samples_of_psi(cli_reals, tmp_pat
     assert (half - full).abs().max() > 0.1
 
 
+
+def test_evaluate_nearest_figure_draws_each_sample_and_its_training_image_upright(weights, cli_reals, tmp_path,
+                                                                                  monkeypatch):
+    """Pair k of ``--figure`` (one row of 3 pairs of 16 px images drawn 6x: 96 px cells, 2 px apart, pairs 6 px
+    apart) shows sample i of seed 0 on the left and training image j, as its PNG holds it, on the right, for the
+    i and j its label names: pixel (y, x) of each cell is pixel (y // 6, x // 6) of the image, not (x, y)."""
+    import re
+
+    import progan.metrics.nearest as nearest
+    from families import load_generator
+    from progan.images import images_to_uint8
+
+    folder, _ = cli_reals
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    labels: list[str] = []
+    drawn = nearest.pairs_figure
+
+    def recording(pairs, **kwargs):
+        labels.extend(label for _, _, label in pairs)
+        return drawn(pairs, **kwargs)
+
+    monkeypatch.setattr(nearest, "pairs_figure", recording)
+    assert evaluate.main(["--weights", str(weights["progan"]), "--data", str(folder), "--nearest", "--num", "10",
+                          "--pairs", "3", "--figure", str(tmp_path / "pairs.png"), "--batch", "4"]) == 0
+    generator = load_generator(weights["progan"]).eval()
+    with Image.open(tmp_path / "pairs.png") as saved:
+        figure = np.asarray(saved.convert("RGB"))
+    assert len(labels) == 3
+    for k, label in enumerate(labels):
+        i, j = map(int, re.match(r"#(\d+) -> real (\d+): ", label).groups())
+        with torch.no_grad():
+            sample = images_to_uint8(generator(latents_for_indices([i], generator.config.latent_dim, seed=0)))
+        with Image.open(folder / f"{j:02d}.png") as png:
+            real = np.asarray(png.convert("RGB"))
+        x = k * (2 * 96 + 2 + 6)
+        for left, image in ((x, sample[0].permute(1, 2, 0).numpy()), (x + 96 + 2, real)):
+            np.testing.assert_array_equal(figure[:96, left:left + 96], image.repeat(6, axis=0).repeat(6, axis=1))
+
 class _Pixels(nn.Module):
     """Features = the uint8 pixels themselves in [C, H, W] order: a transposed or channel-moved input lands
     elsewhere in feature space."""

@@ -300,3 +300,52 @@ def test_w_noise_decays_to_zero_at_the_ramp_and_stays_zero(monkeypatch):
     assert len(latents) == 8
     assert all(j > 0 for j in jitter[:6]), jitter
     assert jitter[6:] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("family_name, space", [("progan", "z"), ("stylegan_lite", "w"), ("stylegan_lite", "w+")])
+def test_exploration_noise_per_coordinate_is_the_scale_over_sqrt_dim_times_the_ramp(monkeypatch, family_name, space):
+    """The noise added to the latent before each step has, per coordinate, std 0.05 * max(0, 1 - t / 0.75)^2
+    times the latent's unit: 1 for ProGAN's z (the optimiser keeps z on the sphere of radius sqrt(dim), so z
+    moves by 5% of its length: NVIDIA's w_std-sized noise divided by sqrt(dim)), w_std for StyleGAN's w and w+
+    (NVIDIA's projector). Seen as what the generator is fed minus the latent Adam then steps, divided by that
+    std, pooled over the 30 noisy steps of 40: unit variance to 5 standard errors (1 / sqrt(2 n) each)."""
+    from app.projection.projector import _start
+
+    latents, fed = [], []
+
+    class Recording(torch.optim.Adam):
+        def step(self, closure=None):
+            latents.append(self.param_groups[0]["params"][0].detach().clone())
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Recording)
+    family = FAMILIES[family_name]
+    torch.manual_seed(0)
+    g = family.generator_cls(family.presets["tiny"]).eval()
+    module = g.synthesis if family_name == "stylegan_lite" else g
+    forward = module.forward
+
+    def recording(latent, *args, **kwargs):
+        fed.append(latent.detach().clone())
+        return forward(latent, *args, **kwargs)
+
+    monkeypatch.setattr(module, "forward", recording)
+    options = ProjectionOptions(steps=40, space=space, w_avg_samples=200, z_candidates=2, seed=3)
+    target = torch.rand(3, 16, 16) * 2 - 1
+    unit = 1.0
+    if space != "z":
+        unit = _start(g, target.unsqueeze(0), options, space, None, torch.Generator().manual_seed(3))[1]
+    project(g, target, options)
+    fed = fed[-40:]  # ProGAN's candidate scoring calls the generator first: keep the 40 steps
+    assert len(latents) == len(fed) == 40
+    noisy = []
+    for step, (inputs, latent) in enumerate(zip(fed, latents)):
+        std = unit * 0.05 * max(0.0, 1 - step / 40 / 0.75) ** 2
+        jitter = inputs[:, 0] - latent if space == "w" else inputs - latent   # w: the same w on every layer
+        if step >= 30:
+            assert jitter.abs().max().item() == 0.0
+        else:
+            noisy.append(jitter.flatten() / std)
+    noisy = torch.cat(noisy)
+    n = noisy.numel()
+    assert noisy.square().mean().sqrt().item() == pytest.approx(1.0, abs=5 / (2 * n) ** 0.5)
