@@ -98,4 +98,7 @@ DEGENERATE: list[Mutant] = [
       'stats = real_statistics(dataset, network, dataset_key=dataset_key(args.data, dataset),',
       'stats = real_statistics(dataset, network, dataset_key=dataset_key(data, dataset),',
       ('tests/test_real_floor.py::test_the_script_caches_real_features_under_evaluate_pys_key',)),
+    m('blind-n02-one-latent-stream-for-all-ranks', 'progan/training/trainer.py',
+      'torch.manual_seed(config.seed * 1000 + 1 + acc.process_index)', 'torch.manual_seed(config.seed * 1000 + 1)',
+      ('tests/test_distributed.py::test_each_rank_seeds_its_own_latent_stream_over_identical_weights',)),
 ]
