@@ -101,4 +101,7 @@ DEGENERATE: list[Mutant] = [
     m('blind-n02-one-latent-stream-for-all-ranks', 'progan/training/trainer.py',
       'torch.manual_seed(config.seed * 1000 + 1 + acc.process_index)', 'torch.manual_seed(config.seed * 1000 + 1)',
       ('tests/test_distributed.py::test_each_rank_seeds_its_own_latent_stream_over_identical_weights',)),
+    m('blind-n04-mixing-counts-resolutions-not-layers', 'progan/training/step.py',
+      '        active_ws = 2 * ctx.stage + 2\n', '        active_ws = ctx.stage + 2\n',
+      ('tests/test_training.py::test_style_mixing_crossover_is_uniform_over_every_active_style_layer_of_the_stage',)),
 ]
