@@ -104,4 +104,7 @@ DEGENERATE: list[Mutant] = [
     m('blind-n04-mixing-counts-resolutions-not-layers', 'progan/training/step.py',
       '        active_ws = 2 * ctx.stage + 2\n', '        active_ws = ctx.stage + 2\n',
       ('tests/test_training.py::test_style_mixing_crossover_is_uniform_over_every_active_style_layer_of_the_stage',)),
+    m('blind-n05-batch-sizes-read-as-batch-then-res', 'progan/training/options.py',
+      '            res, batch = (int(v) for v in item.split(":"))', '            batch, res = (int(v) for v in item.split(":"))',
+      ('tests/test_trainer_options.py::test_batch_sizes_entries_are_resolution_then_batch_and_the_trainer_steps_with_them',)),
 ]
