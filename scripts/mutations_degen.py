@@ -107,4 +107,10 @@ DEGENERATE: list[Mutant] = [
     m('blind-n05-batch-sizes-read-as-batch-then-res', 'progan/training/options.py',
       '            res, batch = (int(v) for v in item.split(":"))', '            batch, res = (int(v) for v in item.split(":"))',
       ('tests/test_trainer_options.py::test_batch_sizes_entries_are_resolution_then_batch_and_the_trainer_steps_with_them',)),
+    m('blind-n10-digit-string-index-before-name', 'progan/conditioning.py',
+      '    if name in class_names:\n        return list(class_names).index(name)  # type: ignore[arg-type]\n    text = str(name)\n'
+      '    if text.lstrip("-").isdigit() and 0 <= int(text) < len(class_names):\n        return int(text)\n',
+      '    text = str(name)\n    if text.lstrip("-").isdigit() and 0 <= int(text) < len(class_names):\n        return int(text)\n'
+      '    if name in class_names:\n        return list(class_names).index(name)  # type: ignore[arg-type]\n',
+      ('tests/test_conditional.py::test_a_digit_string_that_is_a_class_name_is_that_class_before_it_is_an_index',)),
 ]
