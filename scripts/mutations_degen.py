@@ -128,4 +128,19 @@ DEGENERATE: list[Mutant] = [
       'pairs.append((closest[i], real_image.permute(1, 2, 0).numpy()',
       'pairs.append((closest[i], real_image.permute(2, 1, 0).numpy()',
       ('tests/test_nearest.py::test_evaluate_nearest_figure_draws_each_sample_and_its_training_image_upright',)),
+    m('blind-n02-one-latent-stream-for-all-ranks', 'progan/training/trainer.py',
+      'torch.manual_seed(config.seed * 1000 + 1 + acc.process_index)', 'torch.manual_seed(config.seed * 1000 + 1)',
+      ('tests/test_distributed.py::test_each_rank_seeds_its_own_latent_stream_over_identical_weights',)),
+    m('blind-n04-mixing-counts-resolutions-not-layers', 'progan/training/step.py',
+      '        active_ws = 2 * ctx.stage + 2\n', '        active_ws = ctx.stage + 2\n',
+      ('tests/test_training.py::test_style_mixing_crossover_is_uniform_over_every_active_style_layer_of_the_stage',)),
+    m('blind-n05-batch-sizes-read-as-batch-then-res', 'progan/training/options.py',
+      '            res, batch = (int(v) for v in item.split(":"))', '            batch, res = (int(v) for v in item.split(":"))',
+      ('tests/test_trainer_options.py::test_batch_sizes_entries_are_resolution_then_batch_and_the_trainer_steps_with_them',)),
+    m('blind-n10-digit-string-index-before-name', 'progan/conditioning.py',
+      '    if name in class_names:\n        return list(class_names).index(name)  # type: ignore[arg-type]\n    text = str(name)\n'
+      '    if text.lstrip("-").isdigit() and 0 <= int(text) < len(class_names):\n        return int(text)\n',
+      '    text = str(name)\n    if text.lstrip("-").isdigit() and 0 <= int(text) < len(class_names):\n        return int(text)\n'
+      '    if name in class_names:\n        return list(class_names).index(name)  # type: ignore[arg-type]\n',
+      ('tests/test_conditional.py::test_a_digit_string_that_is_a_class_name_is_that_class_before_it_is_an_index',)),
 ]

@@ -257,6 +257,31 @@ def test_a_class_can_be_named_by_its_index():
             class_index(CLASSES, bad)
 
 
+
+def test_a_digit_string_that_is_a_class_name_is_that_class_before_it_is_an_index():
+    """Classes named by numbers sort as strings ('0', '1', '10', '2', ..., '9' for eleven): --class 2 is the
+    class named '2' (index 3), not index 2 (named '10'), here and through ``bind_class``; an int stays an
+    index. With names ('2', '0', 'cat'): '2' and '0' are names (0 and 1), '1' is not, so it is index 1."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    numbers = tuple(sorted(str(i) for i in range(11)))
+    assert numbers[:4] == ("0", "1", "10", "2")
+    by_name = {"0": 0, "1": 1, "10": 2, "2": 3, "5": 6, "9": 10}  # counted by hand in the sorted order
+    assert {name: class_index(numbers, name) for name in by_name} == by_name
+    assert [class_index(numbers, i) for i in (0, 2, 10)] == [0, 2, 10]   # ints are indices
+    mixed = ("2", "0", "cat")
+    assert [class_index(mixed, c) for c in ("2", "0", "1", "cat", 2, 0)] == [0, 1, 1, 2, 2, 0]
+    for bad in ("3", 3, "-1", "dog"):
+        with pytest.raises(ValueError, match="unknown class"):
+            class_index(mixed, bad)
+
+    class Stub(nn.Module):  # what bind_class reads of a conditional generator
+        config = SimpleNamespace(class_names=numbers, num_classes=len(numbers))
+
+    assert [bind_class(Stub(), c).label for c in ("2", "10", 2)] == [3, 2, 2]
+
 def test_wrong_labels_and_a_class_index_out_of_range_are_one_line():
     """A conditional generator takes integer labels [N]; a bound class index lies in [0, num_classes)."""
     from progan.conditioning import ClassBound

@@ -1,4 +1,5 @@
-"""The real `accelerate launch` with 2 CPU processes: checkpoint, identical ranks, resume, export."""
+"""The real `accelerate launch` with 2 CPU processes: checkpoint, identical ranks, resume, export; and (fast)
+the per-rank latent stream, built as each rank without launching processes."""
 import socket
 import subprocess
 import sys
@@ -82,3 +83,40 @@ def test_periodic_evaluation_on_two_processes(tmp_path, monkeypatch):
     assert meta["summary"]["fid"] == evals[-1]["fid"] and meta["summary"]["processes"] == 2
     ranks = [torch.load(out / "checkpoints" / "ckpt-000000.176" / f"rng-rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0]["weights_digest"] == ranks[1]["weights_digest"]
+
+
+def test_each_rank_seeds_its_own_latent_stream_over_identical_weights(tmp_path):
+    """Without processes: the trainer built as ranks 0..3 of four (``process_index`` set by hand, the one
+    thing a rank changes here). Every rank starts from the same weights (the --seed), but the stream the steps
+    draw latents and noise from is the rank's own: four ranks draw four different latent batches, so the ranks
+    do not train on duplicated fakes; and a rank built again draws its batch again (a rerun is reproducible)."""
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from families import FAMILIES
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    config = TrainConfig(family="stylegan_lite", preset="tiny", data=str(data), out=str(tmp_path / "run"),
+                         batch_size=4, workers=0, monitor_num=0, seed=3)
+
+    def built_as(rank: int) -> tuple[dict, torch.Tensor]:
+        class RankAccelerator(Accelerator):
+            process_index = property(lambda self: rank)
+            num_processes = property(lambda self: 4)
+
+        trainer = Trainer(config, FAMILIES["stylegan_lite"], lambda r: open_dataset(str(data), r),
+                          accelerator=RankAccelerator(cpu=True))
+        assert trainer.accelerator.process_index == rank
+        return trainer.generator.state_dict(), torch.randn(4, trainer.model_config.latent_dim)  # a step's z
+
+    built = [built_as(rank) for rank in range(4)]
+    for weights, _ in built[1:]:
+        assert weights.keys() == built[0][0].keys()
+        assert all(torch.equal(weights[k], built[0][0][k]) for k in weights)  # identical initial weights
+    latents = [z for _, z in built]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not torch.allclose(latents[i], latents[j]), (i, j)  # each rank its own fakes
+    torch.testing.assert_close(built_as(2)[1], latents[2], rtol=0, atol=0)

@@ -1,6 +1,6 @@
 """Options the trainer itself applies, each given a value other than its default and checked by its effect
 against a value built by hand: the EMA half-life and ramp-up (one real step), ADA's target, interval and
-speed (the trainer's own adjustment), the sample grid's count, seed and pixels, and the run clock."""
+speed (the trainer's own adjustment), the sample grid's count, seed and pixels, the run clock, and --batch-sizes."""
 from __future__ import annotations
 
 import math
@@ -268,3 +268,22 @@ def test_ada_counts_every_micro_batch_of_reals(tmp_path):
     trainer._train_step(phase, *trainer._next_minibatch(phase))
     assert abs(trainer.ada.p - 0.5) == pytest.approx(8 / 100) and trainer.augment.p == trainer.ada.p
 
+
+
+# --- per-resolution batch sizes -----------------------------------------------------------------------
+
+def test_batch_sizes_entries_are_resolution_then_batch_and_the_trainer_steps_with_them(tmp_path):
+    """--batch-sizes RES:BATCH with --batch-size 4 on the 4-8-16 px tiny model: '4:3,8:16' gives stages of 3,
+    16 and 4 (the unlisted 16 px takes --batch-size), '16:8' gives 4, 4, 8 (both fields powers of two: read the
+    other way round it would put 16 at 8 px); the first step, at 4 px, reads 3 images and counts 3 seen."""
+    listed = _trainer(tmp_path / "a", batch_sizes="4:3,8:16")
+    assert listed.model_config.resolutions == (4, 8, 16)
+    assert [listed.schedule.batch_size(stage) for stage in range(3)] == [3, 16, 4]
+    last = _trainer(tmp_path / "b", batch_sizes="16:8")
+    assert [last.schedule.batch_size(stage) for stage in range(3)] == [4, 4, 8]
+    phase = listed.schedule.phase(0)
+    assert (phase.resolution, phase.batch_size) == (4, 3)
+    reals, _ = listed._next_minibatch(phase)
+    assert [tuple(r.shape) for r in reals] == [(3, 3, 4, 4)]
+    listed._train_step(phase, reals, None)
+    assert listed.images_seen == 3

@@ -304,3 +304,48 @@ def test_batch_sizes_option_sets_the_batch_of_each_resolution(tmp_path):
     trainer = Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
     assert trainer.model_config.resolutions == (4, 8, 16)
     assert [trainer.schedule.batch_size(stage) for stage in range(3)] == [4, 2, 3]
+
+
+def test_style_mixing_crossover_is_uniform_over_every_active_style_layer_of_the_stage():
+    """StyleGAN section 3.1 (reference implementation): the crossover k is drawn uniformly from 1..L-1, L the
+    style layers the synthesis reads at the current stage, so the second latent can reach every active layer
+    above the first, the top one included. L is measured on a 64 px generator (5 stages): the layers whose w
+    changes the image (a prefix, two per resolution); then the step's draws at mixing_prob 1 over 300
+    minibatches must give exactly {1, ..., L-1} at every stage."""
+    import contextlib
+    import dataclasses
+
+    from torch import nn
+
+    from progan.training.step import _generate
+
+    family = FAMILIES["stylegan_lite"]
+    config = dataclasses.replace(family.presets["tiny"], resolution=64)
+    torch.manual_seed(0)
+    generator = family.generator_cls(config).eval()
+
+    class Recorder(nn.Module):  # what the step hands G; returns z
+        def forward(self, z, **kwargs):
+            seen.append(kwargs.get("crossover"))
+            return z
+
+    for stage in range(config.num_stages):
+        ws = torch.randn(2, generator.num_ws, config.w_dim)
+        with torch.no_grad():
+            base = generator.synthesis(ws, stage=stage, noise_mode="const")
+            reads = []  # the layers whose w moves the image
+            for k in range(generator.num_ws):
+                moved = ws.clone()
+                moved[:, k] += 1.0
+                if not torch.equal(generator.synthesis(moved, stage=stage, noise_mode="const"), base):
+                    reads.append(k)
+        active = len(reads)
+        assert reads == list(range(active)) and active == 2 * (stage + 1)  # the first L layers, two per resolution
+        seen: list = []
+        ctx = StepContext(generator=Recorder(), discriminator=nn.Identity(), loss="wgan_gp", stage=stage, alpha=1.0,
+                          latent_dim=config.latent_dim, device=torch.device("cpu"), autocast=contextlib.nullcontext,
+                          backward=lambda t: t.backward(), mixing_prob=1.0)
+        torch.manual_seed(stage)
+        for _ in range(300):
+            _generate(ctx, 2, training_w_avg=False)
+        assert set(seen) == set(range(1, active)), stage  # never 0 (no mixing) nor L (nothing mixed in)
