@@ -143,4 +143,7 @@ DEGENERATE: list[Mutant] = [
       '    text = str(name)\n    if text.lstrip("-").isdigit() and 0 <= int(text) < len(class_names):\n        return int(text)\n'
       '    if name in class_names:\n        return list(class_names).index(name)  # type: ignore[arg-type]\n',
       ('tests/test_conditional.py::test_a_digit_string_that_is_a_class_name_is_that_class_before_it_is_an_index',)),
+    m('blind-q20-per-class-ignores-background', 'evaluate.py',
+      'generator_kwargs=kwargs, background=background)', 'generator_kwargs=kwargs)',
+      ('tests/test_per_class.py::test_evaluate_cli_per_class_composites_rgba_onto_its_background',)),
 ]
