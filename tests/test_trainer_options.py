@@ -1,6 +1,7 @@
 """Options the trainer itself applies, each given a value other than its default and checked by its effect
 against a value built by hand: the EMA half-life and ramp-up (one real step), ADA's target, interval and
-speed (the trainer's own adjustment), the sample grid's count, seed and pixels, the run clock, and --batch-sizes."""
+speed (the trainer's own adjustment), the sample grid's count, seed and pixels, the evaluator it builds for
+--eval-kimg (seed, count, network, cache), the run clock, and --batch-sizes."""
 from __future__ import annotations
 
 import math
@@ -136,6 +137,37 @@ def test_the_trainers_grid_has_sample_count_latents_of_its_seed(tmp_path):
                         columns=3)
     assert grid.shape == expected.shape == (32, 48, 3)
     assert (grid.int() - expected.int()).abs().max() <= 1
+
+
+def test_the_trainers_own_evaluator_scores_latents_of_the_runs_seed(tmp_path, monkeypatch):
+    """--eval-kimg with no evaluator handed in: the trainer builds one from the run's options. --seed 3
+    --eval-num 6 --eval-network F: an evaluation at stage 1, alpha 0.5 feeds G_ema latents 0..5 *of seed 3*
+    (``latents_for_indices``, not seed 0's) at that stage and alpha, loads the network from F and caches the
+    real statistics under the cache root's fid-stats; --seed 0 draws seed 0's."""
+    from metric_utils import StandInFeatures
+    from progan.metrics.features import latents_for_indices
+    from progan.training.schedule import Phase
+
+    loaded = []
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network",
+                        lambda path=None, **kwargs: loaded.append(path) or StandInFeatures())
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    network_file = str(tmp_path / "inception.pt")
+    drawn = {}
+    for seed in (3, 0):
+        trainer = _trainer(tmp_path / f"seed{seed}", seed=seed, eval_kimg=0.1, eval_num=6, eval_network=network_file)
+        seen = []
+        trainer.generator_ema.register_forward_pre_hook(
+            lambda module, args, kwargs: seen.append((args[0].detach().clone(), dict(kwargs))), with_kwargs=True)
+        trainer.out.mkdir(parents=True)                  # what train() does first
+        trainer._evaluate(Phase(1, 0.5, 4), 0.0)
+        latent_dim = trainer.model_config.latent_dim
+        drawn[seed] = torch.cat([z for z, _ in seen])
+        torch.testing.assert_close(drawn[seed], latents_for_indices(range(6), latent_dim, seed=seed), rtol=0, atol=0)
+        assert all(kwargs == {"stage": 1, "alpha": 0.5} for _, kwargs in seen), seen[0][1]
+    assert not torch.allclose(drawn[3], drawn[0])
+    assert loaded == [network_file, network_file]
+    assert list((tmp_path / "cache" / "fid-stats").glob("real-*.safetensors"))
 
 
 # --- the run clock ---------------------------------------------------------------------------------
