@@ -2,7 +2,8 @@
 counted by hand: log records every --log-every steps and at the last; checkpoints, sample grids and
 evaluations on the step that crosses their interval (also one the batch does not divide) and at the end;
 stop requests agreed on every --sync-every steps and before anything is written (a non-finite loss never
-reaches a checkpoint); a signal caught before the trainer, and a second Ctrl-C."""
+reaches a checkpoint); evaluations during a fade-in at the alpha being trained; a signal caught before
+the trainer, and a second Ctrl-C."""
 from __future__ import annotations
 
 import pytest
@@ -94,6 +95,52 @@ def test_an_evaluation_is_due_where_its_interval_is_crossed_and_at_the_end(tmp_p
                       accelerator=Accelerator(cpu=True), evaluator=Recording())
     trainer.train()
     assert seen == [12, 20]
+
+
+def test_evaluations_during_a_fade_in_score_g_ema_at_the_alpha_being_trained(tmp_path, restore_signals):
+    """--stable-kimg 0.04 --fade-kimg 0.04 --eval-kimg 0.012 to --kimg 0.072, 4 images a step: evaluations
+    after the steps that began at 8, 20, 32 (stage 0, alpha 1), then 44, 56, 68 images (stage 1 fading in:
+    alpha = (images - 40) / 40 = 0.1, 0.4, 0.7). The real evaluator (stand-in features) calls G_ema with
+    that stage and alpha on every batch, and the log records them."""
+    import json
+
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from metric_utils import StandInFeatures
+    from progan.metrics.evaluation import PeriodicEvaluator
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    calls: list[list[dict]] = []
+
+    class Recording(PeriodicEvaluator):
+        def __call__(self, generator, dataset, **options):
+            calls.append([])
+            hook = generator.register_forward_pre_hook(lambda module, args, kwargs: calls[-1].append(dict(kwargs)),
+                                                       with_kwargs=True)
+            try:
+                return super().__call__(generator, dataset, **options)
+            finally:
+                hook.remove()
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         workers=0, monitor_num=0, kimg=0.072, stable_kimg=0.04, fade_kimg=0.04, eval_kimg=0.012,
+                         eval_num=6, checkpoint_kimg=1.0, sample_kimg=1.0)
+    accelerator = Accelerator(cpu=True)
+    evaluator = Recording(accelerator, num=6, data_label=str(data), network=StandInFeatures(),
+                          cache_dir=tmp_path / "fid-stats", batch_size=4)
+    Trainer(config, FAMILIES["progan"], lambda r: open_dataset(str(data), r), accelerator=accelerator,
+            evaluator=evaluator).train()
+    expected = [(0, 1.0)] * 3 + [(1, (images - 40) / 40) for images in (44, 56, 68)]
+    assert len(calls) == len(expected)
+    for batches, (stage, alpha) in zip(calls, expected):
+        assert len(batches) == 2 and {tuple(kwargs) for kwargs in batches} == {("stage", "alpha")}, batches
+        assert all(kw["stage"] == stage and kw["alpha"] == pytest.approx(alpha, abs=1e-9) for kw in batches), batches
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    evals = [(r["resolution"], r["alpha"]) for r in records if "fid" in r]
+    assert evals == [(4, 1.0)] * 3 + [(8, pytest.approx(alpha, abs=1e-4)) for _, alpha in expected[3:]]
 
 
 def test_a_stop_signal_caught_before_the_trainer_ends_the_run_before_its_first_step(tmp_path, restore_signals):
