@@ -259,4 +259,8 @@ SWEEP: list[Mutant] = [
       ('tests/test_timelapse.py::test_option_bounds_are_inclusive',)),
     m('sweep-timelapse-min-size-4096-refused', 'scripts/timelapse.py', 'args.min_size <= 4096', 'args.min_size < 4096',
       ('tests/test_timelapse.py::test_option_bounds_are_inclusive',)),
+    # issue 20 kwarg sweep (kwd-): a value computed but not passed on
+    m('kwd-interpolation-progan-image-walk-method-dropped', 'app/interpolation.py',
+      'key_latents(generator, keys), frames, method=method, loop=loop)', 'key_latents(generator, keys), frames, loop=loop)',
+      ('tests/test_latent_combinations.py::test_a_progan_walk_through_an_image_follows_the_method_it_is_given',)),
 ]
