@@ -263,4 +263,8 @@ SWEEP: list[Mutant] = [
     m('kwd-interpolation-progan-image-walk-method-dropped', 'app/interpolation.py',
       'key_latents(generator, keys), frames, method=method, loop=loop)', 'key_latents(generator, keys), frames, loop=loop)',
       ('tests/test_latent_combinations.py::test_a_progan_walk_through_an_image_follows_the_method_it_is_given',)),
+    m('kwd-onnx-export-noise-mode-dropped', 'app/onnx/export.py',
+      'cutoff=self.cutoff)   # [N, num_ws, w_dim]\n        if self.noise == "inputs":\n            return g.synthesis(ws, noise=list(noise))\n        return g.synthesis(ws, noise_mode=self.noise)',
+      'cutoff=self.cutoff)   # [N, num_ws, w_dim]\n        if self.noise == "inputs":\n            return g.synthesis(ws, noise=list(noise))\n        return g.synthesis(ws)',
+      ('tests/test_onnx.py::test_onnxruntime_matches_pytorch_on_16_seeds',)),
 ]
