@@ -267,4 +267,10 @@ SWEEP: list[Mutant] = [
       'cutoff=self.cutoff)   # [N, num_ws, w_dim]\n        if self.noise == "inputs":\n            return g.synthesis(ws, noise=list(noise))\n        return g.synthesis(ws, noise_mode=self.noise)',
       'cutoff=self.cutoff)   # [N, num_ws, w_dim]\n        if self.noise == "inputs":\n            return g.synthesis(ws, noise=list(noise))\n        return g.synthesis(ws)',
       ('tests/test_onnx.py::test_onnxruntime_matches_pytorch_on_16_seeds',)),
+    m('kwd-data-prep-cli-labels-dropped', 'data_prep/__main__.py', 'labels=args.labels, channels', 'channels',
+      ('tests/test_data_prep_cli.py::test_labels_flag_reaches_the_dataset',)),
+    m('kwd-data-prep-cli-workers-dropped', 'data_prep/__main__.py', 'workers=args.workers, progress', 'progress',
+      ('tests/test_data_prep_cli.py::test_workers_flag_sets_the_worker_processes',)),
+    m('kwd-data-prep-cli-workers-not-int', 'data_prep/__main__.py', '"--workers", type=int, default', '"--workers", default',
+      ('tests/test_data_prep_cli.py::test_workers_flag_sets_the_worker_processes',)),
 ]
