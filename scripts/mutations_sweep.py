@@ -273,4 +273,8 @@ SWEEP: list[Mutant] = [
       ('tests/test_data_prep_cli.py::test_workers_flag_sets_the_worker_processes',)),
     m('kwd-data-prep-cli-workers-not-int', 'data_prep/__main__.py', '"--workers", type=int, default', '"--workers", default',
       ('tests/test_data_prep_cli.py::test_workers_flag_sets_the_worker_processes',)),
+    m('kwd-evaluate-per-class-cache-dir-dropped', 'evaluate.py',
+      'cache_dir=cache_root() / "fid-stats", batch_size=args.batch, seed=args.seed,\n                                       generator_kwargs=kwargs, background=background)',
+      'batch_size=args.batch, seed=args.seed,\n                                       generator_kwargs=kwargs, background=background)',
+      ('tests/test_per_class.py::test_evaluate_cli_per_class_caches_each_classs_real_statistics',)),
 ]

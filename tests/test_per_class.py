@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -328,3 +329,28 @@ def test_evaluate_cli_per_class_scores_the_metrics_asked_besides_pr_or_fid_when_
         if "fid" in row:
             expected = _by_hand(generator, dataset, label, StandInFeatures(), 6)
             assert row["fid"] == pytest.approx(expected["fid"], rel=1e-4)
+
+
+def test_evaluate_cli_per_class_caches_each_classs_real_statistics(tmp_path, monkeypatch):
+    """``--per-class`` keeps its real statistics in the same cache as the whole-dataset score
+    ($GAN_STUDIO_CACHE/fid-stats): one file for the 12 images, one for each class's 5 and 7, every one
+    keyed by the dataset and recording its image count; a second run reads them and scores the same."""
+    from safetensors import safe_open
+
+    generator = _conditional("progan")
+    first = _evaluate_cli_per_class(tmp_path, monkeypatch, generator, "--num", "6", whole_summary=True)
+    files = sorted((tmp_path / "cache" / "fid-stats").glob("*.safetensors"))
+    meta = []
+    for path in files:
+        with safe_open(str(path), framework="pt") as handle:
+            meta.append(handle.metadata())
+    assert sorted(int(m["num_images"]) for m in meta) == [5, 7, 12]
+    assert len({m["dataset_key"] for m in meta}) == 3 and all(str(tmp_path / "data") in m["dataset_key"] for m in meta)
+    stamps = [path.stat().st_mtime_ns for path in files]
+    (tmp_path / "m.json").unlink()
+    for folder in ("src", "data"):                                                   # prepared again, same key
+        shutil.rmtree(tmp_path / folder)
+    again = _evaluate_cli_per_class(tmp_path, monkeypatch, generator, "--num", "6", whole_summary=True)
+    assert again["per_class"] == first["per_class"] and again["fid"] == first["fid"]
+    assert sorted((tmp_path / "cache" / "fid-stats").glob("*.safetensors")) == files
+    assert [path.stat().st_mtime_ns for path in files] == stamps                     # read, not rewritten
