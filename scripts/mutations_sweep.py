@@ -277,4 +277,6 @@ SWEEP: list[Mutant] = [
       'cache_dir=cache_root() / "fid-stats", batch_size=args.batch, seed=args.seed,\n                                       generator_kwargs=kwargs, background=background)',
       'batch_size=args.batch, seed=args.seed,\n                                       generator_kwargs=kwargs, background=background)',
       ('tests/test_per_class.py::test_evaluate_cli_per_class_caches_each_classs_real_statistics',)),
+    m('kwd-generate-device-dropped', 'app/generate.py', 'load_generator(source, device=args.device or default_device())',
+      'load_generator(source)', ('tests/test_cli_option_paths.py::test_device_is_where_the_generator_is_loaded',)),
 ]
