@@ -279,4 +279,7 @@ SWEEP: list[Mutant] = [
       ('tests/test_per_class.py::test_evaluate_cli_per_class_caches_each_classs_real_statistics',)),
     m('kwd-generate-device-dropped', 'app/generate.py', 'load_generator(source, device=args.device or default_device())',
       'load_generator(source)', ('tests/test_cli_option_paths.py::test_device_is_where_the_generator_is_loaded',)),
+    m('kwd-evaluation-class-draw-seed-dropped', 'progan/metrics/evaluation.py',
+      'labels = labels_like_dataset(dataset, num, seed=seed)', 'labels = labels_like_dataset(dataset, num)',
+      ('tests/test_evaluation_options.py::test_a_conditional_generators_classes_are_drawn_with_the_evaluation_seed',)),
 ]
