@@ -282,4 +282,18 @@ SWEEP: list[Mutant] = [
     m('kwd-evaluation-class-draw-seed-dropped', 'progan/metrics/evaluation.py',
       'labels = labels_like_dataset(dataset, num, seed=seed)', 'labels = labels_like_dataset(dataset, num)',
       ('tests/test_evaluation_options.py::test_a_conditional_generators_classes_are_drawn_with_the_evaluation_seed',)),
+    # progress bars (cosmetic, cheap to pin)
+    m('kwd-features-generated-bar-total-dropped', 'progan/metrics/features.py', 'network, num=len(indices), progress',
+      'network, progress',
+      ('tests/test_metrics_features.py::test_generated_features_progress_bar_counts_this_shares_samples_and_is_off_without_progress',)),
+    m('kwd-features-bar-always-on', 'progan/metrics/features.py', 'with tqdm(total=total, disable=not progress, unit',
+      'with tqdm(total=total, unit',
+      ('tests/test_metrics_features.py::test_generated_features_progress_bar_counts_this_shares_samples_and_is_off_without_progress',)),
+    m('kwd-nearest-bar-total-dropped', 'progan/metrics/nearest.py', 'tqdm(total=num, disable', 'tqdm(disable',
+      ('tests/test_nearest.py::test_check_generator_progress_bar_counts_the_samples_and_is_off_without_progress',)),
+    m('kwd-nearest-bar-always-on', 'progan/metrics/nearest.py', 'disable=not progress, unit="img", desc="nearest"',
+      'unit="img", desc="nearest"',
+      ('tests/test_nearest.py::test_check_generator_progress_bar_counts_the_samples_and_is_off_without_progress',)),
+    m('kwd-project-cli-bar-total-dropped', 'app/projection/cli.py', 'bar = tqdm(total=options.steps, desc="projecting"',
+      'bar = tqdm(desc="projecting"', ('tests/test_projection_cli_options.py::test_the_progress_bar_counts_the_steps_asked',)),
 ]
