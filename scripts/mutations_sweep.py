@@ -296,4 +296,11 @@ SWEEP: list[Mutant] = [
       ('tests/test_nearest.py::test_check_generator_progress_bar_counts_the_samples_and_is_off_without_progress',)),
     m('kwd-project-cli-bar-total-dropped', 'app/projection/cli.py', 'bar = tqdm(total=options.steps, desc="projecting"',
       'bar = tqdm(desc="projecting"', ('tests/test_projection_cli_options.py::test_the_progress_bar_counts_the_steps_asked',)),
+    # app.generate: choices/type backed by a later check (one-line error either way); pinned at parse time
+    m('kwd-generate-noise-choices-dropped', 'app/generate.py', 'common.add_argument("--noise", choices=NOISE_MODES, default',
+      'common.add_argument("--noise", default', ('tests/test_cli_option_paths.py::test_interpolate_refuses_a_bad_noise_method_or_fps_before_loading_anything',)),
+    m('kwd-generate-method-choices-dropped', 'app/generate.py', 'walk.add_argument("--method", choices=METHODS, default',
+      'walk.add_argument("--method", default', ('tests/test_cli_option_paths.py::test_interpolate_refuses_a_bad_noise_method_or_fps_before_loading_anything',)),
+    m('kwd-generate-fps-not-int', 'app/generate.py', 'walk.add_argument("--fps", type=int, default',
+      'walk.add_argument("--fps", default', ('tests/test_cli_option_paths.py::test_interpolate_refuses_a_bad_noise_method_or_fps_before_loading_anything',)),
 ]

@@ -223,3 +223,23 @@ def test_device_is_where_the_generator_is_loaded(styled, tmp_path, monkeypatch):
                               "--out", str(out)]) == 0
         assert np.abs(_png(out) - _image(g, _ws(g, _z(0, g.config.latent_dim)))).max() <= 1
     assert loaded == ["meta", "cpu"]
+
+
+@pytest.mark.parametrize("flag, value, message, listed", [
+    ("--noise", "bogus", "argument --noise: invalid choice: 'bogus' (choose from ", ("random", "fixed", "none")),
+    ("--method", "bogus", "argument --method: invalid choice: 'bogus' (choose from ", ("lerp", "slerp")),
+    ("--fps", "12.5", "argument --fps: invalid int value: '12.5'", ()),
+])
+def test_interpolate_refuses_a_bad_noise_method_or_fps_before_loading_anything(styled, tmp_path, capsys, flag, value,
+                                                                               message, listed):
+    """A value outside ``--noise``/``--method``'s choices or a fractional ``--fps`` is argparse's usage error
+    (exit 2, naming the choices), before any model is loaded; ``--help`` lists the choices."""
+    path, _ = styled
+    with pytest.raises(SystemExit) as exit_info:
+        generate_main(["interpolate", "--weights", str(path), flag, value, "--out", str(tmp_path / "walk.gif")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]         # the quoting of the choices varies by Python
+    assert exit_info.value.code == 2 and message in err and all(choice in err for choice in listed), err
+    with pytest.raises(SystemExit):
+        generate_main(["interpolate", "--help"])
+    help_text = capsys.readouterr().out
+    assert "{random,fixed,none}" in help_text and "{lerp,slerp}" in help_text
