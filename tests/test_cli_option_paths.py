@@ -1,6 +1,6 @@
 """CLI options away from their defaults, each checked against pixels built here by hand from the model's parts
 (red-team pass R10): ``interpolate --space/--method/--min-size``, ``mix --cutoff`` with ``--psi``,
-``edit --psi``, ``app.project --w-plus``; ``mix --padding`` and the progress bar of a batched walk (boundary sweep).
+``edit --psi``, ``app.project --w-plus``; ``mix --padding`` and the progress bar of a batched walk (boundary sweep); ``--device`` (kwarg sweep).
 
 The fixture model has a non-zero ``w_avg`` (a fresh model's is 0, so truncation would be the identity around
 it and a lost psi or cutoff could not show) and a random constant input. Seed s draws z from
@@ -199,3 +199,47 @@ def test_interpolate_progress_counts_frames_per_batch_and_closes_the_bar_at_the_
                           "2", "--min-size", "16", "--out", str(tmp_path / "walk.gif")]) == 0
     assert len(bars) == 1
     assert bars[0].seen == [(2, 5), (4, 5), (5, 5)] and bars[0].closed_at == 5
+
+
+def test_device_is_where_the_generator_is_loaded(styled, tmp_path, monkeypatch):
+    """``--device meta`` loads the generator on the meta device (the only device besides the CPU that a
+    CPU-only test can name); without it, on the default device (made the CPU). The spy then hands over a copy
+    loaded on the CPU so that the grid can still be drawn, and the grid is seed 0's image either way."""
+    import app.models
+    import families
+
+    monkeypatch.setattr(app.models, "default_device", lambda: "cpu")   # as on a machine without CUDA
+    path, g = styled
+    loaded, real = [], families.load_generator
+
+    def spy(source, **kwargs):
+        loaded.append(next(real(source, **kwargs).parameters()).device.type)
+        return real(source, **{**kwargs, "device": "cpu"})
+
+    monkeypatch.setattr(families, "load_generator", spy)
+    for flags in (["--device", "meta"], []):
+        out = tmp_path / f"grid{len(flags)}.png"
+        assert generate_main(["grid", "--weights", str(path), "--seeds", "0", "--noise", "fixed", *flags,
+                              "--out", str(out)]) == 0
+        assert np.abs(_png(out) - _image(g, _ws(g, _z(0, g.config.latent_dim)))).max() <= 1
+    assert loaded == ["meta", "cpu"]
+
+
+@pytest.mark.parametrize("flag, value, message, listed", [
+    ("--noise", "bogus", "argument --noise: invalid choice: 'bogus' (choose from ", ("random", "fixed", "none")),
+    ("--method", "bogus", "argument --method: invalid choice: 'bogus' (choose from ", ("lerp", "slerp")),
+    ("--fps", "12.5", "argument --fps: invalid int value: '12.5'", ()),
+])
+def test_interpolate_refuses_a_bad_noise_method_or_fps_before_loading_anything(styled, tmp_path, capsys, flag, value,
+                                                                               message, listed):
+    """A value outside ``--noise``/``--method``'s choices or a fractional ``--fps`` is argparse's usage error
+    (exit 2, naming the choices), before any model is loaded; ``--help`` lists the choices."""
+    path, _ = styled
+    with pytest.raises(SystemExit) as exit_info:
+        generate_main(["interpolate", "--weights", str(path), flag, value, "--out", str(tmp_path / "walk.gif")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]         # the quoting of the choices varies by Python
+    assert exit_info.value.code == 2 and message in err and all(choice in err for choice in listed), err
+    with pytest.raises(SystemExit):
+        generate_main(["interpolate", "--help"])
+    help_text = capsys.readouterr().out
+    assert "{random,fixed,none}" in help_text and "{lerp,slerp}" in help_text

@@ -109,3 +109,54 @@ def test_crop_and_background_flags_reach_the_dataset(tmp_path, capsys):
     wide = images[1].transpose(1, 2, 0)                                       # [8, 8, 3]
     assert (wide[[0, 1, 6, 7]] == BLUE).all() and (wide[2:6] == RED).all()
     assert (images[0].transpose(1, 2, 0) == GREEN).all()                      # a square image is unchanged
+
+
+def test_labels_flag_reaches_the_dataset(tmp_path, capsys):
+    """``--labels folders`` and ``--labels FILE`` through the CLI: labels.npy holds each image's class, told
+    from its own pixels (``write_images`` puts 200 + i in the blue channel of blue/, the red of red/); the
+    file swaps the folders' meaning (blue -> "warm", red -> "cool") so the file, not the folder, decides.
+    Without the flag a folder tree gets no labels at all."""
+    from image_utils import labelled_source
+
+    source = labelled_source(tmp_path)
+    common = [str(source), "--resolution", "8", "--workers", "1", "--quiet", "--no-pyramid"]
+    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    assert "classes" not in _read(tmp_path / "plain")[0] and not (tmp_path / "plain" / "labels.npy").exists()
+
+    table = tmp_path / "labels.csv"
+    table.write_text("name,class\n" + "".join(f"{folder}/{i:02d}.png,{'warm' if folder == 'blue' else 'cool'}\n"
+                                              for folder, n in (("blue", 3), ("red", 5)) for i in range(n)))
+    for k, (flag, by_channel) in enumerate((("folders", {2: "blue", 0: "red"}), (str(table), {2: "warm", 0: "cool"}))):
+        out = tmp_path / f"ds{k}"
+        assert main([*common, "--out", str(out), "--labels", flag]) == 0
+        manifest, names, images = _read(out)
+        assert len(names) == 8 and manifest["classes"]["counts"] == (
+            [3, 5] if flag == "folders" else [5, 3])                       # classes sorted: blue red / cool warm
+        labels = np.load(out / "labels.npy")
+        for image, label in zip(images, labels):
+            brightest = int(np.argmax(image[:, 7, 7]))                    # 200 + i beats the grey 30
+            assert manifest["classes"]["names"][label] == by_channel[brightest]
+
+
+def test_workers_flag_sets_the_worker_processes(tmp_path, capsys, monkeypatch):
+    """``--workers N`` is the pool size prepare uses (default: every usable core, made 5 here so that the
+    default cannot pass for 1 or 2); a non-integer is argparse's one-line usage error, not a traceback."""
+    import data_prep.pipeline as pipeline
+
+    seen, real = [], pipeline.ordered_map
+    monkeypatch.setattr(pipeline, "default_workers", lambda: 5)
+
+    def spy(*args, workers, **kwargs):
+        seen.append(workers)
+        return real(*args, workers=min(workers, 2), **kwargs)
+
+    monkeypatch.setattr(pipeline, "ordered_map", spy)
+    source = _folder(tmp_path / "src")
+    common = [str(source), "--resolution", "8", "--quiet", "--no-pyramid"]
+    for i, flags in enumerate((["--workers", "1"], ["--workers", "2"], [])):
+        assert main([*common, "--out", str(tmp_path / f"ds{i}"), *flags]) == 0
+        assert _read(tmp_path / f"ds{i}")[1] == ["a.png", "b.png", "d.png", "e.png"]
+    assert seen == [1, 2, 5]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*common, "--out", str(tmp_path / "bad"), "--workers", "two"])
+    assert exit_info.value.code == 2 and "--workers: invalid int value: 'two'" in capsys.readouterr().err

@@ -3,7 +3,8 @@
 The periodic evaluator's seed and the KID subset size are passed on, not re-derived: a run evaluated
 with ``seed=5`` draws seed 5's latents, and KID's subsets never ask for more reals than were scored.
 The layers below are replaced by recorders, so what arrives is checked directly. A ``--num-real`` above the
-dataset's size is recorded as the dataset's size, the number of reals actually scored."""
+dataset's size is recorded as the dataset's size, the number of reals actually scored. A conditional generator's
+classes are drawn with the evaluation's seed."""
 from __future__ import annotations
 
 import math
@@ -93,3 +94,28 @@ def test_evaluate_cli_num_real_above_the_dataset_size_scores_and_records_the_dat
     summary = json.loads(out.read_text())
     assert asked == [8] and summary["num_real"] == 8 and summary["num_generated"] == 4
     assert math.isfinite(summary["fid"])
+
+
+def test_a_conditional_generators_classes_are_drawn_with_the_evaluation_seed(monkeypatch):
+    """Without explicit labels, a conditional generator's 64 samples get classes drawn from the dataset's label
+    distribution (3 of class 0 to 1 of class 2, none of class 1) by a generator seeded with the evaluation's
+    ``seed``: seed 5 draws ``multinomial([3, 0, 1], 64, replacement)`` of ``Generator().manual_seed(5)``, the
+    same on a second call, and another draw than seed 0."""
+    class Labelled(list):
+        labels, class_names = [0, 0, 0, 2], ("a", "b", "c")
+
+    drawn = []
+    real = SimpleNamespace(features=torch.randn(4, 4), mu=None, sigma=None)
+    monkeypatch.setattr(evaluation, "distributed_real_statistics", lambda *a, **kw: real)
+    monkeypatch.setattr(evaluation, "generated_features",
+                        lambda *a, num, labels, **kw: drawn.append(labels) or torch.randn(num, 4))
+    monkeypatch.setattr(evaluation, "compute_metrics", lambda *a, **kw: {})
+    generator = SimpleNamespace(config=SimpleNamespace(image_channels=3, num_classes=3))
+    dataset = Labelled([torch.zeros(3, 4, 4, dtype=torch.uint8)] * 4)
+    for seed in (5, 5, 0):
+        evaluation.evaluate_generator(generator, dataset, lambda x: x, accelerator=Accelerator(cpu=True), num=64,
+                                      dataset_key="k", seed=seed)
+    expected = torch.multinomial(torch.tensor([3.0, 0.0, 1.0]), 64, replacement=True,
+                                 generator=torch.Generator().manual_seed(5))
+    assert torch.equal(drawn[0], expected) and torch.equal(drawn[1], expected)
+    assert set(drawn[0].tolist()) == {0, 2} and not torch.equal(drawn[2], expected)

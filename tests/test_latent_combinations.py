@@ -8,6 +8,8 @@
   from the mapping, the truncation formula and the synthesis.
 - noise "none" beside a projected image: one zero map per synthesis layer (two per resolution), so a
   mixing grid draws the seeds with all-zero noise.
+- a ProGAN walk through a projected image (a z): frame 1 of 4 is slerp's or lerp's closed form at t = 1/3,
+  as asked (issue 20 kwarg sweep).
 """
 from __future__ import annotations
 
@@ -142,3 +144,32 @@ def test_noise_none_beside_an_image_gives_a_zero_map_per_layer_and_the_grid_draw
     assert np.abs(cols[0].astype(int) - expected).max() <= 1
     const = [getattr(g.synthesis, f"noise_const_{i}") for i in range(len(g.synthesis.layers))]
     assert np.abs(_pixels(g, _by_hand(g, [3], 1.0), const)[0] - expected).max() > 8   # the noise shows
+
+
+def test_a_progan_walk_through_an_image_follows_the_method_it_is_given():
+    """ProGAN keys "3,image" (a projection is a z): the walk goes through z by the method asked. With 4
+    frames, frame 1 is at t = 1/3 between z_3 and the image's z: slerp is the closed form
+    ``(sin(2w/3) a + sin(w/3) b) / sin(w)`` (w the angle between them), lerp ``2/3 a + 1/3 b``; with
+    a and b of different lengths the two point in different directions, so they draw different pictures."""
+    from app.interpolation import render_interpolation
+    from families import FAMILIES
+
+    torch.manual_seed(0)
+    g = FAMILIES["progan"].generator_cls(FAMILIES["progan"].presets["tiny"]).eval()
+    dim = g.config.latent_dim
+    b = 2.5 * torch.randn(1, dim, generator=torch.Generator().manual_seed(11))
+    image = Projection("progan", "z", b)
+    a = seed_latents([3], dim)
+    a64, b64 = a.double()[0], b.double()[0]
+    omega = math.acos(float(a64 @ b64 / (a64.norm() * b64.norm())))
+    by_method = {"slerp": ((math.sin(2 * omega / 3) * a64 + math.sin(omega / 3) * b64) / math.sin(omega)),
+                 "lerp": (2 * a64 + b64) / 3}
+    expected = {}
+    for method, z in by_method.items():
+        with torch.no_grad():
+            img = g(z.float()[None])
+        expected[method] = ((img.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(int)[0]
+    for method in ("slerp", "lerp"):
+        clip = render_interpolation(g, [3, image], frames=4, space="z", method=method)
+        assert np.abs(clip[1].astype(int) - expected[method]).max() <= 1, method
+    assert np.abs(expected["slerp"] - expected["lerp"]).max() > 8

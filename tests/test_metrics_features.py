@@ -187,6 +187,17 @@ def test_generated_features_progress_bar_names_its_pass(capsys, desc):
     assert f"{desc or 'generated'}:" in err and "features:" not in err, err
 
 
+def test_generated_features_progress_bar_counts_this_shares_samples_and_is_off_without_progress(capsys):
+    """The bar's total is the number of samples this call generates (indices 1, 4, 7, 10 of 12: "4/4", not
+    12 and not unknown: the bar, drawn at the start and cleared at the end, shows "0/4"); ``progress=False`` prints
+    nothing."""
+    generated_features(ToyGenerator(), StandInFeatures(), num=12, batch_size=3, indices=range(1, 12, 3), progress=True)
+    err = capsys.readouterr().err
+    assert "0/4" in err and "/12" not in err, err
+    generated_features(ToyGenerator(), StandInFeatures(), num=12, batch_size=3, progress=False)
+    assert capsys.readouterr().err == ""
+
+
 # --------------------------------------------------------------------------------------- cache
 
 

@@ -111,6 +111,19 @@ def test_check_generator_takes_one_sample_and_zero_pairs_and_refuses_less():
         with pytest.raises(ValueError, match=rf"^need num >= 1 and pairs >= 0; got num={num}, pairs={pairs}$"):
             check_generator(Verbatim(reals), network, real_features, num=num, pairs=pairs)
 
+
+def test_check_generator_progress_bar_counts_the_samples_and_is_off_without_progress(capsys):
+    """With ``progress`` the "nearest" bar counts the 5 samples as they stream ("5/5"); without, nothing."""
+    reals = _training_images()
+    network = StandInFeatures()
+    real_features = compute_features(torch.utils.data.TensorDataset(reals), network)
+    capsys.readouterr()
+    check_generator(Verbatim(reals), network, real_features, num=5, pairs=0, batch_size=2, progress=True)
+    err = capsys.readouterr().err
+    assert "nearest:" in err and "5/5" in err, err
+    check_generator(Verbatim(reals), network, real_features, num=5, pairs=0, batch_size=2)
+    assert capsys.readouterr().err == ""
+
 def test_verbatim_copies_score_near_one_with_the_right_neighbours():
     reals = _training_images()
     network = StandInFeatures()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -382,3 +383,26 @@ def _evaluate_cli_per_class_on(tmp_path, monkeypatch, data, *flags: str) -> dict
     assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(data), *flags, "--per-class",
                           "--out", str(out)]) == 0
     return json.loads(out.read_text())
+def test_evaluate_cli_per_class_caches_each_classs_real_statistics(tmp_path, monkeypatch):
+    """``--per-class`` keeps its real statistics in the same cache as the whole-dataset score
+    ($GAN_STUDIO_CACHE/fid-stats): one file for the 12 images, one for each class's 5 and 7, every one
+    keyed by the dataset and recording its image count; a second run reads them and scores the same."""
+    from safetensors import safe_open
+
+    generator = _conditional("progan")
+    first = _evaluate_cli_per_class(tmp_path, monkeypatch, generator, "--num", "6", whole_summary=True)
+    files = sorted((tmp_path / "cache" / "fid-stats").glob("*.safetensors"))
+    meta = []
+    for path in files:
+        with safe_open(str(path), framework="pt") as handle:
+            meta.append(handle.metadata())
+    assert sorted(int(m["num_images"]) for m in meta) == [5, 7, 12]
+    assert len({m["dataset_key"] for m in meta}) == 3 and all(str(tmp_path / "data") in m["dataset_key"] for m in meta)
+    stamps = [path.stat().st_mtime_ns for path in files]
+    (tmp_path / "m.json").unlink()
+    for folder in ("src", "data"):                                                   # prepared again, same key
+        shutil.rmtree(tmp_path / folder)
+    again = _evaluate_cli_per_class(tmp_path, monkeypatch, generator, "--num", "6", whole_summary=True)
+    assert again["per_class"] == first["per_class"] and again["fid"] == first["fid"]
+    assert sorted((tmp_path / "cache" / "fid-stats").glob("*.safetensors")) == files
+    assert [path.stat().st_mtime_ns for path in files] == stamps                     # read, not rewritten

@@ -1,5 +1,5 @@
 """``python -m app.project`` options whose every test used the default: ``--crop pad``, ``--background``,
-``--loss``, ``--seed``.
+``--loss``, ``--seed``; and the progress bar's step count.
 
 The target a pad crop makes is written out here: a 32x16 red picture padded to a 32x32 square on the
 background (8 rows above and below), then shrunk to 16 px: rows 0-3 and 12-15 are the background,
@@ -67,3 +67,34 @@ def test_a_file_exactly_at_the_size_cap_is_read_one_byte_more_refused(weights, t
     with open(image, "ab") as handle:
         handle.write(b"\0")
     assert project_main([str(image), *args]) == 2
+
+
+def test_the_progress_bar_counts_the_steps_asked(weights, tmp_path, monkeypatch):
+    """``--steps 4``: the "projecting" bar's total is 4 and it is advanced once per optimiser step, to 4."""
+    import tqdm.auto
+
+    bars = []
+
+    class _Bar:  # stands in for tqdm: records what the bar was told
+        def __init__(self, total=None, **kwargs):
+            self.total, self.n, self.desc = total, 0, kwargs.get("desc")
+            bars.append(self)
+
+        def update(self, k=1):
+            self.n += k
+
+        def set_postfix(self, **_kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_exc):
+            return False
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", _Bar)
+    image = tmp_path / "in.png"
+    Image.new("RGB", (16, 16), RED).save(image)
+    assert project_main([str(image), "--weights", str(weights["progan"]), "--out", str(tmp_path / "out"),
+                         "--steps", "4"]) == 0
+    assert [(bar.desc, bar.total, bar.n) for bar in bars] == [("projecting", 4, 4)]
