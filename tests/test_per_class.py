@@ -383,6 +383,8 @@ def _evaluate_cli_per_class_on(tmp_path, monkeypatch, data, *flags: str) -> dict
     assert evaluate.main(["--weights", str(tmp_path / "g"), "--data", str(data), *flags, "--per-class",
                           "--out", str(out)]) == 0
     return json.loads(out.read_text())
+
+
 def test_evaluate_cli_per_class_caches_each_classs_real_statistics(tmp_path, monkeypatch):
     """``--per-class`` keeps its real statistics in the same cache as the whole-dataset score
     ($GAN_STUDIO_CACHE/fid-stats): one file for the 12 images, one for each class's 5 and 7, every one
