@@ -152,4 +152,7 @@ DEGENERATE: list[Mutant] = [
     m('blind-q22-periodic-eval-at-alpha-one', 'progan/metrics/evaluation.py',
       'generator_kwargs={"stage": stage, "alpha": alpha},', 'generator_kwargs={"stage": stage},',
       ('tests/test_trainer_loop.py::test_evaluations_during_a_fade_in_score_g_ema_at_the_alpha_being_trained',)),
+    m('pr-distances-on-the-cpu-in-a-gpu-run', 'progan/metrics/evaluation.py',
+      'kid_subset_size=min(1000, num, num_real), device=accelerator.device)', 'kid_subset_size=min(1000, num, num_real))',
+      ('tests/test_evaluation_options.py::test_precision_recall_distances_run_on_the_accelerators_device',)),
 ]

@@ -4,7 +4,7 @@ The periodic evaluator's seed and the KID subset size are passed on, not re-deri
 with ``seed=5`` draws seed 5's latents, and KID's subsets never ask for more reals than were scored.
 The layers below are replaced by recorders, so what arrives is checked directly. A ``--num-real`` above the
 dataset's size is recorded as the dataset's size, the number of reals actually scored. A conditional generator's
-classes are drawn with the evaluation's seed."""
+classes are drawn with the evaluation's seed. Precision/recall's distances run on the accelerator's device."""
 from __future__ import annotations
 
 import math
@@ -41,6 +41,25 @@ def test_kid_subsets_are_capped_by_the_number_of_reals_scored(monkeypatch):
     evaluation.evaluate_generator(generator, dataset, lambda x: x, accelerator=Accelerator(cpu=True), num=10,
                                   dataset_key="k", num_real=3)
     assert seen["kid_subset_size"] == 3
+
+
+def test_precision_recall_distances_run_on_the_accelerators_device(monkeypatch):
+    """The k-NN distance batches of precision/recall (50k x 50k at full size) run where the evaluation runs,
+    not on the CPU by default: the accelerator's device reaches compute_metrics. A stand-in accelerator
+    on the meta device tells it apart from compute_metrics' default (None: the features' own device)."""
+    seen = {}
+    real = SimpleNamespace(features=torch.randn(5, 4), mu=None, sigma=None)
+    monkeypatch.setattr(evaluation, "distributed_real_statistics", lambda *a, **kw: real)
+    monkeypatch.setattr(evaluation, "generated_features", lambda *a, num, **kw: torch.randn(num, 4))
+    monkeypatch.setattr(evaluation, "gather_in_order", lambda acc, local, num: local)
+    monkeypatch.setattr(evaluation, "compute_metrics", lambda *a, **kw: seen.update(kw) or {})
+    accelerator = SimpleNamespace(device=torch.device("meta"), is_main_process=True, num_processes=1,
+                                  process_index=0)
+    generator = SimpleNamespace(config=SimpleNamespace(image_channels=3, num_classes=0))
+    dataset = [torch.zeros(3, 4, 4, dtype=torch.uint8)] * 5
+    evaluation.evaluate_generator(generator, dataset, lambda x: x, accelerator=accelerator, num=10,
+                                  dataset_key="k", metrics=("fid", "pr"))
+    assert seen["device"] == torch.device("meta") and seen["metrics"] == ("fid", "pr")
 
 
 def test_the_evaluate_cli_passes_its_options_on_and_its_json_records_them(weights, tmp_path, monkeypatch, capsys):

@@ -257,7 +257,7 @@ def evaluate_generator(
     if not accelerator.is_main_process:
         return None
     return compute_metrics(real.features, fake, metrics=metrics, real_stats=(real.mu, real.sigma), seed=seed,
-                           kid_subset_size=min(1000, num, num_real))
+                           kid_subset_size=min(1000, num, num_real), device=accelerator.device)
 
 
 class PeriodicEvaluator:
