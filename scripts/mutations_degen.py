@@ -143,4 +143,7 @@ DEGENERATE: list[Mutant] = [
       '    text = str(name)\n    if text.lstrip("-").isdigit() and 0 <= int(text) < len(class_names):\n        return int(text)\n'
       '    if name in class_names:\n        return list(class_names).index(name)  # type: ignore[arg-type]\n',
       ('tests/test_conditional.py::test_a_digit_string_that_is_a_class_name_is_that_class_before_it_is_an_index',)),
+    m('blind-q12-mix-image-columns-read-row-text', 'app/ui.py',
+      'projection=_projection_for(model, mine, col_seeds))', 'projection=_projection_for(model, mine, row_seeds))',
+      ('tests/test_app_event_options.py::test_mix_event_takes_image_in_the_rows_the_columns_or_both',)),
 ]
