@@ -146,4 +146,8 @@ DEGENERATE: list[Mutant] = [
     m('blind-q12-mix-image-columns-read-row-text', 'app/ui.py',
       'projection=_projection_for(model, mine, col_seeds))', 'projection=_projection_for(model, mine, row_seeds))',
       ('tests/test_app_event_options.py::test_mix_event_takes_image_in_the_rows_the_columns_or_both',)),
+    m('blind-q13-onnx-conditional-cutoff-ignored', 'app/onnx/export.py',
+      'ws = g.truncate(g.broadcast(g.map(z, labels)), psi=psi, cutoff=self.cutoff)',
+      'ws = g.truncate(g.broadcast(g.map(z, labels)), psi=psi)',
+      ('tests/test_onnx_refusals.py::test_the_exported_module_truncates_only_the_layers_below_the_cutoff',)),
 ]
