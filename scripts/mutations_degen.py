@@ -150,4 +150,8 @@ DEGENERATE: list[Mutant] = [
       'ws = g.truncate(g.broadcast(g.map(z, labels)), psi=psi, cutoff=self.cutoff)',
       'ws = g.truncate(g.broadcast(g.map(z, labels)), psi=psi)',
       ('tests/test_onnx_refusals.py::test_the_exported_module_truncates_only_the_layers_below_the_cutoff',)),
+    m('blind-q15-projection-noise-from-global-rng', 'app/projection/projector.py',
+      'noise = generator.synthesis.make_noise(1, generator=rng) if stylegan else []',
+      'noise = generator.synthesis.make_noise(1) if stylegan else []',
+      ('tests/test_projection_cli_options.py::test_the_same_seed_gives_the_same_projection_whatever_the_global_rng',)),
 ]
