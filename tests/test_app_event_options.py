@@ -198,3 +198,34 @@ def test_seeds_beside_a_projected_image_follow_the_noise_mode(noise):
     assert np.abs(cols[1].astype(int) - pixels[noise]).max() <= 1
     assert min(np.abs(pixels[noise] - pixels[other]).max() for other in by_mode if other != noise) > 3
     assert np.abs(cols[0].astype(int) - pixels["own"]).max() <= 1
+
+
+@pytest.mark.parametrize("rows, cols", [("1", "image,5"), ("image,2", "5"), ("image", "image")])
+def test_mix_event_takes_image_in_the_rows_the_columns_or_both(setup, rows, cols):
+    """The visitor's projected image (``mine``) may be named among the column seeds, the row seeds or both: each
+    place it is named shows its reconstruction (the synthesis of its w with its own maps, by hand), the others a
+    seed's image; a projection of another model is refused wherever it is named."""
+    import gradio as gr
+
+    from app.projection import Projection
+
+    generator, _weights, events = setup
+    size = generator.config.resolution
+    torch.manual_seed(11)
+    maps = [torch.randn(1, 1, r, r) for r in generator.config.resolutions for _ in range(2)]
+    mine = Projection("stylegan_lite", "w", torch.randn(1, generator.config.w_dim), noise=maps,
+                      metadata={"model": "sg"})
+    with torch.no_grad():
+        image = generator.synthesis(mine.latent.unsqueeze(1).repeat(1, generator.num_ws, 1), noise=maps)
+    rec = ((image.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()[0].astype(int)
+    _shown, download, _status = events["mix"]("sg", rows, cols, "coarse", 1.0, "fixed", None, mine)
+    figure = np.asarray(Image.open(download).convert("RGB"), dtype=int)
+    row_keys, col_keys = rows.split(","), cols.split(",")
+    assert figure.shape == ((len(row_keys) + 1) * size, (len(col_keys) + 1) * size, 3)
+    headers = [(key, figure[:size, (c + 1) * size:(c + 2) * size]) for c, key in enumerate(col_keys)]
+    headers += [(key, figure[(r + 1) * size:(r + 2) * size, :size]) for r, key in enumerate(row_keys)]
+    for key, shown in headers:
+        assert (np.abs(shown - rec).max() <= 1) == (key == "image"), key
+    other = Projection("stylegan_lite", "w", mine.latent, noise=maps, metadata={"model": "elsewhere"})
+    with pytest.raises(gr.Error, match="your image was projected with elsewhere"):
+        events["mix"]("sg", rows, cols, "coarse", 1.0, "fixed", None, other)

@@ -6,6 +6,8 @@ label 0 -> level 128, label 1 -> 255); giving a class to an unconditional graph,
 one, an unknown class, a missing file or a graph without GAN Studio metadata are one-line errors.
 The export's ``--cutoff`` check, on the module it exports (no export run): every layer (cutoff = num_ws) is
 allowed, as the PyTorch path allows it, and one past either end is refused.
+The same module at psi 0.5, unconditional and conditional: only the layers below ``--cutoff`` are pulled
+towards w_avg (styles written out by hand).
 """
 from __future__ import annotations
 
@@ -98,3 +100,42 @@ def test_the_export_takes_cutoff_num_ws_as_every_layer_and_refuses_one_past_eith
     torch.testing.assert_close(images, expected, rtol=0, atol=0)
     for cutoff in (g.num_ws + 1, -1):
         _one_line(lambda: OnnxGenerator(g, cutoff=cutoff), f"cutoff must be between 0 and {g.num_ws}, got {cutoff}")
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])
+@pytest.mark.parametrize("cutoff", [None, 0, 2])
+def test_the_exported_module_truncates_only_the_layers_below_the_cutoff(conditional, cutoff):
+    """The module the export traces, called in PyTorch (no export run), for an unconditional and a conditional
+    StyleGAN-lite: at psi 0.5 the styles of layers below ``cutoff`` (all for None, none for 0) are
+    ``w_avg + 0.5 (w - w_avg)`` and the rest are w itself, written out by hand from the mapping's w; the images
+    equal the synthesis of those styles, and each cutoff's images differ from the other cutoffs'."""
+    import dataclasses
+
+    import torch
+
+    from app.onnx.export import OnnxConditionalGenerator, OnnxGenerator
+    from families import FAMILIES
+
+    family = FAMILIES["stylegan_lite"]
+    config = family.presets["tiny"]
+    if conditional:
+        config = dataclasses.replace(config, class_names=("cat", "dog"))
+    torch.manual_seed(0)
+    g = family.generator_cls(config).eval()
+    g.w_avg.copy_(torch.randn(g.config.w_dim))
+    z, labels = torch.randn(2, g.config.latent_dim), torch.tensor([1, 0])
+    extra = (labels,) if conditional else ()
+
+    def by_hand(below: int) -> torch.Tensor:
+        with torch.no_grad():
+            w = g.mapping(z, *extra)
+            ws = w.unsqueeze(1).repeat(1, g.num_ws, 1)
+            ws[:, :below] = g.w_avg + 0.5 * (w.unsqueeze(1) - g.w_avg)
+            return g.synthesis(ws, noise_mode="const")
+
+    cls = OnnxConditionalGenerator if conditional else OnnxGenerator
+    with torch.no_grad():
+        images = cls(g, cutoff=cutoff)(z, *extra, torch.tensor(0.5))
+    expected = {c: by_hand(g.num_ws if c is None else c) for c in (None, 0, 2)}
+    torch.testing.assert_close(images, expected[cutoff], rtol=1e-5, atol=1e-5)
+    assert all((images - expected[c]).abs().max() > 1e-3 for c in expected if c != cutoff)
