@@ -284,4 +284,10 @@ SWEEP: list[Mutant] = [
     m('kwd-train-accelerator-not-handed-on', 'train.py', ', accelerator=accelerator,', ',', ('tests/test_cpu_bf16.py::test_train_runs_the_trainer_with_the_accelerator_it_configured',)),
     m('kwd-options-r1-gamma-not-summarized', 'progan/training/options.py', 'facts.update(r1_gamma=self.r1_gamma, ',
       'facts.update(', ('tests/test_penalties.py::test_the_summary_records_each_penaltys_own_weight_and_laziness_and_no_other',)),
+    m('kwd-data-stream-workers-dropped', 'progan/training/data_stream.py', 'sampler=sampler, num_workers=workers,', 'sampler=sampler,',
+      ('tests/test_data_stream.py::test_workers_load_in_that_many_processes_and_keep_the_stream',)),
+    m('kwd-trainer-agree-scaler-dropped', 'progan/training/trainer.py', ',\n                                 scaler=self.accelerator.scaler)', ')',
+      ('tests/test_fp16_safety.py::test_the_trainer_agrees_on_divergence_with_its_accelerators_grad_scaler',)),
+    m('kwd-real-floor-network-device-dropped', 'scripts/real_floor.py', 'load_feature_network(args.inception, device=acc.device)',
+      'load_feature_network(args.inception)', ('tests/test_real_floor.py::test_the_script_loads_the_feature_network_on_the_accelerators_device',)),
 ]
