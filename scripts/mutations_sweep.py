@@ -290,4 +290,9 @@ SWEEP: list[Mutant] = [
       ('tests/test_fp16_safety.py::test_the_trainer_agrees_on_divergence_with_its_accelerators_grad_scaler',)),
     m('kwd-real-floor-network-device-dropped', 'scripts/real_floor.py', 'load_feature_network(args.inception, device=acc.device)',
       'load_feature_network(args.inception)', ('tests/test_real_floor.py::test_the_script_loads_the_feature_network_on_the_accelerators_device',)),
+    # cosmetic: --help reflows the docstring's usage example without RawDescriptionHelpFormatter
+    m('kwd-export-checkpoint-help-reflowed', 'scripts/export_checkpoint.py', ', formatter_class=argparse.RawDescriptionHelpFormatter', '',
+      ('tests/test_export.py::test_export_checkpoint_help_keeps_its_usage_example_on_its_own_line',)),
+    m('kwd-model-card-help-reflowed', 'scripts/model_card.py', ', formatter_class=argparse.RawDescriptionHelpFormatter', '',
+      ('tests/test_model_card.py::test_help_keeps_the_usage_example_as_written',)),
 ]
