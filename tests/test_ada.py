@@ -266,3 +266,16 @@ def test_ada_augment_passes_its_groups_multipliers_and_strengths_on():
     default = augment_with(x, draw_parameters(8, 0.7, height=12, width=10, groups=("blit", "color")))
     torch.testing.assert_close(out, expected)
     assert not torch.allclose(out, default, atol=1e-3)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_every_transform_runs_on_the_devices_batch(channels):
+    """A tensor created without ``device=`` lands on the CPU; on a GPU it then crashes or moves work off
+    the GPU. A batch on the ``meta`` device makes any such tensor raise here, without a GPU: every
+    parameter and every matrix must come out on the batch's device, and the image keep its shape."""
+    x = torch.empty(4, channels, 8, 6, device="meta")
+    params = draw_parameters(4, 1.0, height=8, width=6, device=x.device)
+    assert set(params) == set(IDENTITY)                                # every transform's parameter
+    assert {v.device.type for v in params.values()} == {"meta"}
+    y = AdaAugment(p=1.0)(x)                                            # every group, every transform drawn
+    assert (y.device.type, y.shape, y.dtype) == ("meta", x.shape, x.dtype)

@@ -156,3 +156,16 @@ def test_translation_and_cutout_sizes_follow_each_axis_of_a_non_square_image(h, 
     holes = cutout(torch.ones(300, 1, h, w))[:, 0] == 0                   # [N, H, W]
     rows, cols = holes.any(dim=2).sum(dim=1), holes.any(dim=1).sum(dim=1)  # the hole's extent per axis
     assert rows.max().item() == h // 2 and cols.max().item() == w // 2
+
+
+def test_every_transform_runs_on_the_devices_batch():
+    """A tensor created without ``device=`` lands on the CPU; on a GPU it then crashes or moves work off
+    the GPU. A batch on the ``meta`` device makes any such tensor raise here, without a GPU."""
+    x = torch.empty(4, 3, 8, 6, device="meta")
+    mask = torch.ones(4, dtype=torch.bool, device="meta")
+    for transform in TRANSFORMS:
+        for y in (transform(x), transform(x, mask)):
+            assert (y.device.type, y.shape, y.dtype) == ("meta", x.shape, x.dtype), transform.__name__
+    for p in (0.5, 1.0):                                                # drawn masks, then none
+        y = Augment(ALL, p=p)(x)
+        assert (y.device.type, y.shape) == ("meta", x.shape)

@@ -50,3 +50,47 @@ def test_the_cpu_check_reads_the_cpus_bf16_flags(monkeypatch):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
         assert train.cpu_has_native_bf16() == (avx512_bf16 or amx)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "no"])
+def test_train_runs_the_trainer_with_the_accelerator_it_configured(precision, monkeypatch, tmp_path):
+    """The Trainer gets the Accelerator train.py built (CPU, --dist-timeout on its process group), at the
+    --mixed-precision asked for: bf16 autocasts, "no" does not."""
+    from datetime import timedelta
+
+    import torch
+
+    import progan.training.trainer
+
+    built, given = [], {}
+
+    class Recording(accelerate.Accelerator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    class Trainer:
+        def __init__(self, config, family, open_dataset, *, accelerator=None, **kwargs):
+            given["accelerator"] = accelerator
+
+        def train(self):
+            return "recorded"
+
+    monkeypatch.setattr(accelerate, "Accelerator", Recording)
+    monkeypatch.setattr(progan.training.trainer, "Trainer", Trainer)
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(train, "dataset_opener", lambda config, accelerator: None)   # no data needed
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    accelerate.state.AcceleratorState._reset_state(True)              # a fresh precision for this run
+    try:
+        assert train.main(["--family", "progan", "--preset", "tiny", "--out", str(tmp_path / "run"),
+                           "--mixed-precision", precision, "--dist-timeout", "77"]) == 0
+        (acc,) = built
+        assert given["accelerator"] is acc
+        assert acc.mixed_precision == precision and acc.device == torch.device("cpu")
+        assert acc.init_handler.timeout == timedelta(seconds=77)
+        with acc.autocast():
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == (torch.bfloat16 if precision == "bf16"
+                                                                 else torch.float32)
+    finally:
+        accelerate.state.AcceleratorState._reset_state(True)

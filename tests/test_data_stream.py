@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from progan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from progan.training.data_stream import StreamSampler, rescale_consumed
+from progan.training.data_stream import StreamSampler, make_loader, rescale_consumed
 
 
 def _take(sampler: StreamSampler, n: int) -> list[int]:
@@ -200,3 +200,27 @@ def test_resume_on_a_process_count_that_does_not_divide_skips_nothing(before, pe
     first = sorted(global_stream.index(_take(StreamSampler(size, seed=5, rank=r, world_size=after,
                                                            consumed=consumed), 1)[0]) for r in range(after))
     assert first == list(range(restart, restart + after)) and read in first  # the first unread image comes next
+
+
+class _WhoLoaded(torch.utils.data.Dataset):
+    """Item i is ``[i, id of the worker that loaded it]`` (-1: the main process)."""
+
+    def __len__(self) -> int:
+        return 12
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        info = torch.utils.data.get_worker_info()
+        return torch.tensor([i, -1 if info is None else info.id])
+
+
+def test_workers_load_in_that_many_processes_and_keep_the_stream():
+    """--workers 2: every batch comes from one of 2 worker processes, in the same order as --workers 0."""
+    def batches(workers):
+        loader = make_loader(_WhoLoaded(), batch_size=3, seed=5, rank=0, world_size=1, consumed=0, workers=workers,
+                             pin_memory=False)
+        return [next(loader) for _ in range(8)]                         # two epochs of 4 batches
+
+    alone, pooled = batches(0), batches(2)
+    assert all((b[:, 1] == -1).all() for b in alone)
+    assert {int(w) for b in pooled for w in b[:, 1]} == {0, 1}
+    assert [b[:, 0].tolist() for b in pooled] == [b[:, 0].tolist() for b in alone]

@@ -365,3 +365,20 @@ def test_export_checkpoint_summary_names_the_runs_own_data(family, tmp_path, mon
     summary = read_metadata(tmp_path / "out" / WEIGHTS_NAME)["summary"]
     assert summary["data"] == "datasets/cats-32"
     assert summary["preset"] == "tiny" and summary["family"] == family.name
+
+
+def test_export_checkpoint_help_keeps_its_usage_example_on_its_own_line(monkeypatch, capsys):
+    """--help prints the module docstring as written (RawDescriptionHelpFormatter): the example command
+    stays one indented line instead of being reflowed into the paragraph around it."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("export_checkpoint", root / "scripts" / "export_checkpoint.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr("sys.argv", ["export_checkpoint.py", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        script.main()
+    (example,) = [line for line in script.__doc__.splitlines() if line.startswith("    python ")]
+    assert exited.value.code == 0 and example in capsys.readouterr().out.splitlines()

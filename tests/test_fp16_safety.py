@@ -184,3 +184,25 @@ def test_bf16_autocast_keeps_every_resolution_in_bf16(family):
         d(g(torch.randn(2, config.latent_dim)).float())
     assert dtypes == {("g", 4): torch.bfloat16, ("d", 4): torch.bfloat16, ("d", 8): torch.bfloat16}
 
+
+
+def test_the_trainer_agrees_on_divergence_with_its_accelerators_grad_scaler(tmp_path):
+    """With fp16 (a CUDA run) the Accelerator holds the GradScaler: the trainer's agreement reads that
+    scaler, so a scale fallen below 1 stops the run as non-finite at the images seen (here a stand-in
+    scaler: CPU runs have none)."""
+    import data_prep
+    from accelerate import Accelerator
+    from families import FAMILIES
+    from image_utils import labelled_source
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    data = data_prep.prepare(labelled_source(tmp_path), tmp_path / "data", resolution=16, progress=False, workers=1)
+    config = TrainConfig(family="progan", preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         workers=0, monitor_num=0, kimg=0.012, checkpoint_kimg=1.0, sample_kimg=1.0)
+    trainer = Trainer(config, FAMILIES["progan"], lambda r: data_prep.open_dataset(str(data), r),
+                      accelerator=Accelerator(cpu=True))
+    trainer.images_seen = 44
+    for scale, expected in ((1.0, (False, False, -1)), (0.5, (False, True, 44))):
+        trainer.accelerator.scaler = type("Scaler", (), {"get_scale": lambda self, s=scale: s})()
+        assert trainer._agree() == expected, scale

@@ -160,3 +160,14 @@ def test_the_card_names_the_fine_tuning_options_the_summary_records(card_inputs)
     assert plain == "- Fine-tuned from `weights/progan-openmoji` (`--init-from`)."
     both = card(init_from="weights/progan-openmoji", init_regrow=True, freeze_d=2)
     assert both == "- Fine-tuned from `weights/progan-openmoji` (`--init-from`, `--init-regrow`, Freeze-D `--freeze-d 2`)."
+
+
+def test_help_keeps_the_usage_example_as_written(capsys):
+    """--help prints the module docstring as written (RawDescriptionHelpFormatter): the example command
+    stays as written instead of being reflowed into the paragraphs around it."""
+    with pytest.raises(SystemExit) as exited:
+        model_card.main(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    example = [line for line in model_card.__doc__.splitlines() if line.startswith("    ")]
+    assert exited.value.code == 0 and example                          # one long line ("\\" joins the source's)
+    assert all(line in lines for line in example)

@@ -170,3 +170,29 @@ def test_the_script_caches_real_features_under_evaluate_pys_key(tmp_path, monkey
     assert key["data"] == (str((tmp_path / "data").resolve()) if given else "builtin-openmoji")
     assert key["length"] == 9
     assert summary["data"] == ("data" if given else str(data))
+
+
+def test_the_script_loads_the_feature_network_on_the_accelerators_device(tmp_path, monkeypatch):
+    """On a GPU the Inception network runs there, not on the CPU it loads to by default (an Accelerator
+    whose device is ``meta`` stands in for the GPU)."""
+    import accelerate
+    import progan.metrics.inception
+
+    script, data = _floor_script_on_random_images(tmp_path, monkeypatch, count=8, seed=0, name="{:02d}.png")
+
+    class Loaded(Exception):
+        pass
+
+    class MetaAccelerator(accelerate.Accelerator):
+        @property
+        def device(self):
+            return torch.device("meta")
+
+    def load(*args, device="cpu", **kwargs):
+        raise Loaded(torch.device(device))
+
+    monkeypatch.setattr(accelerate, "Accelerator", MetaAccelerator)
+    monkeypatch.setattr(progan.metrics.inception, "load_feature_network", load)
+    with pytest.raises(Loaded) as loaded:
+        script.main(["--resolution", "8", "--data", str(data), "--held-out", "4", "--out", str(tmp_path / "f.json")])
+    assert loaded.value.args == (torch.device("meta"),)
