@@ -166,4 +166,7 @@ DEGENERATE: list[Mutant] = [
       'noise = generator.synthesis.make_noise(1, generator=rng) if stylegan else []',
       'noise = generator.synthesis.make_noise(1) if stylegan else []',
       ('tests/test_projection_cli_options.py::test_the_same_seed_gives_the_same_projection_whatever_the_global_rng',)),
+    m('blind-s06-dry-run-prints-the-raw-loss-flag', 'train.py',
+      '                    "loss": config.objective,', '                    "loss": config.loss,',
+      ('tests/test_trainer_options.py::test_the_dry_run_prints_the_loss_and_penalty_the_run_trains_with',)),
 ]
