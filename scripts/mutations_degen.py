@@ -169,4 +169,7 @@ DEGENERATE: list[Mutant] = [
     m('blind-s06-dry-run-prints-the-raw-loss-flag', 'train.py',
       '                    "loss": config.objective,', '                    "loss": config.loss,',
       ('tests/test_trainer_options.py::test_the_dry_run_prints_the_loss_and_penalty_the_run_trains_with',)),
+    m('blind-s12-projection-steps-read-under-the-wrong-key', 'app/projection/projector.py',
+      'int(meta.get("steps", 0))', 'int(meta.get("step", 0))',
+      ('tests/test_projection.py::test_a_saved_projection_reads_back_every_field',)),
 ]
