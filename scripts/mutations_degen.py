@@ -172,4 +172,8 @@ DEGENERATE: list[Mutant] = [
     m('blind-s12-projection-steps-read-under-the-wrong-key', 'app/projection/projector.py',
       'int(meta.get("steps", 0))', 'int(meta.get("step", 0))',
       ('tests/test_projection.py::test_a_saved_projection_reads_back_every_field',)),
+    m('blind-s13-upload-cap-8-kib', 'app/limits.py',
+      '    max_upload_bytes: int = 8 * 2**20       # an uploaded image for projection',
+      '    max_upload_bytes: int = 8 * 2**10       # an uploaded image for projection',
+      ('tests/test_app_project.py::test_the_apps_upload_cap_is_8_mib',)),
 ]
