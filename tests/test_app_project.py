@@ -120,6 +120,22 @@ def test_upload_exactly_at_the_byte_cap_is_accepted_one_byte_more_refused(tmp_pa
         assert not path.exists()
 
 
+def test_the_apps_upload_cap_is_8_mib(tmp_path):
+    """The app (``DEFAULT_LIMITS``) reads a photo of exactly 8 MiB = 8,388,608 bytes and refuses 8,388,609 with
+    the cap in MiB in its message; both files are deleted."""
+    png = _png(tmp_path / "x.png").read_bytes()
+    for size, accepted in ((8_388_608, True), (8_388_609, False)):
+        path = tmp_path / f"photo{size}.png"
+        path.write_bytes(png + b"\0" * (size - len(png)))
+        if accepted:
+            data, _ = read_upload(str(path), DEFAULT_LIMITS)
+            assert len(data) == size and data.startswith(png)
+        else:
+            with pytest.raises(ValueError, match=r"the image is 8\.0 MiB; the limit is 8 MiB"):
+                read_upload(str(path), DEFAULT_LIMITS)
+        assert not path.exists()
+
+
 @pytest.mark.parametrize("resolution, samples", [(16, 10_000), (256, 4 * 10**8 // 256**2), (1024, 1000)])
 def test_w_avg_samples_scale_with_the_model_between_1000_and_10000(monkeypatch, resolution, samples):
     """The tab estimates w_avg from 4e8 / resolution^2 mapping samples, at least 1000 and at most 10,000:

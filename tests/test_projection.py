@@ -349,3 +349,22 @@ def test_exploration_noise_per_coordinate_is_the_scale_over_sqrt_dim_times_the_r
     noisy = torch.cat(noisy)
     n = noisy.numel()
     assert noisy.square().mean().sqrt().item() == pytest.approx(1.0, abs=5 / (2 * n) ** 0.5)
+
+
+@pytest.mark.parametrize("family, space, shape, noise_sides", [
+    ("stylegan_lite", "w+", (1, 6, 8), (4, 8, 8)), ("stylegan_lite", "w", (1, 8), (4,)), ("progan", "z", (1, 16), ()),
+])
+def test_a_saved_projection_reads_back_every_field(tmp_path, family, space, shape, noise_sides):
+    """``Projection.save`` then ``load`` gives back each field as it was set here: family, space, the latent and
+    each noise map bit for bit and in order, the final loss, the number of optimisation steps (137, not the
+    default 0) and the free-form metadata."""
+    gen = torch.Generator().manual_seed(5)
+    latent = torch.randn(shape, generator=gen)
+    noise = [torch.randn(1, 1, side, side, generator=gen) for side in noise_sides]
+    info = {"seed": 3, "loss": "lpips", "target": "me.png", "w_avg_samples": 1000}
+    saved = Projection(family, space, latent, noise, loss=0.123456789, steps=137, metadata=info)
+    again = Projection.load(saved.save(tmp_path / "p.safetensors"))
+    assert (again.family, again.space, again.loss, again.steps, again.metadata) == (family, space, 0.123456789, 137,
+                                                                                     info)
+    assert torch.equal(again.latent, latent) and len(again.noise) == len(noise)
+    assert all(torch.equal(a, b) for a, b in zip(again.noise, noise))

@@ -319,3 +319,35 @@ def test_batch_sizes_entries_are_resolution_then_batch_and_the_trainer_steps_wit
     assert [tuple(r.shape) for r in reals] == [(3, 3, 4, 4)]
     listed._train_step(phase, reals, None)
     assert listed.images_seen == 3
+
+
+# --- the loss the dry run reports -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("family, flags, objective", [
+    ("progan", [], "wgan_gp"),                                         # each family's recipe for an empty --loss
+    ("stylegan_lite", [], "logistic_r1"),
+    ("progan", ["--penalty", "r1"], "wgan+r1"),                        # the recipe's loss with another penalty
+    ("stylegan_lite", ["--penalty", "none"], "logistic+none"),
+    ("progan", ["--loss", "logistic_r1"], "logistic_r1"),              # a recipe named on either family
+    ("stylegan_lite", ["--loss", "wgan_gp"], "wgan_gp"),
+    ("progan", ["--loss", "wgan", "--penalty", "wgan_gp"], "wgan_gp"),  # a recipe's pair keeps the recipe's name
+    ("progan", ["--loss", "logistic", "--penalty", "r1"], "logistic_r1"),
+    ("progan", ["--loss", "hinge"], "hinge+none"),                     # no --penalty beside a plain loss: none
+    ("progan", ["--loss", "hinge", "--penalty", "r1"], "hinge+r1"),
+    ("stylegan_lite", ["--loss", "lsgan", "--penalty", "dragan"], "lsgan+dragan"),
+    ("progan", ["--loss", "wgan", "--penalty", "dragan"], "wgan+dragan"),
+    ("progan", ["--loss", "wgan", "--spectral-norm"], "wgan+none"),
+    ("stylegan_lite", ["--loss", "logistic", "--penalty", "wgan_gp"], "logistic+wgan_gp"),
+])
+def test_the_dry_run_prints_the_loss_and_penalty_the_run_trains_with(capsys, family, flags, objective):
+    """``train.py --dry-run`` reports the objective the step uses (ADVERSARIAL+PENALTY, or the recipe's name
+    for wgan+wgan_gp and logistic+r1), resolved from --loss, --penalty and the family; the raw --loss flag
+    (empty for the family's default) stays under "train"."""
+    import json
+
+    import train
+
+    assert train.main(["--family", family, "--preset", "tiny", *flags, "--dry-run", "--no-estimate-memory"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    loss_flag = flags[flags.index("--loss") + 1] if "--loss" in flags else ""
+    assert resolved["loss"] == objective and resolved["train"]["loss"] == loss_flag
