@@ -166,4 +166,8 @@ DEGENERATE: list[Mutant] = [
       'noise = generator.synthesis.make_noise(1, generator=rng) if stylegan else []',
       'noise = generator.synthesis.make_noise(1) if stylegan else []',
       ('tests/test_projection_cli_options.py::test_the_same_seed_gives_the_same_projection_whatever_the_global_rng',)),
+    m('blind-s01-family-recipe-ignores-penalty', 'progan/training/options.py',
+      '            return loss_name(adversarial, self.penalty or penalty)',
+      '            return loss_name(adversarial, penalty)',
+      ('tests/test_penalties.py::test_the_familys_recipe_trains_and_records_the_penalty_it_is_given',)),
 ]
