@@ -170,4 +170,8 @@ DEGENERATE: list[Mutant] = [
       '            return loss_name(adversarial, self.penalty or penalty)',
       '            return loss_name(adversarial, penalty)',
       ('tests/test_penalties.py::test_the_familys_recipe_trains_and_records_the_penalty_it_is_given',)),
+    m('blind-s02-r1-summary-records-gp-every', 'progan/training/options.py',
+      'facts.update(r1_gamma=self.r1_gamma, penalty_every=self.r1_every)',
+      'facts.update(r1_gamma=self.r1_gamma, penalty_every=self.gp_every)',
+      ('tests/test_lazy_regularization.py::test_the_summary_records_the_laziness_of_the_penalty_the_run_takes',)),
 ]

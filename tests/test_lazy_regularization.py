@@ -180,3 +180,33 @@ def test_a_resume_with_other_optimizer_options_uses_them_and_keeps_adams_moments
     out = capsys.readouterr().out
     assert "note: D's Adam lr is 0.0032 from this run's options (the checkpoint had 0.002)" in out
     assert "note: D's Adam betas" in out and "note: G's" not in out
+
+
+# --- each penalty's own laziness option, with every adversarial loss -------------------------------
+
+# (options, the penalty the run takes): every adversarial loss with every penalty, the two recipes;
+# K set apart per penalty (--gp-every 8 for WGAN-GP and DRAGAN, --r1-every 4 for R1), so one taken for the other shows
+_EVERY = {"wgan_gp": ("gp_every", 8), "dragan": ("gp_every", 8), "r1": ("r1_every", 4)}
+_RUNS = [(dict(loss=a, penalty=p), p) for a in ("wgan", "logistic", "hinge", "lsgan")
+         for p in ("none", "wgan_gp", "r1", "dragan")] + [(dict(loss="wgan_gp"), "wgan_gp"),
+                                                          (dict(loss="logistic_r1"), "r1")]
+
+
+def _lazy_config(options: dict, penalty: str):
+    from progan.training.options import TrainConfig
+
+    flag, every = _EVERY.get(penalty, (None, 1))
+    return TrainConfig(**options, spectral_norm=True, **({flag: every} if flag else {})), every
+
+
+@pytest.mark.parametrize("options,penalty", _RUNS, ids=["+".join(o.values()) for o, _ in _RUNS])
+def test_the_summary_records_the_laziness_of_the_penalty_the_run_takes(options, penalty):
+    """A model card's ``penalty_every`` is the K of the run's own penalty: --r1-every for R1, --gp-every for
+    WGAN-GP and DRAGAN, none without a penalty."""
+    config, every = _lazy_config(options, penalty)
+    facts = config.stabilization()
+    assert facts["penalty"] == penalty
+    if penalty == "none":
+        assert "penalty_every" not in facts
+    else:
+        assert facts["penalty_every"] == every
