@@ -174,4 +174,9 @@ DEGENERATE: list[Mutant] = [
       'facts.update(r1_gamma=self.r1_gamma, penalty_every=self.r1_every)',
       'facts.update(r1_gamma=self.r1_gamma, penalty_every=self.gp_every)',
       ('tests/test_lazy_regularization.py::test_the_summary_records_the_laziness_of_the_penalty_the_run_takes',)),
+    m('blind-s03-dragan-lazy-by-r1-every', 'progan/training/step.py',
+      '    return config.r1_every if penalty == "r1" else config.gp_every',
+      '    return config.gp_every if penalty == "wgan_gp" else config.r1_every',
+      ('tests/test_lazy_regularization.py::test_each_penalty_is_lazy_by_its_own_option',
+       'tests/test_lazy_regularization.py::test_lazy_regularization_adjusts_adam_and_runs_every_k_steps')),
 ]
