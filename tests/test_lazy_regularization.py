@@ -5,6 +5,8 @@
 - ``penalty=False`` leaves exactly the penalty's gradient out of the D step;
 - D's Adam gets lr * c and beta ** c, c = K / (K + 1), and the penalty runs on steps 0, K, 2K, ...;
 - every logged term is the mean over the steps it ran on, whatever K and --log-every are.
+- K is the run's own penalty's option (--r1-every for R1, --gp-every for WGAN-GP and DRAGAN) with every
+  adversarial loss, in the trainer and in the summary a model card records.
 """
 from __future__ import annotations
 
@@ -49,8 +51,10 @@ def test_penalty_false_leaves_the_penalty_out():
                                rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("loss,flag", [("logistic_r1", "r1_every"), ("wgan_gp", "gp_every")])
-def test_lazy_regularization_adjusts_adam_and_runs_every_k_steps(tmp_path, monkeypatch, loss, flag):
+@pytest.mark.parametrize("options,flag", [(dict(loss="logistic_r1"), "r1_every"), (dict(loss="wgan_gp"), "gp_every"),
+                                          (dict(loss="logistic", penalty="dragan"), "gp_every")],
+                         ids=["r1", "wgan_gp", "dragan"])
+def test_lazy_regularization_adjusts_adam_and_runs_every_k_steps(tmp_path, monkeypatch, options, flag):
     from accelerate import Accelerator
 
     import progan.training.iteration as iteration_module
@@ -60,7 +64,7 @@ def test_lazy_regularization_adjusts_adam_and_runs_every_k_steps(tmp_path, monke
     from train_utils import make_image_folder
 
     data = make_image_folder(tmp_path / "data")
-    base = dict(family="progan", preset="tiny", data=str(data), kimg=0.048, batch_size=4, loss=loss,
+    base = dict(family="progan", preset="tiny", data=str(data), kimg=0.048, batch_size=4, **options,
                 progressive=False, checkpoint_kimg=10, sample_kimg=10, workers=0, d_lr=0.002,
                 adam_beta1=0.5, adam_beta2=0.99)
     calls, current = [], {}
@@ -180,3 +184,43 @@ def test_a_resume_with_other_optimizer_options_uses_them_and_keeps_adams_moments
     out = capsys.readouterr().out
     assert "note: D's Adam lr is 0.0032 from this run's options (the checkpoint had 0.002)" in out
     assert "note: D's Adam betas" in out and "note: G's" not in out
+
+
+# --- each penalty's own laziness option, with every adversarial loss -------------------------------
+
+# (options, the penalty the run takes): every adversarial loss with every penalty, the two recipes;
+# K set apart per penalty (--gp-every 8 for WGAN-GP and DRAGAN, --r1-every 4 for R1), so one taken for the other shows
+_EVERY = {"wgan_gp": ("gp_every", 8), "dragan": ("gp_every", 8), "r1": ("r1_every", 4)}
+_RUNS = [(dict(loss=a, penalty=p), p) for a in ("wgan", "logistic", "hinge", "lsgan")
+         for p in ("none", "wgan_gp", "r1", "dragan")] + [(dict(loss="wgan_gp"), "wgan_gp"),
+                                                          (dict(loss="logistic_r1"), "r1")]
+
+
+def _lazy_config(options: dict, penalty: str):
+    from progan.training.options import TrainConfig
+
+    flag, every = _EVERY.get(penalty, (None, 1))
+    return TrainConfig(**options, spectral_norm=True, **({flag: every} if flag else {})), every
+
+
+@pytest.mark.parametrize("options,penalty", _RUNS, ids=["+".join(o.values()) for o, _ in _RUNS])
+def test_the_summary_records_the_laziness_of_the_penalty_the_run_takes(options, penalty):
+    """A model card's ``penalty_every`` is the K of the run's own penalty: --r1-every for R1, --gp-every for
+    WGAN-GP and DRAGAN, none without a penalty."""
+    config, every = _lazy_config(options, penalty)
+    facts = config.stabilization()
+    assert facts["penalty"] == penalty
+    if penalty == "none":
+        assert "penalty_every" not in facts
+    else:
+        assert facts["penalty_every"] == every
+
+
+@pytest.mark.parametrize("options,penalty", _RUNS, ids=["+".join(o.values()) for o, _ in _RUNS])
+def test_each_penalty_is_lazy_by_its_own_option(options, penalty):
+    """The K the trainer applies (``regularization_interval``; D's Adam correction follows it): --r1-every
+    for R1, --gp-every for WGAN-GP and DRAGAN, 1 without a penalty."""
+    from progan.training.step import regularization_interval
+
+    config, every = _lazy_config(options, penalty)
+    assert regularization_interval(config, config.objective) == every

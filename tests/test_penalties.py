@@ -177,3 +177,31 @@ def test_the_summary_records_each_penaltys_own_weight_and_laziness_and_no_other(
     facts = TrainConfig(**_SET, **options).stabilization()
     assert facts == {**recorded, "spectral_norm": True, "label_smoothing": 0.0, "instance_noise": 0.0,
                      "g_lr": 0.001, "d_lr": 0.001, "reset_opt_at_stage": False}
+
+
+# the family's recipe (empty --loss): ProGAN wgan + wgan_gp, StyleGAN-lite logistic + r1 (FAMILY_LOSS), each
+# --penalty replacing the recipe's own; the pair keeps the recipe's name only when it is the recipe's pair
+_FAMILY_ADVERSARIAL = {"progan": "wgan", "stylegan_lite": "logistic"}
+_OWN_EVERY = {"wgan_gp": dict(gp_every=8), "dragan": dict(gp_every=8), "r1": dict(r1_every=4), "none": {}}
+
+
+@pytest.mark.parametrize("family", ["progan", "stylegan_lite"])
+@pytest.mark.parametrize("penalty", ["", "none", "wgan_gp", "r1", "dragan"])
+def test_the_familys_recipe_trains_and_records_the_penalty_it_is_given(family, penalty):
+    """``--penalty`` beside an empty ``--loss`` replaces the recipe's penalty in the loss the step uses
+    (``objective``) and in the summary, with that penalty's own laziness (set apart: --gp-every 8,
+    --r1-every 4); no ``--penalty`` keeps the recipe's."""
+    from progan.training.options import TrainConfig
+    from progan.training.step import regularization_interval
+
+    adversarial = _FAMILY_ADVERSARIAL[family]
+    taken = penalty or {"progan": "wgan_gp", "stylegan_lite": "r1"}[family]
+    expected = {("wgan", "wgan_gp"): "wgan_gp", ("logistic", "r1"): "logistic_r1"}.get(
+        (adversarial, taken), f"{adversarial}+{taken}")
+    every = _OWN_EVERY[taken]
+    config = TrainConfig(family=family, penalty=penalty, spectral_norm=True, **every)
+    assert config.objective == expected
+    facts = config.stabilization()
+    assert (facts["loss"], facts["penalty"]) == (adversarial, taken)
+    assert facts.get("penalty_every") == next(iter(every.values()), None)
+    assert regularization_interval(config, config.objective) == next(iter(every.values()), 1)
