@@ -382,4 +382,9 @@ SWEEP: list[Mutant] = [
       ', formatter_class=argparse.RawDescriptionHelpFormatter',
       '',
       ('tests/test_model_card.py::test_help_keeps_the_usage_example_as_written',)),
+    # arithmetic sweep (issue 20), progan/ part A
+    m('ar-step-lazy-penalty-times-micro-batches', 'progan/training/step.py',
+      'ctx.backward(loss * every / len(reals))',
+      'ctx.backward(loss * every * len(reals))',
+      ('tests/test_lazy_regularization.py::test_a_lazy_penalty_over_k_micro_batches_is_the_whole_batchs',)),
 ]
