@@ -387,4 +387,8 @@ SWEEP: list[Mutant] = [
       'ctx.backward(loss * every / len(reals))',
       'ctx.backward(loss * every * len(reals))',
       ('tests/test_lazy_regularization.py::test_a_lazy_penalty_over_k_micro_batches_is_the_whole_batchs',)),
+    m('ar-losses-logged-d-loss-difference', 'progan/losses.py',
+      'return {"d_loss": fake_loss.detach() + real_loss.detach()',
+      'return {"d_loss": fake_loss.detach() - real_loss.detach()',
+      ('tests/test_closed_forms.py::test_the_logged_d_loss_is_the_sum_of_the_fake_and_real_halves',)),
 ]
