@@ -391,4 +391,8 @@ SWEEP: list[Mutant] = [
       'return {"d_loss": fake_loss.detach() + real_loss.detach()',
       'return {"d_loss": fake_loss.detach() - real_loss.detach()',
       ('tests/test_closed_forms.py::test_the_logged_d_loss_is_the_sum_of_the_fake_and_real_halves',)),
+    m('ar-minibatch-discrimination-scale-times-root-a', 'progan/minibatch_discrimination.py',
+      'self.weight_scale = 1.0 / math.sqrt(in_features)',
+      'self.weight_scale = 1.0 * math.sqrt(in_features)',
+      ('tests/test_tricks.py::test_minibatch_discriminations_weight_is_scaled_by_one_over_root_a',)),
 ]
