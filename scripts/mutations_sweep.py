@@ -411,4 +411,8 @@ SWEEP: list[Mutant] = [
       's.xfrac_std * size',
       's.xfrac_std / size',
       ('tests/test_ada.py::test_drawn_rotations_and_fractional_translations_have_the_papers_spread',)),
+    m('ar-augment-cutout-odd-centre-past-border', 'progan/training/augment.py',
+      'h + (1 - ch % 2)',
+      'h + (1 + ch % 2)',
+      ('tests/test_augment.py::test_an_odd_sided_cutout_is_centred_on_a_pixel_of_the_image',)),
 ]
