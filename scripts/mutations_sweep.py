@@ -415,4 +415,8 @@ SWEEP: list[Mutant] = [
       'h + (1 - ch % 2)',
       'h + (1 + ch % 2)',
       ('tests/test_augment.py::test_an_odd_sided_cutout_is_centred_on_a_pixel_of_the_image',)),
+    m('ar-nearest-figure-cell-times-side', 'progan/metrics/nearest.py',
+      'max(1, -(-96 // h))',
+      'max(1, -(-96 * h))',
+      ('tests/test_nearest.py::test_pairs_figure_layout',)),
 ]
