@@ -419,4 +419,17 @@ SWEEP: list[Mutant] = [
       'max(1, -(-96 // h))',
       'max(1, -(-96 * h))',
       ('tests/test_nearest.py::test_pairs_figure_layout',)),
+    m('ar-trainer-train-seconds-plus-start', 'progan/training/trainer.py',
+      'summary=self.summary(time.time() - start)',
+      'summary=self.summary(time.time() + start)',
+      ('tests/test_trainer_loop.py::test_log_records_follow_log_every_and_the_last_step',)),
+    # cosmetic: the progress bar and the resume message
+    m('ar-trainer-progress-bar-adds-its-count', 'progan/training/trainer.py',
+      'bar.update(round(self.images_seen / 1000, 3) - bar.n)',
+      'bar.update(round(self.images_seen / 1000, 3) + bar.n)',
+      ('tests/test_trainer_loop.py::test_log_records_follow_log_every_and_the_last_step',)),
+    m('ar-trainer-resume-message-kimg-times-1000', 'progan/training/trainer.py',
+      '{resumed} at {self.images_seen / 1000:.3f} kimg',
+      '{resumed} at {self.images_seen * 1000:.3f} kimg',
+      ('tests/test_resume_state.py::test_the_log_clock_continues_across_a_resume',)),
 ]
