@@ -63,6 +63,20 @@ def test_drawn_integer_translations_are_whole_pixels_within_an_eighth():
     t = draw_parameters(4000, 1.0, height=16, width=32, groups=("blit",))["xint"]
     assert torch.equal(t, t.round())
     assert t[:, 0].abs().max() == 4 and t[:, 1].abs().max() == 2          # 0.125 * 32, 0.125 * 16
+    # uniform in +- an eighth: every whole pixel of both signs is drawn (the ends, +-4, each 1/16 of the time)
+    assert set(t[:, 0].tolist()) == set(range(-4, 5)) and set(t[:, 1].tolist()) == set(range(-2, 3))
+
+
+def test_drawn_rotations_and_fractional_translations_have_the_papers_spread():
+    # rotations uniform in +- pi (mean 0, variance pi^2 / 3); xfrac normal with std 0.125 * size per axis
+    # (4 px of 32 in x, 2 px of 16 in y). n = 20000: the mean's std is 1.8 / sqrt(n) = 0.013, a std's 0.5 %
+    torch.manual_seed(0)
+    t = draw_parameters(20000, 1.0, height=16, width=32, groups=("geom",))
+    for name in ("rotate_pre", "rotate_post"):
+        assert t[name].abs().max() <= math.pi and abs(t[name].mean().item()) < 0.07
+        assert t[name].var().item() == pytest.approx(math.pi ** 2 / 3, rel=0.04)
+    assert t["xfrac"].mean(0).abs().max() < 0.1
+    torch.testing.assert_close(t["xfrac"].std(0), torch.tensor([4.0, 2.0]), rtol=0.04, atol=0)
 
 
 # --- geom: one composed matrix against a per-pixel construction ------------------------------------------

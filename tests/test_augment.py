@@ -93,6 +93,18 @@ def test_cutout_zeroes_one_square_of_half_the_side_clipped_only_by_the_border():
     assert (holes.sum(dim=(1, 2)) == 16).float().mean().item() == pytest.approx(25 / 81, abs=0.08)
 
 
+
+def test_an_odd_sided_cutout_is_centred_on_a_pixel_of_the_image():
+    """6x10 image: the hole is 3 by 5 (odd), centred on one of the image's own pixels (DiffAugment), so every
+    image loses at least the centre and the half-side after it: rows >= 2, columns >= 3, never an empty hole;
+    a centre beyond the border would clip it to 1 row (or none)."""
+    torch.manual_seed(0)
+    holes = cutout(torch.ones(400, 1, 6, 10))[:, 0] == 0                  # [N, H, W]
+    rows, cols = holes.any(dim=2).sum(dim=1), holes.any(dim=1).sum(dim=1)
+    assert set(rows.tolist()) == {2, 3} and set(cols.tolist()) == {3, 4, 5}
+    # whole in both axes when the centre is in rows 1..4 and columns 2..7: 4/6 * 6/10
+    assert ((rows == 3) & (cols == 5)).float().mean().item() == pytest.approx(0.4, abs=0.08)
+
 def test_color_transforms_follow_their_definitions():
     x = torch.rand(4, 3, 5, 5) * 2 - 1
     torch.manual_seed(0)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from critics import ConstantG, make_ctx
 from families import FAMILIES
 from progan import losses
 from progan.training.ema import ema_beta, update_ema
@@ -109,6 +110,19 @@ def test_lazy_penalties_are_the_weighted_penalties_alone():
     without, _ = losses.discriminator_loss("wgan_gp", critic, real, fake, gp_lambda=10.0, penalty=False)
     assert (with_p - without).item() == pytest.approx(40.0, rel=1e-5)
 
+
+
+def test_the_logged_d_loss_is_the_sum_of_the_fake_and_real_halves():
+    # the D step's logged d_loss is the whole WGAN-GP loss: E[D(fake)] - E[D(real)] + drift + lambda GP,
+    # on the linear critic (||w|| = 2, so GP = 1) with fakes that are all 2.0 (D(fake) = 2 sum(w))
+    critic, real = _critic(2.0), _batch(4)
+    w = critic.w.detach()
+    terms = discriminator_step(make_ctx(ConstantG(SHAPE[1:]), critic, "wgan_gp", gp_lambda=7.0, drift_epsilon=0.01),
+                               [real])
+    d_real, d_fake = real.flatten(1) @ w, 2.0 * w.sum()
+    assert terms["d_wasserstein"].item() == pytest.approx((d_fake - d_real.mean()).item(), rel=1e-5)
+    expected = d_fake - d_real.mean() + 0.01 * d_real.square().mean() + 7.0 * (2.0 - 1.0) ** 2
+    assert terms["d_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 @pytest.mark.parametrize("family,mixing", [("progan", 0.0), ("stylegan_lite", 0.3)])
 @pytest.mark.parametrize("reg_every,penalty", [(1, True), (4, False)])

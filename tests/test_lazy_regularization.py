@@ -37,6 +37,19 @@ def test_lazy_penalty_gradient_is_k_times_the_closed_form(every):
         torch.testing.assert_close(d.w.grad, every * weight * dw, rtol=1e-4, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_a_lazy_penalty_over_k_micro_batches_is_the_whole_batchs(k):
+    """--grad-accum K with lazy R1 (every 3): the gradient is 3 x gamma/2 x the mean over the WHOLE batch of
+    ||grad_x D(real)||^2 = ||2 w x||^2, built by hand, however the batch is split (each micro-batch / K)."""
+    gen = torch.Generator().manual_seed(3)
+    reals = torch.randn(8, *SHAPE, generator=gen)
+    d = SquareCritic(SHAPE)
+    regularization_step(make_ctx(ConstantG(SHAPE), d, "logistic_r1", r1_gamma=0.7), list(reals.chunk(k)), 3)
+    w = d.w.detach().clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(3 * 0.7 / 2 * (2 * w * reals).flatten(1).square().sum(1).mean(), w)
+    torch.testing.assert_close(d.w.grad, expected, rtol=1e-4, atol=1e-5)
+
 def test_penalty_false_leaves_the_penalty_out():
     torch.manual_seed(0)
     d, g = SquareCritic(SHAPE), ConstantG(SHAPE)

@@ -182,6 +182,9 @@ def test_noise_scores_near_zero():
 
 
 def test_pairs_figure_layout():
+    for side, cell in ((2, 96), (5, 100), (128, 128)):  # the default cell: the side's smallest multiple >= 96
+        small = np.zeros((side, side, 3), np.uint8)
+        assert pairs_figure([(small, small, "a")]).size == (2 * cell + 2, cell + 16)
     image = np.zeros((16, 16, 3), np.uint8)
     figure = pairs_figure([(image, image, "a")] * 5, columns=4)
     assert figure.size == (4 * (2 * 96 + 2 + 6) - 6, 2 * (96 + 16 + 6) - 6)

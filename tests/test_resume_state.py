@@ -105,7 +105,7 @@ def test_the_run_clock_sums_wall_and_cpu_seconds_over_sessions(monkeypatch):
     assert resumed.read() == (40.0, 17.5)
 
 
-def test_the_log_clock_continues_across_a_resume(build, tmp_path):
+def test_the_log_clock_continues_across_a_resume(build, tmp_path, capsys):
     import json
 
     first = build()
@@ -113,6 +113,7 @@ def test_the_log_clock_continues_across_a_resume(build, tmp_path):
     build_longer = TrainConfig(**{**first.config.__dict__, "kimg": 0.016})
     second = Trainer(build_longer, FAMILIES["stylegan_lite"], first.open_dataset, accelerator=Accelerator(cpu=True))
     second.train()
+    assert " at 0.008 kimg" in capsys.readouterr().out  # the resume message: 8 images, the first run's --kimg
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     steps = [r for r in records if "g_loss" in r]
     assert [r["step"] for r in steps] == [2, 4]        # each session logs its last step (--log-every 10)

@@ -27,15 +27,33 @@ def _trainer(tmp_path, family: str = "progan", **options):
 
 # --- log records ---------------------------------------------------------------------------------------
 
-def test_log_records_follow_log_every_and_the_last_step(tmp_path, restore_signals):
+def test_log_records_follow_log_every_and_the_last_step(tmp_path, restore_signals, monkeypatch):
     """--log-every 3 over 7 steps (0.028 kimg of 4 images): one record after steps 3 and 6 (counted after
     the step) and one after the last, 7; each at the images seen by then."""
     import json
+    import time
 
-    _trainer(tmp_path, kimg=0.028, log_every=3, progressive=False, checkpoint_kimg=1.0, sample_kimg=1.0).train()
+    from progan.training import trainer as trainer_module
+
+    bars = []
+
+    class RecordingBar(trainer_module.tqdm):
+        def close(self):
+            bars.append(self.n)
+            super().close()
+
+    monkeypatch.setattr(trainer_module, "tqdm", RecordingBar)
+    trainer = _trainer(tmp_path, kimg=0.028, log_every=3, progressive=False, checkpoint_kimg=1.0, sample_kimg=1.0)
+    begin = time.time()
+    trainer.train()
+    wall = time.time() - begin
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     steps = [r for r in records if "g_loss" in r]
     assert [(r["step"], round(r["kimg"] * 1000)) for r in steps] == [(3, 12), (6, 24), (7, 28)]
+    # the export's summary (the model card's) records the run's own duration, within the wall time around it
+    summary = json.loads((tmp_path / "run" / "export" / "config.json").read_text())["summary"]
+    assert 0 <= summary["train_seconds"] <= wall + 0.1 and summary["steps"] == 7
+    assert bars[0] == pytest.approx(0.028)  # the progress bar ends at the kimg reached
 
 
 # --- what is written when: intervals that the batch does not divide, and the end of the run -------------

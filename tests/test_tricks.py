@@ -4,6 +4,7 @@ the unrolled copy leaving D alone, and bit-exact resume with the options on."""
 import contextlib
 import copy
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -153,6 +154,17 @@ def test_minibatch_discrimination_matches_a_direct_loop():
     torch.testing.assert_close(out[:, 2:], expected[:, :, None, None].expand(4, 3, 2, 2), rtol=1e-5, atol=1e-6)
     assert "num_kernels=3" in repr(layer)
 
+
+
+@pytest.mark.parametrize("features", [4, 16])
+def test_minibatch_discriminations_weight_is_scaled_by_one_over_root_a(features):
+    # equalized learning rate: T = weight / sqrt(A). With weight all ones, sample 0 all zeros and
+    # sample 1 all ones, M = (0, A / sqrt(A)) = (0, sqrt(A)): each o = exp(0) + exp(-sqrt(A))
+    layer = MinibatchDiscrimination(features, num_kernels=1, kernel_dim=1)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        o = layer.closeness(torch.stack([torch.zeros(features), torch.ones(features)]))
+    torch.testing.assert_close(o, torch.full((2, 1), 1 + math.exp(-math.sqrt(features))))
 
 def test_minibatch_discrimination_tells_identical_from_varied_batches():
     torch.manual_seed(0)
