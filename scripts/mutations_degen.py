@@ -3,7 +3,7 @@ them (noise strength 0, w_avg 0, zero biases, sorted names, a cache that is off)
 """
 from __future__ import annotations
 
-from mutant_base import Mutant, m
+from mutant_base import SG, Mutant, m
 
 DEGENERATE: list[Mutant] = [
     # degenerate fixtures: a fresh tiny model has w_avg 0, noise strengths 0 and zero biases
@@ -189,4 +189,15 @@ DEGENERATE: list[Mutant] = [
       '    return config.gp_every if penalty == "wgan_gp" else config.r1_every',
       ('tests/test_lazy_regularization.py::test_each_penalty_is_lazy_by_its_own_option',
        'tests/test_lazy_regularization.py::test_lazy_regularization_adjusts_adam_and_runs_every_k_steps')),
+    # the order of operations inside a styled layer, against the reference in tests/test_stylegan_reference.py
+    m('blind-m08-blur-before-conv', SG,
+      '            x = self.blur(self.conv(x))', '            x = self.conv(self.blur(x))',
+      ('tests/test_stylegan_reference.py::test_synthesis_matches_the_papers_order_of_operations',)),
+    m('sg-noise-after-adain', SG,
+      """        x = self.noise(x, noise)
+        x = clamp_fp16(F.leaky_relu(x + self.bias.view(1, -1, 1, 1).to(x.dtype), LEAKY_SLOPE))
+        return self.adain(x, w)""",
+      """        x = clamp_fp16(F.leaky_relu(x + self.bias.view(1, -1, 1, 1).to(x.dtype), LEAKY_SLOPE))
+        return self.noise(self.adain(x, w), noise)""",
+      ('tests/test_stylegan_reference.py::test_synthesis_matches_the_papers_order_of_operations',)),
 ]
