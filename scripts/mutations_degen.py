@@ -189,4 +189,18 @@ DEGENERATE: list[Mutant] = [
       '    return config.gp_every if penalty == "wgan_gp" else config.r1_every',
       ('tests/test_lazy_regularization.py::test_each_penalty_is_lazy_by_its_own_option',
        'tests/test_lazy_regularization.py::test_lazy_regularization_adjusts_adam_and_runs_every_k_steps')),
+    # the order of operations inside ProGAN's blocks, against a reference written from the paper
+    m('blind-m06-progan-input-block-norm-before-lrelu', 'progan/networks.py',
+      '        return self.conv(self.norm(_lrelu(x)))', '        return self.conv(_lrelu(self.norm(x)))',
+      ('tests/test_progan_reference.py::test_generator_matches_the_papers_layer_order',)),
+    m('progan-conv-layer-norm-before-lrelu', 'progan/networks.py',
+      '        return self.norm(_lrelu(self.conv(x)))', '        return _lrelu(self.norm(self.conv(x)))',
+      ('tests/test_progan_reference.py::test_generator_matches_the_papers_layer_order',)),
+    m('progan-d-block-pools-before-its-second-conv', 'progan/networks.py',
+      'downsample2x(_lrelu(self.conv2(_lrelu(self.conv1(x)))))',
+      '_lrelu(self.conv2(downsample2x(_lrelu(self.conv1(x)))))',
+      ('tests/test_progan_reference.py::test_discriminator_matches_the_papers_layer_order',)),
+    m('progan-d-fade-in-skip-without-lrelu', 'progan/networks.py',
+      'x = torch.lerp(_lrelu(skip), x, alpha)', 'x = torch.lerp(skip, x, alpha)',
+      ('tests/test_progan_reference.py::test_discriminator_matches_the_papers_layer_order',)),
 ]
