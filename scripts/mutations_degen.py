@@ -200,4 +200,18 @@ DEGENERATE: list[Mutant] = [
       """        x = clamp_fp16(F.leaky_relu(x + self.bias.view(1, -1, 1, 1).to(x.dtype), LEAKY_SLOPE))
         return self.noise(self.adain(x, w), noise)""",
       ('tests/test_stylegan_reference.py::test_synthesis_matches_the_papers_order_of_operations',)),
+    # the order of operations inside ProGAN's blocks, against a reference written from the paper
+    m('blind-m06-progan-input-block-norm-before-lrelu', 'progan/networks.py',
+      '        return self.conv(self.norm(_lrelu(x)))', '        return self.conv(_lrelu(self.norm(x)))',
+      ('tests/test_progan_reference.py::test_generator_matches_the_papers_layer_order',)),
+    m('progan-conv-layer-norm-before-lrelu', 'progan/networks.py',
+      '        return self.norm(_lrelu(self.conv(x)))', '        return _lrelu(self.norm(self.conv(x)))',
+      ('tests/test_progan_reference.py::test_generator_matches_the_papers_layer_order',)),
+    m('progan-d-block-pools-before-its-second-conv', 'progan/networks.py',
+      'downsample2x(_lrelu(self.conv2(_lrelu(self.conv1(x)))))',
+      '_lrelu(self.conv2(downsample2x(_lrelu(self.conv1(x)))))',
+      ('tests/test_progan_reference.py::test_discriminator_matches_the_papers_layer_order',)),
+    m('progan-d-fade-in-skip-without-lrelu', 'progan/networks.py',
+      'x = torch.lerp(_lrelu(skip), x, alpha)', 'x = torch.lerp(skip, x, alpha)',
+      ('tests/test_progan_reference.py::test_discriminator_matches_the_papers_layer_order',)),
 ]
