@@ -189,4 +189,8 @@ DEGENERATE: list[Mutant] = [
       '    return config.gp_every if penalty == "wgan_gp" else config.r1_every',
       ('tests/test_lazy_regularization.py::test_each_penalty_is_lazy_by_its_own_option',
        'tests/test_lazy_regularization.py::test_lazy_regularization_adjusts_adam_and_runs_every_k_steps')),
+    m('blind-m11-projection-renders-with-const-noise', 'app/projection/projector.py',
+      '        return generator.synthesis(self.ws(generator), noise=[n.to(model_device(generator)) for n in self.noise])',
+      '        return generator.synthesis(self.ws(generator), noise_mode="const")',
+      ('tests/test_projection_noise.py::test_a_projection_renders_with_its_own_noise_maps_and_reads_back_the_same_image',)),
 ]
