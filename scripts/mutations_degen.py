@@ -214,4 +214,8 @@ DEGENERATE: list[Mutant] = [
     m('progan-d-fade-in-skip-without-lrelu', 'progan/networks.py',
       'x = torch.lerp(_lrelu(skip), x, alpha)', 'x = torch.lerp(skip, x, alpha)',
       ('tests/test_progan_reference.py::test_discriminator_matches_the_papers_layer_order',)),
+    m('blind-m11-projection-renders-with-const-noise', 'app/projection/projector.py',
+      '        return generator.synthesis(self.ws(generator), noise=[n.to(model_device(generator)) for n in self.noise])',
+      '        return generator.synthesis(self.ws(generator), noise_mode="const")',
+      ('tests/test_projection_noise.py::test_a_projection_renders_with_its_own_noise_maps_and_reads_back_the_same_image',)),
 ]
