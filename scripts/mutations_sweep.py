@@ -382,4 +382,10 @@ SWEEP: list[Mutant] = [
       ', formatter_class=argparse.RawDescriptionHelpFormatter',
       '',
       ('tests/test_model_card.py::test_help_keeps_the_usage_example_as_written',)),
+    m('ar-projector-noise-penalty-subtracted', 'app/projection/projector.py',
+      'total = loss + options.noise_weight', 'total = loss - options.noise_weight',
+      ('tests/test_projection_noise_regulariser.py::test_the_noise_gradient_is_the_distances_plus_the_weight_times_the_penaltys',)),
+    m('ar-projector-noise-weight-divides', 'app/projection/projector.py',
+      'options.noise_weight * _noise_penalty(noise)', 'options.noise_weight / _noise_penalty(noise)',
+      ('tests/test_projection_noise_regulariser.py::test_the_noise_gradient_is_the_distances_plus_the_weight_times_the_penaltys',)),
 ]
