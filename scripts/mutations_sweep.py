@@ -388,4 +388,17 @@ SWEEP: list[Mutant] = [
     m('ar-projector-noise-weight-divides', 'app/projection/projector.py',
       'options.noise_weight * _noise_penalty(noise)', 'options.noise_weight / _noise_penalty(noise)',
       ('tests/test_projection_noise_regulariser.py::test_the_noise_gradient_is_the_distances_plus_the_weight_times_the_penaltys',)),
+    # cosmetic: the mixing grid's progress bar
+    m('ar-mixing-progress-total-short', 'app/mixing.py',
+      'total, done = len(row_seeds) + 1, 0', 'total, done = len(row_seeds) - 1, 0',
+      ('tests/test_app_edges.py::test_mixing_progress_rises_one_step_per_row_and_ends_exactly_at_its_total',)),
+    m('ar-mixing-progress-counts-down', 'app/mixing.py',
+      '        done += 1\n', '        done -= 1\n',
+      ('tests/test_app_edges.py::test_mixing_progress_rises_one_step_per_row_and_ends_exactly_at_its_total',)),
+    m('ar-edit-labels-run-leftwards', 'app/edit.py',
+      'draw.text((left + c * (cell + gap) + 2, 2)', 'draw.text((left - c * (cell + gap) + 2, 2)',
+      ('tests/test_edit_cli_options.py::test_edit_grid_labels_each_column_with_its_strength_above_it',)),
+    m('ar-edit-labels-drift-by-the-gap', 'app/edit.py',
+      'draw.text((left + c * (cell + gap) + 2, 2)', 'draw.text((left + c * (cell - gap) + 2, 2)',
+      ('tests/test_edit_cli_options.py::test_edit_grid_labels_each_column_with_its_strength_above_it',)),
 ]
