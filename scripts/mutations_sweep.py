@@ -401,4 +401,10 @@ SWEEP: list[Mutant] = [
     m('ar-edit-labels-drift-by-the-gap', 'app/edit.py',
       'draw.text((left + c * (cell + gap) + 2, 2)', 'draw.text((left + c * (cell - gap) + 2, 2)',
       ('tests/test_edit_cli_options.py::test_edit_grid_labels_each_column_with_its_strength_above_it',)),
+    m('ar-limits-upload-cap-times-twenty', 'app/limits.py',
+      'max_upload_bytes: int = 8 * 2**20', 'max_upload_bytes: int = 8 * 2*20',
+      ('tests/test_app_project.py::test_the_apps_upload_cap_is_8_mib',)),
+    m('ar-projection-ui-upload-size-not-in-mib', 'app/projection/ui.py',
+      'the image is {size / 2**20:.1f} MiB', 'the image is {size / 2*20:.1f} MiB',
+      ('tests/test_app_project.py::test_the_apps_upload_cap_is_8_mib',)),
 ]
