@@ -407,4 +407,11 @@ SWEEP: list[Mutant] = [
     m('ar-projection-ui-upload-size-not-in-mib', 'app/projection/ui.py',
       'the image is {size / 2**20:.1f} MiB', 'the image is {size / 2*20:.1f} MiB',
       ('tests/test_app_project.py::test_the_apps_upload_cap_is_8_mib',)),
+    m('ar-compare-recipes-sheet-columns-overlap', 'scripts/compare_recipes.py',
+      'x, y = (i % columns) * (w + pad)', 'x, y = (i % columns) * (w - pad)',
+      ('tests/test_compare_recipes.py::test_sample_sheet_falls_back_to_the_committed_last_grid',)),
+    # cosmetic: a timing recorded in final.json, read by no code
+    m('ar-compare-recipes-wall-seconds-added', 'scripts/compare_recipes.py',
+      'round(time.time() - start)', 'round(time.time() + start)',
+      ('tests/test_compare_recipes.py::test_the_verdict_is_the_mean_diversity_of_the_last_three_monitor_records',)),
 ]
