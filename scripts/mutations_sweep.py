@@ -414,4 +414,11 @@ SWEEP: list[Mutant] = [
     m('ar-compare-recipes-wall-seconds-added', 'scripts/compare_recipes.py',
       'round(time.time() - start)', 'round(time.time() + start)',
       ('tests/test_compare_recipes.py::test_the_verdict_is_the_mean_diversity_of_the_last_three_monitor_records',)),
+    # cosmetic: the docs' parameter table
+    m('ar-families-table-generator-not-in-millions', 'families.py',
+      '{count_parameters(g) / 1e6:.2f}M', '{count_parameters(g) * 1e6:.2f}M',
+      ('tests/test_networks.py::test_the_parameter_table_gives_the_paper_models_in_millions',)),
+    m('ar-families-table-discriminator-not-in-millions', 'families.py',
+      '{count_parameters(d) / 1e6:.2f}M', '{count_parameters(d) * 1e6:.2f}M',
+      ('tests/test_networks.py::test_the_parameter_table_gives_the_paper_models_in_millions',)),
 ]
