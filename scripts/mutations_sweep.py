@@ -421,4 +421,7 @@ SWEEP: list[Mutant] = [
     m('ar-families-table-discriminator-not-in-millions', 'families.py',
       '{count_parameters(d) / 1e6:.2f}M', '{count_parameters(d) * 1e6:.2f}M',
       ('tests/test_networks.py::test_the_parameter_table_gives_the_paper_models_in_millions',)),
+    m('ar-app-screenshot-deadline-in-the-past', 'scripts/app_screenshot.py',
+      'deadline = time.monotonic() + timeout', 'deadline = time.monotonic() - timeout',
+      ('tests/test_app_screenshot_script.py::test_wait_returns_once_the_page_answers_and_gives_up_after_the_timeout',)),
 ]
