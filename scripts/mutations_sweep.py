@@ -434,4 +434,10 @@ SWEEP: list[Mutant] = [
     m('kwd-options-blur-padding-choices-dropped', 'progan/training/options.py',
       ', choices=BLUR_PADDINGS)', ')',
       ('tests/test_training.py::test_every_option_with_fixed_values_offers_exactly_them',)),
+    m('kwd-trainer-generator-channels-last-dropped', 'progan/training/trainer.py',
+      'self.generator.to(memory_format=torch.channels_last)', 'self.generator.to()',
+      ('tests/test_trainer_options.py::test_channels_last_lays_out_both_models_weights_and_the_reals',)),
+    m('kwd-trainer-reals-channels-last-dropped', 'progan/training/trainer.py',
+      'r.contiguous(memory_format=torch.channels_last)', 'r.contiguous()',
+      ('tests/test_trainer_options.py::test_channels_last_lays_out_both_models_weights_and_the_reals',)),
 ]
