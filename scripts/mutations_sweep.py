@@ -440,4 +440,8 @@ SWEEP: list[Mutant] = [
     m('kwd-trainer-reals-channels-last-dropped', 'progan/training/trainer.py',
       'r.contiguous(memory_format=torch.channels_last)', 'r.contiguous()',
       ('tests/test_trainer_options.py::test_channels_last_lays_out_both_models_weights_and_the_reals',)),
+    m('kwd-evaluation-network-device-dropped', 'progan/metrics/evaluation.py',
+      'load_feature_network(self.network_path or None, device=self.accelerator.device)',
+      'load_feature_network(self.network_path or None)',
+      ('tests/test_evaluation.py::test_the_periodic_evaluator_loads_its_network_on_the_accelerators_device',)),
 ]
