@@ -444,4 +444,7 @@ SWEEP: list[Mutant] = [
       'load_feature_network(self.network_path or None, device=self.accelerator.device)',
       'load_feature_network(self.network_path or None)',
       ('tests/test_evaluation.py::test_the_periodic_evaluator_loads_its_network_on_the_accelerators_device',)),
+    m('kwd-campaign-figures-truncation-psi-dropped', 'scripts/campaign_figures.py',
+      'generate_images(generator, seeds, psi=psi, noise="fixed")', 'generate_images(generator, seeds, noise="fixed")',
+      ('tests/test_campaign_figures.py::test_truncation_figure_columns_are_the_psis_and_the_last_is_the_average_image',)),
 ]
