@@ -466,4 +466,7 @@ SWEEP: list[Mutant] = [
     m('kwd-finetune-benchmark-figure-columns-dropped', 'scripts/finetune_benchmark.py',
       'make_grid(figure, columns=len(seeds), padding=2)', 'make_grid(figure, padding=2)',
       ('tests/test_finetune_benchmark.py::test_the_pretrained_arm_is_scored_with_the_given_count_and_drawn_beside_the_reals',)),
+    m('kwd-compare-recipes-stderr-not-logged', 'scripts/compare_recipes.py',
+      'stdout=f, stderr=subprocess.STDOUT)', 'stdout=f)',
+      ('tests/test_compare_recipes.py::test_a_spawned_step_logs_its_errors_beside_its_output_and_returns_its_exit_code',)),
 ]

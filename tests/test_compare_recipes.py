@@ -139,3 +139,13 @@ def test_the_lowest_32px_diversity_is_the_minimum_over_32px_monitor_records_only
                *({"kimg": 100.0 + i, "resolution": 32, "diversity": d} for i, d in enumerate((0.9, 0.4, 0.8)))]
     (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert recipes.summarize(row, 0)["min_diversity_32px"] == 0.4
+
+
+def test_a_spawned_step_logs_its_errors_beside_its_output_and_returns_its_exit_code(recipes, tmp_path):
+    """A failed train.py or evaluate.py is diagnosed from its log (the summary says "see evaluate.out"):
+    the child's stderr goes into the same file as its stdout, appended, and its exit code comes back."""
+    log = tmp_path / "step.out"
+    log.write_text("earlier\n")
+    code = recipes._spawn([sys.executable, "-c", "import sys; print('to stdout'); sys.exit('to stderr')"], log)
+    assert code == 1
+    assert log.read_text().splitlines() == ["earlier", "to stdout", "to stderr"]
