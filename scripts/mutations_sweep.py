@@ -469,4 +469,8 @@ SWEEP: list[Mutant] = [
     m('kwd-compare-recipes-stderr-not-logged', 'scripts/compare_recipes.py',
       'stdout=f, stderr=subprocess.STDOUT)', 'stdout=f)',
       ('tests/test_compare_recipes.py::test_a_spawned_step_logs_its_errors_beside_its_output_and_returns_its_exit_code',)),
+    # cosmetic: the export CLI's printed size
+    m('ar-onnx-export-size-not-in-mb', 'app/onnx/export.py',
+      '{path.stat().st_size / 1e6:.2f} MB', '{path.stat().st_size * 1e6:.2f} MB',
+      ('tests/test_onnx.py::test_export_cli_reports_the_files_size_in_megabytes',)),
 ]
