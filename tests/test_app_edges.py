@@ -73,6 +73,20 @@ def test_progress_counts_images_done_and_ends_exactly_at_the_total():
     assert len(images) == 5 and calls == [(2, 5), (4, 5), (5, 5)]
 
 
+def test_mixing_progress_rises_one_step_per_row_and_ends_exactly_at_its_total():
+    """A 3-row mixing grid reports once per row and once at the end: 4 reports whose counts rise by one
+    each time, never past the total, the last exactly total of total, so the bar fills once and stops."""
+    from app.mixing import render_mixing
+
+    calls: list[tuple[int, int]] = []
+    render_mixing(tiny_stylegan(), [7, 8, 9], [1, 2], progress=lambda d, t: calls.append((d, t)))
+    assert len(calls) == 4
+    done = [d for d, _ in calls]
+    totals = {t for _, t in calls}
+    assert len(totals) == 1 and done == list(range(done[0], done[0] + 4)) and done[0] >= 1
+    assert calls[-1][0] == calls[-1][1] and all(0 < d <= t for d, t in calls)
+
+
 @pytest.mark.parametrize("min_size, side", [(64, 64), (100, 128), (128, 128), (129, 192), (256, 256)])
 def test_videos_are_enlarged_by_the_smallest_whole_factor_reaching_min_size(min_size, side):
     """64 px frames: the factor is ceil(min_size / 64), so every side reaches at least ``min_size`` (100 needs 2,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -79,6 +81,10 @@ def test_sample_sheet_falls_back_to_the_committed_last_grid(recipes, tmp_path):
     assert Image.open(sheet_path).size == (2 * (16 + 8), 16 + 16 + 8)
     colours = {c for _, c in Image.open(sheet_path).convert("RGB").getcolors(1 << 16)}
     assert (255, 0, 0) in colours and (0, 0, 255) in colours  # both tiles, one from each source
+    sheet = np.asarray(Image.open(sheet_path).convert("RGB"))
+    # each tile below its 16 px label, column c starting at c * (16 + 8): red at x 0-15, blue at x 24-39
+    assert (sheet[16:32, 0:16] == (255, 0, 0)).all() and (sheet[16:32, 24:40] == (0, 0, 255)).all()
+    assert (sheet[16:, 16:24] == 255).all()                   # the white pad between them
 
 
 @pytest.mark.parametrize("tail, verdict", [((0.9, 1.0, 1.1), "ok"), ((0.5, 0.6, 0.7), "collapsed"),
@@ -102,8 +108,11 @@ def test_the_verdict_is_the_mean_diversity_of_the_last_three_monitor_records(rec
         return 0
 
     monkeypatch.setattr(recipes, "_spawn", spawn)
+    began = time.time()
     assert recipes.train_and_score(row, 0) == verdict
+    took = time.time() - began
     final = json.loads((out / "final.json").read_text())
+    assert 0 <= final["wall_seconds_this_session"] <= round(took) + 1   # the session's seconds, not a clock reading
     assert final["status"] == verdict and final["diversity"] == pytest.approx(sum(tail) / 3)
     assert {k: final[k] for k in scores} == scores
 
@@ -130,3 +139,13 @@ def test_the_lowest_32px_diversity_is_the_minimum_over_32px_monitor_records_only
                *({"kimg": 100.0 + i, "resolution": 32, "diversity": d} for i, d in enumerate((0.9, 0.4, 0.8)))]
     (out / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert recipes.summarize(row, 0)["min_diversity_32px"] == 0.4
+
+
+def test_a_spawned_step_logs_its_errors_beside_its_output_and_returns_its_exit_code(recipes, tmp_path):
+    """A failed train.py or evaluate.py is diagnosed from its log (the summary says "see evaluate.out"):
+    the child's stderr goes into the same file as its stdout, appended, and its exit code comes back."""
+    log = tmp_path / "step.out"
+    log.write_text("earlier\n")
+    code = recipes._spawn([sys.executable, "-c", "import sys; print('to stdout'); sys.exit('to stderr')"], log)
+    assert code == 1
+    assert log.read_text().splitlines() == ["earlier", "to stdout", "to stderr"]

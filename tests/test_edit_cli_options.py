@@ -77,3 +77,31 @@ def test_edit_grid_places_each_cell_enlarged_by_whole_pixels(monkeypatch):
             expected = drawn[key, d][c].repeat(4, axis=0).repeat(4, axis=1)
             np.testing.assert_array_equal(grid[y:y + 64, x:x + 64], expected, err_msg=f"row {i} column {c}")
             assert (grid[y:y + 64, x + 64:x + 66] == 255).all()          # the white gap after each cell
+
+
+def test_edit_grid_labels_each_column_with_its_strength_above_it(monkeypatch):
+    """The header above column c reads "<strength:+g> sigma", written 2 px into that column's 66 px
+    (cell + gap) span: each span equals the label drawn alone at (2, 2) on a white 66 x 16 strip, and the
+    92 px left margin above the row labels stays blank."""
+    from PIL import ImageDraw
+
+    import app.edit
+    from app.edit import edit_grid
+
+    class Config:
+        resolution = 16
+
+    class Generator:
+        config = Config()
+
+    monkeypatch.setattr(app.edit, "edit_images", lambda g, key, directions, table, *, psi, noise:
+                        np.zeros((len(table), 16, 16, 3), dtype=np.uint8))
+    strengths = [-2.0, 0.0, 1.5]
+    header = np.asarray(edit_grid(Generator(), [5], None, [0], strengths))[:TOP]
+    assert (header[:, :LEFT] == 255).all()
+    for c, s in enumerate(strengths):
+        strip = Image.new("RGB", (CELL + GAP, TOP), "white")
+        ImageDraw.Draw(strip).text((2, 2), f"{s:+g} sigma", fill="black")
+        assert np.asarray(strip).min() < 128                                 # the label has ink
+        x = LEFT + c * (CELL + GAP)
+        np.testing.assert_array_equal(header[:, x:x + CELL + GAP], np.asarray(strip), err_msg=f"column {c}")

@@ -380,3 +380,17 @@ def test_best_holds_the_lowest_fid_of_the_final_fully_faded_in_resolution(tmp_pa
         summary = read_metadata(best)["summary"]
         assert (trainer.best_fid, summary["fid"]) == (expected, expected)
         assert summary["kimg"] == {5.0: 0.1, 3.0: 0.3}[expected]  # a worse or equal FID leaves best/ as it was
+
+
+def test_the_periodic_evaluator_loads_its_network_on_the_accelerators_device(monkeypatch):
+    """PeriodicEvaluator.load() puts the feature network on the accelerator's device (a GPU in training), not
+    load_feature_network's default: seen with an accelerator whose device is one no default would pick."""
+    calls = []
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network",
+                        lambda *a, **k: calls.append((a, k)) or StandInFeatures())
+
+    class OnMeta:
+        device = torch.device("meta")
+
+    PeriodicEvaluator(OnMeta(), num=4, data_label="x", network_path="net.pt").load()
+    assert len(calls) == 1 and calls[0][1].get("device") == torch.device("meta")

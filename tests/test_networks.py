@@ -131,6 +131,21 @@ def test_paper_parameter_counts_match_the_published_figures():
         assert abs(count - target) <= 0.05e6, f"{name} {net}: {count} vs published {target / 1e6:.1f}M"
 
 
+def test_the_parameter_table_gives_the_paper_models_in_millions():
+    """families.parameter_table (the docs' table) writes counts in millions to 2 decimals: the paper-1024 rows
+    read within 0.05M of the published 23.1M (ProGAN G and D) and 26.2M (StyleGAN G), as above."""
+    from families import parameter_table
+
+    published = {"progan": (23.1, 23.1), "stylegan_lite": (26.2, None)}
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line for line in parameter_table().splitlines()}
+    for name, targets in published.items():
+        cells = [c.strip() for c in rows[name, "paper-1024"].strip("|").split("|")]
+        assert cells[2] == "1024" and cells[3].endswith("M") and cells[4].endswith("M")
+        for cell, target in zip(cells[3:], targets):
+            if target is not None:
+                assert abs(float(cell[:-1]) - target) <= 0.05, (name, cell)
+
+
 # --- StyleGAN-lite controls -------------------------------------------------------------------
 
 @pytest.fixture

@@ -221,3 +221,13 @@ def test_random_noise_goes_to_noise_inputs_in_layer_order_past_ten_layers():
             expected = torch.randn(1, 1, side, side, generator=rng)[0].numpy()
             assert feeds[f"noise_{layer}"].shape == (len(seeds), 1, side, side)
             np.testing.assert_array_equal(feeds[f"noise_{layer}"][row], expected)
+
+
+def test_export_cli_reports_the_files_size_in_megabytes(weights, tmp_path, capsys):
+    """``python -m app.export_onnx`` says what it wrote: the file's byte count / 10^6 to 2 decimals, "MB"."""
+    from app.onnx.export import main as export_main
+
+    path = tmp_path / "g.onnx"
+    assert export_main(["--weights", str(weights["progan"]), "--out", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"({path.stat().st_size / 10**6:.2f} MB)" in out and path.stat().st_size > 10**4

@@ -1,7 +1,7 @@
 """Options the trainer itself applies, each given a value other than its default and checked by its effect
 against a value built by hand: the EMA half-life and ramp-up (one real step), ADA's target, interval and
 speed (the trainer's own adjustment), the sample grid's count, seed and pixels, the evaluator it builds for
---eval-kimg (seed, count, network, cache), the run clock, and --batch-sizes."""
+--eval-kimg (seed, count, network, cache), the run clock, --batch-sizes and --channels-last."""
 from __future__ import annotations
 
 import math
@@ -351,3 +351,21 @@ def test_the_dry_run_prints_the_loss_and_penalty_the_run_trains_with(capsys, fam
     resolved = json.loads(capsys.readouterr().out)
     loss_flag = flags[flags.index("--loss") + 1] if "--loss" in flags else ""
     assert resolved["loss"] == objective and resolved["train"]["loss"] == loss_flag
+
+
+# --- channels_last ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_channels_last_lays_out_both_models_weights_and_the_reals(tmp_path, channels_last):
+    """--channels-last: every conv weight of G and D with a spatial kernel and more than one input channel,
+    and each minibatch of reals, is stored NHWC (channels_last-contiguous, which a default NCHW tensor of
+    that shape is not); without it they are all NCHW."""
+    trainer = _trainer(tmp_path, channels_last=channels_last)
+    for name, model in (("G", trainer.generator), ("D", trainer.discriminator)):
+        weights = [p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] > 1]
+        assert weights, name
+        for p in weights:
+            assert p.is_contiguous(memory_format=torch.channels_last) == channels_last, name
+    phase = trainer.schedule.phase(0)
+    (reals,), _ = trainer._next_minibatch(phase)
+    assert reals.is_contiguous(memory_format=torch.channels_last) == channels_last
