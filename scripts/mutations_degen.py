@@ -218,4 +218,19 @@ DEGENERATE: list[Mutant] = [
       '        return generator.synthesis(self.ws(generator), noise=[n.to(model_device(generator)) for n in self.noise])',
       '        return generator.synthesis(self.ws(generator), noise_mode="const")',
       ('tests/test_projection_noise.py::test_a_projection_renders_with_its_own_noise_maps_and_reads_back_the_same_image',)),
+    # the mapping network's last layer keeps its leaky ReLU, against tests/test_stylegan_mapping_reference.py
+    m('blind-t08-mapping-last-layer-without-lrelu', 'stylegan_lite/layers.py',
+      """        for layer in self.layers:
+            x = F.leaky_relu(layer(x), LEAKY_SLOPE)
+        return x""",
+      """        for layer in self.layers[:-1]:
+            x = F.leaky_relu(layer(x), LEAKY_SLOPE)
+        return self.layers[-1](x)""",
+      ('tests/test_stylegan_mapping_reference.py::test_mapping_matches_the_papers_mlp',)),
+    # from_pretrained honours device= (tests/test_hub_options.py, loading onto the meta device; the blind
+    # run's test selection did not include that file)
+    m('blind-t19-from-pretrained-ignores-device', 'progan/hub/export.py',
+      '        return model.to(device).eval().requires_grad_(False)',
+      '        return model.eval().requires_grad_(False)',
+      ('tests/test_hub_options.py::test_loaders_put_the_generator_on_the_device_asked_for',)),
 ]

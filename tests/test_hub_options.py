@@ -58,15 +58,19 @@ def test_an_upper_case_sha256_is_the_same_checksum(server, tmp_path, payload):
 
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_loaders_put_the_generator_on_the_device_asked_for(tmp_path, name):
-    """``device`` reaches ``.to``: the meta device (no memory) stands in for a GPU on a CPU machine."""
+    """``device`` reaches ``.to``: the meta device (no memory) stands in for a GPU on a CPU machine;
+    from a directory or the ``.safetensors`` file itself, given as a string or a ``torch.device``."""
     family = FAMILIES[name]
     family.generator_cls(family.presets["tiny"]).save_pretrained(tmp_path)
     for load in (load_generator, family.generator_cls.from_pretrained):
-        on_cpu = load(tmp_path)
-        assert {p.device.type for p in on_cpu.parameters()} == {"cpu"}
-        assert not any(p.requires_grad for p in on_cpu.parameters()) and not on_cpu.training
-        moved = load(tmp_path, device="meta")
-        assert {t.device.type for t in (*moved.parameters(), *moved.buffers())} == {"meta"}
+        for source in (tmp_path, tmp_path / WEIGHTS_NAME):
+            on_cpu = load(source)
+            assert {p.device.type for p in on_cpu.parameters()} == {"cpu"}
+            assert not any(p.requires_grad for p in on_cpu.parameters()) and not on_cpu.training
+            for device in ("meta", torch.device("meta")):
+                moved = load(source, device=device)
+                assert {t.device.type for t in (*moved.parameters(), *moved.buffers())} == {"meta"}
+                assert not any(p.requires_grad for p in moved.parameters()) and not moved.training
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
