@@ -218,4 +218,9 @@ DEGENERATE: list[Mutant] = [
       '        return generator.synthesis(self.ws(generator), noise=[n.to(model_device(generator)) for n in self.noise])',
       '        return generator.synthesis(self.ws(generator), noise_mode="const")',
       ('tests/test_projection_noise.py::test_a_projection_renders_with_its_own_noise_maps_and_reads_back_the_same_image',)),
+    # blind set 19a: what the checks missed
+    m('blind-t02-export-holds-the-training-generator', 'progan/training/trainer.py',
+      '            self.generator_ema.save_pretrained(export, summary=self.summary(time.time() - start))',
+      '            self.generator.save_pretrained(export, summary=self.summary(time.time() - start))',
+      ('tests/test_trainer_loop.py::test_the_export_at_kimg_holds_the_ema_generator_not_the_training_one',)),
 ]
