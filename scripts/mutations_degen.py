@@ -223,4 +223,11 @@ DEGENERATE: list[Mutant] = [
       '            self.generator_ema.save_pretrained(export, summary=self.summary(time.time() - start))',
       '            self.generator.save_pretrained(export, summary=self.summary(time.time() - start))',
       ('tests/test_trainer_loop.py::test_the_export_at_kimg_holds_the_ema_generator_not_the_training_one',)),
+    m('blind-t04-train-lets-a-missing-file-through', 'train.py',
+      """    except (TrainingDiverged, DistributedError, FeatureNetworkError, CompileError, ValueError, FileNotFoundError,
+            TimeoutError) as exc:""",
+      """    except (TrainingDiverged, DistributedError, FeatureNetworkError, CompileError, ValueError,
+            TimeoutError) as exc:""",
+      ('tests/test_train_cli_errors.py::test_a_missing_init_from_export_is_one_error_line_and_exit_1',
+       'tests/test_train_cli_errors.py::test_each_exception_kind_the_trainer_raises_is_one_error_line_and_exit_1')),
 ]
