@@ -230,4 +230,8 @@ DEGENERATE: list[Mutant] = [
             TimeoutError) as exc:""",
       ('tests/test_train_cli_errors.py::test_a_missing_init_from_export_is_one_error_line_and_exit_1',
        'tests/test_train_cli_errors.py::test_each_exception_kind_the_trainer_raises_is_one_error_line_and_exit_1')),
+    m('blind-t15-tgz-not-a-tar-suffix', 'data_prep/sources.py',
+      'TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")',
+      'TAR_SUFFIXES = (".tar", ".tar.gz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")',
+      ('tests/test_data_prep_sources.py::test_every_archive_suffix_opens_and_yields_the_same_images',)),
 ]
