@@ -234,4 +234,8 @@ DEGENERATE: list[Mutant] = [
       'TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")',
       'TAR_SUFFIXES = (".tar", ".tar.gz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")',
       ('tests/test_data_prep_sources.py::test_every_archive_suffix_opens_and_yields_the_same_images',)),
+    m('blind-t17-background-refuses-a-zero-component', 'evaluate.py',
+      '        if len(background) != 3 or not all(0 <= v <= 255 for v in background):',
+      '        if len(background) != 3 or not all(0 < v <= 255 for v in background):',
+      ('tests/test_evaluate_cli.py::test_background_bounds_0_and_255_are_inclusive',)),
 ]
