@@ -2,7 +2,8 @@
 
 Folders and zips list their images in sorted path order whatever order the disk or the archive holds
 them in (a zip written in reverse here), and ``limit`` keeps the first N of that order; a tar is read
-front to back, so it keeps the first N images in archive order. Names are built by hand.
+front to back, so it keeps the first N images in archive order. Names are built by hand. Every archive
+suffix accepted (.tar, .tar.gz, .tgz, .tar.bz2, .tbz2, .tar.xz, .txz, .zip) yields the same images.
 """
 from __future__ import annotations
 
@@ -90,3 +91,31 @@ def test_macos_metadata_is_ignored_at_any_depth_and_judged_by_the_file_name_alon
     listed = [item.name for item in opened.items]
     assert listed == (KEPT if kind == "tar" else sorted(KEPT))
     assert opened.ignored == {"macos-metadata": len(MACOS)}
+
+
+ARCHIVES = {".tar": "w", ".tar.gz": "w:gz", ".tgz": "w:gz", ".tar.bz2": "w:bz2", ".tbz2": "w:bz2", ".tar.xz": "w:xz",
+            ".txz": "w:xz", ".zip": None}
+
+
+@pytest.mark.parametrize("suffix", list(ARCHIVES))
+def test_every_archive_suffix_opens_and_yields_the_same_images(tmp_path, suffix):
+    """The same six entries (distinct bytes each) written as a .tar, each compressed tar spelling and a
+    .zip: every one opens and yields the five images with their own bytes (zips in sorted order)."""
+    from data_prep.sources import read_item
+
+    contents = {name: f"bytes of {name}".encode() for name in NAMES}
+    path = tmp_path / f"src{suffix}"
+    if ARCHIVES[suffix] is None:
+        with zipfile.ZipFile(path, "w") as archive:
+            for name in NAMES:
+                archive.writestr(name, contents[name])
+    else:
+        with tarfile.open(path, ARCHIVES[suffix]) as archive:
+            for name in NAMES:
+                info = tarfile.TarInfo(name)
+                info.size = len(contents[name])
+                archive.addfile(info, io.BytesIO(contents[name]))
+    items = list(open_source(path).items)  # a tar's items are read once, front to back
+    names = [item.name for item in items]
+    assert names == (sorted(IMAGES) if suffix == ".zip" else IMAGES)
+    assert [read_item(item) for item in items] == [contents[n] for n in names]

@@ -34,6 +34,17 @@ def test_count_bounds_are_inclusive(capsys, inside, outside, refusal):
     assert refusal in _error(capsys, [*outside, "--metrics", "bogus"])
 
 
+@pytest.mark.parametrize("inside, outside", [("0,0,0", "-1,0,0"), ("255,255,255", "255,256,255"),
+                                             ("0,128,255", "0,128,256"), ("255,0,0", "255,0,-1")])
+def test_background_bounds_0_and_255_are_inclusive(capsys, inside, outside):
+    """Each component 0..255: black, white and a mix of both bounds pass and the run stops at the next check
+    (remote --weights without --allow-remote-weights, so nothing is downloaded); -1 or 256 in any place is
+    the --background error line."""
+    remote = ["--weights", "https://example.invalid/model"]
+    assert "--weights is remote" in _error(capsys, [*remote, f"--background={inside}"])
+    assert "--background must be R,G,B with values 0..255" in _error(capsys, [*remote, f"--background={outside}"])
+
+
 @pytest.mark.parametrize("argv, refused", [
     (["--num", "3"], True), (["--num", "4"], False), (["--num", "3", "--metrics", "fid,kid"], False),
     (["--num-real", "3"], True), (["--num-real", "4"], False), (["--num-real", "3", "--metrics", "fid,kid"], False),

@@ -242,3 +242,22 @@ def test_a_non_finite_loss_is_agreed_on_before_a_checkpoint_that_no_sync_step_pr
         trainer.train()
     assert trainer.images_seen == 12
     assert list_checkpoints(tmp_path / "run" / "checkpoints") == []
+
+
+# --- the export at --kimg -------------------------------------------------------------------------------
+
+def test_the_export_at_kimg_holds_the_ema_generator_not_the_training_one(tmp_path, restore_signals):
+    """--kimg reached: OUT/export holds G_ema's weights, tensor for tensor, and not G's. Two steps of Adam
+    make G and G_ema differ (EMA keeps part of the start), which the test checks before comparing."""
+    import torch
+
+    from progan.hub.export import read_pretrained
+
+    trainer = _trainer(tmp_path, kimg=0.008, progressive=False, checkpoint_kimg=1.0, sample_kimg=1.0, log_every=100)
+    export = trainer.train()
+    _, tensors = read_pretrained(export)
+    ema, raw = trainer.generator_ema.state_dict(), trainer.generator.state_dict()
+    assert set(tensors) == set(ema)
+    assert any(not torch.equal(ema[k], raw[k]) for k in ema if ema[k].is_floating_point()), "G == G_ema: no test"
+    for key, value in tensors.items():
+        assert torch.equal(value, ema[key].cpu()), key
