@@ -145,7 +145,7 @@ DEGENERATE: list[Mutant] = [
       ('tests/test_conditional.py::test_a_digit_string_that_is_a_class_name_is_that_class_before_it_is_an_index',)),
     m('blind-q20-per-class-ignores-background', 'evaluate.py',
       'generator_kwargs=kwargs, background=background)', 'generator_kwargs=kwargs)',
-      ('tests/test_per_class.py::test_evaluate_cli_per_class_composites_rgba_onto_its_background',)),
+      ('tests/test_per_class_background.py::test_evaluate_cli_per_class_composites_rgba_onto_its_background',)),
     m('blind-q02-periodic-evaluator-without-seed', 'progan/training/trainer.py',
       'cache_dir=cache_root() / "fid-stats", seed=config.seed)', 'cache_dir=cache_root() / "fid-stats")',
       ('tests/test_trainer_options.py::test_the_trainers_own_evaluator_scores_latents_of_the_runs_seed',)),
