@@ -2,21 +2,16 @@
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import threading
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from script_utils import load_script
 
 
 @pytest.fixture(scope="module")
 def screenshot_script():
-    spec = importlib.util.spec_from_file_location("app_screenshot", ROOT / "scripts" / "app_screenshot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("app_screenshot")
 
 
 class _Running:

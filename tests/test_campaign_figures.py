@@ -1,30 +1,19 @@
 """scripts/campaign_figures.py: the truncation figure's columns are psi 1 -> 0, one row per seed."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 
 from app.sampling import generate_images
 from families import load_generator
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("campaign_figures", ROOT / "scripts" / "campaign_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from script_utils import load_script
 
 
 def test_truncation_figure_columns_are_the_psis_and_the_last_is_the_average_image(weights, tmp_path, capsys):
     """16 px cells with 2 px gaps, enlarged 8x (to 128 px): cell (seed r, column c) is seed r drawn at
     psi = 1, 0.85, 0.7, 0.5, 0.25, 0 (fixed noise). At psi 0 every seed gives w_avg's image, so the last
     column is one picture six times, while the psi-1 column shows six different seeds."""
-    script = _script()
+    script = load_script("campaign_figures")
     assert script.main(["--weights", str(weights["stylegan_lite"]), "--out", str(tmp_path)]) == 0
     figure = np.asarray(Image.open(tmp_path / "truncation.png").convert("RGB"))
     step = (16 + 2) * 8

@@ -7,6 +7,7 @@ from safetensors.torch import save_file
 
 from families import FAMILIES, load_generator
 from progan.hub.export import CONFIG_NAME, WEIGHTS_NAME, PretrainedError, read_metadata
+from script_utils import load_script
 
 
 def _images(generator, z):
@@ -164,9 +165,6 @@ def _export_checkpoint_script(tmp_path, monkeypatch, family, raw, ema, images_se
                               *options: str, data: str = "") -> None:
     """Write a checkpoint holding ``raw`` and ``ema`` (as train.py saves one), then run
     scripts/export_checkpoint.py on it into ``tmp_path/out`` with ``options``; it must exit 0."""
-    import importlib.util
-    from pathlib import Path
-
     from progan.training.options import TrainConfig
 
     checkpoint = tmp_path / f"ckpt-{images_seen / 1000:010.3f}"
@@ -174,10 +172,7 @@ def _export_checkpoint_script(tmp_path, monkeypatch, family, raw, ema, images_se
     train = TrainConfig(family=family.name, preset="tiny", data=data, out=str(tmp_path / "run"))
     torch.save({"generator": raw.state_dict(), "generator_ema": ema.state_dict(), "family": family.name,
                 "train_config": train.to_json(), "images_seen": images_seen, "step": step}, checkpoint / "state.pt")
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("export_checkpoint", root / "scripts" / "export_checkpoint.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("export_checkpoint")
     monkeypatch.setattr("sys.argv", ["export_checkpoint.py", str(checkpoint), "--out", str(tmp_path / "out"), *options])
     assert script.main() == 0
 
@@ -370,13 +365,7 @@ def test_export_checkpoint_summary_names_the_runs_own_data(family, tmp_path, mon
 def test_export_checkpoint_help_keeps_its_usage_example_on_its_own_line(monkeypatch, capsys):
     """--help prints the module docstring as written (RawDescriptionHelpFormatter): the example command
     stays one indented line instead of being reflowed into the paragraph around it."""
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("export_checkpoint", root / "scripts" / "export_checkpoint.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("export_checkpoint")
     monkeypatch.setattr("sys.argv", ["export_checkpoint.py", "--help"])
     with pytest.raises(SystemExit) as exited:
         script.main()

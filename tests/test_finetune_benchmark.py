@@ -3,22 +3,13 @@ values a user passes (--eval-num, --out) reach it, the model goes to the acceler
 figure has one row per source, and stdout carries only the table."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("finetune_benchmark", ROOT / "scripts" / "finetune_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from script_utils import load_script
 
 
 def test_the_pretrained_arm_is_scored_with_the_given_count_and_drawn_beside_the_reals(weights, tmp_path, monkeypatch,
@@ -30,7 +21,7 @@ def test_the_pretrained_arm_is_scored_with_the_given_count_and_drawn_beside_the_
     import progan.metrics.inception
     from metric_utils import StandInFeatures
 
-    script = _script()
+    script = load_script("finetune_benchmark")
     reals = [np.full((3, 16, 16), 15 * i, dtype=np.uint8) for i in range(16)]
     loaded, scored, original_load = [], [], families.load_generator
 
