@@ -273,44 +273,9 @@ def test_noise_penalty_stops_at_the_8_px_level(side, expected):
     assert _noise_penalty([torch.ones(1, 1, side, side)]).item() == pytest.approx(expected)
 
 
-def test_w_noise_decays_to_zero_at_the_ramp_and_stays_zero(monkeypatch):
-    """The exploration noise added to w is w_std * 0.05 * max(0, 1 - t / 0.75)^2 at t = step / steps:
-    non-zero before t = 0.75 (steps 0 to 5 of 8), exactly zero from t = 0.75 on (steps 6 and 7). Seen as the w+ fed to synthesis minus the latent
-    that Adam then steps."""
-    latents, fed = [], []
-
-    class Recording(torch.optim.Adam):
-        def step(self, closure=None):
-            latents.append(self.param_groups[0]["params"][0].detach().clone())
-            return super().step(closure)
-
-    monkeypatch.setattr(torch.optim, "Adam", Recording)
-    family = FAMILIES["stylegan_lite"]
-    torch.manual_seed(0)
-    g = family.generator_cls(family.presets["tiny"]).eval()
-    synthesis = g.synthesis.forward
-
-    def recording_synthesis(ws, *args, **kwargs):
-        fed.append(ws.detach().clone())
-        return synthesis(ws, *args, **kwargs)
-
-    monkeypatch.setattr(g.synthesis, "forward", recording_synthesis)
-    project(g, torch.rand(3, 16, 16) * 2 - 1, ProjectionOptions(steps=8, space="w+", w_avg_samples=100))
-    jitter = [(ws - latent).abs().max().item() for ws, latent in zip(fed, latents)]
-    assert len(latents) == 8
-    assert all(j > 0 for j in jitter[:6]), jitter
-    assert jitter[6:] == [0.0, 0.0]
-
-
-@pytest.mark.parametrize("family_name, space", [("progan", "z"), ("stylegan_lite", "w"), ("stylegan_lite", "w+")])
-def test_exploration_noise_per_coordinate_is_the_scale_over_sqrt_dim_times_the_ramp(monkeypatch, family_name, space):
-    """The noise added to the latent before each step has, per coordinate, std 0.05 * max(0, 1 - t / 0.75)^2
-    times the latent's unit: 1 for ProGAN's z (the optimiser keeps z on the sphere of radius sqrt(dim), so z
-    moves by 5% of its length: NVIDIA's w_std-sized noise divided by sqrt(dim)), w_std for StyleGAN's w and w+
-    (NVIDIA's projector). Seen as what the generator is fed minus the latent Adam then steps, divided by that
-    std, pooled over the 30 noisy steps of 40: unit variance to 5 standard errors (1 / sqrt(2 n) each)."""
-    from app.projection.projector import _start
-
+def _recording_latents(monkeypatch, family_name: str):
+    """A tiny seeded generator of ``family_name`` whose projection records, per step, the latent Adam steps
+    (``latents``) and what the generator is fed (``fed``: StyleGAN's w+ into synthesis, ProGAN's z)."""
     latents, fed = [], []
 
     class Recording(torch.optim.Adam):
@@ -330,6 +295,31 @@ def test_exploration_noise_per_coordinate_is_the_scale_over_sqrt_dim_times_the_r
         return forward(latent, *args, **kwargs)
 
     monkeypatch.setattr(module, "forward", recording)
+    return g, latents, fed
+
+
+def test_w_noise_decays_to_zero_at_the_ramp_and_stays_zero(monkeypatch):
+    """The exploration noise added to w is w_std * 0.05 * max(0, 1 - t / 0.75)^2 at t = step / steps:
+    non-zero before t = 0.75 (steps 0 to 5 of 8), exactly zero from t = 0.75 on (steps 6 and 7). Seen as the w+ fed to synthesis minus the latent
+    that Adam then steps."""
+    g, latents, fed = _recording_latents(monkeypatch, "stylegan_lite")
+    project(g, torch.rand(3, 16, 16) * 2 - 1, ProjectionOptions(steps=8, space="w+", w_avg_samples=100))
+    jitter = [(ws - latent).abs().max().item() for ws, latent in zip(fed, latents)]
+    assert len(latents) == 8
+    assert all(j > 0 for j in jitter[:6]), jitter
+    assert jitter[6:] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("family_name, space", [("progan", "z"), ("stylegan_lite", "w"), ("stylegan_lite", "w+")])
+def test_exploration_noise_per_coordinate_is_the_scale_over_sqrt_dim_times_the_ramp(monkeypatch, family_name, space):
+    """The noise added to the latent before each step has, per coordinate, std 0.05 * max(0, 1 - t / 0.75)^2
+    times the latent's unit: 1 for ProGAN's z (the optimiser keeps z on the sphere of radius sqrt(dim), so z
+    moves by 5% of its length: NVIDIA's w_std-sized noise divided by sqrt(dim)), w_std for StyleGAN's w and w+
+    (NVIDIA's projector). Seen as what the generator is fed minus the latent Adam then steps, divided by that
+    std, pooled over the 30 noisy steps of 40: unit variance to 5 standard errors (1 / sqrt(2 n) each)."""
+    from app.projection.projector import _start
+
+    g, latents, fed = _recording_latents(monkeypatch, family_name)
     options = ProjectionOptions(steps=40, space=space, w_avg_samples=200, z_candidates=2, seed=3)
     target = torch.rand(3, 16, 16) * 2 - 1
     unit = 1.0
