@@ -12,7 +12,14 @@ a cutoff equal to the number of layers refused). This sweep generates those mech
   a formula slip or a unit converted the wrong way (about 870);
 - with ``--family kwarg``: each keyword argument that passes a value on (``f(x, size=size)``, not a
   literal) dropped, so the callee silently uses its default: a value computed but not passed on (about
-  1,270). ``--sample N --seed S`` runs a seeded random sample of a family.
+  1,270);
+- with ``--family default``: each numeric or boolean default changed to a neighbouring value (a function
+  parameter's default, an argparse ``default=``, a class field's value): an int ``n`` -> ``n + 1``, a float
+  ``x`` -> ``x / 2`` (``0.0`` -> ``0.5``), a bool flipped: a default nobody checks at its own value;
+- with ``--family stmt``: each statement that only acts (a call whose value is dropped, an augmented
+  assignment, an assignment to an attribute or item, or a name reassigned from itself such as
+  ``x = x.to(device)``) replaced by ``pass``: a call or an update forgotten.
+  ``--sample N --seed S`` runs a seeded random sample of a family.
 
 Each mutant runs only the fast tests that executed its line, taken from a coverage run with per-test
 contexts (lines reached only from fixtures or subprocesses count as uncovered):
@@ -49,7 +56,7 @@ SWAP = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE:
 # taken as a product); % (formatting), @ and the bit operators are left alone
 ARITH = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*"),
          ast.FloorDiv: ("//", "*"), ast.Pow: ("**", "*")}
-FAMILIES = ("boundary", "arith", "kwarg")
+FAMILIES = ("boundary", "arith", "kwarg", "default", "stmt")
 ROOTS = ("progan", "stylegan_lite", "app", "data_prep", "scripts", "train.py", "evaluate.py", "families.py")
 SKIP = ("scripts/mutat", "scripts/mutant_base.py", "scripts/boundary_sweep.py")
 
@@ -78,7 +85,9 @@ def mutants(src: str, rel: str = "<src>", family: str = "boundary") -> list[dict
 
     boundary: each ordering comparison's boundary and each min/max; arith: each arithmetic operator of a
     numeric expression or augmented assignment, swapped for its usual slip (see ARITH); kwarg: each keyword
-    argument that passes a value on (not a literal) dropped, so the callee falls back to its default."""
+    argument that passes a value on (not a literal) dropped, so the callee falls back to its default; default:
+    each numeric or boolean default moved to a neighbouring value; stmt: each statement that only acts
+    (see the module docstring) replaced by ``pass``."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}: choose from {', '.join(FAMILIES)}")
     data = src.encode()
@@ -96,7 +105,47 @@ def mutants(src: str, rel: str = "<src>", family: str = "boundary") -> list[dict
     def pos(lineno, col):
         return starts[lineno - 1] + col
 
+    def changed(c):  # a default's neighbouring value, or None for a value this family leaves alone
+        if isinstance(c, ast.Constant) and isinstance(c.value, bool):
+            return repr(not c.value)
+        if isinstance(c, ast.Constant) and isinstance(c.value, int):
+            return repr(c.value + 1)
+        if isinstance(c, ast.Constant) and isinstance(c.value, float):
+            return repr(c.value / 2 if c.value else 0.5)
+        return None
+
+    def segment(n):
+        lo, hi = pos(n.lineno, n.col_offset), pos(n.end_lineno, n.end_col_offset)
+        return lo, data[lo:hi].decode()
+
     for node in ast.walk(ast.parse(src)):
+        if family == "default":
+            found = []
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found = [*node.args.defaults, *[d for d in node.args.kw_defaults if d is not None]]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
+                found = [kw.value for kw in node.keywords if kw.arg in ("default", "const")]
+            elif isinstance(node, ast.ClassDef):
+                found = [st.value for st in node.body if isinstance(st, ast.AnnAssign) and st.value is not None]
+            for c in found:
+                new = changed(c)
+                if new is not None:
+                    lo, old = segment(c)
+                    out.append(dict(line=c.lineno, pos=lo, old=old, new=new))
+            continue
+        if family == "stmt":
+            blocks = [getattr(node, f, None) for f in ("body", "orelse", "finalbody")]
+            for st in [st for b in blocks if isinstance(b, list) for st in b]:
+                acts = (isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) and not (  # declaring a CLI option is not an act
+                    isinstance(st.value.func, ast.Attribute) and st.value.func.attr == "add_argument")) or isinstance(st, ast.AugAssign)
+                if isinstance(st, ast.Assign):
+                    names = {n.id for n in ast.walk(st.value) if isinstance(n, ast.Name)}
+                    acts = any(isinstance(t, (ast.Attribute, ast.Subscript)) or (isinstance(t, ast.Name) and t.id in names)
+                               for t in st.targets)
+                if acts:
+                    lo, old = segment(st)
+                    out.append(dict(line=st.lineno, pos=lo, old=old, new="pass", what="drop statement"))
+            continue
         if family == "kwarg":
             if isinstance(node, ast.Call):
                 items = sorted([*node.args, *node.keywords], key=lambda x: (x.lineno, x.col_offset))
@@ -135,15 +184,15 @@ def mutants(src: str, rel: str = "<src>", family: str = "boundary") -> list[dict
             out.append(dict(line=node.func.lineno, pos=starts[node.func.lineno - 1] + node.func.col_offset,
                             old=old, new="max" if old == "min" else "min"))
     for m in out:
-        what = f"drop {m.pop('kw')}" if "kw" in m else f"{m['old']}->{m['new']}"
+        what = f"drop {m.pop('kw')}" if "kw" in m else m.pop("what", f"{m['old']}->{m['new']}")
         m.update(file=rel, id=f"{rel}:{m['line']}:{what}@{m['pos']}", text=lines[m["line"] - 1].strip())
     return sorted(out, key=lambda m: m["pos"])
 
 
 def apply(src: str, m: dict) -> str:
-    data = src.encode()
-    assert data[m["pos"]:m["pos"] + len(m["old"])] == m["old"].encode(), m["id"]
-    return (data[:m["pos"]] + m["new"].encode() + data[m["pos"] + len(m["old"]):]).decode()
+    data, old = src.encode(), m["old"].encode()  # positions are bytes: a statement may hold a non-ASCII character
+    assert data[m["pos"]:m["pos"] + len(old)] == old, m["id"]
+    return (data[:m["pos"]] + m["new"].encode() + data[m["pos"] + len(old):]).decode()
 
 
 def nodeid(context: str) -> str:

@@ -135,3 +135,60 @@ def test_the_keyword_family_drops_each_value_passed_on_with_its_separator_and_ke
                                                                 "drop d"]
     for text in got:
         compile(text, "f.py", "exec")
+
+
+DEFAULT_SRC = '''\
+def f(a, n=3, *, scale=0.25, off=0.0, flag=False, name="x", none=None, neg=-1):
+    return a
+class Config:
+    steps: int = 8
+    label = 5
+    beta: float = 0.5
+ap.add_argument("--lr", type=float, default=0.002)
+ap.add_argument("--out", default="runs")
+'''
+
+
+def test_the_default_family_moves_each_numeric_or_boolean_default_to_a_neighbour_and_leaves_the_rest():
+    ms = sweep.mutants(DEFAULT_SRC, "f.py", "default")
+    changed = {(m["line"], m["old"], m["new"]) for m in ms}
+    # ints one up, floats halved (0.0 to 0.5), bools flipped; strings, None, a negated literal, a plain class
+    # attribute (not a field) and a string option default stay
+    assert changed == {(1, "3", "4"), (1, "0.25", "0.125"), (1, "0.0", "0.5"), (1, "False", "True"),
+                       (4, "8", "9"), (6, "0.5", "0.25"), (7, "0.002", "0.001")}
+    for m in ms:
+        text = sweep.apply(DEFAULT_SRC, m)
+        compile(text, "f.py", "exec")
+        assert sum(a != b for a, b in zip(text.splitlines(), DEFAULT_SRC.splitlines())) == 1
+
+
+STMT_SRC = '''\
+def step(x, opt, device):
+    """Docstring stays."""
+    opt.zero_grad()
+    x = x.to(device)
+    y = x * 2
+    self.count += 1
+    self.best = y
+    cache["k"] = y
+    parser.add_argument("--n")
+    if y:
+        log("é")
+    else:
+        return y
+    return opt.step()
+'''
+
+
+def test_the_statement_family_replaces_each_statement_that_only_acts_by_pass():
+    ms = sweep.mutants(STMT_SRC, "f.py", "stmt")
+    lines = STMT_SRC.splitlines()
+    dropped = sorted(m["line"] for m in ms)
+    # a call whose value is dropped, a self-reassignment, an augmented assignment, an attribute and an item
+    # stored, a call inside a branch; not a docstring, a fresh local, an option declared, a return
+    assert dropped == [3, 4, 6, 7, 8, 11]
+    for m in ms:
+        text = sweep.apply(STMT_SRC, m).splitlines()
+        assert text[m["line"] - 1] == lines[m["line"] - 1].split(lines[m["line"] - 1].strip())[0] + "pass"
+        assert text[:m["line"] - 1] + text[m["line"]:] == lines[:m["line"] - 1] + lines[m["line"]:]
+        compile("\n".join(text), "f.py", "exec")
