@@ -136,6 +136,19 @@ def test_the_apps_upload_cap_is_8_mib(tmp_path):
         assert not path.exists()
 
 
+@pytest.mark.parametrize("cap, said", [(10, "10 bytes"), (2**19, "524,288 bytes"), (3 * 2**19, "1.5 MiB")])
+def test_an_upload_cap_that_is_not_whole_mib_is_named_as_it_is(tmp_path, cap, said):
+    """A custom Limits below 1 MiB (or between two MiB) was reported as "the limit is 0 MiB" (or rounded down)."""
+    png = _png(tmp_path / "x.png").read_bytes()
+    path = tmp_path / "big.png"
+    path.write_bytes(png + b"\0" * (cap + 1 - len(png)) if cap + 1 > len(png) else png)
+    size = path.stat().st_size
+    with pytest.raises(ValueError) as err:
+        read_upload(str(path), Limits(max_upload_bytes=cap))
+    assert str(err.value).endswith(f"the limit is {said}")
+    assert f"{size:,} bytes" in str(err.value) or f"{size / 2**20:.1f} MiB" in str(err.value)
+
+
 @pytest.mark.parametrize("resolution, samples", [(16, 10_000), (256, 4 * 10**8 // 256**2), (1024, 1000)])
 def test_w_avg_samples_scale_with_the_model_between_1000_and_10000(monkeypatch, resolution, samples):
     """The tab estimates w_avg from 4e8 / resolution^2 mapping samples, at least 1000 and at most 10,000:

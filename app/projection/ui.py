@@ -57,6 +57,13 @@ class ProjectionUpdate:
         return self.projection is not None
 
 
+def _size(n: int) -> str:
+    """A byte count as people read it: whole MiB as "8 MiB", other MiB to a tenth, under 1 MiB in bytes."""
+    if n < 2**20:
+        return f"{n:,} bytes"
+    return f"{n // 2**20} MiB" if n % 2**20 == 0 else f"{n / 2**20:.1f} MiB"
+
+
 def read_upload(path: str | os.PathLike | None, limits: Limits) -> tuple[bytes, str]:
     """The upload's bytes and name; the file is deleted from the server whatever happens."""
     if not path:
@@ -68,7 +75,7 @@ def read_upload(path: str | os.PathLike | None, limits: Limits) -> tuple[bytes, 
                              f"{', '.join(s.lstrip('.') for s in UPLOAD_SUFFIXES)}")
         size = path.stat().st_size
         if size > limits.max_upload_bytes:
-            raise ValueError(f"the image is {size / 2**20:.1f} MiB; the limit is {limits.max_upload_bytes // 2**20} MiB")
+            raise ValueError(f"the image is {_size(size)}; the limit is {_size(limits.max_upload_bytes)}")
         return path.read_bytes(), path.name
     except FileNotFoundError:
         raise ValueError("the upload is gone from the server (it is deleted after each use): upload it again") from None

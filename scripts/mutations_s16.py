@@ -1,0 +1,13 @@
+"""Session 16's mutants (issue 20): survivors of the default and statement sweeps and of the training blind
+sets, each with the test that now kills it; docs/testing.md.
+"""
+from __future__ import annotations
+
+from mutant_base import SG, Mutant, m  # noqa: F401 (SG: shorthand for stylegan_lite/networks.py)
+
+S16: list[Mutant] = [
+    m('s16-upload-cap-under-1-mib-named-0-mib', 'app/projection/ui.py',
+      '    if n < 2**20:\n        return f"{n:,} bytes"\n',
+      '',
+      ('tests/test_app_project.py::test_an_upload_cap_that_is_not_whole_mib_is_named_as_it_is',)),
+]
