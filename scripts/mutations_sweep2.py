@@ -204,7 +204,7 @@ SWEEP2: list[Mutant] = [
       'max_upload_bytes: int = 8 * 2**20', 'max_upload_bytes: int = 8 * 2*20',
       ('tests/test_app_project.py::test_the_apps_upload_cap_is_8_mib',)),
     m('ar-projection-ui-upload-size-not-in-mib', 'app/projection/ui.py',
-      'the image is {size / 2**20:.1f} MiB', 'the image is {size / 2*20:.1f} MiB',
+      'else f"{n / 2**20:.1f} MiB"', 'else f"{n / 2*20:.1f} MiB"',
       ('tests/test_app_project.py::test_the_apps_upload_cap_is_8_mib',)),
     m('ar-compare-recipes-sheet-columns-overlap', 'scripts/compare_recipes.py',
       'x, y = (i % columns) * (w + pad)', 'x, y = (i % columns) * (w - pad)',
