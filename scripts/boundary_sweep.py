@@ -118,20 +118,29 @@ def mutants(src: str, rel: str = "<src>", family: str = "boundary") -> list[dict
         lo, hi = pos(n.lineno, n.col_offset), pos(n.end_lineno, n.end_col_offset)
         return lo, data[lo:hi].decode()
 
+    def first_line(f):  # a function's first statement that runs (coverage counts no docstring)
+        doc = isinstance(f.body[0], ast.Expr) and isinstance(f.body[0].value, ast.Constant) and len(f.body) > 1
+        return f.body[1 if doc else 0].lineno
+
     for node in ast.walk(ast.parse(src)):
         if family == "default":
-            found = []
+            # a ``def`` line and a class body run at import, outside any test's context: such a default is
+            # charged to the tests that run the function's first statement (a class's first method's)
+            found, cover = [], None
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 found = [*node.args.defaults, *[d for d in node.args.kw_defaults if d is not None]]
+                cover = first_line(node)
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
                 found = [kw.value for kw in node.keywords if kw.arg in ("default", "const")]
             elif isinstance(node, ast.ClassDef):
                 found = [st.value for st in node.body if isinstance(st, ast.AnnAssign) and st.value is not None]
+                methods = [f for f in node.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+                cover = first_line(methods[0]) if methods else None
             for c in found:
                 new = changed(c)
                 if new is not None:
                     lo, old = segment(c)
-                    out.append(dict(line=c.lineno, pos=lo, old=old, new=new))
+                    out.append(dict(line=c.lineno, pos=lo, old=old, new=new, cover=cover or c.lineno))
             continue
         if family == "stmt":
             blocks = [getattr(node, f, None) for f in ("body", "orelse", "finalbody")]
@@ -263,7 +272,7 @@ def main(argv=None) -> None:
         src = open(rel).read()
         ctx = cov.contexts_by_lineno(measured[rel]) if rel in measured else {}
         for m in mutants(src, rel, args.family):
-            todo.append((src, m, sorted({nodeid(c) for c in ctx.get(m["line"], ()) if c})))
+            todo.append((src, m, sorted({nodeid(c) for c in ctx.get(m.pop("cover", m["line"]), ()) if c})))
     if args.sample and args.sample < len(todo):
         import random
         todo = sorted(random.Random(args.seed).sample(todo, args.sample), key=lambda t: (t[1]["file"], t[1]["pos"]))

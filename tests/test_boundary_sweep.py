@@ -146,6 +146,11 @@ class Config:
     beta: float = 0.5
 ap.add_argument("--lr", type=float, default=0.002)
 ap.add_argument("--out", default="runs")
+class Opts:
+    k: int = 2
+    def check(self):
+        """Docstring."""
+        return self.k
 '''
 
 
@@ -155,7 +160,12 @@ def test_the_default_family_moves_each_numeric_or_boolean_default_to_a_neighbour
     # ints one up, floats halved (0.0 to 0.5), bools flipped; strings, None, a negated literal, a plain class
     # attribute (not a field) and a string option default stay
     assert changed == {(1, "3", "4"), (1, "0.25", "0.125"), (1, "0.0", "0.5"), (1, "False", "True"),
-                       (4, "8", "9"), (6, "0.5", "0.25"), (7, "0.002", "0.001")}
+                       (4, "8", "9"), (6, "0.5", "0.25"), (7, "0.002", "0.001"), (10, "2", "3")}
+    # a def line and a class body run at import: a default is charged to the tests that run the function's
+    # first statement (not its docstring), a field to its class's first method, else to its own line
+    assert {(m["line"], m["old"]): m["cover"] for m in ms} == {
+        (1, "3"): 2, (1, "0.25"): 2, (1, "0.0"): 2, (1, "False"): 2, (4, "8"): 4, (6, "0.5"): 6, (7, "0.002"): 7,
+        (10, "2"): 13}
     for m in ms:
         text = sweep.apply(DEFAULT_SRC, m)
         compile(text, "f.py", "exec")
