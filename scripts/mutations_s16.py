@@ -10,4 +10,13 @@ S16: list[Mutant] = [
       '    if n < 2**20:\n        return f"{n:,} bytes"\n',
       '',
       ('tests/test_app_project.py::test_an_upload_cap_that_is_not_whole_mib_is_named_as_it_is',)),
+    # the default sweep: defaults no preset reaches (every preset names its sizes)
+    m('s16-default-progan-channel-max', 'progan/config.py', 'channel_max: int = 512 ', 'channel_max: int = 513 ', ('tests/test_paper_defaults.py',)),
+    m('s16-default-progan-latent-dim', 'progan/config.py', 'latent_dim: int = 512 ', 'latent_dim: int = 513 ', ('tests/test_paper_defaults.py',)),
+    m('s16-default-progan-resolution', 'progan/config.py', 'resolution: int = 1024 ', 'resolution: int = 512 ', ('tests/test_paper_defaults.py',)),
+    m('s16-default-progan-mbstd-group', 'progan/config.py', 'mbstd_group_size: int = 4 ', 'mbstd_group_size: int = 5 ', ('tests/test_paper_defaults.py',)),
+    m('s16-default-stylegan-mapping-layers', 'stylegan_lite/config.py', 'mapping_layers: int = 8 ', 'mapping_layers: int = 9 ', ('tests/test_paper_defaults.py',)),
+    m('s16-default-stylegan-w-avg-beta', 'stylegan_lite/config.py', 'w_avg_beta: float = 0.995 ', 'w_avg_beta: float = 0.99 ', ('tests/test_paper_defaults.py',)),
+    m('s16-default-pixel-norm-eps', 'progan/layers.py', 'def __init__(self, *, eps: float = 1e-8) -> None:', 'def __init__(self, *, eps: float = 5e-09) -> None:', ('tests/test_paper_defaults.py',)),
+    m('s16-default-mbstd-layer-group', 'progan/layers.py', 'def __init__(self, *, group_size: int = 4,', 'def __init__(self, *, group_size: int = 5,', ('tests/test_paper_defaults.py',)),
 ]
