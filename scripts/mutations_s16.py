@@ -19,4 +19,12 @@ S16: list[Mutant] = [
     m('s16-default-stylegan-w-avg-beta', 'stylegan_lite/config.py', 'w_avg_beta: float = 0.995 ', 'w_avg_beta: float = 0.99 ', ('tests/test_paper_defaults.py',)),
     m('s16-default-pixel-norm-eps', 'progan/layers.py', 'def __init__(self, *, eps: float = 1e-8) -> None:', 'def __init__(self, *, eps: float = 5e-09) -> None:', ('tests/test_paper_defaults.py',)),
     m('s16-default-mbstd-layer-group', 'progan/layers.py', 'def __init__(self, *, group_size: int = 4,', 'def __init__(self, *, group_size: int = 5,', ('tests/test_paper_defaults.py',)),
+    m('s16-default-real-loss-gp-lambda', 'progan/losses.py', 'def discriminator_real_loss(\n    name: str,\n    discriminator: Critic,\n    real: torch.Tensor,\n    fake: torch.Tensor,\n    *,\n    gp_lambda: float = 10.0,',
+      'def discriminator_real_loss(\n    name: str,\n    discriminator: Critic,\n    real: torch.Tensor,\n    fake: torch.Tensor,\n    *,\n    gp_lambda: float = 5.0,', ('tests/test_loss_defaults.py',)),
+    m('s16-default-loss-drift-epsilon', 'progan/losses.py', 'def discriminator_loss(\n    name: str,\n    discriminator: Critic,\n    real: torch.Tensor,\n    fake: torch.Tensor,\n    *,\n    gp_lambda: float = 10.0,\n    drift_epsilon: float = 0.001,',
+      'def discriminator_loss(\n    name: str,\n    discriminator: Critic,\n    real: torch.Tensor,\n    fake: torch.Tensor,\n    *,\n    gp_lambda: float = 10.0,\n    drift_epsilon: float = 0.0005,', ('tests/test_loss_defaults.py',)),
+    m('s16-default-penalty-r1-gamma', 'progan/losses.py', 'def discriminator_penalty(\n    name: str,\n    discriminator: Critic,\n    real: torch.Tensor,\n    fake: torch.Tensor,\n    *,\n    gp_lambda: float = 10.0,\n    r1_gamma: float = 10.0,',
+      'def discriminator_penalty(\n    name: str,\n    discriminator: Critic,\n    real: torch.Tensor,\n    fake: torch.Tensor,\n    *,\n    gp_lambda: float = 10.0,\n    r1_gamma: float = 5.0,', ('tests/test_loss_defaults.py',)),
+    m('s16-default-dragan-c', 'progan/losses.py', 'real: torch.Tensor, *, c: float = 0.5,', 'real: torch.Tensor, *, c: float = 0.25,', ('tests/test_loss_defaults.py',)),
+    m('s16-default-gp-target', 'progan/losses.py', 'fake: torch.Tensor, *, target: float = 1.0,', 'fake: torch.Tensor, *, target: float = 0.5,', ('tests/test_loss_defaults.py',)),
 ]
