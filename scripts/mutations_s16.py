@@ -10,4 +10,8 @@ S16: list[Mutant] = [
       '    if n < 2**20:\n        return f"{n:,} bytes"\n',
       '',
       ('tests/test_app_project.py::test_an_upload_cap_that_is_not_whole_mib_is_named_as_it_is',)),
+    m('blind-w01-sigusr1-ignored', 'progan/training/trainer.py',
+      'for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):\n            signal.signal(sig, self._request_stop)',
+      'for sig in (signal.SIGTERM, signal.SIGINT):\n            signal.signal(sig, self._request_stop)',
+      ('tests/test_trainer_loop.py::test_each_stop_signal_sent_during_training_saves_a_checkpoint_and_ends_the_run',)),
 ]
