@@ -14,4 +14,8 @@ S16: list[Mutant] = [
       'for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):\n            signal.signal(sig, self._request_stop)',
       'for sig in (signal.SIGTERM, signal.SIGINT):\n            signal.signal(sig, self._request_stop)',
       ('tests/test_trainer_loop.py::test_each_stop_signal_sent_during_training_saves_a_checkpoint_and_ends_the_run',)),
+    m('blind-w03-stale-tmp-dir-not-cleared', 'progan/training/checkpoint.py',
+      '        shutil.rmtree(tmp, ignore_errors=True)\n        tmp.mkdir()',
+      '        tmp.mkdir()',
+      ('tests/test_resume_state.py::test_a_save_killed_midway_leaves_a_tmp_dir_that_the_resumed_runs_save_at_that_kimg_replaces',)),
 ]
