@@ -18,4 +18,9 @@ S16: list[Mutant] = [
       '        shutil.rmtree(tmp, ignore_errors=True)\n        tmp.mkdir()',
       '        tmp.mkdir()',
       ('tests/test_resume_state.py::test_a_save_killed_midway_leaves_a_tmp_dir_that_the_resumed_runs_save_at_that_kimg_replaces',)),
+    m('blind-x01-best-fid-never-recorded', 'progan/training/reporting.py',
+      '            self.best_fid = results["fid"]\n            summary =',
+      '            summary =',
+      ('tests/test_run_reports.py::test_best_is_saved_only_for_an_fid_below_every_earlier_full_resolution_one',
+       'tests/test_evaluation.py::test_best_holds_the_lowest_fid_of_the_final_fully_faded_in_resolution')),
 ]
