@@ -23,4 +23,9 @@ S16: list[Mutant] = [
       '            summary =',
       ('tests/test_run_reports.py::test_best_is_saved_only_for_an_fid_below_every_earlier_full_resolution_one',
        'tests/test_evaluation.py::test_best_holds_the_lowest_fid_of_the_final_fully_faded_in_resolution')),
+    m('blind-w05-wide-64-stylegan-default-loss', 'progan/training/options.py',
+      '    ("stylegan_lite", "wide-64"): {**_WIDE_64, "loss": "wgan_gp"},',
+      '    ("stylegan_lite", "wide-64"): dict(_WIDE_64),',
+      ('tests/test_trainer_options.py::test_the_64_px_recipes_train_both_families_with_wgan_gp',
+       'tests/test_training.py::test_wide_64_is_the_campaigns_width_and_recipe')),
 ]
