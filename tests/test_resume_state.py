@@ -6,7 +6,8 @@ export overwritten by a worse model, ADA restarting at p = 0, the sample latents
 test sets every saved scalar to a value no fresh trainer has, trains two steps so the optimizers
 have moments, saves, resumes in a fresh trainer, and requires the resumed trainer's own state to be
 the saved state, entry by entry, bit for bit, with no entry left at its fresh value. What a resume can
-find: ``--keep-checkpoints K`` leaves exactly the newest K checkpoints after every save.
+find: ``--keep-checkpoints K`` leaves exactly the newest K checkpoints after every save, and a save
+killed midway leaves a ``.tmp-`` dir that the next save at that kimg replaces.
 Each rank's RNG comes back only on the process count that saved it (else a warning); the first logged
 speed after a start or a resume counts only that session's images and seconds.
 """
@@ -283,6 +284,26 @@ def test_keep_checkpoints_leaves_exactly_the_newest_keep_after_every_save(tmp_pa
         assert [p.name for p in list_checkpoints(root)] == expected
         assert sorted(p.name for p in root.iterdir()) == expected          # nothing else left behind
     assert latest_checkpoint(root).name == checkpoint_name(48)
+
+
+def test_a_save_killed_midway_leaves_a_tmp_dir_that_the_resumed_runs_save_at_that_kimg_replaces(tmp_path):
+    """A run killed inside a save leaves ``.tmp-ckpt-000000.016`` (here: a half-written state.pt and the
+    RNG file of a second rank); the resumed run reaches 16 images again and must save there: the
+    checkpoint holds only what this save wrote (rank 0's RNG, the new state), and no .tmp- dir is left."""
+    from progan.training.checkpoint import checkpoint_name, list_checkpoints, save_checkpoint
+
+    root = tmp_path / "checkpoints"
+    leftover = root / f".tmp-{checkpoint_name(16)}"
+    leftover.mkdir(parents=True)
+    (leftover / "state.pt").write_bytes(b"cut short")
+    (leftover / "rng-rank1.pt").write_bytes(b"from the killed run")
+    final = save_checkpoint(root, images_seen=16, state={"images_seen": 16}, rank_state={"seed": 3}, rank=0,
+                            barrier=lambda: None, keep=2)
+    assert final == root / "ckpt-000000.016" and list_checkpoints(root) == [final]
+    assert sorted(p.name for p in root.iterdir()) == ["ckpt-000000.016"]
+    assert sorted(p.name for p in final.iterdir()) == ["rng-rank0.pt", "state.pt"]
+    assert torch.load(final / "state.pt", weights_only=True) == {"images_seen": 16}
+    assert torch.load(final / "rng-rank0.pt", weights_only=True) == {"seed": 3}
 
 
 def test_the_logged_speed_counts_only_this_sessions_images_and_seconds(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """``training.reporting.RunReports`` on a stub trainer: what reaches the sample grid (the phase's stage and
-fade-in alpha, the kimg in the file name, labels with --cond) and what a log record says (each term the
-mean over the steps on which it ran in the interval, a lazy term over its own steps)."""
+fade-in alpha, the kimg in the file name, labels with --cond), what a log record says (each term the
+mean over the steps on which it ran in the interval, a lazy term over its own steps) and when an
+evaluation replaces best/ (a full-resolution FID below every earlier one)."""
 from __future__ import annotations
 
 import json
@@ -28,6 +29,9 @@ class _Accelerator:
 
     def log(self, values, step):
         self.logged.append((step, values))
+
+    def print(self, *args, **kwargs):
+        pass
 
 
 class _Stub(RunReports):
@@ -90,3 +94,25 @@ def test_a_log_records_speed_is_its_images_over_its_seconds(tmp_path, monkeypatc
     stub._log_terms(Phase(stage=1, alpha=1.0, batch_size=4), SimpleNamespace(set_postfix=lambda *_, **__: None))
     record, = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert record["img_per_s"] == 250.0 and stub._log_since == (104.0, 1500)
+
+
+def test_best_is_saved_only_for_an_fid_below_every_earlier_full_resolution_one(tmp_path):
+    """Full-resolution evaluations with FIDs 4, 6, 2, 3, 2 at 100, 200, ... images: best/ is written at
+    the first (4 < inf) and the third (2 < 4) only, and best_fid after each is the running minimum
+    4, 4, 2, 2, 2; a worse or equal FID writes nothing (it would replace the better model)."""
+    fids, seen, saved = [4.0, 6.0, 2.0, 3.0, 2.0], [], []
+
+    def evaluator(generator, dataset, **kwargs):
+        return {"fid": fids[len(seen)]}
+
+    evaluator.num = 12
+    stub = _stub(tmp_path, best_fid=float("inf"), model_config=SimpleNamespace(resolution=16), evaluator=evaluator,
+                 _dataset=lambda resolution: "reals", summary=lambda seconds: {"kimg": stub.images_seen / 1000},
+                 generator_ema=SimpleNamespace(save_pretrained=lambda path, *, summary: saved.append((path, summary))))
+    for i, fid in enumerate(fids, 1):
+        stub.images_seen = 100 * i
+        stub._evaluate(Phase(stage=2, alpha=1.0, batch_size=4), 1.0)
+        seen.append(fid)
+        assert stub.best_fid == min(seen)
+    assert saved == [(tmp_path / "best", {"kimg": 0.1, "fid": 4.0, "fid_num": 12}),
+                     (tmp_path / "best", {"kimg": 0.3, "fid": 2.0, "fid_num": 12})]

@@ -200,6 +200,39 @@ def test_stop_requests_are_kept_and_only_a_second_ctrl_c_aborts(tmp_path):
         trainer._request_stop(signal.SIGINT, None)
 
 
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR1", "SIGINT"])
+def test_each_stop_signal_sent_during_training_saves_a_checkpoint_and_ends_the_run(tmp_path, monkeypatch,
+                                                                                   restore_signals, signame):
+    """The signal itself, not the handler called by hand: train.py's first lines leave a recording handler
+    for SIGTERM/SIGUSR1 (SLURM's --signal sends USR1); the trainer must replace it for all three. Sent to
+    this process during step 2 with --sync-every 1: the run saves at 8 images and ends there (a signal the
+    trainer left to the earlier handler would only be recorded, and the run would go on to the export)."""
+    import signal
+
+    import progan.training.iteration as iteration_module
+    from progan.training.checkpoint import list_checkpoints
+
+    signum = getattr(signal, signame)
+    recorded: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):  # as train.py; never the default (kills pytest)
+        signal.signal(sig, lambda s, _frame: recorded.append(s))
+    trainer = _trainer(tmp_path, kimg=0.02, sync_every=1, log_every=100, checkpoint_kimg=1.0, sample_kimg=1.0,
+                       progressive=False)
+    real = iteration_module.train_iteration
+
+    def signal_in_step_2(ctx, *args, step, **kwargs):
+        if step == 1:  # the second step (step counts before it)
+            signal.raise_signal(signum)
+        return real(ctx, *args, step=step, **kwargs)
+
+    monkeypatch.setattr(iteration_module, "train_iteration", signal_in_step_2)
+    assert trainer.train() == tmp_path / "run" / "checkpoints"
+    assert recorded == []
+    assert (trainer.step, trainer.images_seen) == (2, 8)
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["ckpt-000000.008"]
+    assert not (tmp_path / "run" / "export").exists()
+
+
 def test_a_stop_request_is_agreed_on_every_sync_every_steps(tmp_path, monkeypatch, restore_signals):
     """--sync-every 3 with --log-every 100 and nothing else due: a stop requested during step 2 is seen
     at the agreement after step 3, which saves a checkpoint at 12 images and ends the run there."""

@@ -1,7 +1,8 @@
 """Options the trainer itself applies, each given a value other than its default and checked by its effect
 against a value built by hand: the EMA half-life and ramp-up (one real step), ADA's target, interval and
 speed (the trainer's own adjustment), the sample grid's count, seed and pixels, the evaluator it builds for
---eval-kimg (seed, count, network, cache), the run clock, --batch-sizes and --channels-last."""
+--eval-kimg (seed, count, network, cache), the run clock, --batch-sizes and --channels-last; the loss the
+dry run reports for each family's default, each --loss/--penalty pair and each 64 px preset's recipe."""
 from __future__ import annotations
 
 import math
@@ -351,6 +352,19 @@ def test_the_dry_run_prints_the_loss_and_penalty_the_run_trains_with(capsys, fam
     resolved = json.loads(capsys.readouterr().out)
     loss_flag = flags[flags.index("--loss") + 1] if "--loss" in flags else ""
     assert resolved["loss"] == objective and resolved["train"]["loss"] == loss_flag
+
+
+@pytest.mark.parametrize("family", ["progan", "stylegan_lite"])
+@pytest.mark.parametrize("preset", ["demo-64", "wide-64"])
+def test_the_64_px_recipes_train_both_families_with_wgan_gp(capsys, family, preset):
+    """docs/recipes.md: both demo-64 recipes and the second campaign's wide-64 keep WGAN-GP (StyleGAN-lite's
+    own default, logistic_r1, collapsed there), so the dry run resolves wgan_gp with no --loss given."""
+    import json
+
+    import train
+
+    assert train.main(["--family", family, "--preset", preset, "--dry-run", "--no-estimate-memory"]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] == "wgan_gp"
 
 
 # --- channels_last ------------------------------------------------------------------------------------
