@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"error: --background must be R,G,B with values 0..255, got {args.background!r}", file=sys.stderr)
         return 2
-    remote = args.weights.startswith(("http://", "https://", "hf://"))
+    # the scheme in any case: resolve_weights reads HTTPS:// and HF:// as remote too
+    remote = args.weights.lower().startswith(("http://", "https://", "hf://"))
     if remote and not args.allow_remote_weights:
         print("error: --weights is remote; pass --allow-remote-weights to download it", file=sys.stderr)
         return 2

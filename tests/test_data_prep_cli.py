@@ -4,6 +4,7 @@ The CLI is a layer that could drop a flag on its way to `prepare` (as evaluate.p
 `--background`); a manifest that records the settings would then still look plausible. So each flag's
 effect is checked on pixels and counts worked out by hand from a five-file folder, against the same
 folder prepared with every default.
+Last, SIGTERM mid-run (a real signal, in a subprocess): cleaned up, one line, exit 130.
 """
 
 from __future__ import annotations
@@ -160,3 +161,42 @@ def test_workers_flag_sets_the_worker_processes(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         main([*common, "--out", str(tmp_path / "bad"), "--workers", "two"])
     assert exit_info.value.code == 2 and "--workers: invalid int value: 'two'" in capsys.readouterr().err
+
+
+_SIGTERM_CHILD = """
+import os, signal, sys
+from data_prep.__main__ import main
+from data_prep.writer import DatasetWriter
+
+add = DatasetWriter.add
+def add_then_terminate(self, levels):
+    add(self, levels)
+    # one image is in the tmp dir: say where it is, then the scheduler's kill arrives
+    print(self.tmp.name, sorted(p.name for p in self.tmp.iterdir()), flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+DatasetWriter.add = add_then_terminate
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_cleans_up_says_interrupted_and_exits_130(tmp_path):
+    """``python -m data_prep`` stopped by SIGTERM (kill, a scheduler's time limit) mid-run, after its first image
+    reached ``OUT.tmp-<host>-<pid>``: like Ctrl-C it removes that directory, prints ``interrupted: nothing was
+    written`` and exits 130 (128 + SIGINT, the shell's code for an interrupted command); Python's default for
+    SIGTERM would die at once with -15 and leave the partial arrays behind. A real signal, in a subprocess."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    source = _folder(tmp_path / "src")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    child = subprocess.run([sys.executable, "-c", _SIGTERM_CHILD, str(source), "--out", str(tmp_path / "ds"),
+                            "--resolution", "8", "--workers", "1", "--quiet"],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    tmp_name, files = child.stdout.split(" ", 1)
+    assert tmp_name.startswith("ds.tmp-") and "images_8.npy" in files   # it was mid-run, arrays open
+    assert child.returncode == 130, (child.returncode, child.stderr)
+    assert child.stderr.strip().splitlines() == ["interrupted: nothing was written"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]       # no ds, no ds.tmp-*

@@ -4,6 +4,7 @@ Folders and zips list their images in sorted path order whatever order the disk 
 them in (a zip written in reverse here), and ``limit`` keeps the first N of that order; a tar is read
 front to back, so it keeps the first N images in archive order. Names are built by hand. Every archive
 suffix accepted (.tar, .tar.gz, .tgz, .tar.bz2, .tbz2, .tar.xz, .txz, .zip) yields the same images.
+Every image extension promised (.gif too), in lower or upper case, is listed by every kind of source.
 """
 from __future__ import annotations
 
@@ -119,3 +120,38 @@ def test_every_archive_suffix_opens_and_yields_the_same_images(tmp_path, suffix)
     names = [item.name for item in items]
     assert names == (sorted(IMAGES) if suffix == ".zip" else IMAGES)
     assert [read_item(item) for item in items] == [contents[n] for n in names]
+
+
+# Every still-image format Pillow reads that data_prep promises (docs/data_prep.md), written out here rather
+# than read from IMAGE_EXTENSIONS: JPEG's four spellings, PNG, GIF (its first frame), BMP, WebP, TIFF's two,
+# and the four netpbm kinds; upper case too (cameras write .JPG, old tools .GIF).
+FORMATS = ".jpg .jpeg .jpe .jfif .png .gif .bmp .webp .tif .tiff .ppm .pgm .pbm .pnm".split()
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "tar"])
+def test_every_image_extension_is_listed_in_folders_zips_and_tars_in_either_case(tmp_path, kind):
+    """One file per extension, lower and upper case, plus a .txt and a .svg: each source lists the 28 images
+    (sorted for folders and zips, in archive order for a tar) and counts only the other two as ignored."""
+    images = [f"img{i:02d}{suffix}" for i, suffix in enumerate(FORMATS)]
+    images += [f"up{i:02d}{suffix.upper()}" for i, suffix in enumerate(FORMATS)]
+    names = images + ["notes.txt", "logo.svg"]
+    if kind == "folder":
+        source = tmp_path / "src"
+        source.mkdir()
+        for name in names:
+            (source / name).write_bytes(b"x")
+    elif kind == "zip":
+        source = tmp_path / "src.zip"
+        with zipfile.ZipFile(source, "w") as archive:
+            for name in names:
+                archive.writestr(name, b"x")
+    else:
+        source = tmp_path / "src.tar"
+        with tarfile.open(source, "w") as archive:
+            for name in names:
+                info = tarfile.TarInfo(name)
+                info.size = 1
+                archive.addfile(info, io.BytesIO(b"x"))
+    opened = open_source(source)
+    assert [item.name for item in opened.items] == (images if kind == "tar" else sorted(images))
+    assert opened.ignored == {".txt": 1, ".svg": 1}

@@ -106,3 +106,28 @@ def test_the_json_is_written_where_out_says_creating_its_folders(weights, tmp_pa
         assert written == {target} and json.loads(target.read_text()) == printed
     else:
         assert written == set()
+
+
+@pytest.mark.parametrize("weights", ["hf://org/repo", "hf://org/repo@main/model.safetensors",
+                                     "https://example.invalid/m.safetensors", "http://example.invalid/m",
+                                     "HF://org/repo", "Https://example.invalid/m.safetensors"])
+def test_remote_weights_of_every_scheme_need_allow_remote_weights(capsys, monkeypatch, weights):
+    """http://, https:// and hf:// (the three schemes ``resolve_weights`` downloads, in whatever case it reads
+    them) are refused without --allow-remote-weights, one line and exit 2, before anything is loaded; with
+    the flag the same string goes on to the loader (a stand-in here, so nothing is downloaded)."""
+    import families
+
+    loaded = []
+
+    def stand_in(source, **kwargs):
+        loaded.append(source)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(families, "load_generator", stand_in)
+    assert evaluate.main(["--weights", weights]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --weights is remote; pass --allow-remote-weights to download it"]
+    assert loaded == []
+    with pytest.raises(SystemExit):
+        evaluate.main(["--weights", weights, "--allow-remote-weights"])
+    assert loaded == [weights]

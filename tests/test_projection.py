@@ -358,3 +358,17 @@ def test_a_saved_projection_reads_back_every_field(tmp_path, family, space, shap
                                                                                      info)
     assert torch.equal(again.latent, latent) and len(again.noise) == len(noise)
     assert all(torch.equal(a, b) for a, b in zip(again.noise, noise))
+
+
+def test_progan_projection_keeps_z_on_the_sphere_of_radius_sqrt_dim_after_every_step(monkeypatch):
+    """ProGAN's z prior concentrates on the sphere of radius sqrt(latent_dim) (pixel norm divides it out), so
+    the projector puts z back on it after every Adam step: the latent each later step starts from, and the
+    result, have norm sqrt(16) = 4 while still moving from step to step (the learning rate ramps up from 0)."""
+    g, latents, _fed = _recording_latents(monkeypatch, "progan")
+    dim = g.config.latent_dim
+    result = project(g, torch.rand(3, 16, 16) * 2 - 1, ProjectionOptions(steps=12, z_candidates=2, seed=1, loss="pixel"))
+    assert len(latents) == 12
+    norms = [z.norm().item() for z in latents[1:]] + [result.latent.norm().item()]
+    assert norms == pytest.approx([dim ** 0.5] * 12, rel=1e-5)
+    moved = [(b - a).norm().item() for a, b in zip(latents[1:], latents[2:])]
+    assert min(moved) > 1e-3, moved
