@@ -74,7 +74,8 @@ def _walk(generator, method: str, space: str, loop: bool) -> np.ndarray:
     return _pixels(generator, w.unsqueeze(1).repeat(1, generator.num_ws, 1))
 
 
-@pytest.mark.parametrize("method, space, loop", [("slerp", "z", False), ("lerp", "w", False), ("lerp", "z", True)])
+@pytest.mark.parametrize("method, space, loop", [("slerp", "z", False), ("lerp", "w", False), ("lerp", "z", True),
+                                                 ("lerp", "w", True)])
 def test_interpolate_event_draws_the_method_space_and_loop_it_is_given(setup, tmp_path, method, space, loop):
     generator, _weights, events = setup
     _mp4, gif, _status = events["interpolate"]("sg", "3,7", FRAMES, 8, method, space, loop, 1.0, "fixed")
@@ -83,6 +84,8 @@ def test_interpolate_event_draws_the_method_space_and_loop_it_is_given(setup, tm
     assert got.shape == expected.shape and np.abs(got - expected).max() <= 1
     default = _walk(generator, "lerp", "z", False).astype(int)
     assert np.abs(default - _walk(generator, method, space, loop)).max() > 3   # the option ignored would show
+    if loop:                                                                   # the loop ignored in this space
+        assert np.abs(_walk(generator, method, space, False) - _walk(generator, method, space, True)).max() > 3
 
 
 def _mixed(generator, rows, cols, layers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 the defaults (issue 20, red-team pass R5): each flag must arrive where it acts, not just parse.
 
 - ``--concurrency`` / ``--max-queue`` reach ``demo.queue``; their bounds (1..64, at least 1) at the edge;
-  a bad ``--device`` is one line on stderr and exit status 2, not a traceback;
+  a bad ``--device`` or a missing ``--weights`` file is one line on stderr and exit status 2, not a traceback;
 - labels: ``run/model.safetensors`` is "run", ``dir/foo.safetensors`` is "foo"; three launch sources
   with one label become "run", "run (2)", "run (3)", each keeping its own source;
 - a visitor URL whose load fails leaves the switcher as it was;
@@ -72,6 +72,17 @@ def test_a_bad_device_is_one_line_and_status_2(weights, capsys):
     assert main(["--weights", str(weights / "sg"), "--device", "no-such-device"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_missing_weights_file_is_one_line_and_status_2(weights, tmp_path, capsys):
+    """A missing file is an OSError (FileNotFoundError), not a ValueError: it too is a load error, one line
+    naming the path, not a traceback."""
+    from app.__main__ import main
+
+    missing = tmp_path / "no-such-run" / "model.safetensors"
+    assert main(["--weights", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "no-such-run" in err
 
 
 def test_launch_labels_are_unique_and_keep_their_sources():

@@ -50,6 +50,31 @@ def test_a_failed_switch_keeps_the_session_on_its_model_every_time(switch):
         assert (shown, current) == ("pg", "pg") and "ProGAN" in info and "Still using **pg**" in status
 
 
+def test_a_missing_file_or_an_unreachable_url_is_a_load_error_and_the_session_keeps_its_model(weights, tmp_path):
+    """Weights that cannot be read raise OSErrors, not ValueErrors (a launch source whose file is gone:
+    FileNotFoundError; a visitor URL whose server does not answer: a download error). Both are load errors
+    like a corrupt file: the switch reverts to the model in use with a one-line status naming the source,
+    and the URL box's event raises a one-line ``gr.Error``, never the OSError itself."""
+    import socket
+
+    gone = tmp_path / "gone" / "model.safetensors"
+    store = ModelStore({"sg": str(weights["stylegan_lite"]), "gone": str(gone)}, allow_remote=True)
+    demo = build_demo(store, output_dir=tmp_path / "out")
+    events = {f.api_name: f.fn for f in demo.fns.values()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = events["switch_model"]("gone", "sg")
+    assert out[0]["value"] == "sg" and "could not load **gone**" in out[-1] and "Still using **sg**" in out[-1]
+    assert str(gone) in out[-1]
+    with socket.socket() as probe:                      # a port nothing listens on: the connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/run/model.safetensors"
+    with pytest.raises(gr.Error, match=f"127.0.0.1:{port}"):
+        events["load_weights"](url, "sg")
+    assert store.labels == ["sg", "gone"]               # no dead entry left in the switcher
+
+
 def test_switching_models_resets_the_cutoff_slider_to_all_of_the_new_models_layers(weights, tmp_path):
     """The cutoff slider's update after a switch: maximum and value both the new model's style-layer count
     (2 per resolution), so a cutoff left from the previous model cannot truncate only part of the new one."""

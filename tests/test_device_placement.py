@@ -1,4 +1,4 @@
-"""Tensors the training step and the trainer create follow the run's device.
+"""Tensors the training step, the trainer and the app's sampling create follow the run's (model's) device.
 
 A tensor created without ``device=`` lands on the CPU: on a CPU-only machine that is the run's device, so
 only a GPU run would crash (or silently compute on the CPU). The ``meta`` device makes the slip visible
@@ -60,3 +60,31 @@ def test_a_conditional_trainer_keeps_its_class_weights_on_the_runs_device(tmp_pa
     trainer = Trainer(config, FAMILIES["progan"], lambda r: data_prep.open_dataset(str(data), r, with_labels=True),
                       accelerator=_MetaAccelerator(cpu=True))
     assert (trainer.class_weights.device, trainer.class_weights.shape) == (META, (2,))   # blue, red
+
+
+def test_the_apps_random_noise_maps_reach_the_synthesis_on_the_generators_device():
+    """``generate_images(noise="random")`` draws each seed's noise maps on the CPU (the seed contract: the
+    same maps on every device) and must move them to the generator's device before synthesis; a CUDA model
+    handed CPU maps fails with a device mismatch. The tiny StyleGAN-lite is put on ``meta``; its synthesis is
+    wrapped to record the devices and shapes of the maps it is handed (then runs on them for real, and returns
+    CPU zeros of that output's shape so the uint8 conversion can run)."""
+    from app.sampling import generate_images
+    from model_utils import tiny_stylegan
+
+    generator = tiny_stylegan().to(META)
+    synthesis, calls = generator.synthesis.forward, []
+
+    def recording(ws, **kwargs):
+        calls.append((ws.device, [(n.device, tuple(n.shape)) for n in kwargs["noise"]]))
+        return torch.zeros(synthesis(ws, **kwargs).shape)
+
+    generator.synthesis.forward = recording
+    r, resolutions = generator.config.resolution, generator.config.resolutions
+    images = generate_images(generator, [0, 1, 2], noise="random", batch_size=2)
+    assert images.shape == (3, r, r, generator.config.image_channels)
+    assert len(calls) == 2                                            # seeds 0, 1 then seed 2
+    for (ws_device, maps), batch in zip(calls, (2, 1)):
+        assert ws_device == META
+        # two noise layers per resolution, 4 px up to the model's, one map per seed of the batch
+        expected = [(META, (batch, 1, resolutions[i // 2], resolutions[i // 2])) for i in range(2 * len(resolutions))]
+        assert maps == expected

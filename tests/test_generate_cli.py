@@ -100,6 +100,21 @@ def test_out_suffix_is_checked(tmp_path, capsys):
     assert "--out must end in .mp4, .gif for interpolate" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command, extra", [
+    ("grid", ["--seeds", "0-1"]), ("mix", ["--rows", "1", "--cols", "2"]),
+    ("edit", ["--seeds", "0", "--directions", "0", "--k", "2", "--steps", "2"]),
+])
+def test_image_commands_write_every_documented_format(weights, tmp_path, command, extra):
+    """``--help`` of grid, mix and edit: ".png/.jpg/.webp" (and .jpeg, JPEG's other name). Each suffix, in
+    either case, is accepted and the file written is in that format (read back by its header, not its name)."""
+    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".WEBP": "WEBP"}
+    for suffix, fmt in formats.items():
+        out = tmp_path / f"{command}{suffix}"
+        assert main([command, "--weights", str(weights["stylegan_lite"]), *extra, "--out", str(out)]) == 0, suffix
+        with Image.open(out) as image:
+            assert image.format == fmt, suffix
+
+
 # --- --latent: a projected image (app.project's latent.safetensors) wherever a seed goes -------------------------
 
 @pytest.fixture(scope="module")
@@ -275,17 +290,19 @@ def test_batch_size_bounds_the_images_per_forward_pass(noisy_weights, tmp_path, 
     assert np.array_equal(batched, whole)
 
 
-def test_interpolate_loop_returns_through_the_seeds_to_the_first(noisy_weights, tmp_path):
+@pytest.mark.parametrize("space", ["z", "w"])
+def test_interpolate_loop_returns_through_the_seeds_to_the_first(noisy_weights, tmp_path, space):
     """``interpolate --loop``: the walk through seeds A, B goes A -> B -> back towards A, its frames spread
     evenly over the closed path (the last is one step before A, so the clip repeats seamlessly). With two
     seeds and F = 6 frames the looped clip sits at 0, 1/3, ..., 5/3 of the way A -> B -> A: frame F/2 is B and
-    frame k mirrors frame F - k (the same point walked back). Without --loop the last frame is B itself."""
+    frame k mirrors frame F - k (the same point walked back). Without --loop the last frame is B itself. The
+    same in W (the keys mapped first, a separate code path)."""
     import numpy as np
 
     def clip(*loop: str) -> np.ndarray:
         out = tmp_path / f"walk{'-'.join(('',) + loop)}.gif"
         assert main(["interpolate", "--weights", str(noisy_weights), "--seeds", "1,2", "--frames", "6",
-                     "--space", "z", "--method", "lerp", "--min-size", "16", *loop, "--out", str(out)]) == 0
+                     "--space", space, "--method", "lerp", "--min-size", "16", *loop, "--out", str(out)]) == 0
         return read_frames(out).astype(int)
 
     plain, looped = clip(), clip("--loop")

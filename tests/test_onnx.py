@@ -122,6 +122,24 @@ def test_generate_cli_from_onnx_pads_the_grid(tmp_path):
         assert image.size == (2 * size, 2 * size)
 
 
+def test_generate_cli_writes_into_an_out_folder_that_does_not_exist_yet(tmp_path):
+    """``--out new/deeper/grid.png``: the folders are made, by the ONNX path as by the PyTorch one, and the
+    two files hold the same grid (the model's images for seeds 0-3, fixed noise, within 1 level)."""
+    from PIL import Image
+
+    generator, path = _tiny("progan"), tmp_path / "progan.onnx"
+    export_onnx(generator, path, noise="const")
+    generator.save_pretrained(tmp_path / "weights")
+    grids = {}
+    for source in (["--onnx", str(path)], ["--weights", str(tmp_path / "weights")]):
+        out = tmp_path / source[0].strip("-") / "deeper" / "grid.png"
+        assert not out.parent.exists()
+        assert generate_main([*source, "--seeds", "0-3", "--out", str(out)]) == 0, source[0]
+        grids[source[0]] = np.asarray(Image.open(out).convert("RGB"), dtype=int)
+    assert grids["--onnx"].shape == grids["--weights"].shape == (32, 32, 3)       # 4 seeds: 2 x 2 of 16 px
+    assert np.abs(grids["--onnx"] - grids["--weights"]).max() <= 1
+
+
 @pytest.mark.parametrize("name", ["progan", "stylegan_lite"])
 def test_generate_cli_class_from_onnx_follows_the_models_class_order(tmp_path, name):
     """Class names not in alphabetical order: `app.generate --onnx F --class NAME` draws the class the
