@@ -150,3 +150,31 @@ def test_train_fp16_on_gpu_end_to_end(tmp_path, family):
     assert all(v == v and abs(v) != float("inf") for r in records for v in r.values() if isinstance(v, float))
     state = torch.load(tmp_path / "run" / "checkpoints" / "ckpt-000000.200" / "state.pt", weights_only=True)
     assert state["scaler"]["scale"] > 0  # the GradScaler's state is checkpointed
+
+
+def test_the_penalties_grad_scale_is_the_scalers_initial_value_before_its_first_scale():
+    """torch creates a GradScaler's scale tensor lazily, in its first ``scale()``: before that
+    ``_get_scale_async()`` is None, and the first fp16 D step's penalty divided None by the batch size (a
+    TypeError at step 0 of every fp16 run; found on an H200, benchmarks/gpu_check.sh). A real CPU GradScaler
+    shows the same lifecycle."""
+    from progan.losses import discriminator_loss
+    from progan.training.trainer import current_grad_scale
+
+    assert current_grad_scale(None) == 1.0
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    assert scaler._get_scale_async() is None  # the lifecycle this test stands on
+    before = current_grad_scale(scaler)
+    assert before == 1024.0 and isinstance(before, float)
+
+    def critic(x):  # not linear in x: the penalty's gradient depends on where it is taken
+        return torch.tanh(3 * x.flatten(1)).sum(1) + x.flatten(1).square().sum(1)
+
+    real, fake = torch.rand(4, 1, 3, 3), torch.rand(4, 1, 3, 3)
+    torch.manual_seed(0)
+    scaled, _ = discriminator_loss("wgan_gp", critic, real, fake, grad_scale=before)
+    torch.manual_seed(0)
+    plain, _ = discriminator_loss("wgan_gp", critic, real, fake)
+    torch.testing.assert_close(scaled, plain)  # the scale is undone inside the penalty
+    scaler.scale(torch.ones(()))
+    after = current_grad_scale(scaler)
+    assert isinstance(after, torch.Tensor) and after.item() == 1024.0 and after is scaler._get_scale_async()

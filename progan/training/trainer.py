@@ -79,6 +79,16 @@ class _Due(NamedTuple):
     evaluate: bool
 
 
+
+def current_grad_scale(scaler) -> float | torch.Tensor:
+    """The fp16 GradScaler's scale for the penalties' backward, without a host sync: its scale tensor once a
+    loss has been scaled, and before that (the first step: torch creates the tensor lazily, in ``scale()``)
+    its initial value. 1.0 without a scaler (fp32, bf16)."""
+    if scaler is None:
+        return 1.0
+    scale = scaler._get_scale_async()
+    return scaler.get_scale() if scale is None else scale  # get_scale() reads _init_scale then: no sync
+
 class Trainer(CheckpointState, RunReports):
     def __init__(self, config: TrainConfig, family: Family, open_dataset: Callable[[int], Dataset], *,
                  accelerator: Accelerator | None = None, evaluator: PeriodicEvaluator | None = None,
@@ -319,7 +329,7 @@ class Trainer(CheckpointState, RunReports):
             generator=self.generator, discriminator=self.discriminator, stage=phase.stage,
             alpha=phase.alpha, latent_dim=self.model_config.latent_dim, device=acc.device,
             autocast=acc.autocast, backward=acc.backward,
-            grad_scale=scaler._get_scale_async() if scaler is not None else 1.0,  # a tensor: no host sync
+            grad_scale=current_grad_scale(scaler),
             augment=self.augment, class_weights=self.class_weights, compiled=self.compiled)
         batch_images = phase.batch_size * cfg.grad_accum * acc.num_processes
         beta = ema_beta(batch_images, half_life_images=cfg.ema_half_life_kimg * 1000,
