@@ -91,4 +91,24 @@ S16: list[Mutant] = [
     m('gpu-fp16-first-step-scale-none', 'progan/training/trainer.py',
       '    return scaler.get_scale() if scale is None else scale', '    return scale',
       ('tests/test_precision.py::test_the_penalties_grad_scale_is_the_scalers_initial_value_before_its_first_scale',)),
+    m('blind-w06-noise-before-augment', 'progan/training/step.py',
+      '        if augment is not None:\n            images = augment(images)\n'
+      '        if sigma > 0:  # torch RNG: saved per rank, so a resumed run draws the same noise\n'
+      '            images = images + sigma * torch.randn_like(images)\n',
+      '        if sigma > 0:  # torch RNG: saved per rank, so a resumed run draws the same noise\n'
+      '            images = images + sigma * torch.randn_like(images)\n'
+      '        if augment is not None:\n            images = augment(images)\n',
+      ('tests/test_augment_training.py::test_instance_noise_goes_on_after_the_augmentation',)),
+    m('blind-x05-w-avg-not-averaged', 'progan/training/iteration.py',
+      "        all_reduce_mean_(setup.averaged_buffers, **setup.reduce_options)  # w_avg, tracked on each rank's latents\n",
+      '\n',
+      ('tests/test_iteration.py::test_w_avg_is_averaged_over_processes_after_the_g_step',)),
+    m('blind-x07-ada-interval-default', 'progan/training/options.py',
+      'ada_interval: int = _opt(4,', 'ada_interval: int = _opt(8,',
+      ('tests/test_trainer_options.py::test_ada_defaults_adjust_p_every_4_minibatches_at_500_kimg_towards_0_6',)),
+    m('blind-x10-hinge-g-loss-is-lsgan', 'progan/losses.py',
+      '    if adversarial == "hinge":\n        return hinge_generator_loss(fake_scores)\n'
+      '    return lsgan_generator_loss(fake_scores)\n',
+      '    return lsgan_generator_loss(fake_scores)\n',
+      ('tests/test_stabilization.py::test_each_loss_matches_its_closed_form[hinge]',)),
 ]

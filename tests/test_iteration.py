@@ -6,12 +6,14 @@ a copy of the optimizer to those gradients, the EMA as ``beta * ema + (1 - beta)
 appendix A.1). Covered: a GradScaler-skipped D step is reported whichever of the iteration's D steps
 it was (the lazy penalty's, StyleGAN2 section 3.1, included); G's step trains against D advanced
 ``unrolled_steps`` steps (Metz et al. 2017, first order) while the real D takes only its own step;
-the EMA follows G *after* its optimizer step.
+the EMA follows G *after* its optimizer step; ``w_avg`` is averaged over processes after the G step
+(two threads joined by a real summing all-reduce stand in for two ranks).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ import torch
 from critics import SHAPE, ConstantG, SquareCritic, data, make_ctx
 from families import FAMILIES
 from progan.training.iteration import IterationSetup, train_iteration
+from progan.training.options import TrainConfig
 from progan.training.step import StepContext
 
 
@@ -156,8 +159,6 @@ def test_history_and_the_minibatch_are_kept_only_for_the_tricks_that_read_them()
     """Historical averaging (Salimans et al. 2016, section 3.3) keeps running sums, and logs its penalty,
     only at a weight above 0; with feature matching and the unrolled D off (weight 0, 0 steps) G's step
     reads no reals, so the iteration empties the caller's minibatch list before G's graph is built."""
-    from progan.training.options import TrainConfig
-
     for weight in (0.0, 0.5):
         torch.manual_seed(0)
         g, d = ConstantG(SHAPE), SquareCritic(SHAPE)
@@ -169,3 +170,64 @@ def test_history_and_the_minibatch_are_kept_only_for_the_tricks_that_read_them()
         terms = train_iteration(make_ctx(g, d, "wgan_gp", feature_matching=0.0), setup, reals, step=0, ema_beta=0.5)
         assert ("d_historical" in terms.d_terms, "g_historical" in terms.g_terms) == (weight > 0,) * 2
         assert reals == []
+
+
+# --- w_avg across processes -------------------------------------------------------------------------
+
+class _ThreadSum:
+    """``dist.all_reduce`` (SUM) among ``world`` threads: each thread's flat tensor becomes the sum over threads."""
+
+    def __init__(self, world: int) -> None:
+        self.world, self.barrier, self.parts = world, threading.Barrier(world, timeout=60), {}
+
+    def for_rank(self, rank: int):
+        def all_reduce(flat: torch.Tensor) -> None:
+            self.parts[rank] = flat.clone()
+            self.barrier.wait()
+            total = sum(self.parts[r] for r in range(self.world))
+            self.barrier.wait()
+            flat.copy_(total)
+        return all_reduce
+
+
+def test_w_avg_is_averaged_over_processes_after_the_g_step():
+    """Two ranks from identical weights, each drawing its own latents (threads joined by a summing all-reduce,
+    the ``reduce_options`` a real run takes from the process group): after one iteration from w_avg = 0 both
+    hold ``mean over ranks of (1 - beta) * mean(mapping(z_rank))``, StyleGAN's dlatent_avg over the global
+    minibatch, in G and in its EMA copy; each rank's own value would make the ranks' weights differ."""
+    family, world = FAMILIES["stylegan_lite"], 2
+    model = family.presets["tiny"]
+    torch.manual_seed(0)
+    g0, d0 = family.generator_cls(model).train(), SquareCritic(SHAPE)  # stage 0: 4 px, SHAPE's size
+    collective, ws, results, errors = _ThreadSum(world), [[] for _ in range(world)], [None] * world, []
+
+    def rank(r: int) -> None:
+        try:
+            g, d = copy.deepcopy(g0), copy.deepcopy(d0)
+            g.mapping.register_forward_hook(  # the G step's w (the D step maps under no_grad)
+                lambda module, args, w: ws[r].append(w.detach().clone()) if torch.is_grad_enabled() else None)
+            setup = IterationSetup.from_config(
+                TrainConfig(), generator=g, discriminator=d, generator_ema=copy.deepcopy(g),
+                opt_g=torch.optim.Adam(g.parameters()), opt_d=torch.optim.Adam(d.parameters()), reg_every=1,
+                reduce_options={"world": world, "all_reduce": collective.for_rank(r)})
+            ctx = make_ctx(g, d, "logistic+none", latent_dim=model.latent_dim)
+            train_iteration(ctx, setup, [data()[0]], step=0, ema_beta=0.5)
+            results[r] = (g.w_avg.clone(), setup.generator_ema.w_avg.clone())
+        except BaseException as error:  # noqa: BLE001 - raised below
+            errors.append(error)
+            collective.barrier.abort()
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    if errors:
+        raise errors[0]
+    assert [len(w) for w in ws] == [1, 1]
+    local = [(1 - model.w_avg_beta) * w[0].mean(0) for w in ws]  # what each rank tracked on its own latents
+    assert not torch.allclose(local[0], local[1])
+    expected = (local[0] + local[1]) / 2
+    for w_avg, ema_w_avg in results:
+        torch.testing.assert_close(w_avg, expected)
+        torch.testing.assert_close(ema_w_avg, expected)

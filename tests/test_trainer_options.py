@@ -80,6 +80,21 @@ def test_the_trainer_adjusts_ada_with_its_target_interval_and_speed(tmp_path):
     assert trainer._ada_signs.tolist() == [0.0, 0.0]  # the next interval starts afresh
 
 
+def test_ada_defaults_adjust_p_every_4_minibatches_at_500_kimg_towards_0_6(tmp_path):
+    """--augment ada with its defaults: ADA's p moves every 4 minibatches (Karras et al. 2020 section 3), by the
+    interval's 16 reals / (500 kimg * 1000), up when r_t = 0.65 is above the target 0.6."""
+    trainer = _trainer(tmp_path, "stylegan_lite", augment="ada")
+    trainer.ada.p = trainer.augment.p = 0.5
+    p = 0.5
+    for step, sign in enumerate((1.0, 0.5, 0.6, 0.5) * 2):  # each interval: r_t = 2.6 / 4 = 0.65
+        trainer.step = step
+        trainer._adapt(torch.tensor(sign), 4)
+        if step % 4 == 3:
+            p += 16 / 500_000
+        assert trainer.ada.p == trainer.augment.p == pytest.approx(p, rel=0, abs=1e-12), step
+    assert p > 0.5
+
+
 # --- sample grids ------------------------------------------------------------------------------------
 
 def _by_hand(generator, z: torch.Tensor, *, stage: int, alpha: float, full: int, columns: int) -> torch.Tensor:
