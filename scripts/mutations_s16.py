@@ -111,4 +111,13 @@ S16: list[Mutant] = [
       '    return lsgan_generator_loss(fake_scores)\n',
       '    return lsgan_generator_loss(fake_scores)\n',
       ('tests/test_stabilization.py::test_each_loss_matches_its_closed_form[hinge]',)),
+    # the statement sweep: the iteration's gradient bookkeeping
+    m('stm-iteration-d-gradients-not-all-reduced', 'progan/training/iteration.py',
+      '    all_reduce_gradients(ctx.discriminator, **setup.reduce_options)\n    setup.opt_d.step()', '    setup.opt_d.step()', ('tests/test_iteration.py::test_each_players_gradients_are_averaged_over_processes_before_its_step',)),
+    m('stm-iteration-g-gradients-not-all-reduced', 'progan/training/iteration.py',
+      '        all_reduce_gradients(ctx.generator, **setup.reduce_options)\n', '', ('tests/test_iteration.py::test_each_players_gradients_are_averaged_over_processes_before_its_step',)),
+    m('stm-iteration-g-grad-not-zeroed', 'progan/training/iteration.py',
+      '        setup.opt_g.zero_grad(set_to_none=True)\n', '', ('tests/test_iteration.py::test_the_iteration_leaves_no_gradient_behind_for_the_next_one',)),
+    m('stm-iteration-d-grad-not-zeroed', 'progan/training/iteration.py',
+      '    setup.opt_d.zero_grad(set_to_none=True)\n    return skipped', '    return skipped', ('tests/test_iteration.py::test_the_iteration_leaves_no_gradient_behind_for_the_next_one',)),
 ]

@@ -7,7 +7,8 @@ appendix A.1). Covered: a GradScaler-skipped D step is reported whichever of the
 it was (the lazy penalty's, StyleGAN2 section 3.1, included); G's step trains against D advanced
 ``unrolled_steps`` steps (Metz et al. 2017, first order) while the real D takes only its own step;
 the EMA follows G *after* its optimizer step; ``w_avg`` is averaged over processes after the G step
-(two threads joined by a real summing all-reduce stand in for two ranks).
+(two threads joined by a real summing all-reduce stand in for two ranks); each player's gradients are
+averaged before its step (SGD: half the move when the other rank's gradients are zero) and cleared after it.
 """
 from __future__ import annotations
 
@@ -231,3 +232,50 @@ def test_w_avg_is_averaged_over_processes_after_the_g_step():
     for w_avg, ema_w_avg in results:
         torch.testing.assert_close(w_avg, expected)
         torch.testing.assert_close(ema_w_avg, expected)
+
+
+# --- gradients: averaged over processes before each step, none left behind after it ---------------
+
+def _tiny_setup(reduce_options=None, lr_g=0.1, lr_d=0.1):
+    family = FAMILIES["progan"]
+    torch.manual_seed(0)
+    g, d = family.generator_cls(family.presets["tiny"]).train(), SquareCritic(SHAPE)
+    setup = IterationSetup.from_config(
+        TrainConfig(), generator=g, discriminator=d, generator_ema=copy.deepcopy(g),
+        opt_g=torch.optim.SGD(g.parameters(), lr=lr_g), opt_d=torch.optim.SGD(d.parameters(), lr=lr_d), reg_every=1,
+        reduce_options=reduce_options or {})
+    return g, d, setup, make_ctx(g, d, "wgan+none", latent_dim=family.presets["tiny"].latent_dim)
+
+
+def test_each_players_gradients_are_averaged_over_processes_before_its_step():
+    """A stand-in all-reduce for a world of two in which the other rank's gradients are all zero (the sum
+    is this rank's own): the mean is half of this rank's gradient, so with SGD each player moves exactly
+    half as far as a one-process run from the same weights and draws. D's all-reduce dropped leaves D's
+    step at full size (its ranks would drift apart). G is checked with D's learning rate at 0, so both runs'
+    G steps see the same D."""
+    for player, rates in ((0, {"lr_d": 0.0}), (1, {})):
+        _check_half_step(player, rates)
+
+
+def _check_half_step(player, rates):
+    moved = {}
+    for world in (1, 2):
+        g, d, setup, ctx = _tiny_setup({"world": world, "all_reduce": lambda flat: None} if world == 2 else {}, **rates)
+        g_before, d_before = [p.detach().clone() for p in g.parameters()], [p.detach().clone() for p in d.parameters()]
+        torch.manual_seed(1)
+        train_iteration(ctx, setup, [data()[0]], step=0, ema_beta=0.5)
+        moved[world] = ([p.detach() - b for p, b in zip(g.parameters(), g_before)],
+                        [p.detach() - b for p, b in zip(d.parameters(), d_before)])
+    assert any(m.abs().sum() > 0 for m in moved[1][player])
+    for full, half in zip(moved[1][player], moved[2][player]):
+        torch.testing.assert_close(half, full / 2, rtol=1e-4, atol=1e-6)  # float32 parameter differences
+
+
+def test_the_iteration_leaves_no_gradient_behind_for_the_next_one():
+    """Every D and G parameter's gradient is cleared after its step: a gradient left in G (or D) adds into the
+    next iteration's, so the second step would move by both steps' gradients."""
+    g, d, setup, ctx = _tiny_setup()
+    for step in range(2):
+        train_iteration(ctx, setup, [data()[0]], step=step, ema_beta=0.5)
+        assert [n for n, p in g.named_parameters() if p.grad is not None] == []
+        assert [n for n, p in d.named_parameters() if p.grad is not None] == []
