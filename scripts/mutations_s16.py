@@ -120,4 +120,6 @@ S16: list[Mutant] = [
       '        setup.opt_g.zero_grad(set_to_none=True)\n', '', ('tests/test_iteration.py::test_the_iteration_leaves_no_gradient_behind_for_the_next_one',)),
     m('stm-iteration-d-grad-not-zeroed', 'progan/training/iteration.py',
       '    setup.opt_d.zero_grad(set_to_none=True)\n    return skipped', '    return skipped', ('tests/test_iteration.py::test_the_iteration_leaves_no_gradient_behind_for_the_next_one',)),
+    m('stm-keys-projection-not-checked', 'app/keys.py', '            check_compatible(key, generator)\n', '            pass\n',
+      ('tests/test_app_refusals.py::test_a_projection_made_for_another_model_is_refused_before_it_is_walked_or_mixed',)),
 ]

@@ -165,3 +165,27 @@ def test_progan_projection_ignores_the_space_radio(events, tmp_path):
     *_, (_picture, _latent, status, stored) = events["project"]("pg", str(upload), 2, "w+", None)
     assert isinstance(stored, Projection) and stored.space == "z" and stored.latent.shape == (1, 16)
     assert status.startswith("projected into z")
+
+
+def test_a_projection_made_for_another_model_is_refused_before_it_is_walked_or_mixed():
+    """``app.keys`` checks every projected key against the model it is about to meet: another family, a
+    latent of another size, or (the silent case: the styles fit) noise maps of another resolution each
+    give one line, for StyleGAN-lite's styles and ProGAN's z alike."""
+    from app.keys import key_latents, key_styles
+    from stylegan_lite.config import StyleGANConfig
+
+    sg_family, pg_family = FAMILIES["stylegan_lite"], FAMILIES["progan"]
+    tiny = sg_family.presets["tiny"]
+    sg = sg_family.generator_cls(tiny).eval()
+    pg = pg_family.generator_cls(pg_family.presets["tiny"]).eval()
+    maps = [torch.zeros(1, 1, r, r) for r in tiny.resolutions for _ in range(2)]
+    fits = Projection("stylegan_lite", "w", torch.randn(1, tiny.w_dim), noise=maps)
+    assert key_styles(sg, [fits, 3]).shape == (2, sg.num_ws, tiny.w_dim)  # the one that fits is accepted
+    wider = Projection("stylegan_lite", "w", torch.randn(1, tiny.w_dim * 2), noise=maps)
+    _one_line_value_error(lambda: key_styles(sg, [3, wider]), "does not fit this model")
+    # a 32 px model with the same widths: the styles would fit, the 16 px noise maps do not
+    larger = sg_family.generator_cls(StyleGANConfig(**{**tiny.__dict__, "resolution": 32})).eval()
+    _one_line_value_error(lambda: key_styles(larger, [fits]), "noise maps do not fit")
+    _one_line_value_error(lambda: key_latents(pg, [fits]), "belongs to a stylegan_lite model")
+    z = Projection("progan", "z", torch.randn(1, pg.config.latent_dim + 1))
+    _one_line_value_error(lambda: key_latents(pg, [z]), "does not fit this model")
