@@ -27,4 +27,15 @@ S16: list[Mutant] = [
       'def discriminator_penalty(\n    name: str,\n    discriminator: Critic,\n    real: torch.Tensor,\n    fake: torch.Tensor,\n    *,\n    gp_lambda: float = 10.0,\n    r1_gamma: float = 5.0,', ('tests/test_loss_defaults.py',)),
     m('s16-default-dragan-c', 'progan/losses.py', 'real: torch.Tensor, *, c: float = 0.5,', 'real: torch.Tensor, *, c: float = 0.25,', ('tests/test_loss_defaults.py',)),
     m('s16-default-gp-target', 'progan/losses.py', 'fake: torch.Tensor, *, target: float = 1.0,', 'fake: torch.Tensor, *, target: float = 0.5,', ('tests/test_loss_defaults.py',)),
+    # blind set W25/X23/X25: a default no test left at its value, a failure path the tests never took
+    m('blind-w25-timelapse-temp-gif-left', 'scripts/timelapse.py',
+      '        for tmp in (tmp_mp4, tmp_gif):\n            tmp.unlink(missing_ok=True)',
+      '        for tmp in (tmp_mp4,):\n            tmp.unlink(missing_ok=True)',
+      ('tests/test_timelapse.py::test_a_run_that_fails_part_way_leaves_neither_temporary_file',)),
+    m('blind-x23-timelapse-fps-default', 'scripts/timelapse.py',
+      'parser.add_argument("--fps", type=float, default=12.0,', 'parser.add_argument("--fps", type=float, default=24.0,',
+      ('tests/test_timelapse.py::test_the_default_fps_is_12',)),
+    m('blind-x25-finetune-benchmark-freeze-d-default', 'scripts/finetune_benchmark.py',
+      'parser.add_argument("--freeze-d", type=int, default=2,', 'parser.add_argument("--freeze-d", type=int, default=1,',
+      ('tests/test_finetune_benchmark.py::test_the_freeze_d_arm_freezes_two_d_blocks_by_default',)),
 ]
