@@ -122,4 +122,15 @@ S16: list[Mutant] = [
       '    setup.opt_d.zero_grad(set_to_none=True)\n    return skipped', '    return skipped', ('tests/test_iteration.py::test_the_iteration_leaves_no_gradient_behind_for_the_next_one',)),
     m('stm-keys-projection-not-checked', 'app/keys.py', '            check_compatible(key, generator)\n', '            pass\n',
       ('tests/test_app_refusals.py::test_a_projection_made_for_another_model_is_refused_before_it_is_walked_or_mixed',)),
+    # blind set W25/X23/X25: a default no test left at its value, a failure path the tests never took
+    m('blind-w25-timelapse-temp-gif-left', 'scripts/timelapse.py',
+      '        for tmp in (tmp_mp4, tmp_gif):\n            tmp.unlink(missing_ok=True)',
+      '        for tmp in (tmp_mp4,):\n            tmp.unlink(missing_ok=True)',
+      ('tests/test_timelapse.py::test_a_run_that_fails_part_way_leaves_neither_temporary_file',)),
+    m('blind-x23-timelapse-fps-default', 'scripts/timelapse.py',
+      'parser.add_argument("--fps", type=float, default=12.0,', 'parser.add_argument("--fps", type=float, default=24.0,',
+      ('tests/test_timelapse.py::test_the_default_fps_is_12',)),
+    m('blind-x25-finetune-benchmark-freeze-d-default', 'scripts/finetune_benchmark.py',
+      'parser.add_argument("--freeze-d", type=int, default=2,', 'parser.add_argument("--freeze-d", type=int, default=1,',
+      ('tests/test_finetune_benchmark.py::test_the_freeze_d_arm_freezes_two_d_blocks_by_default',)),
 ]

@@ -150,3 +150,38 @@ def test_option_bounds_are_inclusive(tmp_path, capsys, option, inside, outside):
     assert "no such run directory" in capsys.readouterr().err
     assert timelapse.main([missing, option, outside]) == 2
     assert "--fps must be in [0.5, 60]" in capsys.readouterr().err
+
+
+def test_the_default_fps_is_12(run, tmp_path):
+    """Without --fps the film plays at the documented 12 fps (the module's usage line, `[--fps 12]`): the MP4
+    says 12 frames per second, so 5 grids last 5 / 12 s, and the GIF of all 5 lasts as long (its delay is
+    1000 / 12 = 83.3 ms, stored as 8 cs)."""
+    out = tmp_path / "out" / "tl"
+    assert timelapse.main([str(run), "--out", str(out), "--min-size", "32"]) == 0
+    reader = imageio_ffmpeg.read_frames(str(out.with_suffix(".mp4")))
+    meta = next(reader)
+    assert sum(1 for _ in reader) == 5 and meta["fps"] == pytest.approx(12.0)
+    with Image.open(out.with_suffix(".gif")) as image:
+        assert image.n_frames == 5 and image.info["duration"] == 80
+
+
+@pytest.mark.parametrize("where", ["a grid", "the gif"])
+def test_a_run_that_fails_part_way_leaves_neither_temporary_file(run, tmp_path, monkeypatch, capsys, where):
+    """Both outputs are written to hidden temporary files beside them and renamed at the end, so a failure
+    part-way (an unreadable grid in the middle, with the MP4 half written; the GIF writer stopped by
+    Ctrl-C once the MP4 is done) leaves the output folder as it was: no .mp4, no .gif, no hidden .tl-* file."""
+    import app.video
+
+    out = tmp_path / "out"
+    out.mkdir()
+    if where == "a grid":
+        (run / "samples" / "grid-00008.000kimg.png").write_bytes(b"not a png")  # the third of five
+        assert timelapse.main([str(run), "--out", str(out / "tl"), "--min-size", "32"]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: ")
+    else:
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(app.video, "write_gif", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            timelapse.main([str(run), "--out", str(out / "tl"), "--min-size", "32"])
+    assert sorted(p.name for p in out.iterdir()) == []
