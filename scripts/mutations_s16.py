@@ -133,4 +133,7 @@ S16: list[Mutant] = [
     m('blind-x25-finetune-benchmark-freeze-d-default', 'scripts/finetune_benchmark.py',
       'parser.add_argument("--freeze-d", type=int, default=2,', 'parser.add_argument("--freeze-d", type=int, default=1,',
       ('tests/test_finetune_benchmark.py::test_the_freeze_d_arm_freezes_two_d_blocks_by_default',)),
+    m('stm-writer-own-tmp-not-cleared', 'data_prep/writer.py',
+      '        shutil.rmtree(self.tmp, ignore_errors=True)\n        self.tmp.mkdir()', '        self.tmp.mkdir()',
+      ('tests/test_data_prep.py::test_a_tmp_dir_left_under_this_processs_own_pid_is_replaced',)),
 ]

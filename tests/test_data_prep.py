@@ -180,6 +180,19 @@ def test_stale_tmp_of_a_killed_run_is_removed(photos, tmp_path):
     assert not stale.exists()
 
 
+def test_a_tmp_dir_left_under_this_processs_own_pid_is_replaced(photos, tmp_path):
+    """A dead run's pid can come back as this process (pid reuse after a crash or a reboot): its temp dir
+    carries this process's own name, which the stale sweep leaves to the live process, so the writer
+    clears it itself rather than failing on mkdir or keeping the dead run's files."""
+    own = tmp_path / f"ds.tmp-{socket.gethostname()}-{os.getpid()}"
+    own.mkdir()
+    (own / "images_32.npy").write_bytes(b"half written by a run long dead")
+    (own / "leftover.txt").write_text("not ours")
+    out, manifest = run(photos, tmp_path / "ds")
+    assert not own.exists() and not (out / "leftover.txt").exists()
+    assert manifest["counts"]["kept"] > 0 and np.load(out / "images_32.npy").shape[0] == manifest["counts"]["kept"]
+
+
 def test_existing_output_needs_overwrite(photos, tmp_path):
     out, first = run(photos, tmp_path / "ds")
     with pytest.raises(OutputExists, match="--overwrite"):
