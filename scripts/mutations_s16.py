@@ -64,4 +64,12 @@ S16: list[Mutant] = [
     m('blind-x14-progan-z-off-sphere', 'app/projection/projector.py',
       '            if not stylegan:\n                latent *= scale / latent.norm().clamp_min(1e-8)\n', '',
       ('tests/test_projection.py::test_progan_projection_keeps_z_on_the_sphere_of_radius_sqrt_dim_after_every_step',)),
+    # s16-dftA: default sweep survivors (a default moved to a neighbour), each with its direct test
+    m('dft-spectral-norm-module-two-iterations', 'progan/spectral_norm.py',
+      'power_iterations: int = 1, eps', 'power_iterations: int = 2, eps',
+      ('tests/test_spectral_norm.py::test_spectral_norm_runs_one_power_iteration_per_forward_by_default',)),
+    m('dft-spectral-norm-apply-two-iterations', 'progan/spectral_norm.py',
+      'def apply_spectral_norm(module: nn.Module, *, power_iterations: int = 1)',
+      'def apply_spectral_norm(module: nn.Module, *, power_iterations: int = 2)',
+      ('tests/test_spectral_norm.py::test_apply_spectral_norm_runs_one_power_iteration_per_forward_by_default',)),
 ]
