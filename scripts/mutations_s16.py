@@ -72,4 +72,7 @@ S16: list[Mutant] = [
       'def apply_spectral_norm(module: nn.Module, *, power_iterations: int = 1)',
       'def apply_spectral_norm(module: nn.Module, *, power_iterations: int = 2)',
       ('tests/test_spectral_norm.py::test_apply_spectral_norm_runs_one_power_iteration_per_forward_by_default',)),
+    m('dft-app-main-concurrency-3', 'app/__main__.py',
+      '"--concurrency", type=int, default=2,', '"--concurrency", type=int, default=3,',
+      ('tests/test_app_launch.py::test_the_flag_defaults_are_the_ones_the_help_states',)),
 ]
