@@ -136,4 +136,15 @@ S16: list[Mutant] = [
     m('stm-writer-own-tmp-not-cleared', 'data_prep/writer.py',
       '        shutil.rmtree(self.tmp, ignore_errors=True)\n        self.tmp.mkdir()', '        self.tmp.mkdir()',
       ('tests/test_data_prep.py::test_a_tmp_dir_left_under_this_processs_own_pid_is_replaced',)),
+    # s16-dftA: default sweep survivors (a default moved to a neighbour), each with its direct test
+    m('dft-spectral-norm-module-two-iterations', 'progan/spectral_norm.py',
+      'power_iterations: int = 1, eps', 'power_iterations: int = 2, eps',
+      ('tests/test_spectral_norm.py::test_spectral_norm_runs_one_power_iteration_per_forward_by_default',)),
+    m('dft-spectral-norm-apply-two-iterations', 'progan/spectral_norm.py',
+      'def apply_spectral_norm(module: nn.Module, *, power_iterations: int = 1)',
+      'def apply_spectral_norm(module: nn.Module, *, power_iterations: int = 2)',
+      ('tests/test_spectral_norm.py::test_apply_spectral_norm_runs_one_power_iteration_per_forward_by_default',)),
+    m('dft-app-main-concurrency-3', 'app/__main__.py',
+      '"--concurrency", type=int, default=2,', '"--concurrency", type=int, default=3,',
+      ('tests/test_app_launch.py::test_the_flag_defaults_are_the_ones_the_help_states',)),
 ]

@@ -2,6 +2,7 @@
 the defaults (issue 20, red-team pass R5): each flag must arrive where it acts, not just parse.
 
 - ``--concurrency`` / ``--max-queue`` reach ``demo.queue``; their bounds (1..64, at least 1) at the edge;
+  ``--concurrency``, ``--port`` and ``--host`` default to the values their help states;
   a bad ``--device`` or a missing ``--weights`` file is one line on stderr and exit status 2, not a traceback;
 - labels: ``run/model.safetensors`` is "run", ``dir/foo.safetensors`` is "foo"; three launch sources
   with one label become "run", "run (2)", "run (3)", each keeping its own source;
@@ -184,3 +185,21 @@ def test_seed_box_and_steps_open_on_at_most_sixteen_seeds_and_200_steps(weights,
     assert DEFAULT_LIMITS.max_projection_steps > 200
     sliders = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Steps"]
     assert len(sliders) == 1 and sliders[0].value == 200 and sliders[0].maximum == DEFAULT_LIMITS.max_projection_steps
+
+
+def test_the_flag_defaults_are_the_ones_the_help_states(capsys):
+    """``--concurrency`` (2), ``--port`` (7860) and ``--host`` (127.0.0.1) default to what ``--help`` says:
+    the stated value is read from the help text, not from the parser's defaults."""
+    import re
+
+    from app.__main__ import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    options = text.split("show this help message and exit", 1)[1]  # past the usage line
+    args = parse_args([])
+    for flag in ("concurrency", "port", "host"):
+        stated = re.search(rf"--{flag} [A-Z_]+ [^()]*\(default: ([^,)]+)", options)
+        assert stated is not None, flag
+        assert str(getattr(args, flag)) == stated.group(1), flag
