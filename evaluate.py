@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="exported model: dir, .safetensors, URL or hf://")
     parser.add_argument("--data", default="", help="dataset dir or image folder; empty = built-in OpenMoji")
-    parser.add_argument("--num", type=int, default=10000, help="generated images")
+    parser.add_argument("--num", type=int, default=10000, help="generated images (default: 10000)")
     parser.add_argument("--num-real", type=int, default=0, help="real images (a seeded random N of the dataset); 0 = all")
     parser.add_argument("--batch", type=int, default=64, help="images per feature-network batch")
     parser.add_argument("--psi", type=float, default=1.0, help="truncation psi (StyleGAN-lite only)")

@@ -21,7 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--concurrency", type=int, default=2, help="generations running at once (default: 2)")
-    parser.add_argument("--max-queue", type=int, default=32, help="requests waiting before new ones are refused")
+    parser.add_argument("--max-queue", type=int, default=32,
+                        help="requests waiting before new ones are refused (default: 32)")
     parser.add_argument("--allow-remote-weights", action="store_true",
                         help="let visitors load http(s):// or hf:// weights (never local paths); "
                              "the server will download what visitors name")

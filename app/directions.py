@@ -258,7 +258,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", default=None, metavar="PATH|URL|hf://org/repo",
                         help="generator (default: the bundled StyleGAN-lite weights, else ProGAN)")
     parser.add_argument("--layers", default="all", help='layer range "0-3", "2" or "all" (ProGAN: 0 only)')
-    parser.add_argument("--k", type=int, default=10, help="number of directions (at most the latent size)")
+    parser.add_argument("--k", type=int, default=10, help="number of directions (at most the latent size; default: 10)")
     parser.add_argument("--out", type=Path, default=None,
                         help="write here (.safetensors); default: only the cache under $GAN_STUDIO_CACHE/directions")
     return parser

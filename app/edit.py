@@ -80,9 +80,10 @@ def add_edit_parser(commands, common: argparse.ArgumentParser) -> None:
                                help="SeFa edits: rows seed x direction, columns strength (.png/.jpg/.webp)")
     edit.add_argument("--seeds", default="0-3", help='seeds (or "image" with --latent) to edit')
     edit.add_argument("--layers", default="all", help='layer range the directions come from and act on ("0-3")')
-    edit.add_argument("--k", type=int, default=10, help="directions computed (cached per weights, layers, k)")
+    edit.add_argument("--k", type=int, default=10,
+                      help="directions computed (cached per weights, layers, k; default: 10)")
     edit.add_argument("--directions", default="0-4", help='which directions to show, e.g. "0-4" or "0,3"')
-    edit.add_argument("--strength", type=float, default=3.0, help="columns go from -S to +S sigmas")
+    edit.add_argument("--strength", type=float, default=3.0, help="columns go from -S to +S sigmas (default: 3)")
     edit.add_argument("--steps", type=int, default=5, help="columns (strengths) per row, 2-21")
     edit.add_argument("--directions-file", default=None,
                       help="use this app.directions file instead of the cache (must match the weights)")

