@@ -135,5 +135,10 @@ S16: list[Mutant] = [
       ('tests/test_finetune_benchmark.py::test_the_freeze_d_arm_freezes_two_d_blocks_by_default',)),
     m('stm-writer-own-tmp-not-cleared', 'data_prep/writer.py',
       '        shutil.rmtree(self.tmp, ignore_errors=True)\n        self.tmp.mkdir()', '        self.tmp.mkdir()',
-      ('tests/test_data_prep.py::test_a_tmp_dir_left_under_this_processs_own_pid_is_replaced',)),
+      ('tests/test_data_prep_tmp.py::test_a_tmp_dir_left_under_this_processs_own_pid_is_replaced',)),
+    # blind set U13/V14/V01
+    m('blind-v14-other-hosts-tmp-removed', 'data_prep/writer.py',
+      '            pid = sibling.name.removeprefix(prefix)\n            if sibling.name.startswith(prefix) and pid.isdigit() and not _pid_alive(int(pid)):',
+      '            pid = sibling.name.rsplit("-", 1)[-1]\n            if pid.isdigit() and not _pid_alive(int(pid)):',
+      ('tests/test_data_prep_tmp.py::test_another_hosts_temp_dir_is_left_alone_whatever_its_pid',)),
 ]
