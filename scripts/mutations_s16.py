@@ -141,4 +141,7 @@ S16: list[Mutant] = [
       '            pid = sibling.name.removeprefix(prefix)\n            if sibling.name.startswith(prefix) and pid.isdigit() and not _pid_alive(int(pid)):',
       '            pid = sibling.name.rsplit("-", 1)[-1]\n            if pid.isdigit() and not _pid_alive(int(pid)):',
       ('tests/test_data_prep_tmp.py::test_another_hosts_temp_dir_is_left_alone_whatever_its_pid',)),
+    m('blind-u13-stale-builtin-cache-kept', 'data_prep/builtin.py',
+      'pyramid=True, progress=progress, overwrite=stale)', 'pyramid=True, progress=progress)',
+      ('tests/test_data_prep_labels.py::test_an_unlabelled_builtin_cache_is_prepared_again_when_labels_are_needed',)),
 ]
