@@ -144,4 +144,7 @@ S16: list[Mutant] = [
     m('blind-u13-stale-builtin-cache-kept', 'data_prep/builtin.py',
       'pyramid=True, progress=progress, overwrite=stale)', 'pyramid=True, progress=progress)',
       ('tests/test_data_prep_labels.py::test_an_unlabelled_builtin_cache_is_prepared_again_when_labels_are_needed',)),
+    m('blind-v01-images-seen-one-process', 'progan/training/trainer.py',
+      'batch_images = phase.batch_size * cfg.grad_accum * acc.num_processes', 'batch_images = phase.batch_size * cfg.grad_accum',
+      ('tests/test_distributed.py::test_images_seen_counts_every_processs_reals_per_step',)),
 ]
