@@ -135,7 +135,7 @@ S16: list[Mutant] = [
       ('tests/test_finetune_benchmark.py::test_the_freeze_d_arm_freezes_two_d_blocks_by_default',)),
     m('stm-writer-own-tmp-not-cleared', 'data_prep/writer.py',
       '        shutil.rmtree(self.tmp, ignore_errors=True)\n        self.tmp.mkdir()', '        self.tmp.mkdir()',
-      ('tests/test_data_prep.py::test_a_tmp_dir_left_under_this_processs_own_pid_is_replaced',)),
+      ('tests/test_data_prep_tmp.py::test_a_tmp_dir_left_under_this_processs_own_pid_is_replaced',)),
     # s16-dftA: default sweep survivors (a default moved to a neighbour), each with its direct test
     m('dft-spectral-norm-module-two-iterations', 'progan/spectral_norm.py',
       'power_iterations: int = 1, eps', 'power_iterations: int = 2, eps',
@@ -212,4 +212,15 @@ S16: list[Mutant] = [
       'channels: int = 3                   # 1 (L)',
       'channels: int = 4                   # 1 (L)',
       ('tests/test_data_prep_dataset.py::test_plain_folder_decodes_on_the_fly_like_prepare',)),
+    # blind set U13/V14/V01
+    m('blind-v14-other-hosts-tmp-removed', 'data_prep/writer.py',
+      '            pid = sibling.name.removeprefix(prefix)\n            if sibling.name.startswith(prefix) and pid.isdigit() and not _pid_alive(int(pid)):',
+      '            pid = sibling.name.rsplit("-", 1)[-1]\n            if pid.isdigit() and not _pid_alive(int(pid)):',
+      ('tests/test_data_prep_tmp.py::test_another_hosts_temp_dir_is_left_alone_whatever_its_pid',)),
+    m('blind-u13-stale-builtin-cache-kept', 'data_prep/builtin.py',
+      'pyramid=True, progress=progress, overwrite=stale)', 'pyramid=True, progress=progress)',
+      ('tests/test_data_prep_labels.py::test_an_unlabelled_builtin_cache_is_prepared_again_when_labels_are_needed',)),
+    m('blind-v01-images-seen-one-process', 'progan/training/trainer.py',
+      'batch_images = phase.batch_size * cfg.grad_accum * acc.num_processes', 'batch_images = phase.batch_size * cfg.grad_accum',
+      ('tests/test_distributed.py::test_images_seen_counts_every_processs_reals_per_step',)),
 ]

@@ -1,11 +1,12 @@
-"""data_prep as a whole: pyramid, determinism, dedupe, zip/tar sources, atomic output, errors."""
+"""data_prep as a whole: pyramid, determinism, dedupe, zip/tar sources, existing output, errors.
+
+The temporary directory (interrupted runs, stale and foreign temp dirs) is in test_data_prep_tmp.py."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -149,48 +150,6 @@ def test_truncated_tar_keeps_what_came_before(photos, tmp_path):
     _, manifest = run(tar_path, tmp_path / "ds")
     assert 0 < manifest["counts"]["kept"] < 12
     assert manifest["skipped"][-1]["reason"] == "unreadable"
-
-
-def test_interrupted_run_leaves_nothing_and_rerun_works(photos, tmp_path, monkeypatch):
-    from data_prep import pipeline
-
-    real = pipeline.process_item
-    calls = {"n": 0}
-
-    def interrupted(item, settings):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return real(item, settings)
-
-    monkeypatch.setattr(pipeline, "process_item", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run(photos, tmp_path / "ds")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
-    monkeypatch.setattr(pipeline, "process_item", real)
-    out, manifest = run(photos, tmp_path / "ds")
-    assert manifest["counts"]["kept"] == 12
-
-
-def test_stale_tmp_of_a_killed_run_is_removed(photos, tmp_path):
-    stale = tmp_path / f"ds.tmp-{socket.gethostname()}-999999999"
-    stale.mkdir()
-    (stale / "images_32.npy").write_bytes(b"half written")
-    run(photos, tmp_path / "ds")
-    assert not stale.exists()
-
-
-def test_a_tmp_dir_left_under_this_processs_own_pid_is_replaced(photos, tmp_path):
-    """A dead run's pid can come back as this process (pid reuse after a crash or a reboot): its temp dir
-    carries this process's own name, which the stale sweep leaves to the live process, so the writer
-    clears it itself rather than failing on mkdir or keeping the dead run's files."""
-    own = tmp_path / f"ds.tmp-{socket.gethostname()}-{os.getpid()}"
-    own.mkdir()
-    (own / "images_32.npy").write_bytes(b"half written by a run long dead")
-    (own / "leftover.txt").write_text("not ours")
-    out, manifest = run(photos, tmp_path / "ds")
-    assert not own.exists() and not (out / "leftover.txt").exists()
-    assert manifest["counts"]["kept"] > 0 and np.load(out / "images_32.npy").shape[0] == manifest["counts"]["kept"]
 
 
 def test_existing_output_needs_overwrite(photos, tmp_path):

