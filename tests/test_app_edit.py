@@ -128,3 +128,14 @@ def test_nearest_image_puts_the_edited_image_left_and_its_match_right(monkeypatc
     np.testing.assert_array_equal(pair[:, 18:], real)
     assert status == (f"nearest of 9 training images: #3, Inception distance {distance:.1f}, {verdict} the median "
                       f"real-to-real nearest distance (5.0).")
+
+
+def test_the_edit_button_runs_the_public_edit_endpoint(weights, tmp_path):
+    """The "Edit" button (elem_id ``edit``) is what a visitor presses: its click must run the edit event under
+    the public API name ``edit`` (the seed box and sliders run the same function privately, so the
+    endpoint alone does not show that the button is wired)."""
+    store = ModelStore({"sg": str(weights["stylegan_lite"])})
+    demo = build_demo(store, output_dir=tmp_path)
+    (button,) = [b for b in demo.blocks.values() if isinstance(b, gr.Button) and b.elem_id == "edit"]
+    clicked = [f for f in demo.fns.values() if (button._id, "click") in [tuple(t) for t in f.targets]]
+    assert [(f.api_name, f.api_visibility) for f in clicked] == [("edit", "public")]

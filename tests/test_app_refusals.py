@@ -76,6 +76,12 @@ def test_image_keys_count_towards_the_seed_cap():
     (lambda sg, pg: generate_images(sg, [1], noise="loud"), "noise must be one of"),
     (lambda sg, pg: generate_images(sg, [1], cutoff=7), "cutoff must be between 0 and 6"),
     (lambda sg, pg: make_grid([None, None]), "at least one image"),
+    # a projection of another family or shape (app.keys): a StyleGAN-lite w is 16 long like the tiny ProGAN's
+    # z, so without the check ProGAN would silently draw it as a z
+    (lambda sg, pg: render_interpolation(pg, [Projection("stylegan_lite", "w", torch.zeros(1, 16)), 1], frames=4),
+     "belongs to a stylegan_lite model, not progan"),
+    (lambda sg, pg: render_mixing(sg, [Projection("stylegan_lite", "w+", torch.zeros(1, 3, 16))], [2]),
+     "does not fit this model"),
 ])
 def test_core_argument_errors_are_one_line(call, match):
     _one_line_value_error(lambda: call(_tiny("stylegan_lite"), _tiny("progan")), match)

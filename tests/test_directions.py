@@ -315,3 +315,41 @@ def test_a_damaged_or_foreign_cache_file_is_recomputed_and_replaced(tmp_path, mo
         torch.testing.assert_close(again.vectors, expected.vectors)
         assert Directions.load(path).weights_sha256 == expected.weights_sha256   # the file itself was replaced
     torch.testing.assert_close(first.vectors, expected.vectors)
+
+
+def test_the_weights_digest_tells_apart_tensors_whose_bytes_agree():
+    """``weights_digest`` (the key of the directions cache and of ``check_fits``) covers each tensor's name,
+    dtype and shape as its docstring says: the same bytes under another name, shape or dtype are other
+    weights, and get another digest (bytes alone would hand one model's cached directions to another)."""
+    from app.directions import weights_digest
+
+    def module(**tensors: torch.Tensor) -> torch.nn.Module:
+        m = torch.nn.Module()
+        for name, t in tensors.items():
+            m.register_buffer(name, t)
+        return m
+
+    data = torch.arange(6, dtype=torch.float32)
+    base = weights_digest(module(a=data.reshape(2, 3)))
+    assert weights_digest(module(a=data.reshape(2, 3).clone())) == base          # same weights: same digest
+    others = [module(a=data.reshape(3, 2)),                                     # shape
+              module(b=data.reshape(2, 3)),                                     # name
+              module(a=data.reshape(2, 3).view(torch.int32))]                   # dtype, the very same bytes
+    assert len({base, *(weights_digest(m) for m in others)}) == 4
+
+
+def test_an_edit_stays_on_the_latents_device_and_dtype():
+    """``edit_latent`` moves the step to the latent: a latent in bfloat16 comes back in bfloat16 moved by
+    sum s_i sigma_i n_i (here [1, 0, 1.5, 0], exact in bfloat16), and a latent on another device (meta on
+    CPU, CUDA where there is one) stays there instead of failing on a CPU step."""
+    d = Directions(torch.eye(4)[:3], torch.ones(3), torch.tensor([1.0, 2.0, 3.0]), (0, 1), "progan", "")
+    z = torch.tensor([[1.0, 2.0, 3.0, 4.0], [-1.0, 0.0, 0.5, 8.0]], dtype=torch.bfloat16)
+    moved = edit_latent(z, d, [1.0, 0.0, 0.5])
+    assert moved.dtype == torch.bfloat16
+    assert torch.equal(moved, z + torch.tensor([1.0, 0.0, 1.5, 0.0], dtype=torch.bfloat16))
+    assert edit_latent(torch.zeros(2, 4, device="meta"), d, [1.0]).device.type == "meta"
+    if torch.cuda.is_available():
+        for latent in (z.float().cuda(), z.float().cuda()[:, None].expand(2, 3, 4)):
+            out = edit_latent(latent, d, [1.0, 0.0, 0.5], layers=(0, 2))
+            assert out.device == latent.device
+            torch.testing.assert_close(out.cpu(), latent.cpu() + torch.tensor([1.0, 0.0, 1.5, 0.0]))

@@ -249,3 +249,17 @@ def test_export_cli_reports_the_files_size_in_megabytes(weights, tmp_path, capsy
     assert export_main(["--weights", str(weights["progan"]), "--out", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"({path.stat().st_size / 10**6:.2f} MB)" in out and path.stat().st_size > 10**4
+
+
+def test_export_cli_refuses_an_out_that_is_not_onnx(weights, tmp_path, capsys):
+    """``--out`` names the .onnx file: any other suffix is a usage error (exit 2, one line naming it) and
+    nothing is written, rather than an ONNX graph under a name nothing will open as one."""
+    from app.onnx.export import main as export_main
+
+    for name in ("g.txt", "g.onnx.bak", "g"):
+        with pytest.raises(SystemExit) as info:
+            export_main(["--weights", str(weights["progan"]), "--out", str(tmp_path / name)])
+        assert info.value.code == 2
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last.endswith(f"--out must end in .onnx, got {str(tmp_path / name)!r}"), last
+    assert not list(tmp_path.iterdir())

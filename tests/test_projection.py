@@ -134,6 +134,21 @@ def test_load_target_uses_data_prep_decoding():
     assert before_after(pixels, pixels).size == (2 * 256 + 8, 256)
 
 
+def test_an_svg_target_is_rendered_at_the_models_resolution_over_the_background():
+    """``python -m app.project`` takes an SVG (``allow_svg``) as data_prep takes OpenMoji: rendered at the
+    model's resolution, transparency over the background. A red left half is red on columns 0-3 of 8 and the
+    background on 4-7; without ``allow_svg`` (the app's uploads) it is refused in one line."""
+    pytest.importorskip("resvg_py")
+    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 2 2">'
+           b'<rect x="0" y="0" width="1" height="2" fill="#ff0000"/></svg>')
+    for background in ((255, 255, 255), (0, 0, 255)):
+        pixels = load_target(svg, 8, background=background, allow_svg=True)
+        assert pixels.shape == (8, 8, 3)
+        assert (pixels[:, :4] == (255, 0, 0)).all() and (pixels[:, 4:] == background).all()
+    with pytest.raises(ValueError, match="cannot use this image"):
+        load_target(svg, 8)
+
+
 def test_image_to_target_keeps_rows_columns_and_channels_in_place():
     """A 2-row, 3-column picture whose pixel (y, x) channel c is 100 c + 10 y + x (every value distinct): the
     target is [3, 2, 3] with target[c, y, x] = (100 c + 10 y + x - 128) / 127.5, e.g. (1, 2) red 12 -> -116 / 127.5;
