@@ -136,4 +136,9 @@ S16: list[Mutant] = [
     m('stm-writer-own-tmp-not-cleared', 'data_prep/writer.py',
       '        shutil.rmtree(self.tmp, ignore_errors=True)\n        self.tmp.mkdir()', '        self.tmp.mkdir()',
       ('tests/test_data_prep.py::test_a_tmp_dir_left_under_this_processs_own_pid_is_replaced',)),
+    # blind set U09/V11/V19/V05: inputs no fast test used (a small picture, more seeds than a batch, a second host)
+    m('blind-u09-small-image-refused', 'app/projection/target.py',
+      'return square(image, resolution, crop=crop, background=background, upscale=True)',
+      'return square(image, resolution, crop=crop, background=background)',
+      ('tests/test_projection.py::test_a_picture_smaller_than_the_model_is_upsampled_not_refused',)),
 ]
