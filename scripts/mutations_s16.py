@@ -141,4 +141,7 @@ S16: list[Mutant] = [
       'return square(image, resolution, crop=crop, background=background, upscale=True)',
       'return square(image, resolution, crop=crop, background=background)',
       ('tests/test_projection.py::test_a_picture_smaller_than_the_model_is_upsampled_not_refused',)),
+    m('blind-v11-onnx-noise-for-all-seeds', 'app/onnx/sampling.py',
+      'feeds.update(self._noise(chunk))', 'feeds.update(self._noise(seeds))',
+      ('tests/test_onnx.py::test_noise_inputs_are_fed_per_batch_when_seeds_outnumber_the_batch',)),
 ]
