@@ -144,4 +144,8 @@ S16: list[Mutant] = [
     m('blind-v11-onnx-noise-for-all-seeds', 'app/onnx/sampling.py',
       'feeds.update(self._noise(chunk))', 'feeds.update(self._noise(seeds))',
       ('tests/test_onnx.py::test_noise_inputs_are_fed_per_batch_when_seeds_outnumber_the_batch',)),
+    m('blind-v05-dry-run-d-params-are-gs', 'train.py',
+      '"parameters": {"generator": count_parameters(g), "discriminator": count_parameters(d)}',
+      '"parameters": {"generator": count_parameters(g), "discriminator": count_parameters(g)}',
+      ('tests/test_training.py::test_dry_run_prints_resolved_config',)),
 ]
