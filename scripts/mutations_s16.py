@@ -148,4 +148,8 @@ S16: list[Mutant] = [
       '"parameters": {"generator": count_parameters(g), "discriminator": count_parameters(d)}',
       '"parameters": {"generator": count_parameters(g), "discriminator": count_parameters(g)}',
       ('tests/test_training.py::test_dry_run_prints_resolved_config',)),
+    m('blind-v19-cache-keyed-by-url-path', 'progan/hub/download.py',
+      'return f"{hashlib.sha256(url.encode()).hexdigest()}-{base}"',
+      'return f"{hashlib.sha256(urllib.parse.urlsplit(url).path.encode()).hexdigest()}-{base}"',
+      ('tests/test_hub.py::test_the_cache_name_hashes_the_whole_url_host_and_query_included',)),
 ]
