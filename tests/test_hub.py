@@ -105,6 +105,17 @@ def test_same_basename_different_urls_do_not_collide(server, tmp_path, payload):
     assert a != b and a.read_bytes() == payload and b.read_bytes() == other
 
 
+def test_the_cache_name_hashes_the_whole_url_host_and_query_included():
+    """<sha256(url)>-<basename>: the same path on another host or with another query is another file."""
+    import hashlib
+
+    from progan.hub.download import _cache_name
+
+    for url in ("http://127.0.0.1:1/m/model.safetensors", "http://localhost:1/m/model.safetensors",
+                "http://127.0.0.1:1/m/model.safetensors?rev=2"):
+        assert _cache_name(url) == hashlib.sha256(url.encode()).hexdigest() + "-model.safetensors"
+
+
 def test_checksum_mismatch_leaves_nothing(server, tmp_path, payload):
     server.routes["/model.safetensors"] = ("ok", payload)
     with pytest.raises(ChecksumMismatchError) as info:

@@ -195,6 +195,31 @@ def test_onnx_images_round_like_the_app():
     assert flat[:len(known)].tolist() == list(known.values())
 
 
+def test_noise_inputs_are_fed_per_batch_when_seeds_outnumber_the_batch():
+    """7 seeds at batch size 3 (batches of 3, 3, 1) into a stand-in graph with inputs z [N, 3] and noise_0
+    [N, 1, 4, 4] that, like onnxruntime, refuses feeds of different batch sizes and returns each row's noise
+    map as its image: row i must hold seed i's map, drawn by hand after z from manual_seed(seed)."""
+    from types import SimpleNamespace
+
+    inputs = [SimpleNamespace(name="z", shape=["N", 3]), SimpleNamespace(name="noise_0", shape=["N", 1, 4, 4])]
+
+    def run(names, feeds):
+        assert feeds["noise_0"].shape[0] == feeds["z"].shape[0], "onnxruntime: cannot broadcast the batch"
+        return [np.clip(np.repeat(feeds["noise_0"], 3, axis=1) / 4, -1, 1)]
+
+    model = object.__new__(OnnxModel)
+    model.session = SimpleNamespace(get_inputs=lambda: inputs, run=run)
+    model.inputs, model.latent_dim, model.resolution = ["z", "noise_0"], 3, 4
+    seeds = [10, 11, 12, 13, 14, 15, 16]
+    got = model.images(seeds, batch_size=3)
+    for row, seed in enumerate(seeds):
+        rng = torch.Generator("cpu").manual_seed(seed)
+        torch.randn(1, 3, generator=rng)                                        # z comes first
+        expected = torch.randn(4, 4, generator=rng).clamp(-4, 4) / 4            # the map, as the stand-in scales it
+        want = np.floor(expected.numpy() * 127.5 + 128).clip(0, 255)             # NVIDIA's rounding
+        np.testing.assert_array_equal(got[row, :, :, 0], want)
+
+
 def test_bad_onnx_file_is_one_line_error(tmp_path, capsys):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")

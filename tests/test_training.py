@@ -231,7 +231,10 @@ def test_dry_run_prints_resolved_config():
     assert result.returncode == 0, result.stderr
     resolved = json.loads(result.stdout)
     assert resolved["loss"] == "logistic_r1" and resolved["model"]["resolution"] == 16
-    assert resolved["parameters"]["generator"] > 0 and resolved["train"]["mixing_prob"] == 0.9
+    assert resolved["train"]["mixing_prob"] == 0.9
+    family = FAMILIES["stylegan_lite"]                     # each player's count: the numels of that network's own tensors
+    for player, cls in (("generator", family.generator_cls), ("discriminator", family.discriminator_cls)):
+        assert resolved["parameters"][player] == sum(p.numel() for p in cls(family.presets["tiny"]).parameters())
 
 
 def test_preset_recipe_sets_defaults_and_flags_override_it():
