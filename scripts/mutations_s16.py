@@ -91,4 +91,12 @@ S16: list[Mutant] = [
     m('gpu-fp16-first-step-scale-none', 'progan/training/trainer.py',
       '    return scaler.get_scale() if scale is None else scale', '    return scale',
       ('tests/test_precision.py::test_the_penalties_grad_scale_is_the_scalers_initial_value_before_its_first_scale',)),
+    # the statement sweep (stm-): a call or an update forgotten
+    m('stm-iteration-d-grads-not-all-reduced', 'progan/training/iteration.py',
+      '    all_reduce_gradients(ctx.discriminator, **setup.reduce_options)\n    setup.opt_d.step()',
+      '    pass\n    setup.opt_d.step()',
+      ('tests/test_iteration.py::test_two_processes_step_d_and_g_on_the_mean_of_their_gradients',)),
+    m('stm-iteration-g-grads-not-zeroed', 'progan/training/iteration.py',
+      '        setup.opt_g.zero_grad(set_to_none=True)', '        pass',
+      ('tests/test_iteration.py::test_each_iterations_g_step_sees_its_own_gradient_not_the_sum_of_the_earlier_ones',)),
 ]
