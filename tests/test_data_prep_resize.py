@@ -29,3 +29,30 @@ def test_pad_centres_a_landscape_or_portrait_image_pixel_exactly(width, height):
         for x in range(width):
             expected[top + y, left + x] = pattern[y, x]
     np.testing.assert_array_equal(out, expected)
+
+
+def test_build_pyramid_halves_down_to_each_resolution_and_returns():
+    """``build_pyramid`` of an 8x8 image to 8, 4 and 1: each level the rounded 2x2 means of the one above
+    (uint8 ``(sum + 2) // 4``), in [C, R, R]. Run under a watchdog: a level that stops shrinking would
+    loop forever, and the test fails in seconds instead of hanging the suite."""
+    import threading
+
+    from data_prep.resize import build_pyramid
+
+    top = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(build_pyramid(top, [1, 8, 4])), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "build_pyramid did not return within 10 s"
+
+    def halve(x: np.ndarray) -> np.ndarray:
+        c, r = x.shape[0], x.shape[1] // 2
+        return ((x.astype(np.int64).reshape(c, r, 2, r, 2).sum((2, 4)) + 2) // 4).astype(np.uint8)
+
+    expected = {8: top.transpose(2, 0, 1)}
+    expected[4] = halve(expected[8])
+    expected[1] = halve(halve(expected[4]))
+    assert sorted(result) == [1, 4, 8]
+    for r in (8, 4, 1):
+        np.testing.assert_array_equal(result[r], expected[r])

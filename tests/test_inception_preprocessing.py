@@ -94,3 +94,21 @@ def test_real_features_of_a_fixed_input_match_the_reference_pipeline():
     # and the preprocessing matters: x/255 (a plausible slip) moves the features far
     wrong = network.network(torch.from_numpy((reference_input(images) * 128 + 128) / 255).float())
     assert (wrong - reference).abs().max() > 100 * (ours - reference).abs().max()
+
+
+def test_the_networks_sha256_keys_the_real_statistics_cache(tmp_path):
+    """The wrapper carries the file's sha256 (``load_feature_network`` passes it): real statistics are cached
+    under it, read back for the same sha256 (the network is not run again) and not for another network's."""
+    from progan.metrics.features import real_statistics
+
+    images = [torch.from_numpy(image) for image in _fixed_images(8, n=3)]
+    options = {"dataset_key": "three", "cache_dir": tmp_path, "batch_size": 3}
+    first = _Capture()
+    real_statistics(images, InceptionFeatures(first, sha256="a" * 64), **options)
+    assert len(first.inputs) == 1 and len(list(tmp_path.iterdir())) == 1
+    again = _Capture()
+    real_statistics(images, InceptionFeatures(again, sha256="a" * 64), **options)
+    assert again.inputs == []                                                 # read from the cache
+    other = _Capture()
+    real_statistics(images, InceptionFeatures(other, sha256="b" * 64), **options)
+    assert len(other.inputs) == 1 and len(list(tmp_path.iterdir())) == 2      # its own entry

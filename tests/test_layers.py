@@ -61,6 +61,12 @@ def test_equalized_layers_apply_the_gain_they_are_given(gain):
     torch.testing.assert_close(linear(x), expected)
 
 
+def test_equalized_layers_print_their_sizes():
+    """Cosmetic: ``print(model)`` shows each layer's sizes (its ``extra_repr``), like nn.Linear/nn.Conv2d."""
+    assert "in_features=3, out_features=5, bias=True" in repr(EqualizedLinear(3, 5))
+    assert "(2, 7, kernel_size=3, bias=False" in repr(EqualizedConv2d(2, 7, 3, bias=False))
+
+
 def test_pixel_norm_gives_unit_rms_per_pixel():
     x = torch.randn(4, 32, 8, 8) * torch.rand(4, 1, 8, 8) * 10
     y = PixelNorm()(x)

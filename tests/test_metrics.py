@@ -202,6 +202,18 @@ def test_kid_with_one_subset_is_the_unbiased_mmd_of_the_whole_sets_and_zero_subs
     with pytest.raises(ValueError, match=r"^num_subsets must be >= 1, got 0$"):
         kernel_inception_distance(real, fake, num_subsets=0)
 
+
+@pytest.mark.parametrize("side", ["real", "fake"])
+def test_kid_refuses_either_set_of_one_row_or_not_n_by_d(side):
+    """The unbiased within-set sum divides by m (m - 1): one row on either side has no estimate (0 / 0),
+    so it is a one-line error naming that side, as is a set that is not [N, D] features."""
+    good = np.random.default_rng(0).normal(size=(4, 3))
+    for bad, message in ((good[:1], rf"^{side} needs at least 2 samples, got 1$"),
+                         (good[0], rf"^{side} must be \[N, D\] features, got shape \(3,\)$")):
+        sets = {"real": good, "fake": good, side: bad}
+        with pytest.raises(ValueError, match=message):
+            kernel_inception_distance(sets["real"], sets["fake"], num_subsets=1)
+
 # ------------------------------------------------------------------------- precision / recall
 
 

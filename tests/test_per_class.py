@@ -274,6 +274,9 @@ def test_class_indices_run_from_zero_to_one_below_the_class_count():
     for bad in (3, -1):
         with pytest.raises(ValueError, match=rf"^class index must be in \[0, 3\), got {bad}$"):
             class_subset(data, bad)
+    # the subset keeps the dataset's class names; its description (cosmetic) names its class and size
+    assert class_subset(data, 2).class_names == ("a", "b", "c")
+    assert class_subset(data, 2).extra_repr() == "class 2 ('c'), images=2"
 
 
 def test_a_class_of_two_images_is_scored_and_a_class_of_one_is_skipped(monkeypatch):
