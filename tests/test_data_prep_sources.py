@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -60,17 +61,8 @@ def test_a_tar_keeps_the_first_images_in_archive_order(tmp_path, limit):
     assert [item.name for item in opened.items] == IMAGES[:limit]
 
 
-MACOS = ["._top.png", "a/._one.png", "a/b/._two.png", "a/b/c/._three.png",          # AppleDouble at depth 0-3
-         "__MACOSX/._top.png", "__MACOSX/a/b/x.png", "a/__MACOSX/y.png"]             # the metadata folder
-KEPT = ["a/b/c/keep.png", "a/._dir/img.png", "a/b/x._y.png", "top.png"]             # only the file name decides
-
-
-@pytest.mark.parametrize("kind", ["folder", "zip", "tar"])
-def test_macos_metadata_is_ignored_at_any_depth_and_judged_by_the_file_name_alone(tmp_path, kind):
-    """A `._name` file (macOS AppleDouble) is metadata whatever folder it sits in, zero to three levels deep,
-    and so is anything under a `__MACOSX/` folder; a folder named `._dir` or a name with `._` inside it is
-    not. Each source lists the kept images (in its own order) and counts the rest as macos-metadata."""
-    names = MACOS + KEPT
+def _one_byte_files(tmp_path: Path, kind: str, names: list[str]) -> Path:
+    """A source holding one byte per name (paths with folders allowed): a folder, a zip, or a tar in the given order."""
     if kind == "folder":
         source = tmp_path / "src"
         for name in names:
@@ -88,7 +80,20 @@ def test_macos_metadata_is_ignored_at_any_depth_and_judged_by_the_file_name_alon
                 info = tarfile.TarInfo(name)
                 info.size = 1
                 archive.addfile(info, io.BytesIO(b"x"))
-    opened = open_source(source)
+    return source
+
+
+MACOS = ["._top.png", "a/._one.png", "a/b/._two.png", "a/b/c/._three.png",          # AppleDouble at depth 0-3
+         "__MACOSX/._top.png", "__MACOSX/a/b/x.png", "a/__MACOSX/y.png"]             # the metadata folder
+KEPT = ["a/b/c/keep.png", "a/._dir/img.png", "a/b/x._y.png", "top.png"]             # only the file name decides
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "tar"])
+def test_macos_metadata_is_ignored_at_any_depth_and_judged_by_the_file_name_alone(tmp_path, kind):
+    """A `._name` file (macOS AppleDouble) is metadata whatever folder it sits in, zero to three levels deep,
+    and so is anything under a `__MACOSX/` folder; a folder named `._dir` or a name with `._` inside it is
+    not. Each source lists the kept images (in its own order) and counts the rest as macos-metadata."""
+    opened = open_source(_one_byte_files(tmp_path, kind, MACOS + KEPT))
     listed = [item.name for item in opened.items]
     assert listed == (KEPT if kind == "tar" else sorted(KEPT))
     assert opened.ignored == {"macos-metadata": len(MACOS)}
@@ -134,24 +139,6 @@ def test_every_image_extension_is_listed_in_folders_zips_and_tars_in_either_case
     (sorted for folders and zips, in archive order for a tar) and counts only the other two as ignored."""
     images = [f"img{i:02d}{suffix}" for i, suffix in enumerate(FORMATS)]
     images += [f"up{i:02d}{suffix.upper()}" for i, suffix in enumerate(FORMATS)]
-    names = images + ["notes.txt", "logo.svg"]
-    if kind == "folder":
-        source = tmp_path / "src"
-        source.mkdir()
-        for name in names:
-            (source / name).write_bytes(b"x")
-    elif kind == "zip":
-        source = tmp_path / "src.zip"
-        with zipfile.ZipFile(source, "w") as archive:
-            for name in names:
-                archive.writestr(name, b"x")
-    else:
-        source = tmp_path / "src.tar"
-        with tarfile.open(source, "w") as archive:
-            for name in names:
-                info = tarfile.TarInfo(name)
-                info.size = 1
-                archive.addfile(info, io.BytesIO(b"x"))
-    opened = open_source(source)
+    opened = open_source(_one_byte_files(tmp_path, kind, images + ["notes.txt", "logo.svg"]))
     assert [item.name for item in opened.items] == (images if kind == "tar" else sorted(images))
     assert opened.ignored == {".txt": 1, ".svg": 1}
