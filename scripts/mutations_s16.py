@@ -88,7 +88,7 @@ S16: list[Mutant] = [
       '        device = ws.device\n        return generator.synthesis(ws, noise=[n.to(device) for n in noise_tensors])\n',
       '        return generator.synthesis(ws, noise=list(noise_tensors))\n',
       ('tests/test_device_placement.py::test_the_apps_random_noise_maps_reach_the_synthesis_on_the_generators_device',)),
-    m('gpu-fp16-first-step-scale-none', 'progan/training/trainer.py',
+    m('gpu-fp16-first-step-scale-none', 'progan/training/step.py',
       '    return scaler.get_scale() if scale is None else scale', '    return scale',
       ('tests/test_precision.py::test_the_penalties_grad_scale_is_the_scalers_initial_value_before_its_first_scale',)),
     m('blind-w06-noise-before-augment', 'progan/training/step.py',

@@ -158,7 +158,7 @@ def test_the_penalties_grad_scale_is_the_scalers_initial_value_before_its_first_
     TypeError at step 0 of every fp16 run; found on an H200, benchmarks/gpu_check.sh). A real CPU GradScaler
     shows the same lifecycle."""
     from progan.losses import discriminator_loss
-    from progan.training.trainer import current_grad_scale
+    from progan.training.step import current_grad_scale
 
     assert current_grad_scale(None) == 1.0
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)

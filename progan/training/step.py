@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from .options import TrainConfig
 
 __all__ = ["StepContext", "fade_reals", "sample_labels", "discriminator_step", "regularization_step", "generator_step",
-           "make_optimizers", "regularization_interval", "instance_noise_std"]
+           "make_optimizers", "regularization_interval", "instance_noise_std", "current_grad_scale"]
 
 
 @dataclass
@@ -271,3 +271,13 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, config: "Tra
     opt_d = torch.optim.Adam([p for p in discriminator.parameters() if p.requires_grad], lr=config.d_lr * c,
                              betas=(config.adam_beta1 ** c, config.adam_beta2 ** c), eps=1e-8)
     return opt_g, opt_d
+
+
+def current_grad_scale(scaler) -> float | torch.Tensor:
+    """The fp16 GradScaler's scale for the penalties' backward, without a host sync: its scale tensor once a
+    loss has been scaled, and before that (the first step: torch creates the tensor lazily, in ``scale()``)
+    its initial value. 1.0 without a scaler (fp32, bf16)."""
+    if scaler is None:
+        return 1.0
+    scale = scaler._get_scale_async()
+    return scaler.get_scale() if scale is None else scale  # get_scale() reads _init_scale then: no sync

@@ -66,7 +66,7 @@ from .schedule import GrowthSchedule
 from .health import RunFlags, TrainingDiverged
 from .finetune import freeze_discriminator_blocks, model_config_for_dataset
 from .options import TrainConfig, model_overrides, parse_batch_sizes
-from .step import StepContext, make_optimizers, regularization_interval
+from .step import StepContext, current_grad_scale, make_optimizers, regularization_interval
 from .tricks import discriminator_kwargs
 
 __all__ = ["Trainer", "TrainingDiverged"]
@@ -79,15 +79,6 @@ class _Due(NamedTuple):
     evaluate: bool
 
 
-
-def current_grad_scale(scaler) -> float | torch.Tensor:
-    """The fp16 GradScaler's scale for the penalties' backward, without a host sync: its scale tensor once a
-    loss has been scaled, and before that (the first step: torch creates the tensor lazily, in ``scale()``)
-    its initial value. 1.0 without a scaler (fp32, bf16)."""
-    if scaler is None:
-        return 1.0
-    scale = scaler._get_scale_async()
-    return scaler.get_scale() if scale is None else scale  # get_scale() reads _init_scale then: no sync
 
 class Trainer(CheckpointState, RunReports):
     def __init__(self, config: TrainConfig, family: Family, open_dataset: Callable[[int], Dataset], *,
