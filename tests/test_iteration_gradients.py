@@ -12,27 +12,10 @@ import torch
 
 from critics import SHAPE, ConstantG, SquareCritic, data, make_ctx
 from progan.training.iteration import IterationSetup, train_iteration
-from test_iteration import _warm
+from test_iteration import _ThreadSum, _warm  # the threads' summing all-reduce of the w_avg test
 
 
 # --- across processes and across iterations: the gradients each optimizer step sees ----------------
-
-class ThreadGroup:
-    """A real all-reduce (a sum, in place) among ``world`` threads, exchanged through a barrier: what
-    ``reduce_options``' ``all_reduce`` stands for (``dist.all_reduce`` in a run of ``world`` processes)."""
-
-    def __init__(self, world: int) -> None:
-        self.world, self.barrier, self.slots = world, threading.Barrier(world, timeout=30), {}
-
-    def options(self, rank: int) -> dict:
-        def all_reduce(flat: torch.Tensor) -> None:
-            self.slots[rank] = flat.clone()
-            self.barrier.wait()
-            total = sum(self.slots[r] for r in range(self.world))
-            self.barrier.wait()  # every rank has read every slot before the next call overwrites one
-            flat.copy_(total)
-        return {"world": self.world, "all_reduce": all_reduce}
-
 
 def _wgan_players():
     """Constant G and the square critic, Adam warmed (so a step depends on the gradient's size): the D
@@ -65,13 +48,13 @@ def test_two_processes_step_d_and_g_on_the_mean_of_their_gradients():
     own[1].step()
     assert not torch.allclose(own[0].w, d_ref.w, rtol=1e-4, atol=0)
 
-    group, results, errors = ThreadGroup(world), [None] * world, []
+    group, results, errors = _ThreadSum(world), [None] * world, []
 
     def rank(r: int) -> None:
         try:
             g_r, d_r, opt_g_r, opt_d_r = copy.deepcopy((g, d, opt_g, opt_d))
             setup = IterationSetup(opt_g=opt_g_r, opt_d=opt_d_r, generator_ema=copy.deepcopy(g_r),
-                                   reduce_options=group.options(r))
+                                   reduce_options={"world": world, "all_reduce": group.for_rank(r)})
             train_iteration(make_ctx(g_r, d_r, "wgan+none", drift_epsilon=0.0), setup, [reals[r]], step=0,
                             ema_beta=0.5)
             results[r] = (d_r.w.detach(), g_r.dummy.detach())
