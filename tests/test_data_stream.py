@@ -18,6 +18,7 @@ import torch
 
 from progan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from progan.training.data_stream import StreamSampler, make_loader, rescale_consumed
+from rank_threads import run_ranks
 
 
 def _take(sampler: StreamSampler, n: int) -> list[int]:
@@ -96,22 +97,13 @@ def test_each_rank_gets_its_own_rng_state_back(tmp_path: Path):
     streams = [torch.Generator().manual_seed(100 + r) for r in range(world)]
     for r, stream in enumerate(streams):
         torch.rand(3 + r, generator=stream)                      # somewhere into each rank's stream
-    barrier, errors = threading.Barrier(world, timeout=60), []
+    barrier = threading.Barrier(world, timeout=60)
 
     def rank(r: int) -> None:
-        try:
-            save_checkpoint(root, images_seen=64, state={"images_seen": 64} if r == 0 else None,
-                            rank_state={"torch_rng": streams[r].get_state()}, rank=r, barrier=barrier.wait, keep=2)
-        except BaseException as exc:  # noqa: BLE001 (reported below, in the test's thread)
-            barrier.abort()
-            errors.append(exc)
+        save_checkpoint(root, images_seen=64, state={"images_seen": 64} if r == 0 else None,
+                        rank_state={"torch_rng": streams[r].get_state()}, rank=r, barrier=barrier.wait, keep=2)
 
-    threads = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_ranks(world, rank, barrier)
     ckpt = latest_checkpoint(root)
     assert sorted(p.name for p in ckpt.iterdir()) == ["rng-rank0.pt", "rng-rank1.pt", "state.pt"]  # documented names
     after_save = [torch.rand(8, generator=stream) for stream in streams]   # what an uninterrupted run draws next

@@ -19,42 +19,13 @@ from families import FAMILIES
 from metric_utils import StandInFeatures
 from progan.metrics.evaluation import gather_in_order
 from progan.metrics.features import generated_features
-
-
-class ThreadAccelerator:
-    """``num_processes``/``process_index``/``device``/``gather`` for one of ``world`` threads."""
-
-    def __init__(self, rank: int, world: int, exchange: dict, barrier: threading.Barrier) -> None:
-        self.process_index, self.num_processes, self.device = rank, world, torch.device("cpu")
-        self._exchange, self._barrier = exchange, barrier
-
-    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
-        self._exchange[self.process_index] = tensor.clone()
-        self._barrier.wait()
-        result = torch.cat([self._exchange[r] for r in range(self.num_processes)])  # rank-major, like accelerate
-        self._barrier.wait()
-        return result
+from rank_threads import ThreadAccelerator, run_ranks
 
 
 def _collective(world: int, work) -> list:
     """Run ``work(accelerator)`` on ``world`` threads; return each rank's result."""
-    exchange, barrier, results, errors = {}, threading.Barrier(world, timeout=30), [None] * world, []
-
-    def run(rank: int) -> None:
-        try:
-            results[rank] = work(ThreadAccelerator(rank, world, exchange, barrier))
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-            barrier.abort()
-
-    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if errors:
-        raise errors[0]
-    return results
+    exchange, barrier = {}, threading.Barrier(world, timeout=30)
+    return run_ranks(world, lambda rank: work(ThreadAccelerator(rank, world, exchange, barrier)), barrier, timeout=60)
 
 
 @pytest.mark.parametrize("world, num", [(2, 6), (2, 7), (3, 7), (4, 5)])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import threading
 
 import pytest
 import torch
@@ -24,6 +23,7 @@ from families import FAMILIES
 from progan.training.iteration import IterationSetup, train_iteration
 from progan.training.options import TrainConfig
 from progan.training.step import StepContext
+from rank_threads import ThreadSum, run_ranks
 
 
 class SkippingAdam(torch.optim.Adam):
@@ -175,22 +175,6 @@ def test_history_and_the_minibatch_are_kept_only_for_the_tricks_that_read_them()
 
 # --- w_avg across processes -------------------------------------------------------------------------
 
-class _ThreadSum:
-    """``dist.all_reduce`` (SUM) among ``world`` threads: each thread's flat tensor becomes the sum over threads."""
-
-    def __init__(self, world: int) -> None:
-        self.world, self.barrier, self.parts = world, threading.Barrier(world, timeout=60), {}
-
-    def for_rank(self, rank: int):
-        def all_reduce(flat: torch.Tensor) -> None:
-            self.parts[rank] = flat.clone()
-            self.barrier.wait()
-            total = sum(self.parts[r] for r in range(self.world))
-            self.barrier.wait()
-            flat.copy_(total)
-        return all_reduce
-
-
 def test_w_avg_is_averaged_over_processes_after_the_g_step():
     """Two ranks from identical weights, each drawing its own latents (threads joined by a summing all-reduce,
     the ``reduce_options`` a real run takes from the process group): after one iteration from w_avg = 0 both
@@ -200,31 +184,21 @@ def test_w_avg_is_averaged_over_processes_after_the_g_step():
     model = family.presets["tiny"]
     torch.manual_seed(0)
     g0, d0 = family.generator_cls(model).train(), SquareCritic(SHAPE)  # stage 0: 4 px, SHAPE's size
-    collective, ws, results, errors = _ThreadSum(world), [[] for _ in range(world)], [None] * world, []
+    collective, ws = ThreadSum(world), [[] for _ in range(world)]
 
-    def rank(r: int) -> None:
-        try:
-            g, d = copy.deepcopy(g0), copy.deepcopy(d0)
-            g.mapping.register_forward_hook(  # the G step's w (the D step maps under no_grad)
-                lambda module, args, w: ws[r].append(w.detach().clone()) if torch.is_grad_enabled() else None)
-            setup = IterationSetup.from_config(
-                TrainConfig(), generator=g, discriminator=d, generator_ema=copy.deepcopy(g),
-                opt_g=torch.optim.Adam(g.parameters()), opt_d=torch.optim.Adam(d.parameters()), reg_every=1,
-                reduce_options={"world": world, "all_reduce": collective.for_rank(r)})
-            ctx = make_ctx(g, d, "logistic+none", latent_dim=model.latent_dim)
-            train_iteration(ctx, setup, [data()[0]], step=0, ema_beta=0.5)
-            results[r] = (g.w_avg.clone(), setup.generator_ema.w_avg.clone())
-        except BaseException as error:  # noqa: BLE001 - raised below
-            errors.append(error)
-            collective.barrier.abort()
+    def rank(r: int):
+        g, d = copy.deepcopy(g0), copy.deepcopy(d0)
+        g.mapping.register_forward_hook(  # the G step's w (the D step maps under no_grad)
+            lambda module, args, w: ws[r].append(w.detach().clone()) if torch.is_grad_enabled() else None)
+        setup = IterationSetup.from_config(
+            TrainConfig(), generator=g, discriminator=d, generator_ema=copy.deepcopy(g),
+            opt_g=torch.optim.Adam(g.parameters()), opt_d=torch.optim.Adam(d.parameters()), reg_every=1,
+            reduce_options={"world": world, "all_reduce": collective.for_rank(r)})
+        ctx = make_ctx(g, d, "logistic+none", latent_dim=model.latent_dim)
+        train_iteration(ctx, setup, [data()[0]], step=0, ema_beta=0.5)
+        return g.w_avg.clone(), setup.generator_ema.w_avg.clone()
 
-    threads = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    if errors:
-        raise errors[0]
+    results = run_ranks(world, rank, collective.barrier)
     assert [len(w) for w in ws] == [1, 1]
     local = [(1 - model.w_avg_beta) * w[0].mean(0) for w in ws]  # what each rank tracked on its own latents
     assert not torch.allclose(local[0], local[1])

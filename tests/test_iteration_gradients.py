@@ -6,13 +6,13 @@ sum (the statement sweep dropped D's all-reduce and G's ``zero_grad`` unnoticed;
 from __future__ import annotations
 
 import copy
-import threading
 
 import torch
 
 from critics import SHAPE, ConstantG, SquareCritic, data, make_ctx
 from progan.training.iteration import IterationSetup, train_iteration
-from test_iteration import _ThreadSum, _warm  # the threads' summing all-reduce of the w_avg test
+from rank_threads import ThreadSum, run_ranks
+from test_iteration import _warm
 
 
 # --- across processes and across iterations: the gradients each optimizer step sees ----------------
@@ -48,27 +48,17 @@ def test_two_processes_step_d_and_g_on_the_mean_of_their_gradients():
     own[1].step()
     assert not torch.allclose(own[0].w, d_ref.w, rtol=1e-4, atol=0)
 
-    group, results, errors = _ThreadSum(world), [None] * world, []
+    group = ThreadSum(world)
 
-    def rank(r: int) -> None:
-        try:
-            g_r, d_r, opt_g_r, opt_d_r = copy.deepcopy((g, d, opt_g, opt_d))
-            setup = IterationSetup(opt_g=opt_g_r, opt_d=opt_d_r, generator_ema=copy.deepcopy(g_r),
-                                   reduce_options={"world": world, "all_reduce": group.for_rank(r)})
-            train_iteration(make_ctx(g_r, d_r, "wgan+none", drift_epsilon=0.0), setup, [reals[r]], step=0,
-                            ema_beta=0.5)
-            results[r] = (d_r.w.detach(), g_r.dummy.detach())
-        except BaseException as error:  # noqa: BLE001 - re-raised below
-            errors.append(error)
-            group.barrier.abort()
+    def rank(r: int):
+        g_r, d_r, opt_g_r, opt_d_r = copy.deepcopy((g, d, opt_g, opt_d))
+        setup = IterationSetup(opt_g=opt_g_r, opt_d=opt_d_r, generator_ema=copy.deepcopy(g_r),
+                               reduce_options={"world": world, "all_reduce": group.for_rank(r)})
+        train_iteration(make_ctx(g_r, d_r, "wgan+none", drift_epsilon=0.0), setup, [reals[r]], step=0,
+                        ema_beta=0.5)
+        return d_r.w.detach(), g_r.dummy.detach()
 
-    threads = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if errors:
-        raise errors[0]
+    results = run_ranks(world, rank, group.barrier, timeout=60)
     for w, dummy in results:
         torch.testing.assert_close(w, d_ref.w.detach())
         torch.testing.assert_close(dummy, g_ref.dummy.detach())
