@@ -218,7 +218,9 @@ def test_edits_draw_the_noise_mode_they_are_given_and_keep_it_along_the_row(nois
     with torch.no_grad():
         edited = edit_latent(styles_from_z(g, seed_latents([5], g.config.latent_dim)), d, [2.0])
         expected = to_uint8(synthesis(edited, noise=maps))[0]
-    np.testing.assert_array_equal(images[1], expected)
+    # the row is one batch, this a batch of one: a CPU with other kernels (AVX-512) may round a pixel to the
+    # next level; another noise mode moves pixels by more than 8 (above)
+    assert np.abs(images[1].astype(int) - expected.astype(int)).max() <= 1
 
 
 def test_edit_moves_only_the_chosen_layers():
