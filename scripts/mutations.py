@@ -292,5 +292,6 @@ from mutations_redteam2 import REDTEAM2  # noqa: E402
 from mutations_sweep import SWEEP  # noqa: E402
 from mutations_sweep2 import SWEEP2  # noqa: E402
 from mutations_s16 import S16  # noqa: E402
+from mutations_s17 import S17  # noqa: E402
 
-MUTANTS += BLIND + AUDIT + LOOSE + DEGENERATE + REDTEAM + REDTEAM2 + BLIND_H + SWEEP + SWEEP2 + S16
+MUTANTS += BLIND + AUDIT + LOOSE + DEGENERATE + REDTEAM + REDTEAM2 + BLIND_H + SWEEP + SWEEP2 + S16 + S17
