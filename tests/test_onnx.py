@@ -288,3 +288,29 @@ def test_export_cli_refuses_an_out_that_is_not_onnx(weights, tmp_path, capsys):
         last = capsys.readouterr().err.strip().splitlines()[-1]
         assert last.endswith(f"--out must end in .onnx, got {str(tmp_path / name)!r}"), last
     assert not list(tmp_path.iterdir())
+
+
+def test_export_cli_cutoff_truncates_only_the_layers_below_it(tmp_path, capsys):
+    """``python -m app.export_onnx --cutoff 2`` (fast; the other options: tests/test_onnx_options.py, slow):
+    the graph pulls only style layers 0 and 1 towards ``w_avg`` (``w' = w_avg + psi (w - w_avg)`` below the
+    cutoff, StyleGAN appendix B), so at psi 0.5 onnxruntime gives ``generator(z, psi=0.5, cutoff=2)``, which
+    differs from the all-layer truncation an export without the cutoff would bake in; the metadata records
+    the cutoff, and a cutoff past the model's 6 style layers is refused before anything is exported."""
+    from app.onnx.export import main as export_main
+
+    generator = _tiny("stylegan_lite")
+    generator.save_pretrained(tmp_path / "weights")
+    path = tmp_path / "cutoff.onnx"
+    assert export_main(["--weights", str(tmp_path / "weights"), "--out", str(path), "--cutoff", "2"]) == 0
+    assert OnnxModel(path).metadata["cutoff"] == "2"
+    z = seed_latents(range(4), generator.config.latent_dim)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(["images"], {"z": z.numpy(), "psi": np.array(0.5, np.float32)})[0]
+    with torch.no_grad():
+        expected = generator(z, psi=0.5, cutoff=2, noise_mode="const").numpy()
+        every_layer = generator(z, psi=0.5, noise_mode="const").numpy()
+    assert np.abs(every_layer - expected).max() > 100 * TOLERANCE  # the cutoff matters for this model
+    assert np.abs(got - expected).max() <= TOLERANCE
+    capsys.readouterr()
+    assert export_main(["--weights", str(tmp_path / "weights"), "--out", str(tmp_path / "c.onnx"), "--cutoff", "7"]) == 2
+    assert "cutoff must be between 0 and 6" in capsys.readouterr().err and not (tmp_path / "c.onnx").exists()
