@@ -6,4 +6,8 @@ from __future__ import annotations
 from mutant_base import Mutant, m  # noqa: F401
 
 S17: list[Mutant] = [
+    m('blind-ta06-torchrun-handles-sigterm', 'progan/training/launch.py',
+      'os.environ["PET_SIGNALS_TO_HANDLE"] = "SIGINT,SIGHUP,SIGQUIT"',
+      'os.environ["PET_SIGNALS_TO_HANDLE"] = "SIGTERM,SIGINT,SIGHUP,SIGQUIT"',
+      ('tests/test_stop_signals.py::test_a_multi_gpu_launch_leaves_the_stop_signals_to_the_launcher_and_the_rest_to_torchrun',)),
 ]
