@@ -172,6 +172,56 @@ def test_the_launcher_gives_each_announced_worker_every_stop_signal_once(tmp_pat
             child.wait()
 
 
+
+def test_a_multi_gpu_launch_leaves_the_stop_signals_to_the_launcher_and_the_rest_to_torchrun(monkeypatch, tmp_path):
+    """``launch.main`` on a ``--multi_gpu`` command, run in-process through accelerate's real launcher up to
+    the point where it hands torchrun its parsed arguments (``torch.distributed.run.run``, replaced by a
+    recorder, so no process starts): torchrun's elastic agent must handle none of ``STOP_SIGNALS`` (handling
+    SIGTERM itself ends the launcher with exit 1, see launch.py's docstring) and every other signal of its
+    own default, read from torchrun's parser with ``PET_SIGNALS_TO_HANDLE`` unset; SIGTERM and SIGUSR1 are
+    then caught by the launcher's own handler."""
+    import threading
+
+    import accelerate.commands.launch as accelerate_launch
+    import torch.distributed.run as distrib_run
+
+    from progan.training import launch
+
+    monkeypatch.delenv("PET_SIGNALS_TO_HANDLE", raising=False)
+    default = distrib_run.get_args_parser().get_default("signals_to_handle")
+    torchrun_default = {s.strip() for s in default.split(",")}
+    stop = {signal.Signals(s).name for s in launch.STOP_SIGNALS}
+    assert stop == {"SIGTERM", "SIGUSR1"} and "SIGTERM" in torchrun_default   # what the test is about
+    # main() changes this process's environment, argv, accelerate's module and signal handlers: noted here
+    # (monkeypatch restores the values it first saw) and put back afterwards
+    for name in ("PET_SIGNALS_TO_HANDLE", launch.READY_DIR_ENV):
+        monkeypatch.setenv(name, "overwritten by main()")
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.setattr(accelerate_launch, "signal", signal)
+    monkeypatch.setattr(launch, "_REQUESTED", [])
+    monkeypatch.setattr(launch, "_WAKE", threading.Event())
+    monkeypatch.setattr(launch, "_deliver", lambda *a, **k: None)           # no delivery thread left behind
+    handlers = {s: signal.getsignal(s) for s in launch.STOP_SIGNALS}
+    seen = []
+
+    def torchrun(args):
+        seen.append(({s.strip() for s in args.signals_to_handle.split(",")},
+                     {s: signal.getsignal(s) for s in launch.STOP_SIGNALS}))
+
+    monkeypatch.setattr(distrib_run, "run", torchrun)
+    try:
+        code = launch.main(["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+                            "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+                            str(tmp_path / "never_run.py")])
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    assert code == 0 and len(seen) == 1
+    handled, during = seen[0]
+    assert handled == torchrun_default - stop
+    assert all(handler is launch._record for handler in during.values())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("processes, moment, signum", [
     (1, "launcher", signal.SIGUSR1), (1, "worker", signal.SIGTERM), (1, "training", signal.SIGUSR1),
