@@ -42,4 +42,7 @@ S17: list[Mutant] = [
       'return json.dumps({"data": path, "files": manifest.get("files"), "length": len(dataset)}, sort_keys=True)',
       'return json.dumps({"data": path, "length": len(dataset)}, sort_keys=True)',
       ('tests/test_evaluation_cache.py::test_a_dataset_prepared_again_in_place_with_other_images_gets_fresh_statistics',)),
+    m('blind-tb05-lap1-weight-two-to-the-minus-j', 'app/projection/loss.py',
+      'total = total + (a - b).abs().mean() * 4.0 ** -j', 'total = total + (a - b).abs().mean() * 2.0 ** -j',
+      ('tests/test_projection_loss.py::test_lap1_weighs_level_j_by_four_to_the_minus_j',)),
 ]
