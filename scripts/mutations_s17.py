@@ -45,4 +45,18 @@ S17: list[Mutant] = [
     m('blind-tb05-lap1-weight-two-to-the-minus-j', 'app/projection/loss.py',
       'total = total + (a - b).abs().mean() * 4.0 ** -j', 'total = total + (a - b).abs().mean() * 2.0 ** -j',
       ('tests/test_projection_loss.py::test_lap1_weighs_level_j_by_four_to_the_minus_j',)),
+    # the statement sweep (seed 17): a call or an update forgotten
+    m('s17-stmt-edit-steps-unchecked', 'app/edit.py', '    steps = check_int("--steps", steps, 2, 21)', '    pass',
+      ('tests/test_directions.py::test_steps_are_refused_outside_the_helps_2_to_21',)),
+    m('s17-stmt-directions-save-str-path', 'app/directions.py',
+      '        path = Path(path)\n        path.parent.mkdir(parents=True, exist_ok=True)\n        tensors',
+      '        path.parent.mkdir(parents=True, exist_ok=True)\n        tensors',
+      ('tests/test_directions.py::test_directions_save_to_a_str_path_in_a_folder_that_does_not_exist_yet',)),
+    m('s17-stmt-generate-argv-none-not-read', 'app/generate.py', '    argv = list(sys.argv[1:] if argv is None else argv)', '    pass',
+      ('tests/test_generate_cli.py::test_the_grid_shorthand_reads_sys_argv_in_process',)),
+    m('s17-stmt-onnx-export-in-training-mode', 'app/onnx/export.py', '    generator = generator.to("cpu").eval()', '    pass',
+      ('tests/test_onnx.py::test_a_generator_left_in_training_mode_is_exported_as_in_eval_mode',)),
+    m('s17-stmt-projection-metadata-not-recorded', 'app/projection/cli.py',
+      '    projection.metadata.update({"image": args.image.name, "weights": str(source)})', '    pass',
+      ('tests/test_projection_cli_options.py::test_the_latent_file_records_the_picture_and_the_weights_it_was_projected_with',)),
 ]

@@ -257,6 +257,27 @@ def test_parse_indices_and_strengths():
         strengths_for(100, 5)
 
 
+def test_steps_are_refused_outside_the_helps_2_to_21():
+    """``edit --steps`` is "columns (strengths) per row, 2-21" (its --help): both ends give that many evenly
+    spaced strengths, one column fewer or more is a one-line ValueError naming --steps."""
+    assert strengths_for(1.0, 2) == [-1.0, 1.0]
+    assert np.allclose(strengths_for(2.0, 21), [-2.0 + 0.2 * i for i in range(21)])
+    for bad in (1, 22, 0):
+        with pytest.raises(ValueError, match="--steps"):
+            strengths_for(1.0, bad)
+
+
+def test_directions_save_to_a_str_path_in_a_folder_that_does_not_exist_yet(tmp_path):
+    """``Directions.save`` takes any path (a str from the CLI or the app) and makes its folder, like every
+    other writer here; the file loads back to the same vectors."""
+    d = Directions(torch.eye(4)[:2], torch.tensor([3.0, 1.0]), torch.tensor([1.5, 0.5]), (0, 3), "stylegan_lite", "ab" * 32)
+    target = tmp_path / "new" / "deeper" / "directions.safetensors"
+    written = d.save(str(target))
+    assert written == target and target.is_file()
+    back = Directions.load(target)
+    assert torch.equal(back.vectors, d.vectors) and back.layers == (0, 3) and back.k == 2
+
+
 @pytest.mark.parametrize("family_name", list(FAMILIES))
 def test_edit_grid_of_a_projected_image(weights, tmp_path, family_name):
     # `image` among the seeds: the strength-0 cell is the projection's own reconstruction (its noise maps)

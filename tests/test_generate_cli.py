@@ -36,6 +36,20 @@ def test_documented_commands_run_from_their_names(module, prog, option):
     assert done.stdout.startswith(f"usage: python -m {prog} ") and option in done.stdout
 
 
+def test_the_grid_shorthand_reads_sys_argv_in_process(weights, tmp_path, monkeypatch):
+    """``python -m app.generate --seeds ... --out grid.png`` (no command: the README's shorthand for ``grid``)
+    runs ``main()`` with no argv, so the arguments come from ``sys.argv``: the grid it writes is the one the
+    explicit ``grid`` command writes, pixel for pixel (the subprocess test of this is slow)."""
+    args = ["--weights", str(weights["progan"]), "--seeds", "0-5", "--psi", "0.7"]
+    explicit = tmp_path / "explicit.png"
+    assert main(["grid", *args, "--out", str(explicit)]) == 0
+    short = tmp_path / "short.png"
+    monkeypatch.setattr(sys, "argv", ["python -m app.generate", *args, "--out", str(short)])
+    assert main() == 0
+    with Image.open(short) as a, Image.open(explicit) as b:
+        assert a.size == (3 * 16, 2 * 16) and a.tobytes() == b.tobytes()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family_name", list(FAMILIES))
 def test_grid(weights, tmp_path, family_name):

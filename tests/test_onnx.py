@@ -314,3 +314,21 @@ def test_export_cli_cutoff_truncates_only_the_layers_below_it(tmp_path, capsys):
     capsys.readouterr()
     assert export_main(["--weights", str(tmp_path / "weights"), "--out", str(tmp_path / "c.onnx"), "--cutoff", "7"]) == 2
     assert "cutoff must be between 0 and 6" in capsys.readouterr().err and not (tmp_path / "c.onnx").exists()
+
+
+def test_a_generator_left_in_training_mode_is_exported_as_in_eval_mode(tmp_path):
+    """``export_onnx`` exports the generator as it samples (on the CPU, in eval mode) whatever mode it is
+    handed in: in training mode StyleGAN-lite mixes styles at random and tracks w_avg in its forward, which a
+    trace would bake into the graph. So onnxruntime's images of a generator passed in ``train()`` mode equal
+    the eval-mode PyTorch images, and w_avg is unchanged by the export."""
+    generator = _tiny("stylegan_lite")
+    w_avg = generator.w_avg.clone()
+    path = export_onnx(generator.train(), tmp_path / "g.onnx", noise="const")
+    assert not generator.training
+    torch.testing.assert_close(generator.w_avg, w_avg, rtol=0, atol=0)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    z = seed_latents(range(6), generator.config.latent_dim)
+    with torch.no_grad():
+        expected = OnnxGenerator(generator.eval(), noise="const")(z, torch.tensor(0.7)).numpy()
+    got = session.run(["images"], {"z": z.numpy(), "psi": np.array(0.7, np.float32)})[0]
+    assert np.abs(got - expected).max() <= TOLERANCE

@@ -132,3 +132,15 @@ def test_the_same_seed_gives_the_same_projection_whatever_the_global_rng(weights
     assert all(torch.equal(a, b) for a, b in zip(first.noise, again.noise, strict=True))
     assert (first.latent - other.latent).abs().max() > 1e-4
     assert all((a - b).abs().max() > 0.1 for a, b in zip(first.noise, other.noise, strict=True))
+
+
+def test_the_latent_file_records_the_picture_and_the_weights_it_was_projected_with(weights, tmp_path):
+    """``app.project`` writes the picture's file name and the weights' path into the latent's metadata:
+    ``app.generate --latent`` compares that path with the weights it draws with and notes a mismatch."""
+    image = tmp_path / "holiday photo.png"
+    Image.new("RGB", (16, 16), RED).save(image)
+    out = tmp_path / "out"
+    assert project_main([str(image), "--weights", str(weights["progan"]), "--out", str(out), "--steps", "1"]) == 0
+    metadata = Projection.load(out / "latent.safetensors").metadata
+    assert metadata["image"] == "holiday photo.png"
+    assert metadata["weights"] == str(weights["progan"])
