@@ -68,4 +68,7 @@ S17: list[Mutant] = [
     m('slowonly-inception-takes-rgba', 'progan/metrics/inception.py',
       'images.shape[1] not in (1, 3):', 'images.shape[1] not in (1, 3, 4):',
       ('tests/test_inception_preprocessing.py::test_images_that_are_not_grey_or_rgb_batches_are_refused_before_the_network',)),
+    m('slowonly-model-info-names-the-default-weights', 'app/ui.py',
+      'describe_model(label, store.sources[label], generator)', 'describe_model(label, store.sources[store.default], generator)',
+      ('tests/test_app_checks.py::test_model_info_describes_the_model_it_is_asked_about',)),
 ]
