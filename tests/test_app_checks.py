@@ -144,6 +144,23 @@ def test_unknown_model_is_refused(events):
     _refused(events["model_info"], "../../etc/passwd", match="unknown model")
 
 
+def test_model_info_describes_the_model_it_is_asked_about(events, weights):
+    """The ``/model_info`` API (checked end to end only by the slow tests/test_app_server.py): asked about
+    "pg" while "sg" is the default, it describes the tiny ProGAN (family, 16x16, latent size, its weights
+    folder) and returns the config saved with those weights (``config.json``, read back here); asked about
+    "sg", the StyleGAN-lite with its style-layer count."""
+    from progan.hub.export import read_metadata
+
+    for label, family, other in (("pg", "ProGAN", "StyleGAN-lite"), ("sg", "StyleGAN-lite", "ProGAN")):
+        info, config = events["model_info"](label)
+        saved = read_metadata(weights / label)["config"]
+        assert config == saved and saved["resolution"] == 16, label
+        assert info.startswith(f"### {label}\n") and f"| family | {family} |" in info and other not in info
+        assert "| resolution | 16×16 |" in info and f"| latent size | {saved['latent_dim']} |" in info
+        assert str(weights / label).endswith(info.split("| weights | `")[1].split("`")[0]), info
+        assert ("| style layers (ws) |" in info) == (label == "sg")
+
+
 # --- truncation -------------------------------------------------------------------------------
 def test_styles_from_z_truncates_towards_w_avg():
     generator = tiny_stylegan()

@@ -247,6 +247,36 @@ def test_train_py_asks_for_the_labelled_builtin_set_under_cond(labelled, tmp_pat
         assert dataset.class_names == CLASSES
 
 
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_train_py_under_cond_exports_the_class_names_and_refuses_unlabelled_data(labelled, tmp_path, capsys, family):
+    """The fast twin of the slow end-to-end run: ``train.py --cond`` called in-process on a tiny preset.
+    On the folders-labelled set (classes ``blue``, ``red``: the fixture's folder names, sorted) the run
+    exits 0 and its export is a conditional generator with exactly those class names, so
+    ``app.generate --class red`` draws from it; on the same images prepared without labels it exits 1
+    with one ``error: dataset ... no class labels`` line and has written no checkpoint."""
+    import train
+    from app.generate import main as generate_main
+    from families import load_generator
+
+    def run(data, out):
+        return train.main(["--family", family, "--preset", "tiny", "--data", str(data), "--out", str(out), "--cond",
+                           "--kimg", "0.008", "--batch-size", "4", "--workers", "0", "--checkpoint-kimg", "1",
+                           "--sample-kimg", "1", "--monitor-num", "0"])
+
+    data = data_prep.prepare(labelled, tmp_path / "data", resolution=16, labels="folders", progress=False, workers=1)
+    assert run(data, tmp_path / "run") == 0
+    generator = load_generator(str(tmp_path / "run" / "export"), progress=False)
+    assert generator.config.class_names == CLASSES == ("blue", "red")
+    assert generate_main(["--weights", str(tmp_path / "run" / "export"), "--class", "red", "--seeds", "0-1",
+                          "--out", str(tmp_path / "red.png")]) == 0
+    plain = data_prep.prepare(labelled / "red", tmp_path / "plain", resolution=16, progress=False, workers=1)
+    capsys.readouterr()
+    assert run(plain, tmp_path / "refused") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: dataset") and "no class labels" in err[-1], err
+    assert not (tmp_path / "refused" / "checkpoints").exists()
+
+
 def test_a_class_can_be_named_by_its_index():
     """--class takes a name or an index (int or digit string) below the class count; anything else is
     the one-line error listing the names."""

@@ -317,6 +317,38 @@ def test_evaluate_cli_num_real_sets_how_many_real_images_are_scored(weights, tmp
         assert json.loads(capsys.readouterr().out)["num_real"] == real
 
 
+def test_evaluate_cli_caches_the_real_statistics_and_the_next_run_reads_them(weights, tmp_path, monkeypatch, capsys):
+    """The fast twin of the slow one/two-process run: ``evaluate.py`` twice on the same 8-image folder with
+    ``GAN_STUDIO_CACHE`` set. The first run's feature network sees the 4 generated and all 8 real images
+    and leaves one ``real-*.safetensors`` under ``$GAN_STUDIO_CACHE/fid-stats``; the second sees only the
+    4 generated (the reals' statistics come from that file) and reports the same FID and KID, since its
+    generated samples (seed 0) and real statistics are the first run's. A CLI that did not pass its cache
+    directory on would extract the reals again and leave no file."""
+    import evaluate
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    rows = []
+
+    class Counting(StandInFeatures):
+        def forward(self, images):
+            rows.append(images.shape[0])
+            return super().forward(images)
+
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: Counting())
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    runs = []
+    for expected_rows in (4 + 8, 4):
+        rows.clear()
+        capsys.readouterr()
+        assert evaluate.main(["--weights", str(weights["progan"]), "--data", str(data), "--num", "4", "--batch", "4",
+                              "--metrics", "fid,kid"]) == 0
+        assert sum(rows) == expected_rows, runs
+        runs.append(json.loads(capsys.readouterr().out))
+        assert len(list((tmp_path / "cache" / "fid-stats").glob("real-*.safetensors"))) == 1
+    for metric in ("fid", "kid"):
+        assert runs[1][metric] == pytest.approx(runs[0][metric], rel=1e-5, abs=1e-7), metric
+
+
 def test_evaluate_cli_metrics_score_the_truncated_samples_of_psi(weights, tmp_path, monkeypatch, capsys):
     """``--psi`` on the metrics path (the --nearest path has its own test): a fresh StyleGAN-lite has
     w_avg = 0 and zero noise strength, so at psi 0 every sample is the one image of w_avg, while psi 1

@@ -50,6 +50,28 @@ def test_the_grid_shorthand_reads_sys_argv_in_process(weights, tmp_path, monkeyp
         assert a.size == (3 * 16, 2 * 16) and a.tobytes() == b.tobytes()
 
 
+@pytest.mark.parametrize("module, prog, option", [
+    ("app.project", "app.project", "--w-plus"), ("app.projection.cli", "app.project", "--w-plus"),
+    ("app.export_onnx", "app.export_onnx", "--noise"), ("app.onnx.export", "app.export_onnx", "--noise"),
+    ("app.generate", "app.generate", "interpolate"),
+])
+def test_documented_commands_run_main_as_their_names_in_process(module, prog, option, monkeypatch, capsys):
+    """The fast twin of the subprocess test above: ``python -m MODULE --help`` run in this process
+    (``runpy`` executes the module as ``__main__``, as ``python -m`` does) reaches the command's ``main``:
+    exit 0 and the usage line the README documents, ``usage: python -m PROG``, naming one of its options.
+    A thin module that imported ``main`` but never called it would exit 0 and print nothing."""
+    import runpy
+    import warnings
+
+    monkeypatch.setattr(sys, "argv", [module, "--help"])
+    with warnings.catch_warnings(), pytest.raises(SystemExit) as info:
+        warnings.simplefilter("ignore", RuntimeWarning)    # "found in sys.modules": the module was imported already
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m {prog} ") and option in out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family_name", list(FAMILIES))
 def test_grid(weights, tmp_path, family_name):

@@ -9,6 +9,8 @@ the real network's features of a fixed input with the network applied to the ref
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -81,6 +83,17 @@ def test_grey_images_are_repeated_to_rgb():
     InceptionFeatures(capture, sha256="test")(grey)
     expected = reference_input(grey.repeat(1, 3, 1, 1).numpy())
     np.testing.assert_allclose(capture.inputs[0].double().numpy(), expected, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 8, 8), (1, 2, 8, 8), (3, 8, 8)])
+def test_images_that_are_not_grey_or_rgb_batches_are_refused_before_the_network(shape):
+    """The fast twin of tests/test_inception.py's refusal on the real network: the wrapper takes [N, 1, H, W]
+    (grey, repeated) or [N, 3, H, W] only (its docstring); an RGBA or 2-channel batch or an unbatched image
+    is a one-line ValueError naming the shape, and the network is never called with it."""
+    capture = _Capture()
+    with pytest.raises(ValueError, match=r"^expected images \[N, 3, H, W\], got shape " + re.escape(str(shape)) + "$"):
+        InceptionFeatures(capture, sha256="test")(torch.zeros(shape, dtype=torch.uint8))
+    assert capture.inputs == []
 
 
 @pytest.mark.slow

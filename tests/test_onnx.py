@@ -332,3 +332,54 @@ def test_a_generator_left_in_training_mode_is_exported_as_in_eval_mode(tmp_path)
         expected = OnnxGenerator(generator.eval(), noise="const")(z, torch.tensor(0.7)).numpy()
     got = session.run(["images"], {"z": z.numpy(), "psi": np.array(0.7, np.float32)})[0]
     assert np.abs(got - expected).max() <= TOLERANCE
+
+
+def test_export_cli_passes_noise_opset_and_weights_on(weights, tmp_path, capsys):
+    """``python -m app.export_onnx --noise inputs --opset 20`` in-process (fast; the slow end-to-end runs are in
+    tests/test_onnx_options.py): the file the CLI writes has the graph the options ask for, not the defaults.
+
+    - ``--opset 20``: the graph's own ``ai.onnx`` opset import is 20 (the default would be 18), and so is the
+      metadata; ``--opset 17`` is below the exporter's lowest (18): exit 2, one ``error:`` line, no file;
+    - ``--noise inputs``: one ``noise_i`` input per synthesis layer (2 per stage: 2 * 3 = 6 for the 16 px
+      tiny preset, sides 4, 4, 8, 8, 16, 16), and the maps fed there are the ones used: the output equals
+      ``generator(z, psi=0.5, noise=maps)``, different maps give a different image;
+    - ``--weights``: the named model (16 px, recorded in the metadata as given);
+    - ``--cutoff`` on a ProGAN: refused in one line, no file."""
+    import onnx
+
+    from app.onnx.export import main as export_main
+
+    generator = _tiny("stylegan_lite")
+    source = tmp_path / "weights"
+    generator.save_pretrained(source)
+    path = tmp_path / "inputs.onnx"
+    assert export_main(["--weights", str(source), "--out", str(path), "--noise", "inputs", "--opset", "20"]) == 0
+    model = onnx.load(str(path))
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [20]
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert (meta["opset"], meta["noise"], meta["weights"], meta["resolution"]) == ("20", "inputs", str(source), "16")
+    names = [i.name for i in model.graph.input]
+    assert names == ["z", "psi", *(f"noise_{i}" for i in range(6))]
+    z = seed_latents(range(3), generator.config.latent_dim)
+    maps = [torch.randn(3, 1, side, side, generator=torch.Generator().manual_seed(i))
+            for i, side in enumerate((4, 4, 8, 8, 16, 16))]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(noise):
+        feeds = {"z": z.numpy(), "psi": np.array(0.5, np.float32), **{f"noise_{i}": m.numpy() for i, m in enumerate(noise)}}
+        return session.run(["images"], feeds)[0]
+
+    got = run(maps)
+    with torch.no_grad():
+        expected = generator(z, psi=0.5, noise=maps).numpy()
+    assert np.abs(got - expected).max() <= TOLERANCE
+    assert np.abs(got - run([torch.zeros_like(m) for m in maps])).max() > 100 * TOLERANCE   # the fed maps count
+    capsys.readouterr()
+    for args, message in ((["--weights", str(source), "--opset", "17"], "error: opset 17 is below 18"),
+                          (["--weights", str(weights["progan"]), "--cutoff", "2"],
+                           "error: cutoff is a StyleGAN-lite truncation option")):
+        refused = tmp_path / "refused.onnx"
+        assert export_main([*args, "--out", str(refused)]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith(message) and len(err.splitlines()) == 1, err
+        assert not refused.exists()
