@@ -59,4 +59,8 @@ S17: list[Mutant] = [
     m('s17-stmt-projection-metadata-not-recorded', 'app/projection/cli.py',
       '    projection.metadata.update({"image": args.image.name, "weights": str(source)})', '    pass',
       ('tests/test_projection_cli_options.py::test_the_latent_file_records_the_picture_and_the_weights_it_was_projected_with',)),
+    m('blind-td03-compute-metrics-pr-sets-swapped', 'progan/metrics/features.py',
+      '        results["precision"], results["recall"] = M.precision_recall(\n            real_features, fake_features, k=pr_k, device=device',
+      '        results["precision"], results["recall"] = M.precision_recall(\n            fake_features, real_features, k=pr_k, device=device',
+      ('tests/test_metrics_features.py::test_compute_metrics_precision_is_fakes_inside_reals_and_recall_reals_inside_fakes',)),
 ]
