@@ -63,4 +63,7 @@ S17: list[Mutant] = [
       '        results["precision"], results["recall"] = M.precision_recall(\n            real_features, fake_features, k=pr_k, device=device',
       '        results["precision"], results["recall"] = M.precision_recall(\n            fake_features, real_features, k=pr_k, device=device',
       ('tests/test_metrics_features.py::test_compute_metrics_precision_is_fakes_inside_reals_and_recall_reals_inside_fakes',)),
+    m('blind-td08-nearest-figure-pairs-by-position', 'evaluate.py',
+      '        j = int(result.indices[i])', '        j = int(i)',
+      ('tests/test_nearest.py::test_evaluate_nearest_figure_pairs_each_sample_with_the_training_image_it_copies',)),
 ]
