@@ -66,4 +66,8 @@ S17: list[Mutant] = [
     m('blind-td08-nearest-figure-pairs-by-position', 'evaluate.py',
       '        j = int(result.indices[i])', '        j = int(i)',
       ('tests/test_nearest.py::test_evaluate_nearest_figure_pairs_each_sample_with_the_training_image_it_copies',)),
+    m('blind-td23-run-skips-partial-runs', 'scripts/compare_recipes.py',
+      '        queue += [(row, seed) for seed in row.seeds if status(row, seed) in ("todo", "partial")]',
+      '        queue += [(row, seed) for seed in row.seeds if status(row, seed) == "todo"]',
+      ('tests/test_compare_recipes.py::test_run_resumes_partial_runs_and_starts_new_ones_but_leaves_finished_ones',)),
 ]
