@@ -70,4 +70,7 @@ S17: list[Mutant] = [
       '        queue += [(row, seed) for seed in row.seeds if status(row, seed) in ("todo", "partial")]',
       '        queue += [(row, seed) for seed in row.seeds if status(row, seed) == "todo"]',
       ('tests/test_compare_recipes.py::test_run_resumes_partial_runs_and_starts_new_ones_but_leaves_finished_ones',)),
+    m('blind-td18-edit-state-is-the-display-copy', 'app/ui_edit.py',
+      '        return shown, status, image\n', '        return shown, status, shown\n',
+      ('tests/test_app_edit.py::test_a_grayscale_models_edit_keeps_its_native_pixels_and_finds_its_training_image',)),
 ]
