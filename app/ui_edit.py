@@ -12,6 +12,9 @@ from typing import Any, Callable
 
 import gradio as gr
 import numpy as np
+import torch
+
+from progan.images import uint8_to_rgb
 
 from .directions import cached_directions, edit_images
 from .display import PIXELATED_FILL, for_display
@@ -51,6 +54,11 @@ def nearest_image(image: np.ndarray | None, resolution: int) -> tuple[np.ndarray
     """``(display picture: image | nearest training image, status)``; raises ValueError (one line)."""
     if image is None:
         raise ValueError("draw an image first (move a slider or press Edit)")
+    # a grayscale or RGBA model's picture as the metrics see it (progan.metrics.channels): gray in all three
+    # channels, RGBA over white; the training images it is searched among and drawn beside are RGB
+    if image.shape[2] != 3:
+        pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]       # [1, C, R, R]
+        image = uint8_to_rgb(pixels)[0].permute(1, 2, 0).numpy()                             # [R, R, 3]
     found = nearest_index(resolution).match(image)
     pair = np.concatenate([image, np.full((image.shape[0], 2, 3), 255, np.uint8), found.real], axis=1)
     verdict = "closer than" if found.distance < found.threshold else "farther than"

@@ -75,6 +75,38 @@ def test_nearest_event_finds_the_training_image(events, weights, monkeypatch):
         events["nearest"]("sg", None)
 
 
+def test_a_grayscale_models_edit_keeps_its_native_pixels_and_finds_its_training_image(tmp_path, monkeypatch):
+    """A 1-channel model: the Edit event shows ``[R, R]`` (what image widgets take) but keeps the generator's
+    ``[R, R, 1]`` pixels (``generate_images``) as the state the nearest view searches with; that view sees the
+    picture as the metrics do (gray in all three channels, ``progan.metrics.channels``), finds it at distance
+    0 in a training set that holds seed 4's picture so replicated, and draws it left as RGB."""
+    import dataclasses
+
+    from families import FAMILIES
+    from progan.metrics.channels import RGBView
+    from progan.networks import Generator
+
+    torch.manual_seed(0)
+    Generator(dataclasses.replace(FAMILIES["progan"].presets["tiny"], image_channels=1)).save_pretrained(tmp_path / "g")
+    store = ModelStore({"gray": str(tmp_path / "g")})
+    events = {f.api_name: f.fn for f in build_demo(store, output_dir=tmp_path / "out").fns.values() if f.api_name}
+    expected = generate_images(load_generator(tmp_path / "g", progress=False), list(range(6)), noise="fixed")
+    assert expected.shape == (6, 16, 16, 1)
+    shown, _, native = events["edit"]("gray", "4", "all", 1.0, "fixed", *ZERO, None)
+    np.testing.assert_array_equal(shown, expected[4, ..., 0])
+    assert native.shape == (16, 16, 1)
+    np.testing.assert_array_equal(native, expected[4])
+    reals = torch.from_numpy(np.repeat(expected, 3, axis=3)).permute(0, 3, 1, 2)        # [6, 3, 16, 16]
+    network = RGBView(StandInFeatures())
+    index = NearestIndex(network, TensorDataset(reals), network(reals))
+    monkeypatch.setattr(app.ui_edit, "nearest_index", lambda resolution: index)
+    pair, status = events["nearest"]("gray", native)
+    assert "#4" in status and "distance 0.0" in status
+    rgb = np.repeat(expected[4], 3, axis=2)
+    np.testing.assert_array_equal(pair[:, :16], rgb)
+    np.testing.assert_array_equal(pair[:, 18:], rgb)
+
+
 @pytest.mark.slow
 def test_edit_endpoint_of_the_running_app(app_launcher, weights):
     # the real server through gradio_client: the edit endpoint draws, a bad layer range is one line, and

@@ -53,6 +53,25 @@ def test_unnamed_run_takes_every_first_seed_before_any_second(recipes, monkeypat
     assert ran == sorted(ran) and ran.count(0) == len(recipes.ROWS) and 1 in ran
 
 
+def test_run_resumes_partial_runs_and_starts_new_ones_but_leaves_finished_ones(recipes, monkeypatch):
+    """``run`` "trains and scores the rows not done yet (resumes partial runs)": a run folder with a training
+    log and no final.json (interrupted) is queued again, as is a seed with no folder; a run whose final.json
+    records a status (ok, diverged) is not. Folder states written by hand, the order as named."""
+    ran = []
+    monkeypatch.setattr(recipes, "available", lambda row: "")
+    monkeypatch.setattr(recipes, "train_and_score", lambda row, seed: ran.append(f"{row.name}-s{seed}") or "ok")
+    runs = recipes.RUNS
+    (runs / "pg-wgan-s0").mkdir(parents=True)
+    (runs / "pg-wgan-s0" / "log.jsonl").write_text('{"kimg": 1.0}\n')                  # interrupted
+    (runs / "sg-hinge-sn-s0").mkdir()
+    (runs / "sg-hinge-sn-s0" / "log.jsonl").write_text('{"kimg": 1.0}\n')
+    (runs / "sg-hinge-sn-s0" / "final.json").write_text('{"status": "ok"}')            # finished
+    (runs / "sg-ns-r1-s0").mkdir()
+    (runs / "sg-ns-r1-s0" / "final.json").write_text('{"status": "diverged"}')        # finished, badly
+    assert recipes.command_run(["pg-wgan", "sg-hinge-sn", "sg-ns-r1"], jobs=1) == 0    # sg-ns-r1-s1: never started
+    assert ran == ["pg-wgan-s0", "sg-ns-r1-s1"]
+
+
 def test_unknown_row_is_refused(recipes, capsys):
     assert recipes.command_run(["no-such-row"], jobs=1) == 2
     assert "no-such-row" in capsys.readouterr().err

@@ -278,6 +278,24 @@ def test_compute_metrics_on_stand_in_features():
         compute_metrics(real, same, metrics=("is",))
 
 
+def test_compute_metrics_precision_is_fakes_inside_reals_and_recall_reals_inside_fakes():
+    """Precision and recall keep their orientation through compute_metrics (real first, fake second).
+
+    By hand, 1-D features, k = 1 (Kynkaanniemi et al.: a point is inside a set's manifold when it lies
+    within some member's distance to that member's nearest other member): reals 0..9 have radius 1
+    each; fakes 4, 4.5, 5 (a mode collapse onto a tenth of the reals' spread) have radius 0.5 each.
+    Every fake lies within 1 of a real -> precision 3/3 = 1. Only the reals 4 and 5 lie within 0.5 of
+    a fake -> recall 2/10 = 0.2. Handing the same sets over the other way round (the fakes spread
+    wider than the reals) trades the two values: precision 0.2, recall 1.
+    """
+    reals = np.arange(10.0)[:, None]
+    fakes = np.array([[4.0], [4.5], [5.0]])
+    collapsed = compute_metrics(reals, fakes, metrics=("pr",), pr_k=1)
+    assert collapsed == {"precision": pytest.approx(1.0), "recall": pytest.approx(0.2)}
+    spread = compute_metrics(fakes, reals, metrics=("pr",), pr_k=1)
+    assert spread == {"precision": pytest.approx(0.2), "recall": pytest.approx(1.0)}
+
+
 # ----------------------------------------------------------------------------- network loading
 
 

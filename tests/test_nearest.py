@@ -332,6 +332,59 @@ def test_evaluate_nearest_figure_draws_each_sample_and_its_training_image_uprigh
         for left, image in ((x, sample[0].permute(1, 2, 0).numpy()), (x + 96 + 2, real)):
             np.testing.assert_array_equal(figure[:96, left:left + 96], image.repeat(6, axis=0).repeat(6, axis=1))
 
+
+class _Copier(nn.Module):
+    """A 'generator' whose sample i (latent i of seed 0) is training image 11 - i verbatim: never the training
+    image of the sample's own index, so a pairing by position is told apart from the nearest one."""
+
+    def __init__(self, reals: torch.Tensor, num: int) -> None:
+        super().__init__()
+        self.config = _Config()
+        self.register_buffer("reals", reals.float() / 127.5 - 1)           # exact inverse of images_to_uint8
+        self.register_buffer("latents", latents_for_indices(range(num), _Config.latent_dim, seed=0))
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        sample = torch.cdist(z, self.latents).argmin(dim=1)                 # which latent i each row is
+        return self.reals[len(self.reals) - 1 - sample]
+
+
+def test_evaluate_nearest_figure_pairs_each_sample_with_the_training_image_it_copies(cli_reals, tmp_path,
+                                                                                     monkeypatch):
+    """A generator that copies training image 11 - i as its sample i: every pair of ``--figure`` is that sample
+    beside training image 11 - i (its nearest, at feature distance 0), the label names ``real 11 - i`` at 0.0,
+    and both cells of every pair hold the same pixels. The expected image comes from the copier's construction,
+    not from the search; a pairing of sample i with training image i would show two different images."""
+    import re
+
+    import progan.metrics.nearest as nearest
+
+    folder, _ = cli_reals
+    reals = _training_images(12)                                            # the PNGs of cli_reals, 00..11
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("families.load_generator", lambda *a, **k: _Copier(reals, 10))
+    drawn: list[tuple] = []
+    figure = nearest.pairs_figure
+
+    def recording(pairs, **kwargs):
+        drawn.extend(pairs)
+        return figure(pairs, **kwargs)
+
+    monkeypatch.setattr(nearest, "pairs_figure", recording)
+    assert evaluate.main(["--weights", "unused", "--data", str(folder), "--nearest", "--num", "10",
+                          "--pairs", "10", "--figure", str(tmp_path / "pairs.png"), "--batch", "4"]) == 0
+    assert len(drawn) == 10
+    seen = set()
+    for fake, real, label in drawn:
+        i, j, distance = re.match(r"#(\d+) -> real (\d+): (\S+)$", label).groups()
+        i, j = int(i), int(j)
+        seen.add(i)
+        assert (j, float(distance)) == (11 - i, 0.0), label
+        np.testing.assert_array_equal(fake, reals[11 - i].permute(1, 2, 0).numpy())
+        np.testing.assert_array_equal(real, fake)
+    assert seen == set(range(10))
+
+
 class _Pixels(nn.Module):
     """Features = the uint8 pixels themselves in [C, H, W] order: a transposed or channel-moved input lands
     elsewhere in feature space."""
