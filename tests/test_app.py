@@ -173,6 +173,22 @@ def test_keyframe_path_passes_through_keys():
     assert torch.allclose(looped[0], keys[0]) and torch.allclose(looped[5], (keys[2] + keys[0]) / 2)
 
 
+@pytest.mark.parametrize("method", ["lerp", "slerp"])
+def test_interpolation_stays_on_the_keys_device_and_dtype(method):
+    """A model on a GPU walks keys on the GPU: the walk (and lerp/slerp given a CPU or float64 ``t``) must come
+    back on the keys' device and in their dtype. The ``meta`` device stands in for the GPU on every machine:
+    like CUDA, it refuses arithmetic with a CPU tensor that is not a scalar."""
+    for device in ("meta", "cpu"):
+        keys = torch.randn(3, 8, generator=torch.Generator().manual_seed(1)).to(device)
+        for loop in (False, True):
+            path = keyframe_path(keys, 5, method=method, loop=loop)
+            assert path.shape == (5, 8) and path.device == keys.device and path.dtype == keys.dtype
+        interp = slerp if method == "slerp" else lerp
+        t = torch.linspace(0, 1, 5, dtype=torch.float64).view(-1, 1)  # on the CPU, float64
+        points = interp(keys[:1].expand(5, -1), keys[1:2].expand(5, -1), t)
+        assert points.device == keys.device and points.dtype == torch.float32
+
+
 def test_render_interpolation(tiny_generator):
     clip = render_interpolation(tiny_generator, [1, 2], frames=6, method="slerp")
     assert clip.shape == (6, 16, 16, 3)
