@@ -302,6 +302,23 @@ def test_video_writers(tmp_path):
         assert gif.n_frames == 5 and gif.size == (256, 256)
 
 
+def test_mp4_frames_are_enlarged_like_the_gif_and_odd_sides_padded(tmp_path):
+    """The MP4 holds what upscale_nearest makes of the frames: 16 px enlarged by 16 to 256 px (as the GIF
+    is), and at min_size=1 a 15 px clip padded to 16 (yuv420p needs even sides); read back with ffmpeg.
+    The first decoded frame of a flat clip keeps its colour."""
+    import imageio_ffmpeg
+
+    for side, min_size, expected in ((16, 256, 256), (15, 1, 16)):
+        frames = np.full((3, side, side, 3), (40, 160, 220), np.uint8)
+        path = write_mp4(frames, tmp_path / f"{side}.mp4", fps=10, min_size=min_size)
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        first = np.frombuffer(next(reader), np.uint8).reshape(expected, expected, 3)
+        reader.close()
+        assert tuple(meta["size"]) == (expected, expected)
+        assert np.abs(first.astype(int) - (40, 160, 220)).max() <= 8   # H.264 / yuv420p rounding
+
+
 def test_launch_sources_and_store(tmp_path):
     fam = FAMILIES["progan"]
     fam.generator_cls(fam.presets["tiny"]).save_pretrained(tmp_path / "run")
