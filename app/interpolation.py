@@ -29,6 +29,8 @@ METHODS = ("lerp", "slerp")
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """Straight-line interpolation; ``t`` (a number or a tensor that broadcasts) is taken on ``a``'s device and dtype."""
+    t = torch.as_tensor(t, dtype=a.dtype, device=a.device)
     return a + (b - a) * t
 
 
@@ -63,7 +65,8 @@ def keyframe_path(keys: torch.Tensor, frames: int, *, method: str = "lerp", loop
     else:
         positions = torch.linspace(0, keys.shape[0] - 1, frames, dtype=torch.float64)
     segment = positions.floor().long().clamp(max=keys.shape[0] - 2)          # [frames]
-    t = (positions - segment).to(keys.dtype).view(-1, *[1] * (keys.dim() - 1))  # broadcast over key dims
+    # on the keys' device: a model on a GPU walks GPU keys, and a CPU t would not broadcast against them
+    t = (positions - segment).to(device=keys.device, dtype=keys.dtype).view(-1, *[1] * (keys.dim() - 1))
     interp = slerp if method == "slerp" else lerp
     return interp(keys[segment], keys[segment + 1], t)
 

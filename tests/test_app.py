@@ -173,6 +173,22 @@ def test_keyframe_path_passes_through_keys():
     assert torch.allclose(looped[0], keys[0]) and torch.allclose(looped[5], (keys[2] + keys[0]) / 2)
 
 
+@pytest.mark.parametrize("method", ["lerp", "slerp"])
+def test_interpolation_stays_on_the_keys_device_and_dtype(method):
+    """A model on a GPU walks keys on the GPU: the walk (and lerp/slerp given a CPU or float64 ``t``) must come
+    back on the keys' device and in their dtype. The ``meta`` device stands in for the GPU on every machine:
+    like CUDA, it refuses arithmetic with a CPU tensor that is not a scalar."""
+    for device in ("meta", "cpu"):
+        keys = torch.randn(3, 8, generator=torch.Generator().manual_seed(1)).to(device)
+        for loop in (False, True):
+            path = keyframe_path(keys, 5, method=method, loop=loop)
+            assert path.shape == (5, 8) and path.device == keys.device and path.dtype == keys.dtype
+        interp = slerp if method == "slerp" else lerp
+        t = torch.linspace(0, 1, 5, dtype=torch.float64).view(-1, 1)  # on the CPU, float64
+        points = interp(keys[:1].expand(5, -1), keys[1:2].expand(5, -1), t)
+        assert points.device == keys.device and points.dtype == torch.float32
+
+
 def test_render_interpolation(tiny_generator):
     clip = render_interpolation(tiny_generator, [1, 2], frames=6, method="slerp")
     assert clip.shape == (6, 16, 16, 3)
@@ -284,6 +300,23 @@ def test_video_writers(tmp_path):
     from PIL import Image
     with Image.open(write_gif(frames, tmp_path / "a.gif", fps=10)) as gif:
         assert gif.n_frames == 5 and gif.size == (256, 256)
+
+
+def test_mp4_frames_are_enlarged_like_the_gif_and_odd_sides_padded(tmp_path):
+    """The MP4 holds what upscale_nearest makes of the frames: 16 px enlarged by 16 to 256 px (as the GIF
+    is), and at min_size=1 a 15 px clip padded to 16 (yuv420p needs even sides); read back with ffmpeg.
+    The first decoded frame of a flat clip keeps its colour."""
+    import imageio_ffmpeg
+
+    for side, min_size, expected in ((16, 256, 256), (15, 1, 16)):
+        frames = np.full((3, side, side, 3), (40, 160, 220), np.uint8)
+        path = write_mp4(frames, tmp_path / f"{side}.mp4", fps=10, min_size=min_size)
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        first = np.frombuffer(next(reader), np.uint8).reshape(expected, expected, 3)
+        reader.close()
+        assert tuple(meta["size"]) == (expected, expected)
+        assert np.abs(first.astype(int) - (40, 160, 220)).max() <= 8   # H.264 / yuv420p rounding
 
 
 def test_launch_sources_and_store(tmp_path):

@@ -113,6 +113,7 @@ def test_sample_event_sends_native_pixels(events, weights):
     (("sg", "1,2", 4, 61, "lerp", "z", False, 0.7, "fixed"), "fps must be between 1 and 60"),
     (("sg", "1,2", 4, 0, "lerp", "z", False, 0.7, "fixed"), "fps must be between 1 and 60"),
     (("sg", "1,2", 4, 12, "cubic", "z", False, 0.7, "fixed"), "method must be one of"),
+    (("sg", "1,2", 4, 12, "cubic", "w", False, 0.7, "fixed"), "method must be one of"),  # W walks always lerp
     (("sg", "1,2", 4, 12, "lerp", "q", False, 0.7, "fixed"), "space must be one of"),
     (("sg", "1,2", 4, 12, "lerp", "z", False, 3.0, "fixed"), "psi must be between"),
     (("sg", "1,2", 4, 12, "lerp", "z", False, 0.7, "loud"), "noise must be one of"),

@@ -165,6 +165,27 @@ def test_a_projection_of_another_model_is_refused(events):
     _refused(lambda: events["mix"]("sg", "image", "1", "coarse", 1.0, "fixed", None, mine), "projected with elsewhere")
 
 
+@pytest.mark.parametrize("space", ["z", None, "W"])
+def test_a_stylegan_projection_takes_only_w_or_w_plus(space):
+    """The projection core behind /project refuses a StyleGAN-lite space other than ``w``/``w+`` (docs/app.md's
+    API table), before it reads the upload: ``z`` is a projector space too (ProGAN's), so it must not slip through."""
+    from app.limits import DEFAULT_LIMITS
+    from app.projection.ui import run_projection
+
+    png = _png_bytes()
+    with pytest.raises(ValueError, match="space must be one of w, w\\+"):
+        next(run_projection(_tiny("stylegan_lite"), png, "me.png", label="sg", steps=4, space=space,
+                            limits=DEFAULT_LIMITS))
+
+
+def _png_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def test_progan_projection_ignores_the_space_radio(events, tmp_path):
     upload = tmp_path / "me.png"
     Image.new("RGB", (16, 16), (200, 30, 30)).save(upload)

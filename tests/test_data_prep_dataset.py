@@ -115,7 +115,7 @@ def test_plain_folder_skips_a_bad_file_deterministically(tmp_path):
     (tmp_path / "b.png").write_bytes(b"broken")
     Image.new("RGB", (8, 8), (0, 0, 255)).save(tmp_path / "c.png")
     dataset = open_dataset(tmp_path, 8)
-    with pytest.warns(UserWarning, match="b.png"):
+    with pytest.warns(UserWarning, match=r"skipping b\.png: not_image: no decoder"):  # the file, why, the detail
         stand_in = dataset[1]
     assert torch.equal(stand_in, dataset[2])  # the next good image stands in
 

@@ -57,3 +57,24 @@ def test_every_file_the_writer_opens_is_closed_when_the_dataset_is_committed(fol
     out = prepare(folder, tmp_path / "ds", resolution=8, workers=1, progress=False)
     stored = json.loads((out / "manifest.json").read_text())["resolutions"]
     assert sorted(os.path.basename(h.name) for h in opened_before_commit) == sorted(f"images_{r}.npy" for r in stored)
+
+
+def test_a_dataset_that_appears_while_writing_is_kept_without_overwrite(folder, tmp_path, monkeypatch):
+    """The output is checked before the work and again just before the rename: another run's dataset that
+    appeared at ``out`` meanwhile is refused (``OutputExists``) and left as it was, and our tmp dir removed;
+    only ``overwrite=True`` may replace it."""
+    from data_prep.errors import OutputExists
+
+    out = tmp_path / "ds"
+    commit = writer.DatasetWriter.commit
+
+    def someone_else_writes_first(self, *args, **kwargs):
+        out.mkdir()
+        (out / "manifest.json").write_text('{"theirs": true}\n')
+        return commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(writer.DatasetWriter, "commit", someone_else_writes_first)
+    with pytest.raises(OutputExists, match="output exists"):
+        prepare(folder, out, resolution=8, workers=1, progress=False)
+    assert json.loads((out / "manifest.json").read_text()) == {"theirs": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "photos"]

@@ -265,3 +265,18 @@ def test_cache_root_follows_gan_studio_cache_then_xdg_then_home(monkeypatch, tmp
     monkeypatch.setenv("XDG_CACHE_HOME", "")                      # empty counts as unset (XDG spec)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert hub.cache_root() == tmp_path / "home" / ".cache" / "gan-studio"
+
+
+def test_making_a_download_durable_leaves_no_descriptor_open(tmp_path):
+    """After each download the cache directory is fsynced through a descriptor of its own; a long-lived app
+    that loads many remote models must get every one back (a leak ends in "too many open files")."""
+    import os
+
+    from progan.hub.download import _fsync_dir
+
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    if before is None:
+        pytest.skip("needs /proc/self/fd")
+    for _ in range(20):
+        _fsync_dir(tmp_path)
+    assert len(os.listdir("/proc/self/fd")) == before
