@@ -44,7 +44,7 @@ S17: list[Mutant] = [
       ('tests/test_evaluation_cache.py::test_a_dataset_prepared_again_in_place_with_other_images_gets_fresh_statistics',)),
     m('blind-tb05-lap1-weight-two-to-the-minus-j', 'app/projection/loss.py',
       'total = total + (a - b).abs().mean() * 4.0 ** -j', 'total = total + (a - b).abs().mean() * 2.0 ** -j',
-      ('tests/test_projection_loss.py::test_lap1_weighs_level_j_by_four_to_the_minus_j',)),
+      ('tests/test_projection.py::test_lap1_weights_level_j_by_four_to_the_minus_j',)),
     # the statement sweep (seed 17): a call or an update forgotten
     m('s17-stmt-edit-steps-unchecked', 'app/edit.py', '    steps = check_int("--steps", steps, 2, 21)', '    pass',
       ('tests/test_directions.py::test_steps_are_refused_outside_the_helps_2_to_21',)),
