@@ -134,4 +134,23 @@ S17: list[Mutant] = [
           ('script-exit-code-dropped', '    sys.exit(main())', '    main()',
            'test_the_script_run_as_a_command_exits_with_mains_code'),
       )),
+    *(m(f'cov17-figures-{name}', 'scripts/campaign_figures.py', old, new, (f'tests/test_campaign_figures.py::{test}',))
+      for name, old, new, test in (
+          ('strip-takes-the-farthest-grid', 'grids.append((matches[0], float(matches[0].name[5:-8])))',
+           'grids.append((matches[-1], float(matches[-1].name[5:-8])))',
+           'test_the_training_strip_shows_the_grid_nearest_each_kimg_in_the_order_asked'),
+          ('strip-cells-without-gaps', 'resize((cell, cell), Image.NEAREST), (i * (cell + 8), 0))',
+           'resize((cell, cell), Image.NEAREST), (i * cell, 0))',
+           'test_the_training_strip_shows_the_grid_nearest_each_kimg_in_the_order_asked'),
+          ('strip-without-labels', 'draw.text((i * (cell + 8) + 4, cell + 5), f"{kimg:.0f} kimg", fill="black")', 'pass',
+           'test_the_training_strip_shows_the_grid_nearest_each_kimg_in_the_order_asked'),
+          ('strip-empty-run-not-refused', '            raise SystemExit(f"error: no sample grids in {run}/samples")',
+           '            continue', 'test_the_training_strip_refuses_a_run_without_sample_grids'),
+          ('run-option-ignored', '    if args.run is not None:', '    if False:',
+           'test_the_command_with_run_writes_the_training_strip_at_each_listed_kimg'),
+          ('kimg-list-keeps-empty-items', 'for k in args.kimg.split(",") if k.strip()]', 'for k in args.kimg.split(",")]',
+           'test_the_command_with_run_writes_the_training_strip_at_each_listed_kimg'),
+          ('script-exit-code-dropped', '    sys.exit(main())', '    main()',
+           'test_the_command_with_run_writes_the_training_strip_at_each_listed_kimg'),
+      )),
 ]
