@@ -153,4 +153,12 @@ S17: list[Mutant] = [
           ('script-exit-code-dropped', '    sys.exit(main())', '    main()',
            'test_the_command_with_run_writes_the_training_strip_at_each_listed_kimg'),
       )),
+    *(m(f'cov17-nearest-view-{name}', 'app/nearest_view.py', old, new,
+        ('tests/test_nearest.py::test_app_nearest_index_refuses_without_the_network_then_without_features_then_serves_from_the_cache',))
+      for name, old, new in (
+          ('reloaded-every-request', '        if resolution not in _INDEXES:', '        if True:'),
+          ('network-error-several-lines', '{str(exc).splitlines()[0]}', '{exc}'),
+          ('cache-keyed-by-one-image-less', 'num=len(dataset),', 'num=len(dataset) - 1,'),
+          ('missing-features-not-refused', '    if stats is None:', '    if False:'),
+      )),
 ]
