@@ -161,4 +161,21 @@ S17: list[Mutant] = [
           ('cache-keyed-by-one-image-less', 'num=len(dataset),', 'num=len(dataset) - 1,'),
           ('missing-features-not-refused', '    if stats is None:', '    if False:'),
       )),
+    *(m(f'cov17-builtin-{name}', 'data_prep/builtin.py', old, new, (f'tests/test_data_prep_dataset.py::{test}',))
+      for name, old, new, test in (
+          ('lost-race-is-an-error', '        read_manifest(out)\n        return out', '        raise',
+           'test_builtin_openmoji_returns_the_cache_another_process_finished_first'),
+          ('half-written-manifest-crashes-the-wait', '    except DataPrepError:  # another process', '    except OSError:  # another process',
+           'test_other_processes_wait_for_local_rank_0s_labelled_manifest_then_open_the_cache'),
+          ('wait-ignores-labels', '    while not manifest.exists() or (need_labels and not _has_labels(manifest.parent)):',
+           '    while not manifest.exists():', 'test_other_processes_wait_for_local_rank_0s_labelled_manifest_then_open_the_cache'),
+          ('waiter-opens-with-progress', '    return builtin_openmoji(resolution, progress=False, need_labels=need_labels)',
+           '    return builtin_openmoji(resolution, need_labels=need_labels)',
+           'test_other_processes_wait_for_local_rank_0s_labelled_manifest_then_open_the_cache'),
+          ('waiter-drops-labels', '    return builtin_openmoji(resolution, progress=False, need_labels=need_labels)',
+           '    return builtin_openmoji(resolution, progress=False)',
+           'test_other_processes_wait_for_local_rank_0s_labelled_manifest_then_open_the_cache'),
+          ('timeout-ten-times-longer', '    deadline = time.monotonic() + timeout', '    deadline = time.monotonic() + 10 * timeout',
+           'test_other_processes_give_up_after_the_timeout_with_a_message_naming_the_cache'),
+      )),
 ]
