@@ -178,4 +178,23 @@ S17: list[Mutant] = [
           ('timeout-ten-times-longer', '    deadline = time.monotonic() + timeout', '    deadline = time.monotonic() + 10 * timeout',
            'test_other_processes_give_up_after_the_timeout_with_a_message_naming_the_cache'),
       )),
+    *(m(f'cov17-train-{name}', 'train.py', old, new, (f'tests/test_train_entry.py::{test}',))
+      for name, old, new, test in (
+          ('never-announces-its-pid', 'if os.environ.get("GAN_STUDIO_STOP_READY_DIR") and __name__ != "__mp_main__":',
+           'if False:', 'test_under_the_launcher_train_py_announces_its_pid_once_it_catches_stop_signals'),
+          ('second-announcement-crashes', '    except OSError:  # the launcher is gone or this pid announced already\n        pass',
+           '    except OSError:  # the launcher is gone or this pid announced already\n        raise',
+           'test_under_the_launcher_train_py_announces_its_pid_once_it_catches_stop_signals'),
+          ('estimate-ignores-processes', 'processes=max(1, args.estimate_processes))', 'processes=1)',
+           'test_dry_run_estimates_memory_for_the_processes_asked_and_at_least_one'),
+          ('estimate-takes-zero-processes', 'processes=max(1, args.estimate_processes))', 'processes=args.estimate_processes)',
+           'test_dry_run_estimates_memory_for_the_processes_asked_and_at_least_one'),
+          ('estimate-not-in-json', '            resolved["memory_estimate_bytes"] = asdict(estimate)\n', '',
+           'test_dry_run_estimates_memory_for_the_processes_asked_and_at_least_one'),
+          ('estimate-table-not-printed', '            print(format_estimate(estimate), file=sys.stderr)\n', '',
+           'test_dry_run_estimates_memory_for_the_processes_asked_and_at_least_one'),
+          ('fp16-on-cpu-trains', 'if config.mixed_precision == "fp16" and not torch.cuda.is_available():',
+           'if config.mixed_precision == "fp16" and torch.cuda.is_available():', 'test_fp16_without_a_gpu_is_refused_before_training'),
+          ('exit-status-dropped', '    sys.exit(main())', '    main()', 'test_python_train_py_exits_with_mains_status'),
+      )),
 ]
