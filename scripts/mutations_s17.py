@@ -197,4 +197,18 @@ S17: list[Mutant] = [
            'if config.mixed_precision == "fp16" and torch.cuda.is_available():', 'test_fp16_without_a_gpu_is_refused_before_training'),
           ('exit-status-dropped', '    sys.exit(main())', '    main()', 'test_python_train_py_exits_with_mains_status'),
       )),
+    *(m(f'cov17-evaluate-{name}', 'evaluate.py', old, new, (f'tests/test_evaluation.py::{test}',))
+      for name, old, new, test in (
+          ('pr-on-three-reals-accepted', 'if "pr" in metrics and not args.nearest and num_real < PR_MIN:',
+           'if "pr" in metrics and not args.nearest and num_real < PR_MIN - 1:',
+           'test_evaluate_cli_refuses_precision_recall_on_fewer_than_four_real_images'),
+          ('pr-refusal-continues', '              "score it with --metrics fid,kid", file=sys.stderr)\n        return 2',
+           '              "score it with --metrics fid,kid", file=sys.stderr)',
+           'test_evaluate_cli_refuses_precision_recall_on_fewer_than_four_real_images'),
+          ('every-process-writes-the-summary', '    if not acc.is_main_process:\n        return 0', '    if False:\n        return 0',
+           'test_evaluate_cli_under_several_processes_writes_only_from_the_main_one_and_refuses_nearest'),
+          ('nearest-under-a-launch', '    if acc.num_processes > 1:', '    if acc.num_processes > 2:',
+           'test_evaluate_cli_under_several_processes_writes_only_from_the_main_one_and_refuses_nearest'),
+          ('exit-status-dropped', '    sys.exit(main())', '    main()', 'test_python_evaluate_py_exits_with_mains_status'),
+      )),
 ]
