@@ -211,4 +211,17 @@ S17: list[Mutant] = [
            'test_evaluate_cli_under_several_processes_writes_only_from_the_main_one_and_refuses_nearest'),
           ('exit-status-dropped', '    sys.exit(main())', '    main()', 'test_python_evaluate_py_exits_with_mains_status'),
       )),
+    *(m(f'cov17-features-{name}', 'progan/metrics/features.py', old, new, (f'tests/test_metrics_features.py::{test}',))
+      for name, old, new, test in (
+          ('buffer-only-network-on-cpu', '        for tensor in module.buffers():\n            return tensor.device\n', '',
+           'test_features_run_where_a_buffer_only_network_lives'),
+          ('arrays-reach-the-network', '    if not isinstance(batch, torch.Tensor):\n        raise TypeError',
+           '    if False:\n        raise TypeError', 'test_features_refuse_what_is_not_image_tensors_and_an_empty_set'),
+          ('empty-set-not-refused', '    if not features:\n        raise ValueError', '    if False:\n        raise ValueError',
+           'test_features_refuse_what_is_not_image_tensors_and_an_empty_set'),
+          ('unhashed-network-cached', '    if not network_sha:\n        raise ValueError', '    if False:\n        raise ValueError',
+           'test_caching_needs_a_hashed_network_and_a_failed_write_leaves_no_file'),
+          ('failed-write-leaves-its-temp-file', '    finally:\n        if os.path.exists(tmp):\n            os.remove(tmp)',
+           '    finally:\n        pass', 'test_caching_needs_a_hashed_network_and_a_failed_write_leaves_no_file'),
+      )),
 ]
