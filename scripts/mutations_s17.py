@@ -224,4 +224,15 @@ S17: list[Mutant] = [
           ('failed-write-leaves-its-temp-file', '    finally:\n        if os.path.exists(tmp):\n            os.remove(tmp)',
            '    finally:\n        pass', 'test_caching_needs_a_hashed_network_and_a_failed_write_leaves_no_file'),
       )),
+    *(m(f'cov17-trainer-{name}', 'progan/training/trainer.py', old, new, (f'tests/test_trainer_options.py::{test}',))
+      for name, old, new, test in (
+          ('spectral-norm-option-ignored', '            apply_spectral_norm(self.discriminator)', '            pass',
+           'test_spectral_norm_option_normalizes_every_layer_of_the_trainers_discriminator_only'),
+          ('eager-failure-called-a-compile-error', '                if self.compiled else None', '                if True else None',
+           'test_a_compiled_step_that_fails_in_the_compiler_is_one_line_that_names_the_way_out'),
+          ('every-compiled-failure-translated', '            if failure is None:\n                raise', '            if False:\n                raise',
+           'test_a_compiled_step_that_fails_in_the_compiler_is_one_line_that_names_the_way_out'),
+          ('compile-error-loses-its-cause', '            raise failure from exc', '            raise failure',
+           'test_a_compiled_step_that_fails_in_the_compiler_is_one_line_that_names_the_way_out'),
+      )),
 ]
