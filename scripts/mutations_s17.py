@@ -235,4 +235,14 @@ S17: list[Mutant] = [
           ('compile-error-loses-its-cause', '            raise failure from exc', '            raise failure',
            'test_a_compiled_step_that_fails_in_the_compiler_is_one_line_that_names_the_way_out'),
       )),
+    *(m(f'cov17-onnx-{name}', 'app/onnx/export.py', old, new, (f'tests/test_onnx_export_refusals.py::{test}',))
+      for name, old, new, test in (
+          ('unknown-noise-mode-accepted', '        if noise not in NOISE_MODES:', '        if False:',
+           'test_the_exported_module_refuses_an_unknown_noise_mode'),
+          ('missing-extra-named-by-the-whole-error', 'print(f"error: {exc.name or exc} is not installed',
+           'print(f"error: {exc} is not installed', 'test_export_without_the_onnx_extra_names_the_install_command'),
+          ('missing-extra-hint-on-stdout', 'is not installed: pip install -e \\".[onnx]\\"", file=sys.stderr)',
+           'is not installed: pip install -e \\".[onnx]\\"")', 'test_export_without_the_onnx_extra_names_the_install_command'),
+          ('exit-status-dropped', '    sys.exit(main())', '    main()', 'test_python_m_app_onnx_export_exits_with_mains_status'),
+      )),
 ]
