@@ -245,4 +245,22 @@ S17: list[Mutant] = [
            'is not installed: pip install -e \\".[onnx]\\"")', 'test_export_without_the_onnx_extra_names_the_install_command'),
           ('exit-status-dropped', '    sys.exit(main())', '    main()', 'test_python_m_app_onnx_export_exits_with_mains_status'),
       )),
+    *(m(f'cov17-pipeline-{name}', 'data_prep/pipeline.py', old, new, (f'tests/test_data_prep.py::{test}',))
+      for name, old, new, test in (
+          ('workers-catch-ctrl-c', '    signal.signal(signal.SIGINT, signal.SIG_IGN)', '    pass',
+           'test_pool_workers_leave_ctrl_c_to_the_parent_and_die_on_terminate'),
+          ('workers-keep-the-clis-sigterm-handler', '    signal.signal(signal.SIGTERM, signal.SIG_DFL)', '    pass',
+           'test_pool_workers_leave_ctrl_c_to_the_parent_and_die_on_terminate'),
+          ('bar-never-shown', '    if not enabled:\n        return results', '    if True:\n        return results',
+           'test_prepare_with_progress_shows_a_bar_and_the_summary_on_stderr_only'),
+          ('summary-never-printed', '    if progress:\n        print(summarize(', '    if False:\n        print(summarize(',
+           'test_prepare_with_progress_shows_a_bar_and_the_summary_on_stderr_only'),
+          ('rate-per-kept-image', 'rate = counts["found"] / seconds', 'rate = counts["kept"] / seconds',
+           'test_the_summary_line_counts_kept_skipped_by_reason_duplicates_rate_and_classes'),
+          ('reasons-unsorted', 'for k, v in sorted(counts["skipped_by_reason"].items()))',
+           'for k, v in counts["skipped_by_reason"].items())',
+           'test_the_summary_line_counts_kept_skipped_by_reason_duplicates_rate_and_classes'),
+          ('class-count-dropped', '            + (f"; {len(manifest[\'classes\'][\'names\'])} classes" if "classes" in manifest else ""))',
+           '            )', 'test_the_summary_line_counts_kept_skipped_by_reason_duplicates_rate_and_classes'),
+      )),
 ]
