@@ -360,3 +360,45 @@ def test_prepare_refuses_bad_options_before_reading_anything(tmp_path):
                                  {"background": (255, 255, 255), "crop": "pad", "channels": 4}]):
         _, manifest = run(source, tmp_path / f"ok{i}", resolution=8, **options)
         assert manifest["counts"]["kept"] == 1
+
+
+def test_the_summary_line_counts_kept_skipped_by_reason_duplicates_rate_and_classes():
+    """The line ``prepare`` prints at the end, from a manifest built by hand: 7 of 10 kept in 2 s is 5 img/s
+    of the 10 found; reasons sorted by name; the class count only for a labelled set; no rate at 0 s."""
+    from data_prep.pipeline import summarize
+
+    counts = {"found": 10, "kept": 7, "skipped": 2, "duplicates": 1,
+              "skipped_by_reason": {"too_small": 1, "decode_error": 1}}
+    assert summarize({"counts": counts}, 2.0, Path("out")) == (
+        "kept 7 of 10 images; skipped 2 (decode_error 1, too_small 1); duplicates removed 1; 2.0 s (5 img/s) -> out")
+    clean = {**counts, "skipped": 0, "skipped_by_reason": {}}
+    labelled = {"counts": clean, "classes": {"names": ["a", "b", "c"], "counts": [3, 2, 2]}}
+    assert summarize(labelled, 0.0, Path("out")) == (
+        "kept 7 of 10 images; skipped 0; duplicates removed 1; 0.0 s (0 img/s) -> out; 3 classes")
+
+
+def test_prepare_with_progress_shows_a_bar_and_the_summary_on_stderr_only(photos, tmp_path, capsys):
+    out = prepare(photos, tmp_path / "ds", resolution=16, workers=1, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    count = len(data_prep.ImageDataset(out, 16))
+    import re
+
+    assert re.search(r"prepare: 100%\|.*\| (\d+)/\1 \[", captured.err), captured.err   # the finished bar
+    assert f"kept {count} of " in captured.err and captured.err.rstrip().endswith(f"-> {out}")
+    prepare(photos, tmp_path / "quiet", resolution=16, workers=1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_pool_workers_leave_ctrl_c_to_the_parent_and_die_on_terminate(restore_signals):
+    """The initializer each worker process runs: SIGINT ignored (Ctrl-C reaches the whole process group,
+    only the parent cleans up) and SIGTERM back to its default (Pool.terminate must end a worker even if
+    the CLI that forked it installed a handler)."""
+    import signal
+
+    from data_prep.pipeline import _init_worker
+
+    signal.signal(signal.SIGTERM, lambda *a: None)     # what a CLI parent may have installed before forking
+    _init_worker()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -253,3 +253,88 @@ def test_stored_pixels_are_the_image_in_chw_and_its_rounded_box_means(tmp_path):
                 block = [expected[c][2 * y + dy][2 * x + dx] for dy in (0, 1) for dx in (0, 1)]
                 assert int(small[c, y, x]) == int(sum(block) / 4 + 0.5), (c, y, x, block)
     assert int(small[1, 0, 1]) == 11 and int(small[0, 3, 0]) == 0
+
+
+def test_builtin_openmoji_returns_the_cache_another_process_finished_first(prepared, tmp_path, monkeypatch):
+    """Two processes render the built-in set at once; the one whose rename loses (``OutputExists``) gets
+    the winner's dataset, which is just as good, instead of an error."""
+    from data_prep import OutputExists, builtin, pipeline
+
+    def loses_the_race(source, out, **kwargs):
+        shutil.copytree(prepared, out)          # the other process's finished dataset
+        raise OutputExists(f"{out} appeared while writing")
+
+    monkeypatch.setattr(builtin, "svg_folder", lambda: tmp_path)
+    monkeypatch.setattr(pipeline, "prepare", loses_the_race)
+    out = data_prep.builtin_openmoji(16, cache_dir=tmp_path / "cache", progress=False)
+    assert out == tmp_path / "cache" / "openmoji-16"
+    assert len(ImageDataset(out, 16)) == len(ImageDataset(prepared, 16))
+
+
+class _Clock:
+    """``time`` for data_prep.builtin: monotonic jumps by ``step`` per reading; each sleep runs the next
+    of ``events`` (what another process does meanwhile) instead of waiting."""
+
+    def __init__(self, step=0.0, events=()):
+        self.now, self.step, self.events, self.sleeps = 0.0, step, list(events), 0
+
+    def monotonic(self):
+        self.now += self.step
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps += 1
+        if self.events:
+            self.events.pop(0)()
+
+
+class _NotLocalMain:
+    is_local_main_process = False
+
+
+def test_other_processes_wait_for_local_rank_0s_labelled_manifest_then_open_the_cache(prepared, monkeypatch):
+    """A process that is not local rank 0 polls: while the manifest is missing, half-written (another
+    process is renaming it into place), or unlabelled when labels are needed, it waits; then it opens the
+    cache itself, without a progress bar and asking for the same labels."""
+    from data_prep import builtin
+
+    out = builtin.default_cache_root() / "openmoji-16"
+    manifest = json.loads((prepared / "manifest.json").read_text())
+
+    def half_written():
+        shutil.copytree(prepared, out)
+        (out / "manifest.json").write_text('{"format": "gan-st')
+
+    def unlabelled():
+        (out / "manifest.json").write_text(json.dumps(manifest))
+
+    def labelled():
+        (out / "manifest.json").write_text(json.dumps({**manifest, "classes": {"names": ["a"], "counts": [1]}}))
+
+    clock = _Clock(events=[half_written, unlabelled, labelled])
+    monkeypatch.setattr(builtin, "time", clock)
+    opened = []
+
+    def open_cache(resolution, **kwargs):
+        opened.append((resolution, kwargs, "classes" in json.loads((out / "manifest.json").read_text())))
+        return out
+
+    monkeypatch.setattr(builtin, "builtin_openmoji", open_cache)
+    assert builtin.builtin_openmoji_for_processes(16, _NotLocalMain(), poll=0.5, need_labels=True) == out
+    assert clock.sleeps == 3
+    assert opened == [(16, {"progress": False, "need_labels": True}, True)]
+
+
+def test_other_processes_give_up_after_the_timeout_with_a_message_naming_the_cache(monkeypatch):
+    """Nothing appears: each reading of the clock is 6 s later, so with ``timeout=5`` the first check after
+    the start is past the deadline: a TimeoutError naming the wait and the folder, before any sleep."""
+    from data_prep import builtin
+
+    clock = _Clock(step=6.0)
+    monkeypatch.setattr(builtin, "time", clock)
+    monkeypatch.setattr(builtin, "builtin_openmoji", lambda *a, **k: pytest.fail("opened a missing cache"))
+    with pytest.raises(TimeoutError) as info:
+        builtin.builtin_openmoji_for_processes(16, _NotLocalMain(), timeout=5.0)
+    assert str(info.value) == (f"waited 5 s for local rank 0 to prepare the built-in OpenMoji set in "
+                               f"{builtin.default_cache_root() / 'openmoji-16'}; see that process's log")
+    assert clock.sleeps == 0

@@ -363,3 +363,57 @@ def test_a_cache_file_whose_header_names_other_fields_is_recomputed_and_replaced
         torch.testing.assert_close(again.features, first.features)
         with safe_open(str(path), framework="pt") as handle:
             assert handle.metadata() == fields                                 # and the file is fresh again
+
+
+def test_features_refuse_what_is_not_image_tensors_and_an_empty_set():
+    """Batches of NumPy arrays (an iterable of batches is not collated by a DataLoader) are named in a
+    TypeError, not a confusing failure inside the network; a set with no images is a ValueError, not an
+    empty feature matrix."""
+    network = StandInFeatures()
+    with pytest.raises(TypeError, match="expected image tensors, got ndarray"):
+        compute_features(iter([np.zeros((2, 3, 8, 8), np.uint8)]), network)
+    assert network.calls == 0
+    with pytest.raises(ValueError, match="no images to compute features of"):
+        compute_features(TensorDataset(torch.zeros(0, 3, 8, 8, dtype=torch.uint8)), network)
+
+
+def test_features_run_where_a_buffer_only_network_lives():
+    """With no ``device`` given, images go to the network's device, found from its buffers when it has no
+    parameters (the meta device here stands for a GPU on a CPU-only machine)."""
+
+    class BufferOnly(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.zeros(3, device="meta"))
+            self.seen = []
+
+        def forward(self, images):
+            self.seen.append(images.device)
+            return torch.zeros(images.shape[0], 4)
+
+    network = BufferOnly()
+    assert compute_features(_image_dataset(3), network, batch_size=2).shape == (3, 4)
+    assert network.seen == [torch.device("meta")] * 2
+
+
+def test_caching_needs_a_hashed_network_and_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    """The cache key includes the network's sha256, so a network without one cannot be cached (ValueError,
+    before any image is embedded); a cache write that fails (disk full) raises and leaves neither a cache
+    file nor its temporary file behind, so the next run recomputes instead of reading half a file."""
+    import progan.metrics.features as features
+
+    unhashed = StandInFeatures()
+    del unhashed.sha256
+    with pytest.raises(ValueError, match="needs a network with a `sha256` attribute"):
+        real_statistics(_image_dataset(4), unhashed, dataset_key="k", cache_dir=tmp_path / "cache")
+    assert unhashed.calls == 0
+
+    def disk_full(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(features, "save_file", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        real_statistics(_image_dataset(4), StandInFeatures(), dataset_key="k", cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []

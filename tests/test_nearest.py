@@ -416,3 +416,60 @@ def test_nearest_without_cached_features_names_the_command():
     with pytest.raises(ValueError, match="evaluate.py --nearest") as info:
         nearest_index(16)  # the test cache is empty: no prepared images, no features
     assert "\n" not in str(info.value)
+
+
+class _HashedPixels(_Pixels):
+    sha256 = "stand-in-pixels"   # the real-feature cache is keyed by the network's hash
+
+
+def test_app_nearest_index_refuses_without_the_network_then_without_features_then_serves_from_the_cache(
+        tmp_path, monkeypatch):
+    """The built-in set prepared on the server (4 random 16 px images): without the Inception network the
+    view says so in one line; with it but no cached features, it names the count, resolution and command
+    and embeds nothing; once ``evaluate.py --nearest`` has cached the features, image 3 finds itself at
+    distance 0, and the next request reuses the same index (loaded once per resolution)."""
+    import app.nearest_view as view
+    import progan.metrics.inception as inception
+    from data_prep.builtin import default_cache_root
+    from data_prep.dataset import open_dataset
+    from data_prep.pipeline import prepare
+    from progan.hub import cache_root
+    from progan.metrics.evaluation import dataset_key
+    from progan.metrics.features import real_statistics
+
+    monkeypatch.setattr(view, "_INDEXES", {})
+    pictures = np.random.default_rng(3).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    (tmp_path / "src").mkdir()
+    for i, picture in enumerate(pictures):
+        Image.fromarray(picture).save(tmp_path / "src" / f"{i}.png")
+    folder = prepare(tmp_path / "src", default_cache_root() / "openmoji-16", resolution=16, pyramid=False,
+                     workers=1, progress=False)
+
+    def missing(*args, **kwargs):
+        raise inception.FeatureNetworkError("no Inception weights in /cache/x\nrun: pip install ...")
+
+    monkeypatch.setattr(inception, "load_feature_network", missing)
+    with pytest.raises(ValueError) as info:
+        nearest_index(16)
+    assert str(info.value) == "the nearest-image view needs the Inception network: no Inception weights in /cache/x"
+
+    class Counting(_HashedPixels):
+        calls = 0
+
+        def forward(self, images):
+            Counting.calls += 1
+            return super().forward(images)
+
+    network = Counting()
+    monkeypatch.setattr(inception, "load_feature_network", lambda *a, **k: network)
+    with pytest.raises(ValueError, match=r"no cached Inception features of the 4 training images at 16 px") as info:
+        nearest_index(16)
+    assert "run once: python evaluate.py --nearest" in str(info.value) and Counting.calls == 0
+
+    dataset = open_dataset(folder, 16)
+    real_statistics(dataset, network, dataset_key=dataset_key("", dataset), cache_dir=cache_root() / "fid-stats")
+    index = nearest_index(16)
+    match = index.match(pictures[3])
+    assert match.index == 3 and match.distance == 0.0 and match.num_real == 4
+    np.testing.assert_array_equal(match.real, pictures[3])
+    assert nearest_index(16) is index

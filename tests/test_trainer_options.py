@@ -398,3 +398,55 @@ def test_channels_last_lays_out_both_models_weights_and_the_reals(tmp_path, chan
     phase = trainer.schedule.phase(0)
     (reals,), _ = trainer._next_minibatch(phase)
     assert reals.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+# --- spectral norm and --compile failures, through the Trainer -------------------------------------------
+
+def test_spectral_norm_option_normalizes_every_layer_of_the_trainers_discriminator_only(tmp_path):
+    """``--spectral-norm`` reaches the discriminator the Trainer trains: every equalized conv/linear layer
+    of D carries a spectral norm, none of G's does; without the option none of D's does."""
+    from progan.layers import EqualizedConv2d, EqualizedLinear
+
+    def layers(module):
+        return [m for m in module.modules() if isinstance(m, (EqualizedConv2d, EqualizedLinear))]
+
+    trainer = _trainer(tmp_path / "sn", loss="hinge", penalty="none", spectral_norm=True)
+    assert len(layers(trainer.discriminator)) > 5
+    assert all(layer.spectral_norm is not None for layer in layers(trainer.discriminator))
+    assert all(getattr(layer, "spectral_norm", None) is None for layer in layers(trainer.generator))
+    plain = _trainer(tmp_path / "plain", loss="hinge", penalty="none")
+    assert all(layer.spectral_norm is None for layer in layers(plain.discriminator))
+
+
+class _DynamoFailure(torch._dynamo.exc.TorchDynamoException):
+    pass
+
+
+@pytest.mark.parametrize("compiled, raised, expected", [
+    (True, _DynamoFailure("backend failed\nlong trace"), "CompileError"),   # compiler machinery: translated
+    (True, ValueError("a data problem"), "ValueError"),                     # anything else passes through
+    (False, _DynamoFailure("backend failed"), "_DynamoFailure"),            # not compiled: never translated
+])
+def test_a_compiled_step_that_fails_in_the_compiler_is_one_line_that_names_the_way_out(
+        tmp_path, monkeypatch, restore_signals, compiled, raised, expected):
+    """A training step failing inside torch.compile's machinery becomes train.py's one-line CompileError
+    (its first line, and "rerun without --compile"), chained to the original; other failures, and any
+    failure of an eager run, come out unchanged."""
+    from progan.training import iteration
+
+    trainer = _trainer(tmp_path)
+    trainer.compiled = compiled
+
+    def failing(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(iteration, "train_iteration", failing)
+    with pytest.raises(Exception) as info:
+        trainer.train()
+    assert type(info.value).__name__ == expected
+    if expected == "CompileError":
+        assert str(info.value) == ("--compile: the compiled training step failed: _DynamoFailure: backend failed; "
+                                   "rerun without --compile to train eagerly")
+        assert info.value.__cause__ is raised
+    else:
+        assert info.value is raised
