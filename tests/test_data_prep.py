@@ -399,6 +399,7 @@ def test_pool_workers_leave_ctrl_c_to_the_parent_and_die_on_terminate(restore_si
     from data_prep.pipeline import _init_worker
 
     signal.signal(signal.SIGTERM, lambda *a: None)     # what a CLI parent may have installed before forking
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job starts with it ignored
     _init_worker()
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
