@@ -148,7 +148,7 @@ DEGENERATE: list[Mutant] = [
       ('tests/test_per_class_background.py::test_evaluate_cli_per_class_composites_rgba_onto_its_background',)),
     m('blind-q02-periodic-evaluator-without-seed', 'progan/training/trainer.py',
       'cache_dir=cache_root() / "fid-stats", seed=config.seed)', 'cache_dir=cache_root() / "fid-stats")',
-      ('tests/test_trainer_options.py::test_the_trainers_own_evaluator_scores_latents_of_the_runs_seed',)),
+      ('tests/test_trainer_samples.py::test_the_trainers_own_evaluator_scores_latents_of_the_runs_seed',)),
     m('blind-q22-periodic-eval-at-alpha-one', 'progan/metrics/evaluation.py',
       'generator_kwargs={"stage": stage, "alpha": alpha},', 'generator_kwargs={"stage": stage},',
       ('tests/test_trainer_loop.py::test_evaluations_during_a_fade_in_score_g_ema_at_the_alpha_being_trained',)),

@@ -68,3 +68,18 @@ def assert_states_equal(a, b, path: str = "") -> None:
             assert_states_equal(x, y, f"{path}[{i}]")
     else:
         assert a == b, f"differs at {path}: {a!r} != {b!r}"
+
+
+def tiny_trainer(tmp_path, family: str = "progan", **options):
+    """A Trainer on 8 generated 16 px images, tiny preset, batch 4, CPU, no monitor: for options checked by effect."""
+    from accelerate import Accelerator
+
+    from data_prep import open_dataset
+    from families import FAMILIES
+    from progan.training.options import TrainConfig
+    from progan.training.trainer import Trainer
+
+    data = make_image_folder(tmp_path / "data", count=8)
+    config = TrainConfig(family=family, preset="tiny", data=str(data), out=str(tmp_path / "run"), batch_size=4,
+                         workers=0, monitor_num=0, **options)
+    return Trainer(config, FAMILIES[family], lambda r: open_dataset(str(data), r), accelerator=Accelerator(cpu=True))
