@@ -216,3 +216,19 @@ def test_workers_load_in_that_many_processes_and_keep_the_stream():
     assert all((b[:, 1] == -1).all() for b in alone)
     assert {int(w) for b in pooled for w in b[:, 1]} == {0, 1}
     assert [b[:, 0].tolist() for b in pooled] == [b[:, 0].tolist() for b in alone]
+
+
+def test_loader_workers_ignore_the_schedulers_stop_signals(restore_signals):
+    """The init function each data-loader worker runs: SIGTERM, SIGUSR1 and SIGINT all ignored. A
+    scheduler signals the whole process group on preemption; the workers must outlive the main process's
+    agreement on a step and its checkpoint (the main process ends them itself). Each signal starts at
+    its default here, since a shell's background job may start with some already ignored."""
+    import signal
+
+    from progan.training.data_stream import _ignore_stop_signals
+
+    stops = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+    for sig in stops:
+        signal.signal(sig, signal.SIG_DFL)
+    _ignore_stop_signals(0)
+    assert {sig: signal.getsignal(sig) for sig in stops} == {sig: signal.SIG_IGN for sig in stops}

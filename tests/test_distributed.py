@@ -146,3 +146,33 @@ def test_images_seen_counts_every_processs_reals_per_step(tmp_path):
     assert phase.batch_size == 4
     trainer._train_step(phase, *trainer._next_minibatch(phase))
     assert trainer.images_seen == 2 * 4 * 2
+
+
+@pytest.mark.parametrize("message", [
+    "[../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting 5000ms for recv operation to complete",
+    "Watchdog caught collective operation timeout: WorkNCCL(SeqNum=7, OpType=ALLREDUCE) ran for 5000 milliseconds",
+], ids=["gloo", "nccl"])
+def test_a_collective_timeout_becomes_one_line_naming_the_phase(message):
+    """``collective_phase`` turns a timed-out collective into a DistributedError that names the rank (0
+    without a process group), what the loop was doing and --dist-timeout, whichever wording the backend
+    uses: gloo's "Timed out ..." and NCCL's "... timeout ...". Messages taken from those backends."""
+    from progan.training.distributed import DistributedError, collective_phase
+
+    with pytest.raises(DistributedError) as info:
+        with collective_phase("saving a checkpoint", timeout=5):
+            raise RuntimeError(message)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("rank 0:") and "--dist-timeout 5 s while saving a checkpoint" in text
+    assert str(info.value.__cause__) == message
+
+
+def test_an_unrelated_runtime_error_passes_through_a_collective_phase_unchanged():
+    """Only timeouts are reworded: any other RuntimeError inside ``collective_phase`` comes out as itself."""
+    from progan.training.distributed import collective_phase
+
+    error = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    with pytest.raises(RuntimeError) as info:
+        with collective_phase("saving a checkpoint", timeout=5):
+            raise error
+    assert info.value is error

@@ -173,3 +173,26 @@ def test_a_progan_walk_through_an_image_follows_the_method_it_is_given():
         clip = render_interpolation(g, [3, image], frames=4, space="z", method=method)
         assert np.abs(clip[1].astype(int) - expected[method]).max() <= 1, method
     assert np.abs(expected["slerp"] - expected["lerp"]).max() > 8
+
+
+def test_seeds_beside_an_image_are_truncated_only_below_the_cutoff():
+    """``key_styles`` for keys [image, 7, 2] with psi 0.5: each seed's layers ``< cutoff`` are
+    ``w_avg + psi (w - w_avg)`` and the layers from the cutoff on keep the mapped w, as for seeds alone
+    (StyleGAN's truncation cutoff); the image keeps its own w on every layer. Expectation written out
+    here from the mapping; cutoff 0 (nothing truncated), 2 and num_ws (everything) cover both sides."""
+    from app.keys import key_styles
+
+    g = tiny_stylegan(w_avg_scale=2.0)
+    torch.manual_seed(6)
+    w_image = torch.randn(1, g.config.w_dim)
+    image = Projection("stylegan_lite", "w", w_image, g.synthesis.make_noise(1))
+    psi = 0.5
+    raw = _by_hand(g, [7, 2], 1.0)
+    pulled = _by_hand(g, [7, 2], psi)
+    for cutoff in (0, 2, g.num_ws):
+        expected = torch.cat([w_image.unsqueeze(1).repeat(1, g.num_ws, 1),
+                              torch.cat([pulled[:, :cutoff], raw[:, cutoff:]], dim=1)])
+        with torch.no_grad():
+            ws = key_styles(g, [image, 7, 2], psi=psi, cutoff=cutoff)
+        torch.testing.assert_close(ws, expected, rtol=1e-5, atol=1e-5, msg=f"cutoff {cutoff}")
+    assert (pulled - raw).abs().max() > 0.1                               # psi shows in these styles
