@@ -78,7 +78,7 @@ S17: list[Mutant] = [
     m('slowonly-evaluate-cli-drops-cache-dir', 'evaluate.py',
       'num_real=num_real,\n                                 dataset_key=dataset_key(args.data, dataset), cache_dir=cache_root() / "fid-stats",',
       'num_real=num_real,\n                                 dataset_key=dataset_key(args.data, dataset),',
-      ('tests/test_evaluation.py::test_evaluate_cli_caches_the_real_statistics_and_the_next_run_reads_them',)),
+      ('tests/test_evaluate_cli.py::test_evaluate_cli_caches_the_real_statistics_and_the_next_run_reads_them',)),
     m('slowonly-inception-takes-rgba', 'progan/metrics/inception.py',
       'images.shape[1] not in (1, 3):', 'images.shape[1] not in (1, 3, 4):',
       ('tests/test_inception_preprocessing.py::test_images_that_are_not_grey_or_rgb_batches_are_refused_before_the_network',)),
@@ -256,14 +256,14 @@ S17: list[Mutant] = [
            'if config.mixed_precision == "fp16" and torch.cuda.is_available():', 'test_fp16_without_a_gpu_is_refused_before_training'),
           ('exit-status-dropped', '    sys.exit(main())', '    main()', 'test_python_train_py_exits_with_mains_status'),
       )),
-    *(m(f'cov17-evaluate-{name}', 'evaluate.py', old, new, (f'tests/test_evaluation.py::{test}',))
+    *(m(f'cov17-evaluate-{name}', 'evaluate.py', old, new, (f'tests/test_evaluate_cli.py::{test}',))
       for name, old, new, test in (
           ('pr-on-three-reals-accepted', 'if "pr" in metrics and not args.nearest and num_real < PR_MIN:',
            'if "pr" in metrics and not args.nearest and num_real < PR_MIN - 1:',
-           'test_evaluate_cli_refuses_precision_recall_on_fewer_than_four_real_images'),
+           'test_precision_recall_on_a_three_image_dataset_is_refused_before_generating'),
           ('pr-refusal-continues', '              "score it with --metrics fid,kid", file=sys.stderr)\n        return 2',
            '              "score it with --metrics fid,kid", file=sys.stderr)',
-           'test_evaluate_cli_refuses_precision_recall_on_fewer_than_four_real_images'),
+           'test_precision_recall_on_a_three_image_dataset_is_refused_before_generating'),
           ('every-process-writes-the-summary', '    if not acc.is_main_process:\n        return 0', '    if False:\n        return 0',
            'test_evaluate_cli_under_several_processes_writes_only_from_the_main_one_and_refuses_nearest'),
           ('nearest-under-a-launch', '    if acc.num_processes > 1:', '    if acc.num_processes > 2:',

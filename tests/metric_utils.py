@@ -27,6 +27,20 @@ class StandInFeatures(nn.Module):
         return torch.relu(self.conv(x)).mean(dim=(2, 3))  # [N, 16]
 
 
+
+class CountingFeatures(StandInFeatures):
+    """The stand-in that also records how many images each call embeds (``rows``): which images a run
+    extracted features of, e.g. whether the real ones came from a cache."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.rows: list[int] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.rows.append(images.shape[0])
+        return super().forward(images)
+
+
 def _has_inception() -> bool:
     try:
         find_feature_network_file()

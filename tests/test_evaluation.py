@@ -12,7 +12,7 @@ from accelerate import Accelerator
 
 import data_prep
 from families import FAMILIES
-from metric_utils import StandInFeatures, needs_inception
+from metric_utils import CountingFeatures, StandInFeatures, needs_inception
 from progan.metrics.evaluation import PeriodicEvaluator, dataset_key
 from progan.hub.export import read_metadata, read_pretrained
 from progan.training.options import TrainConfig
@@ -299,14 +299,9 @@ def test_evaluate_cli_num_real_sets_how_many_real_images_are_scored(weights, tmp
     import evaluate
 
     data = make_image_folder(tmp_path / "data", count=8)
-    rows = []
-
-    class Counting(StandInFeatures):
-        def forward(self, images):
-            rows.append(images.shape[0])
-            return super().forward(images)
-
-    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: Counting())
+    network = CountingFeatures()
+    rows = network.rows
+    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: network)
     for option, real in (([], 8), (["--num-real", "5"], 5), (["--num-real", "50"], 8)):
         rows.clear()
         capsys.readouterr()
@@ -315,38 +310,6 @@ def test_evaluate_cli_num_real_sets_how_many_real_images_are_scored(weights, tmp
                               "--metrics", "fid", *option]) == 0
         assert sum(rows) == 4 + real, option
         assert json.loads(capsys.readouterr().out)["num_real"] == real
-
-
-def test_evaluate_cli_caches_the_real_statistics_and_the_next_run_reads_them(weights, tmp_path, monkeypatch, capsys):
-    """The fast twin of the slow one/two-process run: ``evaluate.py`` twice on the same 8-image folder with
-    ``GAN_STUDIO_CACHE`` set. The first run's feature network sees the 4 generated and all 8 real images
-    and leaves one ``real-*.safetensors`` under ``$GAN_STUDIO_CACHE/fid-stats``; the second sees only the
-    4 generated (the reals' statistics come from that file) and reports the same FID and KID, since its
-    generated samples (seed 0) and real statistics are the first run's. A CLI that did not pass its cache
-    directory on would extract the reals again and leave no file."""
-    import evaluate
-
-    data = make_image_folder(tmp_path / "data", count=8)
-    rows = []
-
-    class Counting(StandInFeatures):
-        def forward(self, images):
-            rows.append(images.shape[0])
-            return super().forward(images)
-
-    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: Counting())
-    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
-    runs = []
-    for expected_rows in (4 + 8, 4):
-        rows.clear()
-        capsys.readouterr()
-        assert evaluate.main(["--weights", str(weights["progan"]), "--data", str(data), "--num", "4", "--batch", "4",
-                              "--metrics", "fid,kid"]) == 0
-        assert sum(rows) == expected_rows, runs
-        runs.append(json.loads(capsys.readouterr().out))
-        assert len(list((tmp_path / "cache" / "fid-stats").glob("real-*.safetensors"))) == 1
-    for metric in ("fid", "kid"):
-        assert runs[1][metric] == pytest.approx(runs[0][metric], rel=1e-5, abs=1e-7), metric
 
 
 def test_evaluate_cli_metrics_score_the_truncated_samples_of_psi(weights, tmp_path, monkeypatch, capsys):
@@ -426,68 +389,3 @@ def test_the_periodic_evaluator_loads_its_network_on_the_accelerators_device(mon
 
     PeriodicEvaluator(OnMeta(), num=4, data_label="x", network_path="net.pt").load()
     assert len(calls) == 1 and calls[0][1].get("device") == torch.device("meta")
-
-
-def test_evaluate_cli_refuses_precision_recall_on_fewer_than_four_real_images(weights, tmp_path, monkeypatch, capsys):
-    """Precision/recall use k = 3 nearest neighbours, so they need at least 4 reals: with 3 images,
-    ``--metrics pr`` (alone or with fid) is refused in one line naming the count and the way out, and
-    nothing is evaluated; ``--metrics fid,kid`` on the same 3 images goes ahead."""
-    import evaluate
-
-    data = make_image_folder(tmp_path / "data", count=3)
-    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
-    evaluated = []
-    monkeypatch.setattr("progan.metrics.evaluation.evaluate_generator",
-                        lambda *a, **k: evaluated.append(k["metrics"]) or {"fid": 1.0, "kid": 0.0})
-    base = ["--weights", str(weights["progan"]), "--data", str(data), "--num", "4", "--out", str(tmp_path / "m.json")]
-    for metrics in ("pr", "fid,pr"):
-        assert evaluate.main([*base, "--metrics", metrics]) == 2
-        err = capsys.readouterr().err.strip()
-        assert err == "error: --metrics pr needs 4 real images and the dataset has 3; score it with --metrics fid,kid"
-    assert evaluated == [] and not (tmp_path / "m.json").exists()
-    assert evaluate.main([*base, "--metrics", "fid,kid"]) == 0
-    assert len(evaluated) == 1 and (tmp_path / "m.json").exists()
-
-
-class _OtherRank(Accelerator):
-    """One of two processes of a launch, in this one process: not the main one."""
-
-    @property
-    def num_processes(self):
-        return 2
-
-    @property
-    def is_main_process(self):
-        return False
-
-
-def test_evaluate_cli_under_several_processes_writes_only_from_the_main_one_and_refuses_nearest(
-        weights, tmp_path, monkeypatch, capsys):
-    """Under ``accelerate launch`` every process computes its share, but only the main process prints and
-    writes the summary: another one returns 0 with no --out. ``--nearest`` runs in one process only and
-    says so (exit 2)."""
-    import accelerate
-
-    import evaluate
-
-    data = make_image_folder(tmp_path / "data", count=4)
-    monkeypatch.setattr(accelerate, "Accelerator", _OtherRank)
-    monkeypatch.setattr("progan.metrics.inception.load_feature_network", lambda *a, **k: StandInFeatures())
-    evaluated = []
-    monkeypatch.setattr("progan.metrics.evaluation.evaluate_generator",
-                        lambda *a, **k: evaluated.append(1) or {"fid": 1.0, "kid": 0.0})
-    base = ["--weights", str(weights["progan"]), "--data", str(data), "--num", "4", "--out", str(tmp_path / "m.json")]
-    assert evaluate.main([*base, "--metrics", "fid,kid"]) == 0
-    assert evaluated == [1] and not (tmp_path / "m.json").exists() and capsys.readouterr().out == ""
-    assert evaluate.main([*base, "--nearest"]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: --nearest runs in one process; run it with python, not accelerate launch")
-
-
-def test_python_evaluate_py_exits_with_mains_status(weights, monkeypatch, capsys):
-    import runpy
-
-    monkeypatch.setattr(sys, "argv", ["evaluate.py", "--weights", str(weights["progan"]), "--num", "1"])
-    with pytest.raises(SystemExit) as exit_:
-        runpy.run_path(str(ROOT / "evaluate.py"), run_name="__main__")
-    assert exit_.value.code == 2 and "--num must be >= 2" in capsys.readouterr().err
